@@ -1,0 +1,100 @@
+"""The Starlette application: routes, lifespan (database, background workers)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
+
+from api.auth import Passwords, Tokens, load_jwt_secret
+from api.embedded import EmbeddedMongo
+from api.events import EventLog
+from api.graphql.schema import build_schema
+from api.graphql.view import GraphQLView, refuse_form_posts
+from api.middleware import BodyLimit, RequestId
+from api.routes.files import download
+from api.routes.health import healthz
+from api.routes.inbound import inbound_message, presence
+from api.services import Services
+from api.settings import Settings
+from api.store.database import connect, create_indexes
+from api.store.files import GridFiles
+from api.store.listing import ConversationLister
+from api.store.mongo import MongoStore
+
+log = logging.getLogger("imbrace")
+
+
+class Runtime:
+    """Starts what the app needs, in order, and stops it in reverse."""
+
+    def __init__(self, settings: Settings, listeners=None) -> None:
+        self.settings = settings
+        self.listeners = listeners
+        self.embedded: EmbeddedMongo | None = None
+        self.services: Services | None = None
+
+    async def start(self) -> Services:
+        uri = self.settings.mongodb_uri
+        if uri is None:
+            self.embedded = EmbeddedMongo(self.settings.data_dir).start()
+            uri = self.embedded.uri
+            log.info("embedded MongoDB (nx-27017) on %s, data in %s", uri, self.settings.data_dir)
+        client = connect(uri, self.listeners)
+        db = client[self.settings.database]
+        await create_indexes(db)
+        secret = load_jwt_secret(self.settings.jwt_secret, self.settings.data_dir)
+        self.services = Services(
+            settings=self.settings, client=client, store=MongoStore(db), lister=ConversationLister(db),
+            files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(),
+            events=EventLog(db),
+        )
+        return self.services
+
+    async def stop(self) -> None:
+        if self.services is not None:
+            await self.services.client.close()
+        if self.embedded is not None:
+            self.embedded.stop()
+
+
+def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
+    settings = settings or Settings.from_env()
+    runtime = Runtime(settings, listeners)
+    holder: dict = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        services = await runtime.start()
+        app.state.services = services
+        holder["view"].services = services
+        try:
+            yield
+        finally:
+            await runtime.stop()
+
+    protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL] + ([GRAPHQL_WS_PROTOCOL] if settings.legacy_ws else [])
+    view = GraphQLView(
+        services=None, schema=build_schema(settings), graphql_ide="graphiql", allow_queries_via_get=True,
+        keep_alive=True, keep_alive_interval=settings.ws_keepalive_s, subscription_protocols=protocols,
+        multipart_uploads_enabled=True, max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        allowed_origins=settings.allowed_origins,
+    )
+    holder["view"] = view
+    multipart_limit = 2 * (settings.messaging.max_upload_bytes + 1) + settings.max_body_bytes
+    graphql_http = BodyLimit(refuse_form_posts(view), settings.max_body_bytes, multipart_limit)
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/channels/{channel_id}/inbound", inbound_message, methods=["POST"]),
+        Route("/channels/{channel_id}/presence", presence, methods=["POST"]),
+        Route("/files/{file_id}", download, methods=["GET"]),
+        WebSocketRoute("/graphql", view),
+        Route("/graphql", graphql_http, methods=["GET", "POST"]),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestId)])
+    app.state.runtime = runtime
+    return app

@@ -1,0 +1,107 @@
+"""Passwords, bearer tokens and the authenticated caller (a domain ``Viewer``)."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import jwt
+from argon2 import PasswordHasher as Argon2
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from api.store import codec
+from domain.enums import OrgRole
+from domain.visibility import Viewer
+
+log = logging.getLogger("imbrace.auth")
+ALGORITHM = "HS256"
+
+
+class Passwords:
+    """Argon2id: a slow, memory-hard KDF, so a leaked database doesn't leak passwords."""
+
+    def __init__(self) -> None:
+        self._argon2 = Argon2()
+        self._dummy = self._argon2.hash(secrets.token_hex(16))
+
+    def hash(self, password: str) -> str:
+        return self._argon2.hash(password)
+
+    def verify(self, hashed: str | None, password: str) -> bool:
+        """Always spends one verification, so timing doesn't tell whether the email exists."""
+        try:
+            return self._argon2.verify(hashed or self._dummy, password) and hashed is not None
+        except (VerificationError, InvalidHashError):
+            return False
+
+
+def load_jwt_secret(configured: str | None, data_dir: Path) -> str:
+    if configured:
+        return configured
+    path = Path(data_dir) / "jwt_secret"
+    if path.exists():
+        return path.read_text().strip()
+    log.warning("IMBRACE_JWT_SECRET is not set: using a random secret kept in %s. "
+                "Set it explicitly when running several instances.", path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    secret = secrets.token_urlsafe(48)
+    path.write_text(secret)
+    path.chmod(0o600)
+    return secret
+
+
+class Tokens:
+    def __init__(self, secret: str, ttl_s: int) -> None:
+        self.secret = secret
+        self.ttl_s = ttl_s
+
+    def issue(self, member_id: str, org_id: str, now: datetime | None = None) -> str:
+        now = now or datetime.now(timezone.utc)
+        payload = {"sub": member_id, "org": org_id, "iat": now, "exp": now + timedelta(seconds=self.ttl_s)}
+        return jwt.encode(payload, self.secret, algorithm=ALGORITHM)
+
+    def read(self, token: str) -> tuple[str, str] | None:
+        """(member id, org id) of a valid token; None for expired, forged or ``alg: none`` ones."""
+        try:
+            payload = jwt.decode(token, self.secret, algorithms=[ALGORITHM],
+                                 options={"require": ["sub", "org", "exp"]})
+        except jwt.PyJWTError:
+            return None
+        sub, org = payload.get("sub"), payload.get("org")
+        if not isinstance(sub, str) or not isinstance(org, str):
+            return None
+        return sub, org
+
+
+def bearer_token(header: str | None) -> str | None:
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+async def load_viewer(db, member_id: str, org_id: str) -> Viewer | None:
+    """The caller and every team of their organization, in one MongoDB command."""
+    pipeline = [
+        {"$match": {"_id": member_id, "org_id": org_id}},
+        {"$lookup": {"from": "teams", "localField": "org_id", "foreignField": "org_id", "as": "teams"}},
+    ]
+    rows = await (await db.members.aggregate(pipeline)).to_list()
+    if not rows:
+        return None
+    doc = rows[0]
+    teams = tuple(sorted((codec.team(t) for t in doc.get("teams", [])), key=lambda t: t.name))
+    return Viewer(member_id=doc["_id"], org_id=doc["org_id"], org_role=OrgRole(doc["role"]), name=doc["name"],
+                  teams=teams)
+
+
+async def viewer_from_header(db, tokens: Tokens, header: str | None) -> Viewer | None:
+    token = bearer_token(header)
+    identity = tokens.read(token) if token else None
+    if identity is None:
+        return None
+    return await load_viewer(db, *identity)

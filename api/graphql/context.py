@@ -1,0 +1,60 @@
+"""Per-request state: the caller, the moment the request is judged at, and batch loaders."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from strawberry.dataloader import DataLoader
+
+from api.services import Services
+from domain.entities import Customer, Member, Message
+from domain.visibility import Viewer
+
+
+@dataclass
+class Context:
+    services: Services
+    viewer: Viewer | None
+    now: datetime
+    request: Any = None
+    response: Any = None
+    request_id: str = "-"
+    connection_params: dict | None = None
+    loaders: "Loaders" = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.loaders = Loaders(self)
+
+    def refresh(self, viewer: Viewer | None, now: datetime) -> None:
+        """Subscriptions re-judge each event at its own moment with fresh loaders."""
+        self.viewer = viewer
+        self.now = now
+        self.loaders = Loaders(self)
+
+
+class Loaders:
+    """One MongoDB command per kind of related object, whatever the page size."""
+
+    def __init__(self, context: Context) -> None:
+        store = context.services.store
+
+        def org() -> str:
+            return context.viewer.org_id if context.viewer else ""
+
+        async def customers(ids: list[str]) -> list[Customer | None]:
+            found = {c.id: c for c in await store.customers_by_ids(org(), list(set(ids)))}
+            return [found.get(i) for i in ids]
+
+        async def members(ids: list[str]) -> list[Member | None]:
+            found = {m.id: m for m in await store.members_by_ids(org(), list(set(ids)))}
+            return [found.get(i) for i in ids]
+
+        async def last_messages(ids: list[str]) -> list[Message | None]:
+            found = await store.last_messages(list(set(ids)))
+            return [found.get(i) for i in ids]
+
+        self.customer = DataLoader(load_fn=customers)
+        self.member = DataLoader(load_fn=members)
+        self.last_message = DataLoader(load_fn=last_messages)

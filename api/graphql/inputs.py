@@ -1,0 +1,97 @@
+"""Mutation and filter inputs."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.file_uploads import Upload
+from strawberry.scalars import JSON
+
+from api.graphql.enums import (
+    ChannelType, ConversationView, MessageKind, OrgRole, StatusFilter, TeamMode, TeamRole,
+)
+from domain.enums import ConversationView as View
+
+
+@strawberry.input(description="Credentials.")
+class LoginInput:
+    email: str = strawberry.field(description="Login email.")
+    password: str = strawberry.field(description="Password.")
+
+
+@strawberry.input(description="A new member of your organization.")
+class InviteMemberInput:
+    email: str = strawberry.field(description="Login email (unique).")
+    name: str = strawberry.field(description="Display name.")
+    password: str = strawberry.field(description="Initial password, 8 to 256 characters.")
+    role: OrgRole = strawberry.field(default=OrgRole.MEMBER, description="Organization role.")
+
+
+@strawberry.input(description="A new team.")
+class CreateTeamInput:
+    name: str = strawberry.field(description="Team name (unique in the organization).")
+    mode: TeamMode = strawberry.field(description="COLLABORATION or GRAB.")
+
+
+@strawberry.input(description="Put a member in a team (or change their team role).")
+class AddTeamMemberInput:
+    team_id: strawberry.ID = strawberry.field(description="Team.")
+    member_id: strawberry.ID = strawberry.field(description="Member.")
+    role: TeamRole = strawberry.field(default=TeamRole.REPRESENTATIVE, description="Team role.")
+
+
+@strawberry.input(description="Take a member out of a team.")
+class RemoveTeamMemberInput:
+    team_id: strawberry.ID = strawberry.field(description="Team.")
+    member_id: strawberry.ID = strawberry.field(description="Member.")
+
+
+@strawberry.input(description="A channel to connect.")
+class ConnectChannelInput:
+    type: ChannelType = strawberry.field(description="Channel type.")
+    name: str = strawberry.field(description="Display name.")
+    team_id: strawberry.ID = strawberry.field(description="Team that serves its conversations.")
+
+
+@strawberry.input(description="A message from an agent to the customer.")
+class SendMessageInput:
+    conversation_id: strawberry.ID = strawberry.field(description="Conversation (you must have joined it).")
+    kind: MessageKind = strawberry.field(default=MessageKind.TEXT, description="What the message carries.")
+    text: str | None = strawberry.field(default=None, description="Text (TEXT), or a caption.")
+    template_id: strawberry.ID | None = strawberry.field(default=None,
+                                                         description="Template (TEMPLATE, WHATSAPP_TEMPLATE).")
+    variables: JSON | None = strawberry.field(default=None, description="Values for the template's placeholders.")
+    attachments: list[Upload] | None = strawberry.field(
+        default=None, description="Files (ATTACHMENT, IMAGE), sent as a GraphQL multipart request.")
+
+
+@strawberry.input(description="Changes to a customer; omitted fields are kept, null clears.")
+class UpdateCustomerInput:
+    id: strawberry.ID = strawberry.field(description="Customer.")
+    name: str | None = strawberry.field(default=strawberry.UNSET, description="Name.")
+    email: str | None = strawberry.field(default=strawberry.UNSET, description="Email.")
+    phone: str | None = strawberry.field(default=strawberry.UNSET, description="Phone.")
+    attributes: JSON | None = strawberry.field(default=strawberry.UNSET, description="Free-form details "
+                                               "(keys may not start with `$` nor contain `.`).")
+
+
+@strawberry.input(description="A reusable message.")
+class CreateMessageTemplateInput:
+    name: str = strawberry.field(description="Name.")
+    body: str = strawberry.field(description="Text with `{{variable}}` placeholders.")
+    channel: ChannelType | None = strawberry.field(default=None, description="Only for this channel (null: any).")
+
+
+@strawberry.input(description="Notifications to mark as read.")
+class MarkNotificationsReadInput:
+    ids: list[strawberry.ID] = strawberry.field(description="Notification ids (at most 500).")
+
+
+@strawberry.input(description="Which conversations to list, as in the page's filter block.")
+class ConversationFilter:
+    view: ConversationView = strawberry.field(default=View.ALL, description="ALL or JOINED.")
+    team_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Only these teams.")
+    statuses: list[StatusFilter] | None = strawberry.field(
+        default=None, description="Any of these (CLOSED must be listed for closed ones to appear).")
+    channels: list[ChannelType] | None = strawberry.field(default=None, description="Only these channel types.")
+    search: str | None = strawberry.field(default=None, description="Customer name, email or phone contains "
+                                                                    "this text (case-insensitive, literal).")

@@ -1,0 +1,79 @@
+"""Mutation payloads: the object acted on, and ``errors`` for expected failures."""
+
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable, TypeVar
+
+import strawberry
+
+from api.graphql.types import (
+    Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team, UserError,
+)
+from domain.errors import Refused
+
+P = TypeVar("P")
+
+
+def user_error(refused: Refused) -> UserError:
+    return UserError(code=refused.code, message=refused.message, field=refused.field)
+
+
+async def run(payload: type[P], action: Callable[[], Awaitable[dict[str, Any]]]) -> P:
+    """Run a use case; a refusal becomes ``errors`` and every other field stays null."""
+    try:
+        return payload(**await action(), errors=[])
+    except Refused as refused:
+        return payload(errors=[user_error(refused)])
+
+
+@strawberry.type(description="Result of `login`.")
+class LoginPayload:
+    token: str | None = strawberry.field(default=None, description="Bearer token for `Authorization`.")
+    member: Member | None = strawberry.field(default=None, description="Who logged in.")
+    organization: Organization | None = strawberry.field(default=None, description="Their organization.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `inviteMember`.")
+class MemberPayload:
+    member: Member | None = strawberry.field(default=None, description="The member.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of a team mutation.")
+class TeamPayload:
+    team: Team | None = strawberry.field(default=None, description="The team.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `connectChannel`.")
+class ConnectChannelPayload:
+    channel: Channel | None = strawberry.field(default=None, description="The channel.")
+    ingest_key: str | None = strawberry.field(
+        default=None, description="Secret for the `X-Channel-Key` header of the inbound webhook. Shown once.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of a conversation action (join, grab, leave, close).")
+class ConversationPayload:
+    conversation: Conversation | None = strawberry.field(default=None, description="The conversation after it.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `sendMessage`.")
+class SendMessagePayload:
+    message: Message | None = strawberry.field(default=None, description="The stored message.")
+    conversation: Conversation | None = strawberry.field(default=None, description="The conversation after it.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `updateCustomer`.")
+class CustomerPayload:
+    customer: Customer | None = strawberry.field(default=None, description="The customer after the change.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `createMessageTemplate`.")
+class MessageTemplatePayload:
+    template: MessageTemplate | None = strawberry.field(default=None, description="The template.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")

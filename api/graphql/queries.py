@@ -1,0 +1,98 @@
+"""Read side of the schema."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.enums import ChannelType, ConversationOrder
+from api.graphql.inputs import ConversationFilter
+from api.graphql.types import (
+    Channel, Conversation, ConversationConnection, Edge, Member, MessageTemplate, Organization, PageInfo,
+    StatusCount, Team,
+)
+from domain import listing
+from domain.enums import StatusFilter
+from domain.usecases.rooms import load_visible
+from domain.errors import Refused
+from domain.visibility import teams_visible_to
+
+
+def to_domain_filter(flt: ConversationFilter | None) -> listing.ConversationFilter:
+    if flt is None:
+        return listing.ConversationFilter()
+    return listing.ConversationFilter(
+        view=flt.view,
+        team_ids=tuple(str(t) for t in flt.team_ids) if flt.team_ids is not None else None,
+        statuses=tuple(flt.statuses) if flt.statuses is not None else None,
+        channels=tuple(flt.channels) if flt.channels is not None else None,
+        search=flt.search,
+    )
+
+
+@strawberry.type(description="Queries. Every one needs `Authorization: Bearer <token>`.")
+class Query:
+    @strawberry.field(description="You.")
+    async def me(self, info: Info) -> Member | None:
+        ctx = info.context
+        found = await ctx.services.store.member(ctx.viewer.org_id, ctx.viewer.member_id)
+        return Member(entity=found) if found else None
+
+    @strawberry.field(description="Your organization.")
+    async def organization(self, info: Info) -> Organization | None:
+        found = await info.context.services.store.organization(info.context.viewer.org_id)
+        return Organization.of(found) if found else None
+
+    @strawberry.field(description="Members of your organization.")
+    async def members(self, info: Info) -> list[Member]:
+        return [Member(entity=m) for m in await info.context.services.store.members(info.context.viewer.org_id)]
+
+    @strawberry.field(description="Teams you belong to (all teams for organization owners and admins).")
+    def teams(self, info: Info) -> list[Team]:
+        viewer = info.context.viewer
+        return [Team(entity=t) for t in teams_visible_to(viewer, viewer.teams)]
+
+    @strawberry.field(description="Connected channels of your organization.")
+    async def channels(self, info: Info) -> list[Channel]:
+        return [Channel(entity=c) for c in await info.context.services.store.channels(info.context.viewer.org_id)]
+
+    @strawberry.field(description="One conversation; null when it doesn't exist or you may not see it.")
+    async def conversation(self, info: Info, id: strawberry.ID) -> Conversation | None:
+        try:
+            found = await load_visible(info.context.services.store, info.context.viewer, str(id))
+        except Refused:
+            return None
+        return Conversation(entity=found)
+
+    @strawberry.field(description="The conversation list: filtered, ordered, paged by opaque cursors.")
+    async def conversations(self, info: Info, filter: ConversationFilter | None = None,
+                            order_by: ConversationOrder = ConversationOrder.LAST_ACTIVITY_DESC,
+                            first: int = 20, after: str | None = None) -> ConversationConnection:
+        ctx = info.context
+        listing.check_page_size(first)
+        criteria = listing.list_criteria(ctx.viewer, to_domain_filter(filter), ctx.now,
+                                         ctx.services.settings.thresholds)
+        page = await ctx.services.lister.page(criteria, order_by, first, after, ctx.now)
+        edges = [Edge(cursor=cursor, node=Conversation(entity=c)) for c, cursor in page.items]
+        return ConversationConnection(
+            edges=edges,
+            page_info=PageInfo(has_next_page=page.has_next, end_cursor=edges[-1].cursor if edges else None),
+            total=lambda: ctx.services.lister.count(criteria),
+        )
+
+    @strawberry.field(description="Sidebar badges: how many conversations each status filter would list.")
+    async def conversation_counts(self, info: Info, filter: ConversationFilter | None = None) -> list[StatusCount]:
+        ctx = info.context
+        t = ctx.services.settings.thresholds
+        narrowing = listing.narrowing_criteria(ctx.viewer, to_domain_filter(filter))
+        per_status = {s: listing.count_criteria(s, ctx.now, t) for s in StatusFilter}
+        counts = await ctx.services.lister.counts(narrowing, per_status)
+        return [StatusCount(status=s, count=counts[s]) for s in StatusFilter]
+
+    @strawberry.field(description="Message templates, optionally only those usable on a channel type.")
+    async def message_templates(self, info: Info, channel: ChannelType | None = None) -> list[MessageTemplate]:
+        found = await info.context.services.store.templates(info.context.viewer.org_id, channel)
+        return [MessageTemplate(entity=t) for t in found]
+
+
+

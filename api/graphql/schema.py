@@ -1,0 +1,34 @@
+"""Assembles the schema with its protective extensions."""
+
+from __future__ import annotations
+
+import strawberry
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+
+from api.graphql.extensions import PresentErrors, RequireAuthentication
+from api.graphql.mutations import Mutation
+from api.graphql.queries import Query
+from api.settings import Settings
+
+
+def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+    settings = settings or Settings()
+    extensions = [
+        PresentErrors,
+        RequireAuthentication,
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: ParserCache(maxsize=256),
+        lambda: ValidationCache(maxsize=256),
+    ]
+    if not settings.introspection:
+        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=settings.production),
+    )

@@ -1,0 +1,424 @@
+"""Object types of the schema. Resolvers only shape data; rules come from ``domain``."""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Generic, TypeVar
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from api.graphql.enums import (
+    ChannelType, ClosedReason, ConversationStatus, DeliveryStatus, DeliveryVia, ErrorCode, MessageKind,
+    OrgRole, SenderKind, StatusFilter, TeamMode, TeamRole,
+)
+from domain import entities as e
+from domain.errors import invalid
+from domain.status import closed_at, closed_reason, customer_online, email_fallback_active, status_of
+
+T = TypeVar("T")
+
+
+@strawberry.type(description="An expected failure: what went wrong, and in which input field.")
+class UserError:
+    code: ErrorCode = strawberry.field(description="Machine-readable reason.")
+    message: str = strawberry.field(description="Human-readable explanation.")
+    field: str | None = strawberry.field(default=None, description="The input field at fault, if any.")
+
+
+@strawberry.type(description="Relay pagination information.")
+class PageInfo:
+    has_next_page: bool = strawberry.field(description="More items follow this page.")
+    end_cursor: str | None = strawberry.field(description="Pass as `after` to get the next page.")
+    has_previous_page: bool = strawberry.field(default=False, description="Older items precede this page.")
+    start_cursor: str | None = strawberry.field(default=None, description="Pass as `before` for older items.")
+
+
+@strawberry.type(description="One item of a connection, with its opaque cursor.")
+class Edge(Generic[T]):
+    cursor: str = strawberry.field(description="Opaque position of this item.")
+    node: T = strawberry.field(description="The item.")
+
+
+@strawberry.type(description="The organization a member belongs to.")
+class Organization:
+    id: strawberry.ID = strawberry.field(description="Organization id.")
+    name: str = strawberry.field(description="Display name.")
+
+    @classmethod
+    def of(cls, org: e.Organization) -> "Organization":
+        return cls(id=strawberry.ID(org.id), name=org.name)
+
+
+@strawberry.type(description="A person of the organization who talks to customers (team crew).")
+class Member:
+    entity: strawberry.Private[e.Member]
+
+    @strawberry.field(description="Member id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.id)
+
+    @strawberry.field(description="Display name, shown to colleagues and in email replies.")
+    def name(self) -> str:
+        return self.entity.name
+
+    @strawberry.field(description="Login email.")
+    def email(self) -> str:
+        return self.entity.email
+
+    @strawberry.field(description="Role in the organization.")
+    def role(self) -> OrgRole:
+        return self.entity.role
+
+
+@strawberry.type(description="A member's place in a team.")
+class TeamMember:
+    membership: strawberry.Private[e.TeamMembership]
+
+    @strawberry.field(description="Role in this team.")
+    def role(self) -> TeamRole:
+        return self.membership.role
+
+    @strawberry.field(description="The member.")
+    async def member(self, info: Info) -> Member | None:
+        found = await info.context.loaders.member.load(self.membership.member_id)
+        return Member(entity=found) if found else None
+
+
+@strawberry.type(description="A group of members serving conversations together.")
+class Team:
+    entity: strawberry.Private[e.Team]
+
+    @strawberry.field(description="Team id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.id)
+
+    @strawberry.field(description="Team name.")
+    def name(self) -> str:
+        return self.entity.name
+
+    @strawberry.field(description="COLLABORATION or GRAB.")
+    def mode(self) -> TeamMode:
+        return self.entity.mode
+
+    @strawberry.field(description="Members and their team roles.")
+    def members(self) -> list[TeamMember]:
+        return [TeamMember(membership=m) for m in self.entity.memberships]
+
+
+@strawberry.type(description="A connected channel customers write from.")
+class Channel:
+    entity: strawberry.Private[e.Channel]
+
+    @strawberry.field(description="Channel id (used in the inbound webhook URL).")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.id)
+
+    @strawberry.field(description="Channel type.")
+    def type(self) -> ChannelType:
+        return self.entity.type
+
+    @strawberry.field(description="Display name.")
+    def name(self) -> str:
+        return self.entity.name
+
+    @strawberry.field(description="The team that receives this channel's conversations.")
+    def team_id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.team_id)
+
+
+@strawberry.type(description="The channel a conversation came through.")
+class ChannelRef:
+    id: strawberry.ID = strawberry.field(description="Channel id.")
+    type: ChannelType = strawberry.field(description="Channel type.")
+    name: str = strawberry.field(description="Channel name.")
+
+
+@strawberry.type(description="Where a web-widget customer is, as the widget reports it.")
+class Location:
+    city: str | None = strawberry.field(description="City.")
+    country: str | None = strawberry.field(description="Country.")
+
+
+@strawberry.type(description="Someone who writes to the organization through a channel.")
+class Customer:
+    entity: strawberry.Private[e.Customer]
+
+    @strawberry.field(description="Customer id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.id)
+
+    @strawberry.field(description="Name.")
+    def name(self) -> str | None:
+        return self.entity.name
+
+    @strawberry.field(description="Email; replies go here when the web-widget customer is offline.")
+    def email(self) -> str | None:
+        return self.entity.email
+
+    @strawberry.field(description="Phone number.")
+    def phone(self) -> str | None:
+        return self.entity.phone
+
+    @strawberry.field(description="Free-form details agents keep about the customer.")
+    def attributes(self) -> JSON:
+        return self.entity.attributes
+
+    @strawberry.field(description="Web widget open now (a heartbeat within the presence timeout).")
+    def online(self, info: Info) -> bool:
+        return customer_online(self.entity.online_until, info.context.now)
+
+    @strawberry.field(description="Last web-widget activity.")
+    def last_active_at(self) -> datetime | None:
+        return self.entity.last_active_at
+
+    @strawberry.field(description="Last reported web-widget location.")
+    def location(self) -> Location | None:
+        loc = self.entity.location
+        return Location(city=loc.city, country=loc.country) if loc else None
+
+
+@strawberry.type(description="A file or link attached to a message.")
+class Attachment:
+    url: str = strawberry.field(description="Where to get it (`/files/{id}` for uploads).")
+    mime_type: str | None = strawberry.field(description="Media type.")
+    name: str | None = strawberry.field(description="File name.")
+    size: int | None = strawberry.field(description="Size in bytes.")
+
+
+@strawberry.type(description="One way a message was delivered to the customer.")
+class Delivery:
+    via: DeliveryVia = strawberry.field(description="EMAIL (fallback) or CHANNEL.")
+    status: DeliveryStatus = strawberry.field(description="QUEUED, SENT or FAILED.")
+    attempts: int = strawberry.field(description="Attempts made so far.")
+    last_error: str | None = strawberry.field(description="Why the last attempt failed.")
+    at: datetime | None = strawberry.field(description="When the status last changed.")
+
+
+@strawberry.type(description="Who sent a message.")
+class Sender:
+    kind: SenderKind = strawberry.field(description="CUSTOMER, MEMBER or SYSTEM.")
+    member_id: strawberry.Private[str | None]
+    customer_id: strawberry.Private[str | None]
+
+    @strawberry.field(description="The member, for member messages.")
+    async def member(self, info: Info) -> Member | None:
+        if not self.member_id:
+            return None
+        found = await info.context.loaders.member.load(self.member_id)
+        return Member(entity=found) if found else None
+
+    @strawberry.field(description="The customer, for customer messages.")
+    async def customer(self, info: Info) -> Customer | None:
+        if not self.customer_id:
+            return None
+        found = await info.context.loaders.customer.load(self.customer_id)
+        return Customer(entity=found) if found else None
+
+
+@strawberry.type(description="One message of a conversation.")
+class Message:
+    entity: strawberry.Private[e.Message]
+
+    @strawberry.field(description="Message id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.id)
+
+    @strawberry.field(description="Conversation id.")
+    def conversation_id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.conversation_id)
+
+    @strawberry.field(description="Position in the conversation (monotonic).")
+    def seq(self) -> int:
+        return self.entity.seq
+
+    @strawberry.field(description="Who sent it.")
+    def sender(self) -> Sender:
+        m = self.entity
+        return Sender(kind=m.sender_kind, member_id=m.sender_member_id, customer_id=m.sender_customer_id)
+
+    @strawberry.field(description="What it carries.")
+    def kind(self) -> MessageKind:
+        return self.entity.kind
+
+    @strawberry.field(description="Text (rendered, for templates).")
+    def text(self) -> str | None:
+        return self.entity.text
+
+    @strawberry.field(description="Files and links.")
+    def attachments(self) -> list[Attachment]:
+        return [Attachment(url=a.url, mime_type=a.mime_type, name=a.name, size=a.size)
+                for a in self.entity.attachments]
+
+    @strawberry.field(description="When the server received it.")
+    def created_at(self) -> datetime:
+        return self.entity.created_at
+
+    @strawberry.field(description="When the customer's channel says it was sent, if it did.")
+    def sent_at(self) -> datetime | None:
+        return self.entity.sent_at
+
+    @strawberry.field(description="How it reaches the customer (email fallback included).")
+    def deliveries(self) -> list[Delivery]:
+        return [Delivery(via=d.via, status=d.status, attempts=d.attempts, last_error=d.last_error, at=d.at)
+                for d in self.entity.deliveries]
+
+
+@strawberry.type(description="A page of messages, oldest first.")
+class MessageConnection:
+    edges: list[Edge[Message]] = strawberry.field(description="Messages, chronological.")
+    page_info: PageInfo = strawberry.field(description="`hasPreviousPage`/`startCursor` lead to older messages.")
+
+
+def message_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"m:{seq}".encode()).decode()
+
+
+def message_seq_from_cursor(cursor: str) -> int:
+    try:
+        kind, _, seq = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        if kind == "m" and seq.isdigit():
+            return int(seq)
+    except (ValueError, UnicodeError):
+        pass
+    raise invalid("Not a valid message cursor.", "before")
+
+
+@strawberry.type(description="A customer's thread on one channel, as an agent sees it now.")
+class Conversation:
+    entity: strawberry.Private[e.Conversation]
+
+    @strawberry.field(description="Conversation id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.id)
+
+    @strawberry.field(description="Status at the moment of the request.")
+    def status(self, info: Info) -> ConversationStatus:
+        return status_of(self.entity, info.context.now, info.context.services.settings.thresholds)
+
+    @strawberry.field(description="The team serving it.")
+    def team(self, info: Info) -> Team | None:
+        team = info.context.viewer.team(self.entity.team_id) if info.context.viewer else None
+        return Team(entity=team) if team else None
+
+    @strawberry.field(description="The channel it came through.")
+    def channel(self) -> ChannelRef:
+        c = self.entity
+        return ChannelRef(id=strawberry.ID(c.channel_id), type=c.channel_type, name=c.channel_name)
+
+    @strawberry.field(description="The customer.")
+    async def customer(self, info: Info) -> Customer | None:
+        found = await info.context.loaders.customer.load(self.entity.customer_id)
+        return Customer(entity=found) if found else None
+
+    @strawberry.field(description="Members in the room.")
+    async def representatives(self, info: Info) -> list[Member]:
+        found = await info.context.loaders.member.load_many(list(self.entity.participants))
+        return [Member(entity=m) for m in found if m]
+
+    @strawberry.field(description="How many members are in the room.")
+    def representative_count(self) -> int:
+        return len(self.entity.participants)
+
+    @strawberry.field(description="Who grabbed it (GRAB teams).")
+    async def owner(self, info: Info) -> Member | None:
+        if not self.entity.owner_id:
+            return None
+        found = await info.context.loaders.member.load(self.entity.owner_id)
+        return Member(entity=found) if found else None
+
+    @strawberry.field(description="Whether you are in the room.")
+    def joined_by_me(self, info: Info) -> bool:
+        viewer = info.context.viewer
+        return viewer is not None and viewer.member_id in self.entity.participants
+
+    @strawberry.field(description="Since when the customer waits for a reply (null once answered).")
+    def waiting_since(self) -> datetime | None:
+        return self.entity.waiting_since
+
+    @strawberry.field(description="The newest message.")
+    async def last_message(self, info: Info) -> Message | None:
+        found = await info.context.loaders.last_message.load(self.entity.id)
+        return Message(entity=found) if found else None
+
+    @strawberry.field(description="When the customer last wrote.")
+    def last_customer_message_at(self) -> datetime | None:
+        return self.entity.last_customer_message_at
+
+    @strawberry.field(description="When anyone last wrote.")
+    def last_message_at(self) -> datetime | None:
+        return self.entity.last_message_at
+
+    @strawberry.field(description="When it was opened.")
+    def created_at(self) -> datetime | None:
+        return self.entity.created_at
+
+    @strawberry.field(description="When it last changed.")
+    def updated_at(self) -> datetime | None:
+        return self.entity.updated_at
+
+    @strawberry.field(description="When it closed (inactivity closes at the threshold).")
+    def closed_at(self, info: Info) -> datetime | None:
+        return closed_at(self.entity, info.context.now, info.context.services.settings.thresholds)
+
+    @strawberry.field(description="MANUAL or INACTIVITY, when closed.")
+    def closed_reason(self, info: Info) -> ClosedReason | None:
+        return closed_reason(self.entity, info.context.now, info.context.services.settings.thresholds)
+
+    @strawberry.field(description="Replies go out by email: web-widget customer offline with an email on record.")
+    def email_fallback_active(self, info: Info) -> bool:
+        return email_fallback_active(self.entity, info.context.now)
+
+    @strawberry.field(description="Messages, chronological; `before` pages to older ones.")
+    async def messages(self, info: Info, last: int = 50, before: str | None = None) -> MessageConnection:
+        if last < 0 or last > 100:
+            raise invalid("`last` must be between 0 and 100.", "last")
+        before_seq = message_seq_from_cursor(before) if before else None
+        found = await info.context.services.store.messages_page(self.entity.id, last, before_seq)
+        has_previous = len(found) > last
+        page = list(reversed(found[:last]))
+        edges = [Edge(cursor=message_cursor(m.seq), node=Message(entity=m)) for m in page]
+        return MessageConnection(edges=edges, page_info=PageInfo(
+            has_next_page=False, end_cursor=edges[-1].cursor if edges else None,
+            has_previous_page=has_previous, start_cursor=edges[0].cursor if edges else None))
+
+
+@strawberry.type(description="A page of conversations.")
+class ConversationConnection:
+    edges: list[Edge[Conversation]] = strawberry.field(description="Conversations in the requested order.")
+    page_info: PageInfo = strawberry.field(description="Pagination.")
+    total: strawberry.Private[object]
+
+    @strawberry.field(description="How many conversations match the filter in all.")
+    async def total_count(self) -> int:
+        return await self.total()
+
+
+@strawberry.type(description="One sidebar badge.")
+class StatusCount:
+    status: StatusFilter = strawberry.field(description="The status filter.")
+    count: int = strawberry.field(description="Matching conversations.")
+
+
+@strawberry.type(description="A reusable message with `{{variable}}` placeholders.")
+class MessageTemplate:
+    entity: strawberry.Private[e.MessageTemplate]
+
+    @strawberry.field(description="Template id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.id)
+
+    @strawberry.field(description="Name.")
+    def name(self) -> str:
+        return self.entity.name
+
+    @strawberry.field(description="Body with placeholders.")
+    def body(self) -> str:
+        return self.entity.body
+
+    @strawberry.field(description="Channel it is for (null: any channel).")
+    def channel(self) -> ChannelType | None:
+        return self.entity.channel
+

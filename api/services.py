@@ -1,0 +1,36 @@
+"""The long-lived parts one server process shares: database, store, tokens, bus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable
+
+from pymongo import AsyncMongoClient
+
+from api.auth import Passwords, Tokens
+from api.settings import Settings
+from api.store.files import GridFiles
+from api.store.listing import ConversationLister
+from api.store.mongo import MongoStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    client: AsyncMongoClient
+    store: MongoStore
+    lister: ConversationLister
+    files: GridFiles
+    tokens: Tokens
+    passwords: Passwords
+    events: object = None
+    clock: Callable[[], datetime] = field(default=utc_now)
+
+    @property
+    def db(self):
+        return self.store.db

@@ -1,0 +1,1 @@
+"""MongoDB persistence. One class, :class:`api.store.mongo.MongoStore`, satisfies the domain ports."""

@@ -1,0 +1,134 @@
+"""The conversations page: keyset pagination with cursors that stay stable while chats move.
+
+Ordered by last activity, a conversation that receives a message while an
+agent pages jumps to the top. A naive keyset cursor would then skip it if it
+had not been shown yet. Each cursor therefore remembers when paging began
+(``t0``): conversations untouched since then are paged by their key, and the
+few that moved are placed at their key *as of t0*, recovered from their
+messages, so every conversation present at t0 is returned exactly once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from api.store import codec
+from api.store.codec import ms
+from api.store.query import to_mongo
+from domain.criteria import Criteria
+from domain.entities import Conversation
+from domain.enums import ConversationOrder, StatusFilter
+from domain.errors import invalid
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[tuple[Conversation, str]]
+    has_next: bool
+
+
+def encode_cursor(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data, separators=(",", ":")).encode()).decode()
+
+
+def decode_cursor(cursor: str, order: ConversationOrder) -> dict[str, Any]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        valid = isinstance(data, dict) and data.get("o") == order.value and isinstance(data.get("id"), str)
+        valid = valid and all(isinstance(data.get(k), int) for k in ("t0", "k", "g"))
+    except (ValueError, TypeError, UnicodeError):
+        valid = False
+    if not valid:
+        raise invalid("Not a valid cursor for this order.", "after")
+    return data
+
+
+class ConversationLister:
+    def __init__(self, db) -> None:
+        self.db = db
+
+    async def count(self, criteria: Criteria) -> int:
+        return await self.db.conversations.count_documents(to_mongo(criteria))
+
+    async def counts(self, narrowing: Criteria, per_status: dict[StatusFilter, Criteria]) -> dict[StatusFilter, int]:
+        """Every sidebar badge in one aggregation ($facet), not one query per status."""
+        facets = {s.value: [{"$match": to_mongo(c)}, {"$count": "n"}] for s, c in per_status.items()}
+        cursor = await self.db.conversations.aggregate([{"$match": to_mongo(narrowing)}, {"$facet": facets}])
+        rows = await cursor.to_list()
+        row = rows[0] if rows else {}
+        return {s: (row.get(s.value) or [{"n": 0}])[0]["n"] for s in per_status}
+
+    async def page(self, criteria: Criteria, order: ConversationOrder, first: int, after: str | None,
+                   now: datetime) -> Page:
+        cursor = decode_cursor(after, order) if after else None
+        if order is ConversationOrder.WAITING_LONGEST:
+            return await self._waiting_longest(criteria, first, cursor, now)
+        return await self._last_activity(criteria, first, cursor, now)
+
+    async def _last_activity(self, criteria: Criteria, first: int, cursor: dict | None, now: datetime) -> Page:
+        base = to_mongo(criteria)
+        t0 = cursor["t0"] if cursor else ms(now)
+        unmoved: dict[str, Any] = {"last_message_at": {"$lte": t0}}
+        if cursor:
+            unmoved = {"$or": [{"last_message_at": {"$lt": cursor["k"], "$lte": t0}},
+                               {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}}]}
+        docs = await self.db.conversations.find({"$and": [base, unmoved]}).sort(
+            [("last_message_at", -1), ("_id", -1)]).limit(first + 1).to_list()
+        keyed = [(d["last_message_at"], d["_id"], d) for d in docs]
+        if cursor:
+            keyed += await self._moved_since(base, t0, cursor)
+            keyed.sort(key=lambda row: (row[0], row[1]), reverse=True)
+        keyed = keyed[: first + 1]
+        items = [(codec.conversation(d), encode_cursor({"o": "LAST_ACTIVITY_DESC", "t0": t0, "k": k, "id": i,
+                                                         "g": 0}))
+                 for k, i, d in keyed[:first]]
+        return Page(items, has_next=len(keyed) > first)
+
+    async def _moved_since(self, base: dict, t0: int, cursor: dict) -> list[tuple[int, str, dict]]:
+        """Conversations active after t0, at their position as of t0, if still ahead of the cursor."""
+        moved = await self.db.conversations.find({"$and": [base, {"last_message_at": {"$gt": t0}}]}).to_list()
+        if not moved:
+            return []
+        pipeline = [
+            {"$match": {"conversation_id": {"$in": [d["_id"] for d in moved]}, "created_at": {"$lte": t0}}},
+            {"$sort": {"created_at": -1}},
+            {"$group": {"_id": "$conversation_id", "at": {"$first": "$created_at"}}},
+        ]
+        key_at_t0 = {row["_id"]: row["at"] async for row in await self.db.messages.aggregate(pipeline)}
+        rows = []
+        for doc in moved:
+            key = key_at_t0.get(doc["_id"])
+            if key is not None and (key, doc["_id"]) < (cursor["k"], cursor["id"]):
+                rows.append((key, doc["_id"], doc))
+        return rows
+
+    async def _waiting_longest(self, criteria: Criteria, first: int, cursor: dict | None, now: datetime) -> Page:
+        """Longest-waiting first (oldest ``waiting_since``), then the rest by last activity."""
+        base = to_mongo(criteria)
+        t0 = cursor["t0"] if cursor else ms(now)
+        group = cursor["g"] if cursor else 0
+        rows: list[tuple[int, int, str, dict]] = []
+        if group == 0:
+            waiting: dict[str, Any] = {"waiting_since": {"$exists": True, "$ne": None}}
+            if cursor:
+                waiting = {"$or": [{"waiting_since": {"$gt": cursor["k"]}},
+                                   {"waiting_since": cursor["k"], "_id": {"$gt": cursor["id"]}}]}
+            docs = await self.db.conversations.find({"$and": [base, waiting]}).sort(
+                [("waiting_since", 1), ("_id", 1)]).limit(first + 1).to_list()
+            rows += [(0, d["waiting_since"], d["_id"], d) for d in docs]
+        if len(rows) <= first:
+            rest: dict[str, Any] = {"waiting_since": None}
+            if cursor and group == 1:
+                rest = {"waiting_since": None,
+                        "$or": [{"last_message_at": {"$lt": cursor["k"]}},
+                                {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}}]}
+            docs = await self.db.conversations.find({"$and": [base, rest]}).sort(
+                [("last_message_at", -1), ("_id", -1)]).limit(first + 1 - len(rows)).to_list()
+            rows += [(1, d["last_message_at"], d["_id"], d) for d in docs]
+        items = [(codec.conversation(d), encode_cursor({"o": "WAITING_LONGEST", "t0": t0, "g": g, "k": k, "id": i}))
+                 for g, k, i, d in rows[:first]]
+        return Page(items, has_next=len(rows) > first)

@@ -1,0 +1,322 @@
+"""The MongoDB implementation of the domain's store ports.
+
+Every write that decides something (join, grab, close, send) is one
+conditional single-document update, so concurrent callers can't both win.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from api.store import codec
+from api.store.codec import ms
+from domain.entities import (
+    Channel, Conversation, Customer, Location, Member, Message, MessageTemplate, Organization, Team,
+)
+from domain.enums import ChannelType, ClosedReason, OrgRole, TeamMode, TeamRole
+from domain.errors import AlreadyStored
+
+AFTER = ReturnDocument.AFTER
+BEFORE = ReturnDocument.BEFORE
+
+
+class MongoStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.db = db
+
+    @staticmethod
+    def new_id() -> str:
+        """ObjectId hex: unique across instances and roughly ordered by creation time."""
+        return str(ObjectId())
+
+    # organizations and members
+
+    async def create_organization(self, name: str, now: datetime) -> Organization:
+        doc = {"_id": self.new_id(), "name": name, "created_at": ms(now)}
+        await self.db.organizations.insert_one(doc)
+        return codec.organization(doc)
+
+    async def organization(self, org_id: str) -> Organization | None:
+        doc = await self.db.organizations.find_one({"_id": org_id})
+        return codec.organization(doc) if doc else None
+
+    async def create_member(self, org_id: str, email: str, name: str, password_hash: str, role: OrgRole,
+                            now: datetime) -> Member:
+        doc = {"_id": self.new_id(), "org_id": org_id, "email": email, "name": name,
+               "password_hash": password_hash, "role": role.value, "created_at": ms(now)}
+        try:
+            await self.db.members.insert_one(doc)
+        except DuplicateKeyError:
+            raise AlreadyStored()
+        return codec.member(doc)
+
+    async def member_by_email(self, email: str) -> tuple[Member, str] | None:
+        doc = await self.db.members.find_one({"email": email})
+        return (codec.member(doc), doc["password_hash"]) if doc else None
+
+    async def member(self, org_id: str, member_id: str) -> Member | None:
+        doc = await self.db.members.find_one({"_id": member_id, "org_id": org_id})
+        return codec.member(doc) if doc else None
+
+    async def members(self, org_id: str) -> list[Member]:
+        return [codec.member(d) async for d in self.db.members.find({"org_id": org_id}).sort("name", 1)]
+
+    async def members_by_ids(self, org_id: str, ids: list[str]) -> list[Member]:
+        cursor = self.db.members.find({"_id": {"$in": ids}, "org_id": org_id},
+                                      {"password_hash": 0})
+        return [codec.member(d) async for d in cursor]
+
+    # teams and channels
+
+    async def create_team(self, org_id: str, name: str, mode: TeamMode, now: datetime) -> Team:
+        doc = {"_id": self.new_id(), "org_id": org_id, "name": name, "mode": mode.value, "members": [],
+               "created_at": ms(now)}
+        try:
+            await self.db.teams.insert_one(doc)
+        except DuplicateKeyError:
+            raise AlreadyStored()
+        return codec.team(doc)
+
+    async def team(self, org_id: str, team_id: str) -> Team | None:
+        doc = await self.db.teams.find_one({"_id": team_id, "org_id": org_id})
+        return codec.team(doc) if doc else None
+
+    async def teams(self, org_id: str) -> tuple[Team, ...]:
+        return tuple([codec.team(d) async for d in self.db.teams.find({"org_id": org_id}).sort("name", 1)])
+
+    async def set_team_member(self, org_id: str, team_id: str, member_id: str, role: TeamRole) -> Team | None:
+        # Two single-document steps, each atomic: drop any old role, then add the new one.
+        await self.db.teams.update_one({"_id": team_id, "org_id": org_id},
+                                       {"$pull": {"members": {"member_id": member_id}}})
+        doc = await self.db.teams.find_one_and_update(
+            {"_id": team_id, "org_id": org_id},
+            {"$push": {"members": {"member_id": member_id, "role": role.value}}}, return_document=AFTER)
+        return codec.team(doc) if doc else None
+
+    async def remove_team_member(self, org_id: str, team_id: str, member_id: str) -> Team | None:
+        doc = await self.db.teams.find_one_and_update(
+            {"_id": team_id, "org_id": org_id},
+            {"$pull": {"members": {"member_id": member_id}}}, return_document=AFTER)
+        return codec.team(doc) if doc else None
+
+    async def create_channel(self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str,
+                             now: datetime) -> Channel:
+        doc = {"_id": self.new_id(), "org_id": org_id, "team_id": team_id, "type": type_.value, "name": name,
+               "ingest_key_hash": key_hash, "created_at": ms(now)}
+        await self.db.channels.insert_one(doc)
+        return codec.channel(doc)
+
+    async def channel_with_key_hash(self, channel_id: str) -> tuple[Channel, str] | None:
+        doc = await self.db.channels.find_one({"_id": channel_id})
+        return (codec.channel(doc), doc["ingest_key_hash"]) if doc else None
+
+    async def channels(self, org_id: str) -> list[Channel]:
+        return [codec.channel(d) async for d in self.db.channels.find({"org_id": org_id}).sort("name", 1)]
+
+    # customers
+
+    async def customer(self, org_id: str, customer_id: str) -> Customer | None:
+        doc = await self.db.customers.find_one({"_id": customer_id, "org_id": org_id})
+        return codec.customer(doc) if doc else None
+
+    async def customers_by_ids(self, org_id: str, ids: list[str]) -> list[Customer]:
+        return [codec.customer(d) async for d in self.db.customers.find({"_id": {"$in": ids}, "org_id": org_id})]
+
+    async def customer_by_external_id(self, channel_id: str, external_id: str) -> Customer | None:
+        doc = await self.db.customers.find_one({"channel_id": channel_id, "external_id": external_id})
+        return codec.customer(doc) if doc else None
+
+    async def create_customer(self, customer: Customer) -> Customer:
+        try:
+            await self.db.customers.insert_one(codec.customer_doc(customer))
+        except DuplicateKeyError:
+            raise AlreadyStored(await self.customer_by_external_id(customer.channel_id, customer.external_id))
+        return customer
+
+    async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer:
+        """Update the customer and the copies its conversation keeps for search."""
+        to_set = {k: v for k, v in changes.items() if v is not None and v != {}}
+        to_unset = {k: "" for k, v in changes.items() if v is None or v == {}}
+        update: dict[str, Any] = {}
+        if to_set:
+            update["$set"] = to_set
+        if to_unset:
+            update["$unset"] = to_unset
+        doc = await self.db.customers.find_one_and_update({"_id": customer.id}, update, return_document=AFTER)
+        copies = {f"customer_{k}": v for k, v in changes.items() if k in ("name", "email", "phone")}
+        if copies:
+            await self._set_conversation_fields(customer.id, copies, now)
+        return codec.customer(doc)
+
+    async def set_presence(self, customer: Customer, online_until: datetime | None, location: Location | None,
+                           now: datetime) -> Customer:
+        update: dict[str, Any] = {"$set": {"last_active_at": ms(now)}}
+        if online_until is not None:
+            update["$set"]["online_until"] = ms(online_until)
+        else:
+            update["$unset"] = {"online_until": ""}
+        if location is not None:
+            update["$set"]["location"] = codec.compact({"city": location.city, "country": location.country})
+        doc = await self.db.customers.find_one_and_update({"_id": customer.id}, update, return_document=AFTER)
+        await self._set_conversation_fields(customer.id, {"customer_online_until": ms(online_until)}, now)
+        return codec.customer(doc)
+
+    async def _set_conversation_fields(self, conversation_id: str, fields: dict[str, Any], now: datetime) -> None:
+        update: dict[str, Any] = {"$set": {"updated_at": ms(now)}}
+        update["$set"].update({k: v for k, v in fields.items() if v is not None})
+        unset = {k: "" for k, v in fields.items() if v is None}
+        if unset:
+            update["$unset"] = unset
+        await self.db.conversations.update_one({"_id": conversation_id}, update)
+
+    # conversations
+
+    async def conversation(self, org_id: str, conversation_id: str) -> Conversation | None:
+        doc = await self.db.conversations.find_one({"_id": conversation_id, "org_id": org_id})
+        return codec.conversation(doc) if doc else None
+
+    async def create_conversation(self, conversation: Conversation) -> Conversation:
+        try:
+            await self.db.conversations.insert_one(codec.conversation_doc(conversation))
+        except DuplicateKeyError:
+            raise AlreadyStored()
+        return conversation
+
+    async def bump_for_customer_message(self, conversation_id: str, now: datetime) -> Conversation | None:
+        """Take the next message sequence number; returns the state *before*, which
+        tells whether the customer was already waiting or the conversation closed."""
+        doc = await self.db.conversations.find_one_and_update(
+            {"_id": conversation_id},
+            {"$inc": {"message_seq": 1},
+             "$set": {"last_customer_message_at": ms(now), "last_message_at": ms(now), "updated_at": ms(now)}},
+            return_document=BEFORE)
+        return codec.conversation(doc) if doc else None
+
+    async def start_waiting(self, conversation_id: str, since: datetime) -> None:
+        await self.db.conversations.update_one({"_id": conversation_id, "waiting_since": None},
+                                               {"$set": {"waiting_since": ms(since)}})
+
+    async def reopen(self, conversation_id: str, now: datetime) -> None:
+        await self.db.conversations.update_one(
+            {"_id": conversation_id},
+            {"$set": {"participants": [], "waiting_since": ms(now), "reopened_at": ms(now)},
+             "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""}})
+
+    async def add_participant(self, conversation_id: str, member_id: str, now: datetime) -> Conversation | None:
+        doc = await self.db.conversations.find_one_and_update(
+            {"_id": conversation_id, "closed_at": None},
+            {"$addToSet": {"participants": member_id}, "$set": {"updated_at": ms(now)}}, return_document=AFTER)
+        return codec.conversation(doc) if doc else None
+
+    async def grab(self, conversation_id: str, member_id: str, now: datetime) -> Conversation | None:
+        """The whole race in one conditional update: only a still-unowned conversation is taken."""
+        doc = await self.db.conversations.find_one_and_update(
+            {"_id": conversation_id, "owner_id": None, "closed_at": None},
+            {"$set": {"owner_id": member_id, "updated_at": ms(now)}, "$addToSet": {"participants": member_id}},
+            return_document=AFTER)
+        return codec.conversation(doc) if doc else None
+
+    async def remove_participant(self, conversation_id: str, member_id: str, release: bool,
+                                 now: datetime) -> Conversation | None:
+        query: dict[str, Any] = {"_id": conversation_id, "participants": member_id}
+        update: dict[str, Any] = {"$pull": {"participants": member_id}, "$set": {"updated_at": ms(now)}}
+        if release:
+            query["owner_id"] = member_id
+            update["$unset"] = {"owner_id": ""}
+        doc = await self.db.conversations.find_one_and_update(query, update, return_document=AFTER)
+        return codec.conversation(doc) if doc else None
+
+    async def close(self, conversation_id: str, reason: ClosedReason, at: datetime,
+                    now: datetime) -> Conversation | None:
+        doc = await self.db.conversations.find_one_and_update(
+            {"_id": conversation_id, "closed_at": None},
+            {"$set": {"closed_at": ms(at), "closed_reason": reason.value, "participants": [],
+                      "updated_at": ms(now), "announced_status": "CLOSED"},
+             "$unset": {"owner_id": "", "waiting_since": ""}},
+            return_document=AFTER)
+        return codec.conversation(doc) if doc else None
+
+    async def record_member_message(self, conversation_id: str, member_id: str,
+                                    now: datetime) -> Conversation | None:
+        """A reply: next sequence number, the customer no longer waits. Only while in the room."""
+        doc = await self.db.conversations.find_one_and_update(
+            {"_id": conversation_id, "participants": member_id, "closed_at": None},
+            {"$inc": {"message_seq": 1}, "$set": {"last_message_at": ms(now), "updated_at": ms(now)},
+             "$unset": {"waiting_since": "", "announced_status": ""}},
+            return_document=AFTER)
+        return codec.conversation(doc) if doc else None
+
+    async def conversations_by_ids(self, org_id: str, ids: list[str]) -> list[Conversation]:
+        cursor = self.db.conversations.find({"_id": {"$in": ids}, "org_id": org_id})
+        return [codec.conversation(d) async for d in cursor]
+
+    # messages
+
+    async def insert_message(self, message: Message) -> Message:
+        doc = codec.message_doc(message)
+        if message.deliveries:
+            doc["outbox_due"] = ms(message.created_at)
+        try:
+            await self.db.messages.insert_one(doc)
+        except DuplicateKeyError:
+            existing = await self.db.messages.find_one({"provider_key": doc.get("provider_key")})
+            raise AlreadyStored(codec.message(existing) if existing else None)
+        return message
+
+    async def message_by_provider_id(self, channel_id: str, provider_message_id: str) -> Message | None:
+        doc = await self.db.messages.find_one({"provider_key": codec.provider_key(channel_id, provider_message_id)})
+        return codec.message(doc) if doc else None
+
+    async def message(self, org_id: str, message_id: str) -> Message | None:
+        doc = await self.db.messages.find_one({"_id": message_id, "org_id": org_id})
+        return codec.message(doc) if doc else None
+
+    async def messages_page(self, conversation_id: str, last: int, before_seq: int | None) -> list[Message]:
+        query: dict[str, Any] = {"conversation_id": conversation_id}
+        if before_seq is not None:
+            query["seq"] = {"$lt": before_seq}
+        cursor = self.db.messages.find(query).sort("seq", -1).limit(last + 1)
+        return [codec.message(d) async for d in cursor]
+
+    async def last_messages(self, conversation_ids: list[str]) -> dict[str, Message]:
+        """The newest message of each conversation, in one aggregation."""
+        pipeline = [
+            {"$match": {"conversation_id": {"$in": conversation_ids}}},
+            {"$sort": {"seq": -1}},
+            {"$group": {"_id": "$conversation_id", "doc": {"$first": "$$ROOT"}}},
+        ]
+        cursor = await self.db.messages.aggregate(pipeline)
+        return {row["_id"]: codec.message(row["doc"]) async for row in cursor}
+
+    # templates
+
+    async def create_template(self, org_id: str, name: str, body: str, channel: ChannelType | None,
+                              now: datetime) -> MessageTemplate:
+        doc = codec.compact({"_id": self.new_id(), "org_id": org_id, "name": name, "body": body,
+                             "channel": channel.value if channel else None, "created_at": ms(now)})
+        await self.db.templates.insert_one(doc)
+        return codec.template(doc)
+
+    async def template(self, org_id: str, template_id: str) -> MessageTemplate | None:
+        doc = await self.db.templates.find_one({"_id": template_id, "org_id": org_id})
+        return codec.template(doc) if doc else None
+
+    async def templates(self, org_id: str, channel: ChannelType | None) -> list[MessageTemplate]:
+        query: dict[str, Any] = {"org_id": org_id}
+        if channel is not None:
+            query["$or"] = [{"channel": channel.value}, {"channel": None}]
+        return [codec.template(d) async for d in self.db.templates.find(query).sort("name", 1)]
+
+    # login throttle
+
+    async def failures_since(self, email: str, since: datetime) -> int:
+        return await self.db.login_attempts.count_documents({"email": email, "at": {"$gte": ms(since)}})
+
+    async def record_failure(self, email: str, at: datetime) -> None:
+        await self.db.login_attempts.insert_one({"_id": self.new_id(), "email": email, "at": ms(at)})

@@ -1,0 +1,184 @@
+"""The things the inbox stores, as plain immutable values.
+
+Identifiers are opaque strings; timestamps are timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from domain.enums import (
+    ChannelType, ClosedReason, DeliveryStatus, DeliveryVia, MessageKind, NotificationKind,
+    OrgRole, SenderKind, TeamMode, TeamRole,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    id: str
+    org_id: str
+    email: str
+    name: str
+    role: OrgRole
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TeamMembership:
+    member_id: str
+    role: TeamRole
+
+
+@dataclass(frozen=True, slots=True)
+class Team:
+    id: str
+    org_id: str
+    name: str
+    mode: TeamMode
+    memberships: tuple[TeamMembership, ...] = ()
+    created_at: datetime | None = None
+
+    def role_of(self, member_id: str) -> TeamRole | None:
+        for membership in self.memberships:
+            if membership.member_id == member_id:
+                return membership.role
+        return None
+
+    def admin_ids(self) -> list[str]:
+        return [m.member_id for m in self.memberships if m.role is TeamRole.ADMIN]
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    id: str
+    org_id: str
+    team_id: str
+    type: ChannelType
+    name: str
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    city: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    id: str
+    org_id: str
+    channel_id: str
+    channel_type: ChannelType
+    external_id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    attributes: dict[str, Any] = field(default_factory=dict)
+    online_until: datetime | None = None
+    last_active_at: datetime | None = None
+    location: Location | None = None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    """One customer's thread on one channel, with the facts its status derives from.
+
+    ``waiting_since`` is the first customer message not yet followed by a
+    member reply; ``participants`` are the members in the room; ``owner_id``
+    is who grabbed it (GRAB teams). ``customer_*`` fields are copies of the
+    customer's searchable details and presence, kept so the list can filter
+    and search in one query.
+    """
+
+    id: str
+    org_id: str
+    team_id: str
+    channel_id: str
+    channel_type: ChannelType
+    channel_name: str
+    customer_id: str
+    customer_name: str | None = None
+    customer_email: str | None = None
+    customer_phone: str | None = None
+    customer_online_until: datetime | None = None
+    participants: tuple[str, ...] = ()
+    owner_id: str | None = None
+    waiting_since: datetime | None = None
+    last_customer_message_at: datetime | None = None
+    last_message_at: datetime | None = None
+    message_seq: int = 0
+    closed_at: datetime | None = None
+    closed_reason: ClosedReason | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    announced_status: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    url: str
+    mime_type: str | None = None
+    name: str | None = None
+    size: int | None = None
+    file_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    via: DeliveryVia
+    status: DeliveryStatus
+    attempts: int = 0
+    last_error: str | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: str
+    org_id: str
+    conversation_id: str
+    seq: int
+    sender_kind: SenderKind
+    kind: MessageKind
+    text: str | None
+    created_at: datetime
+    sender_member_id: str | None = None
+    sender_customer_id: str | None = None
+    attachments: tuple[Attachment, ...] = ()
+    sent_at: datetime | None = None
+    provider_message_id: str | None = None
+    channel_id: str | None = None
+    deliveries: tuple[Delivery, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class MessageTemplate:
+    id: str
+    org_id: str
+    name: str
+    body: str
+    channel: ChannelType | None
+    created_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    id: str
+    org_id: str
+    member_id: str
+    kind: NotificationKind
+    conversation_id: str
+    created_at: datetime
+    read: bool = False
+    can_grab: bool = False

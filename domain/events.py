@@ -1,0 +1,45 @@
+"""What happened to a conversation, as told to subscribers and integrators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from domain.criteria import matches
+from domain.entities import Conversation
+from domain.enums import ConversationStatus, EventKind
+from domain.visibility import Viewer, can_see
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One change. ``conversation`` is the state after it; ``owner_before`` lets a
+    subscriber who could see it before a grab learn that it is now hidden."""
+
+    kind: EventKind
+    conversation: Conversation
+    at: datetime
+    actor_id: str | None = None
+    previous_status: ConversationStatus | None = None
+    message_id: str | None = None
+    owner_before: str | None = None
+    id: int | None = None
+
+
+def visible_before(viewer: Viewer, event: Event) -> bool:
+    from dataclasses import replace
+    return can_see(viewer, replace(event.conversation, owner_id=event.owner_before))
+
+
+def route_event(viewer: Viewer, event: Event, criteria) -> EventKind | None:
+    """Which event kind this subscriber receives, if any.
+
+    Visible and matching the subscription's filter: the event itself. No longer
+    visible because someone else grabbed it, but visible before: ``HIDDEN``
+    (once, so the frontend can drop the row). Otherwise nothing.
+    """
+    if can_see(viewer, event.conversation):
+        return event.kind if matches(criteria, event.conversation) else None
+    if event.kind is EventKind.GRABBED and visible_before(viewer, event):
+        return EventKind.HIDDEN
+    return None

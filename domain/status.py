@@ -1,0 +1,126 @@
+"""Conversation status, derived from stored facts and the current time.
+
+Status is never stored as truth: a conversation that crossed the OVERDUE line
+a second ago is OVERDUE in every answer, whether or not a background job ran.
+Each status is one :mod:`domain.criteria` tree, so the same rule decides a
+single conversation's status here and filters the list in the store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain.criteria import (
+    Absent, Criteria, Empty, Eq, Gt, Gte, Lt, NonEmpty, Present, all_of, any_of, matches,
+)
+from domain.entities import Conversation
+from domain.enums import ChannelType, ClosedReason, ConversationStatus, StatusFilter
+
+
+@dataclass(frozen=True, slots=True)
+class Thresholds:
+    """How long a customer may wait, and how long silence closes a chat (seconds)."""
+
+    soon_after_s: float = 180
+    overdue_after_s: float = 300
+    auto_close_after_s: float = 86400
+    presence_timeout_s: float = 60
+
+    def inactivity_cutoff(self, now: datetime) -> datetime:
+        return now - timedelta(seconds=self.auto_close_after_s)
+
+
+def closed_criteria(now: datetime, t: Thresholds) -> Criteria:
+    return any_of(Present("closed_at"), Lt("last_customer_message_at", t.inactivity_cutoff(now)))
+
+
+def open_criteria(now: datetime, t: Thresholds) -> Criteria:
+    return all_of(Absent("closed_at"), Gte("last_customer_message_at", t.inactivity_cutoff(now)))
+
+
+def status_criteria(status: ConversationStatus, now: datetime, t: Thresholds) -> Criteria:
+    """The condition under which a conversation has ``status`` at ``now``."""
+    if status is ConversationStatus.CLOSED:
+        return closed_criteria(now, t)
+    soon_line = now - timedelta(seconds=t.soon_after_s)
+    overdue_line = now - timedelta(seconds=t.overdue_after_s)
+    is_open = open_criteria(now, t)
+    if status is ConversationStatus.OVERDUE:
+        return all_of(is_open, Lt("waiting_since", overdue_line))
+    if status is ConversationStatus.SOON_TO_BE:
+        return all_of(is_open, Lt("waiting_since", soon_line), Gte("waiting_since", overdue_line))
+    if status is ConversationStatus.REP_NEEDED:
+        return all_of(is_open, Gte("waiting_since", soon_line), Empty("participants"))
+    if status is ConversationStatus.PENDING:
+        return all_of(is_open, Gte("waiting_since", soon_line), NonEmpty("participants"))
+    return all_of(is_open, Absent("waiting_since"))
+
+
+def online_criteria(now: datetime) -> Criteria:
+    """A web-widget customer whose last heartbeat has not yet timed out."""
+    return all_of(Eq("channel_type", ChannelType.WEB_WIDGET.value), Gt("customer_online_until", now))
+
+
+def filter_criteria(status: StatusFilter, now: datetime, t: Thresholds) -> Criteria:
+    if status is StatusFilter.ONLINE:
+        return online_criteria(now)
+    return status_criteria(ConversationStatus(status.value), now, t)
+
+
+_ORDER = (
+    ConversationStatus.CLOSED, ConversationStatus.OVERDUE, ConversationStatus.SOON_TO_BE,
+    ConversationStatus.REP_NEEDED, ConversationStatus.PENDING, ConversationStatus.REPLIED,
+)
+
+
+def status_of(conversation: Conversation, now: datetime, t: Thresholds) -> ConversationStatus:
+    for status in _ORDER:
+        if matches(status_criteria(status, now, t), conversation):
+            return status
+    raise AssertionError("status rules are exhaustive")  # pragma: no cover
+
+
+def is_closed(conversation: Conversation, now: datetime, t: Thresholds) -> bool:
+    return matches(closed_criteria(now, t), conversation)
+
+
+def closed_reason(conversation: Conversation, now: datetime, t: Thresholds) -> ClosedReason | None:
+    if conversation.closed_at is not None:
+        return conversation.closed_reason or ClosedReason.MANUAL
+    if is_closed(conversation, now, t):
+        return ClosedReason.INACTIVITY
+    return None
+
+
+def closed_at(conversation: Conversation, now: datetime, t: Thresholds) -> datetime | None:
+    """When it closed; an inactivity close happened at the threshold, swept or not."""
+    if conversation.closed_at is not None:
+        return conversation.closed_at
+    if is_closed(conversation, now, t):
+        return conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s)
+    return None
+
+
+def next_transition_at(conversation: Conversation, t: Thresholds) -> datetime | None:
+    """The next moment time alone changes this conversation's status (for timers)."""
+    if conversation.closed_at is not None or conversation.last_customer_message_at is None:
+        return None
+    moments = [conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s)]
+    if conversation.waiting_since is not None:
+        moments.append(conversation.waiting_since + timedelta(seconds=t.soon_after_s))
+        moments.append(conversation.waiting_since + timedelta(seconds=t.overdue_after_s))
+    return min(moments)
+
+
+def customer_online(online_until: datetime | None, now: datetime) -> bool:
+    return online_until is not None and online_until > now
+
+
+def email_fallback_active(conversation: Conversation, now: datetime) -> bool:
+    """Agent replies go out by email: a web-widget customer, offline, with an email."""
+    return (
+        conversation.channel_type is ChannelType.WEB_WIDGET
+        and not customer_online(conversation.customer_online_until, now)
+        and bool(conversation.customer_email)
+    )

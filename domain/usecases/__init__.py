@@ -1,0 +1,1 @@
+"""Use cases: decide with the rules, then effect through the ports."""

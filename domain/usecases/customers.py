@@ -1,0 +1,61 @@
+"""Agents editing a customer's details."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from domain.entities import Customer
+from domain.enums import EventKind
+from domain.errors import not_found
+from domain.events import Event
+from domain.ports import ConversationStore, EventSink
+from domain.validation import clean_attributes, clean_email, clean_line, clean_phone, is_id
+from domain.visibility import Viewer, can_see
+
+UNSET: Any = object()
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerChanges:
+    """Fields left UNSET are kept; ``None`` clears a field."""
+
+    id: str
+    name: Any = UNSET
+    email: Any = UNSET
+    phone: Any = UNSET
+    attributes: Any = UNSET
+
+
+async def update_customer(store: ConversationStore, events: EventSink, viewer: Viewer,
+                          changes: CustomerChanges, now: datetime) -> Customer:
+    """Any member who can see one of the customer's conversations may edit them."""
+    if not is_id(changes.id):
+        raise not_found("customer")
+    customer = await store.customer(viewer.org_id, changes.id)
+    conversation = await store.conversation(viewer.org_id, changes.id) if customer else None
+    if customer is None or conversation is None or not can_see(viewer, conversation):
+        raise not_found("customer")
+    update: dict[str, Any] = {}
+    if changes.name is not UNSET:
+        update["name"] = clean_line(changes.name, "name")
+    if changes.email is not UNSET:
+        update["email"] = clean_email(changes.email)
+    if changes.phone is not UNSET:
+        update["phone"] = clean_phone(changes.phone)
+    if changes.attributes is not UNSET:
+        update["attributes"] = clean_attributes(changes.attributes)
+    if not update:
+        return customer
+    updated = await store.update_customer(customer, update, now)
+    await events.publish(Event(kind=EventKind.CUSTOMER_UPDATED, at=now, actor_id=viewer.member_id,
+                               conversation=_with_customer(conversation, updated),
+                               owner_before=conversation.owner_id))
+    return updated
+
+
+def _with_customer(conversation, customer: Customer):
+    from dataclasses import replace
+    return replace(conversation, customer_name=customer.name, customer_email=customer.email,
+                   customer_phone=customer.phone)

@@ -1,0 +1,172 @@
+"""Customer messages and presence arriving from a channel adapter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from domain.entities import Attachment, Channel, Conversation, Customer, Location, Message
+from domain.enums import ChannelType, EventKind, MessageKind, SenderKind
+from domain.errors import AlreadyStored, invalid
+from domain.events import Event
+from domain.ports import EventSink
+from domain.status import Thresholds, is_closed, status_of
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerDetails:
+    external_id: str
+    name: str | None = None
+    email: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    customer: CustomerDetails
+    text: str | None
+    attachments: tuple[Attachment, ...] = ()
+    provider_message_id: str | None = None
+    sent_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    conversation_id: str
+    message_id: str
+    duplicate: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceUpdate:
+    external_id: str
+    online: bool
+    location: Location | None = None
+
+
+class InboundStore(Protocol):
+    def new_id(self) -> str: ...
+    async def message_by_provider_id(self, channel_id: str, provider_message_id: str) -> Message | None: ...
+    async def customer_by_external_id(self, channel_id: str, external_id: str) -> Customer | None: ...
+    async def create_customer(self, customer: Customer) -> Customer: ...
+    async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer: ...
+    async def bump_for_customer_message(self, conversation_id: str, now: datetime) -> Conversation | None: ...
+    async def create_conversation(self, conversation: Conversation) -> Conversation: ...
+    async def start_waiting(self, conversation_id: str, since: datetime) -> None: ...
+    async def reopen(self, conversation_id: str, now: datetime) -> None: ...
+    async def insert_message(self, message: Message) -> Message: ...
+    async def set_presence(self, customer: Customer, online_until: datetime | None,
+                           location: Location | None, now: datetime) -> Customer: ...
+
+
+async def receive_customer_message(store: InboundStore, events: EventSink, channel: Channel,
+                                   inbound: InboundMessage, now: datetime, t: Thresholds) -> Receipt:
+    """Store one customer message exactly once and wake the conversation.
+
+    A provider's retry (same ``messageId`` on the same channel) stores nothing
+    and gets the original ids back; concurrent copies are settled by the
+    message's unique index, the loser reporting the winner's ids.
+    """
+    if inbound.provider_message_id:
+        original = await store.message_by_provider_id(channel.id, inbound.provider_message_id)
+        if original is not None:
+            return Receipt(original.conversation_id, original.id, duplicate=True)
+    customer = await _upsert_customer(store, channel, inbound.customer, now)
+    before = await store.bump_for_customer_message(customer.id, now)
+    kind = EventKind.MESSAGE
+    if before is None:
+        before = await _open_conversation(store, channel, customer, now)
+        kind = EventKind.CREATED
+    after = _after_customer_message(before, now, t)
+    if is_closed(before, now, t):
+        await store.reopen(before.id, now)
+        kind = EventKind.REOPENED
+    elif before.waiting_since is None:
+        await store.start_waiting(before.id, now)
+    try:
+        message = await store.insert_message(Message(
+            id=store.new_id(), org_id=channel.org_id, conversation_id=before.id, seq=after.message_seq,
+            sender_kind=SenderKind.CUSTOMER, sender_customer_id=customer.id,
+            kind=MessageKind.ATTACHMENT if inbound.attachments and not inbound.text else MessageKind.TEXT,
+            text=inbound.text, attachments=inbound.attachments, created_at=now,
+            sent_at=inbound.sent_at, provider_message_id=inbound.provider_message_id, channel_id=channel.id,
+        ))
+    except AlreadyStored as race:
+        original: Message = race.existing
+        return Receipt(original.conversation_id, original.id, duplicate=True)
+    await events.publish(Event(kind=kind, conversation=after, at=now, message_id=message.id,
+                               previous_status=None if kind is EventKind.CREATED else status_of(before, now, t),
+                               owner_before=before.owner_id))
+    return Receipt(before.id, message.id, duplicate=False)
+
+
+def _after_customer_message(before: Conversation, now: datetime, t: Thresholds) -> Conversation:
+    """The conversation as the stored updates leave it (reopened if it was closed)."""
+    after = replace(before, message_seq=before.message_seq + 1, last_customer_message_at=now,
+                    last_message_at=now, updated_at=now)
+    if is_closed(before, now, t):
+        return replace(after, closed_at=None, closed_reason=None, participants=(), owner_id=None,
+                       waiting_since=now, announced_status=None)
+    if before.waiting_since is None:
+        return replace(after, waiting_since=now)
+    return after
+
+
+async def _upsert_customer(store: InboundStore, channel: Channel, details: CustomerDetails,
+                           now: datetime) -> Customer:
+    customer = await store.customer_by_external_id(channel.id, details.external_id)
+    if customer is None:
+        try:
+            return await store.create_customer(Customer(
+                id=store.new_id(), org_id=channel.org_id, channel_id=channel.id, channel_type=channel.type,
+                external_id=details.external_id, name=details.name, email=details.email,
+                phone=details.phone, created_at=now,
+            ))
+        except AlreadyStored as race:
+            customer = race.existing
+    changes = {k: v for k, v in (("name", details.name), ("email", details.email), ("phone", details.phone))
+               if v is not None and getattr(customer, k) != v}
+    if changes:
+        customer = await store.update_customer(customer, changes, now)
+    return customer
+
+
+async def _open_conversation(store: InboundStore, channel: Channel, customer: Customer,
+                             now: datetime) -> Conversation:
+    """The customer's conversation on this channel; its id is the customer's id."""
+    try:
+        await store.create_conversation(Conversation(
+            id=customer.id, org_id=channel.org_id, team_id=channel.team_id, channel_id=channel.id,
+            channel_type=channel.type, channel_name=channel.name, customer_id=customer.id,
+            customer_name=customer.name, customer_email=customer.email, customer_phone=customer.phone,
+            customer_online_until=customer.online_until, created_at=now, updated_at=now,
+        ))
+    except AlreadyStored:
+        pass
+    before = await store.bump_for_customer_message(customer.id, now)
+    assert before is not None
+    return before
+
+
+async def record_presence(store: InboundStore, events: EventSink, channel: Channel, update: PresenceUpdate,
+                          now: datetime, t: Thresholds) -> Customer:
+    """Web-widget heartbeat: online until the presence timeout passes without another one."""
+    if channel.type is not ChannelType.WEB_WIDGET:
+        raise invalid("Presence is recorded for web-widget channels only.", "channel")
+    customer = await store.customer_by_external_id(channel.id, update.external_id)
+    if customer is None:
+        try:
+            customer = await store.create_customer(Customer(
+                id=store.new_id(), org_id=channel.org_id, channel_id=channel.id, channel_type=channel.type,
+                external_id=update.external_id, created_at=now,
+            ))
+        except AlreadyStored as race:
+            customer = race.existing
+    online_until = now + timedelta(seconds=t.presence_timeout_s) if update.online else None
+    customer = await store.set_presence(customer, online_until, update.location, now)
+    return customer
+
+
+__all__ = ["CustomerDetails", "InboundMessage", "PresenceUpdate", "Receipt", "receive_customer_message",
+           "record_presence"]

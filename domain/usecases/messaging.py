@@ -1,0 +1,164 @@
+"""Agents writing to customers: text, files, templates, conference links."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from domain.entities import Attachment, Conversation, Delivery, Message
+from domain.enums import (
+    ChannelType, DeliveryStatus, DeliveryVia, ErrorCode, EventKind, MessageKind, SenderKind,
+)
+from domain.errors import Refused, invalid
+from domain.events import Event
+from domain.ports import ConversationStore, EventSink
+from domain.status import Thresholds, email_fallback_active, is_closed, status_of
+from domain.templates import render
+from domain.usecases.rooms import load_visible
+from domain.validation import clean_line, clean_text, is_id
+from domain.visibility import Viewer
+
+FILE_KINDS = (MessageKind.ATTACHMENT, MessageKind.IMAGE)
+TEMPLATE_KINDS = (MessageKind.TEMPLATE, MessageKind.WHATSAPP_TEMPLATE)
+MAX_ATTACHMENTS = 10
+
+
+class Upload(Protocol):
+    """A file the agent attached; the API layer reads it from the multipart request."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+
+class FileSaver(Protocol):
+    async def save(self, org_id: str, conversation_id: str, filename: str, content_type: str,
+                   data: bytes) -> Attachment: ...
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDraft:
+    conversation_id: str
+    kind: MessageKind
+    text: str | None = None
+    template_id: str | None = None
+    variables: dict[str, Any] | None = None
+    uploads: tuple[Upload, ...] = field(default=())
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingSettings:
+    max_upload_bytes: int = 25 * 1024 * 1024
+    conference_base_url: str = "https://meet.jit.si/"
+    whatsapp_window_s: float = 86400
+
+
+async def send_message(store: ConversationStore, files: FileSaver, events: EventSink, viewer: Viewer,
+                       draft: MessageDraft, now: datetime, t: Thresholds,
+                       settings: MessagingSettings) -> tuple[Message, Conversation]:
+    """Validate everything first, then store: a refused message writes nothing."""
+    conversation = await load_visible(store, viewer, draft.conversation_id)
+    if is_closed(conversation, now, t):
+        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+    if viewer.member_id not in conversation.participants:
+        raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
+    check_kind_fits_channel(draft.kind, conversation.channel_type)
+    check_whatsapp_window(conversation, draft.kind, now, settings)
+    text = await _compose_text(store, viewer, conversation, draft)
+    check_uploads(draft, settings)
+
+    attachments = tuple([
+        await files.save(viewer.org_id, conversation.id, clean_line(u.filename, "attachments") or "file",
+                         u.content_type or "application/octet-stream", u.data)
+        for u in draft.uploads
+    ])
+    if draft.kind is MessageKind.CONFERENCE_LINK:
+        attachments = (Attachment(url=conference_url(settings.conference_base_url), name="Conference"),)
+
+    updated = await store.record_member_message(conversation.id, viewer.member_id, now)
+    if updated is None:
+        raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
+    deliveries = ()
+    if email_fallback_active(conversation, now):
+        deliveries = (Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.QUEUED, at=now),)
+    message = await store.insert_message(Message(
+        id=store.new_id(), org_id=viewer.org_id, conversation_id=conversation.id, seq=updated.message_seq,
+        sender_kind=SenderKind.MEMBER, sender_member_id=viewer.member_id, kind=draft.kind, text=text,
+        attachments=attachments, created_at=now, deliveries=deliveries,
+    ))
+    await events.publish(Event(
+        kind=EventKind.MESSAGE, conversation=updated, at=now, actor_id=viewer.member_id,
+        previous_status=status_of(conversation, now, t), message_id=message.id,
+        owner_before=conversation.owner_id,
+    ))
+    return message, updated
+
+
+def check_kind_fits_channel(kind: MessageKind, channel: ChannelType) -> None:
+    if kind is MessageKind.WHATSAPP_TEMPLATE and channel is not ChannelType.WHATSAPP:
+        raise invalid("WhatsApp templates can only be sent on WhatsApp.", "kind")
+
+
+def check_whatsapp_window(conversation: Conversation, kind: MessageKind, now: datetime,
+                          settings: MessagingSettings) -> None:
+    """WhatsApp allows free-form messages only within 24 h of the customer's last message."""
+    if conversation.channel_type is not ChannelType.WHATSAPP or kind is MessageKind.WHATSAPP_TEMPLATE:
+        return
+    last = conversation.last_customer_message_at
+    if last is None or now - last > timedelta(seconds=settings.whatsapp_window_s):
+        raise Refused(ErrorCode.WHATSAPP_WINDOW_CLOSED,
+                      "More than 24 hours since the customer wrote: only a WhatsApp template may be sent.",
+                      "kind")
+
+
+def check_uploads(draft: MessageDraft, settings: MessagingSettings) -> None:
+    if draft.kind in FILE_KINDS:
+        if not draft.uploads:
+            raise invalid("Attach at least one file.", "attachments")
+        if len(draft.uploads) > MAX_ATTACHMENTS:
+            raise invalid(f"At most {MAX_ATTACHMENTS} files per message.", "attachments")
+        if draft.kind is MessageKind.IMAGE and any(not (u.content_type or "").startswith("image/")
+                                                    for u in draft.uploads):
+            raise invalid("IMAGE messages take image files only.", "attachments")
+        if any(len(u.data) > settings.max_upload_bytes for u in draft.uploads):
+            raise Refused(ErrorCode.PAYLOAD_TOO_LARGE,
+                          f"Files are limited to {settings.max_upload_bytes} bytes.", "attachments")
+    elif draft.uploads:
+        raise invalid(f"{draft.kind.value} messages take no files.", "attachments")
+
+
+async def _compose_text(store: ConversationStore, viewer: Viewer, conversation: Conversation,
+                        draft: MessageDraft) -> str | None:
+    if draft.kind in TEMPLATE_KINDS:
+        if not is_id(draft.template_id):
+            raise invalid("Choose a message template.", "templateId")
+        template = await store.template(viewer.org_id, draft.template_id)
+        if template is None:
+            raise Refused(ErrorCode.NOT_FOUND, "No such message template.", "templateId")
+        wanted = ChannelType.WHATSAPP if draft.kind is MessageKind.WHATSAPP_TEMPLATE else conversation.channel_type
+        if template.channel is not None and template.channel is not wanted:
+            raise invalid("This template is for another channel.", "templateId")
+        if draft.kind is MessageKind.WHATSAPP_TEMPLATE and template.channel is not ChannelType.WHATSAPP:
+            raise invalid("Choose a WhatsApp template.", "templateId")
+        return clean_text(render(template.body, _check_variables(draft.variables)))
+    required = draft.kind is MessageKind.TEXT
+    return clean_text(draft.text, required=required)
+
+
+def _check_variables(variables: Any) -> dict[str, Any]:
+    if variables is None:
+        return {}
+    if not isinstance(variables, dict) or not all(
+            isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in variables.items()):
+        raise invalid("`variables` must map names to text or numbers.", "variables")
+    return variables
+
+
+def conference_url(base_url: str) -> str:
+    """An unguessable meeting room (128 bits of randomness)."""
+    return base_url.rstrip("/") + "/imbrace-" + secrets.token_urlsafe(16)
+
+
+

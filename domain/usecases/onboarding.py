@@ -1,0 +1,137 @@
+"""Setting up an organization: members, teams, channels, templates."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from domain.entities import Channel, Member, MessageTemplate, Organization, Team
+from domain.enums import ChannelType, ErrorCode, OrgRole, TeamMode, TeamRole
+from domain.errors import AlreadyStored, Refused, forbidden, not_found
+from domain.ports import AccountStore, PasswordHasher
+from domain.templates import placeholders
+from domain.validation import clean_email, clean_line, clean_text, is_id
+from domain.visibility import Viewer
+
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 256
+
+
+def require_org_admin(viewer: Viewer) -> None:
+    if not viewer.is_org_admin:
+        raise forbidden()
+
+
+def check_password(password: str) -> str:
+    if not isinstance(password, str) or not (MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH):
+        raise Refused(ErrorCode.INVALID_INPUT,
+                      f"Passwords are {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.", "password")
+    return password
+
+
+async def create_organization(store: AccountStore, hasher: PasswordHasher, org_name: str, email: str,
+                              password: str, name: str | None, now: datetime) -> tuple[Organization, Member]:
+    """The first step of a new install: an organization and its OWNER."""
+    org_name = clean_line(org_name, "org", required=True)
+    email = clean_email(email, required=True)
+    check_password(password)
+    if await store.member_by_email(email) is not None:
+        raise Refused(ErrorCode.ALREADY_EXISTS, f"A member with email {email} already exists.", "email")
+    org = await store.create_organization(org_name, now)
+    owner = await _create_member(store, hasher, org.id, email, name or email.split("@")[0], password,
+                                 OrgRole.OWNER, now)
+    return org, owner
+
+
+async def invite_member(store: AccountStore, hasher: PasswordHasher, viewer: Viewer, email: str, name: str,
+                        password: str, role: OrgRole, now: datetime) -> Member:
+    require_org_admin(viewer)
+    if role is OrgRole.OWNER and viewer.org_role is not OrgRole.OWNER:
+        raise forbidden("Only the owner may make another owner.")
+    email = clean_email(email, required=True)
+    name = clean_line(name, "name", required=True)
+    check_password(password)
+    return await _create_member(store, hasher, viewer.org_id, email, name, password, role, now)
+
+
+async def _create_member(store: AccountStore, hasher: PasswordHasher, org_id: str, email: str, name: str,
+                         password: str, role: OrgRole, now: datetime) -> Member:
+    try:
+        return await store.create_member(org_id, email, name, hasher.hash(password), role, now)
+    except AlreadyStored:
+        raise Refused(ErrorCode.ALREADY_EXISTS, f"A member with email {email} already exists.", "email")
+
+
+async def create_team(store: AccountStore, viewer: Viewer, name: str, mode: TeamMode, now: datetime) -> Team:
+    require_org_admin(viewer)
+    name = clean_line(name, "name", required=True)
+    try:
+        return await store.create_team(viewer.org_id, name, mode, now)
+    except AlreadyStored:
+        raise Refused(ErrorCode.ALREADY_EXISTS, f"A team named {name!r} already exists.", "name")
+
+
+async def add_team_member(store: AccountStore, viewer: Viewer, team_id: str, member_id: str,
+                          role: TeamRole) -> Team:
+    require_org_admin(viewer)
+    team = await _team(store, viewer, team_id)
+    if not is_id(member_id) or await store.member(viewer.org_id, member_id) is None:
+        raise not_found("member", "memberId")
+    updated = await store.set_team_member(viewer.org_id, team.id, member_id, role)
+    if updated is None:
+        raise not_found("team", "teamId")
+    return updated
+
+
+async def remove_team_member(store: AccountStore, viewer: Viewer, team_id: str, member_id: str) -> Team:
+    require_org_admin(viewer)
+    team = await _team(store, viewer, team_id)
+    if team.role_of(member_id) is None:
+        raise not_found("team member", "memberId")
+    updated = await store.remove_team_member(viewer.org_id, team.id, member_id)
+    if updated is None:
+        raise not_found("team", "teamId")
+    return updated
+
+
+async def connect_channel(store: AccountStore, viewer: Viewer, type_: ChannelType, name: str, team_id: str,
+                          now: datetime) -> tuple[Channel, str]:
+    """A new channel and its ingest key, shown once; only a hash of the key is kept."""
+    require_org_admin(viewer)
+    name = clean_line(name, "name", required=True)
+    team = await _team(store, viewer, team_id)
+    key = "ik_" + secrets.token_urlsafe(32)
+    channel = await store.create_channel(viewer.org_id, team.id, type_, name, hash_ingest_key(key), now)
+    return channel, key
+
+
+def hash_ingest_key(key: str) -> str:
+    """Ingest keys carry 256 random bits, so a fast hash is as safe as a slow KDF
+    here and keeps every webhook call cheap."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def ingest_key_matches(key: str | None, stored_hash: str) -> bool:
+    if not key:
+        return False
+    return secrets.compare_digest(hash_ingest_key(key), stored_hash)
+
+
+async def create_message_template(store, viewer: Viewer, name: str, body: str, channel: ChannelType | None,
+                                  now: datetime) -> MessageTemplate:
+    """Templates are shared by the organization; admins (of the org or of a team) write them."""
+    if not viewer.is_org_admin and not any(viewer.is_team_admin(t.id) for t in viewer.teams):
+        raise forbidden("Only admins create message templates.")
+    name = clean_line(name, "name", required=True)
+    body = clean_text(body, "body")
+    if len(placeholders(body)) > 50:
+        raise Refused(ErrorCode.INVALID_INPUT, "At most 50 placeholders per template.", "body")
+    return await store.create_template(viewer.org_id, name, body, channel, now)
+
+
+async def _team(store: AccountStore, viewer: Viewer, team_id: str) -> Team:
+    team = await store.team(viewer.org_id, team_id) if is_id(team_id) else None
+    if team is None:
+        raise not_found("team", "teamId")
+    return team

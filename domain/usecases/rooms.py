@@ -1,0 +1,111 @@
+"""Entering and leaving a conversation's room: join, grab, leave, close."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from domain.entities import Conversation
+from domain.enums import ClosedReason, ErrorCode, EventKind, TeamMode
+from domain.errors import Refused, not_found
+from domain.events import Event
+from domain.ports import ConversationStore, EventSink
+from domain.status import Thresholds, is_closed, status_of
+from domain.validation import is_id
+from domain.visibility import Viewer, can_grab, can_see, is_admin_of, is_grab_representative
+
+
+async def load_visible(store: ConversationStore, viewer: Viewer, conversation_id: str) -> Conversation:
+    """The conversation, or NOT_FOUND when it doesn't exist *or* the viewer may not see it."""
+    conversation = await _load(store, viewer, conversation_id)
+    if conversation is None or not can_see(viewer, conversation):
+        raise not_found()
+    return conversation
+
+
+async def _load(store: ConversationStore, viewer: Viewer, conversation_id: str) -> Conversation | None:
+    if not is_id(conversation_id):
+        return None
+    return await store.conversation(viewer.org_id, conversation_id)
+
+
+async def join_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
+                            conversation_id: str, now: datetime, t: Thresholds) -> Conversation:
+    conversation = await load_visible(store, viewer, conversation_id)
+    if is_closed(conversation, now, t):
+        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+    if viewer.member_id in conversation.participants:
+        return conversation
+    if is_grab_representative(viewer, conversation) and conversation.owner_id != viewer.member_id:
+        raise Refused(ErrorCode.GRAB_REQUIRED, "Grab this conversation before joining it.")
+    updated = await store.add_participant(conversation.id, viewer.member_id, now)
+    if updated is None:
+        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+    await _publish(events, EventKind.JOINED, conversation, updated, viewer, now, t)
+    return updated
+
+
+async def grab_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
+                            conversation_id: str, now: datetime, t: Thresholds) -> Conversation:
+    """Make the caller the owner; exactly one of any number of racing callers wins.
+
+    The winner is decided by one conditional update (owner still unset), never
+    by what was read before it.
+    """
+    conversation = await _load(store, viewer, conversation_id)
+    team = viewer.team(conversation.team_id) if conversation else None
+    if conversation is None or team is None:
+        raise not_found()
+    if not can_see(viewer, conversation):
+        if can_grab(viewer, team):
+            raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
+        raise not_found()
+    if team.mode is not TeamMode.GRAB:
+        raise Refused(ErrorCode.NOT_GRAB_TEAM, "Only conversations of GRAB teams can be grabbed.")
+    if not can_grab(viewer, team):
+        raise Refused(ErrorCode.FORBIDDEN, "Only the team's representatives grab conversations.")
+    if is_closed(conversation, now, t):
+        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+    if conversation.owner_id == viewer.member_id:
+        return conversation
+    updated = await store.grab(conversation.id, viewer.member_id, now)
+    if updated is None:
+        raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
+    await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t)
+    return updated
+
+
+async def leave_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
+                             conversation_id: str, now: datetime, t: Thresholds) -> Conversation:
+    """Leave the room; an owner leaving a GRAB conversation releases it for grabbing."""
+    conversation = await load_visible(store, viewer, conversation_id)
+    if viewer.member_id not in conversation.participants:
+        raise Refused(ErrorCode.NOT_JOINED, "You are not in this conversation.")
+    release = conversation.owner_id == viewer.member_id
+    updated = await store.remove_participant(conversation.id, viewer.member_id, release, now)
+    if updated is None:
+        raise Refused(ErrorCode.NOT_JOINED, "You are not in this conversation.")
+    await _publish(events, EventKind.LEFT, conversation, updated, viewer, now, t)
+    return updated
+
+
+async def close_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
+                             conversation_id: str, now: datetime, t: Thresholds) -> Conversation:
+    """Close by hand: a member in the room, or a team or organization admin."""
+    conversation = await load_visible(store, viewer, conversation_id)
+    if is_closed(conversation, now, t):
+        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
+    if viewer.member_id not in conversation.participants and not is_admin_of(viewer, conversation):
+        raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before closing it.")
+    updated = await store.close(conversation.id, ClosedReason.MANUAL, now, now)
+    if updated is None:
+        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
+    await _publish(events, EventKind.CLOSED, conversation, updated, viewer, now, t)
+    return updated
+
+
+async def _publish(events: EventSink, kind: EventKind, before: Conversation, after: Conversation,
+                   viewer: Viewer, now: datetime, t: Thresholds) -> None:
+    await events.publish(Event(
+        kind=kind, conversation=after, at=now, actor_id=viewer.member_id,
+        previous_status=status_of(before, now, t), owner_before=before.owner_id,
+    ))

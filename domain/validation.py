@@ -1,0 +1,109 @@
+"""Input rules shared by every entry point (GraphQL, inbound webhooks, CLI)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from domain.errors import invalid
+
+MAX_TEXT_LENGTH = 4096
+MAX_NAME_LENGTH = 200
+MAX_ATTRIBUTES_BYTES = 16_384
+MAX_ATTRIBUTE_DEPTH = 5
+_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_PHONE = re.compile(r"^\+?[0-9 ()\-]{5,25}$")
+_ID = re.compile(r"^[0-9a-f]{24}$")
+
+
+def is_id(value: Any) -> bool:
+    return isinstance(value, str) and bool(_ID.match(value))
+
+
+def check_id(value: Any, field: str) -> str:
+    if not is_id(value):
+        raise invalid("Not a valid id.", field)
+    return value
+
+
+def clean_line(value: str | None, field: str, *, max_length: int = MAX_NAME_LENGTH,
+               required: bool = False) -> str | None:
+    """A single-line text: trimmed, bounded, without control characters (no header injection)."""
+    if value is None:
+        if required:
+            raise invalid(f"`{field}` is required.", field)
+        return None
+    value = value.strip()
+    if required and not value:
+        raise invalid(f"`{field}` must not be empty.", field)
+    if len(value) > max_length:
+        raise invalid(f"`{field}` is limited to {max_length} characters.", field)
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise invalid(f"`{field}` must not contain control characters.", field)
+    return value or None
+
+
+def clean_email(value: str | None, field: str = "email", *, required: bool = False) -> str | None:
+    value = clean_line(value, field, max_length=254, required=required)
+    if value is None:
+        return None
+    if not _EMAIL.match(value):
+        raise invalid("Not a valid email address.", field)
+    return value.lower()
+
+
+def clean_phone(value: str | None, field: str = "phone") -> str | None:
+    value = clean_line(value, field, max_length=25)
+    if value is None:
+        return None
+    if not _PHONE.match(value):
+        raise invalid("Not a valid phone number.", field)
+    return value
+
+
+def clean_text(value: str | None, field: str = "text", *, required: bool = True) -> str | None:
+    if value is None or not value.strip():
+        if required:
+            raise invalid("Message text must not be empty.", field)
+        return None
+    if len(value) > MAX_TEXT_LENGTH:
+        raise invalid(f"Message text is limited to {MAX_TEXT_LENGTH} characters.", field)
+    if "\x00" in value:
+        raise invalid("Message text must not contain NUL characters.", field)
+    return value
+
+
+def clean_attributes(value: Any, field: str = "attributes") -> dict[str, Any]:
+    """Free-form customer attributes, safe to store as a MongoDB sub-document.
+
+    Keys starting with ``$`` or containing ``.`` would be read as operators or
+    paths by MongoDB, so they are refused at any depth.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise invalid("`attributes` must be an object.", field)
+    _check_attribute_value(value, field, depth=0)
+    if len(repr(value)) > MAX_ATTRIBUTES_BYTES:
+        raise invalid(f"`attributes` is limited to {MAX_ATTRIBUTES_BYTES} bytes.", field)
+    return value
+
+
+def _check_attribute_value(value: Any, field: str, depth: int) -> None:
+    if depth > MAX_ATTRIBUTE_DEPTH:
+        raise invalid(f"`attributes` may nest at most {MAX_ATTRIBUTE_DEPTH} levels.", field)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key:
+                raise invalid(f"Attribute key {key!r} is not allowed (no `$` prefix, no `.`).", field)
+            _check_attribute_value(item, field, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_attribute_value(item, field, depth + 1)
+    elif isinstance(value, str):
+        if "\x00" in value:
+            raise invalid("Attribute values must not contain NUL characters.", field)
+    elif value is not None and not isinstance(value, (bool, int, float)):
+        raise invalid("Attribute values must be JSON values.", field)
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 2**63:
+        raise invalid("Attribute numbers must fit in 64 bits.", field)

@@ -1,0 +1,108 @@
+"""Who sees which conversation, and who may enter, grab or close it.
+
+The caller is a :class:`Viewer`: a member, their organization role and the
+teams they belong to. Visibility is one criteria tree (:func:`visible_criteria`)
+so the list query, the counts, a single lookup and the realtime fan-out all
+apply the same rule. Anything a viewer can't see must behave as absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.criteria import (
+    Absent, Criteria, Eq, In, Nothing, all_of, any_of, matches,
+)
+from domain.entities import Conversation, Team
+from domain.enums import OrgRole, TeamMode, TeamRole
+
+
+@dataclass(frozen=True, slots=True)
+class Viewer:
+    member_id: str
+    org_id: str
+    org_role: OrgRole
+    name: str = ""
+    teams: tuple[Team, ...] = field(default=())
+
+    @property
+    def is_org_admin(self) -> bool:
+        return self.org_role in (OrgRole.OWNER, OrgRole.ADMIN)
+
+    def team(self, team_id: str) -> Team | None:
+        for team in self.teams:
+            if team.id == team_id:
+                return team
+        return None
+
+    def team_role(self, team_id: str) -> TeamRole | None:
+        team = self.team(team_id)
+        return team.role_of(self.member_id) if team else None
+
+    def is_team_admin(self, team_id: str) -> bool:
+        return self.team_role(team_id) is TeamRole.ADMIN
+
+    def member_team_ids(self) -> list[str]:
+        return [team.id for team in self.teams if team.role_of(self.member_id) is not None]
+
+
+def visible_criteria(viewer: Viewer) -> Criteria:
+    """Conversations of the viewer's organization that the viewer may see."""
+    in_org = Eq("org_id", viewer.org_id)
+    if viewer.is_org_admin:
+        return in_org
+    open_teams: list[str] = []
+    grab_teams: list[str] = []
+    for team in viewer.teams:
+        role = team.role_of(viewer.member_id)
+        if role is None:
+            continue
+        if team.mode is TeamMode.GRAB and role is TeamRole.REPRESENTATIVE:
+            grab_teams.append(team.id)
+        else:
+            open_teams.append(team.id)
+    parts: list[Criteria] = []
+    if open_teams:
+        parts.append(In("team_id", tuple(open_teams)))
+    if grab_teams:
+        parts.append(all_of(
+            In("team_id", tuple(grab_teams)),
+            any_of(Absent("owner_id"), Eq("owner_id", viewer.member_id)),
+        ))
+    if not parts:
+        return Nothing()
+    return all_of(in_org, any_of(*parts))
+
+
+def can_see(viewer: Viewer, conversation: Conversation) -> bool:
+    return matches(visible_criteria(viewer), conversation)
+
+
+def is_grab_representative(viewer: Viewer, conversation: Conversation) -> bool:
+    """A representative of a GRAB team must grab before entering (admins never grab)."""
+    team = viewer.team(conversation.team_id)
+    return (
+        team is not None
+        and team.mode is TeamMode.GRAB
+        and team.role_of(viewer.member_id) is TeamRole.REPRESENTATIVE
+        and not viewer.is_org_admin
+    )
+
+
+def can_grab(viewer: Viewer, team: Team) -> bool:
+    return (
+        team.mode is TeamMode.GRAB
+        and team.role_of(viewer.member_id) is TeamRole.REPRESENTATIVE
+        and not viewer.is_org_admin
+    )
+
+
+def is_admin_of(viewer: Viewer, conversation: Conversation) -> bool:
+    return viewer.is_org_admin or viewer.is_team_admin(conversation.team_id)
+
+
+def teams_visible_to(viewer: Viewer, all_teams: tuple[Team, ...]) -> tuple[Team, ...]:
+    """Org admins see every team; others the teams they belong to."""
+    if viewer.is_org_admin:
+        return all_teams
+    return tuple(t for t in all_teams if t.role_of(viewer.member_id) is not None)

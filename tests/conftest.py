@@ -1,0 +1,142 @@
+"""Test harness: one embedded MongoDB per session, one real server per test.
+
+Every test gets its own database name and a real uvicorn server on a free
+loopback port, and talks to it over HTTP/WebSocket exactly as a frontend would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from pymongo import AsyncMongoClient
+
+from api.app import create_app
+from api.embedded import EmbeddedMongo, free_port
+from api.settings import Settings
+from domain.status import Thresholds
+from domain.usecases.messaging import MessagingSettings
+
+
+@pytest.fixture(scope="session")
+def mongo_uri():
+    """Real MongoDB when MONGODB_URI is set, else the embedded nx-27017 server."""
+    if os.environ.get("MONGODB_URI"):
+        yield os.environ["MONGODB_URI"]
+        return
+    with tempfile.TemporaryDirectory(prefix="imbrace-test-db-") as data_dir:
+        embedded = EmbeddedMongo(Path(data_dir)).start()
+        try:
+            yield embedded.uri
+        finally:
+            embedded.stop()
+
+
+@pytest.fixture(scope="session")
+def data_dir():
+    with tempfile.TemporaryDirectory(prefix="imbrace-test-") as path:
+        yield Path(path)
+
+
+def test_settings(mongo_uri: str, data_dir: Path, **overrides: Any) -> Settings:
+    thresholds = overrides.pop("thresholds", Thresholds(soon_after_s=3, overdue_after_s=5, auto_close_after_s=3600,
+                                                        presence_timeout_s=60))
+    messaging = overrides.pop("messaging", MessagingSettings(max_upload_bytes=64 * 1024))
+    base = Settings(mongodb_uri=mongo_uri, database="t" + uuid.uuid4().hex[:16], data_dir=data_dir,
+                    jwt_secret="test-secret-" + "x" * 32, thresholds=thresholds, messaging=messaging,
+                    sweep_interval_s=0.2, email_backoff_s=0.05)
+    return dataclasses.replace(base, **overrides)
+
+
+class Server:
+    """A real uvicorn server in this event loop, plus a client speaking to it."""
+
+    def __init__(self, settings: Settings, listeners=None) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.app = create_app(settings, listeners)
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio",
+                                lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.task: asyncio.Task | None = None
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=30)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/graphql"
+
+    @property
+    def services(self):
+        return self.app.state.services
+
+    @property
+    def db(self):
+        return self.services.db
+
+    async def start(self) -> "Server":
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            if self.task.done():
+                self.task.result()
+            await asyncio.sleep(0.01)
+        return self
+
+    async def stop(self) -> None:
+        self.server.should_exit = True
+        await self.http.aclose()
+        if self.task:
+            await self.task
+
+    async def gql(self, query: str, variables: dict | None = None, token: str | None = None,
+                  expect_errors: bool = False) -> dict:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = await self.http.post("/graphql", json={"query": query, "variables": variables or {}},
+                                        headers=headers)
+        body = response.json()
+        if not expect_errors:
+            assert "errors" not in body, body
+            return body["data"]
+        return body
+
+    async def inbound(self, channel_id: str, key: str, body: dict) -> httpx.Response:
+        return await self.http.post(f"/channels/{channel_id}/inbound", json=body, headers={"X-Channel-Key": key})
+
+    async def presence(self, channel_id: str, key: str, body: dict) -> httpx.Response:
+        return await self.http.post(f"/channels/{channel_id}/presence", json=body, headers={"X-Channel-Key": key})
+
+
+@pytest.fixture
+async def make_server(mongo_uri, data_dir):
+    started: list[Server] = []
+
+    async def make(listeners=None, **overrides) -> Server:
+        server = await Server(test_settings(mongo_uri, data_dir, **overrides), listeners).start()
+        started.append(server)
+        return server
+    yield make
+    for server in reversed(started):
+        await server.stop()
+
+
+@pytest.fixture
+async def server(make_server) -> Server:
+    return await make_server()
+
+
+@pytest.fixture
+async def raw_db(mongo_uri):
+    client = AsyncMongoClient(mongo_uri, tz_aware=True)
+    yield client
+    await client.close()

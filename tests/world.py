@@ -1,0 +1,89 @@
+"""Builds organizations, teams, members and channels through the public API."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+
+from domain.errors import Refused
+from domain.usecases.onboarding import create_organization
+
+_counter = itertools.count()
+PASSWORD = "correct horse battery"
+
+
+@dataclass
+class Person:
+    id: str
+    email: str
+    token: str
+
+
+@dataclass
+class ChannelInfo:
+    id: str
+    key: str
+    type: str
+
+
+@dataclass
+class Org:
+    server: object
+    owner: Person
+    teams: dict[str, str] = field(default_factory=dict)
+
+    async def gql(self, query, variables=None, as_: Person | None = None, expect_errors=False):
+        return await self.server.gql(query, variables, (as_ or self.owner).token, expect_errors)
+
+    async def member(self, name: str, role: str = "MEMBER") -> Person:
+        email = f"{name}.{next(_counter)}@example.com"
+        data = await self.gql("""mutation($i: InviteMemberInput!) { inviteMember(input: $i) {
+            member { id } errors { code message } } }""",
+                              {"i": {"email": email, "name": name, "password": PASSWORD, "role": role}})
+        assert data["inviteMember"]["errors"] == [], data
+        return Person(data["inviteMember"]["member"]["id"], email, await login(self.server, email))
+
+    async def team(self, name: str, mode: str = "COLLABORATION") -> str:
+        data = await self.gql("""mutation($i: CreateTeamInput!) { createTeam(input: $i) {
+            team { id } errors { code } } }""", {"i": {"name": name, "mode": mode}})
+        assert data["createTeam"]["errors"] == [], data
+        self.teams[name] = data["createTeam"]["team"]["id"]
+        return self.teams[name]
+
+    async def add(self, team_id: str, person: Person, role: str = "REPRESENTATIVE") -> None:
+        data = await self.gql("""mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) {
+            errors { code } } }""", {"i": {"teamId": team_id, "memberId": person.id, "role": role}})
+        assert data["addTeamMember"]["errors"] == [], data
+
+    async def channel(self, team_id: str, type_: str = "WEB_WIDGET", name: str = "Site") -> ChannelInfo:
+        data = await self.gql("""mutation($i: ConnectChannelInput!) { connectChannel(input: $i) {
+            channel { id } ingestKey errors { code } } }""", {"i": {"type": type_, "name": name, "teamId": team_id}})
+        payload = data["connectChannel"]
+        assert payload["errors"] == [], data
+        return ChannelInfo(payload["channel"]["id"], payload["ingestKey"], type_)
+
+    async def customer_writes(self, channel: ChannelInfo, external_id: str, text: str = "Hello", **extra) -> dict:
+        body = {"customer": {"externalId": external_id, **extra.pop("customer", {})}, "text": text, **extra}
+        response = await self.server.inbound(channel.id, channel.key, body)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+
+async def login(server, email: str, password: str = PASSWORD) -> str:
+    data = await server.gql("""mutation($i: LoginInput!) { login(input: $i) { token errors { code } } }""",
+                            {"i": {"email": email, "password": password}})
+    assert data["login"]["errors"] == [], data
+    return data["login"]["token"]
+
+
+async def new_org(server, name: str = "Acme") -> Org:
+    services = server.services
+    email = f"owner.{next(_counter)}@example.com"
+    try:
+        await create_organization(services.store, services.passwords, name, email, PASSWORD, "Owner",
+                                  services.clock())
+    except Refused as refused:  # pragma: no cover - a broken fixture should say why
+        raise AssertionError(refused.message)
+    token = await login(server, email)
+    me = await server.gql("{ me { id } }", token=token)
+    return Org(server, Person(me["me"]["id"], email, token))
