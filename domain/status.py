@@ -36,7 +36,9 @@ def closed_criteria(now: datetime, t: Thresholds) -> Criteria:
 
 
 def open_criteria(now: datetime, t: Thresholds) -> Criteria:
-    return all_of(Absent("closed_at"), Gte("last_customer_message_at", t.inactivity_cutoff(now)))
+    """The exact complement of :func:`closed_criteria`."""
+    return all_of(Absent("closed_at"), any_of(Absent("last_customer_message_at"),
+                                              Gte("last_customer_message_at", t.inactivity_cutoff(now))))
 
 
 def status_criteria(status: ConversationStatus, now: datetime, t: Thresholds) -> Criteria:

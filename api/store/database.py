@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import OperationFailure
 from pymongo.monitoring import CommandListener
 
 INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
@@ -33,8 +32,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
     "templates": [([("org_id", ASCENDING), ("name", ASCENDING)], {})],
     "notifications": [([("member_id", ASCENDING), ("created_at", DESCENDING)], {}),
                       ([("conversation_id", ASCENDING), ("kind", ASCENDING)], {})],
-    "events": [([("org_id", ASCENDING), ("_id", ASCENDING)], {"name": "org_events"}),
-               ([("at", ASCENDING)], {})],
+    "events": [([("at", ASCENDING)], {})],
     "login_attempts": [([("email", ASCENDING), ("at", DESCENDING)], {})],
 }
 
@@ -52,11 +50,6 @@ async def create_indexes(db: AsyncDatabase) -> None:
     """Idempotent: creating an existing index is a no-op on MongoDB and nx-27017."""
     for collection, indexes in INDEXES.items():
         for keys, options in indexes:
-            try:
-                await db[collection].create_index(keys, **options)
-            except OperationFailure as error:
-                # nx-27017 can't index a compound key that includes `_id`
-                # ("JSON path error near '_id'"); real MongoDB can. The query
-                # still works there, only unindexed.
-                if "_id" not in str(error):
-                    raise
+            # No compound key includes `_id`: nx-27017 can't index one ("JSON path
+            # error near '_id'") and a failed attempt breaks later inserts.
+            await db[collection].create_index(keys, **options)

@@ -92,11 +92,12 @@ class MongoStore:
 
     async def set_team_member(self, org_id: str, team_id: str, member_id: str, role: TeamRole) -> Team | None:
         # Two single-document steps, each atomic: drop any old role, then add the new one.
+        # $addToSet, not $push: nx-27017 stores sub-documents pushed with $push as JSON strings.
         await self.db.teams.update_one({"_id": team_id, "org_id": org_id},
                                        {"$pull": {"members": {"member_id": member_id}}})
         doc = await self.db.teams.find_one_and_update(
             {"_id": team_id, "org_id": org_id},
-            {"$push": {"members": {"member_id": member_id, "role": role.value}}}, return_document=AFTER)
+            {"$addToSet": {"members": {"member_id": member_id, "role": role.value}}}, return_document=AFTER)
         return codec.team(doc) if doc else None
 
     async def remove_team_member(self, org_id: str, team_id: str, member_id: str) -> Team | None:

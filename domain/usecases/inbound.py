@@ -140,7 +140,8 @@ async def _open_conversation(store: InboundStore, channel: Channel, customer: Cu
             id=customer.id, org_id=channel.org_id, team_id=channel.team_id, channel_id=channel.id,
             channel_type=channel.type, channel_name=channel.name, customer_id=customer.id,
             customer_name=customer.name, customer_email=customer.email, customer_phone=customer.phone,
-            customer_online_until=customer.online_until, created_at=now, updated_at=now,
+            customer_online_until=customer.online_until, last_customer_message_at=now, last_message_at=now,
+            waiting_since=now, created_at=now, updated_at=now,
         ))
     except AlreadyStored:
         pass
