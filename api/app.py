@@ -16,6 +16,7 @@ from api.events import EventLog
 from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView, refuse_form_posts
 from api.middleware import BodyLimit, RequestId
+from api.outbox import Outbox
 from api.routes.files import download
 from api.routes.health import healthz
 from api.routes.inbound import inbound_message, presence
@@ -53,9 +54,13 @@ class Runtime:
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(),
             events=EventLog(db),
         )
+        self.outbox = Outbox(self.services)
+        self.outbox.start()
         return self.services
 
     async def stop(self) -> None:
+        if getattr(self, "outbox", None) is not None:
+            await self.outbox.stop()
         if self.services is not None:
             await self.services.client.close()
         if self.embedded is not None:
