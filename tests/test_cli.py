@@ -66,7 +66,7 @@ class Serve:
         )
         self.db_pid: int | None = None
 
-    def wait_healthy(self, timeout_s: float = 20) -> httpx.Response:
+    def wait_healthy(self, timeout_s: float = 60) -> httpx.Response:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
