@@ -14,6 +14,8 @@ from api.auth import Passwords, Tokens, load_jwt_secret
 from api.embedded import EmbeddedMongo
 from api.events import EventLog
 from api.graphql.schema import build_schema
+from api.hub import EventHub
+from api.sweeper import Sweeper
 from api.graphql.view import GraphQLView, refuse_form_posts
 from api.middleware import BodyLimit, RequestId
 from api.outbox import Outbox
@@ -52,15 +54,23 @@ class Runtime:
         self.services = Services(
             settings=self.settings, client=client, store=MongoStore(db), lister=ConversationLister(db),
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(),
-            events=EventLog(db),
+            events=EventLog(db, self.settings.thresholds),
         )
+        self.hub = EventHub(db)
+        await self.hub.start()
+        self.services.hub = self.hub
+        self.services.events.on_publish = self.hub.wake
+        self.sweeper = Sweeper(db, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
+                               self.services.clock)
+        self.sweeper.start()
         self.outbox = Outbox(self.services)
         self.outbox.start()
         return self.services
 
     async def stop(self) -> None:
-        if getattr(self, "outbox", None) is not None:
-            await self.outbox.stop()
+        for worker in ("outbox", "sweeper", "hub"):
+            if getattr(self, worker, None) is not None:
+                await getattr(self, worker).stop()
         if self.services is not None:
             await self.services.client.close()
         if self.embedded is not None:

@@ -29,6 +29,7 @@ class Services:
     tokens: Tokens
     passwords: Passwords
     events: object = None
+    hub: object = None
     clock: Callable[[], datetime] = field(default=utc_now)
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from domain.criteria import matches
@@ -23,11 +23,11 @@ class Event:
     previous_status: ConversationStatus | None = None
     message_id: str | None = None
     owner_before: str | None = None
+    new_status: ConversationStatus | None = None
     id: int | None = None
 
 
 def visible_before(viewer: Viewer, event: Event) -> bool:
-    from dataclasses import replace
     return can_see(viewer, replace(event.conversation, owner_id=event.owner_before))
 
 

@@ -8,7 +8,7 @@ from datetime import datetime
 from domain.criteria import (
     Contains, Criteria, In, Nothing, TextContains, all_of, any_of,
 )
-from domain.enums import ChannelType, ConversationView, StatusFilter
+from domain.enums import ChannelType, ConversationView, EventKind, StatusFilter
 from domain.errors import invalid
 from domain.status import Thresholds, closed_criteria, filter_criteria, open_criteria
 from domain.visibility import Viewer, visible_criteria
@@ -72,3 +72,12 @@ def list_criteria(viewer: Viewer, flt: ConversationFilter, now: datetime, t: Thr
 def count_criteria(status: StatusFilter, now: datetime, t: Thresholds) -> Criteria:
     """What one sidebar badge counts, within the narrowing (same as filtering on it alone)."""
     return status_selection(ConversationFilter(statuses=(status,)), now, t)
+
+
+def event_criteria(viewer: Viewer, flt: ConversationFilter, kind: EventKind, at: datetime,
+                   t: Thresholds) -> Criteria:
+    """Which events a filtered subscriber receives: those of conversations its list would
+    show at the event's moment; a CLOSED event also reaches lists that showed the row before."""
+    if kind is EventKind.CLOSED:
+        return narrowing_criteria(viewer, flt)
+    return list_criteria(viewer, flt, at, t)

@@ -81,11 +81,6 @@ class CreateMessageTemplateInput:
     channel: ChannelType | None = strawberry.field(default=None, description="Only for this channel (null: any).")
 
 
-@strawberry.input(description="Notifications to mark as read.")
-class MarkNotificationsReadInput:
-    ids: list[strawberry.ID] = strawberry.field(description="Notification ids (at most 500).")
-
-
 @strawberry.input(description="Which conversations to list, as in the page's filter block.")
 class ConversationFilter:
     view: ConversationView = strawberry.field(default=View.ALL, description="ALL or JOINED.")

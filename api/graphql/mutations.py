@@ -77,6 +77,7 @@ class Mutation:
         async def action():
             team = await onboarding.add_team_member(ctx.services.store, ctx.viewer, str(input.team_id),
                                                     str(input.member_id), input.role)
+            await ctx.services.events.publish_teams_changed(ctx.viewer.org_id, ctx.now)
             return {"team": Team(entity=team)}
         return await run(TeamPayload, action)
 
@@ -87,6 +88,7 @@ class Mutation:
         async def action():
             team = await onboarding.remove_team_member(ctx.services.store, ctx.viewer, str(input.team_id),
                                                        str(input.member_id))
+            await ctx.services.events.publish_teams_changed(ctx.viewer.org_id, ctx.now)
             return {"team": Team(entity=team)}
         return await run(TeamPayload, action)
 

@@ -8,6 +8,7 @@ from strawberry.extensions import (
     AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache,
 )
 from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
 
 from api.graphql.extensions import PresentErrors, RequireAuthentication
 from api.graphql.mutations import Mutation
@@ -28,7 +29,12 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
     ]
     if not settings.introspection:
         extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
+    from api.graphql.notifications import NotificationMutation, NotificationQuery
+    from api.graphql.subscriptions import Subscription
+
+    query = merge_types("Query", (Query, NotificationQuery))
+    mutation = merge_types("Mutation", (Mutation, NotificationMutation))
     return strawberry.Schema(
-        query=Query, mutation=Mutation, extensions=extensions,
+        query=query, mutation=mutation, subscription=Subscription, extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.production),
     )

@@ -58,6 +58,7 @@ class InboundStore(Protocol):
     async def insert_message(self, message: Message) -> Message: ...
     async def set_presence(self, customer: Customer, online_until: datetime | None,
                            location: Location | None, now: datetime) -> Customer: ...
+    async def conversation(self, org_id: str, conversation_id: str) -> Conversation | None: ...
 
 
 async def receive_customer_message(store: InboundStore, events: EventSink, channel: Channel,
@@ -166,6 +167,10 @@ async def record_presence(store: InboundStore, events: EventSink, channel: Chann
             customer = race.existing
     online_until = now + timedelta(seconds=t.presence_timeout_s) if update.online else None
     customer = await store.set_presence(customer, online_until, update.location, now)
+    conversation = await store.conversation(channel.org_id, customer.id)
+    if conversation is not None:
+        await events.publish(Event(kind=EventKind.PRESENCE, conversation=conversation, at=now,
+                                   owner_before=conversation.owner_id, previous_status=status_of(conversation, now, t)))
     return customer
 
 

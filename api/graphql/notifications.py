@@ -1,0 +1,124 @@
+"""The notification center: stored notifications, listed and marked read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import strawberry
+from strawberry.types import Info
+
+from api.graphql.enums import NotificationKind
+from api.graphql.types import Conversation, Edge, PageInfo, UserError
+from api.store import codec
+from domain import entities as e
+from domain.errors import invalid
+from domain.usecases.rooms import load_visible
+from domain.errors import Refused
+from domain.validation import is_id
+
+MAX_MARK = 500
+
+
+@strawberry.type(description="Something a member should look at.")
+class Notification:
+    entity: strawberry.Private[e.Notification]
+
+    @strawberry.field(description="Notification id.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.id)
+
+    @strawberry.field(description="Why you were notified.")
+    def kind(self) -> NotificationKind:
+        return self.entity.kind
+
+    @strawberry.field(description="The conversation, if you can still see it (a grabbed offer may be gone).")
+    async def conversation(self, info: Info) -> Conversation | None:
+        try:
+            found = await load_visible(info.context.services.store, info.context.viewer, self.entity.conversation_id)
+        except Refused:
+            return None
+        return Conversation(entity=found)
+
+    @strawberry.field(description="Conversation id.")
+    def conversation_id(self) -> strawberry.ID:
+        return strawberry.ID(self.entity.conversation_id)
+
+    @strawberry.field(description="When it was created.")
+    def created_at(self) -> datetime:
+        return self.entity.created_at
+
+    @strawberry.field(description="Whether you marked it read.")
+    def read(self) -> bool:
+        return self.entity.read
+
+    @strawberry.field(description="GRAB_OFFER you may still take (false for team admins and once grabbed).")
+    def can_grab(self) -> bool:
+        return self.entity.can_grab
+
+
+@strawberry.type(description="A page of notifications, newest first.")
+class NotificationConnection:
+    edges: list[Edge[Notification]] = strawberry.field(description="Notifications.")
+    page_info: PageInfo = strawberry.field(description="Pagination.")
+
+
+@strawberry.type(description="Result of `markNotificationsRead`.")
+class MarkNotificationsReadPayload:
+    updated: int = strawberry.field(default=0, description="How many of your notifications were marked.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+async def load_notification(ctx, notification_id: str) -> Notification | None:
+    doc = await ctx.services.db.notifications.find_one({"_id": notification_id, "member_id": ctx.viewer.member_id})
+    return Notification(entity=codec.notification(doc)) if doc else None
+
+
+async def list_notifications(ctx, unread_only: bool, first: int, after: str | None) -> NotificationConnection:
+    if first < 0 or first > 100:
+        raise invalid("`first` must be between 0 and 100.", "first")
+    query: dict = {"member_id": ctx.viewer.member_id}
+    if unread_only:
+        query["read"] = False
+    if after is not None:
+        if not is_id(after):
+            raise invalid("Not a valid cursor.", "after")
+        query["_id"] = {"$lt": after}
+    docs = await ctx.services.db.notifications.find(query).sort("_id", -1).limit(first + 1).to_list()
+    edges = [Edge(cursor=d["_id"], node=Notification(entity=codec.notification(d))) for d in docs[:first]]
+    return NotificationConnection(edges=edges, page_info=PageInfo(
+        has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None))
+
+
+async def mark_read(ctx, ids: list[str]) -> int:
+    if len(ids) > MAX_MARK:
+        raise invalid(f"At most {MAX_MARK} ids at once.", "ids")
+    ids = [i for i in ids if is_id(i)]
+    result = await ctx.services.db.notifications.update_many(
+        {"_id": {"$in": ids}, "member_id": ctx.viewer.member_id}, {"$set": {"read": True}})
+    return result.modified_count
+
+
+@strawberry.input(description="Notifications to mark as read.")
+class MarkNotificationsReadInput:
+    ids: list[strawberry.ID] = strawberry.field(description=f"Notification ids (at most {MAX_MARK}).")
+
+
+@strawberry.type
+class NotificationQuery:
+    @strawberry.field(description="Your notification center, newest first.")
+    async def notifications(self, info: Info, unread_only: bool = False, first: int = 20,
+                            after: str | None = None) -> NotificationConnection:
+        return await list_notifications(info.context, unread_only, first, after)
+
+
+@strawberry.type
+class NotificationMutation:
+    @strawberry.mutation(description="Mark some of your notifications as read.")
+    async def mark_notifications_read(self, info: Info, input: MarkNotificationsReadInput
+                                      ) -> MarkNotificationsReadPayload:
+        try:
+            updated = await mark_read(info.context, [str(i) for i in input.ids])
+        except Refused as refused:
+            return MarkNotificationsReadPayload(errors=[UserError(code=refused.code, message=refused.message,
+                                                                  field=refused.field)])
+        return MarkNotificationsReadPayload(updated=updated, errors=[])

@@ -1,0 +1,169 @@
+"""Realtime: conversation events, new messages, notifications.
+
+Each subscription follows the process's :class:`api.hub.EventHub` and judges
+every event for its own subscriber with the domain's rules (visibility, the
+list filter, status at the event's moment), so what arrives over WebSocket is
+exactly what the list query would show.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import AsyncGenerator
+
+import strawberry
+from strawberry.types import Info
+
+from api.auth import load_viewer
+from api.events import TEAMS_CHANGED, event_from_doc
+from api.graphql.enums import ConversationStatus, EventKind
+from api.graphql.inputs import ConversationFilter
+from api.graphql.notifications import Notification, load_notification
+from api.graphql.queries import to_domain_filter
+from api.graphql.types import Conversation, Member, Message
+from api.services import utc_now
+from domain import listing
+from domain.enums import EventKind as Kind
+from domain.errors import invalid
+from domain.events import Event, route_event
+from domain.visibility import can_see
+
+
+@strawberry.type(description="Something that happened to a conversation you can see.")
+class ConversationEvent:
+    event: strawberry.Private[Event]
+    delivered_kind: strawberry.Private[Kind]
+
+    @strawberry.field(description="Event id, monotonic: pass the last one as `after` when reconnecting.")
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(str(self.event.id))
+
+    @strawberry.field(description="What happened. HIDDEN: the conversation is no longer visible to you.")
+    def kind(self) -> EventKind:
+        return self.delivered_kind
+
+    @strawberry.field(description="The conversation's id (always present, also for HIDDEN).")
+    def conversation_id(self) -> strawberry.ID:
+        return strawberry.ID(self.event.conversation.id)
+
+    @strawberry.field(description="The conversation after the change (null for HIDDEN).")
+    def conversation(self) -> Conversation | None:
+        if self.delivered_kind is Kind.HIDDEN:
+            return None
+        return Conversation(entity=self.event.conversation)
+
+    @strawberry.field(description="Status before the change.")
+    def previous_status(self) -> ConversationStatus | None:
+        return None if self.delivered_kind is Kind.HIDDEN else self.event.previous_status
+
+    @strawberry.field(description="Who made the change (null for customers and timers).")
+    async def actor(self, info: Info) -> Member | None:
+        if not self.event.actor_id or self.delivered_kind is Kind.HIDDEN:
+            return None
+        found = await info.context.loaders.member.load(self.event.actor_id)
+        return Member(entity=found) if found else None
+
+    @strawberry.field(description="The message, for MESSAGE, CREATED and REOPENED events.")
+    async def message(self, info: Info) -> Message | None:
+        if not self.event.message_id or self.delivered_kind is Kind.HIDDEN:
+            return None
+        found = await info.context.services.store.message(self.event.conversation.org_id, self.event.message_id)
+        return Message(entity=found) if found else None
+
+    @strawberry.field(description="When it happened.")
+    def at(self) -> datetime:
+        return self.event.at
+
+
+def _parse_after(after: strawberry.ID | None) -> int | None:
+    if after is None:
+        return None
+    if not str(after).isdigit():
+        raise invalid("`after` must be an event id.", "after")
+    return int(str(after))
+
+
+async def follow(info: Info, after: int | None) -> AsyncGenerator[tuple[dict, object], None]:
+    """Stored events after ``after`` (if given), then live ones: no gap, no duplicate.
+
+    Yields (event document, current viewer); team changes refresh the viewer
+    before the next event is judged.
+    """
+    ctx = info.context
+    hub = ctx.services.hub
+    subscription = hub.subscribe()
+    viewer = ctx.viewer
+    try:
+        frontier = hub.dispatched_id
+        backlog = await hub.replay(viewer.org_id, after, frontier) if after is not None else []
+        last = frontier
+        for doc in backlog:
+            viewer = await _judge_viewer(ctx, doc, viewer)
+            if viewer is None:
+                return
+            yield doc, viewer
+        while True:
+            doc = await subscription.queue.get()
+            if subscription.overflowed:
+                return
+            if doc["_id"] <= last or doc["org_id"] != viewer.org_id:
+                continue
+            last = doc["_id"]
+            viewer = await _judge_viewer(ctx, doc, viewer)
+            if viewer is None:
+                return
+            yield doc, viewer
+    finally:
+        hub.unsubscribe(subscription)
+
+
+async def _judge_viewer(ctx, doc: dict, viewer):
+    if doc["kind"] == TEAMS_CHANGED:
+        viewer = await load_viewer(ctx.services.db, viewer.member_id, viewer.org_id)
+    ctx.refresh(viewer, utc_now())
+    return viewer
+
+
+@strawberry.type(description="Subscriptions over WebSocket (graphql-transport-ws). Authenticate in "
+                             "connection_init: {\"authorization\": \"Bearer <token>\"}.")
+class Subscription:
+    @strawberry.subscription(description="Changes to conversations you can see that match the filter. "
+                                         "Pass `after` (last event id) to resume without gaps.")
+    async def conversation_events(self, info: Info, filter: ConversationFilter | None = None,
+                                  after: strawberry.ID | None = None) -> AsyncGenerator[ConversationEvent, None]:
+        flt = to_domain_filter(filter)
+        thresholds = info.context.services.settings.thresholds
+        async for doc, viewer in follow(info, _parse_after(after)):
+            if doc["kind"] in (TEAMS_CHANGED, Kind.DELIVERY.value):
+                continue
+            event = event_from_doc(doc)
+            criteria = listing.event_criteria(viewer, flt, event.kind, event.at, thresholds)
+            kind = route_event(viewer, event, criteria)
+            if kind is not None:
+                yield ConversationEvent(event=event, delivered_kind=kind)
+
+    @strawberry.subscription(description="New messages (and delivery updates) in one conversation, or in every "
+                                         "conversation you can see when `conversationId` is omitted.")
+    async def message_added(self, info: Info, conversation_id: strawberry.ID | None = None
+                            ) -> AsyncGenerator[Message, None]:
+        async for doc, viewer in follow(info, None):
+            if doc["kind"] not in (Kind.MESSAGE.value, Kind.CREATED.value, Kind.REOPENED.value,
+                                   Kind.DELIVERY.value) or not doc.get("message_id"):
+                continue
+            event = event_from_doc(doc)
+            if conversation_id is not None and event.conversation.id != str(conversation_id):
+                continue
+            if not can_see(viewer, event.conversation):
+                continue
+            found = await info.context.services.store.message(viewer.org_id, event.message_id)
+            if found is not None:
+                yield Message(entity=found)
+
+    @strawberry.subscription(description="Your notifications as they are created.")
+    async def notification_received(self, info: Info) -> AsyncGenerator[Notification, None]:
+        async for doc, viewer in follow(info, None):
+            notification_id = (doc.get("notified") or {}).get(viewer.member_id)
+            if notification_id:
+                found = await load_notification(info.context, notification_id)
+                if found is not None:
+                    yield found

@@ -1,0 +1,102 @@
+"""Time-driven transitions: SOON_TO_BE, OVERDUE and inactivity auto-close.
+
+Statuses are always computed at query time; the sweeper only *announces*
+them (events, notifications) and persists inactivity closes. It is driven by
+stored timestamps, so after downtime it catches up, and each transition is
+claimed with one conditional update on ``announced_status``, so with several
+instances exactly one announces it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from api.store import codec
+from api.store.codec import ms
+from domain.enums import ClosedReason, ConversationStatus, EventKind
+from domain.events import Event
+from domain.status import Thresholds, closed_at, status_of
+
+log = logging.getLogger("imbrace.sweeper")
+TIMED = (ConversationStatus.SOON_TO_BE, ConversationStatus.OVERDUE, ConversationStatus.CLOSED)
+BATCH = 500
+
+
+class Sweeper:
+    def __init__(self, db, events, thresholds: Thresholds, interval_s: float, clock) -> None:
+        self.db = db
+        self.events = events
+        self.thresholds = thresholds
+        self.interval_s = interval_s
+        self.clock = clock
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="sweeper")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.sweep(self.clock())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("sweep failed; retrying", exc_info=True)
+            await asyncio.sleep(self.interval_s)
+
+    async def sweep(self, now: datetime) -> int:
+        """Announce every time-driven transition due at ``now``; returns how many this instance claimed."""
+        t = self.thresholds
+        soon_line = ms(now - timedelta(seconds=t.soon_after_s))
+        overdue_line = ms(now - timedelta(seconds=t.overdue_after_s))
+        inactive_line = ms(t.inactivity_cutoff(now))
+        due = {"closed_at": None, "$or": [
+            {"last_customer_message_at": {"$lt": inactive_line}},
+            {"waiting_since": {"$lt": overdue_line}, "announced_status": {"$ne": "OVERDUE"}},
+            {"waiting_since": {"$lt": soon_line}, "announced_status": {"$nin": ["SOON_TO_BE", "OVERDUE"]}},
+        ]}
+        claimed = 0
+        for doc in await self.db.conversations.find(due).limit(BATCH).to_list():
+            claimed += await self._announce(codec.conversation(doc), now)
+        return claimed
+
+    async def _announce(self, conversation, now: datetime) -> int:
+        status = status_of(conversation, now, self.thresholds)
+        if status not in TIMED or status.value == conversation.announced_status:
+            return 0
+        claim = {"_id": conversation.id, "closed_at": None,
+                 "announced_status": conversation.announced_status}
+        update: dict = {"$set": {"announced_status": status.value}}
+        if status is ConversationStatus.CLOSED:
+            update["$set"].update({"closed_at": ms(closed_at(conversation, now, self.thresholds)),
+                                   "closed_reason": ClosedReason.INACTIVITY.value, "participants": [],
+                                   "updated_at": ms(now)})
+            update["$unset"] = {"owner_id": "", "waiting_since": ""}
+        doc = await self.db.conversations.find_one_and_update(claim, update, return_document=True)
+        if doc is None:
+            return 0
+        previous = ConversationStatus(conversation.announced_status) if conversation.announced_status \
+            else status_of(conversation, _just_before(conversation, status, self.thresholds), self.thresholds)
+        kind = EventKind.CLOSED if status is ConversationStatus.CLOSED else EventKind.STATUS_CHANGED
+        await self.events.publish(Event(kind=kind, conversation=codec.conversation(doc), at=now,
+                                        previous_status=previous, new_status=status,
+                                        owner_before=conversation.owner_id))
+        return 1
+
+
+def _just_before(conversation, status: ConversationStatus, t: Thresholds) -> datetime:
+    """The moment before the threshold that produced ``status`` (to name the status it left)."""
+    if status is ConversationStatus.CLOSED:
+        return conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s - 0.001)
+    after = t.overdue_after_s if status is ConversationStatus.OVERDUE else t.soon_after_s
+    return conversation.waiting_since + timedelta(seconds=after - 0.001)

@@ -1,0 +1,253 @@
+"""Subscriptions over real WebSockets: who receives what, and nothing lost."""
+
+import asyncio
+import time
+
+import pytest
+import websockets
+
+from domain.status import Thresholds
+from tests.world import new_org
+from tests.ws import Subscriber
+
+EVENTS = """subscription($f: ConversationFilter, $after: ID) { conversationEvents(filter: $f, after: $after) {
+    id kind conversationId previousStatus conversation { id status } } }"""
+JOIN = "mutation($id: ID!) { joinConversation(id: $id) { errors { code } } }"
+GRAB = "mutation($id: ID!) { grabConversation(id: $id) { errors { code } } }"
+
+
+async def grab_world(server):
+    org = await new_org(server)
+    team = await org.team("Grabbers", "GRAB")
+    alice, bob, boss = await org.member("alice"), await org.member("bob"), await org.member("boss")
+    for person, role in ((alice, "REPRESENTATIVE"), (bob, "REPRESENTATIVE"), (boss, "ADMIN")):
+        await org.add(team, person, role)
+    channel = await org.channel(team, "WEB_WIDGET")
+    other_team = await org.team("Elsewhere")
+    carol = await org.member("carol")
+    await org.add(other_team, carol)
+    return org, team, channel, alice, bob, boss, carol
+
+
+async def test_events_reach_the_right_subscribers_and_hidden_on_grab(server):
+    org, team, channel, alice, bob, boss, carol = await grab_world(server)
+    outsider = await new_org(server, "Other")
+    subs = {name: Subscriber(server.ws_url, person.token)
+            for name, person in (("alice", alice), ("bob", bob), ("boss", boss), ("carol", carol),
+                                 ("outsider", outsider.owner))}
+    for sub in subs.values():
+        await sub.connect()
+        await sub.subscribe(EVENTS)
+    receipt = await org.customer_writes(channel, "c1", "hi")
+    cid = receipt["conversationId"]
+    for name in ("alice", "bob", "boss"):
+        event = (await subs[name].next_data())["conversationEvents"]
+        assert event["kind"] == "CREATED" and event["conversationId"] == cid
+        assert event["conversation"]["status"] == "REP_NEEDED"
+    await org.gql(GRAB, {"id": cid}, as_=alice)
+    assert (await subs["alice"].next_data())["conversationEvents"]["kind"] == "GRABBED"
+    assert (await subs["boss"].next_data())["conversationEvents"]["kind"] == "GRABBED"
+    hidden = (await subs["bob"].next_data())["conversationEvents"]
+    assert hidden == {"id": hidden["id"], "kind": "HIDDEN", "conversationId": cid, "previousStatus": None,
+                      "conversation": None}
+    # after the grab, bob sees nothing of this conversation any more
+    await org.customer_writes(channel, "c1", "private now")
+    assert (await subs["alice"].next_data())["conversationEvents"]["kind"] == "MESSAGE"
+    assert await subs["bob"].nothing_within(0.8)
+    assert await subs["carol"].nothing_within(0.1)
+    assert await subs["outsider"].nothing_within(0.1)
+    for sub in subs.values():
+        await sub.close()
+
+
+async def test_each_event_kind_is_delivered(server):
+    org = await new_org(server)
+    team = await org.team("Support")
+    agent = await org.member("agent")
+    await org.add(team, agent)
+    channel = await org.channel(team, "WEB_WIDGET")
+    async with Subscriber(server.ws_url, org.owner.token) as sub:
+        await sub.subscribe(EVENTS, {"f": {"statuses": ["REP_NEEDED", "PENDING", "SOON_TO_BE", "OVERDUE",
+                                                         "CLOSED", "ONLINE"]}})
+        cid = (await org.customer_writes(channel, "c1", "hi"))["conversationId"]
+        await org.gql(JOIN, {"id": cid}, as_=agent)
+        await org.customer_writes(channel, "c1", "still there?")
+        await server.presence(channel.id, channel.key, {"customer": {"externalId": "c1"}, "online": True})
+        await org.gql("""mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { errors { code } } }""",
+                      {"i": {"id": cid, "name": "Renamed"}}, as_=agent)
+        await org.gql("mutation($id: ID!) { leaveConversation(id: $id) { errors { code } } }", {"id": cid},
+                      as_=agent)
+        await org.gql("mutation($id: ID!) { closeConversation(id: $id) { errors { code } } }", {"id": cid})
+        await org.customer_writes(channel, "c1", "back again")
+        kinds = [e["conversationEvents"]["kind"] for e in await sub.collect(8)]
+        assert kinds == ["CREATED", "JOINED", "MESSAGE", "PRESENCE", "CUSTOMER_UPDATED", "LEFT", "CLOSED", "REOPENED"]
+
+
+async def test_message_added_for_the_chat_pane(server):
+    org = await new_org(server)
+    team = await org.team("Support")
+    channel = await org.channel(team, "LINE")
+    cid = (await org.customer_writes(channel, "c1", "first"))["conversationId"]
+    async with Subscriber(server.ws_url, org.owner.token) as sub:
+        await sub.subscribe("""subscription($id: ID) { messageAdded(conversationId: $id) {
+            text sender { kind } } }""", {"id": cid})
+        await org.customer_writes(channel, "c2", "another conversation")
+        await org.customer_writes(channel, "c1", "second")
+        await org.gql(JOIN, {"id": cid})
+        await org.gql("""mutation($i: SendMessageInput!) { sendMessage(input: $i) { errors { code } } }""",
+                      {"i": {"conversationId": cid, "text": "agent reply"}})
+        got = [m["messageAdded"] for m in await sub.collect(2)]
+        assert got == [{"text": "second", "sender": {"kind": "CUSTOMER"}},
+                       {"text": "agent reply", "sender": {"kind": "MEMBER"}}]
+
+
+async def test_notifications_fan_out_by_team_mode_and_role(server):
+    org, team, channel, alice, bob, boss, carol = await grab_world(server)
+    collab = await org.team("Collab")
+    dave = await org.member("dave")
+    await org.add(collab, dave)
+    collab_channel = await org.channel(collab, "FACEBOOK", "FB")
+    NOTIF = "subscription { notificationReceived { kind canGrab conversationId } }"
+    async with Subscriber(server.ws_url, bob.token) as bob_sub, Subscriber(server.ws_url, boss.token) as boss_sub:
+        await bob_sub.subscribe(NOTIF)
+        await boss_sub.subscribe(NOTIF)
+        cid = (await org.customer_writes(channel, "g1", "grab me"))["conversationId"]
+        assert (await bob_sub.next_data())["notificationReceived"] == {
+            "kind": "GRAB_OFFER", "canGrab": True, "conversationId": cid}
+        assert (await boss_sub.next_data())["notificationReceived"]["canGrab"] is False
+    await org.customer_writes(collab_channel, "f1", "collab")
+    query = "{ notifications { edges { node { id kind canGrab read } } } }"
+    dave_notes = (await org.gql(query, as_=dave))["notifications"]["edges"]
+    assert [n["node"]["kind"] for n in dave_notes] == ["NEW_CONVERSATION"]
+    assert (await org.gql(query, as_=carol))["notifications"]["edges"] == []
+    # alice grabs: bob's offer resolves and his grab answers ALREADY_GRABBED
+    assert (await org.gql(GRAB, {"id": cid}, as_=alice))["grabConversation"]["errors"] == []
+    bob_notes = (await org.gql(query, as_=bob))["notifications"]["edges"]
+    assert [(n["node"]["kind"], n["node"]["canGrab"]) for n in bob_notes] == [("GRAB_OFFER", False)]
+    assert (await org.gql(GRAB, {"id": cid}, as_=bob))["grabConversation"]["errors"] == [{"code": "ALREADY_GRABBED"}]
+    # a customer message notifies the room; marking read sticks
+    await org.customer_writes(channel, "g1", "hello owner")
+    alice_notes = (await org.gql("{ notifications(unreadOnly: true) { edges { node { id kind } } } }",
+                                 as_=alice))["notifications"]["edges"]
+    assert [n["node"]["kind"] for n in alice_notes] == ["NEW_MESSAGE", "GRAB_OFFER"]
+    ids = [n["node"]["id"] for n in alice_notes]
+    marked = await org.gql("""mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) {
+        updated errors { code } } }""", {"i": {"ids": ids + [bob_notes[0]["node"]["id"]]}}, as_=alice)
+    assert marked["markNotificationsRead"] == {"updated": 2, "errors": []}
+    left = await org.gql("{ notifications(unreadOnly: true) { edges { node { id } } } }", as_=alice)
+    assert left["notifications"]["edges"] == []
+
+
+async def test_timer_events_arrive_within_two_seconds_without_mutations(make_server):
+    server = await make_server(thresholds=Thresholds(soon_after_s=1, overdue_after_s=2, auto_close_after_s=3,
+                                                     presence_timeout_s=60), sweep_interval_s=0.2)
+    org = await new_org(server)
+    team = await org.team("Support")
+    agent = await org.member("agent")
+    await org.add(team, agent)
+    channel = await org.channel(team, "LINE")
+    async with Subscriber(server.ws_url, org.owner.token) as sub:
+        await sub.subscribe(EVENTS, {"f": {"statuses": ["REP_NEEDED", "SOON_TO_BE", "OVERDUE", "CLOSED"]}})
+        started = time.monotonic()
+        await org.customer_writes(channel, "c1", "hello?")
+        assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"
+        seen = []
+        for expected, threshold in (("SOON_TO_BE", 1), ("OVERDUE", 2), ("CLOSED", 3)):
+            event = (await sub.next_data(timeout=5))["conversationEvents"]
+            elapsed = time.monotonic() - started
+            seen.append((event["kind"], event["conversation"]["status"], event["previousStatus"]))
+            assert threshold <= elapsed + 0.05 < threshold + 2, (expected, elapsed)
+        assert seen == [("STATUS_CHANGED", "SOON_TO_BE", "REP_NEEDED"), ("STATUS_CHANGED", "OVERDUE", "SOON_TO_BE"),
+                        ("CLOSED", "CLOSED", "OVERDUE")]
+    room_notes = await org.gql("{ notifications { edges { node { kind } } } }", as_=agent)
+    # nobody was in the room, so the team's admins (none) get WAITING_TOO_LONG; the agent only got the offer
+    assert [n["node"]["kind"] for n in room_notes["notifications"]["edges"]] == ["NEW_CONVERSATION"]
+    closed = await org.gql("""query($id: ID!) { conversation(id: $id) { status closedReason } }""",
+                           {"id": (await org.gql("{ conversations(filter: {statuses: [CLOSED]}) { edges { node { id } } } }"))
+                                  ["conversations"]["edges"][0]["node"]["id"]})
+    assert closed["conversation"] == {"status": "CLOSED", "closedReason": "INACTIVITY"}
+
+
+async def test_sweeper_catches_up_after_restart_and_two_instances_emit_once(make_server):
+    thresholds = Thresholds(soon_after_s=1, overdue_after_s=2, auto_close_after_s=3600, presence_timeout_s=60)
+    first = await make_server(thresholds=thresholds, sweep_interval_s=3600)  # its sweeper won't run in time
+    org = await new_org(first)
+    team = await org.team("Support")
+    channel = await org.channel(team, "LINE")
+    for i in range(5):
+        await org.customer_writes(channel, f"c{i}", "waiting")
+    await first.stop()
+    await asyncio.sleep(2.2)  # both thresholds pass while no sweeper runs
+    a = await make_server(thresholds=thresholds, database=first.settings.database, sweep_interval_s=0.1)
+    b = await make_server(thresholds=thresholds, database=first.settings.database, sweep_interval_s=0.1)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if await a.db.events.count_documents({"kind": "STATUS_CHANGED"}) >= 5:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    changes = await a.db.events.find({"kind": "STATUS_CHANGED"}).to_list()
+    assert sorted(e["conversation"]["_id"] for e in changes) == sorted({e["conversation"]["_id"] for e in changes})
+    assert len(changes) == 5 and {e["new_status"] for e in changes} == {"OVERDUE"}
+    assert b is not a
+
+
+async def test_two_instances_deliver_each_others_events(make_server):
+    a = await make_server()
+    b = await make_server(database=a.settings.database)
+    org = await new_org(a)
+    channel = await org.channel(await org.team("Support"), "LINE")
+    async with Subscriber(b.ws_url, org.owner.token) as sub:
+        await sub.subscribe(EVENTS)
+        receipt = await org.customer_writes(channel, "c1", "via A")
+        event = (await sub.next_data())["conversationEvents"]
+        assert event["kind"] == "CREATED" and event["conversationId"] == receipt["conversationId"]
+
+
+async def test_reconnect_with_after_receives_the_hundred_missed_events_in_order(make_server):
+    server = await make_server(thresholds=Thresholds(soon_after_s=600, overdue_after_s=900))  # no timer events
+    org = await new_org(server)
+    channel = await org.channel(await org.team("Support"), "LINE")
+    async with Subscriber(server.ws_url, org.owner.token) as sub:
+        await sub.subscribe(EVENTS)
+        await org.customer_writes(channel, "c0", "before")
+        last_id = (await sub.next_data())["conversationEvents"]["id"]
+    for i in range(100):
+        await org.customer_writes(channel, f"c{i % 7}", f"missed {i}")
+    async with Subscriber(server.ws_url, org.owner.token) as sub:
+        await sub.subscribe(EVENTS, {"after": last_id})
+        await org.customer_writes(channel, "c0", "live")
+        events = [e["conversationEvents"] for e in await sub.collect(101)]
+        ids = [int(e["id"]) for e in events]
+        assert ids == sorted(ids) and len(set(ids)) == 101
+        assert ids[0] > int(last_id)
+        assert await sub.nothing_within(0.5)
+
+
+async def test_removed_member_stops_receiving_at_once(server):
+    org = await new_org(server)
+    team = await org.team("Support")
+    agent = await org.member("agent")
+    await org.add(team, agent)
+    channel = await org.channel(team, "LINE")
+    async with Subscriber(server.ws_url, agent.token) as sub:
+        await sub.subscribe(EVENTS)
+        await org.customer_writes(channel, "c1", "one")
+        assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"
+        await org.gql("""mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
+                      {"i": {"teamId": team, "memberId": agent.id}})
+        await org.customer_writes(channel, "c1", "two")
+        assert await sub.nothing_within(1.0)
+
+
+async def test_refused_token_and_refused_origin(server):
+    sub = Subscriber(server.ws_url, "forged.token.value")
+    with pytest.raises(websockets.ConnectionClosed) as closed:
+        await sub.connect()
+    assert closed.value.rcvd.code == 4403
+    org = await new_org(server)
+    with pytest.raises(websockets.InvalidStatus):
+        await Subscriber(server.ws_url, org.owner.token, origin="https://evil.example").connect()
+    async with Subscriber(server.ws_url, org.owner.token, origin=server.url) as same_origin:
+        await same_origin.subscribe(EVENTS)
+        assert await same_origin.nothing_within(0.2)
