@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import logging
 
+from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
+from starlette.responses import JSONResponse
 from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
@@ -77,6 +79,13 @@ class Runtime:
             self.embedded.stop()
 
 
+async def database_unavailable(request, exc) -> JSONResponse:
+    """Webhooks and file downloads answer 503 (retry later), never a 500 trace, while MongoDB is down."""
+    log.warning("database unavailable: %s", exc)
+    return JSONResponse({"error": "The database is unavailable. Retry later."}, status_code=503,
+                        headers={"Retry-After": "2"})
+
+
 def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
     settings = settings or Settings.from_env()
     runtime = Runtime(settings, listeners)
@@ -110,6 +119,7 @@ def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
         WebSocketRoute("/graphql", view),
         Route("/graphql", graphql_http, methods=["GET", "POST"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestId)])
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestId)],
+                    exception_handlers={ConnectionFailure: database_unavailable})
     app.state.runtime = runtime
     return app

@@ -22,6 +22,7 @@ class Context:
     response: Any = None
     request_id: str = "-"
     connection_params: dict | None = None
+    database_unavailable: bool = False
     loaders: "Loaders" = field(init=False)
 
     def __post_init__(self) -> None:

@@ -25,7 +25,10 @@ class RequireAuthentication(SchemaExtension):
 
     def on_execute(self):
         context = self.execution_context.context
-        if context.viewer is None and not _is_public(self.execution_context):
+        if getattr(context, "database_unavailable", False):
+            self.execution_context.result = ExecutionResult(data=None, errors=[GraphQLError(
+                "The database is unavailable. Try again shortly.", extensions={"code": "SERVICE_UNAVAILABLE"})])
+        elif context.viewer is None and not _is_public(self.execution_context):
             self.execution_context.result = ExecutionResult(data=None, errors=[GraphQLError(
                 "Authentication required: send `Authorization: Bearer <token>`.",
                 extensions={"code": "UNAUTHENTICATED"})])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pymongo.errors import ConnectionFailure
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
@@ -22,12 +23,15 @@ class GraphQLView(GraphQL):
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         services = self.services
-        viewer = None
+        viewer, unavailable = None, False
         if isinstance(request, Request):
-            viewer = await viewer_from_header(services.db, services.tokens, request.headers.get("authorization"))
+            try:
+                viewer = await viewer_from_header(services.db, services.tokens, request.headers.get("authorization"))
+            except ConnectionFailure:
+                unavailable = True
         request_id = request.scope.get("state", {}).get("request_id", "-")
         return Context(services=services, viewer=viewer, now=services.clock(), request=request,
-                       response=response, request_id=request_id)
+                       response=response, request_id=request_id, database_unavailable=unavailable)
 
     async def on_ws_connect(self, context: Context):
         """Subscriptions authenticate in ``connection_init``: {"authorization": "Bearer <token>"}."""
@@ -35,7 +39,10 @@ class GraphQLView(GraphQL):
         header = params.get("authorization") or params.get("Authorization")
         viewer = None
         if isinstance(header, str):
-            viewer = await viewer_from_header(self.services.db, self.services.tokens, header)
+            try:
+                viewer = await viewer_from_header(self.services.db, self.services.tokens, header)
+            except ConnectionFailure:
+                raise ConnectionRejectionError({"message": "Service unavailable, retry shortly."})
         if viewer is None:
             raise ConnectionRejectionError({"message": "Authentication required."})
         context.viewer = viewer
