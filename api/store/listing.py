@@ -39,12 +39,17 @@ def decode_cursor(cursor: str, order: ConversationOrder) -> dict[str, Any]:
     try:
         data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         valid = isinstance(data, dict) and data.get("o") == order.value and isinstance(data.get("id"), str)
-        valid = valid and all(isinstance(data.get(k), int) for k in ("t0", "k", "g"))
-    except (ValueError, TypeError, UnicodeError):
+        valid = valid and all(_is_int64(data.get(k)) for k in ("t0", "k", "g")) and data["g"] in (0, 1)
+    except (ValueError, TypeError, UnicodeError, RecursionError):
         valid = False
     if not valid:
         raise invalid("Not a valid cursor for this order.", "after")
     return data
+
+
+def _is_int64(value: Any) -> bool:
+    """An integer MongoDB can store: a forged cursor must be refused, not crash the query."""
+    return isinstance(value, int) and not isinstance(value, bool) and -2 ** 63 <= value < 2 ** 63
 
 
 class ConversationLister:
