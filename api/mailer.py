@@ -2,9 +2,13 @@
 
 Composition is pure (:func:`compose`); :class:`Mailer` only talks SMTP.
 Messages are built with :class:`email.message.EmailMessage` under the strict
-default policy, which refuses CR/LF in header values, and every name that ends
+SMTP policy, which refuses CR/LF in header values, and every name that ends
 up in a header (agent, organization, customer) is first reduced to one line
-of printable text by :func:`one_line`, so no input can add a header.
+of printable text (:func:`one_line`); names in address headers also lose the
+RFC 5322 specials and are kept short (:func:`display_name`), because Python's
+email package may drop the quotes around a long display name when it folds
+the header, which would let a name such as ``x: evil@example.com`` become
+an address. So no input can add a header or a recipient.
 
 Threading: each email's ``Message-ID`` is derived from the stored message id
 (``<msg-{id}@imbrace>``); ``In-Reply-To``/``References`` point at the
@@ -96,6 +100,19 @@ def one_line(value: str | None, max_length: int = MAX_NAME_LENGTH) -> str:
     return cleaned[:max_length].strip()
 
 
+_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')
+
+
+def display_name(value: str | None, max_length: int = 40) -> str:
+    """A name for an address header: one line, without RFC 5322 specials, short.
+
+    The specials are what gives a header structure (``:`` ``<`` ``@`` ``,``...);
+    without them a display name can't be read as an address or a new header even
+    where a mail library folds it without quoting, and short names are never folded.
+    """
+    return " ".join(_SPECIALS.sub(" ", one_line(value, MAX_NAME_LENGTH)).split())[:max_length].strip()
+
+
 def absolute_url(url: str, public_url: str) -> str | None:
     """Relative links (``/files/{id}``) are made absolute; only http(s) links are kept."""
     url = (url or "").strip()
@@ -107,26 +124,30 @@ def absolute_url(url: str, public_url: str) -> str | None:
     return url
 
 
-def envelope_address(address: str) -> str:
-    """The bare address for SMTP commands; refuses anything a command line could misread."""
-    _, parsed = email.utils.parseaddr(address or "")
-    if not parsed or not _ASCII_EMAIL.match(parsed):
+def envelope_address(address: str, *, with_name: bool = False) -> str:
+    """The bare address for SMTP commands and headers; refuses anything a command
+    line or header could misread. ``with_name`` accepts ``Name <address>`` (IMBRACE_SMTP_FROM)."""
+    value = (address or "").strip(" ")
+    if with_name and value.endswith(">") and "<" in value:
+        value = value[value.rindex("<") + 1:-1]
+    if not _ASCII_EMAIL.fullmatch(value):
         raise DeliveryError(f"Not a deliverable email address: {address!r}", permanent=True)
-    return parsed
+    return value
 
 
 def compose(letter: Letter, settings: Settings) -> EmailMessage:
     """The email for one reply: plain text and HTML, threaded, headers safe."""
     org = one_line(letter.org_name) or "Support"
     agent = one_line(letter.agent_name) or org
-    sender = envelope_address(settings.smtp_from)
+    from_name = f"{display_name(agent, 30)} from {display_name(org, 30)}".strip()
+    sender = envelope_address(settings.smtp_from, with_name=True)
     recipient = envelope_address(letter.to_email)
     root = conversation_root_id(letter.conversation_id)
     previous = [p for p in letter.previous if re.fullmatch(r"<[A-Za-z0-9.@-]{1,200}>", p)][-MAX_REFERENCES:]
 
     msg = EmailMessage(policy=email.policy.SMTP)
-    msg["From"] = Address(display_name=f"{agent} from {org}", addr_spec=sender)
-    msg["To"] = Address(display_name=one_line(letter.to_name), addr_spec=recipient)
+    msg["From"] = Address(display_name=from_name, addr_spec=sender)
+    msg["To"] = Address(display_name=display_name(letter.to_name), addr_spec=recipient)
     subject = f"Your conversation with {org}"
     msg["Subject"] = f"Re: {subject}" if previous else subject
     msg["Date"] = email.utils.format_datetime(letter.created_at)
@@ -202,7 +223,7 @@ class Mailer:
 
     async def send(self, msg: EmailMessage, before_data: BeforeData | None = None) -> None:
         s = self.settings
-        sender = envelope_address(s.smtp_from)
+        sender = envelope_address(s.smtp_from, with_name=True)
         recipient = envelope_address(str(msg["To"].addresses[0].addr_spec) if msg["To"] else "")
         body = msg.as_bytes(policy=email.policy.SMTP)
         smtp = aiosmtplib.SMTP(

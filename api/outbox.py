@@ -17,7 +17,8 @@ durable as the message. Any number of server instances run this worker:
    ``email_backoff_s * 2**(attempts - 1)``; or FAILED once
    ``email_max_attempts`` is reached or the server refuses permanently (5xx).
    The ``deliveries`` array is rewritten whole in that same update. Each
-   outcome is published as a ``DELIVERY`` event.
+   status change (QUEUED to SENT or FAILED) is published as a ``DELIVERY``
+   event; a rescheduled attempt only updates ``attempts``/``last_error``.
 
 Exactly-once, as far as SMTP allows: SMTP can't be asked whether it took a
 message, so a job found with ``outbox_sending`` still set (its worker died, or
@@ -60,7 +61,6 @@ UNKNOWN = ("Interrupted while the SMTP server was receiving the email; it may ha
 class Job:
     doc: dict[str, Any]
     token: str
-    at: datetime
 
     @property
     def id(self) -> str:
@@ -70,7 +70,7 @@ class Job:
 class Outbox:
     """Claims due email jobs and delivers them; ``start()`` runs it in the background."""
 
-    def __init__(self, services, *, poll_s: float = 0.25, lease_s: float | None = None,
+    def __init__(self, services, *, poll_s: float = 0.2, lease_s: float | None = None,
                  mailer: Mailer | None = None) -> None:
         self.services = services
         self.settings = services.settings
@@ -122,7 +122,7 @@ class Outbox:
     # one pass
 
     async def run_once(self, now: datetime | None = None) -> int:
-        """Process every job due at ``now``; returns how many were handled."""
+        """Process every job due at ``now``; returns how many were handled (none once stopping)."""
         now = now or self.services.clock()
         handled = 0
         while not self._stopping.is_set():
@@ -143,7 +143,7 @@ class Outbox:
             {"$set": {"outbox_due": ms(at + timedelta(seconds=self.lease_s)), "outbox_claim": token,
                       "outbox_claimed_at": ms(at)}},
             sort=[("outbox_due", 1)], return_document=ReturnDocument.BEFORE)
-        return Job(doc, token, at) if doc else None
+        return Job(doc, token) if doc else None
 
     async def process(self, job: Job) -> None:
         message = codec.message(job.doc)
@@ -215,7 +215,8 @@ class Outbox:
             return
         log.info("email job %s: %s after %d attempt(s)%s", job.id, status.value, attempts,
                  f" ({error})" if error else "")
-        await self._publish(message, now)
+        if status is not DeliveryStatus.QUEUED:  # a rescheduled attempt is no status change
+            await self._publish(message, now)
 
     async def _publish(self, message: Message, now: datetime) -> None:
         """Tell subscribers; the outcome is already stored, so a failure here is only logged."""
