@@ -645,7 +645,7 @@ async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_u
             assert sum(bool(n["representatives"]) for n in nodes) >= first // 2
             assert all(len(n["representatives"]) == n["representativeCount"] for n in nodes)
             measured[first] = spent
-        # pages after a cursor also look for conversations that moved since paging began
+        # pages after a cursor also look for conversations that moved since paging began, in the same command
         _, page = await cost("first-5", 5)
         for first in (10, 50):
             measured[f"{first} after a cursor"], _ = await cost(f"after-{first}", first,
@@ -657,7 +657,7 @@ async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_u
         print("\nMongoDB commands per request:", json.dumps(measured, indent=1))
         assert len(measured[10]) == len(measured[50]) <= 6, measured
         assert measured[10][0] == "aggregate members", "authentication: one load_viewer aggregation"
-        assert len(measured["10 after a cursor"]) == len(measured["50 after a cursor"]) <= 8, measured
+        assert len(measured["10 after a cursor"]) == len(measured["50 after a cursor"]) <= 6, measured
         assert measured["counts"] == ["aggregate members", "aggregate conversations"], "badges: one aggregation"
     finally:
         await server.stop()

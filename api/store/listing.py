@@ -81,11 +81,22 @@ class ConversationLister:
         if cursor:
             unmoved = {"$or": [{"last_message_at": {"$lt": cursor["k"], "$lte": t0}},
                                {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}}]}
-        docs = await self.db.conversations.find({"$and": [base, unmoved]}).sort(
-            [("last_message_at", -1), ("_id", -1)]).limit(first + 1).to_list()
-        keyed = [(d["last_message_at"], d["_id"], d) for d in docs]
-        if cursor:
-            keyed += await self._moved_since(base, t0, cursor)
+        newest_first = [("last_message_at", -1), ("_id", -1)]
+        if cursor is None:
+            docs = await self.db.conversations.find({"$and": [base, unmoved]}).sort(newest_first).limit(
+                first + 1).to_list()
+            keyed = [(d["last_message_at"], d["_id"], d) for d in docs]
+        else:
+            # One command for both parts: the next page of untouched conversations, and those
+            # that moved since t0 (a handful while an agent pages).
+            cursor_rows = await (await self.db.conversations.aggregate([
+                {"$match": base},
+                {"$facet": {"unmoved": [{"$match": unmoved}, {"$sort": dict(newest_first)}, {"$limit": first + 1}],
+                            "moved": [{"$match": {"last_message_at": {"$gt": t0}}}]}},
+            ])).to_list()
+            parts = cursor_rows[0] if cursor_rows else {}
+            keyed = [(d["last_message_at"], d["_id"], d) for d in parts.get("unmoved", [])]
+            keyed += await self._moved_since(parts.get("moved", []), t0, cursor)
             keyed.sort(key=lambda row: (row[0], row[1]), reverse=True)
         keyed = keyed[: first + 1]
         items = [(codec.conversation(d), encode_cursor({"o": "LAST_ACTIVITY_DESC", "t0": t0, "k": k, "id": i,
@@ -93,9 +104,8 @@ class ConversationLister:
                  for k, i, d in keyed[:first]]
         return Page(items, has_next=len(keyed) > first)
 
-    async def _moved_since(self, base: dict, t0: int, cursor: dict) -> list[tuple[int, str, dict]]:
+    async def _moved_since(self, moved: list[dict], t0: int, cursor: dict) -> list[tuple[int, str, dict]]:
         """Conversations active after t0, at their position as of t0, if still ahead of the cursor."""
-        moved = await self.db.conversations.find({"$and": [base, {"last_message_at": {"$gt": t0}}]}).to_list()
         if not moved:
             return []
         pipeline = [
