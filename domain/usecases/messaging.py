@@ -125,6 +125,8 @@ def check_uploads(draft: MessageDraft, settings: MessagingSettings) -> None:
         if any(len(u.data) > settings.max_upload_bytes for u in draft.uploads):
             raise Refused(ErrorCode.PAYLOAD_TOO_LARGE,
                           f"Files are limited to {settings.max_upload_bytes} bytes.", "attachments")
+        for u in draft.uploads:  # every name checked before the first file is saved
+            clean_line(u.filename, "attachments")
     elif draft.uploads:
         raise invalid(f"{draft.kind.value} messages take no files.", "attachments")
 
