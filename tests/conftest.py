@@ -46,7 +46,7 @@ def data_dir():
         yield Path(path)
 
 
-def test_settings(mongo_uri: str, data_dir: Path, **overrides: Any) -> Settings:
+def make_settings(mongo_uri: str, data_dir: Path, **overrides: Any) -> Settings:
     thresholds = overrides.pop("thresholds", Thresholds(soon_after_s=3, overdue_after_s=5, auto_close_after_s=3600,
                                                         presence_timeout_s=60))
     messaging = overrides.pop("messaging", MessagingSettings(max_upload_bytes=64 * 1024))
@@ -122,7 +122,7 @@ async def make_server(mongo_uri, data_dir):
     started: list[Server] = []
 
     async def make(listeners=None, **overrides) -> Server:
-        server = await Server(test_settings(mongo_uri, data_dir, **overrides), listeners).start()
+        server = await Server(make_settings(mongo_uri, data_dir, **overrides), listeners).start()
         started.append(server)
         return server
     yield make

@@ -110,7 +110,7 @@ async def presence(org: Org, channel, external_id: str, online: bool) -> None:
 @pytest.fixture(scope="module")
 async def calm_server(mongo_uri, data_dir):
     """One server for the module (each test works in its own organization)."""
-    server = await conftest.Server(conftest.test_settings(mongo_uri, data_dir, thresholds=CALM)).start()
+    server = await conftest.Server(conftest.make_settings(mongo_uri, data_dir, thresholds=CALM)).start()
     yield server
     await server.stop()
 
@@ -606,7 +606,7 @@ FULL_PAGE = """query($first: Int!, $after: String) { conversations(first: $first
 
 async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_uri, data_dir):
     commands = Commands()
-    server = conftest.Server(conftest.test_settings(mongo_uri, data_dir, thresholds=CALM), [commands])
+    server = conftest.Server(conftest.make_settings(mongo_uri, data_dir, thresholds=CALM), [commands])
     server.server.config.app = tag_requests(server.app)
     await server.start()
     try:

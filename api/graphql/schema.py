@@ -16,7 +16,13 @@ from api.graphql.queries import Query
 from api.settings import Settings
 
 
-def build_schema(settings: Settings | None = None) -> strawberry.Schema:
+class Schema(strawberry.Schema):
+    def process_errors(self, errors, execution_context=None) -> None:
+        """Logging happens in :class:`PresentErrors`, which knows the request id and
+        leaves expected refusals (typed codes) and client mistakes out of the log."""
+
+
+def build_schema(settings: Settings | None = None) -> Schema:
     settings = settings or Settings()
     extensions = [
         PresentErrors,
@@ -34,7 +40,7 @@ def build_schema(settings: Settings | None = None) -> strawberry.Schema:
 
     query = merge_types("Query", (Query, NotificationQuery))
     mutation = merge_types("Mutation", (Mutation, NotificationMutation))
-    return strawberry.Schema(
+    return Schema(
         query=query, mutation=mutation, subscription=Subscription, extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.production),
     )
