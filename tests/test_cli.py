@@ -28,9 +28,20 @@ def _env(**values: str) -> dict[str, str]:
     return env
 
 
-def _imbrace(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "api.cli", *args], env=env, cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout)
+def _imbrace(*args: str, env: dict[str, str], timeout_s: float = 120) -> subprocess.CompletedProcess:
+    """Runs ``imbrace`` to completion; if it hangs, fails with its stack (and stops its embedded database)."""
+    command = [sys.executable, "-X", "faulthandler", "-m", "api.cli", *args]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
+        stdout, stderr = process.communicate()
+        pid_file = Path(env.get("IMBRACE_DATA_DIR", ROOT / ".imbrace")) / "db.pid"
+        if not env.get("MONGODB_URI") and pid_file.exists() and _alive(int(pid_file.read_text().strip())):
+            os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
+        raise AssertionError(f"imbrace {args[0]} hung for {timeout_s} s:\n{stderr[-6000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def test_committed_schema_matches_the_code():
@@ -99,20 +110,26 @@ class Serve:
         assert data["login"]["token"]
         return data["login"]["token"]
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float = 30) -> None:
+        """SIGTERM, as an operator or a container runtime would; the server stops its database itself."""
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=15)
+                self.process.wait(timeout=timeout_s)
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait(timeout=5)
+                if self.db_pid is not None and _alive(self.db_pid):
+                    os.kill(self.db_pid, signal.SIGKILL)
+                raise AssertionError(f"imbrace serve did not stop within {timeout_s} s of SIGTERM: "
+                                     f"{self._output()}")
         self.log.close()
         if self.db_pid is not None:
             _wait_gone(self.db_pid)
 
     def _output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.data_dir.parent / f"serve-{self.port}.log").read_text()[-4000:]
 
 
@@ -136,8 +153,13 @@ def _wait_gone(pid: int, timeout_s: float = 10) -> None:
         if not _alive(pid):
             return
         time.sleep(0.05)
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmdline = f.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        cmdline = "?"
     os.kill(pid, signal.SIGKILL)
-    raise AssertionError(f"embedded MongoDB (pid {pid}) outlived `imbrace serve`")
+    raise AssertionError(f"embedded MongoDB (pid {pid}: {cmdline}) outlived `imbrace serve`")
 
 
 @pytest.fixture
