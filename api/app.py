@@ -55,7 +55,7 @@ class Runtime:
         secret = load_jwt_secret(self.settings.jwt_secret, self.settings.data_dir)
         self.services = Services(
             settings=self.settings, client=client, store=MongoStore(db), lister=ConversationLister(db),
-            files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(),
+            files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
             events=EventLog(db, self.settings.thresholds),
         )
         self.hub = EventHub(db)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from datetime import datetime, timedelta, timezone
@@ -22,15 +23,19 @@ ALGORITHM = "HS256"
 class Passwords:
     """Argon2id: a slow, memory-hard KDF, so a leaked database doesn't leak passwords."""
 
-    def __init__(self) -> None:
-        self._argon2 = Argon2()
+    def __init__(self, time_cost: int = 3, memory_kib: int = 65536) -> None:
+        self._argon2 = Argon2(time_cost=time_cost, memory_cost=memory_kib)
         self._dummy = self._argon2.hash(secrets.token_hex(16))
 
-    def hash(self, password: str) -> str:
-        return self._argon2.hash(password)
+    async def hash(self, password: str) -> str:
+        """In a worker thread: a deliberate ~50 ms of CPU must not stall every WebSocket."""
+        return await asyncio.to_thread(self._argon2.hash, password)
 
-    def verify(self, hashed: str | None, password: str) -> bool:
+    async def verify(self, hashed: str | None, password: str) -> bool:
         """Always spends one verification, so timing doesn't tell whether the email exists."""
+        return await asyncio.to_thread(self._verify, hashed, password)
+
+    def _verify(self, hashed: str | None, password: str) -> bool:
         try:
             return self._argon2.verify(hashed or self._dummy, password) and hashed is not None
         except (VerificationError, InvalidHashError):

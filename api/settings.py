@@ -63,6 +63,8 @@ class Settings:
     email_max_attempts: int = 8
     email_backoff_s: float = 2
     public_url: str = "http://localhost:8000"
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
 
     @property
     def production(self) -> bool:
@@ -114,4 +116,6 @@ class Settings:
             email_max_attempts=_int("IMBRACE_EMAIL_MAX_ATTEMPTS", 8),
             email_backoff_s=_float("IMBRACE_EMAIL_BACKOFF_S", 2),
             public_url=os.environ.get("IMBRACE_PUBLIC_URL", "http://localhost:8000"),
+            argon2_time_cost=_int("IMBRACE_ARGON2_TIME_COST", 3),
+            argon2_memory_kib=_int("IMBRACE_ARGON2_MEMORY_KIB", 65536),
         )

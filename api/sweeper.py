@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from api.store import codec
 from api.store.codec import ms
+from api.store.query import to_mongo
 from domain.enums import ClosedReason, ConversationStatus, EventKind
 from domain.events import Event
-from domain.status import Thresholds, closed_at, status_of
+from domain.status import Thresholds, closed_at, due_for_announcement, unannounced_transition
 
 log = logging.getLogger("imbrace.sweeper")
-TIMED = (ConversationStatus.SOON_TO_BE, ConversationStatus.OVERDUE, ConversationStatus.CLOSED)
 BATCH = 500
 
 
@@ -56,24 +56,17 @@ class Sweeper:
 
     async def sweep(self, now: datetime) -> int:
         """Announce every time-driven transition due at ``now``; returns how many this instance claimed."""
-        t = self.thresholds
-        soon_line = ms(now - timedelta(seconds=t.soon_after_s))
-        overdue_line = ms(now - timedelta(seconds=t.overdue_after_s))
-        inactive_line = ms(t.inactivity_cutoff(now))
-        due = {"closed_at": None, "$or": [
-            {"last_customer_message_at": {"$lt": inactive_line}},
-            {"waiting_since": {"$lt": overdue_line}, "announced_status": {"$ne": "OVERDUE"}},
-            {"waiting_since": {"$lt": soon_line}, "announced_status": {"$nin": ["SOON_TO_BE", "OVERDUE"]}},
-        ]}
+        due = to_mongo(due_for_announcement(now, self.thresholds))
         claimed = 0
         for doc in await self.db.conversations.find(due).limit(BATCH).to_list():
             claimed += await self._announce(codec.conversation(doc), now)
         return claimed
 
     async def _announce(self, conversation, now: datetime) -> int:
-        status = status_of(conversation, now, self.thresholds)
-        if status not in TIMED or status.value == conversation.announced_status:
+        transition = unannounced_transition(conversation, now, self.thresholds)
+        if transition is None:
             return 0
+        previous, status = transition
         claim = {"_id": conversation.id, "closed_at": None,
                  "announced_status": conversation.announced_status}
         update: dict = {"$set": {"announced_status": status.value}}
@@ -85,18 +78,8 @@ class Sweeper:
         doc = await self.db.conversations.find_one_and_update(claim, update, return_document=True)
         if doc is None:
             return 0
-        previous = ConversationStatus(conversation.announced_status) if conversation.announced_status \
-            else status_of(conversation, _just_before(conversation, status, self.thresholds), self.thresholds)
         kind = EventKind.CLOSED if status is ConversationStatus.CLOSED else EventKind.STATUS_CHANGED
         await self.events.publish(Event(kind=kind, conversation=codec.conversation(doc), at=now,
                                         previous_status=previous, new_status=status,
                                         owner_before=conversation.owner_id))
         return 1
-
-
-def _just_before(conversation, status: ConversationStatus, t: Thresholds) -> datetime:
-    """The moment before the threshold that produced ``status`` (to name the status it left)."""
-    if status is ConversationStatus.CLOSED:
-        return conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s - 0.001)
-    after = t.overdue_after_s if status is ConversationStatus.OVERDUE else t.soon_after_s
-    return conversation.waiting_since + timedelta(seconds=after - 0.001)

@@ -30,6 +30,14 @@ class In:
 
 
 @dataclass(frozen=True, slots=True)
+class NotIn:
+    """The field holds none of ``values`` (a missing field qualifies)."""
+
+    field: str
+    values: tuple
+
+
+@dataclass(frozen=True, slots=True)
 class Lt:
     field: str
     value: Any
@@ -106,7 +114,7 @@ class Nothing:
     """Matches no record (a filter naming only teams the caller can't see)."""
 
 
-Criteria = Union[Eq, In, Lt, Gt, Gte, Present, Absent, Contains, Empty, NonEmpty,
+Criteria = Union[Eq, In, NotIn, Lt, Gt, Gte, Present, Absent, Contains, Empty, NonEmpty,
                  TextContains, All, AnyOf, Nothing]
 
 
@@ -131,6 +139,8 @@ def matches(criteria: Criteria, record: Any) -> bool:
             return _get(record, field) == value
         case In(field, values):
             return _get(record, field) in values
+        case NotIn(field, values):
+            return _get(record, field) not in values
         case Lt(field, value):
             current = _get(record, field)
             return current is not None and current < value

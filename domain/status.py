@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.criteria import (
-    Absent, Criteria, Empty, Eq, Gt, Gte, Lt, NonEmpty, Present, all_of, any_of, matches,
+    Absent, Criteria, Empty, Eq, Gt, Gte, Lt, NonEmpty, NotIn, Present, all_of, any_of, matches,
 )
 from domain.entities import Conversation
 from domain.enums import ChannelType, ClosedReason, ConversationStatus, StatusFilter
@@ -104,17 +104,6 @@ def closed_at(conversation: Conversation, now: datetime, t: Thresholds) -> datet
     return None
 
 
-def next_transition_at(conversation: Conversation, t: Thresholds) -> datetime | None:
-    """The next moment time alone changes this conversation's status (for timers)."""
-    if conversation.closed_at is not None or conversation.last_customer_message_at is None:
-        return None
-    moments = [conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s)]
-    if conversation.waiting_since is not None:
-        moments.append(conversation.waiting_since + timedelta(seconds=t.soon_after_s))
-        moments.append(conversation.waiting_since + timedelta(seconds=t.overdue_after_s))
-    return min(moments)
-
-
 def customer_online(online_until: datetime | None, now: datetime) -> bool:
     return online_until is not None and online_until > now
 
@@ -126,3 +115,42 @@ def email_fallback_active(conversation: Conversation, now: datetime) -> bool:
         and not customer_online(conversation.customer_online_until, now)
         and bool(conversation.customer_email)
     )
+
+
+TIME_DRIVEN = (ConversationStatus.SOON_TO_BE, ConversationStatus.OVERDUE, ConversationStatus.CLOSED)
+
+
+def due_for_announcement(now: datetime, t: Thresholds) -> Criteria:
+    """Conversations whose time-driven status has not been announced yet (the sweeper's query).
+
+    A superset is fine: :func:`unannounced_transition` decides each one exactly.
+    """
+    return all_of(Absent("closed_at"), any_of(
+        Lt("last_customer_message_at", t.inactivity_cutoff(now)),
+        all_of(status_criteria(ConversationStatus.OVERDUE, now, t), NotIn("announced_status", ("OVERDUE",))),
+        all_of(status_criteria(ConversationStatus.SOON_TO_BE, now, t),
+               NotIn("announced_status", ("SOON_TO_BE", "OVERDUE"))),
+    ))
+
+
+def unannounced_transition(conversation: Conversation, now: datetime,
+                           t: Thresholds) -> tuple[ConversationStatus, ConversationStatus] | None:
+    """(previous, new) when time alone moved the status past what was last announced.
+
+    Only SOON_TO_BE, OVERDUE and the inactivity close happen with time; the
+    previous status is the announced one, or else the status just before the
+    threshold that was crossed.
+    """
+    status = status_of(conversation, now, t)
+    if status not in TIME_DRIVEN or status.value == conversation.announced_status:
+        return None
+    if conversation.announced_status:
+        return ConversationStatus(conversation.announced_status), status
+    return status_of(conversation, _just_before_threshold(conversation, status, t), t), status
+
+
+def _just_before_threshold(conversation: Conversation, status: ConversationStatus, t: Thresholds) -> datetime:
+    if status is ConversationStatus.CLOSED:
+        return conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s - 0.001)
+    after = t.overdue_after_s if status is ConversationStatus.OVERDUE else t.soon_after_s
+    return conversation.waiting_since + timedelta(seconds=after - 0.001)

@@ -52,7 +52,8 @@ def make_settings(mongo_uri: str, data_dir: Path, **overrides: Any) -> Settings:
     messaging = overrides.pop("messaging", MessagingSettings(max_upload_bytes=64 * 1024))
     base = Settings(mongodb_uri=mongo_uri, database="t" + uuid.uuid4().hex[:16], data_dir=data_dir,
                     jwt_secret="test-secret-" + "x" * 32, thresholds=thresholds, messaging=messaging,
-                    sweep_interval_s=0.2, email_backoff_s=0.05)
+                    sweep_interval_s=0.2, email_backoff_s=0.05,
+                    argon2_time_cost=1, argon2_memory_kib=1024)  # cheap KDF: tests log in hundreds of times
     return dataclasses.replace(base, **overrides)
 
 
@@ -67,7 +68,10 @@ class Server:
                                 lifespan="on")
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task | None = None
-        self.http = httpx.AsyncClient(base_url=self.url, timeout=30)
+        # Idle connections expire before uvicorn's 5 s keep-alive does, so a loaded
+        # machine never reuses a connection the server is closing.
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=30,
+                                      limits=httpx.Limits(keepalive_expiry=2))
 
     @property
     def url(self) -> str:

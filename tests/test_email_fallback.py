@@ -14,9 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from argon2 import PasswordHasher
 
-from api.auth import Passwords
 from api.mailer import DeliveryError, Letter, compose
 from api.outbox import Outbox
 from domain.entities import Attachment
@@ -43,19 +41,6 @@ async def smtp():
 def email_settings(smtp: SmtpServer, **overrides) -> dict:
     return {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_timeout_s": 2, "email_backoff_s": 0.05,
             "email_max_attempts": 3, "smtp_from": "support@acme.example", "public_url": PUBLIC_URL, **overrides}
-
-
-class CheapPasswords(Passwords):
-    """Argon2id with minimal cost: these tests start many servers and log in a lot."""
-
-    def __init__(self) -> None:
-        self._argon2 = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-        self._dummy = self._argon2.hash("dummy")
-
-
-@pytest.fixture(autouse=True)
-def cheap_passwords(monkeypatch):
-    monkeypatch.setattr("api.app.Passwords", CheapPasswords)
 
 
 async def start(make_server, smtp: SmtpServer, **overrides):

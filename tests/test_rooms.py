@@ -9,8 +9,6 @@ import uuid
 from contextlib import asynccontextmanager
 
 import httpx
-import pytest
-from argon2 import PasswordHasher
 
 from domain.enums import OrgRole
 from domain.status import Thresholds
@@ -37,24 +35,6 @@ UPDATE_CUSTOMER = """mutation($i: UpdateCustomerInput!) { updateCustomer(input: 
 
 CREATE_TEMPLATE = """mutation($i: CreateMessageTemplateInput!) { createMessageTemplate(input: $i) {
     template { id name body channel } errors { code field } } }"""
-
-
-@pytest.fixture
-async def make_server(make_server):
-    """The conftest servers, with cheap Argon2 parameters: this file logs in some fifty people and
-    password hashing is not what it tests (hashes carry their parameters, so logins still verify)."""
-    async def make(**overrides):
-        server = await make_server(**overrides)
-        passwords = server.services.passwords
-        passwords._argon2 = PasswordHasher(time_cost=1, memory_cost=64, parallelism=1)
-        passwords._dummy = passwords._argon2.hash("dummy")
-        return server
-    return make
-
-
-@pytest.fixture
-async def server(make_server):
-    return await make_server()
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -327,7 +307,7 @@ async def test_fifty_representatives_race_for_each_of_twenty_conversations(serve
     org = await new_org(server)
     team, channel = await support_team(org, "GRAB")
     services = server.services
-    password_hash = services.passwords.hash("unused password")
+    password_hash = await services.passwords.hash("unused password")
     org_id = (await org.gql("{ organization { id } }"))["organization"]["id"]
     reps = []
     for n in range(50):  # stored directly: fifty argon2 logins would dominate the test

@@ -15,7 +15,7 @@ from typing import Any
 
 from api.store.codec import ms
 from domain.criteria import (
-    Absent, All, AnyOf, Contains, Criteria, Empty, Eq, Gt, Gte, In, Lt, NonEmpty, Nothing, Present,
+    Absent, All, AnyOf, Contains, Criteria, Empty, Eq, Gt, Gte, In, Lt, NonEmpty, Nothing, NotIn, Present,
     TextContains,
 )
 
@@ -32,6 +32,8 @@ def to_mongo(criteria: Criteria) -> dict[str, Any]:
             return {field: {"$eq": _value(value)}}
         case In(field, values):
             return {field: {"$in": [_value(v) for v in values]}}
+        case NotIn(field, values):
+            return {field: {"$nin": [_value(v) for v in values]}}
         case Lt(field, value):
             return {field: {"$lt": _value(value)}}
         case Gt(field, value):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from domain.entities import Customer
+from domain.entities import Conversation, Customer
 from domain.enums import EventKind
 from domain.errors import not_found
 from domain.events import Event
@@ -55,7 +55,6 @@ async def update_customer(store: ConversationStore, events: EventSink, viewer: V
     return updated
 
 
-def _with_customer(conversation, customer: Customer):
-    from dataclasses import replace
+def _with_customer(conversation: Conversation, customer: Customer) -> Conversation:
     return replace(conversation, customer_name=customer.name, customer_email=customer.email,
                    customer_phone=customer.phone)

@@ -24,7 +24,7 @@ async def login(store: AccountStore, hasher: PasswordHasher, attempts: LoginAtte
     if await attempts.failures_since(email, now - timedelta(seconds=window_s)) >= max_failures:
         raise Refused(ErrorCode.TOO_MANY_ATTEMPTS, "Too many failed logins. Try again later.")
     found = await store.member_by_email(email) if email else None
-    if not hasher.verify(found[1] if found else None, password or ""):
+    if not await hasher.verify(found[1] if found else None, password or ""):
         await attempts.record_failure(email, now)
         raise Refused(ErrorCode.INVALID_CREDENTIALS, "Wrong email or password.")
     return found[0]

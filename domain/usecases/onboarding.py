@@ -58,7 +58,7 @@ async def invite_member(store: AccountStore, hasher: PasswordHasher, viewer: Vie
 async def _create_member(store: AccountStore, hasher: PasswordHasher, org_id: str, email: str, name: str,
                          password: str, role: OrgRole, now: datetime) -> Member:
     try:
-        return await store.create_member(org_id, email, name, hasher.hash(password), role, now)
+        return await store.create_member(org_id, email, name, await hasher.hash(password), role, now)
     except AlreadyStored:
         raise Refused(ErrorCode.ALREADY_EXISTS, f"A member with email {email} already exists.", "email")
 
