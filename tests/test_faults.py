@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 
 from api.embedded import EmbeddedMongo, free_port
+from domain.status import Thresholds
 from tests.world import new_org
 from tests.ws import Subscriber
 
@@ -21,7 +22,8 @@ EVENTS = "subscription($after: ID) { conversationEvents(after: $after) { id kind
 async def test_database_killed_then_restarted(make_server):
     with tempfile.TemporaryDirectory() as data_dir:
         db = EmbeddedMongo(Path(data_dir)).start()
-        server = await make_server(mongodb_uri=db.uri)
+        server = await make_server(mongodb_uri=db.uri,  # no timer events: only the outage is under test
+                                   thresholds=Thresholds(soon_after_s=600, overdue_after_s=900))
         org = await new_org(server)
         channel = await org.channel(await org.team("Support"), "LINE")
         acknowledged = [(await org.customer_writes(channel, f"c{i}", f"m{i}"))["messageId"] for i in range(10)]
