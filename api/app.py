@@ -17,6 +17,7 @@ from api.embedded import EmbeddedMongo
 from api.events import EventLog
 from api.graphql.schema import build_schema
 from api.hub import EventHub
+from api.retention import Retention
 from api.sweeper import Sweeper
 from api.graphql.view import GraphQLView, refuse_form_posts
 from api.middleware import BodyLimit, RequestId
@@ -65,12 +66,15 @@ class Runtime:
         self.sweeper = Sweeper(db, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
                                self.services.clock)
         self.sweeper.start()
+        self.retention = Retention(db, self.settings.event_retention_s, self.settings.login_window_s,
+                                   self.services.clock)
+        self.retention.start()
         self.outbox = Outbox(self.services)
         self.outbox.start()
         return self.services
 
     async def stop(self) -> None:
-        for worker in ("outbox", "sweeper", "hub"):
+        for worker in ("outbox", "retention", "sweeper", "hub"):
             if getattr(self, worker, None) is not None:
                 await getattr(self, worker).stop()
         if self.services is not None:

@@ -2,6 +2,7 @@
 
 import asyncio
 import time
+from datetime import timedelta
 
 import pytest
 import websockets
@@ -251,3 +252,17 @@ async def test_refused_token_and_refused_origin(server):
     async with Subscriber(server.ws_url, org.owner.token, origin=server.url) as same_origin:
         await same_origin.subscribe(EVENTS)
         assert await same_origin.nothing_within(0.2)
+
+
+async def test_events_are_kept_for_the_retention_period_only(make_server):
+    server = await make_server(event_retention_s=60)
+    org = await new_org(server)
+    channel = await org.channel(await org.team("Support"), "LINE")
+    await org.customer_writes(channel, "c1", "hello")
+    retention = server.app.state.runtime.retention
+    now = server.services.clock()
+    assert await retention.purge(now) == (0, 0)
+    stored = await server.db.events.count_documents({})
+    assert stored >= 1
+    deleted, _ = await retention.purge(now + timedelta(seconds=61))
+    assert deleted == stored and await server.db.events.count_documents({}) == 0

@@ -1,0 +1,56 @@
+"""Forgetting on schedule: old events and old failed-login records.
+
+Events are kept for ``IMBRACE_EVENT_RETENTION_S`` so a client can resume
+after a disconnect; failed logins only for the throttle's window. Deleting
+by an indexed timestamp is idempotent, so every instance may run it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from api.store.codec import ms
+
+log = logging.getLogger("imbrace.retention")
+
+
+class Retention:
+    def __init__(self, db, event_retention_s: float, login_window_s: float, clock,
+                 interval_s: float = 60) -> None:
+        self.db = db
+        self.event_retention_s = event_retention_s
+        self.login_window_s = login_window_s
+        self.clock = clock
+        self.interval_s = interval_s
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="retention")
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except (asyncio.CancelledError, Exception):
+                pass
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.purge(self.clock())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("purge failed; retrying", exc_info=True)
+            await asyncio.sleep(self.interval_s)
+
+    async def purge(self, now: datetime) -> tuple[int, int]:
+        """Returns (events deleted, login records deleted)."""
+        events = await self.db.events.delete_many(
+            {"at": {"$lt": ms(now - timedelta(seconds=self.event_retention_s))}})
+        logins = await self.db.login_attempts.delete_many(
+            {"at": {"$lt": ms(now - timedelta(seconds=self.login_window_s))}})
+        return events.deleted_count, logins.deleted_count
