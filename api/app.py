@@ -44,7 +44,9 @@ class Runtime:
         self.embedded: EmbeddedMongo | None = None
         self.services: Services | None = None
 
-    async def start(self) -> Services:
+    async def start(self, workers: bool = True) -> Services:
+        """Connects and prepares the database; ``workers`` also starts the background jobs
+        (event hub, sweeper, retention, email outbox) that a serving process runs."""
         uri = self.settings.mongodb_uri
         if uri is None:
             self.embedded = EmbeddedMongo(self.settings.data_dir).start()
@@ -59,6 +61,11 @@ class Runtime:
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
             events=EventLog(db, self.settings.thresholds),
         )
+        if workers:
+            await self._start_workers(db)
+        return self.services
+
+    async def _start_workers(self, db) -> None:
         self.hub = EventHub(db)
         await self.hub.start()
         self.services.hub = self.hub
@@ -71,7 +78,6 @@ class Runtime:
         self.retention.start()
         self.outbox = Outbox(self.services)
         self.outbox.start()
-        return self.services
 
     async def stop(self) -> None:
         for worker in ("outbox", "retention", "sweeper", "hub"):

@@ -52,7 +52,7 @@ async def init_command(org: str, email: str, password: str, name: str | None) ->
     from domain.usecases.onboarding import create_organization
 
     runtime = Runtime(Settings.from_env())
-    services = await runtime.start()
+    services = await runtime.start(workers=False)
     try:
         organization, owner = await create_organization(services.store, services.passwords, org, email, password,
                                                         name, services.clock())

@@ -69,7 +69,7 @@ class EmbeddedMongo:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(timeout=5)
+            self.process.wait(timeout=3)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(timeout=5)

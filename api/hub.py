@@ -48,7 +48,7 @@ class EventHub:
         # The watcher ends by itself within one await period: cancelling it
         # mid-getMore leaves the embedded server's cursor open and hangs close().
         self._stopping = True
-        self._tasks[0].cancel()
+        self._wake.set()
         for task in self._tasks:
             try:
                 await task
@@ -72,10 +72,13 @@ class EventHub:
         return await cursor.to_list()
 
     async def _follow(self) -> None:
-        while True:
+        # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
+        # arrives with its timeout, and stop() would wait forever.
+        while not self._stopping:
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=POLL_INTERVAL_S)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(POLL_INTERVAL_S):
+                    await self._wake.wait()
+            except TimeoutError:
                 pass
             self._wake.clear()
             try:

@@ -7,14 +7,10 @@ by an indexed timestamp is idempotent, so every instance may run it.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime, timedelta
 
+from api.periodic import Periodic
 from api.store.codec import ms
-
-log = logging.getLogger("imbrace.retention")
-
 
 class Retention:
     def __init__(self, db, event_retention_s: float, login_window_s: float, clock,
@@ -24,28 +20,13 @@ class Retention:
         self.login_window_s = login_window_s
         self.clock = clock
         self.interval_s = interval_s
-        self._task: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="retention")
+        self._periodic = Periodic("retention", lambda: self.purge(self.clock()), self.interval_s)
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.purge(self.clock())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("purge failed; retrying", exc_info=True)
-            await asyncio.sleep(self.interval_s)
+        await self._periodic.stop()
 
     async def purge(self, now: datetime) -> tuple[int, int]:
         """Returns (events deleted, login records deleted)."""

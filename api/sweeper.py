@@ -9,10 +9,10 @@ instances exactly one announces it.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import datetime
 
+from api.periodic import Periodic
 from api.store import codec
 from api.store.codec import ms
 from api.store.query import to_mongo
@@ -31,28 +31,13 @@ class Sweeper:
         self.thresholds = thresholds
         self.interval_s = interval_s
         self.clock = clock
-        self._task: asyncio.Task | None = None
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="sweeper")
+        self._periodic = Periodic("sweeper", lambda: self.sweep(self.clock()), self.interval_s)
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except (asyncio.CancelledError, Exception):
-                pass
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.sweep(self.clock())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("sweep failed; retrying", exc_info=True)
-            await asyncio.sleep(self.interval_s)
+        await self._periodic.stop()
 
     async def sweep(self, now: datetime) -> int:
         """Announce every time-driven transition due at ``now``; returns how many this instance claimed."""

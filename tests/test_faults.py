@@ -21,37 +21,45 @@ EVENTS = "subscription($after: ID) { conversationEvents(after: $after) { id kind
 
 async def test_database_killed_then_restarted(make_server):
     with tempfile.TemporaryDirectory() as data_dir:
-        db = EmbeddedMongo(Path(data_dir)).start()
-        server = await make_server(mongodb_uri=db.uri,  # no timer events: only the outage is under test
-                                   thresholds=Thresholds(soon_after_s=600, overdue_after_s=900))
-        org = await new_org(server)
-        channel = await org.channel(await org.team("Support"), "LINE")
-        acknowledged = [(await org.customer_writes(channel, f"c{i}", f"m{i}"))["messageId"] for i in range(10)]
-        async with Subscriber(server.ws_url, org.owner.token) as sub:
-            await sub.subscribe(EVENTS)
-            db.kill()
-            started = time.monotonic()
-            while (await server.http.get("/healthz")).status_code != 503:
-                assert time.monotonic() - started < 2, "healthz still 200 two seconds after the kill"
-                await asyncio.sleep(0.05)
-            started = time.monotonic()
-            body = await server.gql("{ conversations { totalCount } }", token=org.owner.token, expect_errors=True)
-            assert time.monotonic() - started < 5
-            assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
-            response = await server.inbound(channel.id, channel.key, {"customer": {"externalId": "x"}, "text": "t"})
-            assert response.status_code == 503
-            # the subscription stays open through the outage and works after it
-            db = EmbeddedMongo(Path(data_dir), port=db.port).start()
-            deadline = time.monotonic() + 15
-            while (await server.http.get("/healthz")).status_code != 200:
-                assert time.monotonic() < deadline, "server did not recover"
-                await asyncio.sleep(0.1)
-            await org.customer_writes(channel, "c0", "after the outage")
-            assert (await sub.next_data(timeout=10))["conversationEvents"]["kind"] == "MESSAGE"
-        stored = {d["_id"] async for d in server.db.messages.find({}, {"_id": 1})}
-        assert set(acknowledged) <= stored
-        await server.stop()
-        db.stop()
+        databases = [EmbeddedMongo(Path(data_dir)).start()]
+        try:
+            await _outage_and_recovery(make_server, databases, Path(data_dir))
+        finally:
+            for db in databases:  # never leak a database process, whatever failed
+                db.stop()
+
+
+async def _outage_and_recovery(make_server, databases: list, data_dir: Path) -> None:
+    db = databases[0]
+    server = await make_server(mongodb_uri=db.uri,  # no timer events: only the outage is under test
+                               thresholds=Thresholds(soon_after_s=600, overdue_after_s=900))
+    org = await new_org(server)
+    channel = await org.channel(await org.team("Support"), "LINE")
+    acknowledged = [(await org.customer_writes(channel, f"c{i}", f"m{i}"))["messageId"] for i in range(10)]
+    async with Subscriber(server.ws_url, org.owner.token) as sub:
+        await sub.subscribe(EVENTS)
+        db.kill()
+        started = time.monotonic()
+        while (await server.http.get("/healthz")).status_code != 503:
+            assert time.monotonic() - started < 2, "healthz still 200 two seconds after the kill"
+            await asyncio.sleep(0.05)
+        started = time.monotonic()
+        body = await server.gql("{ conversations { totalCount } }", token=org.owner.token, expect_errors=True)
+        assert time.monotonic() - started < 5
+        assert body["errors"][0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
+        response = await server.inbound(channel.id, channel.key, {"customer": {"externalId": "x"}, "text": "t"})
+        assert response.status_code == 503
+        # the subscription stays open through the outage and works after it
+        databases.append(EmbeddedMongo(data_dir, port=db.port).start())
+        deadline = time.monotonic() + 15
+        while (await server.http.get("/healthz")).status_code != 200:
+            assert time.monotonic() < deadline, "server did not recover"
+            await asyncio.sleep(0.1)
+        await org.customer_writes(channel, "c0", "after the outage")
+        assert (await sub.next_data(timeout=10))["conversationEvents"]["kind"] == "MESSAGE"
+    stored = {d["_id"] async for d in server.db.messages.find({}, {"_id": 1})}
+    assert set(acknowledged) <= stored
+    await server.stop()
 
 
 def _serve(port: int, uri: str, database: str, data_dir: str, secret: str) -> subprocess.Popen:

@@ -27,6 +27,7 @@ from api.auth import Passwords
 from api.embedded import free_port
 from api.store.database import connect
 from api.store.mongo import MongoStore
+from domain.status import Thresholds
 from domain.usecases.onboarding import create_organization
 from tests.conftest import make_settings
 from tests.world import PASSWORD
@@ -38,7 +39,9 @@ FUZZ = settings(max_examples=40, deadline=None, suppress_health_check=list(Healt
 
 class LiveServer:
     def __init__(self, mongo_uri, data_dir) -> None:
-        self.settings = make_settings(mongo_uri, data_dir)
+        # No timer transitions: the sweeper must not write while snapshots are compared.
+        self.settings = make_settings(mongo_uri, data_dir, thresholds=Thresholds(
+            soon_after_s=3600, overdue_after_s=7200, auto_close_after_s=86400))
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning",
