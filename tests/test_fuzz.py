@@ -172,7 +172,7 @@ def test_every_operation_fuzzed_by_schemathesis(live):
         check()
 
 
-def _token(payload: dict, key: str = "wrong", alg: str = "HS256") -> str:
+def _token(payload: dict, key: str = "a-wrong-secret-of-sufficient-length!", alg: str = "HS256") -> str:
     return jwt.encode(payload, key, algorithm=alg)
 
 

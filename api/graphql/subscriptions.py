@@ -75,6 +75,14 @@ class ConversationEvent:
         return self.event.at
 
 
+def decoded(doc: dict) -> Event:
+    """The event of a stored document, decoded once however many subscribers share the document."""
+    event = doc.get("__event")
+    if event is None:
+        event = doc["__event"] = event_from_doc(doc)
+    return event
+
+
 def _parse_after(after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
@@ -136,7 +144,7 @@ class Subscription:
         async for doc, viewer in follow(info, _parse_after(after)):
             if doc["kind"] in (TEAMS_CHANGED, Kind.DELIVERY.value):
                 continue
-            event = event_from_doc(doc)
+            event = decoded(doc)
             criteria = listing.event_criteria(viewer, flt, event.kind, event.at, thresholds)
             kind = route_event(viewer, event, criteria)
             if kind is not None:
@@ -150,7 +158,7 @@ class Subscription:
             if doc["kind"] not in (Kind.MESSAGE.value, Kind.CREATED.value, Kind.REOPENED.value,
                                    Kind.DELIVERY.value) or not doc.get("message_id"):
                 continue
-            event = event_from_doc(doc)
+            event = decoded(doc)
             if conversation_id is not None and event.conversation.id != str(conversation_id):
                 continue
             if not can_see(viewer, event.conversation):
