@@ -22,14 +22,9 @@ MAX_ATTACHMENTS = 10
 
 async def inbound_message(request: Request) -> JSONResponse:
     services = request.app.state.services
-    channel, error = await _authenticated_channel(request)
+    channel, inbound, error = await _channel_and_body(request, parse_message)
     if error:
         return error
-    try:
-        payload = await read_json(request, services.settings.max_body_bytes)
-        inbound = parse_message(payload)
-    except BodyError as e:
-        return _problem(e.status, e.detail)
     receipt = await receive_customer_message(services.store, services.events, channel, inbound,
                                              services.clock(), services.settings.thresholds)
     return JSONResponse({"conversationId": receipt.conversation_id, "messageId": receipt.message_id,
@@ -38,19 +33,27 @@ async def inbound_message(request: Request) -> JSONResponse:
 
 async def presence(request: Request) -> JSONResponse:
     services = request.app.state.services
-    channel, error = await _authenticated_channel(request)
+    channel, update, error = await _channel_and_body(request, parse_presence)
     if error:
         return error
     try:
-        payload = await read_json(request, services.settings.max_body_bytes)
-        update = parse_presence(payload)
         customer = await record_presence(services.store, services.events, channel, update, services.clock(),
                                          services.settings.thresholds)
-    except BodyError as e:
-        return _problem(e.status, e.detail)
     except Refused as refused:
         return _problem(422, [{"field": refused.field or "body", "message": refused.message}])
     return JSONResponse({"customerId": customer.id, "online": update.online}, status_code=200)
+
+
+async def _channel_and_body(request: Request, parse):
+    """The authenticated channel and the parsed body, or the error response; reads nothing else."""
+    channel, error = await _authenticated_channel(request)
+    if error:
+        return None, None, error
+    try:
+        payload = await read_json(request, request.app.state.services.settings.max_body_bytes)
+        return channel, parse(payload), None
+    except BodyError as e:
+        return None, None, _problem(e.status, e.detail)
 
 
 async def _authenticated_channel(request: Request):
