@@ -142,7 +142,7 @@ class Subscription:
         flt = to_domain_filter(filter)
         thresholds = info.context.services.settings.thresholds
         async for doc, viewer in follow(info, _parse_after(after)):
-            if doc["kind"] in (TEAMS_CHANGED, Kind.DELIVERY.value):
+            if doc["kind"] == TEAMS_CHANGED:
                 continue
             event = decoded(doc)
             criteria = listing.event_criteria(viewer, flt, event.kind, event.at, thresholds)
