@@ -39,10 +39,15 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
 
 def connect(uri: str, listeners: list[CommandListener] | None = None,
             server_selection_timeout_ms: int = 2000) -> AsyncMongoClient:
-    """A client that fails fast when the database is down, so callers get a typed error, not a hang."""
+    """A client that fails fast when the database is down, so callers get a typed error, not a hang.
+
+    A refused connection fails at once; the 5 s connect timeout only bounds a
+    database that is up but slow, whose heartbeat must not be mistaken for an
+    outage under load.
+    """
     return AsyncMongoClient(
         uri, tz_aware=True, serverSelectionTimeoutMS=server_selection_timeout_ms,
-        connectTimeoutMS=2000, socketTimeoutMS=20000, event_listeners=listeners or [],
+        connectTimeoutMS=5000, socketTimeoutMS=20000, event_listeners=listeners or [],
     )
 
 
