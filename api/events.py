@@ -21,7 +21,7 @@ from api.store.codec import ms
 from domain.entities import Team
 from domain.enums import ConversationStatus, EventKind, NotificationKind, SenderKind
 from domain.events import Event
-from domain.notifications import recipients
+from domain.notifications import needs_team, recipients
 from domain.status import Thresholds, status_of
 
 TEAMS_CHANGED = "TEAMS_CHANGED"
@@ -42,7 +42,7 @@ class EventLog:
         conversation = event.conversation
         if event.new_status is None:
             event = replace(event, new_status=status_of(conversation, event.at, self.thresholds))
-        team_doc = await self.db.teams.find_one({"_id": conversation.team_id})
+        team_doc = await self.db.teams.find_one({"_id": conversation.team_id}) if needs_team(event) else None
         sender = SenderKind.CUSTOMER if event.actor_id is None else SenderKind.MEMBER
         notified = await self._notify(event, codec.team(team_doc) if team_doc else None, sender)
         event_id = await self.next_id()

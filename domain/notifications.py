@@ -26,19 +26,25 @@ def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None =
     customer waiting too long alerts the room, or the team's admins when
     nobody is in it.
     """
+    conversation = event.conversation
+    if event.kind is EventKind.MESSAGE and sender_kind is SenderKind.CUSTOMER:
+        return [Recipient(member_id, NotificationKind.NEW_MESSAGE) for member_id in conversation.participants]
     if team is None:
         return []
-    conversation = event.conversation
     if event.kind in (EventKind.CREATED, EventKind.REOPENED) or _released(event):
         if team.mode is TeamMode.GRAB:
             return [Recipient(m.member_id, NotificationKind.GRAB_OFFER, can_grab=m.role is TeamRole.REPRESENTATIVE)
                     for m in team.memberships]
         return [Recipient(m.member_id, NotificationKind.NEW_CONVERSATION) for m in team.memberships]
-    if event.kind is EventKind.MESSAGE and sender_kind is SenderKind.CUSTOMER:
-        return [Recipient(member_id, NotificationKind.NEW_MESSAGE) for member_id in conversation.participants]
     if event.kind is EventKind.STATUS_CHANGED and event.previous_status is not None:
         return _waiting_too_long(event, team)
     return []
+
+
+def needs_team(event: Event) -> bool:
+    """Whether the recipients depend on the team's members (the room alone decides the rest)."""
+    return (event.kind in (EventKind.CREATED, EventKind.REOPENED, EventKind.STATUS_CHANGED)
+            or _released(event))
 
 
 def _released(event: Event) -> bool:
