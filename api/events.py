@@ -53,7 +53,8 @@ class EventLog:
     async def publish_teams_changed(self, org_id: str, at) -> None:
         """Subscribers of the organization re-read their teams: a removed member stops seeing at once."""
         event_id = await self.next_id()
-        await self.db.events.insert_one({"_id": event_id, "org_id": org_id, "kind": TEAMS_CHANGED, "at": ms(at)})
+        await self.db.events.insert_one({"_id": event_id, "seq": event_id, "org_id": org_id, "kind": TEAMS_CHANGED,
+                                         "at": ms(at)})
         self._wake()
 
     async def _notify(self, event: Event, team: Team | None, sender: SenderKind) -> dict[str, str]:
@@ -82,6 +83,7 @@ def codec_id() -> str:
 def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str, Any]:
     return codec.compact({
         "_id": event_id,
+        "seq": event_id,
         "org_id": event.conversation.org_id,
         "kind": event.kind.value,
         "at": ms(event.at),

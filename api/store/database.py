@@ -32,7 +32,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
     "templates": [([("org_id", ASCENDING), ("name", ASCENDING)], {})],
     "notifications": [([("member_id", ASCENDING), ("created_at", DESCENDING)], {}),
                       ([("conversation_id", ASCENDING), ("kind", ASCENDING)], {})],
-    "events": [([("at", ASCENDING)], {})],
+    "events": [([("seq", ASCENDING)], {"unique": True}), ([("at", ASCENDING)], {})],
     "login_attempts": [([("email", ASCENDING), ("at", DESCENDING)], {})],
 }
 
