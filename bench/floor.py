@@ -1,0 +1,138 @@
+"""The floor for the conversation page: a bare Starlette route, no GraphQL.
+
+It issues the same MongoDB commands as ``conversations(first: 50)`` with
+customer, team, channel, representatives, owner and lastMessage selected,
+through the same driver (PyMongo async), and answers similar JSON:
+
+1. the ``load_viewer`` aggregation (members + $lookup teams) for the caller,
+2. the conversations ``find`` with the same filter (``domain.listing.list_criteria``
+   compiled by ``api.store.query.to_mongo``), sort and limit as the lister's,
+3. customers ``$in``, members ``$in`` and the last-messages aggregation, concurrently
+   (as the GraphQL DataLoaders batch them).
+
+It authenticates nothing: the caller names the member in ``X-Member`` and ``X-Org``.
+Run as its own process: ``python -m bench.floor --port 8123`` with ``MONGODB_URI`` set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from api.auth import load_viewer
+from api.services import utc_now
+from api.settings import Settings
+from api.store import codec
+from api.store.database import connect
+from api.store.listing import encode_cursor
+from api.store.query import to_mongo
+from domain import listing
+from domain.status import status_of
+
+
+def _iso(value_ms):
+    return codec.dt(value_ms).isoformat() if value_ms is not None else None
+
+
+def create_floor_app(settings: Settings, listeners=None) -> Starlette:
+    state: dict = {}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        client = connect(settings.mongodb_uri, listeners)
+        state["db"] = client[settings.database]
+        try:
+            yield
+        finally:
+            await client.close()
+
+    async def page(request: Request) -> JSONResponse:
+        db = state["db"]
+        first = int(request.query_params.get("first", 50))
+        viewer = await load_viewer(db, request.headers["x-member"], request.headers["x-org"])
+        if viewer is None:
+            return JSONResponse({"error": "no such member"}, status_code=401)
+        now = utc_now()
+        criteria = listing.list_criteria(viewer, listing.ConversationFilter(), now, settings.thresholds)
+        t0 = codec.ms(now)
+        docs = await db.conversations.find({"$and": [to_mongo(criteria), {"last_message_at": {"$lte": t0}}]}).sort(
+            [("last_message_at", -1), ("_id", -1)]).limit(first + 1).to_list()
+        page_docs = docs[:first]
+        customer_ids = list({d["customer_id"] for d in page_docs})
+        member_ids = list({m for d in page_docs for m in d.get("participants", [])}
+                          | {d["owner_id"] for d in page_docs if d.get("owner_id")})
+        conversation_ids = [d["_id"] for d in page_docs]
+        customers, members, last = await asyncio.gather(
+            db.customers.find({"_id": {"$in": customer_ids}, "org_id": viewer.org_id}).to_list(),
+            db.members.find({"_id": {"$in": member_ids}, "org_id": viewer.org_id}, {"password_hash": 0}).to_list(),
+            _last_messages(db, conversation_ids))
+        customers = {c["_id"]: c for c in customers}
+        members = {m["_id"]: m for m in members}
+        teams = {t.id: t for t in viewer.teams}
+        edges = []
+        for d in page_docs:
+            conversation = codec.conversation(d)
+            team = teams.get(d["team_id"])
+            customer = customers.get(d["customer_id"])
+            message = last.get(d["_id"])
+            owner = members.get(d.get("owner_id")) if d.get("owner_id") else None
+            edges.append({"cursor": encode_cursor({"o": "LAST_ACTIVITY_DESC", "t0": t0, "k": d["last_message_at"],
+                                                   "id": d["_id"], "g": 0}),
+                          "node": {
+                "id": d["_id"], "status": status_of(conversation, now, settings.thresholds).value,
+                "waitingSince": _iso(d.get("waiting_since")),
+                "customer": {"id": customer["_id"], "name": customer.get("name"), "email": customer.get("email"),
+                             "phone": customer.get("phone"),
+                             "online": (customer.get("online_until") or 0) > t0} if customer else None,
+                "team": {"id": team.id, "name": team.name, "mode": team.mode.value} if team else None,
+                "channel": {"id": d["channel_id"], "type": d["channel_type"], "name": d.get("channel_name", "")},
+                "representatives": [{"id": m["_id"], "name": m["name"]}
+                                    for m in (members.get(p) for p in d.get("participants", [])) if m],
+                "owner": {"id": owner["_id"], "name": owner["name"]} if owner else None,
+                "lastMessage": {"id": message["_id"], "text": message.get("text"), "seq": message["seq"],
+                                "createdAt": _iso(message["created_at"]), "kind": message["kind"]}
+                if message else None}})
+        return JSONResponse({"data": {"conversations": {
+            "edges": edges,
+            "pageInfo": {"hasNextPage": len(docs) > first, "endCursor": edges[-1]["cursor"] if edges else None}}}})
+
+    async def healthz(request: Request) -> JSONResponse:
+        await state["db"].command("ping")
+        return JSONResponse({"status": "ok"})
+
+    return Starlette(routes=[Route("/page", page, methods=["GET", "POST"]),
+                             Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+
+
+async def _last_messages(db, conversation_ids: list[str]) -> dict[str, dict]:
+    """The same aggregation as ``MongoStore.last_messages``."""
+    pipeline = [
+        {"$match": {"conversation_id": {"$in": conversation_ids}}},
+        {"$sort": {"seq": -1}},
+        {"$group": {"_id": "$conversation_id", "doc": {"$first": "$$ROOT"}}},
+    ]
+    cursor = await db.messages.aggregate(pipeline)
+    return {row["_id"]: row["doc"] async for row in cursor}
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    args = parser.parse_args()
+    settings = Settings.from_env()
+    assert settings.mongodb_uri, "set MONGODB_URI"
+    # the same uvicorn options as `imbrace serve` (access log included), so only the app differs
+    uvicorn.run(create_floor_app(settings), host="127.0.0.1", port=args.port, log_level="info",
+                proxy_headers=False)
+
+
+if __name__ == "__main__":
+    main()
