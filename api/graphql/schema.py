@@ -24,17 +24,21 @@ class Schema(strawberry.Schema):
 
 def build_schema(settings: Settings | None = None) -> Schema:
     settings = settings or Settings()
+    # The limiters' rule classes are built once: each limiter instance makes a new
+    # class, and the validation cache keys on the rules, so per-request classes
+    # would make every lookup a miss.
+    rules = (QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
+             + MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
+    if not settings.introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
     extensions = [
         PresentErrors,
         RequireAuthentication,
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: ParserCache(maxsize=256),
         lambda: ValidationCache(maxsize=256),
+        lambda: AddValidationRules(rules),
     ]
-    if not settings.introspection:
-        extensions.append(lambda: AddValidationRules([NoSchemaIntrospectionCustomRule]))
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.subscriptions import Subscription
 
