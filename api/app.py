@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 
@@ -33,6 +34,7 @@ from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 
 log = logging.getLogger("imbrace")
+STOP_TIMEOUT_S = 5
 
 
 class Runtime:
@@ -82,7 +84,10 @@ class Runtime:
     async def stop(self) -> None:
         for worker in ("outbox", "retention", "sweeper", "hub"):
             if getattr(self, worker, None) is not None:
-                await getattr(self, worker).stop()
+                try:  # a worker stuck on a dead database must not hold shutdown forever
+                    await asyncio.wait_for(getattr(self, worker).stop(), timeout=STOP_TIMEOUT_S)
+                except (asyncio.TimeoutError, Exception):
+                    log.warning("%s did not stop cleanly", worker, exc_info=True)
         if self.services is not None:
             await self.services.client.close()
         if self.embedded is not None:

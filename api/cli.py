@@ -42,7 +42,7 @@ def serve_command(host: str, port: int) -> int:
     from api.app import create_app
 
     uvicorn.run(create_app(Settings.from_env()), host=host, port=port, log_level="info", ws="websockets-sansio",
-                proxy_headers=False)
+                proxy_headers=False, timeout_graceful_shutdown=10)
     return 0
 
 
