@@ -12,7 +12,7 @@ from api.graphql.types import Conversation, Edge, PageInfo, UserError
 from api.store import codec
 from domain import entities as e
 from domain.errors import invalid
-from domain.usecases.rooms import load_visible
+from domain.visibility import can_see
 from domain.errors import Refused
 from domain.validation import is_id
 
@@ -33,9 +33,8 @@ class Notification:
 
     @strawberry.field(description="The conversation, if you can still see it (a grabbed offer may be gone).")
     async def conversation(self, info: Info) -> Conversation | None:
-        try:
-            found = await load_visible(info.context.services.store, info.context.viewer, self.entity.conversation_id)
-        except Refused:
+        found = await info.context.loaders.conversation.load(self.entity.conversation_id)
+        if found is None or not can_see(info.context.viewer, found):
             return None
         return Conversation(entity=found)
 
