@@ -46,35 +46,65 @@ class Viewer:
         return [team.id for team in self.teams if team.role_of(self.member_id) is not None]
 
 
-def visible_criteria(viewer: Viewer) -> Criteria:
-    """Conversations of the viewer's organization that the viewer may see."""
-    in_org = Eq("org_id", viewer.org_id)
+@dataclass(frozen=True, slots=True)
+class Visibility:
+    """Everything that decides what a viewer sees, and nothing else.
+
+    Two viewers with equal visibilities see exactly the same conversations, so
+    realtime fan-out judges an event once per visibility, not once per
+    subscriber. ``member_id`` only matters for GRAB representatives (they see
+    unowned conversations and their own); it is None for everyone else.
+    """
+
+    org_id: str
+    whole_org: bool
+    open_team_ids: frozenset[str] = frozenset()
+    grab_team_ids: frozenset[str] = frozenset()
+    member_id: str | None = None
+
+    @property
+    def team_ids(self) -> frozenset[str] | None:
+        """Teams whose conversations this viewer may see; None: every team of the organization."""
+        return None if self.whole_org else self.open_team_ids | self.grab_team_ids
+
+
+def visibility_of(viewer: Viewer) -> Visibility:
     if viewer.is_org_admin:
-        return in_org
-    open_teams: list[str] = []
-    grab_teams: list[str] = []
+        return Visibility(org_id=viewer.org_id, whole_org=True)
+    open_teams: set[str] = set()
+    grab_teams: set[str] = set()
     for team in viewer.teams:
         role = team.role_of(viewer.member_id)
         if role is None:
             continue
         if team.mode is TeamMode.GRAB and role is TeamRole.REPRESENTATIVE:
-            grab_teams.append(team.id)
+            grab_teams.add(team.id)
         else:
-            open_teams.append(team.id)
+            open_teams.add(team.id)
+    return Visibility(org_id=viewer.org_id, whole_org=False, open_team_ids=frozenset(open_teams),
+                      grab_team_ids=frozenset(grab_teams), member_id=viewer.member_id if grab_teams else None)
+
+
+def visible_criteria(viewer: Viewer | Visibility) -> Criteria:
+    """Conversations of the viewer's organization that the viewer may see."""
+    visibility = viewer if isinstance(viewer, Visibility) else visibility_of(viewer)
+    in_org = Eq("org_id", visibility.org_id)
+    if visibility.whole_org:
+        return in_org
     parts: list[Criteria] = []
-    if open_teams:
-        parts.append(In("team_id", tuple(open_teams)))
-    if grab_teams:
+    if visibility.open_team_ids:
+        parts.append(In("team_id", tuple(sorted(visibility.open_team_ids))))
+    if visibility.grab_team_ids:
         parts.append(all_of(
-            In("team_id", tuple(grab_teams)),
-            any_of(Absent("owner_id"), Eq("owner_id", viewer.member_id)),
+            In("team_id", tuple(sorted(visibility.grab_team_ids))),
+            any_of(Absent("owner_id"), Eq("owner_id", visibility.member_id)),
         ))
     if not parts:
         return Nothing()
     return all_of(in_org, any_of(*parts))
 
 
-def can_see(viewer: Viewer, conversation: Conversation) -> bool:
+def can_see(viewer: Viewer | Visibility, conversation: Conversation) -> bool:
     return matches(visible_criteria(viewer), conversation)
 
 

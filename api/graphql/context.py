@@ -10,7 +10,7 @@ from strawberry.dataloader import DataLoader
 
 from api.services import Services
 from domain.entities import Conversation, Customer, Member, Message
-from domain.visibility import Viewer
+from domain.visibility import Viewer, Visibility, visibility_of
 
 
 @dataclass
@@ -24,9 +24,16 @@ class Context:
     connection_params: dict | None = None
     database_unavailable: bool = False
     loaders: "Loaders" = field(init=False)
+    _visibility: tuple[Viewer, Visibility] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.loaders = Loaders(self)
+
+    def visibility(self) -> Visibility:
+        """What the caller may see, worked out once per viewer (realtime judges every event by it)."""
+        if self._visibility is None or self._visibility[0] is not self.viewer:
+            self._visibility = (self.viewer, visibility_of(self.viewer))
+        return self._visibility[1]
 
     def refresh(self, viewer: Viewer | None, now: datetime) -> None:
         """Subscriptions re-judge each event at its own moment with fresh loaders."""
