@@ -14,6 +14,8 @@ import asyncio
 import logging
 import time
 
+from api.events import TEAMS_CHANGED
+
 log = logging.getLogger("imbrace.hub")
 
 POLL_INTERVAL_S = 0.25
@@ -23,16 +25,84 @@ WATCH_AWAIT_MS = 200
 
 
 class Subscription:
-    def __init__(self) -> None:
+    """One subscriber's queue, and what it is interested in.
+
+    ``team_ids`` are the teams whose conversations it may see (None: the whole
+    organization); ``member_id``, when set, asks only for events that notify
+    that member. The hub hands each event only to the subscriptions that may
+    care about it, so the cost of an event grows with its audience, not with
+    every connected client.
+    """
+
+    def __init__(self, org_id: str, team_ids: frozenset[str] | None, member_id: str | None) -> None:
+        self.org_id = org_id
+        self.team_ids = team_ids
+        self.member_id = member_id
         self.queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = False
+
+
+class Audience:
+    """Subscriptions indexed by organization, team and notified member."""
+
+    def __init__(self) -> None:
+        self.by_org: dict[str, set[Subscription]] = {}
+        self.whole_org: dict[str, set[Subscription]] = {}
+        self.by_team: dict[tuple[str, str], set[Subscription]] = {}
+        self.by_member: dict[str, set[Subscription]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(subs) for subs in self.by_org.values())
+
+    def add(self, subscription: Subscription) -> None:
+        self.by_org.setdefault(subscription.org_id, set()).add(subscription)
+        for bucket in self._buckets(subscription):
+            bucket.add(subscription)
+
+    def remove(self, subscription: Subscription) -> None:
+        _discard(self.by_org, subscription.org_id, subscription)
+        for index, key in self._keys(subscription):
+            _discard(index, key, subscription)
+
+    def of(self, doc: dict) -> set[Subscription]:
+        """Who may care about an event: every subscription of the organization for a team change."""
+        org_id = doc.get("org_id")
+        if doc.get("kind") == TEAMS_CHANGED:
+            return set(self.by_org.get(org_id, ()))
+        team_id = (doc.get("conversation") or {}).get("team_id")
+        found = set(self.whole_org.get(org_id, ()))
+        found.update(self.by_team.get((org_id, team_id), ()))
+        for member_id in doc.get("notified") or ():
+            found.update(s for s in self.by_member.get(member_id, ()) if s.org_id == org_id)
+        return found
+
+    def _buckets(self, subscription: Subscription):
+        for index, key in self._keys(subscription):
+            yield index.setdefault(key, set())
+
+    def _keys(self, subscription: Subscription):
+        if subscription.member_id is not None:
+            yield self.by_member, subscription.member_id
+        elif subscription.team_ids is None:
+            yield self.whole_org, subscription.org_id
+        else:
+            for team_id in subscription.team_ids:
+                yield self.by_team, (subscription.org_id, team_id)
+
+
+def _discard(index: dict, key, subscription: Subscription) -> None:
+    bucket = index.get(key)
+    if bucket is not None:
+        bucket.discard(subscription)
+        if not bucket:
+            del index[key]
 
 
 class EventHub:
     def __init__(self, db) -> None:
         self.db = db
         self.dispatched_id = 0
-        self.subscriptions: set[Subscription] = set()
+        self.audience = Audience()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._gap_since: float | None = None
@@ -58,13 +128,20 @@ class EventHub:
     def wake(self) -> None:
         self._wake.set()
 
-    def subscribe(self) -> Subscription:
-        subscription = Subscription()
-        self.subscriptions.add(subscription)
+    def subscribe(self, org_id: str, team_ids: frozenset[str] | None = None,
+                  member_id: str | None = None) -> Subscription:
+        subscription = Subscription(org_id, team_ids, member_id)
+        self.audience.add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
-        self.subscriptions.discard(subscription)
+        self.audience.remove(subscription)
+
+    def follow_teams(self, subscription: Subscription, team_ids: frozenset[str] | None) -> None:
+        """After the subscriber re-read its teams (a TEAMS_CHANGED event)."""
+        self.audience.remove(subscription)
+        subscription.team_ids = team_ids
+        self.audience.add(subscription)
 
     async def replay(self, org_id: str, after: int, up_to: int) -> list[dict]:
         """Stored events a reconnecting client missed (kept for the retention period)."""
@@ -112,7 +189,11 @@ class EventHub:
         return now - self._gap_since > GAP_WAIT_S
 
     def _deliver(self, doc: dict) -> None:
-        for subscription in list(self.subscriptions):
+        teams_changed = doc.get("kind") == TEAMS_CHANGED
+        for subscription in self.audience.of(doc):
+            if teams_changed and subscription.member_id is None:
+                # Until it has re-read its teams, it may care about any team's events.
+                self.follow_teams(subscription, None)
             try:
                 subscription.queue.put_nowait(doc)
             except asyncio.QueueFull:

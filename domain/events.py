@@ -7,8 +7,10 @@ from datetime import datetime
 
 from domain.criteria import matches
 from domain.entities import Conversation
-from domain.enums import ConversationStatus, EventKind
-from domain.visibility import Viewer, can_see
+from domain.enums import ConversationStatus, ConversationView, EventKind
+from domain.listing import ConversationFilter, event_criteria
+from domain.status import Thresholds
+from domain.visibility import Viewer, Visibility, can_see
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,11 +29,11 @@ class Event:
     id: int | None = None
 
 
-def visible_before(viewer: Viewer, event: Event) -> bool:
+def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:
     return can_see(viewer, replace(event.conversation, owner_id=event.owner_before))
 
 
-def route_event(viewer: Viewer, event: Event, criteria) -> EventKind | None:
+def route_event(viewer: Viewer | Visibility, event: Event, criteria) -> EventKind | None:
     """Which event kind this subscriber receives, if any.
 
     Visible and matching the subscription's filter: the event itself. No longer
@@ -43,3 +45,20 @@ def route_event(viewer: Viewer, event: Event, criteria) -> EventKind | None:
     if event.kind is EventKind.GRABBED and visible_before(viewer, event):
         return EventKind.HIDDEN
     return None
+
+
+def judgment_key(visibility: Visibility, viewer: Viewer, flt: ConversationFilter) -> tuple:
+    """Everything :func:`delivered_kind` depends on.
+
+    Subscribers with equal keys receive the same kind of every event, so
+    fan-out judges an event once per key: the visibility, the filter, and the
+    member only when the filter's view is about them (JOINED).
+    """
+    return visibility, flt, viewer.member_id if flt.view is ConversationView.JOINED else None
+
+
+def delivered_kind(viewer: Viewer, visibility: Visibility, flt: ConversationFilter, event: Event,
+                   t: Thresholds) -> EventKind | None:
+    """What a subscriber with this filter receives for the event, if anything."""
+    criteria = event_criteria(viewer, flt, event.kind, event.at, t)
+    return route_event(visibility, event, criteria)

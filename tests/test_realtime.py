@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import websockets
+from pymongo import monitoring
 
 from domain.status import Thresholds
 from tests.world import new_org
@@ -266,3 +267,94 @@ async def test_events_are_kept_for_the_retention_period_only(make_server):
     assert stored >= 1
     deleted, _ = await retention.purge(now + timedelta(seconds=61))
     assert deleted == stored and await server.db.events.count_documents({}) == 0
+
+
+class CustomerLookups(monitoring.CommandListener):
+    """Counts the batched customer lookups (`find` on customers by `_id: {$in}`) of event executions."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def started(self, event) -> None:
+        if event.command_name == "find" and event.command.get("find") == "customers":
+            if isinstance(event.command.get("filter", {}).get("_id"), dict):
+                self.count += 1
+
+    def succeeded(self, event) -> None:
+        pass
+
+    def failed(self, event) -> None:
+        pass
+
+
+WITH_CUSTOMER = """subscription($f: ConversationFilter) { conversationEvents(filter: $f) {
+    kind conversation { id customer { name } } } }"""
+
+
+async def test_subscribers_with_the_same_operation_and_visibility_share_one_execution(make_server):
+    lookups = CustomerLookups()
+    server = await make_server(listeners=[lookups])
+    org = await new_org(server)
+    team = await org.team("Support")
+    agents = [await org.member(f"agent{i}") for i in range(3)]
+    for agent in agents:
+        await org.add(team, agent)
+    channel = await org.channel(team, "LINE")
+    # three agents with the same visibility, one of them with two tabs open
+    subs = [Subscriber(server.ws_url, agent.token) for agent in agents + [agents[0]]]
+    for sub in subs:
+        await sub.connect()
+        await sub.subscribe(WITH_CUSTOMER)
+    await asyncio.sleep(0.2)
+    before = lookups.count
+    await org.customer_writes(channel, "c1", "hello", customer={"name": "Dana"})
+    for sub in subs:
+        event = (await sub.next_data())["conversationEvents"]
+        assert event["kind"] == "CREATED" and event["conversation"]["customer"] == {"name": "Dana"}
+    assert lookups.count - before == 1
+    # a different filter is a different operation: one more execution, not one per subscriber
+    filtered = Subscriber(server.ws_url, agents[1].token)
+    await filtered.connect()
+    await filtered.subscribe(WITH_CUSTOMER, {"f": {"channels": ["LINE"]}})
+    await asyncio.sleep(0.2)
+    before = lookups.count
+    await org.customer_writes(channel, "c2", "hi", customer={"name": "Eli"})
+    for sub in subs + [filtered]:
+        assert (await sub.next_data())["conversationEvents"]["conversation"]["customer"] == {"name": "Eli"}
+    assert lookups.count - before == 2
+    for sub in subs + [filtered]:
+        await sub.close()
+
+
+async def test_per_member_fields_are_answered_for_each_member(server):
+    org = await new_org(server)
+    team = await org.team("Support")
+    joined, watching = await org.member("joined"), await org.member("watching")
+    for agent in (joined, watching):
+        await org.add(team, agent)
+    channel = await org.channel(team, "LINE")
+    cid = (await org.customer_writes(channel, "c1", "hello"))["conversationId"]
+    await org.gql(JOIN, {"id": cid}, as_=joined)
+    query = "subscription { conversationEvents { kind conversation { joinedByMe } } }"
+    async with Subscriber(server.ws_url, joined.token) as a, Subscriber(server.ws_url, watching.token) as b:
+        await a.subscribe(query)
+        await b.subscribe(query)
+        await asyncio.sleep(0.2)
+        await org.customer_writes(channel, "c1", "anyone there?")
+        assert (await a.next_data())["conversationEvents"]["conversation"] == {"joinedByMe": True}
+        assert (await b.next_data())["conversationEvents"]["conversation"] == {"joinedByMe": False}
+
+
+async def test_member_added_to_a_team_starts_receiving_its_events_at_once(server):
+    org = await new_org(server)
+    first, second = await org.team("First"), await org.team("Second")
+    agent = await org.member("agent")
+    await org.add(first, agent)
+    channel = await org.channel(second, "LINE")
+    async with Subscriber(server.ws_url, agent.token) as sub:
+        await sub.subscribe(EVENTS)
+        await org.customer_writes(channel, "c1", "one")
+        assert await sub.nothing_within(0.8)
+        await org.add(second, agent)
+        await org.customer_writes(channel, "c1", "two")
+        assert (await sub.next_data())["conversationEvents"]["kind"] == "MESSAGE"

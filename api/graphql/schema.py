@@ -12,6 +12,7 @@ from strawberry.tools import merge_types
 
 from api.graphql.extensions import PresentErrors, RequireAuthentication
 from api.graphql.mutations import Mutation
+from api.graphql.sharing import SharedEventExecutor
 from api.graphql.queries import Query
 from api.settings import Settings
 
@@ -47,4 +48,6 @@ def build_schema(settings: Settings | None = None) -> Schema:
     return Schema(
         query=query, mutation=mutation, subscription=Subscription, extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.production),
+        # Off only to measure what sharing saves (bench/fanout.py).
+        execution_context_class=SharedEventExecutor if settings.shared_execution else None,
     )

@@ -1,13 +1,17 @@
 """Realtime: conversation events, new messages, notifications.
 
-Each subscription follows the process's :class:`api.hub.EventHub` and judges
-every event for its own subscriber with the domain's rules (visibility, the
-list filter, status at the event's moment), so what arrives over WebSocket is
-exactly what the list query would show.
+Each subscription follows the process's :class:`api.hub.EventHub`, which hands
+it only the events of teams it may see. Every event is judged with the
+domain's rules (visibility, the list filter, status at the event's moment), so
+what arrives over WebSocket is exactly what the list query would show. Work
+that is the same for many subscribers is done once per event: decoding the
+stored event, judging it per (visibility, filter), loading its message, and
+executing the selection (:mod:`api.graphql.sharing`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import AsyncGenerator
 
@@ -25,7 +29,7 @@ from api.services import utc_now
 from domain import listing
 from domain.enums import EventKind as Kind
 from domain.errors import invalid
-from domain.events import Event, route_event
+from domain.events import Event, delivered_kind, judgment_key
 from domain.visibility import can_see
 
 
@@ -33,6 +37,7 @@ from domain.visibility import can_see
 class ConversationEvent:
     event: strawberry.Private[Event]
     delivered_kind: strawberry.Private[Kind]
+    shared_results: strawberry.Private[dict] = strawberry.field(default_factory=dict)
 
     @strawberry.field(description="Event id, monotonic: pass the last one as `after` when reconnecting.")
     def id(self) -> strawberry.ID:
@@ -83,6 +88,34 @@ def decoded(doc: dict) -> Event:
     return event
 
 
+def judged(doc: dict, context, flt: listing.ConversationFilter) -> Kind | None:
+    """What this subscriber receives, judged once per (visibility, filter) for each event."""
+    visibility = context.visibility()
+    key = judgment_key(visibility, context.viewer, flt)
+    verdicts = doc.setdefault("__verdicts", {})
+    if key not in verdicts:
+        verdicts[key] = delivered_kind(context.viewer, visibility, flt, decoded(doc),
+                                       context.services.settings.thresholds)
+    return verdicts[key]
+
+
+def payload(doc: dict, kind: Kind) -> ConversationEvent:
+    """One payload object per (event, delivered kind): its ``shared_results`` let
+    subscribers with the same operation, variables and visibility share an execution."""
+    payloads = doc.setdefault("__payloads", {})
+    if kind not in payloads:
+        payloads[kind] = ConversationEvent(event=decoded(doc), delivered_kind=kind)
+    return payloads[kind]
+
+
+async def message_of(doc: dict, store) -> object:
+    """The event's message, read once for every subscriber of this process."""
+    loading = doc.get("__message")
+    if loading is None:
+        loading = doc["__message"] = asyncio.ensure_future(store.message(doc["org_id"], doc["message_id"]))
+    return await asyncio.shield(loading)
+
+
 def _parse_after(after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
@@ -91,22 +124,31 @@ def _parse_after(after: strawberry.ID | None) -> int | None:
     return int(str(after))
 
 
-async def follow(info: Info, after: int | None) -> AsyncGenerator[tuple[dict, object], None]:
+async def follow(info: Info, after: int | None, notifications: bool = False
+                 ) -> AsyncGenerator[tuple[dict, object], None]:
     """Stored events after ``after`` (if given), then live ones: no gap, no duplicate.
 
     Yields (event document, current viewer); team changes refresh the viewer
-    before the next event is judged.
+    before the next event is judged. With ``notifications``, only events that
+    notify the viewer (and team changes).
     """
     ctx = info.context
     hub = ctx.services.hub
-    subscription = hub.subscribe()
     viewer = ctx.viewer
+    if notifications:
+        subscription = hub.subscribe(viewer.org_id, frozenset(), member_id=viewer.member_id)
+    else:
+        subscription = hub.subscribe(viewer.org_id, ctx.visibility().team_ids)
+
+    def follow_teams() -> None:
+        if not notifications:
+            hub.follow_teams(subscription, ctx.visibility().team_ids)
     try:
         frontier = hub.dispatched_id
         backlog = await hub.replay(viewer.org_id, after, frontier) if after is not None else []
         last = frontier
         for doc in backlog:
-            viewer = await _judge_viewer(ctx, doc, viewer)
+            viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return
             yield doc, viewer
@@ -117,7 +159,7 @@ async def follow(info: Info, after: int | None) -> AsyncGenerator[tuple[dict, ob
             if doc["_id"] <= last or doc["org_id"] != viewer.org_id:
                 continue
             last = doc["_id"]
-            viewer = await _judge_viewer(ctx, doc, viewer)
+            viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return
             yield doc, viewer
@@ -125,9 +167,13 @@ async def follow(info: Info, after: int | None) -> AsyncGenerator[tuple[dict, ob
         hub.unsubscribe(subscription)
 
 
-async def _judge_viewer(ctx, doc: dict, viewer):
+async def _judge_viewer(ctx, doc: dict, viewer, follow_teams):
     if doc["kind"] == TEAMS_CHANGED:
         viewer = await load_viewer(ctx.services.db, viewer.member_id, viewer.org_id)
+        ctx.refresh(viewer, utc_now())
+        if viewer is not None:
+            follow_teams()
+        return viewer
     ctx.refresh(viewer, utc_now())
     return viewer
 
@@ -140,15 +186,12 @@ class Subscription:
     async def conversation_events(self, info: Info, filter: ConversationFilter | None = None,
                                   after: strawberry.ID | None = None) -> AsyncGenerator[ConversationEvent, None]:
         flt = to_domain_filter(filter)
-        thresholds = info.context.services.settings.thresholds
-        async for doc, viewer in follow(info, _parse_after(after)):
+        async for doc, _viewer in follow(info, _parse_after(after)):
             if doc["kind"] == TEAMS_CHANGED:
                 continue
-            event = decoded(doc)
-            criteria = listing.event_criteria(viewer, flt, event.kind, event.at, thresholds)
-            kind = route_event(viewer, event, criteria)
+            kind = judged(doc, info.context, flt)
             if kind is not None:
-                yield ConversationEvent(event=event, delivered_kind=kind)
+                yield payload(doc, kind)
 
     @strawberry.subscription(description="New messages (and delivery updates) in one conversation, or in every "
                                          "conversation you can see when `conversationId` is omitted.")
@@ -161,15 +204,15 @@ class Subscription:
             event = decoded(doc)
             if conversation_id is not None and event.conversation.id != str(conversation_id):
                 continue
-            if not can_see(viewer, event.conversation):
+            if not can_see(info.context.visibility(), event.conversation):
                 continue
-            found = await info.context.services.store.message(viewer.org_id, event.message_id)
+            found = await message_of(doc, info.context.services.store)
             if found is not None:
                 yield Message(entity=found)
 
     @strawberry.subscription(description="Your notifications as they are created.")
     async def notification_received(self, info: Info) -> AsyncGenerator[Notification, None]:
-        async for doc, viewer in follow(info, None):
+        async for doc, viewer in follow(info, None, notifications=True):
             notification_id = (doc.get("notified") or {}).get(viewer.member_id)
             if notification_id:
                 found = await load_notification(info.context, notification_id)
