@@ -6,6 +6,7 @@ import asyncio
 import logging
 import secrets
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from pathlib import Path
 
 import jwt
@@ -13,6 +14,7 @@ from argon2 import PasswordHasher as Argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from api.store import codec
+from domain.entities import Team
 from domain.enums import OrgRole
 from domain.visibility import Viewer
 
@@ -99,9 +101,27 @@ async def load_viewer(db, member_id: str, org_id: str) -> Viewer | None:
     if not rows:
         return None
     doc = rows[0]
-    teams = tuple(sorted((codec.team(t) for t in doc.get("teams", [])), key=lambda t: t.name))
+    teams = tuple(sorted((decoded_team(t) for t in doc.get("teams", [])), key=lambda t: t.name))
     return Viewer(member_id=doc["_id"], org_id=doc["org_id"], org_role=OrgRole(doc["role"]), name=doc["name"],
                   teams=teams)
+
+
+def decoded_team(doc: dict) -> Team:
+    """The team of a stored document, decoded once while the document stays the same.
+
+    Every request and every subscription reads all teams of its organization;
+    sharing the decoded teams saves most of that CPU and lets thousands of
+    connected viewers hold one copy. The key is the stored content itself, so
+    a changed team is never served stale.
+    """
+    members = tuple((m["member_id"], m["role"]) for m in doc.get("members", ()))
+    return _team(doc["_id"], doc["org_id"], doc["name"], doc["mode"], doc.get("created_at"), members)
+
+
+@lru_cache(maxsize=4096)
+def _team(team_id: str, org_id: str, name: str, mode: str, created_at, members: tuple) -> Team:
+    return codec.team({"_id": team_id, "org_id": org_id, "name": name, "mode": mode, "created_at": created_at,
+                       "members": [{"member_id": m, "role": r} for m, r in members]})
 
 
 async def viewer_from_header(db, tokens: Tokens, header: str | None) -> Viewer | None:
