@@ -286,35 +286,50 @@ def hotline_slots(manifest: dict, first: int, count: int) -> list[dict]:
 
 
 async def _fanout(manifest: dict, workdir: Path, data_dir: Path, sizes: list[int], rounds: int, rate: float,
-                  drive_s: float, profile=None) -> dict:
-    serve = start_serve("fanout-serve", workdir, data_dir)
-    results = {"rate_target": rate, "drive_s": drive_s, "sizes": {}}
+                  drive_s: float, unshared_sizes: list[int] = ()) -> dict:
+    """The sizes with shared execution (the default), then ``unshared_sizes`` on a server
+    started with IMBRACE_SHARED_EXECUTION=false: the difference is what sharing saves."""
+    results = {"rate_target": rate, "drive_s": drive_s, "sizes": {}, "unshared_sizes": {}}
+    plans = [("sizes", "fanout-serve", {}, sizes)]
+    if unshared_sizes:
+        plans.append(("unshared_sizes", "fanout-serve-unshared", {"IMBRACE_SHARED_EXECUTION": "false"},
+                      list(unshared_sizes)))
+    k = 0
+    for key, name, env, plan_sizes in plans:
+        serve = start_serve(name, workdir, data_dir, extra_env=env)
+        try:
+            for n in plan_sizes:
+                results[key][str(n)] = await _fanout_size(manifest, workdir, serve, n, k, rounds, rate, drive_s)
+                k += 1
+                if serve.process.poll() is not None:
+                    results["server_exited"] = serve.process.returncode
+                    break
+            results.setdefault("server_pids", {})[key] = {"serve": serve.pid, "db": serve.db_pid}
+        finally:
+            serve.stop()
+    return results
+
+
+async def _fanout_size(manifest: dict, workdir: Path, serve, n: int, k: int, rounds: int, rate: float,
+                       drive_s: float) -> dict:
+    pool = driver_pool(manifest)
+    slots = hotline_slots(manifest, 0, 12)  # 12-15 are the cross benchmark's
+    per_round = max(1, int(rate * drive_s))
+    n_rounds = rounds if n <= 1000 else 1
+    offset = (k * rounds * per_round) % max(1, len(pool) - rounds * per_round)
+    sample = pool[offset:] + pool[:offset]
+    first = (k * 4) % 12
+    warmup, markers = slots[first], slots[first + 1:first + 4]
+    log(f"fanout: N={n}, {n_rounds} round(s) of {per_round} events at {rate}/s ({serve.name})")
     try:
-        pool = driver_pool(manifest)
-        slots = hotline_slots(manifest, 0, 12)
-        per_round = max(1, int(rate * drive_s))
-        for k, n in enumerate(sizes):
-            n_rounds = rounds if n <= 1000 else 1
-            offset = (k * rounds * per_round) % max(1, len(pool) - rounds * per_round)
-            sample = pool[offset:] + pool[:offset]
-            warmup, markers = slots[k * 4], slots[k * 4 + 1:k * 4 + 4]
-            log(f"fanout: N={n}, {n_rounds} round(s) of {per_round} events at {rate}/s")
-            try:
-                results["sizes"][str(n)] = await session(
-                    manifest=manifest, workdir=workdir, name=f"fanout-{n}", post_url=serve.url,
-                    ws_url=serve.ws_url, db_uri=serve.db_uri, n=n, rounds=n_rounds, rate=rate, drive_s=drive_s,
-                    pool=sample, markers=markers, warmup=warmup, pids={"server": serve.pid, "db": serve.db_pid},
-                    drain_timeout=180 if n > 1000 else 120)
-            except Exception as e:  # noqa: BLE001 - record what happened, keep the other sizes
-                log(f"fanout: N={n} failed: {type(e).__name__}: {e}")
-                results["sizes"][str(n)] = {"error": f"{type(e).__name__}: {e}"}
-            if serve.process.poll() is not None:
-                results["server_exited"] = serve.process.returncode
-                break
-        results["server_pids"] = {"serve": serve.pid, "db": serve.db_pid}
-        return results
-    finally:
-        serve.stop()
+        return await session(
+            manifest=manifest, workdir=workdir, name=f"{serve.name}-{n}", post_url=serve.url,
+            ws_url=serve.ws_url, db_uri=serve.db_uri, n=n, rounds=n_rounds, rate=rate, drive_s=drive_s,
+            pool=sample, markers=markers, warmup=warmup, pids={"server": serve.pid, "db": serve.db_pid},
+            drain_timeout=180 if n > 1000 else 120)
+    except Exception as e:  # noqa: BLE001 - record what happened, keep the other sizes
+        log(f"fanout: N={n} failed: {type(e).__name__}: {e}")
+        return {"error": f"{type(e).__name__}: {e}"}
 
 
 async def _cross(manifest: dict, workdir: Path, data_dir: Path, rounds: int, n: int, rate: float,
@@ -342,8 +357,8 @@ async def _cross(manifest: dict, workdir: Path, data_dir: Path, rounds: int, n: 
 
 
 def run_fanout(manifest: dict, workdir: Path, data_dir: Path, sizes: list[int], rounds: int, rate: float,
-               drive_s: float) -> dict:
-    return asyncio.run(_fanout(manifest, workdir, data_dir, sizes, rounds, rate, drive_s))
+               drive_s: float, unshared_sizes: list[int] = ()) -> dict:
+    return asyncio.run(_fanout(manifest, workdir, data_dir, sizes, rounds, rate, drive_s, unshared_sizes))
 
 
 def run_cross(manifest: dict, workdir: Path, data_dir: Path, rounds: int, n: int = 50, rate: float = 10,

@@ -78,28 +78,9 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         out.append(("2. Inbound burst", "failed", "", "", inbound["error"]))
     fanout = b.get("fanout")
     if fanout and "error" not in fanout:
-        for n, r in fanout["sizes"].items():
-            if "error" in r or "summary" not in r:
-                out.append((f"3. Fan-out, {n} subscribers", "failed", "", "", r.get("error", "")))
-                continue
-            s = r["summary"]
-            p99 = s["p99_ms_median"]
-            target = f"p99 < {TARGETS['fanout_p99_ms']} ms, 0 lost" + (" (target set for 10,000)" if n != "10000"
-                                                                           else "")
-            ok = p99 is not None and p99 < TARGETS["fanout_p99_ms"] and s["lost"] == 0 and s["unexpected"] == 0
-            per_event = s.get("recipients_per_event")
-            out.append((f"3. Fan-out, {r['connect']['connected']:,} subscribers, driver at "
-                        f"{_fmt(results['benchmarks']['fanout']['rate_target'])} events/s "
-                        f"(achieved {_fmt(s['events_per_s_median'])})",
-                        f"p50 {_fmt(s['p50_ms_median'], ' ms')}, p99 {_fmt(p99, ' ms')}, lost {s['lost']}, "
-                        f"unexpected {s['unexpected']}; server {_fmt(s['server_rss_mb_max'], ' MB')} RSS, "
-                        f"{_fmt(s['server_cpu_pct_max'], '%')} CPU",
-                        target, _met(ok),
-                        f"{s['rounds']} round(s); {s.get('events_committed')} of {s.get('events_scheduled')} scheduled "
-                        f"events posted (the rest fell behind schedule); {s['deliveries']:,} deliveries, "
-                        f"~{per_event} recipients/event; "
-                        f"subscriber process {_fmt(s['clients_cpu_pct_max'], '%')} CPU, "
-                        f"db {_fmt(s['db_cpu_pct_max'], '%')} CPU"))
+        for key, label in (("sizes", ""), ("unshared_sizes", ", shared execution OFF (for comparison)")):
+            for n, r in fanout.get(key, {}).items():
+                out.append(_fanout_row(results, n, r, label))
     elif fanout:
         out.append(("3. Fan-out", "failed", "", "", fanout["error"]))
     grab = b.get("grab")
@@ -172,3 +153,25 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, str, str, str]:
+    if "error" in r or "summary" not in r:
+        return (f"3. Fan-out, {n} subscribers{label}", "failed", "", "", r.get("error", ""))
+    s = r["summary"]
+    p99 = s["p99_ms_median"]
+    target = f"p99 < {TARGETS['fanout_p99_ms']} ms, 0 lost" + (" (target set for 10,000)" if n != "10000" else "")
+    ok = p99 is not None and p99 < TARGETS["fanout_p99_ms"] and s["lost"] == 0 and s["unexpected"] == 0
+    per_event = s.get("recipients_per_event")
+    return (f"3. Fan-out, {r['connect']['connected']:,} subscribers{label}, driver at "
+            f"{_fmt(results['benchmarks']['fanout']['rate_target'])} events/s "
+            f"(achieved {_fmt(s['events_per_s_median'])})",
+            f"p50 {_fmt(s['p50_ms_median'], ' ms')}, p99 {_fmt(p99, ' ms')}, lost {s['lost']}, "
+            f"unexpected {s['unexpected']}; server {_fmt(s['server_rss_mb_max'], ' MB')} RSS, "
+            f"{_fmt(s['server_cpu_pct_max'], '%')} CPU",
+            target if not label else "", _met(ok) if not label else "",
+            f"{s['rounds']} round(s); {s.get('events_committed')} of {s.get('events_scheduled')} scheduled "
+            f"events posted (the rest fell behind schedule); {s['deliveries']:,} deliveries, "
+            f"~{per_event} recipients/event; "
+            f"subscriber process {_fmt(s['clients_cpu_pct_max'], '%')} CPU, "
+            f"db {_fmt(s['db_cpu_pct_max'], '%')} CPU; connecting took {_fmt(r['connect'].get('seconds'), ' s')}")

@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-duration", type=float, default=10, help="page window seconds (default 10)")
     parser.add_argument("--grab-rounds", type=int, default=50)
     parser.add_argument("--fanout-sizes", default="1000", help="subscriber counts, e.g. 1000,5000,10000")
+    parser.add_argument("--fanout-unshared-sizes", default="1000",
+                        help="subscriber counts run again with shared execution off, to show its effect "
+                             "(empty: skip)")
     parser.add_argument("--fanout-rate", type=float, default=50, help="driver events/s (default 50)")
     parser.add_argument("--fanout-drive", type=float, default=15, help="driver seconds per round (default 15)")
     parser.add_argument("--data-dir", type=Path, default=None,
@@ -49,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-data", action="store_true", help="keep the seeded temporary directory")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graphs; writes profile.* not latest.*")
     parser.add_argument("--profile-seconds", type=float, default=10)
+    parser.add_argument("--output", default=None,
+                        help="name of the result files under bench/results (default latest, or profile)")
     args = parser.parse_args(argv)
 
     only = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -86,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             results["scale"] = scale = manifest["scale"]
             results["scale_label"] = label = {1.0: "full", 0.02: "small"}.get(scale, f"{scale:g}")
         log(f"bench: data set {manifest['sizes']} (seeded in {manifest['timings']['total_s']} s)")
-        output = "profile" if args.profile else "latest"
+        output = args.output or ("profile" if args.profile else "latest")
         for name in ORDER:
             if name not in only:
                 continue
@@ -127,7 +132,9 @@ def _run_one(name: str, manifest: dict, workdir: Path, data_dir: Path, args, inb
     if name == "fanout":
         from bench import fanout
         sizes = [int(x) for x in args.fanout_sizes.split(",") if x.strip()]
-        return fanout.run_fanout(manifest, workdir, data_dir, sizes, args.runs, args.fanout_rate, args.fanout_drive)
+        unshared = [int(x) for x in args.fanout_unshared_sizes.split(",") if x.strip()]
+        return fanout.run_fanout(manifest, workdir, data_dir, sizes, args.runs, args.fanout_rate, args.fanout_drive,
+                                 unshared)
     if name == "cross":
         from bench import fanout
         return fanout.run_cross(manifest, workdir, data_dir, args.runs)
