@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -215,8 +215,22 @@ class Outbox:
             return
         log.info("email job %s: %s after %d attempt(s)%s", job.id, status.value, attempts,
                  f" ({error})" if error else "")
+        await self._refresh_last_message(message, tuple(email if d.via is DeliveryVia.EMAIL else d
+                                                         for d in message.deliveries))
         if status is not DeliveryStatus.QUEUED:  # a rescheduled attempt is no status change
             await self._publish(message, now)
+
+    async def _refresh_last_message(self, message: Message, deliveries: tuple[Delivery, ...]) -> None:
+        """The conversation's copy of its newest message shows the same deliveries.
+
+        Replaces the copy only while no newer message's is there (``seq`` at most
+        this one's): a reply whose own copy is not written yet gets it from here, and
+        that later write, seeing the same ``seq``, leaves this fresher one alone.
+        """
+        try:
+            await self.services.store.offer_last_message(replace(message, deliveries=deliveries), same_seq=True)
+        except PyMongoError:
+            log.exception("email job %s: conversation's copy of the message not updated", message.id)
 
     async def _publish(self, message: Message, now: datetime) -> None:
         """Tell subscribers; the outcome is already stored, so a failure here is only logged."""

@@ -7,8 +7,9 @@ through the same driver (PyMongo async), and answers similar JSON:
 1. the ``load_viewer`` aggregation (members + $lookup teams) for the caller,
 2. the conversations ``find`` with the same filter (``domain.listing.list_criteria``
    compiled by ``api.store.query.to_mongo``), sort and limit as the lister's,
-3. customers ``$in``, members ``$in`` and the last-messages aggregation, concurrently
-   (as the GraphQL DataLoaders batch them).
+3. customers ``$in`` and members ``$in``, concurrently (as the GraphQL DataLoaders
+   batch them). ``lastMessage`` is the conversation's own copy of its newest
+   message (``last_message``), so no command reads messages.
 
 It authenticates nothing: the caller names the member in ``X-Member`` and ``X-Org``.
 Run as its own process: ``python -m bench.floor --port 8123`` with ``MONGODB_URI`` set.
@@ -67,11 +68,9 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
         customer_ids = list({d["customer_id"] for d in page_docs})
         member_ids = list({m for d in page_docs for m in d.get("participants", [])}
                           | {d["owner_id"] for d in page_docs if d.get("owner_id")})
-        conversation_ids = [d["_id"] for d in page_docs]
-        customers, members, last = await asyncio.gather(
+        customers, members = await asyncio.gather(
             db.customers.find({"_id": {"$in": customer_ids}, "org_id": viewer.org_id}).to_list(),
-            db.members.find({"_id": {"$in": member_ids}, "org_id": viewer.org_id}, {"password_hash": 0}).to_list(),
-            _last_messages(db, conversation_ids))
+            db.members.find({"_id": {"$in": member_ids}, "org_id": viewer.org_id}, {"password_hash": 0}).to_list())
         customers = {c["_id"]: c for c in customers}
         members = {m["_id"]: m for m in members}
         teams = {t.id: t for t in viewer.teams}
@@ -80,7 +79,7 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
             conversation = codec.conversation(d)
             team = teams.get(d["team_id"])
             customer = customers.get(d["customer_id"])
-            message = last.get(d["_id"])
+            message = d.get("last_message")
             owner = members.get(d.get("owner_id")) if d.get("owner_id") else None
             edges.append({"cursor": encode_cursor({"o": "LAST_ACTIVITY_DESC", "t0": t0, "k": d["last_message_at"],
                                                    "id": d["_id"], "g": 0}),
@@ -108,17 +107,6 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
 
     return Starlette(routes=[Route("/page", page, methods=["GET", "POST"]),
                              Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
-
-
-async def _last_messages(db, conversation_ids: list[str]) -> dict[str, dict]:
-    """The same aggregation as ``MongoStore.last_messages``."""
-    pipeline = [
-        {"$match": {"conversation_id": {"$in": conversation_ids}}},
-        {"$sort": {"seq": -1}},
-        {"$group": {"_id": "$conversation_id", "doc": {"$first": "$$ROOT"}}},
-    ]
-    cursor = await db.messages.aggregate(pipeline)
-    return {row["_id"]: row["doc"] async for row in cursor}
 
 
 def main() -> None:

@@ -4,8 +4,10 @@
     python -m bench.probe --scale small       # seeds a temporary one first
 
 Times, against the embedded database alone, each MongoDB command the hot
-paths issue: the page's five, the inbound path's lookups, the sweeper's
-"due" scan and the hub's poll. Shows which commands grow with the data set
+paths issue: the page's, the inbound path's lookups, the sweeper's "due"
+scan and the hub's poll; and, labelled "former" or "alternative", the
+commands they replaced or could have used (last messages by aggregation or by
+``_id``). Shows which commands grow with the data set
 (full scans) and which stay flat (index lookups). Writes
 ``bench/results/probe-<scale>.json``.
 """
@@ -80,7 +82,11 @@ async def _probe(uri: str, manifest: dict, workdir: Path, repeat: int = REPEAT) 
             {"$match": {"conversation_id": {"$in": ids}}}, {"$sort": {"seq": -1}},
             {"$group": {"_id": "$conversation_id", "doc": {"$first": "$$ROOT"}}}])
         return await cursor.to_list()
-    await timed("page: last messages aggregation ($match $in 50, $sort, $group $first $$ROOT)", last_messages)
+    await timed("former page: last messages aggregation ($match $in 50, $sort, $group $first $$ROOT)",
+                last_messages)
+    last_ids = [d["last_message"]["_id"] for d in docs[:50] if d.get("last_message")]
+    await timed("alternative: messages find by _id $in the page's 50 last_message ids",
+                lambda: db.messages.find({"_id": {"$in": last_ids}}).to_list())
     await timed("alternative: messages find $in the same 50 conversations (no $group)",
                 lambda: db.messages.find({"conversation_id": {"$in": ids}}).to_list())
 

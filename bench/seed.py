@@ -333,7 +333,7 @@ def _conversation(rng: random.Random, now: int, k: int, conv_id: str, customer: 
         waiting_since=dt(waiting_since) if waiting_since else None, last_customer_message_at=dt(last_customer),
         last_message_at=dt(last_message), message_seq=n_msgs, closed_at=dt(closed_at) if closed_at else None,
         closed_reason=closed_reason, created_at=dt(first_at), updated_at=dt(max(last_message, closed_at or 0)),
-        announced_status=announced)
+        announced_status=announced, last_message=msgs[-1])
     return conversation, msgs
 
 

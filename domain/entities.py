@@ -98,7 +98,8 @@ class Conversation:
     member reply; ``participants`` are the members in the room; ``owner_id``
     is who grabbed it (GRAB teams). ``customer_*`` fields are copies of the
     customer's searchable details and presence, kept so the list can filter
-    and search in one query.
+    and search in one query. ``last_message`` is a copy of the newest stored
+    message (deliveries included), kept so the list reads no messages.
     """
 
     id: str
@@ -123,6 +124,7 @@ class Conversation:
     created_at: datetime | None = None
     updated_at: datetime | None = None
     announced_status: str | None = None
+    last_message: Message | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,15 +10,15 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from api.mailer import DeliveryError, Letter, compose
 from api.outbox import Outbox
-from domain.entities import Attachment
-from domain.enums import MessageKind
+from domain.entities import Attachment, Delivery
+from domain.enums import DeliveryStatus, DeliveryVia, MessageKind
 from tests.smtp_server import SmtpServer
 from tests.world import Org, Person, new_org
 
@@ -366,3 +366,69 @@ def test_bad_recipient_addresses_are_refused_not_injected():
         with pytest.raises(DeliveryError) as refused:
             compose(letter(to_email=address), Settings())
         assert refused.value.permanent
+
+
+LAST = """query($id: ID!) {
+    conversations(first: 10) { edges { node { id lastMessage { ...M } } } }
+    conversation(id: $id) { lastMessage { ...M } messages(last: 1) { edges { node { ...M } } } } }
+    fragment M on Message { id seq text sender { kind } deliveries { via status attempts lastError } }"""
+
+
+async def test_last_message_follows_messages_replies_and_delivery_states(make_server, smtp):
+    smtp.handler.fail_next = 1  # the reply's first attempt fails: QUEUED with an error, then SENT
+    server = await start(make_server, smtp)
+    org = await new_org(server)
+    team = await org.team("Support")
+    agent = await org.member("Alice")
+    await org.add(team, agent)
+    channel = await org.channel(team, "WEB_WIDGET")
+    carol = {"email": CUSTOMER_EMAIL, "name": "Carol"}
+    cid = (await org.customer_writes(channel, "carol", "Hi, anyone there?", customer=carol))["conversationId"]
+    assert (await org.gql(JOIN, {"id": cid}, as_=agent))["joinConversation"]["errors"] == []
+    chat = Chat(org, agent, cid)
+
+    async def last() -> dict:
+        """The list's and the chat's lastMessage, checked against the newest entry of `messages`."""
+        data = await org.gql(LAST, {"id": cid})
+        [newest] = [e["node"] for e in data["conversation"]["messages"]["edges"]]
+        [listed] = [e["node"]["lastMessage"] for e in data["conversations"]["edges"] if e["node"]["id"] == cid]
+        assert listed == data["conversation"]["lastMessage"] == newest
+        return newest
+
+    assert (await last())["text"] == "Hi, anyone there?"
+    await org.customer_writes(channel, "dan", "Another conversation moves meanwhile")
+    await org.customer_writes(channel, "carol", "Hello again")
+    newest = await last()
+    assert (newest["text"], newest["sender"]) == ("Hello again", {"kind": "CUSTOMER"})
+
+    reply = await chat.reply("Sorry for the wait")
+    assert (await last())["id"] == reply["id"]
+    await chat.wait_delivery(reply["id"], "SENT")
+    newest = await last()
+    assert (newest["id"], newest["sender"]) == (reply["id"], {"kind": "MEMBER"})
+    assert newest["deliveries"] == [{"via": "EMAIL", "status": "SENT", "attempts": 2, "lastError": None}]
+    [event] = await server.db.events.find({"kind": "DELIVERY", "message_id": reply["id"]}).to_list()
+    assert event["conversation"]["last_message"]["deliveries"][0]["status"] == "SENT"  # what subscribers get
+
+    await org.customer_writes(channel, "carol", "Thanks!")
+    newest = await last()
+    assert (newest["text"], newest["deliveries"]) == ("Thanks!", [])
+
+
+async def test_the_copy_keeps_the_freshest_state_whatever_order_the_writes_land_in(server):
+    """The outbox may record a delivery before the reply's own copy write lands; that late write
+    must not bring back QUEUED. A newer message's copy is never replaced by an older one's."""
+    org = await new_org(server)
+    channel = await org.channel(await org.team("Support"), "LINE")
+    cid = (await org.customer_writes(channel, "c1", "first"))["conversationId"]
+    store = server.services.store
+    stored = await store.conversation((await server.db.conversations.find_one({"_id": cid}))["org_id"], cid)
+    queued = replace(stored.last_message, id=store.new_id(), seq=stored.message_seq + 1, text="reply",
+                     deliveries=(Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.QUEUED),))
+    sent = replace(queued, deliveries=(Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.SENT, attempts=1),))
+    await store.offer_last_message(sent, same_seq=True)  # the outbox, first
+    await store.offer_last_message(queued)  # the reply's own write, late
+    await store.offer_last_message(stored.last_message)  # an older message's, later still
+    data = await org.gql("""query($id: ID!) { conversation(id: $id) { lastMessage {
+        text deliveries { status } } } }""", {"id": cid})
+    assert data["conversation"]["lastMessage"] == {"text": "reply", "deliveries": [{"status": "SENT"}]}

@@ -129,6 +129,11 @@ async def test_twenty_concurrent_copies_are_stored_once(server):
     assert sum(not a["duplicate"] for a in answers) == 1
     assert await server.db.messages.count_documents({}) == 1
     assert await server.db.customers.count_documents({}) == 1
+    # the copies that lost the insert took sequence numbers, but the list shows only what was stored
+    [stored] = await server.db.messages.find({}).to_list()
+    data = await org.gql("query($id: ID!) { conversation(id: $id) { lastMessage { id seq } } }",
+                         {"id": answers[0]["conversationId"]})
+    assert data["conversation"]["lastMessage"] == {"id": stored["_id"], "seq": stored["seq"]}
 
 
 @pytest.mark.parametrize("case", ["wrong_key", "unknown_channel", "bad_id", "malformed", "missing_fields",

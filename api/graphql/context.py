@@ -9,7 +9,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.services import Services
-from domain.entities import Conversation, Customer, Member, Message
+from domain.entities import Conversation, Customer, Member
 from domain.visibility import Viewer, Visibility, visibility_of
 
 
@@ -59,10 +59,6 @@ class Loaders:
             found = {m.id: m for m in await store.members_by_ids(org(), list(set(ids)))}
             return [found.get(i) for i in ids]
 
-        async def last_messages(ids: list[str]) -> list[Message | None]:
-            found = await store.last_messages(list(set(ids)))
-            return [found.get(i) for i in ids]
-
         async def conversations(ids: list[str]) -> list[Conversation | None]:
             found = {c.id: c for c in await store.conversations_by_ids(org(), list(set(ids)))}
             return [found.get(i) for i in ids]
@@ -70,4 +66,3 @@ class Loaders:
         self.customer = DataLoader(load_fn=customers)
         self.conversation = DataLoader(load_fn=conversations)
         self.member = DataLoader(load_fn=members)
-        self.last_message = DataLoader(load_fn=last_messages)

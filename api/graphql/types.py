@@ -339,8 +339,9 @@ class Conversation:
         return self.entity.waiting_since
 
     @strawberry.field(description="The newest message.")
-    async def last_message(self, info: Info) -> Message | None:
-        found = await info.context.loaders.last_message.load(self.entity.id)
+    def last_message(self) -> Message | None:
+        # the conversation keeps a copy of its newest message: no read
+        found = self.entity.last_message
         return Message(entity=found) if found else None
 
     @strawberry.field(description="When the customer last wrote.")

@@ -97,6 +97,7 @@ def conversation(doc: dict) -> Conversation:
         message_seq=doc.get("message_seq", 0),
         closed_reason=ClosedReason(doc["closed_reason"]) if doc.get("closed_reason") else None,
         announced_status=doc.get("announced_status"),
+        last_message=message(doc["last_message"]) if doc.get("last_message") else None,
         **{name: dt(doc.get(name)) for name in CONVERSATION_TIMES},
     )
 
@@ -109,6 +110,7 @@ def conversation_doc(c: Conversation) -> dict:
         "participants": list(c.participants), "owner_id": c.owner_id, "message_seq": c.message_seq,
         "closed_reason": c.closed_reason.value if c.closed_reason else None,
         "announced_status": c.announced_status,
+        "last_message": last_message_doc(c.last_message) if c.last_message else None,
         **{name: ms(getattr(c, name)) for name in CONVERSATION_TIMES},
     })
 
@@ -156,6 +158,14 @@ def message_doc(m: Message) -> dict:
         "provider_key": provider_key(m.channel_id, m.provider_message_id) if m.provider_message_id else None,
         "deliveries": [delivery_doc(d) for d in m.deliveries] or None,
     })
+
+
+def last_message_doc(m: Message) -> dict:
+    """The copy a conversation keeps of its newest message (``seq`` says which is newer).
+    The provider key stays on the message: it is the message's unique index."""
+    doc = message_doc(m)
+    doc.pop("provider_key", None)
+    return doc
 
 
 def provider_key(channel_id: str | None, provider_message_id: str) -> str:

@@ -260,6 +260,7 @@ class MongoStore:
     # messages
 
     async def insert_message(self, message: Message) -> Message:
+        """Store the message, then make it its conversation's ``last_message`` if it is the newest."""
         doc = codec.message_doc(message)
         if message.deliveries:
             doc["outbox_due"] = ms(message.created_at)
@@ -268,7 +269,32 @@ class MongoStore:
         except DuplicateKeyError:
             existing = await self.db.messages.find_one({"provider_key": doc.get("provider_key")})
             raise AlreadyStored(codec.message(existing) if existing else None)
+        await self.offer_last_message(message)
         return message
+
+    async def offer_last_message(self, message: Message, *, same_seq: bool = False) -> None:
+        """Copy a *stored* message onto its conversation unless a newer one is there.
+
+        Written only after the message insert succeeded, so the copy never names a
+        message that was not stored (a provider retry that lost the insert race took
+        a sequence number but writes nothing here). Concurrent writers settle by
+        ``seq``: each update only replaces an older copy, so the highest seq stays,
+        whatever order they land in. ``same_seq`` also replaces the copy of this very
+        message (the outbox refreshing its deliveries).
+
+        No ``$or`` ("older, or none yet"): nx-27017 drops the parentheses around an
+        ``$or`` that sits beside other fields, so ``{_id, $or}`` can match another
+        document. Instead: older copy; else no copy yet; else, if a copy appeared
+        in between, older copy once more. A copy, once there, is never removed.
+        """
+        snapshot = {"$set": {"last_message": codec.last_message_doc(message)}}
+        older = {"_id": message.conversation_id, "last_message.seq": {"$lte" if same_seq else "$lt": message.seq}}
+        none_yet = {"_id": message.conversation_id, "last_message": {"$exists": False}}
+        # the first message has no older copy to replace: one update settles it
+        attempts = (none_yet,) if message.seq == 1 and not same_seq else (older, none_yet, older)
+        for query in attempts:
+            if (await self.db.conversations.update_one(query, snapshot)).matched_count:
+                return
 
     async def message_by_provider_id(self, channel_id: str, provider_message_id: str) -> Message | None:
         doc = await self.db.messages.find_one({"provider_key": codec.provider_key(channel_id, provider_message_id)})
@@ -284,16 +310,6 @@ class MongoStore:
             query["seq"] = {"$lt": before_seq}
         cursor = self.db.messages.find(query).sort("seq", -1).limit(last + 1)
         return [codec.message(d) async for d in cursor]
-
-    async def last_messages(self, conversation_ids: list[str]) -> dict[str, Message]:
-        """The newest message of each conversation, in one aggregation."""
-        pipeline = [
-            {"$match": {"conversation_id": {"$in": conversation_ids}}},
-            {"$sort": {"seq": -1}},
-            {"$group": {"_id": "$conversation_id", "doc": {"$first": "$$ROOT"}}},
-        ]
-        cursor = await self.db.messages.aggregate(pipeline)
-        return {row["_id"]: codec.message(row["doc"]) async for row in cursor}
 
     # templates
 

@@ -96,6 +96,7 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
     except AlreadyStored as race:
         original: Message = race.existing
         return Receipt(original.conversation_id, original.id, duplicate=True)
+    after = replace(after, last_message=message)
     await events.publish(Event(kind=kind, conversation=after, at=now, message_id=message.id,
                                previous_status=None if kind is EventKind.CREATED else status_of(before, now, t),
                                owner_before=before.owner_id))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -88,6 +88,7 @@ async def send_message(store: ConversationStore, files: FileSaver, events: Event
         sender_kind=SenderKind.MEMBER, sender_member_id=viewer.member_id, kind=draft.kind, text=text,
         attachments=attachments, created_at=now, deliveries=deliveries,
     ))
+    updated = replace(updated, last_message=message)
     await events.publish(Event(
         kind=EventKind.MESSAGE, conversation=updated, at=now, actor_id=viewer.member_id,
         previous_status=status_of(conversation, now, t), message_id=message.id,
