@@ -5,20 +5,29 @@ them (events, notifications) and persists inactivity closes. It is driven by
 stored timestamps, so after downtime it catches up, and each transition is
 claimed with one conditional update on ``announced_status``, so with several
 instances exactly one announces it.
+
+It reads only what is due: every write that changes a conversation's waiting,
+last customer message, announced status or closing keeps ``next_due_at`` (int
+ms, indexed) at or before :func:`domain.status.next_transition_at`, so a sweep
+is one range scan of that index however many conversations are stored. Early is
+allowed (the domain rule decides each one exactly); a conversation found with
+nothing to announce gets its next moment stored.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
 from api.periodic import Periodic
 from api.store import codec
 from api.store.codec import ms
-from api.store.query import to_mongo
+from domain.entities import Conversation
 from domain.enums import ClosedReason, ConversationStatus, EventKind
 from domain.events import Event
-from domain.status import Thresholds, closed_at, due_for_announcement, unannounced_transition
+from domain.status import Thresholds, closed_at, next_transition_at, unannounced_transition
 
 log = logging.getLogger("imbrace.sweeper")
 BATCH = 500
@@ -40,26 +49,38 @@ class Sweeper:
         await self._periodic.stop()
 
     async def sweep(self, now: datetime) -> int:
-        """Announce every time-driven transition due at ``now``; returns how many this instance claimed."""
-        due = to_mongo(due_for_announcement(now, self.thresholds))
+        """Announce every time-driven transition due at ``now``; returns how many this instance claimed.
+
+        ``$lt``: a transition is due strictly after its moment, and stored moments
+        are truncated to the millisecond, so ``next_due_at < ms(now)`` means due.
+        """
+        due = self.db.conversations.find({"next_due_at": {"$lt": ms(now)}}).sort("next_due_at", 1).limit(BATCH)
         claimed = 0
-        for doc in await self.db.conversations.find(due).limit(BATCH).to_list():
+        for doc in await due.to_list():
             claimed += await self._announce(codec.conversation(doc), now)
         return claimed
 
-    async def _announce(self, conversation, now: datetime) -> int:
+    async def _announce(self, conversation: Conversation, now: datetime) -> int:
+        # Claimed only if nothing the decision rests on changed since it was read:
+        # a reply, a new customer message or a close in between makes it fail, and
+        # the next sweep judges the conversation afresh.
+        claim = {"_id": conversation.id, "closed_at": None, "announced_status": conversation.announced_status,
+                 "waiting_since": ms(conversation.waiting_since),
+                 "last_customer_message_at": ms(conversation.last_customer_message_at)}
         transition = unannounced_transition(conversation, now, self.thresholds)
         if transition is None:
+            await self._reschedule(conversation, claim)
             return 0
         previous, status = transition
-        claim = {"_id": conversation.id, "closed_at": None,
-                 "announced_status": conversation.announced_status}
-        update: dict = {"$set": {"announced_status": status.value}}
+        after = replace(conversation, announced_status=status.value)
+        update: dict[str, Any] = {"$set": {"announced_status": status.value}}
         if status is ConversationStatus.CLOSED:
             update["$set"].update({"closed_at": ms(closed_at(conversation, now, self.thresholds)),
                                    "closed_reason": ClosedReason.INACTIVITY.value, "participants": [],
                                    "updated_at": ms(now)})
-            update["$unset"] = {"owner_id": "", "waiting_since": ""}
+            update["$unset"] = {"owner_id": "", "waiting_since": "", "next_due_at": ""}
+        else:
+            update["$set"]["next_due_at"] = ms(next_transition_at(after, self.thresholds))
         doc = await self.db.conversations.find_one_and_update(claim, update, return_document=True)
         if doc is None:
             return 0
@@ -68,3 +89,12 @@ class Sweeper:
                                         previous_status=previous, new_status=status,
                                         owner_before=conversation.owner_id))
         return 1
+
+    async def _reschedule(self, conversation: Conversation, claim: dict[str, Any]) -> None:
+        """Nothing due yet (stored early, or a closed conversation): store the next moment,
+        unless the conversation changed since it was read (its writer stored one)."""
+        moment = next_transition_at(conversation, self.thresholds)
+        update = {"$set": {"next_due_at": ms(moment)}} if moment else {"$unset": {"next_due_at": ""}}
+        if conversation.closed_at is not None:
+            claim = {"_id": conversation.id, "closed_at": ms(conversation.closed_at)}
+        await self.db.conversations.update_one({**claim, "next_due_at": ms(conversation.next_due_at)}, update)

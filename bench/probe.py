@@ -5,9 +5,9 @@
 
 Times, against the embedded database alone, each MongoDB command the hot
 paths issue: the page's, the inbound path's lookups, the sweeper's "due"
-scan and the hub's poll; and, labelled "former" or "alternative", the
+range scan and the hub's poll; and, labelled "former" or "alternative", the
 commands they replaced or could have used (last messages by aggregation or by
-``_id``). Shows which commands grow with the data set
+``_id``, the sweeper's old ``$or`` filter). Shows which commands grow with the data set
 (full scans) and which stay flat (index lookups). Writes
 ``bench/results/probe-<scale>.json``.
 """
@@ -108,8 +108,11 @@ async def _probe(uri: str, manifest: dict, workdir: Path, repeat: int = REPEAT) 
         {"last_customer_message_at": {"$lt": inactive}},
         {"waiting_since": {"$lt": overdue}, "announced_status": {"$ne": "OVERDUE"}},
         {"waiting_since": {"$lt": soon}, "announced_status": {"$nin": ["SOON_TO_BE", "OVERDUE"]}}]}
-    await timed("sweeper: due conversations scan (every sweep interval, 1 s)",
+    await timed("former sweeper: due conversations $or scan",
                 lambda: db.conversations.find(due).limit(500).to_list())
+    await timed("sweeper: next_due_at range (every sweep interval, 1 s)",
+                lambda: db.conversations.find({"next_due_at": {"$lt": ms(now)}}).sort("next_due_at", 1)
+                .limit(500).to_list())
     await timed("hub: poll for new events", lambda: db.events.find({"_id": {"$gt": 0}}).sort("_id", 1).limit(1000)
                 .to_list())
     await client.close()

@@ -34,6 +34,7 @@ import json
 import random
 import secrets
 import time
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,9 +46,10 @@ from api.embedded import EmbeddedMongo
 from api.store import codec
 from api.store.database import create_indexes
 from api.store.mongo import MongoStore
-from bench.common import PASSWORD, log
+from bench.common import PASSWORD, THRESHOLD_ENV, log
 from domain.entities import Conversation, Customer, Message
 from domain.enums import ChannelType, ClosedReason, MessageKind, OrgRole, SenderKind, TeamMode, TeamRole
+from domain.status import Thresholds, next_transition_at
 from domain.usecases.onboarding import create_organization, hash_ingest_key
 
 FULL = {"customers": 20_000, "conversations": 50_000, "messages": 500_000}
@@ -64,6 +66,10 @@ STATUS_MIX = [("REP_NEEDED", 0.10), ("PENDING", 0.10), ("SOON_TO_BE", 0.05), ("O
 HOTLINE_MARKERS = 30
 GRAB_TARGETS = 60
 BATCH = 2000
+# the thresholds the bench runs its servers with: next_due_at is computed with them
+THRESHOLDS = Thresholds(soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
+                        overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
+                        auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"]))
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
 FIRST_NAMES = ["Ann", "Bo", "Chen", "Dara", "Eli", "Fatima", "Goro", "Hana", "Ivan", "Jun", "Kofi", "Lena",
                "Mei", "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Wei", "Yara", "Zoe"]
@@ -334,7 +340,8 @@ def _conversation(rng: random.Random, now: int, k: int, conv_id: str, customer: 
         last_message_at=dt(last_message), message_seq=n_msgs, closed_at=dt(closed_at) if closed_at else None,
         closed_reason=closed_reason, created_at=dt(first_at), updated_at=dt(max(last_message, closed_at or 0)),
         announced_status=announced, last_message=msgs[-1])
-    return conversation, msgs
+    # as the server keeps them: the newest message's copy, and when the sweeper should look next
+    return replace(conversation, next_due_at=next_transition_at(conversation, THRESHOLDS)), msgs
 
 
 def seed_fresh(data_dir: Path, scale: float) -> dict:

@@ -100,6 +100,8 @@ class Conversation:
     customer's searchable details and presence, kept so the list can filter
     and search in one query. ``last_message`` is a copy of the newest stored
     message (deliveries included), kept so the list reads no messages.
+    ``next_due_at`` is when the sweeper should look at it next: never later than
+    :func:`domain.status.next_transition_at`, possibly earlier.
     """
 
     id: str
@@ -125,6 +127,7 @@ class Conversation:
     updated_at: datetime | None = None
     announced_status: str | None = None
     last_message: Message | None = None
+    next_due_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

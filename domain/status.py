@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.criteria import (
-    Absent, Criteria, Empty, Eq, Gt, Gte, Lt, NonEmpty, NotIn, Present, all_of, any_of, matches,
+    Absent, Criteria, Empty, Eq, Gt, Gte, Lt, NonEmpty, Present, all_of, any_of, matches,
 )
 from domain.entities import Conversation
 from domain.enums import ChannelType, ClosedReason, ConversationStatus, StatusFilter
@@ -120,17 +120,51 @@ def email_fallback_active(conversation: Conversation, now: datetime) -> bool:
 TIME_DRIVEN = (ConversationStatus.SOON_TO_BE, ConversationStatus.OVERDUE, ConversationStatus.CLOSED)
 
 
-def due_for_announcement(now: datetime, t: Thresholds) -> Criteria:
-    """Conversations whose time-driven status has not been announced yet (the sweeper's query).
+def next_transition_at(conversation: Conversation, t: Thresholds) -> datetime | None:
+    """The moment after which time alone next moves the status past what was last
+    announced, or None when time alone has nothing left to announce (closed).
 
-    A superset is fine: :func:`unannounced_transition` decides each one exactly.
+    The transition is due at every instant *after* the returned moment (statuses
+    compare with "more than"). Status only changes with time at the three
+    threshold crossings, and only forward (SOON_TO_BE, OVERDUE, CLOSED), so the
+    answer is the first crossing into a status past the announced one; from
+    then on :func:`unannounced_transition`, which the sweeper applies, finds it.
+    The stored copy (``next_due_at``) lets the sweeper read only what is due.
     """
-    return all_of(Absent("closed_at"), any_of(
-        Lt("last_customer_message_at", t.inactivity_cutoff(now)),
-        all_of(status_criteria(ConversationStatus.OVERDUE, now, t), NotIn("announced_status", ("OVERDUE",))),
-        all_of(status_criteria(ConversationStatus.SOON_TO_BE, now, t),
-               NotIn("announced_status", ("SOON_TO_BE", "OVERDUE"))),
-    ))
+    if conversation.closed_at is not None:
+        return None
+    moments = []
+    if conversation.waiting_since is not None:
+        moments += [conversation.waiting_since + timedelta(seconds=t.soon_after_s),
+                    conversation.waiting_since + timedelta(seconds=t.overdue_after_s)]
+    if conversation.last_customer_message_at is not None:
+        moments.append(conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s))
+    announced = _progress(conversation.announced_status)
+    for moment in sorted(moments):
+        if _progress(status_of(conversation, moment + _INSTANT, t).value) > announced:
+            return moment
+    return None
+
+
+def _progress(status: str | None) -> int:
+    """How far along SOON_TO_BE, OVERDUE, CLOSED a status is (0: none of them)."""
+    return next((i + 1 for i, s in enumerate(TIME_DRIVEN) if s.value == status), 0)
+
+
+def earliest_transition_after_customer_message(now: datetime, t: Thresholds) -> datetime:
+    """The earliest moment from which a customer message at ``now`` can make a
+    time-driven transition due: a conversation that starts waiting (or reopens)
+    gets exactly this; one already waiting has its pending moments, no later.
+
+    So ``$min(next_due_at, this)`` in the update that records the message keeps
+    the stored ``next_due_at`` at or before the true next transition, without
+    reading the conversation first. Early is harmless: the sweeper finds nothing
+    to announce then and stores the next moment.
+    """
+    return now + timedelta(seconds=min(t.soon_after_s, t.overdue_after_s, t.auto_close_after_s))
+
+
+_INSTANT = timedelta(microseconds=1)
 
 
 def unannounced_transition(conversation: Conversation, now: datetime,

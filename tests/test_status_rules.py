@@ -1,10 +1,14 @@
 """The status rules as pure functions of facts and a clock (no server, no database)."""
 
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 from domain.entities import Conversation
 from domain.enums import ChannelType, ConversationStatus as S
-from domain.status import Thresholds, closed_reason, status_of, unannounced_transition
+from domain.status import (
+    Thresholds, closed_reason, earliest_transition_after_customer_message, next_transition_at, status_of,
+    unannounced_transition,
+)
 
 T = Thresholds(soon_after_s=180, overdue_after_s=300, auto_close_after_s=86400)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
@@ -40,3 +44,61 @@ def test_time_driven_transitions_name_the_status_they_leave():
     fresh = conversation(waiting_since=NOW - timedelta(seconds=181), participants=("m",))
     assert unannounced_transition(fresh, NOW, T) == (S.PENDING, S.SOON_TO_BE)
     assert unannounced_transition(conversation(waiting_since=NOW), NOW, T) is None
+
+
+def seconds(n: float) -> timedelta:
+    return timedelta(seconds=n)
+
+
+def test_next_transition_is_the_first_unannounced_threshold():
+    since = NOW - seconds(60)
+    waiting = conversation(waiting_since=since, last_customer_message_at=since)
+    assert next_transition_at(waiting, T) == since + seconds(180)
+    assert next_transition_at(replace(waiting, announced_status="SOON_TO_BE"), T) == since + seconds(300)
+    overdue = replace(waiting, announced_status="OVERDUE")  # as the sweeper leaves it once past 300 s
+    assert next_transition_at(overdue, T) == since + seconds(86400)
+    # answered: only the inactivity close is left, counted from the customer's last message
+    answered = conversation(last_customer_message_at=since)
+    assert next_transition_at(answered, T) == since + seconds(86400)
+    assert next_transition_at(conversation(closed_at=NOW), T) is None
+    # a customer who kept writing while waiting: overdue still counts from the wait's start
+    chatty = conversation(waiting_since=since, last_customer_message_at=NOW, announced_status="SOON_TO_BE")
+    assert next_transition_at(chatty, T) == since + seconds(300)
+
+
+def test_next_transition_agrees_with_the_sweepers_rule_on_a_clock():
+    """Walking a clock past each moment: nothing is due up to it, the transition is due right after."""
+    since = NOW - seconds(30)
+    c = conversation(waiting_since=since, last_customer_message_at=since)
+    announced = []
+    for _ in range(3):
+        moment = next_transition_at(c, T)
+        assert unannounced_transition(c, moment, T) is None
+        assert unannounced_transition(c, moment - seconds(1), T) is None
+        previous, status = unannounced_transition(c, moment + timedelta(milliseconds=1), T)
+        announced.append(status)
+        c = replace(c, announced_status=status.value)
+    assert announced == [S.SOON_TO_BE, S.OVERDUE, S.CLOSED]
+
+
+def test_a_late_sweep_is_due_at_once_and_skips_what_is_overtaken():
+    """After downtime the next moment is in the past; a threshold overtaken by a later one is not announced."""
+    since = NOW - seconds(1000)
+    c = conversation(waiting_since=since, last_customer_message_at=since)
+    assert next_transition_at(c, T) == since + seconds(180) < NOW
+    assert unannounced_transition(c, NOW, T) == (S.SOON_TO_BE, S.OVERDUE)
+    long_gone = conversation(waiting_since=NOW - seconds(90000), last_customer_message_at=NOW - seconds(90000))
+    assert unannounced_transition(long_gone, NOW, T)[1] is S.CLOSED
+    # overdue sooner than soon (odd thresholds): SOON_TO_BE never shows, so only OVERDUE is awaited
+    odd = Thresholds(soon_after_s=600, overdue_after_s=300, auto_close_after_s=86400)
+    fresh = conversation(waiting_since=NOW, last_customer_message_at=NOW)
+    assert next_transition_at(fresh, odd) == NOW + seconds(300)
+
+
+def test_a_customer_message_never_makes_anything_due_before_the_earliest_threshold():
+    earliest = earliest_transition_after_customer_message(NOW, T)
+    assert earliest == NOW + seconds(180)
+    started = conversation(waiting_since=NOW, last_customer_message_at=NOW)
+    assert next_transition_at(started, T) == earliest
+    reopened_quiet = conversation(last_customer_message_at=NOW)  # answered at once: only the close is left
+    assert next_transition_at(reopened_quiet, T) >= earliest

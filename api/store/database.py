@@ -21,6 +21,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
         ([("org_id", ASCENDING), ("last_customer_message_at", ASCENDING)], {}),
         ([("org_id", ASCENDING), ("closed_at", ASCENDING)], {}),
         ([("customer_name", ASCENDING)], {}),
+        ([("next_due_at", ASCENDING)], {}),  # the sweeper's range scan
     ],
     "messages": [
         ([("conversation_id", ASCENDING), ("seq", DESCENDING)], {"unique": True}),

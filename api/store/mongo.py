@@ -189,13 +189,19 @@ class MongoStore:
             raise AlreadyStored()
         return conversation
 
-    async def bump_for_customer_message(self, conversation_id: str, now: datetime) -> Conversation | None:
+    async def bump_for_customer_message(self, conversation_id: str, now: datetime,
+                                        due_by: datetime) -> Conversation | None:
         """Take the next message sequence number; returns the state *before*, which
-        tells whether the customer was already waiting or the conversation closed."""
+        tells whether the customer was already waiting or the conversation closed.
+
+        ``next_due_at`` only ever moves earlier here (``$min``; ``due_by`` is the
+        soonest a customer message can make anything due).
+        """
         doc = await self.db.conversations.find_one_and_update(
             {"_id": conversation_id},
             {"$inc": {"message_seq": 1},
-             "$set": {"last_customer_message_at": ms(now), "last_message_at": ms(now), "updated_at": ms(now)}},
+             "$set": {"last_customer_message_at": ms(now), "last_message_at": ms(now), "updated_at": ms(now)},
+             "$min": {"next_due_at": ms(due_by)}},
             return_document=BEFORE)
         return codec.conversation(doc) if doc else None
 
@@ -203,10 +209,11 @@ class MongoStore:
         await self.db.conversations.update_one({"_id": conversation_id, "waiting_since": None},
                                                {"$set": {"waiting_since": ms(since)}})
 
-    async def reopen(self, conversation_id: str, now: datetime) -> None:
+    async def reopen(self, conversation_id: str, now: datetime, next_due_at: datetime) -> None:
         await self.db.conversations.update_one(
             {"_id": conversation_id},
-            {"$set": {"participants": [], "waiting_since": ms(now), "reopened_at": ms(now)},
+            {"$set": {"participants": [], "waiting_since": ms(now), "reopened_at": ms(now),
+                      "next_due_at": ms(next_due_at)},
              "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""}})
 
     async def add_participant(self, conversation_id: str, member_id: str, now: datetime) -> Conversation | None:
@@ -239,18 +246,26 @@ class MongoStore:
             {"_id": conversation_id, "closed_at": None},
             {"$set": {"closed_at": ms(at), "closed_reason": reason.value, "participants": [],
                       "updated_at": ms(now), "announced_status": "CLOSED"},
-             "$unset": {"owner_id": "", "waiting_since": ""}},
+             "$unset": {"owner_id": "", "waiting_since": "", "next_due_at": ""}},
             return_document=AFTER)
         return codec.conversation(doc) if doc else None
 
-    async def record_member_message(self, conversation_id: str, member_id: str,
-                                    now: datetime) -> Conversation | None:
-        """A reply: next sequence number, the customer no longer waits. Only while in the room."""
+    async def record_member_message(self, conversation_id: str, member_id: str, now: datetime,
+                                    next_due_at: datetime | None) -> Conversation | None:
+        """A reply: next sequence number, the customer no longer waits. Only while in the room.
+
+        ``next_due_at`` comes from the conversation as the caller read it; a customer
+        message since then only makes the true moment later, so it stays a lower bound.
+        """
+        update: dict[str, Any] = {"$inc": {"message_seq": 1},
+                                  "$set": {"last_message_at": ms(now), "updated_at": ms(now)},
+                                  "$unset": {"waiting_since": "", "announced_status": ""}}
+        if next_due_at is None:
+            update["$unset"]["next_due_at"] = ""
+        else:
+            update["$set"]["next_due_at"] = ms(next_due_at)
         doc = await self.db.conversations.find_one_and_update(
-            {"_id": conversation_id, "participants": member_id, "closed_at": None},
-            {"$inc": {"message_seq": 1}, "$set": {"last_message_at": ms(now), "updated_at": ms(now)},
-             "$unset": {"waiting_since": "", "announced_status": ""}},
-            return_document=AFTER)
+            {"_id": conversation_id, "participants": member_id, "closed_at": None}, update, return_document=AFTER)
         return codec.conversation(doc) if doc else None
 
     async def conversations_by_ids(self, org_id: str, ids: list[str]) -> list[Conversation]:

@@ -11,7 +11,9 @@ from domain.enums import ChannelType, EventKind, MessageKind, SenderKind
 from domain.errors import AlreadyStored, invalid
 from domain.events import Event
 from domain.ports import EventSink
-from domain.status import Thresholds, is_closed, status_of
+from domain.status import (
+    Thresholds, earliest_transition_after_customer_message, is_closed, next_transition_at, status_of,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,10 +53,11 @@ class InboundStore(Protocol):
     async def customer_by_external_id(self, channel_id: str, external_id: str) -> Customer | None: ...
     async def create_customer(self, customer: Customer) -> Customer: ...
     async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer: ...
-    async def bump_for_customer_message(self, conversation_id: str, now: datetime) -> Conversation | None: ...
+    async def bump_for_customer_message(self, conversation_id: str, now: datetime,
+                                        due_by: datetime) -> Conversation | None: ...
     async def create_conversation(self, conversation: Conversation) -> Conversation: ...
     async def start_waiting(self, conversation_id: str, since: datetime) -> None: ...
-    async def reopen(self, conversation_id: str, now: datetime) -> None: ...
+    async def reopen(self, conversation_id: str, now: datetime, next_due_at: datetime) -> None: ...
     async def insert_message(self, message: Message) -> Message: ...
     async def set_presence(self, customer: Customer, online_until: datetime | None,
                            location: Location | None, now: datetime) -> Customer: ...
@@ -74,14 +77,15 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
         if original is not None:
             return Receipt(original.conversation_id, original.id, duplicate=True)
     customer = await _upsert_customer(store, channel, inbound.customer, now)
-    before = await store.bump_for_customer_message(customer.id, now)
+    before = await store.bump_for_customer_message(customer.id, now,
+                                                   earliest_transition_after_customer_message(now, t))
     kind = EventKind.MESSAGE
     if before is None:
-        before = await _open_conversation(store, channel, customer, now)
+        before = await _open_conversation(store, channel, customer, now, t)
         kind = EventKind.CREATED
     after = _after_customer_message(before, now, t)
     if is_closed(before, now, t):
-        await store.reopen(before.id, now)
+        await store.reopen(before.id, now, after.next_due_at)
         kind = EventKind.REOPENED
     elif before.waiting_since is None:
         await store.start_waiting(before.id, now)
@@ -105,11 +109,13 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
 
 def _after_customer_message(before: Conversation, now: datetime, t: Thresholds) -> Conversation:
     """The conversation as the stored updates leave it (reopened if it was closed)."""
+    due_by = earliest_transition_after_customer_message(now, t)
     after = replace(before, message_seq=before.message_seq + 1, last_customer_message_at=now,
-                    last_message_at=now, updated_at=now)
+                    last_message_at=now, updated_at=now, next_due_at=min(before.next_due_at or due_by, due_by))
     if is_closed(before, now, t):
-        return replace(after, closed_at=None, closed_reason=None, participants=(), owner_id=None,
-                       waiting_since=now, announced_status=None)
+        reopened = replace(after, closed_at=None, closed_reason=None, participants=(), owner_id=None,
+                           waiting_since=now, announced_status=None)
+        return replace(reopened, next_due_at=next_transition_at(reopened, t))
     if before.waiting_since is None:
         return replace(after, waiting_since=now)
     return after
@@ -135,7 +141,7 @@ async def _upsert_customer(store: InboundStore, channel: Channel, details: Custo
 
 
 async def _open_conversation(store: InboundStore, channel: Channel, customer: Customer,
-                             now: datetime) -> Conversation:
+                             now: datetime, t: Thresholds) -> Conversation:
     """The customer's conversation on this channel; its id is the customer's id."""
     try:
         await store.create_conversation(Conversation(
@@ -144,10 +150,12 @@ async def _open_conversation(store: InboundStore, channel: Channel, customer: Cu
             customer_name=customer.name, customer_email=customer.email, customer_phone=customer.phone,
             customer_online_until=customer.online_until, last_customer_message_at=now, last_message_at=now,
             waiting_since=now, created_at=now, updated_at=now,
+            next_due_at=earliest_transition_after_customer_message(now, t),
         ))
     except AlreadyStored:
         pass
-    before = await store.bump_for_customer_message(customer.id, now)
+    before = await store.bump_for_customer_message(customer.id, now,
+                                                   earliest_transition_after_customer_message(now, t))
     assert before is not None
     return before
 

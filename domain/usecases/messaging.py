@@ -14,7 +14,7 @@ from domain.enums import (
 from domain.errors import Refused, invalid
 from domain.events import Event
 from domain.ports import ConversationStore, EventSink
-from domain.status import Thresholds, email_fallback_active, is_closed, status_of
+from domain.status import Thresholds, email_fallback_active, is_closed, next_transition_at, status_of
 from domain.templates import render
 from domain.usecases.rooms import load_visible
 from domain.validation import clean_line, clean_text, is_id
@@ -77,7 +77,9 @@ async def send_message(store: ConversationStore, files: FileSaver, events: Event
     if draft.kind is MessageKind.CONFERENCE_LINK:
         attachments = (Attachment(url=conference_url(settings.conference_base_url), name="Conference"),)
 
-    updated = await store.record_member_message(conversation.id, viewer.member_id, now)
+    answered = replace(conversation, waiting_since=None, announced_status=None)
+    updated = await store.record_member_message(conversation.id, viewer.member_id, now,
+                                                next_transition_at(answered, t))
     if updated is None:
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
     deliveries = ()
