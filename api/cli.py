@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import sys
 
@@ -41,9 +42,25 @@ def serve_command(host: str, port: int) -> int:
 
     from api.app import create_app
 
-    uvicorn.run(create_app(Settings.from_env()), host=host, port=port, log_level="info", ws="websockets-sansio",
-                proxy_headers=False, timeout_graceful_shutdown=10)
+    settings = Settings.from_env()
+    app = create_app(settings)
+    tune_garbage_collector()
+    uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio",
+                ws_per_message_deflate=settings.ws_compression, proxy_headers=False, timeout_graceful_shutdown=10)
     return 0
+
+
+def tune_garbage_collector() -> None:
+    """Collect the young generation less often, and never rescan what start-up created.
+
+    A server holding thousands of WebSocket subscribers keeps hundreds of
+    thousands of long-lived objects; with CPython's default threshold (700
+    allocations) the collector walks them over and over while events are fanned
+    out. Measured with bench fan-out at 5,000 subscribers: 6.9 -> 10.9 events/s and
+    p99 2.0 s -> 0.54 s on the same busy machine (bench/results/NOTES.md).
+    """
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
 
 
 async def init_command(org: str, email: str, password: str, name: str | None) -> int:

@@ -23,6 +23,8 @@ class RequestId:
         given = dict(scope.get("headers") or []).get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
+        if scope["type"] == "websocket":  # no response headers to tag; don't add a hop to every message sent
+            return await self.app(scope, receive, send)
 
         async def send_with_id(message):
             if message["type"] == "http.response.start":

@@ -46,6 +46,7 @@ class Settings:
     max_subscriptions_per_connection: int = 50
     ws_keepalive_s: float = 15
     shared_execution: bool = True
+    ws_compression: bool = False
     max_body_bytes: int = 1024 * 1024
     max_query_depth: int = 12
     max_query_tokens: int = 2000
@@ -100,6 +101,7 @@ class Settings:
             max_subscriptions_per_connection=_int("IMBRACE_MAX_SUBSCRIPTIONS_PER_CONNECTION", 50),
             ws_keepalive_s=_float("IMBRACE_WS_KEEPALIVE_S", 15),
             shared_execution=_bool("IMBRACE_SHARED_EXECUTION", True),
+            ws_compression=_bool("IMBRACE_WS_COMPRESSION", False),
             max_body_bytes=_int("IMBRACE_MAX_BODY_BYTES", 1024 * 1024),
             max_query_depth=_int("IMBRACE_MAX_QUERY_DEPTH", 12),
             max_query_tokens=_int("IMBRACE_MAX_QUERY_TOKENS", 2000),

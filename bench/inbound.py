@@ -3,7 +3,13 @@
 32 concurrent posters send customer messages to ``POST /channels/{id}/inbound``
 for 2,000 existing customers (each post a new provider ``messageId``), for a
 fixed duration per run. Messages/s, latency, and MongoDB commands per inbound
-message (counted in-process for the three paths a message can take).
+message (counted in-process for each path a message can take).
+
+A server process remembers which customer id an external id maps to (it never
+changes) and, for a few seconds, each channel, so the paths are counted for
+customers and channels the process has already seen, as in a running server;
+``known_customer_first_seen`` shows the one extra lookup of a customer's first
+message after a (re)start (a channel not seen for a while adds one more).
 """
 
 from __future__ import annotations
@@ -54,6 +60,15 @@ async def _count_commands(manifest: dict, uri: str, workdir: Path) -> dict:
         waiting = by_status.get("REP_NEEDED") or by_status.get("PENDING")
         replied = by_status.get("REPLIED")
         closed = by_status.get("CLOSED")
+        cold = next(c for c in pool if c not in (waiting, replied, closed))
+        store = app.app.state.services.store
+        for c in (waiting, replied, closed, cold):  # seen before by this process (not counted: no request tag)
+            if c:
+                await store.channel_with_key_hash(channels[c["team"]]["id"])
+                if c is not cold:
+                    await store.customer_id_by_external_id(channels[c["team"]]["id"], c["external_id"])
+        await store.channel_with_key_hash(channels[1]["id"])
+        out["known_customer_first_seen"] = await post("cold", cold["team"], cold["external_id"])
         if waiting:
             out["customer_already_waiting"] = await post("waiting", waiting["team"], waiting["external_id"])
         if replied:

@@ -6,6 +6,8 @@ conditional single-document update, so concurrent callers can't both win.
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +27,20 @@ from domain.errors import AlreadyStored
 AFTER = ReturnDocument.AFTER
 BEFORE = ReturnDocument.BEFORE
 
+# How long a channel (its team, type and ingest-key hash) is served from this
+# process's memory: a channel change or removal, or a new ingest key, takes effect
+# within this bound on every instance. Only found channels are kept.
+CHANNEL_CACHE_S = 10.0
+CUSTOMER_IDS_CACHED = 100_000
+
 
 class MongoStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
+        self._channels: dict[str, tuple[float, tuple[Channel, str]]] = {}
+        # (channel id, external id) -> customer id never changes once stored (customers
+        # are not deleted), so it is kept without expiry, the least recently used dropped.
+        self._customer_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
 
     @staticmethod
     def new_id() -> str:
@@ -114,8 +126,19 @@ class MongoStore:
         return codec.channel(doc)
 
     async def channel_with_key_hash(self, channel_id: str) -> tuple[Channel, str] | None:
+        """Every webhook call asks; served from memory for up to ``CHANNEL_CACHE_S``."""
+        cached = self._channels.get(channel_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         doc = await self.db.channels.find_one({"_id": channel_id})
-        return (codec.channel(doc), doc["ingest_key_hash"]) if doc else None
+        if doc is None:
+            self._channels.pop(channel_id, None)
+            return None
+        found = (codec.channel(doc), doc["ingest_key_hash"])
+        if len(self._channels) >= 10_000:
+            self._channels.clear()
+        self._channels[channel_id] = (time.monotonic() + CHANNEL_CACHE_S, found)
+        return found
 
     async def channels(self, org_id: str) -> list[Channel]:
         return [codec.channel(d) async for d in self.db.channels.find({"org_id": org_id}).sort("name", 1)]
@@ -131,13 +154,32 @@ class MongoStore:
 
     async def customer_by_external_id(self, channel_id: str, external_id: str) -> Customer | None:
         doc = await self.db.customers.find_one({"channel_id": channel_id, "external_id": external_id})
-        return codec.customer(doc) if doc else None
+        if doc is None:
+            return None
+        self._remember_customer_id(channel_id, external_id, doc["_id"])
+        return codec.customer(doc)
+
+    async def customer_id_by_external_id(self, channel_id: str, external_id: str) -> str | None:
+        """The customer's id, from memory once this process has seen the customer."""
+        key = (channel_id, external_id)
+        if key in self._customer_ids:
+            self._customer_ids.move_to_end(key)
+            return self._customer_ids[key]
+        customer = await self.customer_by_external_id(channel_id, external_id)
+        return customer.id if customer else None
+
+    def _remember_customer_id(self, channel_id: str, external_id: str, customer_id: str) -> None:
+        self._customer_ids[(channel_id, external_id)] = customer_id
+        self._customer_ids.move_to_end((channel_id, external_id))
+        if len(self._customer_ids) > CUSTOMER_IDS_CACHED:
+            self._customer_ids.popitem(last=False)
 
     async def create_customer(self, customer: Customer) -> Customer:
         try:
             await self.db.customers.insert_one(codec.customer_doc(customer))
         except DuplicateKeyError:
             raise AlreadyStored(await self.customer_by_external_id(customer.channel_id, customer.external_id))
+        self._remember_customer_id(customer.channel_id, customer.external_id, customer.id)
         return customer
 
     async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer:
@@ -191,23 +233,21 @@ class MongoStore:
 
     async def bump_for_customer_message(self, conversation_id: str, now: datetime,
                                         due_by: datetime) -> Conversation | None:
-        """Take the next message sequence number; returns the state *before*, which
-        tells whether the customer was already waiting or the conversation closed.
+        """Take the next message sequence number and start the customer waiting if
+        they weren't; returns the state *before*, which tells whether the customer
+        was already waiting or the conversation closed.
 
-        ``next_due_at`` only ever moves earlier here (``$min``; ``due_by`` is the
-        soonest a customer message can make anything due).
+        ``$min`` does "set if unset" in the same update: ``waiting_since`` is
+        unset or earlier than ``now``; ``next_due_at`` only ever moves earlier
+        here (``due_by`` is the soonest a customer message can make anything due).
         """
         doc = await self.db.conversations.find_one_and_update(
             {"_id": conversation_id},
             {"$inc": {"message_seq": 1},
              "$set": {"last_customer_message_at": ms(now), "last_message_at": ms(now), "updated_at": ms(now)},
-             "$min": {"next_due_at": ms(due_by)}},
+             "$min": {"waiting_since": ms(now), "next_due_at": ms(due_by)}},
             return_document=BEFORE)
         return codec.conversation(doc) if doc else None
-
-    async def start_waiting(self, conversation_id: str, since: datetime) -> None:
-        await self.db.conversations.update_one({"_id": conversation_id, "waiting_since": None},
-                                               {"$set": {"waiting_since": ms(since)}})
 
     async def reopen(self, conversation_id: str, now: datetime, next_due_at: datetime) -> None:
         await self.db.conversations.update_one(
