@@ -32,7 +32,7 @@ from api.settings import Settings
 from api.store import codec
 from api.store.database import connect
 from api.store.listing import encode_cursor
-from api.store.query import to_mongo
+from api.store.query import conjunction, to_mongo
 from domain import listing
 from domain.status import status_of
 
@@ -62,7 +62,7 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
         now = utc_now()
         criteria = listing.list_criteria(viewer, listing.ConversationFilter(), now, settings.thresholds)
         t0 = codec.ms(now)
-        docs = await db.conversations.find({"$and": [to_mongo(criteria), {"last_message_at": {"$lte": t0}}]}).sort(
+        docs = await db.conversations.find(conjunction(to_mongo(criteria), {"last_message_at": {"$lte": t0}})).sort(
             [("last_message_at", -1), ("_id", -1)]).limit(first + 1).to_list()
         page_docs = docs[:first]
         customer_ids = list({d["customer_id"] for d in page_docs})

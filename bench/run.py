@@ -52,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-data", action="store_true", help="keep the seeded temporary directory")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graphs; writes profile.* not latest.*")
     parser.add_argument("--profile-seconds", type=float, default=10)
+    parser.add_argument("--profile-dir", type=Path, default=RESULTS, help="where the flame graphs go")
     parser.add_argument("--output", default=None,
                         help="name of the result files under bench/results (default latest, or profile)")
     args = parser.parse_args(argv)
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     inbound_s = args.duration or (60 if scale >= 1 else 20)
     RESULTS.mkdir(parents=True, exist_ok=True)
     if args.profile:
-        common.PROFILE = {"seconds": args.profile_seconds, "dir": RESULTS}
+        args.profile_dir.mkdir(parents=True, exist_ok=True)
+        common.PROFILE = {"seconds": args.profile_seconds, "dir": args.profile_dir}
     common.raise_nofile()
 
     started = time.monotonic()

@@ -129,6 +129,11 @@ class Conversation:
     last_message: Message | None = None
     next_due_at: datetime | None = None
 
+    def __post_init__(self) -> None:
+        # Opened by the customer's first message: status rules rely on it.
+        if self.last_customer_message_at is None:
+            raise ValueError("a conversation starts with a customer message: last_customer_message_at is required")
+
 
 @dataclass(frozen=True, slots=True)
 class Attachment:

@@ -36,9 +36,14 @@ def closed_criteria(now: datetime, t: Thresholds) -> Criteria:
 
 
 def open_criteria(now: datetime, t: Thresholds) -> Criteria:
-    """The exact complement of :func:`closed_criteria`."""
-    return all_of(Absent("closed_at"), any_of(Absent("last_customer_message_at"),
-                                              Gte("last_customer_message_at", t.inactivity_cutoff(now))))
+    """The exact complement of :func:`closed_criteria`.
+
+    Every conversation starts with its customer's first message, so
+    ``last_customer_message_at`` is always set (the entity checks it), and no
+    "or it is missing" branch is needed: the list's main filter stays one flat
+    condition per field, which every database can answer from an index.
+    """
+    return all_of(Absent("closed_at"), Gte("last_customer_message_at", t.inactivity_cutoff(now)))
 
 
 def status_criteria(status: ConversationStatus, now: datetime, t: Thresholds) -> Criteria:

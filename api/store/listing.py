@@ -10,6 +10,7 @@ messages, so every conversation present at t0 is returned exactly once.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from dataclasses import dataclass
@@ -18,8 +19,8 @@ from typing import Any
 
 from api.store import codec
 from api.store.codec import ms
-from api.store.query import to_mongo
-from domain.criteria import Criteria
+from api.store.query import conjunction, to_mongo
+from domain.criteria import Criteria, all_of
 from domain.entities import Conversation
 from domain.enums import ConversationOrder, StatusFilter
 from domain.errors import invalid
@@ -57,15 +58,32 @@ class ConversationLister:
         self.db = db
 
     async def count(self, criteria: Criteria) -> int:
-        return await self.db.conversations.count_documents(to_mongo(criteria))
+        """How many conversations match, answered from the indexes where possible.
+
+        A flat filter is counted with the ``count`` command: ``count_documents``
+        is an aggregation ($match + $group), which nx-27017 evaluates in Python
+        over the whole collection (0.9 s at 50,000 conversations against 0.03 s).
+        A filter with ``$or``/``$and`` keeps ``count_documents``: nx-27017 scans
+        in Python for it anyway, and its ``count`` command miscounts such a
+        filter when it also tests a field for null. On MongoDB both are exact
+        outside sharded clusters, which this application doesn't use.
+        """
+        query = to_mongo(criteria)
+        if any(key.startswith("$") for key in query):
+            return await self.db.conversations.count_documents(query)
+        reply = await self.db.command({"count": "conversations", "query": query})
+        return int(reply["n"])
 
     async def counts(self, narrowing: Criteria, per_status: dict[StatusFilter, Criteria]) -> dict[StatusFilter, int]:
-        """Every sidebar badge in one aggregation ($facet), not one query per status."""
-        facets = {s.value: [{"$match": to_mongo(c)}, {"$count": "n"}] for s, c in per_status.items()}
-        cursor = await self.db.conversations.aggregate([{"$match": to_mongo(narrowing)}, {"$facet": facets}])
-        rows = await cursor.to_list()
-        row = rows[0] if rows else {}
-        return {s: (row.get(s.value) or [{"n": 0}])[0]["n"] for s in per_status}
+        """Every sidebar badge: one indexed count per status, sent together.
+
+        Not one ``$facet``: its sub-pipelines can't use indexes on MongoDB, so
+        it reads every conversation of the narrowing, and nx-27017 runs it in
+        Python (1.7 s at 50,000 conversations).
+        """
+        statuses = list(per_status)
+        found = await asyncio.gather(*(self.count(all_of(narrowing, per_status[s])) for s in statuses))
+        return dict(zip(statuses, found))
 
     async def page(self, criteria: Criteria, order: ConversationOrder, first: int, after: str | None,
                    now: datetime) -> Page:
@@ -83,7 +101,7 @@ class ConversationLister:
                                {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}}]}
         newest_first = [("last_message_at", -1), ("_id", -1)]
         if cursor is None:
-            docs = await self.db.conversations.find({"$and": [base, unmoved]}).sort(newest_first).limit(
+            docs = await self.db.conversations.find(conjunction(base, unmoved)).sort(newest_first).limit(
                 first + 1).to_list()
             keyed = [(d["last_message_at"], d["_id"], d) for d in docs]
         else:
@@ -132,7 +150,7 @@ class ConversationLister:
             if cursor:
                 waiting = {"$or": [{"waiting_since": {"$gt": cursor["k"]}},
                                    {"waiting_since": cursor["k"], "_id": {"$gt": cursor["id"]}}]}
-            docs = await self.db.conversations.find({"$and": [base, waiting]}).sort(
+            docs = await self.db.conversations.find(conjunction(base, waiting)).sort(
                 [("waiting_since", 1), ("_id", 1)]).limit(first + 1).to_list()
             rows += [(0, d["waiting_since"], d["_id"], d) for d in docs]
         if len(rows) <= first:
@@ -141,7 +159,7 @@ class ConversationLister:
                 rest = {"waiting_since": None,
                         "$or": [{"last_message_at": {"$lt": cursor["k"]}},
                                 {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}}]}
-            docs = await self.db.conversations.find({"$and": [base, rest]}).sort(
+            docs = await self.db.conversations.find(conjunction(base, rest)).sort(
                 [("last_message_at", -1), ("_id", -1)]).limit(first + 1 - len(rows)).to_list()
             rows += [(1, d["last_message_at"], d["_id"], d) for d in docs]
         items = [(codec.conversation(d), encode_cursor({"o": "WAITING_LONGEST", "t0": t0, "g": g, "k": k, "id": i}))
