@@ -666,3 +666,23 @@ async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_u
         assert all(c.endswith(" conversations") for c in measured["counts"][1:]), measured
     finally:
         await server.stop()
+
+
+async def test_no_filter_ever_lists_or_counts_another_organizations_conversations(calm_server):
+    """Two organizations with the same customers in every status: each sees only its own,
+    whatever the filter (status unions and searches compile to $or beside org_id)."""
+    ours, theirs = await build_inbox(calm_server), await build_inbox(calm_server)
+    own_ids, their_ids = set(ours.ids.values()), set(theirs.ids.values())
+    filters = [None, {"search": "a"}, {"statuses": ["REP_NEEDED", "CLOSED"]}, {"statuses": ["CLOSED"]},
+               {"statuses": ["PENDING", "OVERDUE"], "search": "e"}, {"channels": ["WHATSAPP", "LINE"]}]
+    for viewer in (ours.org.owner, ours.rep_a, ours.agent_c, ours.org_admin):
+        for flt in filters:
+            data = await ours.org.gql("""query($f: ConversationFilter) {
+                conversations(filter: $f, first: 100) { totalCount edges { node { id } } }
+                conversationCounts(filter: $f) { status count } }""", {"f": flt}, as_=viewer)
+            listed = {e["node"]["id"] for e in data["conversations"]["edges"]}
+            assert listed <= own_ids and not listed & their_ids, (viewer, flt)
+            assert data["conversations"]["totalCount"] == len(listed), (viewer, flt)
+            assert all(c["count"] <= len(own_ids) for c in data["conversationCounts"]), (viewer, flt)
+    everything = await ours.org.gql("""{ conversationCounts(filter: {statuses: [CLOSED]}) { status count } }""")
+    assert {c["status"]: c["count"] for c in everything["conversationCounts"]}["CLOSED"] == 1
