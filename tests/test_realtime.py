@@ -358,3 +358,58 @@ async def test_member_added_to_a_team_starts_receiving_its_events_at_once(server
         await org.add(second, agent)
         await org.customer_writes(channel, "c1", "two")
         assert (await sub.next_data())["conversationEvents"]["kind"] == "MESSAGE"
+
+
+async def test_a_team_change_splits_a_shared_stream_without_losing_or_repeating_events(server):
+    org = await new_org(server)
+    team = await org.team("Support")
+    stays, leaves = await org.member("stays"), await org.member("leaves")
+    for agent in (stays, leaves):
+        await org.add(team, agent)
+    channel = await org.channel(team, "LINE")
+    # same operation, same visibility: one shared stream serves both
+    async with Subscriber(server.ws_url, stays.token) as a, Subscriber(server.ws_url, leaves.token) as b:
+        await a.subscribe(EVENTS)
+        await b.subscribe(EVENTS)
+        await asyncio.sleep(0.2)
+        first = (await org.customer_writes(channel, "c1", "one"))["conversationId"]
+        ids_a = [(await a.next_data())["conversationEvents"]["id"]]
+        assert (await b.next_data())["conversationEvents"]["conversationId"] == first
+        await org.gql("""mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
+                      {"i": {"teamId": team, "memberId": leaves.id}})
+        for n in range(5):
+            await org.customer_writes(channel, "c1", f"after the change {n}")
+        ids_a += [(await a.next_data())["conversationEvents"]["id"] for _ in range(5)]
+        assert [int(i) for i in ids_a] == sorted({int(i) for i in ids_a}), ids_a
+        assert await a.nothing_within(0.5)
+        assert await b.nothing_within(0.1)
+
+
+async def test_one_member_leaving_a_shared_stream_leaves_the_others_served(server):
+    org = await new_org(server)
+    team = await org.team("Support")
+    agent = await org.member("agent")
+    await org.add(team, agent)
+    channel = await org.channel(team, "LINE")
+    tabs = [Subscriber(server.ws_url, agent.token) for _ in range(3)]
+    for tab in tabs:
+        await tab.connect()
+        await tab.subscribe(EVENTS)
+    await asyncio.sleep(0.2)
+    await tabs[0].close()
+    await tabs[1].socket.send('{"id": "1", "type": "complete"}')
+    await org.customer_writes(channel, "c1", "hello")
+    assert (await tabs[2].next_data())["conversationEvents"]["kind"] == "CREATED"
+    assert await tabs[1].nothing_within(0.5)
+    for tab in tabs[1:]:
+        await tab.close()
+
+
+async def test_invalid_shared_operations_are_refused_to_each_subscriber(server):
+    org = await new_org(server)
+    async with Subscriber(server.ws_url, org.owner.token) as a, Subscriber(server.ws_url, org.owner.token) as b:
+        for sub in (a, b):
+            await sub.subscribe("subscription { conversationEvents { id noSuchField } }")
+        for sub in (a, b):
+            message = await sub.receive()
+            assert message["type"] == "error" and "noSuchField" in message["payload"][0]["message"], message

@@ -22,6 +22,7 @@ from api.auth import load_viewer
 from api.events import TEAMS_CHANGED, event_from_doc
 from api.graphql.enums import ConversationStatus, EventKind
 from api.graphql.inputs import ConversationFilter
+from api.graphql.multiplex import GroupRoot, Resume
 from api.graphql.notifications import Notification, load_notification
 from api.graphql.queries import to_domain_filter
 from api.graphql.types import Conversation, Member, Message
@@ -130,10 +131,19 @@ async def follow(info: Info, after: int | None, notifications: bool = False
 
     Yields (event document, current viewer); team changes refresh the viewer
     before the next event is judged. With ``notifications``, only events that
-    notify the viewer (and team changes).
+    notify the viewer (and team changes). A stream shared by a group of
+    subscribers (:mod:`api.graphql.multiplex`) instead stops at a team change,
+    and each member resumes on its own right after it.
     """
     ctx = info.context
     hub = ctx.services.hub
+    root = info.root_value
+    grouped = isinstance(root, GroupRoot)
+    if isinstance(root, Resume) and after is None:
+        after = root.resume_after
+        ctx.refresh(await load_viewer(ctx.services.db, ctx.viewer.member_id, ctx.viewer.org_id), utc_now())
+        if ctx.viewer is None:
+            return
     viewer = ctx.viewer
     if notifications:
         subscription = hub.subscribe(viewer.org_id, frozenset(), member_id=viewer.member_id)
@@ -159,6 +169,9 @@ async def follow(info: Info, after: int | None, notifications: bool = False
             if doc["_id"] <= last or doc["org_id"] != viewer.org_id:
                 continue
             last = doc["_id"]
+            if grouped and doc["kind"] == TEAMS_CHANGED:
+                root.resume_after = doc["_id"]
+                return
             viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return

@@ -13,13 +13,17 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from api.auth import viewer_from_header
 from api.graphql.context import Context
+from api.graphql.multiplex import Multiplexer, TransportHandler
 from api.services import Services
 
 
 class GraphQLView(GraphQL):
-    def __init__(self, services: Services, **kwargs: Any) -> None:
+    graphql_transport_ws_handler_class = TransportHandler
+
+    def __init__(self, services: Services, multiplex: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.services = services
+        self.multiplexer = Multiplexer() if multiplex else None
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         services = self.services

@@ -1,0 +1,211 @@
+"""Subscribers who would receive identical messages share one running subscription.
+
+Thousands of agents keep the inbox open with the same ``conversationEvents``
+operation. When operation, variables and visibility are the same, every event
+produces the same ``next`` payload for all of them, so one stream (one hub
+queue, one judgment, one execution, one JSON encoding) serves the whole group
+and each member only gets the encoded message written to its socket.
+
+Only live ``conversationEvents`` without ``after`` are grouped: a resuming
+client needs its own replay. A team change in the organization may change who
+sees what, so a group then ends and each member continues on its own stream,
+resuming right after the team-change event (nothing lost, nothing repeated).
+Everything else runs as strawberry runs it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from contextlib import aclosing, suppress
+from functools import lru_cache
+from typing import Any
+
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler, Operation, _OperationStreamClosed,
+)
+from strawberry.types.execution import PreExecutionError
+
+from api.graphql.sharing import PER_MEMBER_FIELDS, _selects_per_member
+
+log = logging.getLogger("imbrace.multiplex")
+
+GROUPED_FIELDS = frozenset({"conversationEvents"})
+
+
+class GroupRoot:
+    """Root value of a grouped stream: the resolver records a team change here and stops."""
+
+    grouped = True
+
+    def __init__(self) -> None:
+        self.resume_after: int | None = None
+
+
+class Resume:
+    """Root value of a member's own stream after its group ended on a team change."""
+
+    grouped = False
+
+    def __init__(self, after: int) -> None:
+        self.resume_after = after
+
+
+class Multiplexer:
+    def __init__(self) -> None:
+        self.groups: dict[tuple, Group] = {}
+
+    def key(self, handler: BaseGraphQLTransportWSHandler, operation: Operation) -> tuple | None:
+        """What must be equal for two operations to receive the same messages; None: not groupable."""
+        per_member = _shape(operation.query, operation.operation_name)
+        if per_member is None:
+            return None
+        variables = json.dumps(operation.variables or {}, sort_keys=True, default=str)
+        context = handler.context
+        if context.viewer is None:
+            return None
+        member = context.viewer.member_id if per_member or "JOINED" in operation.query + variables else None
+        return operation.query, operation.operation_name, variables, context.visibility(), member
+
+    async def serve(self, handler: "TransportHandler", operation: Operation, key: tuple) -> Any:
+        """Deliver the group's messages to ``operation`` until the group ends; returns how it ended."""
+        group = self.groups.get(key)
+        if group is None or group.closing:
+            group = self.groups[key] = Group(self, key, handler, operation)
+        done = group.join(handler, operation)
+        try:
+            return await asyncio.shield(done)
+        finally:
+            group.leave(operation)
+
+    def forget(self, group: "Group") -> None:
+        if self.groups.get(group.key) is group:
+            del self.groups[group.key]
+
+
+class Group:
+    def __init__(self, multiplexer: Multiplexer, key: tuple, handler, operation: Operation) -> None:
+        self.multiplexer = multiplexer
+        self.key = key
+        self.members: dict[Operation, tuple[Any, asyncio.Future]] = {}
+        self.closing = False
+        self.root = GroupRoot()
+        self.task = asyncio.create_task(self._run(handler, operation), name="subscription-group")
+
+    def join(self, handler, operation: Operation) -> asyncio.Future:
+        done = asyncio.get_running_loop().create_future()
+        self.members[operation] = (handler, done)
+        return done
+
+    def leave(self, operation: Operation) -> None:
+        self.members.pop(operation, None)
+        if not self.members and not self.closing:
+            self.closing = True
+            self.multiplexer.forget(self)
+            self.task.cancel()
+
+    async def _run(self, handler, operation: Operation) -> None:
+        ending: Any = "complete"
+        try:
+            source = await handler.schema.stream(
+                operation.query, variable_values=operation.variables, context_value=handler.context,
+                root_value=self.root, operation_name=operation.operation_name)
+            async with aclosing(source):
+                first = True
+                async for result in source:
+                    if first and isinstance(result, PreExecutionError):
+                        ending = ("refused", result)
+                        return
+                    first = False
+                    await self._broadcast(result)
+            if self.root.resume_after is not None:
+                ending = Resume(self.root.resume_after)
+        except asyncio.CancelledError:
+            ending = "cancelled"
+            raise
+        except Exception:  # noqa: BLE001 - the members must still be told the stream ended
+            log.exception("subscription group failed")
+        finally:
+            self.closing = True
+            self.multiplexer.forget(self)
+            for _, done in self.members.values():
+                if not done.done():
+                    done.set_result(ending)
+
+    async def _broadcast(self, result) -> None:
+        payload: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            payload["errors"] = [error.formatted for error in result.errors]
+        if result.extensions:
+            payload["extensions"] = result.extensions
+        body = json.dumps(payload)
+        for operation, (handler, done) in list(self.members.items()):
+            if operation.completed or done.done():
+                continue
+            try:
+                await handler.send_text('{"id":%s,"type":"next","payload":%s}' % (json.dumps(operation.id), body))
+            except Exception:  # noqa: BLE001 - a closed socket; its own task is being cancelled
+                done.set_result("cancelled")
+
+
+class TransportHandler(BaseGraphQLTransportWSHandler):
+    """graphql-transport-ws, with groupable subscriptions served by a shared stream
+    (the view's ``multiplexer``; None turns grouping off)."""
+
+    async def run_operation(self, operation: Operation) -> None:
+        multiplexer: Multiplexer | None = getattr(self.view, "multiplexer", None)
+        key = multiplexer.key(self, operation) if multiplexer else None
+        if key is None:
+            return await super().run_operation(operation)
+        ending = await multiplexer.serve(self, operation, key)
+        if ending == "cancelled":
+            return
+        if isinstance(ending, Resume):
+            return await self._run_alone(operation, ending)
+        if isinstance(ending, tuple) and ending[0] == "refused":
+            with suppress(_OperationStreamClosed):
+                await self._handle_pre_execution_error(operation, ending[1])
+            return
+        await operation.send_operation_message({"id": operation.id, "type": "complete"})
+
+    async def _run_alone(self, operation: Operation, root: Resume) -> None:
+        """The member's own stream, resuming after the event that ended its group."""
+        try:
+            source = await self.schema.stream(
+                operation.query, variable_values=operation.variables, context_value=self.context,
+                root_value=root, operation_name=operation.operation_name)
+            async with aclosing(source):
+                await self._send_result_stream(operation, source)
+            await operation.send_operation_message({"id": operation.id, "type": "complete"})
+        except _OperationStreamClosed:
+            return
+
+    async def send_text(self, text: str) -> None:
+        """A message already encoded once for the whole group."""
+        await self.websocket.ws.send_text(text)
+
+
+@lru_cache(maxsize=256)
+def _shape(query: str, operation_name: str | None) -> bool | None:
+    """None when the operation can't be grouped; else whether it selects a per-member field."""
+    try:
+        document = parse(query)
+    except GraphQLError:
+        return None
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                  and (operation_name is None or (d.name is not None and d.name.value == operation_name))]
+    if len(operations) != 1 or operations[0].operation is not OperationType.SUBSCRIPTION:
+        return None
+    selections = operations[0].selection_set.selections
+    if len(selections) != 1 or not isinstance(selections[0], FieldNode):
+        return None
+    field = selections[0]
+    if field.name.value not in GROUPED_FIELDS or any(a.name.value == "after" for a in field.arguments or ()):
+        return None
+    fragments = {d.name.value: d for d in document.definitions if d.__class__.__name__ == "FragmentDefinitionNode"}
+    return _selects_per_member(field.selection_set, fragments)
+
+
+__all__ = ["GroupRoot", "Multiplexer", "PER_MEMBER_FIELDS", "Resume", "TransportHandler"]
