@@ -6,7 +6,8 @@ through the same driver (PyMongo async), and answers similar JSON:
 
 1. the ``load_viewer`` aggregation (members + $lookup teams) for the caller,
 2. the conversations ``find`` with the same filter (``domain.listing.list_criteria``
-   compiled by ``api.store.query.to_mongo``), sort and limit as the lister's,
+   compiled by ``api.store.query.to_mongo``), sort and limit as the lister's
+   (one sorted find per visibility branch, ``ConversationLister.find_sorted``),
 3. customers ``$in`` and members ``$in``, concurrently (as the GraphQL DataLoaders
    batch them). ``lastMessage`` is the conversation's own copy of its newest
    message (``last_message``), so no command reads messages.
@@ -31,7 +32,7 @@ from api.services import utc_now
 from api.settings import Settings
 from api.store import codec
 from api.store.database import connect
-from api.store.listing import encode_cursor
+from api.store.listing import ConversationLister, encode_cursor
 from api.store.query import conjunction, to_mongo
 from domain import listing
 from domain.status import status_of
@@ -62,8 +63,8 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
         now = utc_now()
         criteria = listing.list_criteria(viewer, listing.ConversationFilter(), now, settings.thresholds)
         t0 = codec.ms(now)
-        docs = await db.conversations.find(conjunction(to_mongo(criteria), {"last_message_at": {"$lte": t0}})).sort(
-            [("last_message_at", -1), ("_id", -1)]).limit(first + 1).to_list()
+        docs = await ConversationLister(db).find_sorted(conjunction(to_mongo(criteria), {"last_message_at": {"$lte": t0}}),
+                                                        [("last_message_at", -1), ("_id", -1)], first + 1)
         page_docs = docs[:first]
         customer_ids = list({d["customer_id"] for d in page_docs})
         member_ids = list({m for d in page_docs for m in d.get("participants", [])}

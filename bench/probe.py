@@ -28,7 +28,9 @@ from api.embedded import EmbeddedMongo
 from api.services import utc_now
 from api.store.codec import ms
 from pymongo import AsyncMongoClient
+from api.store.listing import ConversationLister
 from api.store.query import to_mongo
+from domain.enums import ConversationOrder
 from bench.common import RESULTS, log, machine, write_json
 from bench.commands import bench_settings
 from bench.seed import scale_value, seed_fresh
@@ -69,7 +71,10 @@ async def _probe(uri: str, manifest: dict, workdir: Path, repeat: int = REPEAT) 
 
     await timed("page: load_viewer aggregation (members + $lookup teams)",
                 lambda: load_viewer(db, member, manifest["org_id"]))
-    await timed("page: conversations find (visibility + open filter, sort, limit 51)",
+    lister = ConversationLister(db)
+    await timed("page: conversations, as the lister asks (flat filter; one sorted find per visibility branch)",
+                lambda: lister.page(criteria, ConversationOrder.LAST_ACTIVITY_DESC, 50, None, now))
+    await timed("former page: conversations find, one nested $and/$or filter (sort, limit 51)",
                 lambda: db.conversations.find(page_filter).sort([("last_message_at", -1), ("_id", -1)])
                 .limit(51).to_list())
     await timed("page: customers find $in (50 ids)",
@@ -94,8 +99,10 @@ async def _probe(uri: str, manifest: dict, workdir: Path, repeat: int = REPEAT) 
         return await asyncio.gather(*(db.messages.find({"conversation_id": c}).sort("seq", -1).limit(1).to_list()
                                       for c in ids))
     await timed("alternative: 50 finds, one per conversation (sort seq desc, limit 1), concurrent", one_by_one)
-    await timed("page: totalCount (count_documents with the page filter)",
-                lambda: db.conversations.count_documents(to_mongo(criteria)))
+    await timed("page: totalCount, as the lister counts (count per disjoint visibility branch)",
+                lambda: lister.count(criteria))
+    await timed("former page: totalCount (count_documents with the nested filter)",
+                lambda: db.conversations.count_documents(page_filter))
     await timed("inbound: customer by (channel_id, external_id)",
                 lambda: db.customers.find_one({"channel_id": channel["id"], "external_id": thread["external_id"]}))
     await timed("inbound: message by provider_key", lambda: db.messages.find_one({"provider_key": "none:none"}))

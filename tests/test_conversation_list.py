@@ -686,3 +686,36 @@ async def test_no_filter_ever_lists_or_counts_another_organizations_conversation
             assert all(c["count"] <= len(own_ids) for c in data["conversationCounts"]), (viewer, flt)
     everything = await ours.org.gql("""{ conversationCounts(filter: {statuses: [CLOSED]}) { status count } }""")
     assert {c["status"]: c["count"] for c in everything["conversationCounts"]}["CLOSED"] == 1
+
+
+async def test_a_member_of_collaboration_and_grab_teams_pages_through_exactly_what_they_may_see(calm_server):
+    """Their visibility is an $or (their COLLABORATION team, or their GRAB team's unowned and own
+    conversations): the merged branches must page in one order, count once, and hide the rest."""
+    org = await new_org(calm_server)
+    collab, grab = await org.team("Collab"), await org.team("Grab", "GRAB")
+    both, rival = await org.member("both"), await org.member("rival")
+    await org.add(collab, both)
+    await org.add(grab, both)
+    await org.add(grab, rival)
+    line, whatsapp = await org.channel(collab, "LINE"), await org.channel(grab, "WHATSAPP")
+    expected, hidden = [], []
+    for i, (channel, grabber) in enumerate([(line, None), (whatsapp, None), (line, None), (whatsapp, both),
+                                            (whatsapp, rival), (line, None), (whatsapp, None), (whatsapp, rival)]):
+        cid = (await org.customer_writes(channel, f"c{i}", f"message {i}"))["conversationId"]
+        if grabber is not None:
+            await room(org, "grabConversation", cid, grabber)
+        (hidden if grabber is rival else expected).append(cid)
+    newest_first = list(reversed(expected))
+    seen, after = [], None
+    while True:
+        page = await listing(org, both, first=2, after=after)
+        assert page["totalCount"] == len(expected)
+        seen += [e["node"]["id"] for e in page["edges"]]
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    assert seen == newest_first
+    waiting = await listing(org, both, order="WAITING_LONGEST", first=3)
+    assert [e["node"]["id"] for e in waiting["edges"]] == expected[:3]
+    badges = await org.gql(COUNTS, as_=both)
+    assert {c["status"]: c["count"] for c in badges["conversationCounts"]}["REP_NEEDED"] == len(expected) - 1
