@@ -22,6 +22,7 @@ POLL_INTERVAL_S = 0.25
 GAP_WAIT_S = 2.0
 QUEUE_LIMIT = 10_000
 WATCH_AWAIT_MS = 200
+WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
 
 class Subscription:
@@ -205,8 +206,14 @@ class EventHub:
             async with await self.db.events.watch([{"$match": {"operationType": "insert"}}],
                                                   max_await_time_ms=WATCH_AWAIT_MS) as stream:
                 while not self._stopping:
+                    asked = time.monotonic()
                     if await stream.try_next() is not None:
                         self._wake.set()
+                    elif (idle := asked + WATCH_IDLE_S - time.monotonic()) > 0:
+                        # nx-27017 ignores maxAwaitTimeMS and answers an empty getMore at
+                        # once: without this pause the watcher would send thousands of
+                        # getMores a second, each holding the embedded database's only lock.
+                        await asyncio.sleep(idle)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # standalone MongoDB has no change streams: polling covers it
