@@ -1,4 +1,4 @@
-"""The floor for the conversation page: a bare Starlette route, no GraphQL.
+"""The floors: bare Starlette routes, no GraphQL, for the conversation page and for inbound.
 
 It issues the same MongoDB commands as ``conversations(first: 50)`` with
 customer, team, channel, representatives, owner and lastMessage selected,
@@ -13,6 +13,11 @@ through the same driver (PyMongo async), and answers similar JSON:
    message (``last_message``), so no command reads messages.
 
 It authenticates nothing: the caller names the member in ``X-Member`` and ``X-Org``.
+
+``POST /channels/{id}/inbound`` is the inbound floor: the least any design must
+do to acknowledge a customer message durably (the channel key checked, the
+conversation's next sequence number taken, the message inserted: 2 commands),
+with no deduplication, status, event or notification.
 Run as its own process: ``python -m bench.floor --port 8123`` with ``MONGODB_URI`` set.
 """
 
@@ -22,12 +27,15 @@ import argparse
 import asyncio
 import contextlib
 
+from bson import ObjectId
+from pymongo import ReturnDocument
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import load_viewer
+from api.cli import tune_garbage_collector
 from api.services import utc_now
 from api.settings import Settings
 from api.store import codec
@@ -36,6 +44,7 @@ from api.store.listing import ConversationLister, encode_cursor
 from api.store.query import conjunction, to_mongo
 from domain import listing
 from domain.status import status_of
+from domain.usecases.onboarding import ingest_key_matches
 
 
 def _iso(value_ms):
@@ -102,11 +111,46 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
             "edges": edges,
             "pageInfo": {"hasNextPage": len(docs) > first, "endCursor": edges[-1]["cursor"] if edges else None}}}})
 
+    channels: dict[str, dict] = {}
+    conversation_ids: dict[tuple[str, str], str] = {}
+
+    async def inbound(request: Request) -> JSONResponse:
+        """The least any design must do to acknowledge a customer message durably: take the
+        conversation's next sequence number (one findAndModify) and insert the message.
+        Channel and customer are remembered per process, as the server does."""
+        db = state["db"]
+        channel_id = request.path_params["channel_id"]
+        channel = channels.get(channel_id)
+        if channel is None:
+            channel = channels[channel_id] = await db.channels.find_one({"_id": channel_id})
+        if channel is None or not ingest_key_matches(request.headers.get("x-channel-key"), channel["ingest_key_hash"]):
+            return JSONResponse({"error": "unknown channel or key"}, status_code=401)
+        body = await request.json()
+        key = (channel_id, body["customer"]["externalId"])
+        conversation_id = conversation_ids.get(key)
+        if conversation_id is None:
+            customer = await db.customers.find_one({"channel_id": key[0], "external_id": key[1]}, {"_id": 1})
+            conversation_id = conversation_ids[key] = customer["_id"]
+        now = codec.ms(utc_now())
+        before = await db.conversations.find_one_and_update(
+            {"_id": conversation_id}, {"$inc": {"message_seq": 1},
+                                       "$set": {"last_customer_message_at": now, "last_message_at": now}},
+            projection={"message_seq": 1}, return_document=ReturnDocument.BEFORE)
+        message_id = str(ObjectId())
+        await db.messages.insert_one({
+            "_id": message_id, "org_id": channel["org_id"], "conversation_id": conversation_id,
+            "seq": before["message_seq"] + 1, "sender_kind": "CUSTOMER", "kind": "TEXT", "text": body.get("text"),
+            "created_at": now, "channel_id": channel_id,
+            "provider_key": codec.provider_key(channel_id, body["messageId"])})
+        return JSONResponse({"conversationId": conversation_id, "messageId": message_id, "duplicate": False},
+                            status_code=202)
+
     async def healthz(request: Request) -> JSONResponse:
         await state["db"].command("ping")
         return JSONResponse({"status": "ok"})
 
     return Starlette(routes=[Route("/page", page, methods=["GET", "POST"]),
+                             Route("/channels/{channel_id}/inbound", inbound, methods=["POST"]),
                              Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
 
 
@@ -118,8 +162,10 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings.from_env()
     assert settings.mongodb_uri, "set MONGODB_URI"
-    # the same uvicorn options as `imbrace serve` (access log included), so only the app differs
-    uvicorn.run(create_floor_app(settings), host="127.0.0.1", port=args.port, log_level="info",
+    # the same uvicorn options and GC tuning as `imbrace serve` (access log included), so only the app differs
+    app = create_floor_app(settings)
+    tune_garbage_collector()
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info",
                 proxy_headers=False)
 
 

@@ -3,7 +3,10 @@
 32 concurrent posters send customer messages to ``POST /channels/{id}/inbound``
 for 2,000 existing customers (each post a new provider ``messageId``), for a
 fixed duration per run. Messages/s, latency, and MongoDB commands per inbound
-message (counted in-process for each path a message can take).
+message (counted in-process for each path a message can take). Each run is
+followed by the same burst against the inbound floor (``bench/floor.py``: a bare
+route that only takes a sequence number and inserts the message), on the same
+database, for the ratio to what the database allows at all.
 
 A server process remembers which customer id an external id maps to (it never
 changes) and, for a few seconds, each channel, so the paths are counted for
@@ -23,7 +26,7 @@ from pathlib import Path
 import httpx
 
 from bench.commands import InProcess
-from bench.common import CpuMeter, across_runs, latency_summary, log, maybe_profile, start_serve
+from bench.common import CpuMeter, across_runs, latency_summary, log, maybe_profile, start_floor, start_serve
 
 POSTERS = 32
 CUSTOMERS = 2000
@@ -114,11 +117,13 @@ async def _burst(url: str, manifest: dict, customers: list[dict], duration: floa
 
 async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duration: float) -> dict:
     serve = start_serve("inbound-serve", workdir, data_dir)
+    floor = None
     try:
         log("inbound: counting MongoDB commands in-process")
         commands = await _count_commands(manifest, serve.db_uri, workdir)
         customers = pick_customers(manifest, CUSTOMERS, 1)
-        per_run = []
+        floor = start_floor(workdir, serve.db_uri)
+        per_run, floor_runs = [], []
         for r in range(runs):
             meter = CpuMeter({"server": serve.pid, "db": serve.db_pid})
             if r == runs - 1:  # steady state: conversations already waiting
@@ -128,15 +133,28 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
             per_run.append(result)
             log(f"inbound: run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
                 f"p99 {result['p99_ms']} ms, statuses {result['statuses']}, load {result['loadavg_1m']}")
+            meter = CpuMeter({"server": floor.pid, "db": serve.db_pid})
+            result = await _burst(floor.url, manifest, customers, duration, f"floor-{r}")
+            result.update(meter.read())
+            floor_runs.append(result)
+            log(f"inbound: floor run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
+                f"p99 {result['p99_ms']} ms, statuses {result['statuses']}")
+        ratios = [round(a["msgs_per_s"] / b["msgs_per_s"], 3) for a, b in zip(per_run, floor_runs) if b["msgs_per_s"]]
         return {
             "posters": POSTERS, "customers": len(customers), "duration_s": duration, "runs": runs,
             "msgs_per_s": across_runs(per_run, "msgs_per_s"), "p50_ms": across_runs(per_run, "p50_ms"),
             "p99_ms": across_runs(per_run, "p99_ms"),
             "non_202": sum(r["posted"] - r["accepted"] for r in per_run),
             "mongodb_commands_per_message": commands, "per_run": per_run,
-            "server_pids": {"serve": serve.pid, "db": serve.db_pid},
+            "floor": {"commands_per_message": 2, "msgs_per_s": across_runs(floor_runs, "msgs_per_s"),
+                      "p50_ms": across_runs(floor_runs, "p50_ms"), "p99_ms": across_runs(floor_runs, "p99_ms"),
+                      "per_run": floor_runs},
+            "ratio_to_floor": {"median": sorted(ratios)[len(ratios) // 2] if ratios else None, "runs": ratios},
+            "server_pids": {"serve": serve.pid, "db": serve.db_pid, "floor": floor.pid},
         }
     finally:
+        if floor is not None:
+            floor.stop()
         serve.stop()
 
 

@@ -71,6 +71,14 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                      f">= {TARGETS['inbound_msgs_per_s']} msg/s",
                      _met(rate >= TARGETS["inbound_msgs_per_s"] if rate is not None else None),
                      f"{inbound['runs']} runs x {inbound['duration_s']} s; non-202: {inbound['non_202']}"))
+        floor = inbound.get("floor")
+        if floor:
+            out.append(("2. Inbound floor: bare route, takes a sequence number and inserts the message "
+                        f"({floor['commands_per_message']} commands), same posters and database",
+                        f"{_fmt(floor['msgs_per_s']['median'])} msg/s, p50 {_fmt(floor['p50_ms']['median'], ' ms')}, "
+                        f"p99 {_fmt(floor['p99_ms']['median'], ' ms')}", "", "",
+                        f"ratio server / floor {inbound['ratio_to_floor']['median']} "
+                        f"(per run {inbound['ratio_to_floor']['runs']})"))
         c = inbound["mongodb_commands_per_message"]
         out.append(("2. MongoDB commands per inbound message",
                      ", ".join(f"{k.replace('_', ' ')}: {v['count']}" for k, v in c.items()), "", "", ""))
@@ -151,9 +159,6 @@ def main() -> None:
     print(markdown(results))
 
 
-if __name__ == "__main__":
-    main()
-
 
 def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, str, str, str]:
     if "error" in r or "summary" not in r:
@@ -175,3 +180,8 @@ def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, s
             f"~{per_event} recipients/event; "
             f"subscriber process {_fmt(s['clients_cpu_pct_max'], '%')} CPU, "
             f"db {_fmt(s['db_cpu_pct_max'], '%')} CPU; connecting took {_fmt(r['connect'].get('seconds'), ' s')}")
+
+
+if __name__ == "__main__":
+    main()
+
