@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
-    AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter, ValidationCache,
+    AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from api.graphql.extensions import PresentErrors, RequireAuthentication
+from api.graphql.extensions import DocumentValidationCache, PresentErrors, RequireAuthentication
 from api.graphql.mutations import Mutation
 from api.graphql.sharing import SharedEventExecutor
 from api.graphql.queries import Query
@@ -37,7 +37,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         RequireAuthentication,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: ParserCache(maxsize=256),
-        lambda: ValidationCache(maxsize=256),
+        DocumentValidationCache,
         lambda: AddValidationRules(rules),
     ]
     from api.graphql.notifications import NotificationMutation, NotificationQuery
