@@ -9,7 +9,7 @@ import websockets
 from pymongo import monitoring
 
 from domain.status import Thresholds
-from tests.world import new_org
+from tests.world import new_org, support_desk
 from tests.ws import Subscriber
 
 EVENTS = """subscription($f: ConversationFilter, $after: ID) { conversationEvents(filter: $f, after: $after) {
@@ -143,11 +143,7 @@ async def test_notifications_fan_out_by_team_mode_and_role(server):
 async def test_timer_events_arrive_within_two_seconds_without_mutations(make_server):
     server = await make_server(thresholds=Thresholds(soon_after_s=1, overdue_after_s=2, auto_close_after_s=3,
                                                      presence_timeout_s=60), sweep_interval_s=0.2)
-    org = await new_org(server)
-    team = await org.team("Support")
-    agent = await org.member("agent")
-    await org.add(team, agent)
-    channel = await org.channel(team, "LINE")
+    org, team, (agent,), channel = await support_desk(server, "agent")
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe(EVENTS, {"f": {"statuses": ["REP_NEEDED", "SOON_TO_BE", "OVERDUE", "CLOSED"]}})
         started = time.monotonic()
@@ -227,11 +223,7 @@ async def test_reconnect_with_after_receives_the_hundred_missed_events_in_order(
 
 
 async def test_removed_member_stops_receiving_at_once(server):
-    org = await new_org(server)
-    team = await org.team("Support")
-    agent = await org.member("agent")
-    await org.add(team, agent)
-    channel = await org.channel(team, "LINE")
+    org, team, (agent,), channel = await support_desk(server, "agent")
     async with Subscriber(server.ws_url, agent.token) as sub:
         await sub.subscribe(EVENTS)
         await org.customer_writes(channel, "c1", "one")
@@ -327,12 +319,7 @@ async def test_subscribers_with_the_same_operation_and_visibility_share_one_exec
 
 
 async def test_per_member_fields_are_answered_for_each_member(server):
-    org = await new_org(server)
-    team = await org.team("Support")
-    joined, watching = await org.member("joined"), await org.member("watching")
-    for agent in (joined, watching):
-        await org.add(team, agent)
-    channel = await org.channel(team, "LINE")
+    org, team, (joined, watching), channel = await support_desk(server, "joined", "watching")
     cid = (await org.customer_writes(channel, "c1", "hello"))["conversationId"]
     await org.gql(JOIN, {"id": cid}, as_=joined)
     query = "subscription { conversationEvents { kind conversation { joinedByMe } } }"
@@ -361,12 +348,7 @@ async def test_member_added_to_a_team_starts_receiving_its_events_at_once(server
 
 
 async def test_a_team_change_splits_a_shared_stream_without_losing_or_repeating_events(server):
-    org = await new_org(server)
-    team = await org.team("Support")
-    stays, leaves = await org.member("stays"), await org.member("leaves")
-    for agent in (stays, leaves):
-        await org.add(team, agent)
-    channel = await org.channel(team, "LINE")
+    org, team, (stays, leaves), channel = await support_desk(server, "stays", "leaves")
     # same operation, same visibility: one shared stream serves both
     async with Subscriber(server.ws_url, stays.token) as a, Subscriber(server.ws_url, leaves.token) as b:
         await a.subscribe(EVENTS)
@@ -386,11 +368,7 @@ async def test_a_team_change_splits_a_shared_stream_without_losing_or_repeating_
 
 
 async def test_one_member_leaving_a_shared_stream_leaves_the_others_served(server):
-    org = await new_org(server)
-    team = await org.team("Support")
-    agent = await org.member("agent")
-    await org.add(team, agent)
-    channel = await org.channel(team, "LINE")
+    org, team, (agent,), channel = await support_desk(server, "agent")
     tabs = [Subscriber(server.ws_url, agent.token) for _ in range(3)]
     for tab in tabs:
         await tab.connect()

@@ -12,7 +12,7 @@ from pymongo import monitoring
 
 from api.store import codec
 from domain.status import Thresholds
-from tests.world import new_org
+from tests.world import new_org, support_desk
 
 T = Thresholds(soon_after_s=60, overdue_after_s=120, auto_close_after_s=600, presence_timeout_s=60)
 JOIN = "mutation($id: ID!) { joinConversation(id: $id) { errors { code } } }"
@@ -45,11 +45,7 @@ async def test_each_transition_is_announced_once_at_its_moment_from_an_index_ran
     finds = Finds()
     server = await make_server(thresholds=T, sweep_interval_s=3600, listeners=[finds])
     sweeper = server.app.state.runtime.sweeper
-    org = await new_org(server)
-    team = await org.team("Support")
-    agent = await org.member("agent")
-    await org.add(team, agent)
-    channel = await org.channel(team, "LINE")
+    org, team, (agent,), channel = await support_desk(server, "agent")
     wrote = server.services.clock()
     cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
     await org.customer_writes(channel, "other", "Me too")  # a second waiting customer, also due
@@ -82,11 +78,7 @@ async def test_each_transition_is_announced_once_at_its_moment_from_an_index_ran
 async def test_a_decision_made_stale_by_a_write_is_not_announced(make_server):
     server = await make_server(thresholds=T, sweep_interval_s=3600)
     sweeper = server.app.state.runtime.sweeper
-    org = await new_org(server)
-    team = await org.team("Support")
-    agent = await org.member("agent")
-    await org.add(team, agent)
-    channel = await org.channel(team, "LINE")
+    org, team, (agent,), channel = await support_desk(server, "agent")
     wrote = server.services.clock()
     cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
     read = codec.conversation(await server.db.conversations.find_one({"_id": cid}))

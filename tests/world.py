@@ -87,3 +87,13 @@ async def new_org(server, name: str = "Acme") -> Org:
     token = await login(server, email)
     me = await server.gql("{ me { id } }", token=token)
     return Org(server, Person(me["me"]["id"], email, token))
+
+
+async def support_desk(server, *agent_names: str, channel_type: str = "LINE"):
+    """A new organization with one COLLABORATION team, its agents and one channel."""
+    org = await new_org(server)
+    team = await org.team("Support")
+    agents = [await org.member(name) for name in agent_names]
+    for agent in agents:
+        await org.add(team, agent)
+    return org, team, tuple(agents), await org.channel(team, channel_type)
