@@ -51,8 +51,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                      f"alternating windows with GraphQL; failed requests {f['errors']}" + _kinds(f["per_run"])))
         out.append(("1. Ratio GraphQL / floor (req/s)", _fmt(ratio, "", 2), f">= {TARGETS['page_ratio']}",
                      _met(ratio >= TARGETS["page_ratio"] if ratio is not None else None),
-                     f"per run {page['ratio_graphql_to_floor']['runs']}; both apps mostly wait on the embedded "
-                     "database (NOTES 1)"
+                     f"per run {page['ratio_graphql_to_floor']['runs']}; where the time goes: NOTES 1"
                      + (f"; restarted after it stopped answering: GraphQL server "
                         f"{page['restarts_after_wedging']['graphql']}x, "
                         f"floor {page['restarts_after_wedging']['floor']}x"
@@ -111,7 +110,7 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         out.append((f"5. Cross-instance: post on A, {cross['connect']['connected']} subscribers on B",
                      f"p50 {_fmt(s['p50_ms_median'], ' ms')}, p99 {_fmt(s['p99_ms_median'], ' ms')}, lost {s['lost']}",
                      "", "", f"{s['rounds']} rounds, ~{_fmt(s['events_per_s_median'])} events/s; "
-                     f"old events B re-sent as live, ignored: {stale:,} (NOTES 5)"))
+                     f"old events B re-sent as live, ignored: {stale:,} (NOTES-2026-11-25 5)"))
     elif cross:
         out.append(("5. Cross-instance", "failed", "", "", cross.get("error", "")))
     return out
@@ -177,7 +176,7 @@ def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, s
             target if not label else "", _met(ok) if not label else "",
             f"{s['rounds']} round(s); {s.get('events_committed')} of {s.get('events_scheduled')} scheduled "
             f"events posted (the rest fell behind schedule); {s['deliveries']:,} deliveries, "
-            f"~{per_event} recipients/event; "
+            f"~{per_event} of the 200 members receive each event; "
             f"subscriber process {_fmt(s['clients_cpu_pct_max'], '%')} CPU, "
             f"db {_fmt(s['db_cpu_pct_max'], '%')} CPU; connecting took {_fmt(r['connect'].get('seconds'), ' s')}")
 
