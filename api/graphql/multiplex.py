@@ -11,6 +11,10 @@ client needs its own replay. A team change in the organization may change who
 sees what, so a group then ends and each member continues on its own stream,
 resuming right after the team-change event (nothing lost, nothing repeated).
 Everything else runs as strawberry runs it.
+
+The handler extends strawberry's graphql-transport-ws handler, including a few
+of its private helpers (pre-execution errors, the result loop); pyproject.toml
+pins strawberry to the version this was written against.
 """
 
 from __future__ import annotations
@@ -22,13 +26,15 @@ from contextlib import aclosing, suppress
 from functools import lru_cache
 from typing import Any
 
-from graphql import FieldNode, GraphQLError, OperationDefinitionNode, OperationType, parse
+from graphql import (
+    FieldNode, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode, OperationType, parse,
+)
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler, Operation, _OperationStreamClosed,
 )
 from strawberry.types.execution import PreExecutionError
 
-from api.graphql.sharing import PER_MEMBER_FIELDS, _selects_per_member
+from api.graphql.sharing import selects_per_member_field
 
 log = logging.getLogger("imbrace.multiplex")
 
@@ -204,8 +210,8 @@ def _shape(query: str, operation_name: str | None) -> bool | None:
     field = selections[0]
     if field.name.value not in GROUPED_FIELDS or any(a.name.value == "after" for a in field.arguments or ()):
         return None
-    fragments = {d.name.value: d for d in document.definitions if d.__class__.__name__ == "FragmentDefinitionNode"}
-    return _selects_per_member(field.selection_set, fragments)
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    return selects_per_member_field(field.selection_set, fragments)
 
 
-__all__ = ["GroupRoot", "Multiplexer", "PER_MEMBER_FIELDS", "Resume", "TransportHandler"]
+__all__ = ["GroupRoot", "Multiplexer", "Resume", "TransportHandler"]

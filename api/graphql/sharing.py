@@ -62,24 +62,24 @@ def operation_key(executor: Any) -> tuple[bool, tuple]:
     source = operation.loc.source.body if operation.loc else repr(operation)
     name = operation.name.value if operation.name else None
     variables = json.dumps(executor.variable_values.coerced, sort_keys=True, default=repr)
-    return _selects_per_member(operation.selection_set, executor.fragment_definitions), (source, name, variables)
+    return selects_per_member_field(operation.selection_set, executor.fragment_definitions), (source, name, variables)
 
 
-def _selects_per_member(selection_set, fragments: dict, seen: frozenset = frozenset()) -> bool:
+def selects_per_member_field(selection_set, fragments: dict, seen: frozenset = frozenset()) -> bool:
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             if selection.name.value in PER_MEMBER_FIELDS:
                 return True
-            if _selects_per_member(selection.selection_set, fragments, seen):
+            if selects_per_member_field(selection.selection_set, fragments, seen):
                 return True
         elif isinstance(selection, InlineFragmentNode):
-            if _selects_per_member(selection.selection_set, fragments, seen):
+            if selects_per_member_field(selection.selection_set, fragments, seen):
                 return True
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
             if fragment is not None and name not in seen:
-                if _selects_per_member(fragment.selection_set, fragments, seen | {name}):
+                if selects_per_member_field(fragment.selection_set, fragments, seen | {name}):
                     return True
     return False
 
