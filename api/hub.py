@@ -52,9 +52,6 @@ class Audience:
         self.by_team: dict[tuple[str, str], set[Subscription]] = {}
         self.by_member: dict[str, set[Subscription]] = {}
 
-    def __len__(self) -> int:
-        return sum(len(subs) for subs in self.by_org.values())
-
     def add(self, subscription: Subscription) -> None:
         self.by_org.setdefault(subscription.org_id, set()).add(subscription)
         for bucket in self._buckets(subscription):

@@ -44,16 +44,12 @@ GROUPED_FIELDS = frozenset({"conversationEvents"})
 class GroupRoot:
     """Root value of a grouped stream: the resolver records a team change here and stops."""
 
-    grouped = True
-
     def __init__(self) -> None:
         self.resume_after: int | None = None
 
 
 class Resume:
     """Root value of a member's own stream after its group ended on a team change."""
-
-    grouped = False
 
     def __init__(self, after: int) -> None:
         self.resume_after = after
