@@ -12,7 +12,7 @@ from pymongo import monitoring
 
 from api.store import codec
 from domain.status import Thresholds
-from tests.world import new_org, support_desk
+from tests.world import support_desk
 
 T = Thresholds(soon_after_s=60, overdue_after_s=120, auto_close_after_s=600, presence_timeout_s=60)
 JOIN = "mutation($id: ID!) { joinConversation(id: $id) { errors { code } } }"
