@@ -141,7 +141,7 @@ def markdown(results: dict) -> str:
     ]
     for name, measured, target, met, notes in rows(results):
         lines.append(f"| {name} | {measured} | {target} | {met} | {notes} |")
-    lines += ["", f"Total wall time: {results.get('wall_s', 'n/a')} s. Details: `latest.json`; "
+    lines += ["", f"Total wall time: {results.get('wall_s', 'n/a')} s. Details: `{results.get('output', 'latest')}.json`; "
               "where the time goes: `NOTES.md`."]
     return "\n".join(lines) + "\n"
 

@@ -94,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             results["scale_label"] = label = {1.0: "full", 0.02: "small"}.get(scale, f"{scale:g}")
         log(f"bench: data set {manifest['sizes']} (seeded in {manifest['timings']['total_s']} s)")
         output = args.output or ("profile" if args.profile else "latest")
+        results["output"] = output
         for name in ORDER:
             if name not in only:
                 continue
