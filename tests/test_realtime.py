@@ -367,6 +367,27 @@ async def test_a_team_change_splits_a_shared_stream_without_losing_or_repeating_
         assert await b.nothing_within(0.1)
 
 
+async def test_after_a_team_change_members_are_regrouped_by_their_new_visibility(server):
+    org, team, agents, channel = await support_desk(server, "a", "b", "c")
+    hub = server.services.hub
+    subs = [Subscriber(server.ws_url, agent.token) for agent in agents]
+    for sub in subs:
+        await sub.connect()
+        await sub.subscribe(EVENTS)
+    await asyncio.sleep(0.2)
+    assert sum(len(s) for s in hub.audience.by_org.values()) == 1, "one stream serves all three"
+    await org.gql("""mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
+                  {"i": {"teamId": team, "memberId": agents[2].id}})
+    await org.customer_writes(channel, "c1", "hello")
+    for sub in subs[:2]:
+        assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"
+    assert await subs[2].nothing_within(0.5)
+    # a and b share one new stream; c, who now sees nothing, has its own
+    assert sum(len(s) for s in hub.audience.by_org.values()) == 2
+    for sub in subs:
+        await sub.close()
+
+
 async def test_one_member_leaving_a_shared_stream_leaves_the_others_served(server):
     org, team, (agent,), channel = await support_desk(server, "agent")
     tabs = [Subscriber(server.ws_url, agent.token) for _ in range(3)]
@@ -391,3 +412,18 @@ async def test_invalid_shared_operations_are_refused_to_each_subscriber(server):
         for sub in (a, b):
             message = await sub.receive()
             assert message["type"] == "error" and "noSuchField" in message["payload"][0]["message"], message
+
+
+async def test_resuming_subscriptions_replay_on_their_own_even_beside_live_ones(server):
+    org, team, (agent,), channel = await support_desk(server, "agent")
+    first = await org.customer_writes(channel, "c1", "before anyone listened")
+    async with Subscriber(server.ws_url, agent.token) as live:
+        await live.subscribe(EVENTS)
+        await asyncio.sleep(0.2)
+        async with Subscriber(server.ws_url, agent.token) as resuming:
+            # same operation text; `after` as a variable default, then as a variable value
+            await resuming.subscribe(EVENTS.replace("$after: ID", '$after: ID = "0"'))
+            await resuming.subscribe(EVENTS, {"after": "0"})
+            replayed = [(await resuming.next_data())["conversationEvents"] for _ in range(2)]
+            assert {e["conversationId"] for e in replayed} == {first["conversationId"]}
+            assert await live.nothing_within(0.3), "a live subscriber gets no history"

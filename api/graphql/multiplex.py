@@ -8,9 +8,10 @@ and each member only gets the encoded message written to its socket.
 
 Only live ``conversationEvents`` without ``after`` are grouped: a resuming
 client needs its own replay. A team change in the organization may change who
-sees what, so a group then ends and each member continues on its own stream,
-resuming right after the team-change event (nothing lost, nothing repeated).
-Everything else runs as strawberry runs it.
+sees what, so a group then stops at that event, re-reads its members' teams
+and regroups them by their new visibility; the new groups resume right after
+the team-change event (nothing lost, nothing repeated). Everything else runs as
+strawberry runs it.
 
 The handler extends strawberry's graphql-transport-ws handler, including a few
 of its private helpers (pre-execution errors, the result loop); pyproject.toml
@@ -27,14 +28,17 @@ from functools import lru_cache
 from typing import Any
 
 from graphql import (
-    FieldNode, FragmentDefinitionNode, GraphQLError, OperationDefinitionNode, OperationType, parse,
+    FieldNode, FragmentDefinitionNode, GraphQLError, NullValueNode, OperationDefinitionNode, OperationType,
+    VariableNode, parse,
 )
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler, Operation, _OperationStreamClosed,
 )
 from strawberry.types.execution import PreExecutionError
 
+from api.auth import load_viewer
 from api.graphql.sharing import selects_per_member_field
+from api.services import utc_now
 
 log = logging.getLogger("imbrace.multiplex")
 
@@ -42,9 +46,11 @@ GROUPED_FIELDS = frozenset({"conversationEvents"})
 
 
 class GroupRoot:
-    """Root value of a grouped stream: the resolver records a team change here and stops."""
+    """Root value of a grouped stream: where it starts (None: live), and where the resolver
+    stopped at a team change."""
 
-    def __init__(self) -> None:
+    def __init__(self, start_after: int | None = None) -> None:
+        self.start_after = start_after
         self.resume_after: int | None = None
 
 
@@ -55,15 +61,26 @@ class Resume:
         self.resume_after = after
 
 
+class Moved:
+    """A member's group ended at a team change; the member now belongs to ``group``."""
+
+    def __init__(self, group: "Group", done: asyncio.Future) -> None:
+        self.group = group
+        self.done = done
+
+
 class Multiplexer:
     def __init__(self) -> None:
         self.groups: dict[tuple, Group] = {}
 
     def key(self, handler: BaseGraphQLTransportWSHandler, operation: Operation) -> tuple | None:
         """What must be equal for two operations to receive the same messages; None: not groupable."""
-        per_member = _shape(operation.query, operation.operation_name)
-        if per_member is None:
+        shape = _shape(operation.query, operation.operation_name)
+        if shape is None:
             return None
+        per_member, after_variable = shape
+        if after_variable is not None and (operation.variables or {}).get(after_variable) is not None:
+            return None  # resuming: needs its own replay
         variables = json.dumps(operation.variables or {}, sort_keys=True, default=str)
         context = handler.context
         if context.viewer is None:
@@ -78,7 +95,12 @@ class Multiplexer:
             group = self.groups[key] = Group(self, key, handler, operation)
         done = group.join(handler, operation)
         try:
-            return await asyncio.shield(done)
+            while True:
+                ending = await asyncio.shield(done)
+                if not isinstance(ending, Moved):
+                    return ending
+                group.leave(operation)
+                group, done = ending.group, ending.done
         finally:
             group.leave(operation)
 
@@ -88,12 +110,13 @@ class Multiplexer:
 
 
 class Group:
-    def __init__(self, multiplexer: Multiplexer, key: tuple, handler, operation: Operation) -> None:
+    def __init__(self, multiplexer: Multiplexer, key: tuple, handler, operation: Operation,
+                 start_after: int | None = None) -> None:
         self.multiplexer = multiplexer
         self.key = key
         self.members: dict[Operation, tuple[Any, asyncio.Future]] = {}
         self.closing = False
-        self.root = GroupRoot()
+        self.root = GroupRoot(start_after)
         self.task = asyncio.create_task(self._run(handler, operation), name="subscription-group")
 
     def join(self, handler, operation: Operation) -> asyncio.Future:
@@ -123,7 +146,7 @@ class Group:
                     first = False
                     await self._broadcast(result)
             if self.root.resume_after is not None:
-                ending = Resume(self.root.resume_after)
+                ending = await self._regroup(self.root.resume_after)
         except asyncio.CancelledError:
             ending = "cancelled"
             raise
@@ -135,6 +158,38 @@ class Group:
             for _, done in self.members.values():
                 if not done.done():
                     done.set_result(ending)
+
+    async def _regroup(self, after: int) -> Any:
+        """Re-read each member's teams, then move the members into new groups by their new
+        keys, all starting right after the team-change event ``after``.
+
+        Moves happen without a pause, so each new group has all its members before its
+        stream starts. If the teams can't be read (database down), each member resumes
+        on its own stream, which retries.
+        """
+        contexts = {id(handler.context): handler.context for handler, _ in self.members.values()}
+        try:
+            for context in contexts.values():
+                viewer = context.viewer
+                context.refresh(await load_viewer(context.services.db, viewer.member_id, viewer.org_id), utc_now())
+        except Exception:  # noqa: BLE001 - each member's own stream will retry
+            log.warning("could not re-read teams after a team change; members resume alone", exc_info=True)
+            return Resume(after)
+        regrouped: dict[tuple, Group] = {}
+        for operation, (handler, done) in list(self.members.items()):
+            if done.done():
+                continue
+            key = self.multiplexer.key(handler, operation)
+            if key is None:  # no longer in the organization
+                done.set_result("complete")
+                continue
+            group = regrouped.get(key)
+            if group is None:
+                group = regrouped[key] = Group(self.multiplexer, key, handler, operation, start_after=after)
+                if self.multiplexer.groups.get(key) in (None, self):
+                    self.multiplexer.groups[key] = group
+            done.set_result(Moved(group, group.join(handler, operation)))
+        return "complete"
 
     async def _broadcast(self, result) -> None:
         payload: dict[str, Any] = {"data": result.data}
@@ -190,8 +245,9 @@ class TransportHandler(BaseGraphQLTransportWSHandler):
 
 
 @lru_cache(maxsize=256)
-def _shape(query: str, operation_name: str | None) -> bool | None:
-    """None when the operation can't be grouped; else whether it selects a per-member field."""
+def _shape(query: str, operation_name: str | None) -> tuple[bool, str | None] | None:
+    """None when the operation can't be grouped; else whether it selects a per-member field,
+    and the variable that carries ``after``, if any (grouped only while it is null)."""
     try:
         document = parse(query)
     except GraphQLError:
@@ -204,10 +260,22 @@ def _shape(query: str, operation_name: str | None) -> bool | None:
     if len(selections) != 1 or not isinstance(selections[0], FieldNode):
         return None
     field = selections[0]
-    if field.name.value not in GROUPED_FIELDS or any(a.name.value == "after" for a in field.arguments or ()):
+    if field.name.value not in GROUPED_FIELDS:
         return None
+    after_variable = None
+    for argument in field.arguments or ():
+        if argument.name.value != "after":
+            continue
+        if isinstance(argument.value, VariableNode):
+            after_variable = argument.value.name.value
+            if any(d.variable.name.value == after_variable and d.default_value is not None
+                   and not isinstance(d.default_value, NullValueNode)
+                   for d in operations[0].variable_definitions or ()):
+                return None  # a default event id: resuming
+        elif not isinstance(argument.value, NullValueNode):
+            return None  # a literal event id: resuming
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return selects_per_member_field(field.selection_set, fragments)
+    return selects_per_member_field(field.selection_set, fragments), after_variable
 
 
 __all__ = ["GroupRoot", "Multiplexer", "Resume", "TransportHandler"]

@@ -133,7 +133,7 @@ async def follow(info: Info, after: int | None, notifications: bool = False
     before the next event is judged. With ``notifications``, only events that
     notify the viewer (and team changes). A stream shared by a group of
     subscribers (:mod:`api.graphql.multiplex`) instead stops at a team change,
-    and each member resumes on its own right after it.
+    and its members are regrouped, resuming right after it.
     """
     ctx = info.context
     hub = ctx.services.hub
@@ -144,6 +144,8 @@ async def follow(info: Info, after: int | None, notifications: bool = False
         ctx.refresh(await load_viewer(ctx.services.db, ctx.viewer.member_id, ctx.viewer.org_id), utc_now())
         if ctx.viewer is None:
             return
+    elif grouped and after is None:
+        after = root.start_after
     viewer = ctx.viewer
     if notifications:
         subscription = hub.subscribe(viewer.org_id, frozenset(), member_id=viewer.member_id)
