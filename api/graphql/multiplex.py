@@ -168,10 +168,13 @@ class Group:
         on its own stream, which retries.
         """
         contexts = {id(handler.context): handler.context for handler, _ in self.members.values()}
+        viewers: dict[tuple[str, str], Any] = {}  # one read per member, however many tabs they have open
         try:
             for context in contexts.values():
-                viewer = context.viewer
-                context.refresh(await load_viewer(context.services.db, viewer.member_id, viewer.org_id), utc_now())
+                member = (context.viewer.member_id, context.viewer.org_id)
+                if member not in viewers:
+                    viewers[member] = await load_viewer(context.services.db, *member)
+                context.refresh(viewers[member], utc_now())
         except Exception:  # noqa: BLE001 - each member's own stream will retry
             log.warning("could not re-read teams after a team change; members resume alone", exc_info=True)
             return Resume(after)
