@@ -85,6 +85,8 @@ class Multiplexer:
         context = handler.context
         if context.viewer is None:
             return None
+        # The JOINED view depends on the member (domain.events.judgment_key); reading it off the text
+        # may keep the member in a key that didn't need it, never the other way round.
         member = context.viewer.member_id if per_member or "JOINED" in operation.query + variables else None
         return operation.query, operation.operation_name, variables, context.visibility(), member
 
