@@ -78,7 +78,7 @@ class Sweeper:
             update["$set"].update({"closed_at": ms(closed_at(conversation, now, self.thresholds)),
                                    "closed_reason": ClosedReason.INACTIVITY.value, "participants": [],
                                    "updated_at": ms(now)})
-            update["$unset"] = {"owner_id": "", "waiting_since": "", "next_due_at": ""}
+            update["$unset"] = {"waiting_since": "", "next_due_at": ""}  # the owner stays: see MongoStore.close
         else:
             update["$set"]["next_due_at"] = ms(next_transition_at(after, self.thresholds))
         doc = await self.db.conversations.find_one_and_update(claim, update, return_document=True)

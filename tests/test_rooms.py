@@ -356,15 +356,24 @@ async def test_closing_empties_the_room_and_a_customer_message_reopens_it(server
     assert closed["errors"] == []
     found = await conversation(org, cid, boss)
     assert found["status"] == "CLOSED" and found["closedReason"] == "MANUAL" and found["closedAt"]
-    assert found["owner"] is None and found["representatives"] == []
+    assert found["representatives"] == []
+    # closing keeps the grab: the private history stays with its owner and the admins
+    assert found["owner"] == {"id": rep1.id}
+    assert (await conversation(org, cid, rep1))["owner"] == {"id": rep1.id}
+    assert await conversation(org, cid, rep2) is None
+    listed = await org.gql("{ conversations(filter: {statuses: [CLOSED]}) { totalCount } }", as_=rep2)
+    assert listed["conversations"]["totalCount"] == 0
 
     async with writes_nothing(server, cid):
         assert codes(await room(org, "closeConversation", cid, boss)) == ["CONVERSATION_CLOSED"]
         assert codes(await room(org, "joinConversation", cid, boss)) == ["CONVERSATION_CLOSED"]
-        assert codes(await room(org, "grabConversation", cid, rep2)) == ["CONVERSATION_CLOSED"]
+        assert codes(await room(org, "grabConversation", cid, rep2)) == ["ALREADY_GRABBED"]
+        assert codes(await room(org, "grabConversation", cid, rep1)) == ["CONVERSATION_CLOSED"]
         assert codes(await send(org, rep1, cid, text="after")) == ["CONVERSATION_CLOSED"]
+        assert codes(await send(org, rep2, cid, text="peek")) == ["NOT_FOUND"]
         assert codes(await room(org, "closeConversation", cid, stranger)) == ["NOT_FOUND"]
 
+    # the customer writing again reopens it unowned, offered to the team afresh
     await org.customer_writes(channel, "closer", "Actually, one more thing")
     found = await conversation(org, cid, rep2)
     assert found["status"] == "REP_NEEDED" and found["owner"] is None and found["representatives"] == []

@@ -280,13 +280,28 @@ class MongoStore:
         doc = await self.db.conversations.find_one_and_update(query, update, return_document=AFTER)
         return codec.conversation(doc) if doc else None
 
+    async def open_rooms_of(self, org_id: str, team_id: str, member_id: str) -> list[Conversation]:
+        """Open conversations of the team whose room holds the member, or that the member owns.
+
+        Two indexed finds rather than one ``$or``: nx-27017 evaluates any ``$or``
+        in Python over the whole collection.
+        """
+        found: dict[str, Conversation] = {}
+        for query in ({"org_id": org_id, "team_id": team_id, "participants": member_id, "closed_at": None},
+                      {"org_id": org_id, "team_id": team_id, "owner_id": member_id, "closed_at": None}):
+            async for doc in self.db.conversations.find(query):
+                found.setdefault(doc["_id"], codec.conversation(doc))
+        return list(found.values())
+
     async def close(self, conversation_id: str, reason: ClosedReason, at: datetime,
                     now: datetime) -> Conversation | None:
+        """Everyone leaves the room; a grabbed conversation keeps its owner, so its
+        history stays private to the owner and admins until the customer writes again."""
         doc = await self.db.conversations.find_one_and_update(
             {"_id": conversation_id, "closed_at": None},
             {"$set": {"closed_at": ms(at), "closed_reason": reason.value, "participants": [],
                       "updated_at": ms(now), "announced_status": "CLOSED"},
-             "$unset": {"owner_id": "", "waiting_since": "", "next_due_at": ""}},
+             "$unset": {"waiting_since": "", "next_due_at": ""}},
             return_document=AFTER)
         return codec.conversation(doc) if doc else None
 
