@@ -19,7 +19,7 @@ from pymongo import ReturnDocument
 from api.store import codec
 from api.store.codec import ms
 from domain.entities import Team
-from domain.enums import ConversationStatus, EventKind, NotificationKind, SenderKind
+from domain.enums import ConversationStatus, EventKind, SenderKind
 from domain.events import Event
 from domain.notifications import needs_team, recipients
 from domain.status import Thresholds, status_of
@@ -58,16 +58,12 @@ class EventLog:
         self._wake()
 
     async def _notify(self, event: Event, team: Team | None, sender: SenderKind) -> dict[str, str]:
-        if event.kind is EventKind.GRABBED:
-            await self.db.notifications.update_many(
-                {"conversation_id": event.conversation.id, "kind": NotificationKind.GRAB_OFFER.value},
-                {"$set": {"can_grab": False, "resolved": True}})
         found = [r for r in recipients(event, team, sender) if r.member_id != event.actor_id]
         if not found:
             return {}
         docs = [{"_id": codec_id(), "org_id": event.conversation.org_id, "member_id": r.member_id,
                  "kind": r.kind.value, "conversation_id": event.conversation.id, "created_at": ms(event.at),
-                 "read": False, "can_grab": r.can_grab} for r in found]
+                 "read": False} for r in found]
         await self.db.notifications.insert_many(docs)
         return {d["member_id"]: d["_id"] for d in docs}
 

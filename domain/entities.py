@@ -191,4 +191,3 @@ class Notification:
     conversation_id: str
     created_at: datetime
     read: bool = False
-    can_grab: bool = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from domain.entities import Team
-from domain.enums import ConversationStatus, EventKind, NotificationKind, SenderKind, TeamMode, TeamRole
+from domain.enums import ConversationStatus, EventKind, NotificationKind, SenderKind, TeamMode
 from domain.events import Event
 
 
@@ -13,7 +13,6 @@ from domain.events import Event
 class Recipient:
     member_id: str
     kind: NotificationKind
-    can_grab: bool = False
 
 
 def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None = None) -> list[Recipient]:
@@ -22,7 +21,8 @@ def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None =
     A conversation that opens (or reopens, or is released by its owner in a
     GRAB team) is announced to the whole team: NEW_CONVERSATION in
     COLLABORATION teams, GRAB_OFFER in GRAB teams (admins see the offer but
-    can't grab). A customer message notifies the members in the room. A
+    can't grab: whether an offer can be taken is judged when it is read, by
+    :func:`domain.usecases.rooms.may_grab_now`). A customer message notifies the members in the room. A
     customer waiting too long alerts the room, or the team's admins when
     nobody is in it.
     """
@@ -33,8 +33,7 @@ def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None =
         return []
     if event.kind in (EventKind.CREATED, EventKind.REOPENED) or _released(event):
         if team.mode is TeamMode.GRAB:
-            return [Recipient(m.member_id, NotificationKind.GRAB_OFFER, can_grab=m.role is TeamRole.REPRESENTATIVE)
-                    for m in team.memberships]
+            return [Recipient(m.member_id, NotificationKind.GRAB_OFFER) for m in team.memberships]
         return [Recipient(m.member_id, NotificationKind.NEW_CONVERSATION) for m in team.memberships]
     if event.kind is EventKind.STATUS_CHANGED and event.previous_status is not None:
         return _waiting_too_long(event, team)

@@ -86,9 +86,9 @@ class Mutation:
         ctx = info.context
 
         async def action():
-            team = await onboarding.remove_team_member(ctx.services.store, ctx.viewer, str(input.team_id),
-                                                       str(input.member_id))
-            await ctx.services.events.publish_teams_changed(ctx.viewer.org_id, ctx.now)
+            team = await onboarding.remove_team_member(ctx.services.store, ctx.services.events, ctx.viewer,
+                                                       str(input.team_id), str(input.member_id), ctx.now,
+                                                       ctx.services.settings.thresholds)
             return {"team": Team(entity=team)}
         return await run(TeamPayload, action)
 

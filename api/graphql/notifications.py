@@ -12,6 +12,7 @@ from api.graphql.types import Conversation, Edge, PageInfo, UserError
 from api.store import codec
 from domain import entities as e
 from domain.errors import invalid
+from domain.usecases.rooms import may_grab_now
 from domain.visibility import can_see
 from domain.errors import Refused
 from domain.validation import is_id
@@ -50,9 +51,14 @@ class Notification:
     def read(self) -> bool:
         return self.entity.read
 
-    @strawberry.field(description="GRAB_OFFER you may still take (false for team admins and once grabbed).")
-    def can_grab(self) -> bool:
-        return self.entity.can_grab
+    @strawberry.field(description="A GRAB_OFFER you may take now: the rule `grabConversation` applies, "
+                                  "judged when read (false for admins, and once grabbed or closed).")
+    async def can_grab(self, info: Info) -> bool:
+        if self.entity.kind is not NotificationKind.GRAB_OFFER:
+            return False
+        ctx = info.context
+        found = await ctx.loaders.conversation.load(self.entity.conversation_id)
+        return may_grab_now(ctx.viewer, found, ctx.now, ctx.services.settings.thresholds)
 
 
 @strawberry.type(description="A page of notifications, newest first.")

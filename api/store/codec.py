@@ -182,5 +182,4 @@ def template(doc: dict) -> MessageTemplate:
 def notification(doc: dict) -> Notification:
     return Notification(id=doc["_id"], org_id=doc["org_id"], member_id=doc["member_id"],
                         kind=NotificationKind(doc["kind"]), conversation_id=doc["conversation_id"],
-                        created_at=dt(doc["created_at"]), read=doc.get("read", False),
-                        can_grab=doc.get("can_grab", False))
+                        created_at=dt(doc["created_at"]), read=doc.get("read", False))

@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import datetime
+from typing import Protocol
 
 from domain.entities import Channel, Member, MessageTemplate, Organization, Team
 from domain.enums import ChannelType, ErrorCode, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored, Refused, forbidden, not_found
-from domain.ports import AccountStore, PasswordHasher
+from domain.ports import AccountStore, ConversationStore, EventSink, PasswordHasher
+from domain.status import Thresholds
+from domain.usecases.rooms import leave_team_rooms
 from domain.templates import placeholders
 from domain.validation import clean_email, clean_line, clean_text, is_id
 from domain.visibility import Viewer
@@ -84,7 +87,19 @@ async def add_team_member(store: AccountStore, viewer: Viewer, team_id: str, mem
     return updated
 
 
-async def remove_team_member(store: AccountStore, viewer: Viewer, team_id: str, member_id: str) -> Team:
+class TeamRoomsStore(AccountStore, ConversationStore, Protocol):
+    """Taking a member out of a team touches the team and its conversations."""
+
+
+async def remove_team_member(store: TeamRoomsStore, events: EventSink, viewer: Viewer, team_id: str,
+                             member_id: str, now: datetime, t: Thresholds) -> Team:
+    """Out of the team, then out of its rooms.
+
+    The membership goes first, so the member can no longer act on the team's
+    conversations; subscribers re-read their teams (the member stops seeing
+    at once); then every open room of the team is left and what they owned is
+    released for a new grab (:func:`domain.usecases.rooms.leave_team_rooms`).
+    """
     require_org_admin(viewer)
     team = await _team(store, viewer, team_id)
     if team.role_of(member_id) is None:
@@ -92,6 +107,8 @@ async def remove_team_member(store: AccountStore, viewer: Viewer, team_id: str, 
     updated = await store.remove_team_member(viewer.org_id, team.id, member_id)
     if updated is None:
         raise not_found("team", "teamId")
+    await events.publish_teams_changed(viewer.org_id, now)
+    await leave_team_rooms(store, events, updated, member_id, now, t)
     return updated
 
 

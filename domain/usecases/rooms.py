@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from domain.entities import Conversation
+from domain.entities import Conversation, Team
 from domain.enums import ClosedReason, ErrorCode, EventKind, TeamMode
 from domain.errors import Refused, not_found
 from domain.events import Event
@@ -52,19 +52,10 @@ async def grab_conversation(store: ConversationStore, events: EventSink, viewer:
     by what was read before it.
     """
     conversation = await _load(store, viewer, conversation_id)
-    team = viewer.team(conversation.team_id) if conversation else None
-    if conversation is None or team is None:
-        raise not_found()
-    if not can_see(viewer, conversation):
-        if can_grab(viewer, team):
-            raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
-        raise not_found()
-    if team.mode is not TeamMode.GRAB:
-        raise Refused(ErrorCode.NOT_GRAB_TEAM, "Only conversations of GRAB teams can be grabbed.")
-    if not can_grab(viewer, team):
-        raise Refused(ErrorCode.FORBIDDEN, "Only the team's representatives grab conversations.")
-    if is_closed(conversation, now, t):
-        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+    refusal = grab_refusal(viewer, conversation, now, t)
+    if refusal is not None:
+        raise refusal
+    assert conversation is not None
     if conversation.owner_id == viewer.member_id:
         return conversation
     updated = await store.grab(conversation.id, viewer.member_id, now)
@@ -72,6 +63,37 @@ async def grab_conversation(store: ConversationStore, events: EventSink, viewer:
         raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
     await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t)
     return updated
+
+
+def grab_refusal(viewer: Viewer, conversation: Conversation | None, now: datetime,
+                 t: Thresholds) -> Refused | None:
+    """Why the viewer may not grab the conversation now, or None when they may
+    (or already own it: grabbing again is a no-op).
+
+    The one grab rule: ``grabConversation`` raises what it returns, and a
+    GRAB_OFFER's ``canGrab`` is "no refusal and nobody owns it yet", evaluated
+    when read, so the two never disagree.
+    """
+    team = viewer.team(conversation.team_id) if conversation else None
+    if conversation is None or team is None:
+        return not_found()
+    if not can_see(viewer, conversation):
+        if can_grab(viewer, team):
+            return Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
+        return not_found()
+    if team.mode is not TeamMode.GRAB:
+        return Refused(ErrorCode.NOT_GRAB_TEAM, "Only conversations of GRAB teams can be grabbed.")
+    if not can_grab(viewer, team):
+        return Refused(ErrorCode.FORBIDDEN, "Only the team's representatives grab conversations.")
+    if is_closed(conversation, now, t):
+        return Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+    return None
+
+
+def may_grab_now(viewer: Viewer, conversation: Conversation | None, now: datetime, t: Thresholds) -> bool:
+    """A grab by this viewer would take the conversation (what a grab offer's ``canGrab`` says)."""
+    return (conversation is not None and conversation.owner_id is None
+            and grab_refusal(viewer, conversation, now, t) is None)
 
 
 async def leave_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
@@ -101,6 +123,30 @@ async def close_conversation(store: ConversationStore, events: EventSink, viewer
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
     await _publish(events, EventKind.CLOSED, conversation, updated, viewer, now, t)
     return updated
+
+
+async def leave_team_rooms(store: ConversationStore, events: EventSink, team: Team, member_id: str,
+                           now: datetime, t: Thresholds) -> int:
+    """A member taken out of a team leaves every open room of that team.
+
+    What they owned is released (the LEFT event goes out as a release, so the
+    team gets new grab offers), and they stop being told of its messages and
+    waits because notifications follow the room. Closed conversations keep
+    their owner: their history stays private to the owner and admins.
+    Returns how many rooms were left.
+    """
+    left = 0
+    for conversation in await store.open_rooms_of(team.org_id, team.id, member_id):
+        release = conversation.owner_id == member_id
+        updated = await store.remove_participant(conversation.id, member_id, release, now)
+        if updated is None:  # left, closed or released meanwhile
+            continue
+        left += 1
+        await events.publish(Event(
+            kind=EventKind.LEFT, conversation=updated, at=now, actor_id=member_id,
+            previous_status=status_of(conversation, now, t), owner_before=conversation.owner_id,
+        ))
+    return left
 
 
 async def _publish(events: EventSink, kind: EventKind, before: Conversation, after: Conversation,
