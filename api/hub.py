@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import OrderedDict
 
 from api.events import TEAMS_CHANGED
 
@@ -21,6 +22,7 @@ log = logging.getLogger("imbrace.hub")
 POLL_INTERVAL_S = 0.25
 GAP_WAIT_S = 2.0
 QUEUE_LIMIT = 10_000
+NEWEST_KEPT = 20_000  # conversations whose newest dispatched state is remembered
 WATCH_AWAIT_MS = 200
 WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
@@ -105,6 +107,10 @@ class EventHub:
         self._tasks: list[asyncio.Task] = []
         self._gap_since: float | None = None
         self._stopping = False
+        # conversation id -> (event id, conversation as stored in that event), for the
+        # newest event dispatched: lets a subscriber behind in its queue judge an
+        # older event against what the conversation has become since.
+        self._newest: OrderedDict[str, tuple[int, dict]] = OrderedDict()
 
     async def start(self) -> None:
         last = await self.db.events.find_one({}, sort=[("seq", -1)], projection={"_id": 1})
@@ -186,7 +192,26 @@ class EventHub:
             self._gap_since = now
         return now - self._gap_since > GAP_WAIT_S
 
+    def newer_state(self, doc: dict) -> dict | None:
+        """The conversation as a later dispatched event left it, if one has been
+        dispatched since ``doc``; None when ``doc`` is the newest known."""
+        conversation = doc.get("conversation")
+        newest = self._newest.get(conversation["_id"]) if conversation else None
+        if newest is None or newest[0] <= doc["_id"]:
+            return None
+        return newest[1]
+
+    def _remember(self, doc: dict) -> None:
+        conversation = doc.get("conversation")
+        if conversation is None:
+            return
+        self._newest[conversation["_id"]] = (doc["_id"], conversation)
+        self._newest.move_to_end(conversation["_id"])
+        if len(self._newest) > NEWEST_KEPT:
+            self._newest.popitem(last=False)
+
     def _deliver(self, doc: dict) -> None:
+        self._remember(doc)
         teams_changed = doc.get("kind") == TEAMS_CHANGED
         for subscription in self.audience.of(doc):
             if teams_changed and subscription.member_id is None:

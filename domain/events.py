@@ -47,6 +47,27 @@ def route_event(viewer: Viewer | Visibility, event: Event, criteria) -> EventKin
     return None
 
 
+class Gone:
+    """The conversation's state now, when it no longer exists."""
+
+
+GONE = Gone()
+
+
+def visible_now(viewer: Viewer | Visibility, kind: EventKind, now_state: Conversation | Gone | None) -> bool:
+    """Whether an event judged at its own moment may still be delivered.
+
+    ``now_state`` is the conversation as it is now when known to differ from
+    the event's copy, or None when the event is its newest state. A viewer
+    who may not see the conversation now gets nothing of it but HIDDEN (id
+    only): a later event (the grab that hid it) tells them so, and nothing
+    read at delivery time (messages, owner) can reveal what happened since.
+    """
+    if kind is EventKind.HIDDEN or now_state is None:
+        return True
+    return isinstance(now_state, Conversation) and can_see(viewer, now_state)
+
+
 def judgment_key(visibility: Visibility, viewer: Viewer, flt: ConversationFilter) -> tuple:
     """Everything :func:`delivered_kind` depends on.
 

@@ -25,12 +25,13 @@ from api.graphql.inputs import ConversationFilter
 from api.graphql.multiplex import GroupRoot, Resume
 from api.graphql.notifications import Notification, load_notification
 from api.graphql.queries import to_domain_filter
-from api.graphql.types import Conversation, Member, Message
-from api.services import utc_now
+from api.graphql.types import Conversation, Member, Message, Moment
+from api.store import codec
 from domain import listing
 from domain.enums import EventKind as Kind
 from domain.errors import invalid
-from domain.events import Event, delivered_kind, judgment_key
+from domain.entities import Conversation as Conversation_
+from domain.events import GONE, Event, delivered_kind, judgment_key, visible_now
 from domain.visibility import can_see
 
 
@@ -56,7 +57,8 @@ class ConversationEvent:
     def conversation(self) -> Conversation | None:
         if self.delivered_kind is Kind.HIDDEN:
             return None
-        return Conversation(entity=self.event.conversation)
+        return Conversation(entity=self.event.conversation,
+                            as_of=Moment(at=self.event.at, status=self.event.new_status))
 
     @strawberry.field(description="Status before the change.")
     def previous_status(self) -> ConversationStatus | None:
@@ -126,14 +128,20 @@ def _parse_after(after: strawberry.ID | None) -> int | None:
 
 
 async def follow(info: Info, after: int | None, notifications: bool = False
-                 ) -> AsyncGenerator[tuple[dict, object], None]:
+                 ) -> AsyncGenerator[tuple[dict, object, Conversation_ | None], None]:
     """Stored events after ``after`` (if given), then live ones: no gap, no duplicate.
 
-    Yields (event document, current viewer); team changes refresh the viewer
-    before the next event is judged. With ``notifications``, only events that
-    notify the viewer (and team changes). A stream shared by a group of
-    subscribers (:mod:`api.graphql.multiplex`) instead stops at a team change,
-    and its members are regrouped, resuming right after it.
+    Yields (event document, current viewer, the conversation now): team changes
+    refresh the viewer before the next event is judged. "The conversation now"
+    is what it has become since the event, when that is known to differ (None
+    otherwise): for replayed events, its stored state, read once for the whole
+    backlog; for live ones, the newest event this process has dispatched. An
+    event is never delivered in full to a viewer who may not see the
+    conversation now (:func:`domain.events.visible_now`). With
+    ``notifications``, only events that notify the viewer (and team changes).
+    A stream shared by a group of subscribers (:mod:`api.graphql.multiplex`)
+    instead stops at a team change, and its members are regrouped, resuming
+    right after it.
     """
     ctx = info.context
     hub = ctx.services.hub
@@ -141,7 +149,7 @@ async def follow(info: Info, after: int | None, notifications: bool = False
     grouped = isinstance(root, GroupRoot)
     if isinstance(root, Resume) and after is None:
         after = root.resume_after
-        ctx.refresh(await load_viewer(ctx.services.db, ctx.viewer.member_id, ctx.viewer.org_id), utc_now())
+        ctx.refresh(await load_viewer(ctx.services.db, ctx.viewer.member_id, ctx.viewer.org_id), ctx.services.clock())
         if ctx.viewer is None:
             return
     elif grouped and after is None:
@@ -158,12 +166,13 @@ async def follow(info: Info, after: int | None, notifications: bool = False
     try:
         frontier = hub.dispatched_id
         backlog = await hub.replay(viewer.org_id, after, frontier) if after is not None else []
+        current = await _conversations_now(ctx, backlog) if backlog and not notifications else {}
         last = frontier
         for doc in backlog:
             viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return
-            yield doc, viewer
+            yield doc, viewer, current.get((doc.get("conversation") or {}).get("_id"), GONE)
         while True:
             doc = await subscription.queue.get()
             if subscription.overflowed:
@@ -177,19 +186,27 @@ async def follow(info: Info, after: int | None, notifications: bool = False
             viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return
-            yield doc, viewer
+            newer = hub.newer_state(doc)
+            yield doc, viewer, codec.conversation(newer) if newer is not None else None
     finally:
         hub.unsubscribe(subscription)
+
+
+async def _conversations_now(ctx, backlog: list[dict]) -> dict[str, Conversation_]:
+    """The stored state of every conversation a replayed backlog names, in one query."""
+    ids = list({doc["conversation"]["_id"] for doc in backlog if doc.get("conversation")})
+    found = await ctx.services.store.conversations_by_ids(ctx.viewer.org_id, ids)
+    return {c.id: c for c in found}
 
 
 async def _judge_viewer(ctx, doc: dict, viewer, follow_teams):
     if doc["kind"] == TEAMS_CHANGED:
         viewer = await load_viewer(ctx.services.db, viewer.member_id, viewer.org_id)
-        ctx.refresh(viewer, utc_now())
+        ctx.refresh(viewer, ctx.services.clock())
         if viewer is not None:
             follow_teams()
         return viewer
-    ctx.refresh(viewer, utc_now())
+    ctx.refresh(viewer, ctx.services.clock())
     return viewer
 
 
@@ -201,25 +218,26 @@ class Subscription:
     async def conversation_events(self, info: Info, filter: ConversationFilter | None = None,
                                   after: strawberry.ID | None = None) -> AsyncGenerator[ConversationEvent, None]:
         flt = to_domain_filter(filter)
-        async for doc, _viewer in follow(info, _parse_after(after)):
+        async for doc, _viewer, now_state in follow(info, _parse_after(after)):
             if doc["kind"] == TEAMS_CHANGED:
                 continue
             kind = judged(doc, info.context, flt)
-            if kind is not None:
+            if kind is not None and visible_now(info.context.visibility(), kind, now_state):
                 yield payload(doc, kind)
 
     @strawberry.subscription(description="New messages (and delivery updates) in one conversation, or in every "
                                          "conversation you can see when `conversationId` is omitted.")
     async def message_added(self, info: Info, conversation_id: strawberry.ID | None = None
                             ) -> AsyncGenerator[Message, None]:
-        async for doc, viewer in follow(info, None):
+        async for doc, viewer, now_state in follow(info, None):
             if doc["kind"] not in (Kind.MESSAGE.value, Kind.CREATED.value, Kind.REOPENED.value,
                                    Kind.DELIVERY.value) or not doc.get("message_id"):
                 continue
             event = decoded(doc)
             if conversation_id is not None and event.conversation.id != str(conversation_id):
                 continue
-            if not can_see(info.context.visibility(), event.conversation):
+            visibility = info.context.visibility()
+            if not can_see(visibility, event.conversation) or not visible_now(visibility, event.kind, now_state):
                 continue
             found = await message_of(doc, info.context.services.store)
             if found is not None:
@@ -227,7 +245,7 @@ class Subscription:
 
     @strawberry.subscription(description="Your notifications as they are created.")
     async def notification_received(self, info: Info) -> AsyncGenerator[Notification, None]:
-        async for doc, viewer in follow(info, None, notifications=True):
+        async for doc, viewer, _now_state in follow(info, None, notifications=True):
             notification_id = (doc.get("notified") or {}).get(viewer.member_id)
             if notification_id:
                 found = await load_notification(info.context, notification_id)

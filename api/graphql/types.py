@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Generic, TypeVar
 
@@ -286,16 +287,33 @@ def message_seq_from_cursor(cursor: str) -> int:
     raise invalid("Not a valid message cursor.", "before")
 
 
-@strawberry.type(description="A customer's thread on one channel, as an agent sees it now.")
+@dataclass(frozen=True, slots=True)
+class Moment:
+    """An event's own moment. A conversation carried by an event is rendered as
+    it was then: the status the event was judged with, and no message written
+    after it, whenever the event is delivered (live or replayed)."""
+
+    at: datetime
+    status: ConversationStatus | None
+
+
+@strawberry.type(description="A customer's thread on one channel, as an agent sees it now (or, inside an "
+                             "event, as it was at that event).")
 class Conversation:
     entity: strawberry.Private[e.Conversation]
+    as_of: strawberry.Private[Moment | None] = None
+
+    def _now(self, info: Info) -> datetime:
+        return self.as_of.at if self.as_of is not None else info.context.now
 
     @strawberry.field(description="Conversation id.")
     def id(self) -> strawberry.ID:
         return strawberry.ID(self.entity.id)
 
-    @strawberry.field(description="Status at the moment of the request.")
+    @strawberry.field(description="Status at the moment of the request (in an event: at the event).")
     def status(self, info: Info) -> ConversationStatus:
+        if self.as_of is not None and self.as_of.status is not None:
+            return self.as_of.status
         return status_of(self.entity, info.context.now, info.context.services.settings.thresholds)
 
     @strawberry.field(description="The team serving it.")
@@ -362,21 +380,25 @@ class Conversation:
 
     @strawberry.field(description="When it closed (inactivity closes at the threshold).")
     def closed_at(self, info: Info) -> datetime | None:
-        return closed_at(self.entity, info.context.now, info.context.services.settings.thresholds)
+        return closed_at(self.entity, self._now(info), info.context.services.settings.thresholds)
 
     @strawberry.field(description="MANUAL or INACTIVITY, when closed.")
     def closed_reason(self, info: Info) -> ClosedReason | None:
-        return closed_reason(self.entity, info.context.now, info.context.services.settings.thresholds)
+        return closed_reason(self.entity, self._now(info), info.context.services.settings.thresholds)
 
     @strawberry.field(description="Replies go out by email: web-widget customer offline with an email on record.")
     def email_fallback_active(self, info: Info) -> bool:
-        return email_fallback_active(self.entity, info.context.now)
+        return email_fallback_active(self.entity, self._now(info))
 
-    @strawberry.field(description="Messages, chronological; `before` pages to older ones.")
+    @strawberry.field(description="Messages, chronological; `before` pages to older ones. Inside an event, "
+                                  "the messages up to that event.")
     async def messages(self, info: Info, last: int = 50, before: str | None = None) -> MessageConnection:
         if last < 0 or last > 100:
             raise invalid("`last` must be between 0 and 100.", "last")
         before_seq = message_seq_from_cursor(before) if before else None
+        if self.as_of is not None:
+            newest_then = self.entity.message_seq + 1
+            before_seq = newest_then if before_seq is None else min(before_seq, newest_then)
         found = await info.context.services.store.messages_page(self.entity.id, last, before_seq)
         has_previous = len(found) > last
         page = list(reversed(found[:last]))
