@@ -22,7 +22,7 @@ from typing import Any
 from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationType
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-PER_MEMBER_FIELDS = frozenset({"joinedByMe"})
+PER_MEMBER_FIELDS = frozenset({"joinedByMe", "canGrab"})
 
 
 class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
