@@ -332,9 +332,11 @@ async def test_grab_privacy_follows_the_owner(calm_server):
     assert (await counts(org, a))["PENDING"] == 0
     assert await names(org, b, {"view": "JOINED", "search": "ZOE"}) == ["Zoe Zed"]
     assert await counts(org, boss) == {**dict.fromkeys(STATUSES, 0), "PENDING": 1}
-    # closing releases it: every representative sees it among the closed ones
+    # closing keeps it private: only its owner and the admins find it among the closed ones
     await room(org, "closeConversation", zoe, b)
-    assert await names(org, a, {"statuses": ["CLOSED"], "search": "zed"}) == ["Zoe Zed"]
+    assert await names(org, a, {"statuses": ["CLOSED"], "search": "zed"}) == []
+    assert await names(org, b, {"statuses": ["CLOSED"], "search": "zed"}) == ["Zoe Zed"]
+    assert await names(org, boss, {"statuses": ["CLOSED"], "search": "zed"}) == ["Zoe Zed"]
 
 
 async def test_waiting_longest_order_and_its_paging(inbox):
