@@ -10,10 +10,11 @@ from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.middleware import Middleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Route, WebSocketRoute, request_response
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from api.auth import Passwords, Tokens, load_jwt_secret
+from api.cors import cross_origin
 from api.embedded import EmbeddedMongo
 from api.events import EventLog
 from api.graphql.schema import build_schema
@@ -131,9 +132,10 @@ def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
         Route("/healthz", healthz, methods=["GET"]),
         Route("/channels/{channel_id}/inbound", inbound_message, methods=["POST"]),
         Route("/channels/{channel_id}/presence", presence, methods=["POST"]),
-        Route("/files/{file_id}", download, methods=["GET"]),
+        Route("/files/{file_id}", cross_origin(request_response(download), settings.allowed_origins),
+              methods=["GET", "OPTIONS"]),
         WebSocketRoute("/graphql", view),
-        Route("/graphql", graphql_http, methods=["GET", "POST"]),
+        Route("/graphql", cross_origin(graphql_http, settings.allowed_origins), methods=["GET", "POST", "OPTIONS"]),
     ]
     app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestId)],
                     exception_handlers={ConnectionFailure: database_unavailable})
