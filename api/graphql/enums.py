@@ -1,29 +1,159 @@
-"""Domain enums exposed to GraphQL, with the descriptions GraphiQL shows."""
+"""Domain enums exposed to GraphQL, with the descriptions GraphiQL shows.
+
+The enums stay in ``domain`` (the rules speak them); only their GraphQL
+descriptions live here. :func:`described` wraps a domain enum with strawberry
+and gives every value its description, and refuses a mapping that misses a
+value or names one the enum doesn't have, so a value added to the domain
+can't reach the schema undescribed.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import TypeVar
 
 import strawberry
 
 from domain import enums as d
 
-OrgRole = strawberry.enum(d.OrgRole, description="A member's role in the organization.")
-TeamRole = strawberry.enum(d.TeamRole, description="A member's role in a team.")
-TeamMode = strawberry.enum(
-    d.TeamMode, description="COLLABORATION: everyone sees and may join every chat. "
-                            "GRAB: the first representative to grab a chat owns it.")
-ChannelType = strawberry.enum(d.ChannelType, description="Where customers write from.")
-ConversationStatus = strawberry.enum(
-    d.ConversationStatus, description="Where a conversation stands, derived from its facts and the current time.")
-StatusFilter = strawberry.enum(d.StatusFilter, description="Sidebar status filters: statuses plus ONLINE "
-                                                           "(web-widget customer online).")
-ClosedReason = strawberry.enum(d.ClosedReason, description="Why a conversation closed.")
-ConversationView = strawberry.enum(
-    d.ConversationView, description="ALL: every open conversation you can see and join. JOINED: those you are in.")
-ConversationOrder = strawberry.enum(
-    d.ConversationOrder, description="LAST_ACTIVITY_DESC: newest activity first. WAITING_LONGEST: oldest "
-                                     "waiting customer first, then the rest.")
-SenderKind = strawberry.enum(d.SenderKind, description="Who wrote a message.")
-MessageKind = strawberry.enum(d.MessageKind, description="What a message carries.")
-ErrorCode = strawberry.enum(d.ErrorCode, description="Machine-readable reason of a UserError.")
-EventKind = strawberry.enum(d.EventKind, description="What happened to a conversation.")
-NotificationKind = strawberry.enum(d.NotificationKind, description="Why a member was notified.")
-DeliveryVia = strawberry.enum(d.DeliveryVia, description="How a message reaches the customer.")
-DeliveryStatus = strawberry.enum(d.DeliveryStatus, description="Where a delivery stands.")
+E = TypeVar("E", bound=type[Enum])
+
+
+def described(enum: E, description: str, values: dict[str, str]) -> E:
+    """``strawberry.enum(enum)``, with a description for each value (keyed by name).
+
+    strawberry reads value descriptions only from ``strawberry.enum_value(...)``
+    members, which would put GraphQL into the domain enums; its definition's
+    ``EnumValue`` entries are plain dataclasses, so they are filled in here,
+    before any schema is built from them.
+    """
+    wrapped = strawberry.enum(enum, description=description)
+    definition = wrapped.__strawberry_definition__
+    names = [value.name for value in definition.values]
+    if sorted(names) != sorted(values):
+        missing = sorted(set(names) - set(values))
+        unknown = sorted(set(values) - set(names))
+        raise ValueError(f"{definition.name}: value descriptions missing for {missing}, unknown values {unknown}")
+    for value in definition.values:
+        value.description = values[value.name]
+    return wrapped
+
+
+OrgRole = described(d.OrgRole, "A member's role in the organization.", {
+    "OWNER": "Runs the organization: everything an admin may do, and may make other owners.",
+    "ADMIN": "Manages members, teams, channels and templates, and sees every team's conversations.",
+    "MEMBER": "Serves the conversations of the teams they belong to.",
+})
+TeamRole = described(d.TeamRole, "A member's role in a team.", {
+    "ADMIN": "Sees all of the team's conversations, may close any of them and writes message templates; "
+             "never grabs.",
+    "REPRESENTATIVE": "Serves customers: joins conversations, or grabs them in a GRAB team.",
+})
+TeamMode = described(d.TeamMode, "How a team shares its conversations.", {
+    "COLLABORATION": "Everyone in the team sees every conversation and may join it; several members may be "
+                     "in one room.",
+    "GRAB": "The first representative to grab a conversation owns it; other representatives stop seeing it.",
+})
+ChannelType = described(d.ChannelType, "Where customers write from.", {
+    "FACEBOOK": "Facebook Messenger.",
+    "WEB_WIDGET": "The chat widget on the organization's website; reports whether the customer is online, "
+                  "and replies go out by email while they are offline.",
+    "LINE": "LINE.",
+    "WECHAT": "WeChat.",
+    "WHATSAPP": "WhatsApp; free-form replies only within the window after the customer's last message, "
+                "WhatsApp templates at any time.",
+})
+ConversationStatus = described(
+    d.ConversationStatus, "Where a conversation stands, derived from its facts and the current time.", {
+        "REP_NEEDED": "The customer waits and nobody has joined.",
+        "PENDING": "The customer waits and someone has joined.",
+        "SOON_TO_BE": "The customer has waited past the \"soon\" threshold (`IMBRACE_SOON_AFTER_S`).",
+        "OVERDUE": "The customer has waited past the \"overdue\" threshold (`IMBRACE_OVERDUE_AFTER_S`).",
+        "REPLIED": "A member answered the customer's last message.",
+        "CLOSED": "Closed by hand, or after a period without customer messages (`IMBRACE_AUTO_CLOSE_AFTER_S`).",
+    })
+StatusFilter = described(
+    d.StatusFilter, "Sidebar status filters: statuses, plus ONLINE (web-widget customer online).", {
+        "ONLINE": "Open Web Widget conversations whose customer is online now, whatever their status.",
+        "REP_NEEDED": "Conversations with status REP_NEEDED.",
+        "PENDING": "Conversations with status PENDING.",
+        "SOON_TO_BE": "Conversations with status SOON_TO_BE.",
+        "OVERDUE": "Conversations with status OVERDUE.",
+        "CLOSED": "Closed conversations; listed only when this filter is asked for.",
+    })
+ClosedReason = described(d.ClosedReason, "Why a conversation closed.", {
+    "MANUAL": "A member closed it with `closeConversation`.",
+    "INACTIVITY": "The customer wrote nothing for `IMBRACE_AUTO_CLOSE_AFTER_S`.",
+})
+ConversationView = described(d.ConversationView, "Which of your conversations a list shows.", {
+    "ALL": "Every conversation you can see (closed ones only with the CLOSED status filter).",
+    "JOINED": "Only the conversations you are in.",
+})
+ConversationOrder = described(d.ConversationOrder, "The order of the conversation list.", {
+    "LAST_ACTIVITY_DESC": "Newest activity first.",
+    "WAITING_LONGEST": "The customer who has waited longest first, then the conversations nobody waits in.",
+})
+SenderKind = described(d.SenderKind, "Who wrote a message.", {
+    "CUSTOMER": "The customer, through the channel.",
+    "MEMBER": "A member of the organization.",
+    "SYSTEM": "The server itself, for automatic messages.",
+})
+MessageKind = described(d.MessageKind, "What a message carries.", {
+    "TEXT": "Text only.",
+    "ATTACHMENT": "Files, with an optional caption in `text`.",
+    "IMAGE": "Image files, with an optional caption in `text`.",
+    "TEMPLATE": "A message template, rendered with `variables`.",
+    "CONFERENCE_LINK": "A link to a new video conference room.",
+    "WHATSAPP_TEMPLATE": "A WhatsApp template (WhatsApp only); may be sent outside the WhatsApp window.",
+})
+ErrorCode = described(
+    d.ErrorCode, "Machine-readable reason of a failure: the `code` of a `UserError` in a payload's `errors`, "
+                 "or `extensions.code` of a top-level GraphQL error.", {
+        "UNAUTHENTICATED": "No valid bearer token (top-level error; every operation but `login` needs one).",
+        "INVALID_CREDENTIALS": "Wrong email or password.",
+        "TOO_MANY_ATTEMPTS": "Too many failed logins for this email recently (`IMBRACE_LOGIN_MAX_FAILURES` "
+                             "within `IMBRACE_LOGIN_WINDOW_S`); try again later.",
+        "FORBIDDEN": "Your role doesn't allow this.",
+        "NOT_FOUND": "No such object, or you may not see it (both answer the same).",
+        "INVALID_INPUT": "An input value breaks a rule; `field` names it.",
+        "ALREADY_EXISTS": "Something with this unique value (email, team name) already exists.",
+        "GRAB_REQUIRED": "In a GRAB team a representative grabs a conversation before joining it.",
+        "NOT_GRAB_TEAM": "Only conversations of GRAB teams can be grabbed.",
+        "ALREADY_GRABBED": "Another representative owns the conversation.",
+        "NOT_JOINED": "You are not in the conversation's room.",
+        "CONVERSATION_CLOSED": "The conversation is closed.",
+        "PAYLOAD_TOO_LARGE": "A file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
+        "WHATSAPP_WINDOW_CLOSED": "The WhatsApp window since the customer's last message has passed; only a "
+                                  "WHATSAPP_TEMPLATE may be sent.",
+        "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
+    })
+EventKind = described(d.EventKind, "What happened to a conversation.", {
+    "CREATED": "A customer's first message opened it.",
+    "MESSAGE": "A new message.",
+    "STATUS_CHANGED": "Its status changed with time (SOON_TO_BE, OVERDUE).",
+    "JOINED": "A member joined the room.",
+    "LEFT": "A member left the room (an owner leaving releases the conversation for grabbing).",
+    "GRABBED": "A representative grabbed it.",
+    "CLOSED": "It closed, by hand or for inactivity.",
+    "REOPENED": "A customer's message reopened it after it closed.",
+    "CUSTOMER_UPDATED": "The customer's details changed.",
+    "PRESENCE": "The web-widget customer reported their presence: online, offline, or a new location.",
+    "DELIVERY": "A message's delivery changed status (for example, an email reply was sent or failed).",
+    "HIDDEN": "You can no longer see it because someone else grabbed it; only its id is given.",
+})
+NotificationKind = described(d.NotificationKind, "Why a member was notified.", {
+    "NEW_CONVERSATION": "A conversation opened, reopened or was released in your COLLABORATION team.",
+    "GRAB_OFFER": "A conversation opened, reopened or was released in your GRAB team and may be grabbed.",
+    "NEW_MESSAGE": "The customer wrote in a conversation you are in.",
+    "WAITING_TOO_LONG": "A customer has waited SOON_TO_BE or OVERDUE long in a room you are in (or, in an "
+                        "empty room, of a team you administer).",
+})
+DeliveryVia = described(d.DeliveryVia, "How a message reaches the customer.", {
+    "EMAIL": "By email, because the web-widget customer was offline (email fallback).",
+    "CHANNEL": "Through the customer's channel.",
+})
+DeliveryStatus = described(d.DeliveryStatus, "Where a delivery stands.", {
+    "QUEUED": "Waiting to be sent, or to be retried.",
+    "SENT": "Handed over to the mail server (or the channel).",
+    "FAILED": "Given up on: refused, or out of attempts (`IMBRACE_EMAIL_MAX_ATTEMPTS`).",
+})
