@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
+from api.graphql.descriptions import mutation_description
 from api.graphql.enums import NotificationKind
 from api.graphql.types import Conversation, Edge, PageInfo, UserError
 from api.store import codec
 from domain import entities as e
+from domain.enums import ErrorCode
 from domain.errors import invalid
 from domain.usecases.rooms import may_grab_now
 from domain.visibility import can_see
@@ -111,16 +114,28 @@ class MarkNotificationsReadInput:
 @strawberry.type
 class NotificationQuery:
     @strawberry.field(description="Your notification center, newest first.")
-    async def notifications(self, info: Info, unread_only: bool = False, first: int = 20,
-                            after: str | None = None) -> NotificationConnection:
+    async def notifications(
+            self, info: Info,
+            unread_only: Annotated[bool, strawberry.argument(description="Only those not marked read.")] = False,
+            first: Annotated[int, strawberry.argument(
+                description="Page size, 0 to 100 (`INVALID_INPUT` otherwise).")] = 20,
+            after: Annotated[str | None, strawberry.argument(
+                description="`endCursor` of the previous page; omitted: the newest first.")] = None,
+    ) -> NotificationConnection:
         return await list_notifications(info.context, unread_only, first, after)
 
 
 @strawberry.type
 class NotificationMutation:
-    @strawberry.mutation(description="Mark some of your notifications as read.")
-    async def mark_notifications_read(self, info: Info, input: MarkNotificationsReadInput
-                                      ) -> MarkNotificationsReadPayload:
+    @strawberry.mutation(description=mutation_description(
+        "Mark some of your notifications as read; ids of others' notifications, or of none, are ignored.", {
+            ErrorCode.INVALID_INPUT: f"more than {MAX_MARK} ids.",
+        }))
+    async def mark_notifications_read(
+            self, info: Info,
+            input: Annotated[MarkNotificationsReadInput, strawberry.argument(
+                description="The notifications to mark.")],
+    ) -> MarkNotificationsReadPayload:
         try:
             updated = await mark_read(info.context, [str(i) for i in input.ids])
         except Refused as refused:
