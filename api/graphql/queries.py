@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import strawberry
 from strawberry.types import Info
 
@@ -12,6 +14,7 @@ from api.graphql.types import (
     StatusCount, Team,
 )
 from domain import listing
+from domain.listing import MAX_PAGE_SIZE
 from domain.enums import StatusFilter
 from domain.usecases.rooms import load_visible
 from domain.errors import Refused
@@ -30,7 +33,12 @@ def to_domain_filter(flt: ConversationFilter | None) -> listing.ConversationFilt
     )
 
 
-@strawberry.type(description="Queries. Every one needs `Authorization: Bearer <token>`.")
+FILTER = strawberry.argument(description="Which conversations, as in the page's filter block; omitted: every "
+                                         "open conversation you can see.")
+
+
+@strawberry.type(description="The root of all reads. Every field needs `Authorization: Bearer <token>`; without a "
+                             "valid token the whole request fails with the top-level error `UNAUTHENTICATED`.")
 class Query:
     @strawberry.field(description="You.")
     async def me(self, info: Info) -> Member | None:
@@ -57,7 +65,8 @@ class Query:
         return [Channel(entity=c) for c in await info.context.services.store.channels(info.context.viewer.org_id)]
 
     @strawberry.field(description="One conversation; null when it doesn't exist or you may not see it.")
-    async def conversation(self, info: Info, id: strawberry.ID) -> Conversation | None:
+    async def conversation(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
+            description="The conversation's id.")]) -> Conversation | None:
         try:
             found = await load_visible(info.context.services.store, info.context.viewer, str(id))
         except Refused:
@@ -65,9 +74,17 @@ class Query:
         return Conversation(entity=found)
 
     @strawberry.field(description="The conversation list: filtered, ordered, paged by opaque cursors.")
-    async def conversations(self, info: Info, filter: ConversationFilter | None = None,
-                            order_by: ConversationOrder = ConversationOrder.LAST_ACTIVITY_DESC,
-                            first: int = 20, after: str | None = None) -> ConversationConnection:
+    async def conversations(
+            self, info: Info,
+            filter: Annotated[ConversationFilter | None, FILTER] = None,
+            order_by: Annotated[ConversationOrder, strawberry.argument(
+                description="The order of the list.")] = ConversationOrder.LAST_ACTIVITY_DESC,
+            first: Annotated[int, strawberry.argument(
+                description=f"Page size, 0 to {MAX_PAGE_SIZE} (`INVALID_INPUT` otherwise).")] = 20,
+            after: Annotated[str | None, strawberry.argument(
+                description="`endCursor` of the previous page, listed with the same `orderBy`; omitted: the "
+                            "first page.")] = None,
+    ) -> ConversationConnection:
         ctx = info.context
         listing.check_page_size(first)
         criteria = listing.list_criteria(ctx.viewer, to_domain_filter(filter), ctx.now,
@@ -81,7 +98,12 @@ class Query:
         )
 
     @strawberry.field(description="Sidebar badges: how many conversations each status filter would list.")
-    async def conversation_counts(self, info: Info, filter: ConversationFilter | None = None) -> list[StatusCount]:
+    async def conversation_counts(
+            self, info: Info,
+            filter: Annotated[ConversationFilter | None, strawberry.argument(
+                description="Narrows every badge as it narrows the list; its `statuses` are ignored (each badge "
+                            "counts one status filter).")] = None,
+    ) -> list[StatusCount]:
         ctx = info.context
         t = ctx.services.settings.thresholds
         narrowing = listing.narrowing_criteria(ctx.viewer, to_domain_filter(filter))
@@ -90,7 +112,12 @@ class Query:
         return [StatusCount(status=s, count=counts[s]) for s in StatusFilter]
 
     @strawberry.field(description="Message templates, optionally only those usable on a channel type.")
-    async def message_templates(self, info: Info, channel: ChannelType | None = None) -> list[MessageTemplate]:
+    async def message_templates(
+            self, info: Info,
+            channel: Annotated[ChannelType | None, strawberry.argument(
+                description="Only templates usable on this channel type: those for it and those for any "
+                            "channel; omitted: every template.")] = None,
+    ) -> list[MessageTemplate]:
         found = await info.context.services.store.templates(info.context.viewer.org_id, channel)
         return [MessageTemplate(entity=t) for t in found]
 

@@ -23,6 +23,13 @@ class Schema(strawberry.Schema):
         leaves expected refusals (typed codes) and client mistakes out of the log."""
 
 
+def merged_root(name: str, types: tuple[type, ...]) -> type:
+    """``merge_types``, keeping the first type's description (``merge_types`` drops it)."""
+    root = merge_types(name, types)
+    root.__strawberry_definition__.description = types[0].__strawberry_definition__.description
+    return root
+
+
 def build_schema(settings: Settings | None = None) -> Schema:
     settings = settings or Settings()
     # The limiters' rule classes are built once: each limiter instance makes a new
@@ -43,8 +50,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.subscriptions import Subscription
 
-    query = merge_types("Query", (Query, NotificationQuery))
-    mutation = merge_types("Mutation", (Mutation, NotificationMutation))
+    query = merged_root("Query", (Query, NotificationQuery))
+    mutation = merged_root("Mutation", (Mutation, NotificationMutation))
     return Schema(
         query=query, mutation=mutation, subscription=Subscription, extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=settings.production),

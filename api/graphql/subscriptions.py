@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from typing import AsyncGenerator
+from typing import Annotated, AsyncGenerator
 
 import strawberry
 from strawberry.types import Info
@@ -210,13 +210,23 @@ async def _judge_viewer(ctx, doc: dict, viewer, follow_teams):
     return viewer
 
 
-@strawberry.type(description="Subscriptions over WebSocket (graphql-transport-ws). Authenticate in "
-                             "connection_init: {\"authorization\": \"Bearer <token>\"}.")
+@strawberry.type(description="The root of realtime streams, over WebSocket (`graphql-transport-ws`). "
+                             "Authenticate in `connection_init` with `{\"authorization\": \"Bearer <token>\"}`; "
+                             "a bad or missing token closes the socket with code 4403.")
 class Subscription:
     @strawberry.subscription(description="Changes to conversations you can see that match the filter. "
                                          "Pass `after` (last event id) to resume without gaps.")
-    async def conversation_events(self, info: Info, filter: ConversationFilter | None = None,
-                                  after: strawberry.ID | None = None) -> AsyncGenerator[ConversationEvent, None]:
+    async def conversation_events(
+            self, info: Info,
+            filter: Annotated[ConversationFilter | None, strawberry.argument(
+                description="Only events of conversations this filter would list at the event's moment (a "
+                            "CLOSED event also reaches lists that showed the conversation before); omitted: "
+                            "every open conversation you can see.")] = None,
+            after: Annotated[strawberry.ID | None, strawberry.argument(
+                description="The last event id you received: the events after it are replayed first (they are "
+                            "kept for `IMBRACE_EVENT_RETENTION_S`), then the live ones; omitted: live events "
+                            "only.")] = None,
+    ) -> AsyncGenerator[ConversationEvent, None]:
         flt = to_domain_filter(filter)
         async for doc, _viewer, now_state in follow(info, _parse_after(after)):
             if doc["kind"] == TEAMS_CHANGED:
@@ -227,8 +237,12 @@ class Subscription:
 
     @strawberry.subscription(description="New messages (and delivery updates) in one conversation, or in every "
                                          "conversation you can see when `conversationId` is omitted.")
-    async def message_added(self, info: Info, conversation_id: strawberry.ID | None = None
-                            ) -> AsyncGenerator[Message, None]:
+    async def message_added(
+            self, info: Info,
+            conversation_id: Annotated[strawberry.ID | None, strawberry.argument(
+                description="Only this conversation's messages; omitted: those of every conversation you can "
+                            "see.")] = None,
+    ) -> AsyncGenerator[Message, None]:
         async for doc, viewer, now_state in follow(info, None):
             if doc["kind"] not in (Kind.MESSAGE.value, Kind.CREATED.value, Kind.REOPENED.value,
                                    Kind.DELIVERY.value) or not doc.get("message_id"):

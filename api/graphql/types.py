@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Generic, TypeVar
+from typing import Annotated, Generic, TypeVar
 
 import strawberry
 from strawberry.scalars import JSON
@@ -392,7 +392,15 @@ class Conversation:
 
     @strawberry.field(description="Messages, chronological; `before` pages to older ones. Inside an event, "
                                   "the messages up to that event.")
-    async def messages(self, info: Info, last: int = 50, before: str | None = None) -> MessageConnection:
+    async def messages(
+            self, info: Info,
+            last: Annotated[int, strawberry.argument(
+                description="How many messages, 0 to 100 (`INVALID_INPUT` otherwise): the newest of those "
+                            "before `before`.")] = 50,
+            before: Annotated[str | None, strawberry.argument(
+                description="`startCursor` of the page you have: only older messages; omitted: the newest.")
+            ] = None,
+    ) -> MessageConnection:
         if last < 0 or last > 100:
             raise invalid("`last` must be between 0 and 100.", "last")
         before_seq = message_seq_from_cursor(before) if before else None
