@@ -12,6 +12,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 
 from api.auth import viewer_from_header
+from api.client_address import client_address
 from api.graphql.context import Context
 from api.graphql.multiplex import Multiplexer, TransportHandler
 from api.services import Services
@@ -35,7 +36,8 @@ class GraphQLView(GraphQL):
                 unavailable = True
         request_id = request.scope.get("state", {}).get("request_id", "-")
         return Context(services=services, viewer=viewer, now=services.clock(), request=request,
-                       response=response, request_id=request_id, database_unavailable=unavailable)
+                       response=response, request_id=request_id, database_unavailable=unavailable,
+                       client_address=client_address(request.scope, services.settings.trusted_proxies))
 
     async def on_ws_connect(self, context: Context):
         """Subscriptions authenticate in ``connection_init``: {"authorization": "Bearer <token>"}."""
