@@ -19,6 +19,7 @@ from api.events import EventLog
 from api.graphql.schema import build_schema
 from api.hub import EventHub
 from api.retention import Retention
+from api.signing import FileLinks
 from api.sweeper import Sweeper
 from api.graphql.view import GraphQLView, refuse_form_posts
 from api.middleware import BodyLimit, RequestId
@@ -62,6 +63,7 @@ class Runtime:
             settings=self.settings, client=client, store=MongoStore(db), lister=ConversationLister(db),
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
             events=EventLog(db, self.settings.thresholds),
+            links=FileLinks(secret, self.settings.public_file_ttl_s),
         )
         if workers:
             await self._start_workers(db)
