@@ -21,7 +21,7 @@ from api.hub import EventHub
 from api.retention import Retention
 from api.signing import FileLinks
 from api.sweeper import Sweeper
-from api.graphql.view import GraphQLView, refuse_form_posts
+from api.graphql.view import GraphQLView, authenticate_uploads, refuse_form_posts
 from api.middleware import BodyLimit, RequestId
 from api.outbox import Outbox
 from api.routes.files import download
@@ -128,7 +128,7 @@ def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
     )
     holder["view"] = view
     multipart_limit = 2 * (settings.messaging.max_upload_bytes + 1) + settings.max_body_bytes
-    graphql_http = BodyLimit(refuse_form_posts(view), settings.max_body_bytes, multipart_limit)
+    graphql_http = BodyLimit(refuse_form_posts(authenticate_uploads(view)), settings.max_body_bytes, multipart_limit)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/channels/{channel_id}/inbound", inbound_message, methods=["POST"]),
