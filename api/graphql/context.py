@@ -24,7 +24,7 @@ class Context:
     connection_params: dict | None = None
     database_unavailable: bool = False
     client_address: str = "-"
-    token_expires_at: datetime | None = None
+    token_expires_at: float | None = None  # unix time; a WebSocket is closed then
     loaders: "Loaders" = field(init=False)
     _visibility: tuple[Viewer, Visibility] | None = field(default=None, init=False, repr=False)
 

@@ -14,12 +14,13 @@ from strawberry.exceptions import ConnectionRejectionError
 from api.auth import bearer_token, viewer_from_header
 from api.client_address import client_address
 from api.graphql.context import Context
-from api.graphql.multiplex import Multiplexer, TransportHandler
+from api.graphql.multiplex import LegacyHandler, Multiplexer, TransportHandler
 from api.services import Services
 
 
 class GraphQLView(GraphQL):
     graphql_transport_ws_handler_class = TransportHandler
+    graphql_ws_handler_class = LegacyHandler
 
     def __init__(self, services: Services, multiplex: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -52,6 +53,7 @@ class GraphQLView(GraphQL):
         if viewer is None:
             raise ConnectionRejectionError({"message": "Authentication required."})
         context.viewer = viewer
+        context.token_expires_at = self.services.tokens.expires_at(bearer_token(header) or "")
         return None
 
 
