@@ -432,7 +432,7 @@ async def test_resuming_subscriptions_replay_on_their_own_even_beside_live_ones(
 async def test_a_socket_is_closed_when_its_token_expires(make_server):
     import jwt
 
-    server = await make_server(jwt_ttl_s=3)
+    server = await make_server(jwt_ttl_s=4)
     org, _, (agent,), channel = await support_desk(server, "alice")
     token = await login(server, agent.email)
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
