@@ -20,8 +20,9 @@ from api.events import EventLog
 from api.graphql.schema import build_schema
 from api.hub import EventHub
 from api.retention import Retention
+from api.signing import FileLinks
 from api.sweeper import Sweeper
-from api.graphql.view import GraphQLView, refuse_form_posts
+from api.graphql.view import GraphQLView, authenticate_uploads, refuse_form_posts
 from api.middleware import BodyLimit, RequestId
 from api.outbox import Outbox
 from api.routes.files import download
@@ -63,6 +64,7 @@ class Runtime:
             settings=self.settings, client=client, store=MongoStore(db), lister=ConversationLister(db),
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
             events=EventLog(db, self.settings.thresholds),
+            links=FileLinks(secret, self.settings.public_file_ttl_s),
         )
         if workers:
             await self._start_workers(db)
@@ -127,7 +129,7 @@ def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
     )
     holder["view"] = view
     multipart_limit = 2 * (settings.messaging.max_upload_bytes + 1) + settings.max_body_bytes
-    graphql_http = BodyLimit(refuse_form_posts(view), settings.max_body_bytes, multipart_limit)
+    graphql_http = BodyLimit(refuse_form_posts(authenticate_uploads(view)), settings.max_body_bytes, multipart_limit)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/channels/{channel_id}/inbound", inbound_message, methods=["POST"]),

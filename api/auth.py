@@ -82,6 +82,16 @@ class Tokens:
         return sub, org
 
 
+    def expires_at(self, token: str) -> float | None:
+        """Unix time a valid token expires at; None when it is not valid."""
+        try:
+            payload = jwt.decode(token, self.secret, algorithms=[ALGORITHM],
+                                 options={"require": ["sub", "org", "exp"]})
+        except jwt.PyJWTError:
+            return None
+        return float(payload["exp"]) if isinstance(payload.get("exp"), (int, float)) else None
+
+
 def bearer_token(header: str | None) -> str | None:
     if not header:
         return None

@@ -8,7 +8,7 @@ import gc
 import logging
 import sys
 
-from api.settings import Settings
+from api.settings import Settings, SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,10 +29,14 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.command == "serve":
-        return serve_command(args.host, args.port)
-    if args.command == "init":
-        return asyncio.run(init_command(args.org, args.email, args.password, args.name))
+    try:
+        if args.command == "serve":
+            return serve_command(args.host, args.port)
+        if args.command == "init":
+            return asyncio.run(init_command(args.org, args.email, args.password, args.name))
+    except SettingsError as error:  # an operator's typo: one line naming the setting, no traceback
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(export_schema())
     return 0
 

@@ -45,7 +45,7 @@ from pymongo.errors import PyMongoError
 from api.mailer import DeliveryError, Letter, Mailer, compose, header_message_id
 from api.store import codec
 from api.store.codec import ms
-from domain.entities import Delivery, Message
+from domain.entities import Attachment, Delivery, Message
 from domain.enums import DeliveryStatus, DeliveryVia, EventKind
 from domain.events import Event
 
@@ -255,11 +255,16 @@ class Outbox:
         org = await store.organization(message.org_id)
         return Letter(
             message_id=message.id, conversation_id=conversation.id, kind=message.kind, text=message.text,
-            attachments=message.attachments, created_at=message.created_at,
+            attachments=self._customer_links(message.attachments), created_at=message.created_at,
             agent_name=agent.name if agent else None, org_name=org.name if org else None,
             to_email=to_email, to_name=customer.name if customer else conversation.customer_name,
             previous=await self._previous_ids(message),
         )
+
+    def _customer_links(self, attachments: tuple[Attachment, ...]) -> tuple[Attachment, ...]:
+        """Stored files as signed links: the customer has no member token to open ``/files/{id}``."""
+        links, now = self.services.links, self.services.clock()
+        return tuple(replace(a, url=links.path(a.file_id, now)) if a.file_id and links else a for a in attachments)
 
     async def _previous_ids(self, message: Message) -> tuple[str, ...]:
         """Message-IDs of the conversation's earlier emails that went out, oldest first."""

@@ -1,7 +1,7 @@
-"""Forgetting on schedule: old events and old failed-login records.
+"""Forgetting on schedule: old events and expired login-throttle counters.
 
 Events are kept for ``IMBRACE_EVENT_RETENTION_S`` so a client can resume
-after a disconnect; failed logins only for the throttle's window. Deleting
+after a disconnect; login counters only until their window has ended. Deleting
 by an indexed timestamp is idempotent, so every instance may run it.
 """
 

@@ -10,6 +10,7 @@ from pymongo import AsyncMongoClient
 
 from api.auth import Passwords, Tokens
 from api.settings import Settings
+from api.signing import FileLinks
 from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
@@ -28,6 +29,7 @@ class Services:
     files: GridFiles
     tokens: Tokens
     passwords: Passwords
+    links: FileLinks | None = None
     events: object = None
     hub: object = None
     clock: Callable[[], datetime] = field(default=utc_now)

@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
+import ipaddress
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.status import Thresholds
+from domain.throttle import ThrottlePolicy
 from domain.usecases.messaging import MessagingSettings
 
 
+class SettingsError(ValueError):
+    """A setting the server can't run with; the message names it, on one line."""
+
+
 def _float(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    """A positive, finite number: zero, negative or non-numeric durations and limits are mistakes."""
+    raw = os.environ.get(name)
+    if raw is None:
+        return float(default)
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw.strip()[:40]!r}.") from None
+    if not math.isfinite(value) or value <= 0:
+        raise SettingsError(f"{name} must be greater than 0, got {raw.strip()[:40]!r}.")
+    return value
 
 
 def _int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a whole number, got {raw.strip()[:40]!r}.") from None
+    if value <= 0:
+        raise SettingsError(f"{name} must be greater than 0, got {raw.strip()[:40]!r}.")
+    return value
 
 
 def _bool(name: str, default: bool) -> bool:
@@ -55,6 +81,11 @@ class Settings:
     allow_batching: bool = False
     login_max_failures: int = 5
     login_window_s: float = 900
+    login_max_failures_per_address: int = 20
+    login_email_delay_after: int = 20
+    login_email_max_delay_s: float = 60
+    trusted_proxies: tuple[str, ...] = ()
+    public_file_ttl_s: float = 7 * 86400
     smtp_host: str = "localhost"
     smtp_port: int = 25
     smtp_username: str | None = None
@@ -72,6 +103,27 @@ class Settings:
     def production(self) -> bool:
         return self.env == "production"
 
+    @property
+    def login_policy(self) -> ThrottlePolicy:
+        return ThrottlePolicy(window_s=self.login_window_s, max_per_pair=self.login_max_failures,
+                              max_per_address=self.login_max_failures_per_address,
+                              email_delay_after=self.login_email_delay_after,
+                              email_max_delay_s=self.login_email_max_delay_s)
+
+    def validate(self) -> "Settings":
+        """Refuses combinations that make no sense, naming the setting (see ``SettingsError``)."""
+        t = self.thresholds
+        if t.soon_after_s >= t.overdue_after_s:
+            raise SettingsError(f"IMBRACE_SOON_AFTER_S ({t.soon_after_s:g}) must be less than "
+                                f"IMBRACE_OVERDUE_AFTER_S ({t.overdue_after_s:g}).")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(f"IMBRACE_TRUSTED_PROXIES: {proxy[:60]!r} is not an IP address or CIDR "
+                                    f"range.") from None
+        return self
+
     @classmethod
     def from_env(cls) -> "Settings":
         thresholds = Thresholds(
@@ -85,7 +137,7 @@ class Settings:
             conference_base_url=os.environ.get("IMBRACE_CONFERENCE_BASE_URL", "https://meet.jit.si/"),
             whatsapp_window_s=_float("IMBRACE_WHATSAPP_WINDOW_S", 86400),
         )
-        return cls(
+        settings = cls(
             mongodb_uri=os.environ.get("MONGODB_URI") or None,
             database=os.environ.get("IMBRACE_DATABASE", "imbrace"),
             data_dir=Path(os.environ.get("IMBRACE_DATA_DIR", ".imbrace")),
@@ -110,6 +162,11 @@ class Settings:
             allow_batching=_bool("IMBRACE_ALLOW_BATCHING", False),
             login_max_failures=_int("IMBRACE_LOGIN_MAX_FAILURES", 5),
             login_window_s=_float("IMBRACE_LOGIN_WINDOW_S", 900),
+            login_max_failures_per_address=_int("IMBRACE_LOGIN_MAX_FAILURES_PER_ADDRESS", 20),
+            login_email_delay_after=_int("IMBRACE_LOGIN_EMAIL_DELAY_AFTER", 20),
+            login_email_max_delay_s=_float("IMBRACE_LOGIN_EMAIL_MAX_DELAY_S", 60),
+            trusted_proxies=_list("IMBRACE_TRUSTED_PROXIES"),
+            public_file_ttl_s=_float("IMBRACE_PUBLIC_FILE_TTL_S", 7 * 86400),
             smtp_host=os.environ.get("IMBRACE_SMTP_HOST", "localhost"),
             smtp_port=_int("IMBRACE_SMTP_PORT", 25),
             smtp_username=os.environ.get("IMBRACE_SMTP_USERNAME") or None,
@@ -123,3 +180,4 @@ class Settings:
             argon2_time_cost=_int("IMBRACE_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int("IMBRACE_ARGON2_MEMORY_KIB", 65536),
         )
+        return settings.validate()

@@ -65,7 +65,8 @@ class Server:
         self.port = free_port()
         self.app = create_app(settings, listeners)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio",
-                                lifespan="on", timeout_graceful_shutdown=5)
+                                lifespan="on", timeout_graceful_shutdown=5,
+                                proxy_headers=False)  # as `imbrace serve`: the app decides whom to trust
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task | None = None
         # Idle connections expire before uvicorn's 5 s keep-alive does, so a loaded

@@ -201,3 +201,22 @@ def test_embedded_data_dir_survives_restarts(serves, tmp_path):
     # The signing secret lives in the data dir too, so tokens outlive a restart.
     assert third.gql("{ me { email } }", token=earlier_token) == {"me": {"email": email}}
     third.stop()
+
+
+@pytest.mark.parametrize("values, named", [
+    ({"IMBRACE_SOON_AFTER_S": "600", "IMBRACE_OVERDUE_AFTER_S": "300"}, "IMBRACE_SOON_AFTER_S"),
+    ({"IMBRACE_OVERDUE_AFTER_S": "0"}, "IMBRACE_OVERDUE_AFTER_S"),
+    ({"IMBRACE_SOON_AFTER_S": "-5"}, "IMBRACE_SOON_AFTER_S"),
+    ({"IMBRACE_OVERDUE_AFTER_S": "five minutes"}, "IMBRACE_OVERDUE_AFTER_S"),
+    ({"IMBRACE_LOGIN_MAX_FAILURES": "3.5"}, "IMBRACE_LOGIN_MAX_FAILURES"),
+    ({"IMBRACE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "IMBRACE_TRUSTED_PROXIES"),
+])
+def test_serve_refuses_bad_settings_in_one_line(tmp_path, values, named):
+    """Nothing starts (no database, no port) and the operator reads which setting is wrong."""
+    data_dir = tmp_path / "data"
+    port = free_port()
+    done = _imbrace("serve", "--port", str(port), env=_env(IMBRACE_DATA_DIR=str(data_dir), **values), timeout_s=60)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], done.stderr
+    assert "Traceback" not in done.stderr and not (data_dir / "db.pid").exists()

@@ -432,3 +432,41 @@ async def test_the_copy_keeps_the_freshest_state_whatever_order_the_writes_land_
     data = await org.gql("""query($id: ID!) { conversation(id: $id) { lastMessage {
         text deliveries { status } } } }""", {"id": cid})
     assert data["conversation"]["lastMessage"] == {"text": "reply", "deliveries": [{"status": "SENT"}]}
+
+
+async def test_the_customer_opens_attachment_links_from_the_email_and_only_those(make_server, smtp):
+    from urllib.parse import parse_qs, urlsplit
+
+    from tests.test_rooms import upload
+
+    server = await start(make_server, smtp, public_file_ttl_s=3600)
+    org = await new_org(server)
+    chat = await open_chat(org)
+    files = [("invoice.pdf", b"%PDF-1.4 invoice", "application/pdf"), ("photo.png", b"\x89PNG fake", "image/png")]
+    sent = await upload(server, chat.agent.token, chat.conversation_id, "ATTACHMENT", files, text="Here you go")
+    assert sent["errors"] == [], sent
+    [mail] = await smtp.wait_for(1)
+    plain = part(mail.message, "plain")
+    links = [line.split(": ", 1)[1] for line in plain.splitlines() if line.startswith(("invoice.pdf:", "photo.png:"))]
+    assert len(links) == 2 and all(link.startswith(PUBLIC_URL + "/files/") for link in links), plain
+    paths = [link[len(PUBLIC_URL):] for link in links]
+
+    for path, (_, content, mime) in zip(paths, files):  # no token needed
+        response = await server.http.get(path)
+        assert response.status_code == 200 and response.content == content, response.text
+        assert response.headers["content-type"].startswith(mime)
+    assert (await server.http.get(paths[0].split("?")[0])).status_code == 401  # the bare link still needs a token
+
+    invoice, photo = (urlsplit(p) for p in paths)
+    signature = parse_qs(invoice.query)["signature"][0]
+    tampered = paths[0][:-1] + ("0" if signature[-1] != "0" else "1")
+    later = parse_qs(invoice.query)["expires"][0]
+    stretched = paths[0].replace(f"expires={later}", f"expires={int(later) + 86400}")
+    swapped = f"{photo.path}?{invoice.query}"  # the invoice's signature on the photo
+    for path in (tampered, stretched, swapped, photo.path + "?expires=" + later, photo.path + "?signature=x"):
+        response = await server.http.get(path)
+        assert response.status_code == 403 and response.content != files[1][1], (path, response.text)
+
+    real_clock = server.services.clock
+    server.services.clock = lambda: real_clock() + timedelta(seconds=3601)  # the link's hour is over
+    assert (await server.http.get(paths[0])).status_code == 403

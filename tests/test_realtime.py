@@ -9,7 +9,7 @@ import websockets
 from pymongo import monitoring
 
 from domain.status import Thresholds
-from tests.world import new_org, support_desk
+from tests.world import login, new_org, support_desk
 from tests.ws import Subscriber
 
 EVENTS = """subscription($f: ConversationFilter, $after: ID) { conversationEvents(filter: $f, after: $after) {
@@ -427,3 +427,19 @@ async def test_resuming_subscriptions_replay_on_their_own_even_beside_live_ones(
             replayed = [(await resuming.next_data())["conversationEvents"] for _ in range(2)]
             assert {e["conversationId"] for e in replayed} == {first["conversationId"]}
             assert await live.nothing_within(0.3), "a live subscriber gets no history"
+
+
+async def test_a_socket_is_closed_when_its_token_expires(make_server):
+    import jwt
+
+    server = await make_server(jwt_ttl_s=4)
+    org, _, (agent,), channel = await support_desk(server, "alice")
+    token = await login(server, agent.email)
+    expires = jwt.decode(token, options={"verify_signature": False})["exp"]
+    async with Subscriber(server.ws_url, token) as sub:
+        await sub.subscribe(EVENTS)
+        await org.customer_writes(channel, "c1", "hi")
+        assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"  # alive while the token is
+        await asyncio.wait_for(sub.socket.wait_closed(), timeout=expires - time.time() + 2)
+        assert time.time() >= expires - 0.05
+        assert sub.socket.close_code == 4401

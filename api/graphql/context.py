@@ -23,6 +23,8 @@ class Context:
     request_id: str = "-"
     connection_params: dict | None = None
     database_unavailable: bool = False
+    client_address: str = "-"
+    token_expires_at: float | None = None  # unix time; a WebSocket is closed then
     loaders: "Loaders" = field(init=False)
     _visibility: tuple[Viewer, Visibility] | None = field(default=None, init=False, repr=False)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from contextlib import aclosing, suppress
 from functools import lru_cache
 from typing import Any
@@ -31,6 +32,7 @@ from graphql import (
     FieldNode, FragmentDefinitionNode, GraphQLError, NullValueNode, OperationDefinitionNode, OperationType,
     VariableNode, parse,
 )
+from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
     BaseGraphQLTransportWSHandler, Operation, _OperationStreamClosed,
 )
@@ -212,9 +214,61 @@ class Group:
                 done.set_result("cancelled")
 
 
-class TransportHandler(BaseGraphQLTransportWSHandler):
+class ClosesWhenTokenExpires:
+    """A WebSocket lives no longer than the token it was opened with: at the token's
+    ``exp`` it is closed with 4401, and the client must reconnect with a fresh token.
+
+    One timer per connection, armed once ``connection_init`` is accepted and
+    cancelled when the connection ends.
+    """
+
+    _expiry: asyncio.TimerHandle | None = None
+    _closing: asyncio.Task | None = None
+
+    def _arm_expiry(self) -> None:
+        expires = getattr(self.context, "token_expires_at", None)
+        if expires is None or self._expiry is not None:
+            return
+        loop = asyncio.get_running_loop()
+        self._expiry = loop.call_later(max(expires - time.time(), 0), self._expired)
+
+    def _expired(self) -> None:
+        self._closing = asyncio.create_task(self._close_expired())
+
+    async def _close_expired(self) -> None:
+        with suppress(Exception):  # already closing: nothing left to do
+            await self.websocket.close(code=4401, reason="Token expired")
+
+    def _disarm_expiry(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+
+
+class LegacyHandler(ClosesWhenTokenExpires, BaseGraphQLWSHandler):
+    """graphql-ws (``IMBRACE_LEGACY_WS``), closed when its token expires too."""
+
+    async def handle_connection_init(self, message) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self._arm_expiry()
+
+    async def cleanup(self) -> None:
+        self._disarm_expiry()
+        await super().cleanup()
+
+
+class TransportHandler(ClosesWhenTokenExpires, BaseGraphQLTransportWSHandler):
     """graphql-transport-ws, with groupable subscriptions served by a shared stream
     (the view's ``multiplexer``; None turns grouping off)."""
+
+    async def handle_connection_init(self, message) -> None:
+        await super().handle_connection_init(message)
+        if self.connection_acknowledged:
+            self._arm_expiry()
+
+    async def shutdown(self) -> None:
+        self._disarm_expiry()
+        await super().shutdown()
 
     async def run_operation(self, operation: Operation) -> None:
         multiplexer: Multiplexer | None = getattr(self.view, "multiplexer", None)

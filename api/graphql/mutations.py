@@ -63,8 +63,8 @@ class Mutation:
         s = info.context.services
 
         async def action():
-            member = await login.login(s.store, s.passwords, s.store, input.email, input.password, s.clock(),
-                                       s.settings.login_max_failures, s.settings.login_window_s)
+            member = await login.login(s.store, s.passwords, s.store, input.email, input.password,
+                                       info.context.client_address, s.clock(), s.settings.login_policy)
             org = await s.store.organization(member.org_id)
             return {"token": s.tokens.issue(member.id, member.org_id), "member": Member(entity=member),
                     "organization": Organization.of(org)}

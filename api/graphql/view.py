@@ -11,14 +11,16 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 
-from api.auth import viewer_from_header
+from api.auth import bearer_token, viewer_from_header
+from api.client_address import client_address
 from api.graphql.context import Context
-from api.graphql.multiplex import Multiplexer, TransportHandler
+from api.graphql.multiplex import LegacyHandler, Multiplexer, TransportHandler
 from api.services import Services
 
 
 class GraphQLView(GraphQL):
     graphql_transport_ws_handler_class = TransportHandler
+    graphql_ws_handler_class = LegacyHandler
 
     def __init__(self, services: Services, multiplex: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -35,7 +37,8 @@ class GraphQLView(GraphQL):
                 unavailable = True
         request_id = request.scope.get("state", {}).get("request_id", "-")
         return Context(services=services, viewer=viewer, now=services.clock(), request=request,
-                       response=response, request_id=request_id, database_unavailable=unavailable)
+                       response=response, request_id=request_id, database_unavailable=unavailable,
+                       client_address=client_address(request.scope, services.settings.trusted_proxies))
 
     async def on_ws_connect(self, context: Context):
         """Subscriptions authenticate in ``connection_init``: {"authorization": "Bearer <token>"}."""
@@ -50,6 +53,7 @@ class GraphQLView(GraphQL):
         if viewer is None:
             raise ConnectionRejectionError({"message": "Authentication required."})
         context.viewer = viewer
+        context.token_expires_at = self.services.tokens.expires_at(bearer_token(header) or "")
         return None
 
 
@@ -70,4 +74,28 @@ def refuse_form_posts(view_call):
                 await response(scope, receive, send)
                 return
         await view_call(scope, receive, send)
+    return endpoint
+
+
+UNAUTHENTICATED = {"data": None, "errors": [{"message": "Authentication required: send `Authorization: Bearer <token>`.",
+                                             "extensions": {"code": "UNAUTHENTICATED"}}]}
+
+
+def authenticate_uploads(view: GraphQLView):
+    """Multipart (file upload) posts need a valid token before their body is read.
+
+    Every upload mutation needs a member, so without a valid bearer token there
+    is nothing to receive: the answer (what GraphQL says to any unauthenticated
+    operation) goes out at once and tens of megabytes are never taken in. Only
+    the token is checked here (no database); GraphQL still loads the member.
+    """
+    async def endpoint(scope, receive, send):
+        if scope["type"] == "http" and scope["method"] == "POST":
+            headers = dict(scope.get("headers") or [])
+            if headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"multipart/form-data":
+                token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
+                if token is None or view.services.tokens.read(token) is None:
+                    await JSONResponse(UNAUTHENTICATED)(scope, receive, send)
+                    return
+        await view(scope, receive, send)
     return endpoint

@@ -34,7 +34,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
     "notifications": [([("member_id", ASCENDING), ("created_at", DESCENDING)], {}),
                       ([("conversation_id", ASCENDING), ("kind", ASCENDING)], {})],
     "events": [([("seq", ASCENDING)], {"unique": True}), ([("at", ASCENDING)], {})],
-    "login_attempts": [([("email", ASCENDING), ("at", DESCENDING)], {})],
+    "login_attempts": [([("at", ASCENDING)], {})],  # retention; counters are read by _id
 }
 
 

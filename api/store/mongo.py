@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from bson import ObjectId
@@ -400,10 +400,43 @@ class MongoStore:
             query["$or"] = [{"channel": channel.value}, {"channel": None}]
         return [codec.template(d) async for d in self.db.templates.find(query).sort("name", 1)]
 
-    # login throttle
+    # login throttle: one counter document per key, its window starting at its first attempt
 
-    async def failures_since(self, email: str, since: datetime) -> int:
-        return await self.db.login_attempts.count_documents({"email": email, "at": {"$gte": ms(since)}})
+    async def take(self, key: str, now: datetime, window_s: float) -> int:
+        """Counts one attempt atomically and returns the count after it.
 
-    async def record_failure(self, email: str, at: datetime) -> None:
-        await self.db.login_attempts.insert_one({"_id": self.new_id(), "email": email, "at": ms(at)})
+        Each step is a single-document atomic update, so concurrent attempts each
+        get their own count. No upsert: nx-27017 ignores ``$setOnInsert`` in
+        ``find_one_and_update`` upserts, so a missing counter is created by a plain
+        insert, and a lost insert race (duplicate ``_id``) counts on the winner's.
+        """
+        attempts = self.db.login_attempts
+        now_ms, fresh_after = ms(now), ms(now - timedelta(seconds=window_s))
+        for _ in range(5):
+            doc = await attempts.find_one_and_update(
+                {"_id": key, "at": {"$gt": fresh_after}}, {"$inc": {"n": 1}, "$set": {"last": now_ms}},
+                return_document=AFTER)
+            if doc:
+                return int(doc["n"])
+            stale = await attempts.find_one_and_update(
+                {"_id": key, "at": {"$lte": fresh_after}}, {"$set": {"n": 1, "at": now_ms, "last": now_ms}})
+            if stale:
+                return 1
+            try:
+                await attempts.insert_one({"_id": key, "n": 1, "at": now_ms, "last": now_ms})
+                return 1
+            except DuplicateKeyError:
+                continue
+        return 1 << 30  # never settled under contention: refuse rather than let it through
+
+    async def give_back(self, keys: list[str], now: datetime, window_s: float) -> None:
+        await self.db.login_attempts.update_many(
+            {"_id": {"$in": keys}, "at": {"$gt": ms(now - timedelta(seconds=window_s))}, "n": {"$gt": 0}},
+            {"$inc": {"n": -1}})
+
+    async def recent(self, key: str, now: datetime, window_s: float) -> tuple[int, datetime | None]:
+        doc = await self.db.login_attempts.find_one(
+            {"_id": key, "at": {"$gt": ms(now - timedelta(seconds=window_s))}})
+        if not doc:
+            return 0, None
+        return int(doc.get("n", 0)), codec.dt(doc.get("last"))

@@ -1,30 +1,54 @@
-"""Logging in, with a throttle against password guessing."""
+"""Logging in, with a throttle against password guessing (rules in ``domain.throttle``)."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Protocol
 
 from domain.entities import Member
 from domain.enums import ErrorCode
 from domain.errors import Refused
 from domain.ports import AccountStore, PasswordHasher
+from domain.throttle import ThrottlePolicy, email_open_at, keys_for
 
 
 class LoginAttempts(Protocol):
-    async def failures_since(self, email: str, since: datetime) -> int: ...
-    async def record_failure(self, email: str, at: datetime) -> None: ...
+    async def take(self, key: str, now: datetime, window_s: float) -> int:
+        """Atomically count one attempt for ``key``; the count in its window after this one."""
+        ...
+
+    async def give_back(self, keys: list[str], now: datetime, window_s: float) -> None: ...
+
+    async def recent(self, key: str, now: datetime, window_s: float) -> tuple[int, datetime | None]:
+        """(attempts counted in the key's current window, when the last was counted)."""
+        ...
+
+
+def _too_many() -> Refused:
+    return Refused(ErrorCode.TOO_MANY_ATTEMPTS, "Too many failed logins. Try again later.")
 
 
 async def login(store: AccountStore, hasher: PasswordHasher, attempts: LoginAttempts, email: str,
-                password: str, now: datetime, max_failures: int, window_s: float) -> Member:
+                password: str, client_address: str, now: datetime, policy: ThrottlePolicy) -> Member:
     """The same answer for an unknown email and a wrong password, and the same
-    throttle for both, so neither reveals whether an account exists."""
+    throttle for both, so neither reveals whether an account exists.
+
+    Refused attempts never reach the password check, and don't count against
+    the email: only guesses that were actually checked slow the account down.
+    """
     email = (email or "").strip().lower()[:254]
-    if await attempts.failures_since(email, now - timedelta(seconds=window_s)) >= max_failures:
-        raise Refused(ErrorCode.TOO_MANY_ATTEMPTS, "Too many failed logins. Try again later.")
+    keys = keys_for(email, client_address or "-")
+    failures, last = await attempts.recent(keys.email, now, policy.window_s)
+    opens = email_open_at(failures, last, policy)
+    if opens is not None and now < opens:
+        raise _too_many()
+    if await attempts.take(keys.pair, now, policy.window_s) > policy.max_per_pair:
+        raise _too_many()
+    if await attempts.take(keys.address, now, policy.window_s) > policy.max_per_address:
+        raise _too_many()
     found = await store.member_by_email(email) if email else None
     if not await hasher.verify(found[1] if found else None, password or ""):
-        await attempts.record_failure(email, now)
+        await attempts.take(keys.email, now, policy.window_s)
         raise Refused(ErrorCode.INVALID_CREDENTIALS, "Wrong email or password.")
+    await attempts.give_back([keys.pair, keys.address], now, policy.window_s)
     return found[0]
