@@ -586,7 +586,10 @@ async def test_update_customer_validates_and_keeps_attributes_safe(server):
 # --- refusals --------------------------------------------------------------------------------------
 
 async def test_every_refusal_writes_nothing(make_server):
-    server = await make_server(messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=3600))
+    # No timer may move the conversation while refusals are checked, however slow the machine.
+    calm = Thresholds(soon_after_s=600, overdue_after_s=900, auto_close_after_s=3600, presence_timeout_s=60)
+    server = await make_server(thresholds=calm,
+                               messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=3600))
     org = await new_org(server)
     team, channel = await support_team(org)
     grab_team, grab_channel = await support_team(org, "GRAB")
