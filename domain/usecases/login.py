@@ -9,6 +9,7 @@ from domain.entities import Member
 from domain.enums import ErrorCode
 from domain.errors import Refused
 from domain.ports import AccountStore, PasswordHasher
+from domain.validation import is_well_formed
 
 
 class LoginAttempts(Protocol):
@@ -21,6 +22,10 @@ async def login(store: AccountStore, hasher: PasswordHasher, attempts: LoginAtte
     """The same answer for an unknown email and a wrong password, and the same
     throttle for both, so neither reveals whether an account exists."""
     email = (email or "").strip().lower()[:254]
+    if not (is_well_formed(email) and is_well_formed(password or "")):
+        # refused before the throttle: text no database can store is no account's
+        # email, and recording it as a failure would fail half-way
+        raise Refused(ErrorCode.INVALID_INPUT, "Email and password must be well-formed text.")
     if await attempts.failures_since(email, now - timedelta(seconds=window_s)) >= max_failures:
         raise Refused(ErrorCode.TOO_MANY_ATTEMPTS, "Too many failed logins. Try again later.")
     found = await store.member_by_email(email) if email else None

@@ -11,7 +11,7 @@ from domain.enums import ChannelType, ErrorCode, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored, Refused, forbidden, not_found
 from domain.ports import AccountStore, PasswordHasher
 from domain.templates import placeholders
-from domain.validation import clean_email, clean_line, clean_text, is_id
+from domain.validation import check_string, clean_email, clean_line, clean_text, is_id
 from domain.visibility import Viewer
 
 MIN_PASSWORD_LENGTH = 8
@@ -27,7 +27,7 @@ def check_password(password: str) -> str:
     if not isinstance(password, str) or not (MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH):
         raise Refused(ErrorCode.INVALID_INPUT,
                       f"Passwords are {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.", "password")
-    return password
+    return check_string(password, "password")
 
 
 async def create_organization(store: AccountStore, hasher: PasswordHasher, org_name: str, email: str,
