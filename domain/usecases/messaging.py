@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -158,6 +159,12 @@ def _check_variables(variables: Any) -> dict[str, Any]:
     if not isinstance(variables, dict) or not all(
             isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in variables.items()):
         raise invalid("`variables` must map names to text or numbers.", "variables")
+    for value in variables.values():
+        # huge integers can't even be turned into text (Python's digit limit)
+        if isinstance(value, int) and abs(value) >= 2**63:
+            raise invalid("Template numbers must fit in 64 bits.", "variables")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise invalid("Template numbers must be finite.", "variables")
     return variables
 
 
