@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import tracemalloc
 from datetime import timedelta
 
 from domain.status import Thresholds
@@ -190,17 +191,24 @@ async def test_lone_surrogates_anywhere_in_admin_and_customer_input_are_refused(
 # --- finding 4: template amplification -------------------------------------------------------------
 
 async def test_a_template_that_would_expand_past_the_limit_is_refused_before_it_is_built(server):
+    """The server runs in this process, so its allocations are measured (memory, not timing)."""
     org, team, (agent,), channel = await support_desk(server, "agent")
     cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
     await org.gql(JOIN, {"id": cid}, as_=agent)
     template = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "boom", "body": "{{a}}" * 819}}))
     template_id = template["createMessageTemplate"]["template"]["id"]
     before = await snapshot(server)
-    body = await org.gql(SEND, {"i": {"conversationId": cid, "kind": "TEMPLATE", "templateId": template_id,
-                                      "variables": {"a": "x" * 900_000}}}, as_=agent)
+    tracemalloc.start()
+    try:
+        body = await org.gql(SEND, {"i": {"conversationId": cid, "kind": "TEMPLATE", "templateId": template_id,
+                                          "variables": {"a": "x" * 100_000}}}, as_=agent)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
     errors = body["sendMessage"]["errors"]
     assert [(e["code"], e["field"]) for e in errors] == [("INVALID_INPUT", "text")]
     assert "4096" in errors[0]["message"]
+    assert peak < 20_000_000, f"{peak} bytes allocated to refuse it (the full expansion is 82 MB)"
     assert await snapshot(server) == before
 
 
@@ -219,3 +227,111 @@ async def test_deeply_nested_or_undecodable_webhook_bodies_get_a_4xx_json_answer
         await asyncio.sleep(0)
     assert "Traceback" not in caplog.text and "RecursionError" not in caplog.text
     assert await snapshot(server) == before
+
+
+# --- finding 2: write order ------------------------------------------------------------------------
+
+CONVERSATION = """query($id: ID!) { conversation(id: $id) { status waitingSince lastMessage { text }
+    messages(last: 20) { edges { node { text } } } } }"""
+
+
+class StoreFails(Exception):
+    pass
+
+
+def failing_message_inserts(server):
+    """Every message insert fails as a database outage would, until the returned undo is called."""
+    store = server.services.store
+
+    async def insert_message(message, **_):
+        raise StoreFails("messages collection unavailable")
+    store.insert_message = insert_message
+    return lambda: delattr(store, "insert_message")
+
+
+async def test_a_reply_whose_message_could_not_be_stored_leaves_the_customer_waiting(server):
+    org, team, (agent,), channel = await support_desk(server, "agent")
+    cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
+    await org.gql(JOIN, {"id": cid}, as_=agent)
+    before = await org.gql(CONVERSATION, {"id": cid})
+    undo = failing_message_inserts(server)
+    try:
+        body = await org.gql(SEND, {"i": {"conversationId": cid, "kind": "TEXT", "text": "On it"}}, as_=agent,
+                             expect_errors=True)
+        assert body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"  # masked, not swallowed
+    finally:
+        undo()
+    after = await org.gql(CONVERSATION, {"id": cid})
+    assert after == before and after["conversation"]["status"] == "PENDING"
+    sent = await org.gql(SEND, {"i": {"conversationId": cid, "kind": "TEXT", "text": "On it"}}, as_=agent)
+    assert sent["sendMessage"]["conversation"]["status"] == "REPLIED"
+    assert (await org.gql(CONVERSATION, {"id": cid}))["conversation"]["lastMessage"]["text"] == "On it"
+
+
+async def test_a_customer_message_that_could_not_be_stored_wakes_nothing_and_its_retry_is_stored_once(server):
+    org, team, (agent,), channel = await support_desk(server, "agent")
+    cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
+    await org.gql(JOIN, {"id": cid}, as_=agent)
+    await org.gql(SEND, {"i": {"conversationId": cid, "kind": "TEXT", "text": "Hi!"}}, as_=agent)
+    before = await org.gql(CONVERSATION, {"id": cid})
+    assert before["conversation"]["status"] == "REPLIED"
+    body = {"customer": {"externalId": "c1"}, "text": "One more thing", "messageId": "p-1"}
+    undo = failing_message_inserts(server)
+    try:
+        assert (await server.inbound(channel.id, channel.key, body)).status_code == 500
+    finally:
+        undo()
+    assert await org.gql(CONVERSATION, {"id": cid}) == before
+    for duplicate in (False, True):  # the provider's retry, and a retry of that
+        response = await server.inbound(channel.id, channel.key, body)
+        assert response.status_code == 202 and response.json()["duplicate"] is duplicate
+    after = (await org.gql(CONVERSATION, {"id": cid}))["conversation"]
+    assert after["status"] == "PENDING" and after["lastMessage"]["text"] == "One more thing"
+    assert [e["node"]["text"] for e in after["messages"]["edges"]] == ["Hello?", "Hi!", "One more thing"]
+
+
+async def test_a_first_message_that_could_not_be_stored_leaves_no_conversation(server):
+    org, team, (agent,), channel = await support_desk(server, "agent")
+    undo = failing_message_inserts(server)
+    try:
+        response = await server.inbound(channel.id, channel.key, {"customer": {"externalId": "new"}, "text": "Hi"})
+        assert response.status_code == 500
+    finally:
+        undo()
+    listed = await server.gql(LIST, token=org.owner.token)
+    assert listed["conversations"]["edges"] == []
+    cid = (await org.customer_writes(channel, "new", "Hi again"))["conversationId"]
+    after = (await org.gql(CONVERSATION, {"id": cid}))["conversation"]
+    assert after["lastMessage"]["text"] == "Hi again" and after["status"] == "REP_NEEDED"
+
+
+# --- finding 3: one REOPENED for concurrent messages -----------------------------------------------
+
+async def reopen_race(server, org, channel, cid: str, count: int = 6) -> list[str]:
+    replies = await asyncio.gather(*(server.inbound(channel.id, channel.key, {
+        "customer": {"externalId": "c1"}, "text": f"again {i}"}) for i in range(count)))
+    assert [r.status_code for r in replies] == [202] * count
+    events = await server.db.events.find({"conversation._id": cid}).sort("seq", 1).to_list()
+    return [e["kind"] for e in events]
+
+
+async def test_concurrent_messages_on_a_closed_conversation_reopen_it_once(server):
+    org, team, (agent,), channel = await support_desk(server, "agent")
+    cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
+    assert (await org.gql(CLOSE, {"id": cid}))["closeConversation"]["errors"] == []
+    kinds = await reopen_race(server, org, channel, cid)
+    after_close = kinds[kinds.index("CLOSED") + 1:]
+    assert sorted(after_close) == ["MESSAGE"] * 5 + ["REOPENED"], kinds
+    conversation = (await org.gql(CONVERSATION, {"id": cid}))["conversation"]
+    assert conversation["status"] == "REP_NEEDED" and len(conversation["messages"]["edges"]) == 7
+
+
+async def test_concurrent_messages_after_an_unswept_inactivity_close_reopen_it_once(make_server):
+    server = await make_server(thresholds=Thresholds(soon_after_s=3600, overdue_after_s=7200,
+                                                     auto_close_after_s=1), sweep_interval_s=3600)
+    org, team, (agent,), channel = await support_desk(server, "agent")
+    cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
+    await asyncio.sleep(1.2)  # closed by time alone; no sweep has persisted it
+    assert (await org.gql(STATUS, {"id": cid}))["conversation"]["status"] == "CLOSED"
+    kinds = await reopen_race(server, org, channel, cid)
+    assert kinds[0] == "CREATED" and sorted(kinds[1:]) == ["MESSAGE"] * 5 + ["REOPENED"], kinds
