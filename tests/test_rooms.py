@@ -577,7 +577,11 @@ async def test_update_customer_validates_and_keeps_attributes_safe(server):
 # --- refusals --------------------------------------------------------------------------------------
 
 async def test_every_refusal_writes_nothing(make_server):
-    server = await make_server(messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=3600))
+    # No timer transitions: with the default 3 s SOON_TO_BE the sweeper announced one
+    # inside a refusal's before/after window whenever the machine was slow enough.
+    calm = Thresholds(soon_after_s=3600, overdue_after_s=7200, auto_close_after_s=86400, presence_timeout_s=60)
+    server = await make_server(thresholds=calm,
+                               messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=3600))
     org = await new_org(server)
     team, channel = await support_team(org)
     grab_team, grab_channel = await support_team(org, "GRAB")
@@ -652,7 +656,8 @@ async def test_every_refusal_writes_nothing(make_server):
     await refused("ALREADY_GRABBED", room(org, "grabConversation", grab_cid, rep), grab_cid)
 
     # WHATSAPP_WINDOW_CLOSED without waiting: a WhatsApp conversation older than a tiny window
-    wa_server = await make_server(messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=0.2))
+    wa_server = await make_server(thresholds=calm,
+                                  messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=0.2))
     wa_org = await new_org(wa_server)
     wa_team, wa_channel = await support_team(wa_org, channel_type="WHATSAPP")
     wa_cid = await opened(wa_org, wa_channel, "+85200000000")
