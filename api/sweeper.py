@@ -53,11 +53,19 @@ class Sweeper:
 
         ``$lt``: a transition is due strictly after its moment, and stored moments
         are truncated to the millisecond, so ``next_due_at < ms(now)`` means due.
+
+        Each conversation is judged on its own: one that can't be decoded or
+        announced (a corrupt document) is logged with its id and skipped, so it
+        can't stop the announcements of every other conversation, in every
+        organization, on every sweep.
         """
         due = self.db.conversations.find({"next_due_at": {"$lt": ms(now)}}).sort("next_due_at", 1).limit(BATCH)
         claimed = 0
         for doc in await due.to_list():
-            claimed += await self._announce(codec.conversation(doc), now)
+            try:
+                claimed += await self._announce(codec.conversation(doc), now)
+            except Exception:
+                log.exception("sweeper: skipped conversation %s", doc.get("_id"))
         return claimed
 
     async def _announce(self, conversation: Conversation, now: datetime) -> int:

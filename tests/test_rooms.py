@@ -664,7 +664,8 @@ async def test_every_refusal_writes_nothing(make_server):
     await refused("ALREADY_GRABBED", room(org, "grabConversation", grab_cid, rep), grab_cid)
 
     # WHATSAPP_WINDOW_CLOSED without waiting: a WhatsApp conversation older than a tiny window
-    wa_server = await make_server(messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=0.2))
+    wa_server = await make_server(thresholds=calm,
+                                  messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=0.2))
     wa_org = await new_org(wa_server)
     wa_team, wa_channel = await support_team(wa_org, channel_type="WHATSAPP")
     wa_cid = await opened(wa_org, wa_channel, "+85200000000")

@@ -35,6 +35,14 @@ async def read_json(request: Request, limit: int) -> Any:
         raise BodyError(415, "Send JSON with Content-Type: application/json.")
     body = await read_limited(request, limit)
     try:
-        return json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise BodyError(422, [{"field": "body", "message": "Body is not valid UTF-8 JSON."}])
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BodyError(422, [{"field": "body", "message": "Body is not valid UTF-8."}]) from None
+    try:
+        return json.loads(text)
+    except RecursionError:
+        # a few kilobytes of ``[[[[...`` exhaust the parser's stack: the client's
+        # mistake, answered like any other malformed body, not logged as a crash
+        raise BodyError(422, [{"field": "body", "message": "JSON nests too deeply."}]) from None
+    except ValueError:  # also numbers too long to convert
+        raise BodyError(422, [{"field": "body", "message": "Body is not valid JSON."}]) from None

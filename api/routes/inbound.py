@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -15,18 +16,22 @@ from domain.usecases.onboarding import ingest_key_matches
 from domain.usecases.inbound import (
     CustomerDetails, InboundMessage, PresenceUpdate, receive_customer_message, record_presence,
 )
-from domain.validation import MAX_TEXT_LENGTH, clean_email, clean_phone, is_id
+from domain.validation import MAX_TEXT_LENGTH, check_time, clean_email, clean_phone, is_id, is_well_formed
 
 MAX_ATTACHMENTS = 10
 
 
 async def inbound_message(request: Request) -> JSONResponse:
     services = request.app.state.services
-    channel, inbound, error = await _channel_and_body(request, parse_message)
+    now = services.clock()
+    channel, inbound, error = await _channel_and_body(request, partial(parse_message, now=now))
     if error:
         return error
-    receipt = await receive_customer_message(services.store, services.events, channel, inbound,
-                                             services.clock(), services.settings.thresholds)
+    try:
+        receipt = await receive_customer_message(services.store, services.events, channel, inbound,
+                                                 now, services.settings.thresholds)
+    except Refused as refused:  # the use case's own checks, made before its first write
+        return _problem(422, [{"field": refused.field or "body", "message": refused.message}])
     return JSONResponse({"conversationId": receipt.conversation_id, "messageId": receipt.message_id,
                          "duplicate": receipt.duplicate}, status_code=202)
 
@@ -93,6 +98,9 @@ class _Fields:
         if not isinstance(value, str):
             self.fail(path, "must be a string")
             return None
+        if not is_well_formed(value):
+            self.fail(path, "must be well-formed Unicode (no lone surrogates)")
+            return None
         if required and not value.strip():
             self.fail(path, "must not be empty")
         if len(value) > max_length:
@@ -106,7 +114,7 @@ class _Fields:
             raise BodyError(422, self.problems)
 
 
-def parse_message(payload: Any) -> InboundMessage:
+def parse_message(payload: Any, now: datetime) -> InboundMessage:
     f = _Fields()
     if not isinstance(payload, dict):
         raise BodyError(422, [{"field": "body", "message": "must be a JSON object"}])
@@ -116,7 +124,7 @@ def parse_message(payload: Any) -> InboundMessage:
     if not (text and text.strip()) and not attachments:
         f.fail("text", "a message needs text or attachments")
     message_id = f.text(payload, "messageId", "messageId", max_length=200)
-    sent_at = _parse_time(payload.get("sentAt"), f)
+    sent_at = _parse_time(payload.get("sentAt"), "sentAt", f, now)
     f.raise_if_any()
     return InboundMessage(customer=customer, text=text if text and text.strip() else None, attachments=attachments,
                           provider_message_id=message_id or None, sent_at=sent_at)
@@ -183,15 +191,20 @@ def _parse_attachments(raw: Any, f: _Fields) -> tuple[Attachment, ...]:
     return tuple(found)
 
 
-def _parse_time(raw: Any, f: _Fields) -> datetime | None:
+def _parse_time(raw: Any, field: str, f: _Fields, now: datetime) -> datetime | None:
+    """An ISO-8601 moment inside the window :func:`domain.validation.check_time` allows."""
     if raw is None:
         return None
     if not isinstance(raw, str) or len(raw) > 40:
-        f.fail("sentAt", "must be an ISO-8601 timestamp")
+        f.fail(field, "must be an ISO-8601 timestamp")
         return None
     try:
         value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
     except ValueError:
-        f.fail("sentAt", "must be an ISO-8601 timestamp")
+        f.fail(field, "must be an ISO-8601 timestamp")
         return None
-    return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    try:
+        return check_time(value if value.tzinfo else value.replace(tzinfo=timezone.utc), field, now)
+    except Refused as refused:
+        f.fail(field, refused.message)
+        return None

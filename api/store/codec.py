@@ -29,10 +29,29 @@ def ms(value: datetime | None) -> int | None:
     return int(value.timestamp() * 1000)
 
 
-def dt(value: int | None) -> datetime | None:
-    if value is None:
+# What a stored moment decodes to at most: one document written before input
+# was checked (``sentAt`` in year 1 or 9999 with an offset), or by hand, must not
+# make every list, lookup and sweep that reads it fail with "year 0 is out of
+# range". Clamped, not dropped: the fields the rules need stay set, and adding
+# the thresholds (days) to the latest moment still fits a datetime.
+EARLIEST_MS = 0
+LATEST_MS = int(datetime(9000, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def dt(value: Any) -> datetime | None:
+    """A stored moment (int ms, or a BSON date from an older writer) as an aware UTC datetime.
+
+    Never raises: out-of-range numbers are clamped to [1970, 9000), anything that
+    is not a moment (a string, a boolean, NaN) reads as absent.
+    """
+    if value is None or isinstance(value, bool):
         return None
-    return datetime.fromtimestamp(value / 1000, tz=timezone.utc)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+    if not isinstance(value, (int, float)) or value != value:
+        return None
+    clamped = min(max(value, EARLIEST_MS), LATEST_MS)
+    return datetime.fromtimestamp(clamped / 1000, tz=timezone.utc)
 
 
 def compact(doc: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,11 @@ CHANNEL_CACHE_S = 10.0
 CUSTOMER_IDS_CACHED = 100_000
 
 
+def _with_copy(update: dict[str, Any], message: Message) -> dict[str, Any]:
+    """``update`` also making ``message`` the conversation's ``last_message``."""
+    return {**update, "$set": {**update.get("$set", {}), "last_message": codec.last_message_doc(message)}}
+
+
 class MongoStore:
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
@@ -231,30 +236,91 @@ class MongoStore:
             raise AlreadyStored()
         return conversation
 
-    async def bump_for_customer_message(self, conversation_id: str, now: datetime,
-                                        due_by: datetime) -> Conversation | None:
-        """Take the next message sequence number and start the customer waiting if
-        they weren't; returns the state *before*, which tells whether the customer
-        was already waiting or the conversation closed.
+    async def take_message_seq(self, conversation_id: str, member_id: str | None = None) -> Conversation | None:
+        """Reserve the next message sequence number; returns the conversation *before*.
 
-        ``$min`` does "set if unset" in the same update: ``waiting_since`` is
-        unset or earlier than ``now``; ``next_due_at`` only ever moves earlier
-        here (``due_by`` is the soonest a customer message can make anything due).
+        Only the counter moves, nothing a reader acts on: the message is stored
+        next, and only then does the conversation say it has it (waiting,
+        answered, last message). A failure in between leaves a gap in the
+        numbering, which readers never see (messages are paged by ``seq``, not
+        counted by it). For a member, only while they are in the open room.
         """
-        doc = await self.db.conversations.find_one_and_update(
-            {"_id": conversation_id},
-            {"$inc": {"message_seq": 1},
-             "$set": {"last_customer_message_at": ms(now), "last_message_at": ms(now), "updated_at": ms(now)},
-             "$min": {"waiting_since": ms(now), "next_due_at": ms(due_by)}},
-            return_document=BEFORE)
+        query: dict[str, Any] = {"_id": conversation_id}
+        if member_id is not None:
+            query.update({"participants": member_id, "closed_at": None})
+        doc = await self.db.conversations.find_one_and_update(query, {"$inc": {"message_seq": 1}},
+                                                              return_document=BEFORE)
         return codec.conversation(doc) if doc else None
 
-    async def reopen(self, conversation_id: str, now: datetime, next_due_at: datetime) -> None:
-        await self.db.conversations.update_one(
-            {"_id": conversation_id},
-            {"$set": {"participants": [], "waiting_since": ms(now), "reopened_at": ms(now),
-                      "next_due_at": ms(next_due_at)},
-             "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""}})
+    async def record_customer_message(self, message: Message, before: Conversation, due_by: datetime,
+                                      reopen_due_at: datetime | None) -> str:
+        """After the message is stored: the customer wrote, is waiting, and (if it is the
+        newest) the message is the conversation's ``last_message``, in one update.
+
+        ``reopen_due_at`` set: the caller judged the conversation closed (closed, or
+        silent past the inactivity limit). Reopening is conditional on the conversation
+        still being exactly as the caller read it (``closed_at`` and
+        ``last_customer_message_at``, which every reopen changes), so of concurrent
+        messages exactly one reopens and gets ``"REOPENED"``; the others just wake it
+        (``"WOKEN"``). A conversation judged open that was closed in between (by an
+        agent, or the sweeper) is left alone: ``"CLOSED"`` tells the caller to judge again.
+
+        ``$min`` does "set if unset": ``waiting_since`` is unset or earlier than ``now``;
+        ``next_due_at`` only moves earlier (``due_by`` is the soonest a customer message
+        can make anything due).
+        """
+        now = ms(message.created_at)
+        times = {"last_customer_message_at": now, "last_message_at": now, "updated_at": now}
+        if reopen_due_at is not None:
+            reopened = {"$set": {**times, "participants": [], "waiting_since": now, "reopened_at": now,
+                                 "next_due_at": ms(reopen_due_at)},
+                        "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""}}
+            still_closed = {"_id": before.id, "closed_at": ms(before.closed_at),
+                            "last_customer_message_at": ms(before.last_customer_message_at)}
+            if await self._update_with_copy(still_closed, reopened, message):
+                return "REOPENED"
+        woken = {"$set": times, "$min": {"waiting_since": now, "next_due_at": ms(due_by)}}
+        if await self._update_with_copy({"_id": before.id, "closed_at": None}, woken, message):
+            return "WOKEN"
+        return "CLOSED"
+
+    async def record_member_message(self, message: Message, next_due_at: datetime | None) -> Conversation | None:
+        """After the reply is stored: the customer no longer waits, and (if it is the newest)
+        the reply is the conversation's ``last_message``, in one update; returns the result.
+
+        The reply answers what the customer wrote up to its own moment: a customer message
+        stamped later, or a close in between, keeps its state (only the copy is offered).
+        ``next_due_at`` comes from the conversation as the caller read it; a customer
+        message since then only makes the true moment later, so it stays a lower bound.
+        """
+        now = ms(message.created_at)
+        update: dict[str, Any] = {"$set": {"last_message_at": now, "updated_at": now},
+                                  "$unset": {"waiting_since": "", "announced_status": ""}}
+        if next_due_at is None:
+            update["$unset"]["next_due_at"] = ""
+        else:
+            update["$set"]["next_due_at"] = ms(next_due_at)
+        answered = {"_id": message.conversation_id, "closed_at": None, "last_customer_message_at": {"$lte": now}}
+        doc = await self.db.conversations.find_one_and_update(
+            {**answered, "last_message.seq": {"$lt": message.seq}}, _with_copy(update, message),
+            return_document=AFTER)
+        if doc is None:  # a newer copy already there, or nothing left to answer
+            doc = await self.db.conversations.find_one_and_update(answered, update, return_document=AFTER)
+            await self.offer_last_message(message)
+            if doc is None:
+                doc = await self.db.conversations.find_one({"_id": message.conversation_id})
+        return codec.conversation(doc) if doc else None
+
+    async def _update_with_copy(self, query: dict[str, Any], update: dict[str, Any], message: Message) -> bool:
+        """``update`` where ``query`` matches, with ``message`` as ``last_message`` if it is the
+        newest: one command when it is; else the update alone, then the copy offered."""
+        newer = {**query, "last_message.seq": {"$lt": message.seq}}
+        if (await self.db.conversations.update_one(newer, _with_copy(update, message))).matched_count:
+            return True
+        if not (await self.db.conversations.update_one(query, update)).matched_count:
+            return False
+        await self.offer_last_message(message)
+        return True
 
     async def add_participant(self, conversation_id: str, member_id: str, now: datetime) -> Conversation | None:
         doc = await self.db.conversations.find_one_and_update(
@@ -305,41 +371,31 @@ class MongoStore:
             return_document=AFTER)
         return codec.conversation(doc) if doc else None
 
-    async def record_member_message(self, conversation_id: str, member_id: str, now: datetime,
-                                    next_due_at: datetime | None) -> Conversation | None:
-        """A reply: next sequence number, the customer no longer waits. Only while in the room.
-
-        ``next_due_at`` comes from the conversation as the caller read it; a customer
-        message since then only makes the true moment later, so it stays a lower bound.
-        """
-        update: dict[str, Any] = {"$inc": {"message_seq": 1},
-                                  "$set": {"last_message_at": ms(now), "updated_at": ms(now)},
-                                  "$unset": {"waiting_since": "", "announced_status": ""}}
-        if next_due_at is None:
-            update["$unset"]["next_due_at"] = ""
-        else:
-            update["$set"]["next_due_at"] = ms(next_due_at)
-        doc = await self.db.conversations.find_one_and_update(
-            {"_id": conversation_id, "participants": member_id, "closed_at": None}, update, return_document=AFTER)
-        return codec.conversation(doc) if doc else None
-
     async def conversations_by_ids(self, org_id: str, ids: list[str]) -> list[Conversation]:
         cursor = self.db.conversations.find({"_id": {"$in": ids}, "org_id": org_id})
         return [codec.conversation(d) async for d in cursor]
 
     # messages
 
-    async def insert_message(self, message: Message) -> Message:
-        """Store the message, then make it its conversation's ``last_message`` if it is the newest."""
+    async def insert_message(self, message: Message, *, offer: bool = True) -> Message:
+        """Store the message, then (``offer``) make it its conversation's ``last_message`` if it
+        is the newest; without ``offer`` the caller's conversation update carries the copy.
+
+        A duplicate provider message id raises :class:`AlreadyStored` with the stored
+        message; a taken ``seq`` (another request stored this conversation's first
+        message) raises it with ``None``.
+        """
         doc = codec.message_doc(message)
         if message.deliveries:
             doc["outbox_due"] = ms(message.created_at)
         try:
             await self.db.messages.insert_one(doc)
         except DuplicateKeyError:
-            existing = await self.db.messages.find_one({"provider_key": doc.get("provider_key")})
+            existing = await self.db.messages.find_one({"provider_key": doc["provider_key"]}) \
+                if doc.get("provider_key") else None
             raise AlreadyStored(codec.message(existing) if existing else None)
-        await self.offer_last_message(message)
+        if offer:
+            await self.offer_last_message(message)
         return message
 
     async def offer_last_message(self, message: Message, *, same_seq: bool = False) -> None:
@@ -365,6 +421,10 @@ class MongoStore:
         for query in attempts:
             if (await self.db.conversations.update_one(query, snapshot)).matched_count:
                 return
+
+    async def first_message(self, conversation_id: str) -> Message | None:
+        doc = await self.db.messages.find_one({"conversation_id": conversation_id, "seq": 1})
+        return codec.message(doc) if doc else None
 
     async def message_by_provider_id(self, channel_id: str, provider_message_id: str) -> Message | None:
         doc = await self.db.messages.find_one({"provider_key": codec.provider_key(channel_id, provider_message_id)})

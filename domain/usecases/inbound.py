@@ -11,6 +11,7 @@ from domain.enums import ChannelType, EventKind, MessageKind, SenderKind
 from domain.errors import AlreadyStored, invalid
 from domain.events import Event
 from domain.ports import EventSink
+from domain.validation import check_string, check_time
 from domain.status import (
     Thresholds, earliest_transition_after_customer_message, is_closed, next_transition_at, status_of,
 )
@@ -50,19 +51,38 @@ class PresenceUpdate:
 class InboundStore(Protocol):
     def new_id(self) -> str: ...
     async def message_by_provider_id(self, channel_id: str, provider_message_id: str) -> Message | None: ...
+    async def first_message(self, conversation_id: str) -> Message | None: ...
     async def customer_id_by_external_id(self, channel_id: str, external_id: str) -> str | None: ...
     async def customer_by_external_id(self, channel_id: str, external_id: str) -> Customer | None: ...
     async def customer(self, org_id: str, customer_id: str) -> Customer | None: ...
     async def create_customer(self, customer: Customer) -> Customer: ...
     async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer: ...
-    async def bump_for_customer_message(self, conversation_id: str, now: datetime,
-                                        due_by: datetime) -> Conversation | None: ...
+    async def take_message_seq(self, conversation_id: str, member_id: str | None = None
+                               ) -> Conversation | None: ...
+    async def record_customer_message(self, message: Message, before: Conversation, due_by: datetime,
+                                      reopen_due_at: datetime | None) -> str: ...
     async def create_conversation(self, conversation: Conversation) -> Conversation: ...
-    async def reopen(self, conversation_id: str, now: datetime, next_due_at: datetime) -> None: ...
-    async def insert_message(self, message: Message) -> Message: ...
+    async def insert_message(self, message: Message, *, offer: bool = True) -> Message: ...
     async def set_presence(self, customer: Customer, online_until: datetime | None,
                            location: Location | None, now: datetime) -> Customer: ...
     async def conversation(self, org_id: str, conversation_id: str) -> Conversation | None: ...
+
+
+def check_inbound(inbound: InboundMessage, now: datetime) -> None:
+    """What every entry point's message must satisfy before anything is written
+    (the webhook checks the same rules field by field, to name them all at once)."""
+    details = inbound.customer
+    for field, value in (("customer.externalId", details.external_id), ("customer.name", details.name),
+                         ("customer.email", details.email), ("customer.phone", details.phone),
+                         ("text", inbound.text), ("messageId", inbound.provider_message_id)):
+        if value is not None:
+            check_string(value, field)
+    for i, attachment in enumerate(inbound.attachments):
+        for name in ("url", "mime_type", "name"):
+            if getattr(attachment, name) is not None:
+                check_string(getattr(attachment, name), f"attachments[{i}]")
+    if inbound.sent_at is not None:
+        check_time(inbound.sent_at, "sentAt", now)
 
 
 async def receive_customer_message(store: InboundStore, events: EventSink, channel: Channel,
@@ -73,11 +93,23 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
     and gets the original ids back; concurrent copies are settled by the
     message's unique index, the loser reporting the winner's ids.
 
+    Write order, so that no reader ever sees a conversation claiming a message
+    that is not stored: (1) reserve the message's number on the conversation
+    (only the counter moves); (2) store the message; (3) one update says the
+    customer wrote and waits, reopens if the conversation was closed, and makes
+    the message the last one. A failure after (1) leaves an unused number; after
+    (2) a stored message the conversation does not mention yet, which a retry
+    with the same ``messageId`` reports as stored. A new conversation is created
+    *from* its first message, after that message is stored; a concurrent request
+    that finds the first number taken builds the conversation from the stored
+    first message (it may be the one to do so, if the first request failed).
+
     The conversation's id is the customer's, so a known customer's message goes
-    straight to the one update that takes its sequence number and starts the
-    wait; the details the customer sent are compared with the conversation's
-    copies of them, and the customer is written only when they changed.
+    straight to the update that takes its sequence number; the details the
+    customer sent are compared with the conversation's copies of them, and the
+    customer is written only when they changed.
     """
+    check_inbound(inbound, now)
     if inbound.provider_message_id:
         original = await store.message_by_provider_id(channel.id, inbound.provider_message_id)
         if original is not None:
@@ -90,39 +122,60 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
         customer, created = await _new_customer(store, channel, inbound.customer, now)
         customer_id = customer.id
         if not created:  # another request created the customer, and maybe the conversation
-            before = await store.bump_for_customer_message(customer_id, now, due_by)
+            before = await store.take_message_seq(customer_id)
     else:
-        before = await store.bump_for_customer_message(customer_id, now, due_by)
-    kind = EventKind.MESSAGE
-    if before is None:
-        customer = customer or await store.customer(channel.org_id, customer_id)
-        before = await _open_conversation(store, channel, customer, now, t)
-        kind = EventKind.CREATED
-    after = _after_customer_message(before, now, t)
-    changes = _changed_details(before, inbound.customer)
-    if changes:
-        customer = customer or await store.customer(channel.org_id, customer_id)
-        await store.update_customer(customer, changes, now)
-        after = replace(after, **{f"customer_{k}": v for k, v in changes.items()})
-    if is_closed(before, now, t):
-        await store.reopen(before.id, now, after.next_due_at)
-        kind = EventKind.REOPENED
-    try:
-        message = await store.insert_message(Message(
-            id=store.new_id(), org_id=channel.org_id, conversation_id=before.id, seq=after.message_seq,
+        before = await store.take_message_seq(customer_id)
+
+    def message(seq: int) -> Message:
+        return Message(
+            id=store.new_id(), org_id=channel.org_id, conversation_id=customer_id, seq=seq,
             sender_kind=SenderKind.CUSTOMER, sender_customer_id=customer_id,
             kind=MessageKind.ATTACHMENT if inbound.attachments and not inbound.text else MessageKind.TEXT,
             text=inbound.text, attachments=inbound.attachments, created_at=now,
             sent_at=inbound.sent_at, provider_message_id=inbound.provider_message_id, channel_id=channel.id,
-        ))
+        )
+
+    opened = None
+    try:
+        if before is None:
+            customer = customer or await store.customer(channel.org_id, customer_id)
+            opened = await _open_conversation(store, channel, customer, message(1), t)
+            if opened is None:  # the first number was taken: the conversation exists now
+                before = await store.take_message_seq(customer_id)
+                assert before is not None
+        stored = opened.last_message if opened else await store.insert_message(
+            message(before.message_seq + 1), offer=False)
     except AlreadyStored as race:
+        if race.existing is None:  # a reserved number taken: the store is inconsistent, not the input
+            raise
         original: Message = race.existing
         return Receipt(original.conversation_id, original.id, duplicate=True)
-    after = replace(after, last_message=message)
-    await events.publish(Event(kind=kind, conversation=after, at=now, message_id=message.id,
+
+    if opened is not None:
+        kind, after = EventKind.CREATED, opened
+    else:
+        kind, after = EventKind.MESSAGE, before
+    changes = _changed_details(after, inbound.customer)
+    if changes:
+        customer = customer or await store.customer(channel.org_id, customer_id)
+        await store.update_customer(customer, changes, now)
+    if opened is None:
+        for _ in range(3):  # judged again only if it was closed between the two reads
+            reopen = is_closed(before, now, t)
+            after = replace(_after_customer_message(before, now, t), message_seq=stored.seq)
+            outcome = await store.record_customer_message(stored, before, due_by,
+                                                          after.next_due_at if reopen else None)
+            if outcome != "CLOSED":
+                break
+            before = await store.conversation(channel.org_id, customer_id) or before
+        kind = EventKind.REOPENED if outcome == "REOPENED" else EventKind.MESSAGE
+    if changes:
+        after = replace(after, **{f"customer_{k}": v for k, v in changes.items()})
+    after = replace(after, last_message=stored)
+    await events.publish(Event(kind=kind, conversation=after, at=now, message_id=stored.id,
                                previous_status=None if kind is EventKind.CREATED else status_of(before, now, t),
-                               owner_before=before.owner_id))
-    return Receipt(before.id, message.id, duplicate=False)
+                               owner_before=before.owner_id if before else None))
+    return Receipt(customer_id, stored.id, duplicate=False)
 
 
 def _after_customer_message(before: Conversation, now: datetime, t: Thresholds) -> Conversation:
@@ -157,14 +210,39 @@ async def _new_customer(store: InboundStore, channel: Channel, details: Customer
         return race.existing, False
 
 
-async def _open_conversation(store: InboundStore, channel: Channel, customer: Customer,
-                             now: datetime, t: Thresholds) -> Conversation:
-    """The customer's conversation on this channel; its id is the customer's id.
+async def _open_conversation(store: InboundStore, channel: Channel, customer: Customer, first: Message,
+                             t: Thresholds) -> Conversation | None:
+    """Store the conversation's first message, then the conversation made from it
+    (its id is the customer's); returns the new conversation.
 
-    Returns the state before this message: created here, it already holds the
-    message's sequence number 1 (no separate bump); created by a concurrent
-    request, the bump takes the next one.
+    None when the first number is already taken: another request stored a first
+    message. Its conversation is created here from that message if it is still
+    missing (that request may have failed in between), so the caller can always
+    take the next number.
     """
+    try:
+        await store.insert_message(first, offer=False)
+    except AlreadyStored as race:
+        if race.existing is not None:  # a provider retry of a stored message
+            raise
+        taken = await store.first_message(customer.id)
+        if taken is not None:
+            try:
+                await store.create_conversation(_conversation_from(channel, customer, taken, t))
+            except AlreadyStored:
+                pass
+        return None
+    conversation = _conversation_from(channel, customer, first, t)
+    try:
+        await store.create_conversation(conversation)
+    except AlreadyStored:  # a request that found the first number taken made it from this message
+        pass
+    return conversation
+
+
+def _conversation_from(channel: Channel, customer: Customer, first: Message, t: Thresholds) -> Conversation:
+    """A new conversation as its first (customer) message leaves it."""
+    now = first.created_at
     before = Conversation(
         id=customer.id, org_id=channel.org_id, team_id=channel.team_id, channel_id=channel.id,
         channel_type=channel.type, channel_name=channel.name, customer_id=customer.id,
@@ -172,15 +250,7 @@ async def _open_conversation(store: InboundStore, channel: Channel, customer: Cu
         customer_online_until=customer.online_until, last_customer_message_at=now, last_message_at=now,
         waiting_since=now, created_at=now, updated_at=now,
     )
-    try:
-        await store.create_conversation(replace(_after_customer_message(before, now, t), last_message=None))
-        return before
-    except AlreadyStored:
-        pass
-    found = await store.bump_for_customer_message(customer.id, now,
-                                                  earliest_transition_after_customer_message(now, t))
-    assert found is not None
-    return found
+    return replace(_after_customer_message(before, now, t), message_seq=first.seq, last_message=first)
 
 
 async def record_presence(store: InboundStore, events: EventSink, channel: Channel, update: PresenceUpdate,

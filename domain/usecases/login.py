@@ -10,6 +10,7 @@ from domain.enums import ErrorCode
 from domain.errors import Refused
 from domain.ports import AccountStore, PasswordHasher
 from domain.throttle import ThrottlePolicy, email_open_at, keys_for
+from domain.validation import is_well_formed
 
 
 class LoginAttempts(Protocol):
@@ -37,6 +38,10 @@ async def login(store: AccountStore, hasher: PasswordHasher, attempts: LoginAtte
     the email: only guesses that were actually checked slow the account down.
     """
     email = (email or "").strip().lower()[:254]
+    if not (is_well_formed(email) and is_well_formed(password or "")):
+        # refused before the throttle: text no database can store is no account's
+        # email, and recording it as a failure would fail half-way
+        raise Refused(ErrorCode.INVALID_INPUT, "Email and password must be well-formed text.")
     keys = keys_for(email, client_address or "-")
     failures, last = await attempts.recent(keys.email, now, policy.window_s)
     opens = email_open_at(failures, last, policy)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -58,7 +59,12 @@ class MessagingSettings:
 async def send_message(store: ConversationStore, files: FileSaver, events: EventSink, viewer: Viewer,
                        draft: MessageDraft, now: datetime, t: Thresholds,
                        settings: MessagingSettings) -> tuple[Message, Conversation]:
-    """Validate everything first, then store: a refused message writes nothing."""
+    """Validate everything first, then store: a refused message writes nothing.
+
+    The write order (number, message, then the conversation) is explained below;
+    the files of a FILE message are saved before any of them, and an orphan file
+    is harmless.
+    """
     conversation = await load_visible(store, viewer, draft.conversation_id)
     if is_closed(conversation, now, t):
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
@@ -77,19 +83,25 @@ async def send_message(store: ConversationStore, files: FileSaver, events: Event
     if draft.kind is MessageKind.CONFERENCE_LINK:
         attachments = (Attachment(url=conference_url(settings.conference_base_url), name="Conference"),)
 
-    answered = replace(conversation, waiting_since=None, announced_status=None)
-    updated = await store.record_member_message(conversation.id, viewer.member_id, now,
-                                                next_transition_at(answered, t))
-    if updated is None:
+    # Writes, in an order that never shows a reader an answer that is not stored:
+    # reserve the reply's number (nothing visible moves), store the reply, then
+    # one update says the customer is answered and makes it the last message.
+    # A failure in between leaves at most an unused number, or a stored reply the
+    # conversation does not mention yet; never a REPLIED conversation without it.
+    before = await store.take_message_seq(conversation.id, viewer.member_id)
+    if before is None:
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
     deliveries = ()
     if email_fallback_active(conversation, now):
         deliveries = (Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.QUEUED, at=now),)
     message = await store.insert_message(Message(
-        id=store.new_id(), org_id=viewer.org_id, conversation_id=conversation.id, seq=updated.message_seq,
+        id=store.new_id(), org_id=viewer.org_id, conversation_id=conversation.id, seq=before.message_seq + 1,
         sender_kind=SenderKind.MEMBER, sender_member_id=viewer.member_id, kind=draft.kind, text=text,
         attachments=attachments, created_at=now, deliveries=deliveries,
-    ))
+    ), offer=False)
+    answered = replace(conversation, waiting_since=None, announced_status=None)
+    updated = await store.record_member_message(message, next_transition_at(answered, t)) or replace(
+        answered, message_seq=message.seq, last_message_at=now, updated_at=now)
     updated = replace(updated, last_message=message)
     await events.publish(Event(
         kind=EventKind.MESSAGE, conversation=updated, at=now, actor_id=viewer.member_id,
@@ -158,6 +170,12 @@ def _check_variables(variables: Any) -> dict[str, Any]:
     if not isinstance(variables, dict) or not all(
             isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in variables.items()):
         raise invalid("`variables` must map names to text or numbers.", "variables")
+    for value in variables.values():
+        # huge integers can't even be turned into text (Python's digit limit)
+        if isinstance(value, int) and abs(value) >= 2**63:
+            raise invalid("Template numbers must fit in 64 bits.", "variables")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise invalid("Template numbers must be finite.", "variables")
     return variables
 
 

@@ -14,7 +14,7 @@ from domain.ports import AccountStore, ConversationStore, EventSink, PasswordHas
 from domain.status import Thresholds
 from domain.usecases.rooms import leave_team_rooms
 from domain.templates import placeholders
-from domain.validation import clean_email, clean_line, clean_text, is_id
+from domain.validation import check_string, clean_email, clean_line, clean_text, is_id
 from domain.visibility import Viewer
 
 MIN_PASSWORD_LENGTH = 8
@@ -30,7 +30,7 @@ def check_password(password: str) -> str:
     if not isinstance(password, str) or not (MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH):
         raise Refused(ErrorCode.INVALID_INPUT,
                       f"Passwords are {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.", "password")
-    return password
+    return check_string(password, "password")
 
 
 async def create_organization(store: AccountStore, hasher: PasswordHasher, org_name: str, email: str,
