@@ -133,6 +133,23 @@ async def make_server(mongo_uri, data_dir):
     yield make
     for server in reversed(started):
         await server.stop()
+    await drop_databases(mongo_uri, {server.settings.database for server in started})
+
+
+async def drop_databases(mongo_uri: str, names: set[str]) -> None:
+    """Each test's database is dropped when it ends.
+
+    nx-27017 keeps at most 100 databases open and closes the least recently used
+    one past that, even while another connection is about to use it ("Cannot
+    operate on a closed database"); a suite that leaves one database per test
+    behind crosses that line. Dropping them keeps the count at a handful.
+    """
+    client = AsyncMongoClient(mongo_uri)
+    try:
+        for name in names:
+            await client.drop_database(name)
+    finally:
+        await client.close()
 
 
 @pytest.fixture

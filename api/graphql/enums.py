@@ -111,8 +111,8 @@ ErrorCode = described(
                  "or `extensions.code` of a top-level GraphQL error.", {
         "UNAUTHENTICATED": "No valid bearer token (top-level error; every operation but `login` needs one).",
         "INVALID_CREDENTIALS": "Wrong email or password.",
-        "TOO_MANY_ATTEMPTS": "Too many failed logins for this email recently (`IMBRACE_LOGIN_MAX_FAILURES` "
-                             "within `IMBRACE_LOGIN_WINDOW_S`); try again later.",
+        "TOO_MANY_ATTEMPTS": "Too many failed logins recently (per address, per email and address, or an "
+                             "email's growing delay: see README Security); try again later.",
         "FORBIDDEN": "Your role doesn't allow this.",
         "NOT_FOUND": "No such object, or you may not see it (both answer the same).",
         "INVALID_INPUT": "An input value breaks a rule; `field` names it.",

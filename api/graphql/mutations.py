@@ -57,7 +57,9 @@ class Mutation:
     @strawberry.mutation(description=mutation_description(
         "Exchange email and password for a bearer token.", {
             E.INVALID_CREDENTIALS: "the email or the password is wrong (the same answer for both).",
-            E.TOO_MANY_ATTEMPTS: "too many failed logins for this email recently; try again later.",
+            E.TOO_MANY_ATTEMPTS: "too many failed logins from your address, or for this email and address, "
+                                 "recently; or this email is in its growing delay. Try again later.",
+            E.INVALID_INPUT: "the email or the password is not well-formed text (a lone surrogate).",
         }, public=True))
     async def login(self, info: Info, input: Annotated[LoginInput, _input("credentials")]) -> LoginPayload:
         s = info.context.services
