@@ -8,7 +8,8 @@ from typing import Any
 
 from graphql import GraphQLError, OperationDefinitionNode, FieldNode
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
-from strawberry.extensions import SchemaExtension
+from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 
@@ -66,11 +67,33 @@ def present_error(error: GraphQLError, request_id: str) -> GraphQLError:
         log.warning("database unavailable (request %s): %s", request_id, original)
         return GraphQLError("The database is unavailable. Try again shortly.", nodes=error.nodes, path=error.path,
                             extensions={"code": "SERVICE_UNAVAILABLE", "requestId": request_id})
+    if isinstance(original, (CannotGetOperationTypeError, InvalidOperationTypeError)):
+        return GraphQLError(error.message, nodes=error.nodes, path=error.path,
+                            extensions={"code": "UNKNOWN_OPERATION" if isinstance(original, CannotGetOperationTypeError)
+                                        else "OPERATION_NOT_ALLOWED"})
     if isinstance(original, GraphQLError):
         return error
     log.error("unexpected error (request %s)", request_id, exc_info=original)
     return GraphQLError(f"Internal error. Request id: {request_id}", nodes=error.nodes, path=error.path,
                         extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+
+class SafeParserCache(ParserCache):
+    """strawberry's parser cache, minus its crash on a syntax error.
+
+    ParserCache parses in its ``on_parse`` hook, outside the guard strawberry keeps
+    around its own parsing, so over WebSocket a syntax error escaped as an exception
+    (a bare ``complete`` and a traceback in the log). Leaving the document unset lets
+    strawberry parse again and report the syntax error as a typed pre-execution error.
+    """
+
+    def on_parse(self):
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        except GraphQLError:
+            context.graphql_document = None
+        yield
 
 
 class DocumentValidationCache(SchemaExtension):
@@ -104,10 +127,19 @@ class DocumentValidationCache(SchemaExtension):
 
 
 class PresentErrors(SchemaExtension):
+    """Typed codes for expected errors, a masked message for the rest: on the answer to a
+    request and on each result of a subscription."""
+
     def on_operation(self):
         yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
+        self._present(self.execution_context.result)
+
+    def on_stream_result(self, result):
+        self._present(result)
+        yield
+
+    def _present(self, result) -> None:
+        if result is None or not getattr(result, "errors", None):
             return
         request_id = getattr(self.execution_context.context, "request_id", "-")
         result.errors = [present_error(e, request_id) for e in result.errors]

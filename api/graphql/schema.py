@@ -5,12 +5,12 @@ from __future__ import annotations
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
-    AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter,
+    AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter,
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from api.graphql.extensions import DocumentValidationCache, PresentErrors, RequireAuthentication
+from api.graphql.extensions import DocumentValidationCache, PresentErrors, RequireAuthentication, SafeParserCache
 from api.graphql.mutations import Mutation
 from api.graphql.sharing import SharedEventExecutor
 from api.graphql.queries import Query
@@ -36,7 +36,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         PresentErrors,
         RequireAuthentication,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: ParserCache(maxsize=256),
+        lambda: SafeParserCache(maxsize=256),
         DocumentValidationCache,
         lambda: AddValidationRules(rules),
     ]

@@ -2,19 +2,33 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from cross_web import HTTPException
 from pymongo.errors import ConnectionFailure
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types.graphql import OperationType
 
 from api.auth import viewer_from_header
 from api.graphql.context import Context
 from api.graphql.multiplex import Multiplexer, TransportHandler
 from api.services import Services
+
+HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+class RequestRefused(HTTPException):
+    """A request refused before GraphQL runs, with the typed code its JSON answer carries."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
 
 
 class GraphQLView(GraphQL):
@@ -24,6 +38,47 @@ class GraphQLView(GraphQL):
         super().__init__(**kwargs)
         self.services = services
         self.multiplexer = Multiplexer() if multiplex else None
+
+    async def __call__(self, scope, receive, send) -> None:
+        """strawberry answers a refused HTTP request in plain text; clients parse JSON errors."""
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            code = getattr(error, "code", None) or HTTP_CODES.get(error.status_code, "BAD_REQUEST")
+            response = JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
+                                    status_code=error.status_code)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies too deeply nested for the parser, or not UTF-8, are bad JSON like any other
+        (a 400 over HTTP, a 4400 close over WebSocket), not a crash."""
+        try:
+            return json.loads(data)
+        except (RecursionError, UnicodeDecodeError) as error:
+            raise json.JSONDecodeError(f"Unreadable JSON: {type(error).__name__}", "", 0) from None
+
+    async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
+        """One HTTP operation; subscriptions are pointed to the WebSocket (graphql-core would
+        fail on one with an internal error)."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            return await self.schema.execute(
+                request_data.query, root_value=root_value, variable_values=request_data.variables,
+                context_value=context, operation_name=request_data.operation_name,
+                allowed_operation_types=allowed, operation_extensions=request_data.extensions)
+        except MissingQueryError as error:
+            raise RequestRefused(400, "No GraphQL query found in the request.", "BAD_REQUEST") from error
+        except CannotGetOperationTypeError as error:
+            raise RequestRefused(400, error.as_http_error_reason(), "UNKNOWN_OPERATION") from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise RequestRefused(400, "Subscriptions need the WebSocket endpoint: open a WebSocket to "
+                                          "/graphql with the graphql-transport-ws protocol.",
+                                     "SUBSCRIPTION_NEEDS_WEBSOCKET") from error
+            raise RequestRefused(400, error.as_http_error_reason(request_adapter.method),
+                                 "OPERATION_NOT_ALLOWED") from error
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         services = self.services
