@@ -51,6 +51,12 @@ class Settings:
     max_query_depth: int = 12
     max_query_tokens: int = 2000
     max_aliases: int = 30
+    # The biggest real screen (50 conversations with their nested fields, and a chat pane of
+    # messages(last: 100)) counts 500 nodes: twentyfold room. GitHub allows 500,000 with pages
+    # nested four or five deep; ours nest two deep (conversations > messages), so 100 × 100
+    # is already the most one path can ask for.
+    max_query_nodes: int = 10_000
+    request_timeout_s: float = 10
     introspection: bool = True
     allow_batching: bool = False
     login_max_failures: int = 5
@@ -106,6 +112,8 @@ class Settings:
             max_query_depth=_int("IMBRACE_MAX_QUERY_DEPTH", 12),
             max_query_tokens=_int("IMBRACE_MAX_QUERY_TOKENS", 2000),
             max_aliases=_int("IMBRACE_MAX_ALIASES", 30),
+            max_query_nodes=_int("IMBRACE_MAX_QUERY_NODES", 10_000),
+            request_timeout_s=_float("IMBRACE_REQUEST_TIMEOUT_S", 10),
             introspection=_bool("IMBRACE_INTROSPECTION", True),
             allow_batching=_bool("IMBRACE_ALLOW_BATCHING", False),
             login_max_failures=_int("IMBRACE_LOGIN_MAX_FAILURES", 5),

@@ -5,9 +5,35 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 
 from tests.world import new_org, support_desk
 from tests.ws import Subscriber
+
+
+ME = "{ me { id } }"
+
+# What a real conversations screen asks for: a page of 50 with everything the list shows,
+# and the chat pane of the open conversation with its last 100 messages.
+REAL_PAGE = """query Inbox($id: ID!) {
+  conversations(first: 50) { totalCount pageInfo { hasNextPage endCursor }
+    edges { cursor node { id status waitingSince joinedByMe representativeCount emailFallbackActive
+      customer { id name email phone online location { city country } }
+      team { id name mode members { role member { id name } } }
+      channel { id type name }
+      representatives { id name }
+      owner { id name }
+      lastMessage { id text seq createdAt kind attachments { url name } sender { kind member { id name } } } } } }
+  conversation(id: $id) { id
+    messages(last: 100) { pageInfo { hasPreviousPage startCursor }
+      edges { cursor node { id seq text kind createdAt sentAt
+        attachments { url mimeType name size }
+        deliveries { via status attempts at }
+        sender { kind member { id name } customer { id name } } } } } }
+}"""
+
+CONVERSATIONS_AND_MESSAGES = ("c{i}: conversations(first: 100) {{ edges {{ node {{ id messages(last: 100) "
+                              "{{ edges {{ node {{ id text }} }} }} }} }} }}")
 
 
 def tracebacks(caplog) -> list[str]:
@@ -17,6 +43,112 @@ def tracebacks(caplog) -> list[str]:
 async def _errors(server, query, token=None, variables=None):
     body = await server.gql(query, variables, token, expect_errors=True)
     return body.get("errors") or []
+
+
+# -- 1. query cost ---------------------------------------------------------------------------------------
+
+
+async def test_a_costly_query_is_refused_before_it_runs_with_its_figures(server, caplog):
+    org, team, _agents, channel = await support_desk(server, "ann")
+    for i in range(3):
+        await org.customer_writes(channel, f"cust-{i}", "Hello")
+    attack = "{ " + " ".join(CONVERSATIONS_AND_MESSAGES.format(i=i) for i in range(30)) + " }"
+    started = time.monotonic()
+    body = await server.gql(attack, token=org.owner.token, expect_errors=True)
+    assert time.monotonic() - started < 2
+    assert body.get("data") is None
+    [error] = body["errors"]
+    assert error["extensions"]["code"] == "QUERY_TOO_COSTLY"
+    # 30 × (100 conversations + 100 × 100 messages)
+    assert "303,000" in error["message"] and "10,000" in error["message"]
+    assert error["extensions"]["cost"] == 303000 and error["extensions"]["maxCost"] == 10000
+    assert not tracebacks(caplog)
+
+
+async def test_cost_counts_variables_defaults_and_fragments(make_server):
+    server = await make_server(max_query_nodes=1000)
+    org = await new_org(server)
+    by_variable = """query($n: Int!) { conversations(first: $n) { edges { node { id
+        messages(last: $n) { edges { node { id } } } } } } }"""
+    # 40 + 40 × 40 = 1,640
+    errors = await _errors(server, by_variable, org.owner.token, {"n": 40})
+    assert errors[0]["extensions"]["code"] == "QUERY_TOO_COSTLY" and "1,640" in errors[0]["message"]
+    assert (await server.gql(by_variable, {"n": 20}, org.owner.token))["conversations"]["edges"] == []
+    # argument defaults: first 20, last 50 → 20 + 20 × 50 = 1,020
+    by_default = "{ conversations { edges { node { messages { edges { node { id } } } } } } }"
+    errors = await _errors(server, by_default, org.owner.token)
+    assert errors[0]["extensions"]["code"] == "QUERY_TOO_COSTLY" and "1,020" in errors[0]["message"]
+    through_fragments = """query { conversations(first: 30) { ...Page } }
+        fragment Page on ConversationConnection { edges { node { ... on Conversation {
+            messages(last: 40) { edges { node { id } } } } } } }"""
+    errors = await _errors(server, through_fragments, org.owner.token)
+    assert errors[0]["extensions"]["code"] == "QUERY_TOO_COSTLY" and "1,230" in errors[0]["message"]
+
+
+async def test_a_real_conversations_page_passes_with_room_to_spare(server):
+    org, team, _agents, channel = await support_desk(server, "ann")
+    reply = await org.customer_writes(channel, "cust", "Hello")
+    data = await server.gql(REAL_PAGE, {"id": reply["conversationId"]}, org.owner.token)
+    assert data["conversations"]["totalCount"] == 1
+    assert data["conversation"]["messages"]["edges"][0]["node"]["text"] == "Hello"
+    # the same screen four times over still fits
+    four = "query($id: ID!) { " + " ".join(
+        f"p{i}: conversations(first: 50) {{ edges {{ node {{ id representatives {{ id }} }} }} }} "
+        f"m{i}: conversation(id: $id) {{ messages(last: 100) {{ edges {{ node {{ id attachments {{ url }} "
+        f"deliveries {{ status }} }} }} }} }}" for i in range(4)) + " }"
+    await server.gql(four, {"id": reply["conversationId"]}, org.owner.token)
+
+
+async def test_a_costly_subscription_is_refused_and_the_socket_stays(make_server):
+    server = await make_server(max_query_nodes=5)
+    org, _team, _agents, channel = await support_desk(server)
+    async with Subscriber(server.ws_url, org.owner.token) as sub:
+        costly = await sub.subscribe("subscription { conversationEvents { id conversation { "
+                                     "messages(last: 10) { edges { node { id } } } } } }")
+        message = await sub.receive()
+        assert message["type"] == "error" and message["id"] == costly
+        error = message["payload"][0]
+        assert error["extensions"]["code"] == "QUERY_TOO_COSTLY" and "up to 10 nodes" in error["message"]
+        await sub.subscribe("subscription { conversationEvents { kind conversation { "
+                            "messages(last: 5) { edges { node { text } } } } } }")
+        await asyncio.sleep(0.2)
+        await org.customer_writes(channel, "cust", "Hello")
+        [data] = await sub.collect(1)
+        assert data["conversationEvents"]["kind"] == "CREATED"
+
+
+async def test_a_slow_request_answers_a_timeout_and_others_go_on(make_server):
+    server = await make_server(request_timeout_s=0.3)
+    org = await new_org(server)
+    store = server.services.store
+    real = store.members
+
+    async def slow(org_id):
+        await asyncio.sleep(5)
+        return await real(org_id)
+    store.members = slow
+    started = time.monotonic()
+    body = await server.gql("{ members { id } }", token=org.owner.token, expect_errors=True)
+    assert time.monotonic() - started < 2
+    assert body["data"] is None
+    assert body["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
+    assert "0.3" in body["errors"][0]["message"]
+    assert (await server.gql(ME, token=org.owner.token))["me"]["id"] == org.owner.id
+
+
+async def test_a_slow_mutation_is_let_finish(make_server):
+    """Stopping a mutation halfway could leave half its writes: the deadline is for reads."""
+    server = await make_server(request_timeout_s=0.3)
+    org = await new_org(server)
+    store = server.services.store
+    real = store.create_team
+
+    async def slow(*args):
+        await asyncio.sleep(0.6)
+        return await real(*args)
+    store.create_team = slow
+    team = await org.team("Support")
+    assert (await org.gql("{ teams { id } }"))["teams"] == [{"id": team}]
 
 
 # -- 2. crashes become typed errors -----------------------------------------------------------------------

@@ -23,6 +23,7 @@ class Context:
     request_id: str = "-"
     connection_params: dict | None = None
     database_unavailable: bool = False
+    deadline: Any = None  # the HTTP request's asyncio.Timeout (api.graphql.view.GraphQLView.execute_single)
     loaders: "Loaders" = field(init=False)
     _visibility: tuple[Viewer, Visibility] | None = field(default=None, init=False, repr=False)
 

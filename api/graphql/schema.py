@@ -10,7 +10,9 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from api.graphql.extensions import DocumentValidationCache, PresentErrors, RequireAuthentication, SafeParserCache
+from api.graphql.extensions import (
+    DocumentValidationCache, KeepMutationsWhole, PresentErrors, QueryCostLimit, RequireAuthentication, SafeParserCache,
+)
 from api.graphql.mutations import Mutation
 from api.graphql.sharing import SharedEventExecutor
 from api.graphql.queries import Query
@@ -35,10 +37,12 @@ def build_schema(settings: Settings | None = None) -> Schema:
     extensions = [
         PresentErrors,
         RequireAuthentication,
+        KeepMutationsWhole,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: SafeParserCache(maxsize=256),
         DocumentValidationCache,
         lambda: AddValidationRules(rules),
+        lambda: QueryCostLimit(max_nodes=settings.max_query_nodes),
     ]
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.subscriptions import Subscription
