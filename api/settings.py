@@ -22,7 +22,10 @@ def _bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    return value.strip().lower() in _TRUE
+
+
+_TRUE = ("1", "true", "yes", "on")
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -57,7 +60,9 @@ class Settings:
     # is already the most one path can ask for.
     max_query_nodes: int = 10_000
     request_timeout_s: float = 10
-    introspection: bool = True
+    # None: decided by ``env`` (see the properties below).
+    introspection: bool | str | None = None
+    graphiql: bool | None = None
     allow_batching: bool = False
     login_max_failures: int = 5
     login_window_s: float = 900
@@ -77,6 +82,33 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def introspection_policy(self) -> str:
+        """Who may introspect the schema: "public", "authenticated" or "off".
+
+        Production defaults to "authenticated": the team's own tools keep working with a
+        token, while an anonymous caller can't map the whole API.
+        """
+        value = self.introspection
+        if value is None:
+            return "authenticated" if self.production else "public"
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value == "authenticated":
+                return "authenticated"
+            return "public" if value in _TRUE else "off"
+        return "public" if value else "off"
+
+    @property
+    def hide_suggestions(self) -> bool:
+        """Whether to leave "Did you mean …" out of errors: it reveals the schema piece by
+        piece, so it goes wherever an anonymous caller can't read the schema by introspection."""
+        return self.production or self.introspection_policy != "public"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return (not self.production) if self.graphiql is None else self.graphiql
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -114,7 +146,8 @@ class Settings:
             max_aliases=_int("IMBRACE_MAX_ALIASES", 30),
             max_query_nodes=_int("IMBRACE_MAX_QUERY_NODES", 10_000),
             request_timeout_s=_float("IMBRACE_REQUEST_TIMEOUT_S", 10),
-            introspection=_bool("IMBRACE_INTROSPECTION", True),
+            introspection=os.environ.get("IMBRACE_INTROSPECTION") or None,
+            graphiql=_bool("IMBRACE_GRAPHIQL", False) if os.environ.get("IMBRACE_GRAPHIQL") else None,
             allow_batching=_bool("IMBRACE_ALLOW_BATCHING", False),
             login_max_failures=_int("IMBRACE_LOGIN_MAX_FAILURES", 5),
             login_window_s=_float("IMBRACE_LOGIN_WINDOW_S", 900),

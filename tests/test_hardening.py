@@ -7,9 +7,10 @@ import base64
 import json
 import time
 
+import pytest
+
 from tests.world import new_org, support_desk
 from tests.ws import Subscriber
-
 
 ME = "{ me { id } }"
 
@@ -225,3 +226,69 @@ async def test_websocket_syntax_error_and_unknown_operation_fail_only_their_id(s
         [data] = await sub.collect(1)
         assert data["conversationEvents"]["kind"] == "CREATED"
     assert not tracebacks(caplog)
+
+
+# -- 3. production exposure -------------------------------------------------------------------------------
+
+SUGGESTIONS = [
+    "{ mee { id } }",                                                   # field
+    "{ conversations(frist: 1) { totalCount } }",                       # argument
+    "{ conversations(orderBy: LAST_ACTIVITY) { totalCount } }",         # enum value
+    "query($f: ConversationFiltr) { conversations(filter: $f) { totalCount } }",   # type
+    "{ conversations(filter: {statuss: [OPEN]}) { totalCount } }",      # input field
+]
+
+
+@pytest.mark.parametrize("overrides", [{"env": "production"}, {"introspection": False}])
+async def test_no_suggestions_of_any_kind(make_server, overrides):
+    server = await make_server(**overrides)
+    org = await new_org(server)
+    for query in SUGGESTIONS:
+        for token in (None, org.owner.token):
+            errors = await _errors(server, query, token)
+            assert errors and all("Did you mean" not in e["message"] for e in errors), (query, errors)
+    enum_variable = "query($o: ConversationOrder) { conversations(orderBy: $o) { totalCount } }"
+    errors = await _errors(server, enum_variable, org.owner.token, {"o": "LAST_ACTIVITY"})
+    assert errors and all("Did you mean" not in e["message"] for e in errors), errors
+
+
+async def test_development_still_suggests(server):
+    for query in SUGGESTIONS:
+        assert any("Did you mean" in e["message"] for e in await _errors(server, query)), query
+
+
+async def test_production_hides_graphiql_and_introspection_needs_a_token(make_server):
+    prod = await make_server(env="production")
+    org = await new_org(prod)
+    introspect = "{ __schema { queryType { name } } }"
+    errors = await _errors(prod, introspect)
+    assert errors[0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert (await prod.gql(introspect, token=org.owner.token))["__schema"]["queryType"]["name"] == "Query"
+    page = await prod.http.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 404 and "graphiql" not in page.text.lower()
+
+    opened = await make_server(env="production", graphiql=True, introspection=True)
+    assert (await opened.gql(introspect))["__schema"]["queryType"]["name"] == "Query"
+    page = await opened.http.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+    dev = await make_server()
+    assert (await dev.gql(introspect))["__schema"]["queryType"]["name"] == "Query"
+    assert "graphiql" in (await dev.http.get("/graphql", headers={"Accept": "text/html"})).text.lower()
+
+
+def test_exposure_settings_read_from_the_environment(monkeypatch):
+    from api.settings import Settings
+
+    monkeypatch.setenv("IMBRACE_ENV", "production")
+    prod = Settings.from_env()
+    assert (prod.introspection_policy, prod.graphiql_enabled, prod.hide_suggestions) == ("authenticated", False, True)
+    monkeypatch.setenv("IMBRACE_INTROSPECTION", "true")
+    monkeypatch.setenv("IMBRACE_GRAPHIQL", "on")
+    assert (Settings.from_env().introspection_policy, Settings.from_env().graphiql_enabled) == ("public", True)
+    monkeypatch.setenv("IMBRACE_ENV", "development")
+    monkeypatch.setenv("IMBRACE_INTROSPECTION", "false")
+    dev = Settings.from_env()
+    assert (dev.introspection_policy, dev.hide_suggestions) == ("off", True)
+    monkeypatch.delenv("IMBRACE_INTROSPECTION")
+    assert (Settings.from_env().introspection_policy, Settings.from_env().hide_suggestions) == ("public", False)

@@ -8,13 +8,14 @@ from typing import Any
 
 from graphql import (
     FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, GraphQLList, GraphQLNonNull,
-    GraphQLObjectType, GraphQLInterfaceType, InlineFragmentNode, IntValueNode, OperationDefinitionNode,
-    OperationType, Undefined, VariableNode,
+    InlineFragmentNode, IntValueNode, OperationDefinitionNode,
+    OperationType, Undefined, VariableNode, validate,
 )
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.schema.schema import validate_document
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
@@ -23,29 +24,36 @@ from domain.listing import MAX_PAGE_SIZE
 
 log = logging.getLogger("imbrace.graphql")
 
+# The rules strawberry's own validation adds to the schema's (strawberry.schema.schema.validate_document).
+EXTRA_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
+
 PUBLIC_FIELDS = {"login", "__typename"}
 INTROSPECTION_FIELDS = {"__schema", "__type", "__typename"}
 
 
 class RequireAuthentication(SchemaExtension):
-    """Every operation but ``login`` (and introspection, when enabled) needs a valid token.
+    """Every operation but ``login`` (and introspection, when public) needs a valid token.
 
     Refused before execution, so the answer carries no data at all.
     """
+
+    def __init__(self, public_introspection: bool = True) -> None:
+        super().__init__()
+        self.public_introspection = public_introspection
 
     def on_execute(self):
         context = self.execution_context.context
         if getattr(context, "database_unavailable", False):
             self.execution_context.result = ExecutionResult(data=None, errors=[GraphQLError(
                 "The database is unavailable. Try again shortly.", extensions={"code": "SERVICE_UNAVAILABLE"})])
-        elif context.viewer is None and not _is_public(self.execution_context):
+        elif context.viewer is None and not _is_public(self.execution_context, self.public_introspection):
             self.execution_context.result = ExecutionResult(data=None, errors=[GraphQLError(
                 "Authentication required: send `Authorization: Bearer <token>`.",
                 extensions={"code": "UNAUTHENTICATED"})])
         yield
 
 
-def _is_public(execution_context) -> bool:
+def _is_public(execution_context, public_introspection: bool) -> bool:
     document = execution_context.graphql_document
     if document is None:
         return False
@@ -58,7 +66,7 @@ def _is_public(execution_context) -> bool:
     if not all(isinstance(s, FieldNode) for s in selections):
         return False
     names = {s.name.value for s in selections}
-    return names <= PUBLIC_FIELDS or names <= INTROSPECTION_FIELDS
+    return names <= PUBLIC_FIELDS or (public_introspection and names <= INTROSPECTION_FIELDS)
 
 
 def present_error(error: GraphQLError, request_id: str) -> GraphQLError:
@@ -261,16 +269,21 @@ class DocumentValidationCache(SchemaExtension):
     _entries: "OrderedDict[tuple, tuple[Any, list]]" = OrderedDict()
     maxsize = 256
 
+    def __init__(self, hide_suggestions: bool = False) -> None:
+        super().__init__()
+        self.hide_suggestions = hide_suggestions
+
     def on_validate(self):
         context = self.execution_context
         document = context.graphql_document
-        key = (id(document), tuple(id(rule) for rule in context.validation_rules))
+        key = (id(document), tuple(id(rule) for rule in context.validation_rules), self.hide_suggestions)
         entry = self._entries.get(key)
         if entry is not None and entry[0] is document:
             self._entries.move_to_end(key)
             context.pre_execution_errors = entry[1]
         else:
-            errors = validate_document(context.schema._schema, document, context.validation_rules)
+            errors = validate(context.schema._schema, document, (*context.validation_rules, *EXTRA_RULES),
+                              hide_suggestions=self.hide_suggestions)
             context.pre_execution_errors = errors
             self._entries[key] = (document, errors)
             if len(self._entries) > self.maxsize:

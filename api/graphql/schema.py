@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter,
-)
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
@@ -24,6 +22,17 @@ class Schema(strawberry.Schema):
         """Logging happens in :class:`PresentErrors`, which knows the request id and
         leaves expected refusals (typed codes) and client mistakes out of the log."""
 
+    def __init__(self, *args, hide_suggestions: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hide_suggestions = hide_suggestions
+
+    def _get_custom_context_kwargs(self, operation_extensions=None, *, sync=False):
+        """Variable coercion at execution also says "Did you mean …"; graphql-core leaves it out on request."""
+        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
+        if self.hide_suggestions:
+            kwargs["hide_suggestions"] = True
+        return kwargs
+
 
 def build_schema(settings: Settings | None = None) -> Schema:
     settings = settings or Settings()
@@ -32,15 +41,17 @@ def build_schema(settings: Settings | None = None) -> Schema:
     # would make every lookup a miss.
     rules = (QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
              + MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
-    if not settings.introspection:
+    introspection = settings.introspection_policy
+    if introspection == "off":
         rules.append(NoSchemaIntrospectionCustomRule)
+    hide_suggestions = settings.hide_suggestions
     extensions = [
         PresentErrors,
-        RequireAuthentication,
+        lambda: RequireAuthentication(public_introspection=introspection == "public"),
         KeepMutationsWhole,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
         lambda: SafeParserCache(maxsize=256),
-        DocumentValidationCache,
+        lambda: DocumentValidationCache(hide_suggestions=hide_suggestions),
         lambda: AddValidationRules(rules),
         lambda: QueryCostLimit(max_nodes=settings.max_query_nodes),
     ]
@@ -51,7 +62,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
     mutation = merge_types("Mutation", (Mutation, NotificationMutation))
     return Schema(
         query=query, mutation=mutation, subscription=Subscription, extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=settings.production),
+        config=StrawberryConfig(disable_field_suggestions=hide_suggestions),
         # Off only to measure what sharing saves (bench/fanout.py).
         execution_context_class=SharedEventExecutor if settings.shared_execution else None,
+        hide_suggestions=hide_suggestions,
     )
