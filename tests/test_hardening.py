@@ -118,7 +118,7 @@ async def test_a_costly_subscription_is_refused_and_the_socket_stays(make_server
         assert data["conversationEvents"]["kind"] == "CREATED"
 
 
-async def test_a_slow_request_answers_a_timeout_and_others_go_on(make_server):
+async def test_a_slow_request_answers_a_timeout_and_others_go_on(make_server, caplog):
     server = await make_server(request_timeout_s=0.3)
     org = await new_org(server)
     store = server.services.store
@@ -135,6 +135,7 @@ async def test_a_slow_request_answers_a_timeout_and_others_go_on(make_server):
     assert body["errors"][0]["extensions"]["code"] == "REQUEST_TIMEOUT"
     assert "0.3" in body["errors"][0]["message"]
     assert (await server.gql(ME, token=org.owner.token))["me"]["id"] == org.owner.id
+    assert not tracebacks(caplog)
 
 
 async def test_a_slow_mutation_is_let_finish(make_server):
