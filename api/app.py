@@ -121,7 +121,8 @@ def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
 
     protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL] + ([GRAPHQL_WS_PROTOCOL] if settings.legacy_ws else [])
     view = GraphQLView(
-        services=None, schema=build_schema(settings), multiplex=settings.shared_execution, graphql_ide="graphiql",
+        services=None, schema=build_schema(settings), multiplex=settings.shared_execution,
+        graphql_ide="graphiql" if settings.graphiql_enabled else None, request_timeout_s=settings.request_timeout_s,
         allow_queries_via_get=True,
         keep_alive=True, keep_alive_interval=settings.ws_keepalive_s, subscription_protocols=protocols,
         multipart_uploads_enabled=True, max_subscriptions_per_connection=settings.max_subscriptions_per_connection,

@@ -48,7 +48,10 @@ def _bool(name: str, default: bool) -> bool:
     value = os.environ.get(name)
     if value is None:
         return default
-    return value.strip().lower() in ("1", "true", "yes", "on")
+    return value.strip().lower() in _TRUE
+
+
+_TRUE = ("1", "true", "yes", "on")
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -77,7 +80,15 @@ class Settings:
     max_query_depth: int = 12
     max_query_tokens: int = 2000
     max_aliases: int = 30
-    introspection: bool = True
+    # The biggest real screen (50 conversations with their nested fields, and a chat pane of
+    # messages(last: 100)) counts 500 nodes: twentyfold room. GitHub allows 500,000 with pages
+    # nested four or five deep; ours nest two deep (conversations > messages), so 100 × 100
+    # is already the most one path can ask for.
+    max_query_nodes: int = 10_000
+    request_timeout_s: float = 10
+    # None: decided by ``env`` (see the properties below).
+    introspection: bool | str | None = None
+    graphiql: bool | None = None
     allow_batching: bool = False
     login_max_failures: int = 5
     login_window_s: float = 900
@@ -124,6 +135,33 @@ class Settings:
                                     f"range.") from None
         return self
 
+    @property
+    def introspection_policy(self) -> str:
+        """Who may introspect the schema: "public", "authenticated" or "off".
+
+        Production defaults to "authenticated": the team's own tools keep working with a
+        token, while an anonymous caller can't map the whole API.
+        """
+        value = self.introspection
+        if value is None:
+            return "authenticated" if self.production else "public"
+        if isinstance(value, str):
+            value = value.strip().lower()
+            if value == "authenticated":
+                return "authenticated"
+            return "public" if value in _TRUE else "off"
+        return "public" if value else "off"
+
+    @property
+    def hide_suggestions(self) -> bool:
+        """Whether to leave "Did you mean …" out of errors: it reveals the schema piece by
+        piece, so it goes wherever an anonymous caller can't read the schema by introspection."""
+        return self.production or self.introspection_policy != "public"
+
+    @property
+    def graphiql_enabled(self) -> bool:
+        return (not self.production) if self.graphiql is None else self.graphiql
+
     @classmethod
     def from_env(cls) -> "Settings":
         thresholds = Thresholds(
@@ -158,7 +196,10 @@ class Settings:
             max_query_depth=_int("IMBRACE_MAX_QUERY_DEPTH", 12),
             max_query_tokens=_int("IMBRACE_MAX_QUERY_TOKENS", 2000),
             max_aliases=_int("IMBRACE_MAX_ALIASES", 30),
-            introspection=_bool("IMBRACE_INTROSPECTION", True),
+            max_query_nodes=_int("IMBRACE_MAX_QUERY_NODES", 10_000),
+            request_timeout_s=_float("IMBRACE_REQUEST_TIMEOUT_S", 10),
+            introspection=os.environ.get("IMBRACE_INTROSPECTION") or None,
+            graphiql=_bool("IMBRACE_GRAPHIQL", False) if os.environ.get("IMBRACE_GRAPHIQL") else None,
             allow_batching=_bool("IMBRACE_ALLOW_BATCHING", False),
             login_max_failures=_int("IMBRACE_LOGIN_MAX_FAILURES", 5),
             login_window_s=_float("IMBRACE_LOGIN_WINDOW_S", 900),

@@ -108,13 +108,14 @@ async def test_parser_and_validation_caches_stay_bounded_under_distinct_queries(
     """A client sending ever-new query texts can't grow the server's caches without limit."""
     from strawberry.extensions.parser_cache import _get_parse_cache
 
-    from api.graphql.extensions import DocumentValidationCache
+    from api.graphql.extensions import DocumentValidationCache, QueryCostLimit
 
     org = await new_org(server)
     for i in range(300):
         assert (await server.gql(f"query Distinct{i} {{ me {{ id }} }}", token=org.owner.token))["me"]["id"]
     assert _get_parse_cache(256).cache_info().currsize <= 256
     assert len(DocumentValidationCache._entries) <= DocumentValidationCache.maxsize == 256
+    assert len(QueryCostLimit._costs) <= QueryCostLimit.maxsize == 256
     # and a repeated query is still answered from the caches
     hits = _get_parse_cache(256).cache_info().hits
     await server.gql("query Distinct299 { me { id } }", token=org.owner.token)

@@ -1,4 +1,4 @@
-"""Schema extensions: authentication gate and error masking."""
+"""Schema extensions: authentication gate, query cost limit, error masking."""
 
 from __future__ import annotations
 
@@ -6,39 +6,54 @@ import logging
 from collections import OrderedDict
 from typing import Any
 
-from graphql import GraphQLError, OperationDefinitionNode, FieldNode
+from graphql import (
+    FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, GraphQLList, GraphQLNonNull,
+    InlineFragmentNode, IntValueNode, OperationDefinitionNode,
+    OperationType, Undefined, VariableNode, validate,
+)
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
-from strawberry.extensions import SchemaExtension
-from strawberry.schema.schema import validate_document
+from strawberry.extensions import ParserCache, SchemaExtension
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
+from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from domain.errors import Refused
+from domain.listing import MAX_PAGE_SIZE
 
 log = logging.getLogger("imbrace.graphql")
+
+# The rules strawberry's own validation adds to the schema's (strawberry.schema.schema.validate_document).
+EXTRA_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 
 PUBLIC_FIELDS = {"login", "__typename"}
 INTROSPECTION_FIELDS = {"__schema", "__type", "__typename"}
 
 
 class RequireAuthentication(SchemaExtension):
-    """Every operation but ``login`` (and introspection, when enabled) needs a valid token.
+    """Every operation but ``login`` (and introspection, when public) needs a valid token.
 
     Refused before execution, so the answer carries no data at all.
     """
+
+    def __init__(self, public_introspection: bool = True) -> None:
+        super().__init__()
+        self.public_introspection = public_introspection
 
     def on_execute(self):
         context = self.execution_context.context
         if getattr(context, "database_unavailable", False):
             self.execution_context.result = ExecutionResult(data=None, errors=[GraphQLError(
                 "The database is unavailable. Try again shortly.", extensions={"code": "SERVICE_UNAVAILABLE"})])
-        elif context.viewer is None and not _is_public(self.execution_context):
+        elif context.viewer is None and not _is_public(self.execution_context, self.public_introspection):
             self.execution_context.result = ExecutionResult(data=None, errors=[GraphQLError(
                 "Authentication required: send `Authorization: Bearer <token>`.",
                 extensions={"code": "UNAUTHENTICATED"})])
         yield
 
 
-def _is_public(execution_context) -> bool:
+def _is_public(execution_context, public_introspection: bool) -> bool:
     document = execution_context.graphql_document
     if document is None:
         return False
@@ -51,7 +66,7 @@ def _is_public(execution_context) -> bool:
     if not all(isinstance(s, FieldNode) for s in selections):
         return False
     names = {s.name.value for s in selections}
-    return names <= PUBLIC_FIELDS or names <= INTROSPECTION_FIELDS
+    return names <= PUBLIC_FIELDS or (public_introspection and names <= INTROSPECTION_FIELDS)
 
 
 def present_error(error: GraphQLError, request_id: str) -> GraphQLError:
@@ -66,11 +81,179 @@ def present_error(error: GraphQLError, request_id: str) -> GraphQLError:
         log.warning("database unavailable (request %s): %s", request_id, original)
         return GraphQLError("The database is unavailable. Try again shortly.", nodes=error.nodes, path=error.path,
                             extensions={"code": "SERVICE_UNAVAILABLE", "requestId": request_id})
+    if isinstance(original, (CannotGetOperationTypeError, InvalidOperationTypeError)):
+        return GraphQLError(error.message, nodes=error.nodes, path=error.path,
+                            extensions={"code": "UNKNOWN_OPERATION" if isinstance(original, CannotGetOperationTypeError)
+                                        else "OPERATION_NOT_ALLOWED"})
     if isinstance(original, GraphQLError):
         return error
     log.error("unexpected error (request %s)", request_id, exc_info=original)
     return GraphQLError(f"Internal error. Request id: {request_id}", nodes=error.nodes, path=error.path,
                         extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+
+
+class QueryCostLimit(SchemaExtension):
+    """Refuses, before anything runs, an operation that could return more nodes than allowed.
+
+    Depth, token and alias limits each bound one dimension, but their product can
+    still be huge: 30 aliases of 100 conversations with 100 messages each is a 3 KB
+    query answering 11 MB. The worst case is known from the document alone, as
+    GitHub's API computes it (see :func:`operation_cost`). Checked with the
+    variables of each request, after validation, so HTTP and WebSocket operations
+    alike get a ``QUERY_TOO_COSTLY`` pre-execution error.
+    """
+
+    # Costs of recent documents, keyed like DocumentValidationCache (each entry keeps its
+    # document alive) plus the integer variables, the only ones a page size can come from.
+    _costs: "OrderedDict[tuple, tuple[Any, int]]" = OrderedDict()
+    maxsize = 256
+
+    def __init__(self, max_nodes: int) -> None:
+        super().__init__()
+        self.max_nodes = max_nodes
+
+    def on_validate(self):
+        # Before the yield, after DocumentValidationCache's (listed earlier): strawberry
+        # decides whether to execute before the validation hooks' exits run.
+        context = self.execution_context
+        if not context.pre_execution_errors and context.graphql_document is not None:
+            cost = self._cost(context)
+            if cost > self.max_nodes:
+                # a new list: the validation cache shares the one it holds between requests
+                context.pre_execution_errors = [GraphQLError(
+                    f"This operation could return up to {cost:,} nodes; the limit is {self.max_nodes:,}. "
+                    "Ask for smaller pages (`first`/`last`) or split it into several requests.",
+                    extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "maxCost": self.max_nodes})]
+        yield
+
+    def _cost(self, context) -> int:
+        document, variables = context.graphql_document, context.variables or {}
+        paging = tuple(sorted((k, v) for k, v in variables.items() if v is None or type(v) is int))
+        key = (id(document), context.operation_name, paging)
+        entry = self._costs.get(key)
+        if entry is not None and entry[0] is document:
+            self._costs.move_to_end(key)
+            return entry[1]
+        cost = operation_cost(context.schema._schema, document, context.operation_name, variables)
+        self._costs[key] = (document, cost)
+        if len(self._costs) > self.maxsize:
+            self._costs.popitem(last=False)
+        return cost
+
+
+PAGING_ARGUMENTS = ("first", "last")
+
+
+def operation_cost(schema, document, operation_name: str | None, variables: dict) -> int:
+    """The most nodes the operation can return: each paged field (``first``/``last``) counts
+    its page size times the pages above it, each other list field its known cap (1 when
+    unknown, as for the edges of a connection, which its page size already counts).
+
+    Values come from literals, then variables, then the variable's and the argument's
+    defaults; a value that can't be read counts as the largest page.
+    """
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                  and (operation_name is None or (d.name is not None and d.name.value == operation_name))]
+    if len(operations) != 1:
+        return 0  # graphql-core refuses it before anything runs
+    operation = operations[0]
+    root = {OperationType.QUERY: schema.query_type, OperationType.MUTATION: schema.mutation_type,
+            OperationType.SUBSCRIPTION: schema.subscription_type}[operation.operation]
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+    defaults = {d.variable.name.value: d.default_value for d in operation.variable_definitions or ()}
+
+    def argument(node: FieldNode, definition, name: str):
+        given = next((a.value for a in node.arguments or () if a.name.value == name), None)
+        if isinstance(given, VariableNode):
+            variable = given.name.value
+            if variable in variables:
+                return variables[variable]
+            given = defaults.get(variable)
+        if isinstance(given, IntValueNode):
+            return int(given.value)
+        if given is not None:
+            return None
+        default = definition.args[name].default_value
+        return None if default is Undefined else default
+
+    def page_size(node: FieldNode, definition) -> int | None:
+        names = [n for n in PAGING_ARGUMENTS if n in definition.args]
+        if not names:
+            return None
+        values = [argument(node, definition, n) for n in names]
+        sizes = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+        return max(0, min(max(sizes), MAX_PAGE_SIZE)) if sizes else MAX_PAGE_SIZE
+
+    def walk(selection_set, parent, multiplier: int, seen: frozenset) -> int:
+        total = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                fields = getattr(parent, "fields", None) or {}
+                definition = fields.get(selection.name.value)
+                if definition is None:
+                    continue  # __typename, or introspection meta-fields
+                field_type = definition.type
+                while isinstance(field_type, GraphQLNonNull):
+                    field_type = field_type.of_type
+                size = page_size(selection, definition)
+                if size is not None:
+                    inner = multiplier * size
+                    total += inner
+                elif isinstance(field_type, GraphQLList) and not parent.name.endswith("Connection"):
+                    inner = multiplier * LIST_CAPS.get((parent.name, selection.name.value), 1)
+                    total += inner
+                else:
+                    inner = multiplier
+                while isinstance(field_type, (GraphQLNonNull, GraphQLList)):
+                    field_type = field_type.of_type
+                total += walk(selection.selection_set, field_type, inner, seen)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                target = schema.get_type(condition.name.value) if condition else parent
+                total += walk(selection.selection_set, target, multiplier, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                fragment = fragments.get(name)
+                if fragment is not None and name not in seen:
+                    target = schema.get_type(fragment.type_condition.name.value)
+                    total += walk(fragment.selection_set, target, multiplier, seen | {name})
+        return total
+
+    return walk(operation.selection_set, root, 1, frozenset())
+
+
+# List fields whose length has a known bound; the others count 1 per parent.
+LIST_CAPS: dict[tuple[str, str], int] = {}
+
+
+class SafeParserCache(ParserCache):
+    """strawberry's parser cache, minus its crash on a syntax error.
+
+    ParserCache parses in its ``on_parse`` hook, outside the guard strawberry keeps
+    around its own parsing, so over WebSocket a syntax error escaped as an exception
+    (a bare ``complete`` and a traceback in the log). Leaving the document unset lets
+    strawberry parse again and report the syntax error as a typed pre-execution error.
+    """
+
+    def on_parse(self):
+        context = self.execution_context
+        try:
+            context.graphql_document = self.cached_parse_document(context.query, **context.parse_options)
+        except GraphQLError:
+            context.graphql_document = None
+        yield
+
+
+class KeepMutationsWhole(SchemaExtension):
+    """Lifts the request deadline (see :class:`api.graphql.view.GraphQLView`) off mutations:
+    stopping one halfway could leave half its writes. Their work is bounded by their input."""
+
+    def on_execute(self):
+        context = self.execution_context
+        deadline = getattr(context.context, "deadline", None)
+        if deadline is not None and context.operation_type is StrawberryOperationType.MUTATION:
+            deadline.reschedule(None)
+        yield
 
 
 class DocumentValidationCache(SchemaExtension):
@@ -86,16 +269,21 @@ class DocumentValidationCache(SchemaExtension):
     _entries: "OrderedDict[tuple, tuple[Any, list]]" = OrderedDict()
     maxsize = 256
 
+    def __init__(self, hide_suggestions: bool = False) -> None:
+        super().__init__()
+        self.hide_suggestions = hide_suggestions
+
     def on_validate(self):
         context = self.execution_context
         document = context.graphql_document
-        key = (id(document), tuple(id(rule) for rule in context.validation_rules))
+        key = (id(document), tuple(id(rule) for rule in context.validation_rules), self.hide_suggestions)
         entry = self._entries.get(key)
         if entry is not None and entry[0] is document:
             self._entries.move_to_end(key)
             context.pre_execution_errors = entry[1]
         else:
-            errors = validate_document(context.schema._schema, document, context.validation_rules)
+            errors = validate(context.schema._schema, document, (*context.validation_rules, *EXTRA_RULES),
+                              hide_suggestions=self.hide_suggestions)
             context.pre_execution_errors = errors
             self._entries[key] = (document, errors)
             if len(self._entries) > self.maxsize:
@@ -104,10 +292,19 @@ class DocumentValidationCache(SchemaExtension):
 
 
 class PresentErrors(SchemaExtension):
+    """Typed codes for expected errors, a masked message for the rest: on the answer to a
+    request and on each result of a subscription."""
+
     def on_operation(self):
         yield
-        result = self.execution_context.result
-        if result is None or not result.errors:
+        self._present(self.execution_context.result)
+
+    def on_stream_result(self, result):
+        self._present(result)
+        yield
+
+    def _present(self, result) -> None:
+        if result is None or not getattr(result, "errors", None):
             return
         request_id = getattr(self.execution_context.context, "request_id", "-")
         result.errors = [present_error(e, request_id) for e in result.errors]

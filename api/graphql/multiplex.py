@@ -298,6 +298,12 @@ class TransportHandler(ClosesWhenTokenExpires, BaseGraphQLTransportWSHandler):
         except _OperationStreamClosed:
             return
 
+    @staticmethod
+    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+        """A syntax error or an unknown ``operationName`` fails only its own operation, with an
+        ``error`` message: strawberry would close the socket, ending every other subscription on it."""
+        return None
+
     async def send_text(self, text: str) -> None:
         """A message already encoded once for the whole group."""
         await self.websocket.ws.send_text(text)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import (
-    AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, ParserCache, QueryDepthLimiter,
-)
+from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from api.graphql.extensions import DocumentValidationCache, PresentErrors, RequireAuthentication
+from api.graphql.extensions import (
+    DocumentValidationCache, KeepMutationsWhole, PresentErrors, QueryCostLimit, RequireAuthentication, SafeParserCache,
+)
 from api.graphql.mutations import Mutation
 from api.graphql.sharing import SharedEventExecutor
 from api.graphql.queries import Query
@@ -21,6 +21,17 @@ class Schema(strawberry.Schema):
     def process_errors(self, errors, execution_context=None) -> None:
         """Logging happens in :class:`PresentErrors`, which knows the request id and
         leaves expected refusals (typed codes) and client mistakes out of the log."""
+
+    def __init__(self, *args, hide_suggestions: bool = False, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.hide_suggestions = hide_suggestions
+
+    def _get_custom_context_kwargs(self, operation_extensions=None, *, sync=False):
+        """Variable coercion at execution also says "Did you mean …"; graphql-core leaves it out on request."""
+        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
+        if self.hide_suggestions:
+            kwargs["hide_suggestions"] = True
+        return kwargs
 
 
 def merged_root(name: str, types: tuple[type, ...]) -> type:
@@ -37,15 +48,19 @@ def build_schema(settings: Settings | None = None) -> Schema:
     # would make every lookup a miss.
     rules = (QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
              + MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
-    if not settings.introspection:
+    introspection = settings.introspection_policy
+    if introspection == "off":
         rules.append(NoSchemaIntrospectionCustomRule)
+    hide_suggestions = settings.hide_suggestions
     extensions = [
         PresentErrors,
-        RequireAuthentication,
+        lambda: RequireAuthentication(public_introspection=introspection == "public"),
+        KeepMutationsWhole,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),
-        lambda: ParserCache(maxsize=256),
-        DocumentValidationCache,
+        lambda: SafeParserCache(maxsize=256),
+        lambda: DocumentValidationCache(hide_suggestions=hide_suggestions),
         lambda: AddValidationRules(rules),
+        lambda: QueryCostLimit(max_nodes=settings.max_query_nodes),
     ]
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.subscriptions import Subscription
@@ -54,7 +69,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
     mutation = merged_root("Mutation", (Mutation, NotificationMutation))
     return Schema(
         query=query, mutation=mutation, subscription=Subscription, extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=settings.production),
+        config=StrawberryConfig(disable_field_suggestions=hide_suggestions),
         # Off only to measure what sharing saves (bench/fanout.py).
         execution_context_class=SharedEventExecutor if settings.shared_execution else None,
+        hide_suggestions=hide_suggestions,
     )

@@ -25,7 +25,7 @@ from api.graphql.inputs import ConversationFilter
 from api.graphql.multiplex import GroupRoot, Resume
 from api.graphql.notifications import Notification, load_notification
 from api.graphql.queries import to_domain_filter
-from api.graphql.types import Conversation, Member, Message, Moment
+from api.graphql.types import Conversation, Member, Message, Moment, stored_int
 from api.store import codec
 from domain import listing
 from domain.enums import EventKind as Kind
@@ -122,9 +122,10 @@ async def message_of(doc: dict, store) -> object:
 def _parse_after(after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
-    if not str(after).isdigit():
+    value = stored_int(str(after))
+    if value is None:
         raise invalid("`after` must be an event id.", "after")
-    return int(str(after))
+    return value
 
 
 async def follow(info: Info, after: int | None, notifications: bool = False

@@ -277,11 +277,24 @@ def message_cursor(seq: int) -> str:
     return base64.urlsafe_b64encode(f"m:{seq}".encode()).decode()
 
 
+def stored_int(text: str) -> int | None:
+    """The non-negative integer ``text`` spells in ASCII digits, if MongoDB can store it
+    (8 bytes); else None. A forged number must be refused, not crash the query.
+
+    ``str.isdigit`` alone lets through digits ``int`` can't read ("²") and numbers
+    of any size.
+    """
+    if not (text.isascii() and text.isdigit() and len(text) <= 19):
+        return None
+    value = int(text)
+    return value if value < 2 ** 63 else None
+
+
 def message_seq_from_cursor(cursor: str) -> int:
     try:
         kind, _, seq = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
-        if kind == "m" and seq.isdigit():
-            return int(seq)
+        if kind == "m" and (value := stored_int(seq)) is not None:
+            return value
     except (ValueError, UnicodeError):
         pass
     raise invalid("Not a valid message cursor.", "before")

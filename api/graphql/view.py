@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from typing import Any
 
+from cross_web import HTTPException
+from graphql import GraphQLError
 from pymongo.errors import ConnectionFailure
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
+from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
+from strawberry.types import ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from api.auth import bearer_token, viewer_from_header
 from api.client_address import client_address
@@ -17,15 +25,81 @@ from api.graphql.context import Context
 from api.graphql.multiplex import LegacyHandler, Multiplexer, TransportHandler
 from api.services import Services
 
+log = logging.getLogger("imbrace.graphql")
+
+HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 415: "UNSUPPORTED_MEDIA_TYPE"}
+
+
+class RequestRefused(HTTPException):
+    """A request refused before GraphQL runs, with the typed code its JSON answer carries."""
+
+    def __init__(self, status_code: int, reason: str, code: str) -> None:
+        super().__init__(status_code, reason)
+        self.code = code
+
 
 class GraphQLView(GraphQL):
     graphql_transport_ws_handler_class = TransportHandler
     graphql_ws_handler_class = LegacyHandler
 
-    def __init__(self, services: Services, multiplex: bool = True, **kwargs: Any) -> None:
+    def __init__(self, services: Services, multiplex: bool = True, request_timeout_s: float | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.services = services
         self.multiplexer = Multiplexer() if multiplex else None
+        self.request_timeout_s = request_timeout_s
+
+    async def __call__(self, scope, receive, send) -> None:
+        """strawberry answers a refused HTTP request in plain text; clients parse JSON errors."""
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)
+        try:
+            response = await self.run(Request(scope=scope, receive=receive))
+        except HTTPException as error:
+            code = getattr(error, "code", None) or HTTP_CODES.get(error.status_code, "BAD_REQUEST")
+            response = JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
+                                    status_code=error.status_code)
+        await response(scope, receive, send)
+
+    def decode_json(self, data: str | bytes) -> object:
+        """Bodies too deeply nested for the parser, or not UTF-8, are bad JSON like any other
+        (a 400 over HTTP, a 4400 close over WebSocket), not a crash."""
+        try:
+            return json.loads(data)
+        except (RecursionError, UnicodeDecodeError) as error:
+            raise json.JSONDecodeError(f"Unreadable JSON: {type(error).__name__}", "", 0) from None
+
+    async def execute_single(self, request, request_adapter, sub_response, context, root_value, request_data):
+        """One HTTP operation: subscriptions are pointed to the WebSocket, and queries are
+        stopped after ``request_timeout_s`` with a ``REQUEST_TIMEOUT`` error (mutations are
+        let finish, see :class:`api.graphql.extensions.KeepMutationsWhole`)."""
+        allowed = OperationType.from_http(request_adapter.method) - {OperationType.SUBSCRIPTION}
+        try:
+            async with asyncio.timeout(self.request_timeout_s) as deadline:
+                context.deadline = deadline
+                return await self.schema.execute(
+                    request_data.query, root_value=root_value, variable_values=request_data.variables,
+                    context_value=context, operation_name=request_data.operation_name,
+                    allowed_operation_types=allowed, operation_extensions=request_data.extensions)
+        except MissingQueryError as error:
+            raise RequestRefused(400, "No GraphQL query found in the request.", "BAD_REQUEST") from error
+        except CannotGetOperationTypeError as error:
+            raise RequestRefused(400, error.as_http_error_reason(), "UNKNOWN_OPERATION") from error
+        except InvalidOperationTypeError as error:
+            if error.operation_type is OperationType.SUBSCRIPTION:
+                raise RequestRefused(400, "Subscriptions need the WebSocket endpoint: open a WebSocket to "
+                                          "/graphql with the graphql-transport-ws protocol.",
+                                     "SUBSCRIPTION_NEEDS_WEBSOCKET") from error
+            raise RequestRefused(400, error.as_http_error_reason(request_adapter.method),
+                                 "OPERATION_NOT_ALLOWED") from error
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            log.warning("request %s stopped after %s s", context.request_id, self.request_timeout_s)
+            return ExecutionResult(data=None, errors=[GraphQLError(
+                f"The request took longer than {self.request_timeout_s:g} s and was stopped. "
+                "Ask for less (smaller pages, fewer fields) and retry.",
+                extensions={"code": "REQUEST_TIMEOUT", "requestId": context.request_id})])
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         services = self.services
