@@ -16,6 +16,7 @@ init``) or refused with :class:`DataDirInUse` (a second ``imbrace serve``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import signal
 import socket
@@ -47,14 +48,19 @@ class Holder:
 
     db_pid: int
     port: int | None
-    server_pid: int | None  # None: its server is dead (an orphan)
+    server_pid: int | None  # None: not visible from this process
     server_command: str = ""
+    orphan: bool = False  # its server is dead
 
 
 class DataDirInUse(RuntimeError):
     def __init__(self, data_dir: Path, holder: Holder) -> None:
         self.data_dir = data_dir
         self.holder = holder
+        if holder.server_pid is None:
+            super().__init__(f"the data directory {data_dir} is in use by the embedded database pid {holder.db_pid} "
+                             f"of a process not visible from here (another container?)")
+            return
         command = f" ({holder.server_command})" if holder.server_command else ""
         port = f" on port {holder.port}" if holder.port else ""
         super().__init__(f"the data directory {data_dir} is in use by another imbrace process: "
@@ -76,11 +82,11 @@ class EmbeddedMongo:
         """Starts the database on the data directory, or with ``share`` uses the one a live
         server already runs there. Raises :class:`DataDirInUse` when a live server holds it."""
         holder = self.holder()
-        if holder is not None and holder.server_pid is None:
+        if holder is not None and holder.orphan:
             _terminate(holder.db_pid)
             _remove_state_files(self.data_dir)
         elif holder is not None:
-            if not share or holder.port is None:
+            if not share or holder.server_pid is None or holder.port is None:
                 raise DataDirInUse(self.data_dir, holder)
             self.port, self.shared_with = holder.port, holder
             self._wait_until_ready(timeout_s)
@@ -101,22 +107,29 @@ class EmbeddedMongo:
         return self
 
     def holder(self) -> Holder | None:
-        """Who holds the data directory now; forgets the pid and port files a crash left behind."""
-        pid = _read_int(self.data_dir / "db.pid")
+        """Who holds the data directory now; forgets the pid and port files a crash left behind.
+
+        The database process keeps ``db.pid`` locked, so a held lock is trusted even when
+        the process can't be seen (another container sharing the volume)."""
+        pid_file = self.data_dir / "db.pid"
+        pid = _read_int(pid_file)
         if pid is None:
             return None
+        locked = _locked(pid_file)
         process = _process(pid)
+        port = _read_int(self.data_dir / "db.port")
         if process is None or not _serves_data_dir(process, self.data_dir):
+            if locked:
+                return Holder(pid, port, None)
             _remove_state_files(self.data_dir)
             return None
         parent = _option(process.argv, "--parent-pid")
         server_pid = int(parent) if parent and parent.isdigit() else process.ppid
         server = _process(server_pid) if server_pid > 1 and process.ppid == server_pid else None
-        port = _read_int(self.data_dir / "db.port")
         if port is None and (option := _option(process.argv, "--port") or _option(process.argv, "-p")):
             port = int(option) if option.isdigit() else None
         if server is None:
-            return Holder(pid, port, None)
+            return Holder(pid, port, None, orphan=True)
         command = " ".join([Path(server.argv[0]).name, *server.argv[1:]] if server.argv else [])
         return Holder(pid, port, server_pid, " ".join(command.split())[:200])
 
@@ -215,6 +228,21 @@ def _serves_data_dir(process: _Process, data_dir: Path) -> bool:
             return False
         path = Path(process.cwd) / path
     return os.path.normpath(path) == os.path.normpath(expected)
+
+
+def _locked(pid_file: Path) -> bool:
+    """Whether a database process holds its lock on ``pid_file`` (nx-27017's own command takes none)."""
+    try:
+        fd = os.open(pid_file, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # also releases a lock just taken
+    return False
 
 
 def _option(argv: list[str], name: str) -> str | None:

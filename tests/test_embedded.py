@@ -1,12 +1,14 @@
 """The embedded database process on its own: how it stops, and what a crash leaves behind."""
 
+import fcntl
 import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from pymongo import MongoClient
 
-from api.embedded import EmbeddedMongo
+from api.embedded import DataDirInUse, EmbeddedMongo
 
 
 def test_stopping_with_clients_connected_leaves_no_traceback_and_no_state_files(tmp_path):
@@ -53,3 +55,17 @@ def test_a_pid_file_naming_another_program_is_stale(tmp_path):
     finally:
         stranger.kill()
         stranger.wait()
+
+
+def test_a_locked_pid_file_of_an_invisible_process_is_respected(tmp_path):
+    """Another container on the same volume: its pid means nothing here, but its lock does."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    pid_file = tmp_path / "db.pid"
+    pid_file.write_text(f"{gone.pid}\n")
+    with open(pid_file) as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        with pytest.raises(DataDirInUse, match="not visible from here"):
+            EmbeddedMongo(tmp_path).start(share=True)
+        assert pid_file.read_text().strip() == str(gone.pid)
+    assert EmbeddedMongo(tmp_path).holder() is None  # once the lock is released, the file is stale
