@@ -17,8 +17,9 @@ def test_stopping_with_clients_connected_leaves_no_traceback_and_no_state_files(
     try:
         client.t.things.insert_many([{"n": i} for i in range(3)])
         assert (tmp_path / "db.port").read_text().strip() == str(db.port)
-        db.stop()
+        db.stop()  # while the client's connections are open
     finally:
+        db.stop()
         client.close()
     assert db.process.returncode == 0
     log = (tmp_path / "db.log").read_text()
