@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shlex
 
 from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
@@ -42,20 +43,29 @@ STOP_TIMEOUT_S = 5
 class Runtime:
     """Starts what the app needs, in order, and stops it in reverse."""
 
-    def __init__(self, settings: Settings, listeners=None) -> None:
+    def __init__(self, settings: Settings, listeners=None, embedded: EmbeddedMongo | None = None,
+                 setup_hint: bool = False) -> None:
+        """``embedded``: a database already started for this runtime, which it stops with itself.
+        ``setup_hint``: log how to create the first organization when there is none (``imbrace serve``)."""
         self.settings = settings
         self.listeners = listeners
-        self.embedded: EmbeddedMongo | None = None
+        self.embedded = embedded
+        self.setup_hint = setup_hint
         self.services: Services | None = None
 
-    async def start(self, workers: bool = True) -> Services:
+    async def start(self, workers: bool = True, share_embedded: bool = False) -> Services:
         """Connects and prepares the database; ``workers`` also starts the background jobs
-        (event hub, sweeper, retention, email outbox) that a serving process runs."""
+        (event hub, sweeper, retention, email outbox) that a serving process runs.
+        ``share_embedded`` uses the embedded database a live server already runs on the
+        data directory, instead of refusing to start a second one there."""
         uri = self.settings.mongodb_uri
         if uri is None:
-            self.embedded = EmbeddedMongo(self.settings.data_dir).start()
+            if self.embedded is None:
+                self.embedded = EmbeddedMongo(self.settings.data_dir).start(share=share_embedded)
             uri = self.embedded.uri
-            log.info("embedded MongoDB (nx-27017) on %s, data in %s", uri, self.settings.data_dir)
+            shared = self.embedded.shared_with
+            log.info("embedded MongoDB (nx-27017) on %s, data in %s%s", uri, self.embedded.data_dir,
+                     f" (shared with the running server, pid {shared.server_pid})" if shared else "")
         client = connect(uri, self.listeners)
         db = client[self.settings.database]
         await create_indexes(db)
@@ -68,6 +78,9 @@ class Runtime:
         )
         if workers:
             await self._start_workers(db)
+        if self.setup_hint and not await self.services.store.any_organization():
+            log.warning("The database has no organization yet. Create the first one with:\n  %s", init_command_line(
+                self.settings))
         return self.services
 
     async def _start_workers(self, db) -> None:
@@ -97,6 +110,15 @@ class Runtime:
             self.embedded.stop()
 
 
+def init_command_line(settings: Settings) -> str:
+    """The ``imbrace init`` that reaches this server's database, from any directory."""
+    command = "imbrace init --org NAME --email EMAIL --password PASSWORD"
+    if settings.mongodb_uri is None:
+        return f"IMBRACE_DATA_DIR={shlex.quote(str(settings.data_dir.absolute()))} {command}"
+    database = "" if settings.database == "imbrace" else f"IMBRACE_DATABASE={shlex.quote(settings.database)} "
+    return f"MONGODB_URI=<this server's MONGODB_URI> {database}{command}"
+
+
 async def database_unavailable(request, exc) -> JSONResponse:
     """Webhooks and file downloads answer 503 (retry later), never a 500 trace, while MongoDB is down."""
     log.warning("database unavailable: %s", exc)
@@ -104,9 +126,10 @@ async def database_unavailable(request, exc) -> JSONResponse:
                         headers={"Retry-After": "2"})
 
 
-def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
+def create_app(settings: Settings | None = None, listeners=None, embedded: EmbeddedMongo | None = None,
+               setup_hint: bool = False) -> Starlette:
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings, listeners)
+    runtime = Runtime(settings, listeners, embedded, setup_hint)
     holder: dict = {}
 
     @contextlib.asynccontextmanager

@@ -10,6 +10,8 @@ import sys
 
 from api.settings import Settings, SettingsError
 
+log = logging.getLogger("imbrace")
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imbrace", description="iMBrace Conversations API server.")
@@ -42,15 +44,31 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def serve_command(host: str, port: int) -> int:
+    """Starts the embedded database before uvicorn, so that a data directory held by another
+    live server is refused with one line rather than a failed-lifespan traceback."""
     import uvicorn
 
     from api.app import create_app
+    from api.embedded import DataDirInUse, EmbeddedMongo
 
     settings = Settings.from_env()
-    app = create_app(settings)
-    tune_garbage_collector()
-    uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio",
-                ws_per_message_deflate=settings.ws_compression, proxy_headers=False, timeout_graceful_shutdown=10)
+    log.info("data directory: %s", settings.data_dir.absolute())
+    embedded = None
+    if settings.mongodb_uri is None:
+        try:
+            embedded = EmbeddedMongo(settings.data_dir).start()
+        except DataDirInUse as in_use:
+            print(f"error: {in_use}. Stop it first, or set IMBRACE_DATA_DIR to another directory.", file=sys.stderr)
+            return 1
+    try:
+        app = create_app(settings, embedded=embedded, setup_hint=True)
+        tune_garbage_collector()
+        uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio",
+                    ws_per_message_deflate=settings.ws_compression, proxy_headers=False,
+                    timeout_graceful_shutdown=10)
+    finally:
+        if embedded is not None:  # uvicorn never ran the lifespan, e.g. its port was taken
+            embedded.stop()
     return 0
 
 
@@ -69,11 +87,19 @@ def tune_garbage_collector() -> None:
 
 async def init_command(org: str, email: str, password: str, name: str | None) -> int:
     from api.app import Runtime
+    from api.embedded import DataDirInUse
     from domain.errors import Refused
     from domain.usecases.onboarding import create_organization
 
-    runtime = Runtime(Settings.from_env())
-    services = await runtime.start(workers=False)
+    settings = Settings.from_env()
+    log.info("data directory: %s", settings.data_dir.absolute())
+    runtime = Runtime(settings)
+    try:
+        services = await runtime.start(workers=False, share_embedded=True)
+    except DataDirInUse as in_use:
+        print(f"error: {in_use}", file=sys.stderr)
+        await runtime.stop()
+        return 1
     try:
         organization, owner = await create_organization(services.store, services.passwords, org, email, password,
                                                         name, services.clock())
@@ -82,7 +108,9 @@ async def init_command(org: str, email: str, password: str, name: str | None) ->
         return 1
     finally:
         await runtime.stop()
-    print(f"Created organization {organization.name!r} ({organization.id}) with owner {owner.email} ({owner.id}).")
+    where = f" in the data directory {settings.data_dir.absolute()}" if settings.mongodb_uri is None else ""
+    print(f"Created organization {organization.name!r} ({organization.id}) with owner {owner.email} ({owner.id})"
+          f"{where}.")
     return 0
 
 

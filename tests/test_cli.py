@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -127,6 +128,14 @@ class Serve:
         if self.db_pid is not None:
             _wait_gone(self.db_pid)
 
+    def db_port(self) -> int:
+        return int(httpx.URL(self._logged_db_uri()).port)
+
+    def _logged_db_uri(self) -> str:
+        self.log.flush()
+        log = (self.data_dir.parent / f"serve-{self.port}.log").read_text()
+        return re.search(r"embedded MongoDB \(nx-27017\) on (\S+),", log).group(1)
+
     def _output(self) -> str:
         if not self.log.closed:
             self.log.flush()
@@ -220,3 +229,120 @@ def test_serve_refuses_bad_settings_in_one_line(tmp_path, values, named):
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and named in lines[0], done.stderr
     assert "Traceback" not in done.stderr and not (data_dir / "db.pid").exists()
+
+
+def _kill(pid: int) -> None:
+    os.kill(pid, signal.SIGKILL)
+    _wait_gone(pid, timeout_s=5)
+
+
+def _db_log_tracebacks(data_dir: Path) -> int:
+    return (data_dir / "db.log").read_text(errors="replace").count("Traceback")
+
+
+def test_killed_server_takes_its_database_along_and_restarts_at_once(serves, tmp_path):
+    data_dir = tmp_path / "data"
+    first = serves(data_dir)
+    first.process.kill()
+    first.process.wait()
+    _wait_gone(first.db_pid, timeout_s=3)
+
+    second = serves(data_dir)
+    assert second.db_pid != first.db_pid
+    assert int((data_dir / "db.port").read_text()) == second.db_port()
+    second.stop()
+    assert _db_log_tracebacks(data_dir) == 0, (data_dir / "db.log").read_text()[-3000:]
+    assert not (data_dir / "db.pid").exists() and not (data_dir / "db.port").exists()
+
+
+def test_killed_database_is_replaced_when_the_server_restarts(serves, tmp_path):
+    data_dir = tmp_path / "data"
+    first = serves(data_dir)
+    _kill(first.db_pid)
+    deadline = time.monotonic() + 10
+    while httpx.get(first.url + "/healthz", timeout=5).status_code != 503:
+        assert time.monotonic() < deadline, "healthz still 200 after the database was killed"
+        time.sleep(0.1)
+    first.stop()
+
+    second = serves(data_dir)
+    assert second.db_pid != first.db_pid
+
+
+def test_both_killed_then_restarted_even_when_the_stale_pid_is_reused(serves, tmp_path):
+    data_dir = tmp_path / "data"
+    first = serves(data_dir)
+    first.process.kill()
+    _kill(first.db_pid)
+    first.process.wait()
+    assert (data_dir / "db.pid").exists(), "a SIGKILLed database can't remove its pid file"
+    # the recorded pid now belongs to an unrelated process, as after a reboot
+    stranger = subprocess.Popen(["sleep", "60"])
+    try:
+        (data_dir / "db.pid").write_text(str(stranger.pid))
+        second = serves(data_dir)
+        assert second.db_pid not in (first.db_pid, stranger.pid)
+        assert stranger.poll() is None, "an unrelated process holding the stale pid was signalled"
+    finally:
+        stranger.kill()
+        stranger.wait()
+
+
+def test_orphaned_database_of_a_dead_server_is_stopped_and_replaced(serves, tmp_path):
+    """As earlier versions left it: nx-27017 started directly, its server gone, still holding the files."""
+    data_dir = tmp_path / "data"
+    (data_dir / "db").mkdir(parents=True)
+    nx = str(Path(sys.executable).with_name("nx-27017"))
+    launcher = subprocess.run(
+        ["sh", "-c", f'"$0" --data-dir "$1/db" -p "$2" --log-file "$1/db.log" --pid-file "$1/db.pid" '
+                     f'>/dev/null 2>&1 & echo $!', nx, str(data_dir), str(free_port())],
+        capture_output=True, text=True, check=True)
+    orphan = int(launcher.stdout)
+    try:
+        deadline = time.monotonic() + 20
+        while not (data_dir / "db.pid").exists():
+            assert time.monotonic() < deadline, "the orphan never wrote its pid file"
+            time.sleep(0.05)
+        serve = serves(data_dir)
+        _wait_gone(orphan, timeout_s=5)
+        assert serve.db_pid != orphan
+    finally:
+        if _alive(orphan):
+            os.kill(orphan, signal.SIGKILL)
+
+
+def test_second_server_on_a_data_directory_is_refused_in_one_line(serves, tmp_path):
+    data_dir = tmp_path / "data"
+    first = serves(data_dir)
+    second = Serve(data_dir)
+    assert second.process.wait(timeout=60) != 0
+    output = second._output()
+    second.log.close()
+    errors = [line for line in output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, output
+    assert "Traceback" not in output
+    assert str(data_dir) in errors[0] and f"pid {first.process.pid}" in errors[0], errors[0]
+    assert first.wait_healthy().status_code == 200
+    assert int((data_dir / "db.pid").read_text()) == first.db_pid
+
+
+def test_init_while_serving_creates_the_organization_in_the_running_database(serves, tmp_path):
+    data_dir = tmp_path / "data"
+    email = "owner@example.com"
+    serve = serves(data_dir)
+    log = serve._output()
+    hint = f"IMBRACE_DATA_DIR={data_dir} imbrace init --org NAME --email EMAIL --password PASSWORD"
+    assert hint in log, log
+
+    # relative to its own working directory, as an operator in another shell might give it
+    relative = os.path.relpath(data_dir, tmp_path)
+    created = subprocess.run(
+        [sys.executable, "-m", "api.cli", "init", "--org", "Acme", "--email", email, "--password", PASSWORD],
+        env=_env(IMBRACE_DATA_DIR=relative, PYTHONPATH=str(ROOT)), cwd=tmp_path, capture_output=True, text=True,
+        timeout=120)
+    assert created.returncode == 0, created.stderr
+    assert "Traceback" not in created.stderr
+    assert f"in the data directory {data_dir}." in created.stdout
+    token = serve.login(email)
+    assert serve.gql("{ me { email } }", token=token) == {"me": {"email": email}}
+    assert int((data_dir / "db.pid").read_text()) == serve.db_pid, "init replaced the server's database"

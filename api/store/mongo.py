@@ -59,6 +59,9 @@ class MongoStore:
         await self.db.organizations.insert_one(doc)
         return codec.organization(doc)
 
+    async def any_organization(self) -> bool:
+        return await self.db.organizations.find_one({}, {"_id": 1}) is not None
+
     async def organization(self, org_id: str) -> Organization | None:
         doc = await self.db.organizations.find_one({"_id": org_id})
         return codec.organization(doc) if doc else None
