@@ -13,7 +13,6 @@ import ast
 import inspect
 import json
 import re
-import shutil
 import subprocess
 import textwrap
 from pathlib import Path
@@ -24,6 +23,7 @@ from graphql import (
 )
 
 from api.cli import export_schema
+from tests.npm_tools import installed_tool
 from api.graphql.descriptions import AUTHENTICATION, ERRORS_HEADING
 from api.graphql.schema import build_schema
 from api.settings import Settings
@@ -45,28 +45,10 @@ PUBLIC_MUTATIONS = {"login"}
 TOP_LEVEL_CODES = {ErrorCode.UNAUTHENTICATED, ErrorCode.SERVICE_UNAVAILABLE}
 
 
-def _installed_version(package: str) -> str | None:
-    manifest = LINT_DIR / "node_modules" / package / "package.json"
-    return json.loads(manifest.read_text())["version"] if manifest.exists() else None
-
-
-def _linter_is_current() -> bool:
-    pinned = json.loads((LINT_DIR / "package.json").read_text())["devDependencies"]
-    return LINTER.exists() and all(_installed_version(name) == version for name, version in pinned.items())
-
-
 @pytest.fixture(scope="session")
 def linter() -> list[str]:
     """The command that runs the pinned linter, installed from the lock file first if needed."""
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        pytest.fail("Node.js and npm are needed to run graphql-schema-linter (tools/schema-lint).")
-    if not _linter_is_current():
-        installed = subprocess.run(
-            [npm, "ci", "--prefix", str(LINT_DIR), "--no-audit", "--no-fund", "--prefer-offline"],
-            cwd=LINT_DIR, capture_output=True, text=True, timeout=600)
-        assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout[-3000:]}\n{installed.stderr[-3000:]}"
-        assert _linter_is_current(), "npm ci did not install the pinned graphql-schema-linter"
+    node, _ = installed_tool("schema-lint")
     return [node, str(LINTER)]
 
 

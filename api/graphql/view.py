@@ -21,6 +21,7 @@ from strawberry.types.graphql import OperationType
 
 from api.auth import bearer_token, viewer_from_header
 from api.client_address import client_address
+from api.graphql import media
 from api.graphql.context import Context
 from api.graphql.multiplex import LegacyHandler, Multiplexer, TransportHandler
 from api.services import Services
@@ -33,9 +34,10 @@ HTTP_CODES = {400: "BAD_REQUEST", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 4
 class RequestRefused(HTTPException):
     """A request refused before GraphQL runs, with the typed code its JSON answer carries."""
 
-    def __init__(self, status_code: int, reason: str, code: str) -> None:
+    def __init__(self, status_code: int, reason: str, code: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(status_code, reason)
         self.code = code
+        self.headers = headers or {}
 
 
 class GraphQLView(GraphQL):
@@ -50,16 +52,32 @@ class GraphQLView(GraphQL):
         self.request_timeout_s = request_timeout_s
 
     async def __call__(self, scope, receive, send) -> None:
-        """strawberry answers a refused HTTP request in plain text; clients parse JSON errors."""
+        """Every answer is JSON (strawberry answers a refused request in plain text), in the
+        media type the client accepts (:mod:`api.graphql.media`)."""
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
+        request = Request(scope=scope, receive=receive)
+        graphql_response = media.accepts_graphql_response(request.headers)
+        request.state.graphql_response = graphql_response
         try:
-            response = await self.run(Request(scope=scope, receive=receive))
+            response = await self.run(request)
         except HTTPException as error:
             code = getattr(error, "code", None) or HTTP_CODES.get(error.status_code, "BAD_REQUEST")
             response = JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
-                                    status_code=error.status_code)
+                                    status_code=error.status_code, headers=getattr(error, "headers", None))
+        if graphql_response and response.media_type == media.JSON:
+            response.headers["content-type"] = media.GRAPHQL_RESPONSE + "; charset=utf-8"
+            response.status_code = getattr(request.state, "graphql_status", response.status_code)
         await response(scope, receive, send)
+
+    async def process_result(self, request: Request, result: ExecutionResult) -> dict:
+        """A request error answered as ``application/graphql-response+json`` has no ``data`` entry
+        and status 400; ``application/json`` answers keep ``"data": null`` and 200."""
+        answer = await super().process_result(request, result)
+        if getattr(request.state, "graphql_response", False) and media.is_request_error(result):
+            answer.pop("data", None)
+            request.state.graphql_status = media.REQUEST_ERROR_STATUS
+        return answer
 
     def decode_json(self, data: str | bytes) -> object:
         """Bodies too deeply nested for the parser, or not UTF-8, are bad JSON like any other
@@ -90,6 +108,9 @@ class GraphQLView(GraphQL):
                 raise RequestRefused(400, "Subscriptions need the WebSocket endpoint: open a WebSocket to "
                                           "/graphql with the graphql-transport-ws protocol.",
                                      "SUBSCRIPTION_NEEDS_WEBSOCKET") from error
+            if request_adapter.method == "GET" and error.operation_type is OperationType.MUTATION:
+                raise RequestRefused(405, "Mutations are sent with POST.", "METHOD_NOT_ALLOWED",
+                                     headers={"Allow": "POST"}) from error
             raise RequestRefused(400, error.as_http_error_reason(request_adapter.method),
                                  "OPERATION_NOT_ALLOWED") from error
         except TimeoutError:
