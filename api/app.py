@@ -22,6 +22,7 @@ from api.hub import EventHub
 from api.retention import Retention
 from api.sweeper import Sweeper
 from api.graphql.view import GraphQLView, refuse_form_posts
+from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
 from api.outbox import Outbox
 from api.routes.files import download
@@ -41,8 +42,9 @@ STOP_TIMEOUT_S = 5
 class Runtime:
     """Starts what the app needs, in order, and stops it in reverse."""
 
-    def __init__(self, settings: Settings, listeners=None) -> None:
+    def __init__(self, settings: Settings, listeners=None, metrics: Metrics | None = None) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.listeners = listeners
         self.embedded: EmbeddedMongo | None = None
         self.services: Services | None = None
@@ -62,19 +64,19 @@ class Runtime:
         self.services = Services(
             settings=self.settings, client=client, store=MongoStore(db), lister=ConversationLister(db),
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
-            events=EventLog(db, self.settings.thresholds),
+            events=EventLog(db, self.settings.thresholds, self.metrics), metrics=self.metrics,
         )
         if workers:
             await self._start_workers(db)
         return self.services
 
     async def _start_workers(self, db) -> None:
-        self.hub = EventHub(db)
+        self.hub = EventHub(db, self.metrics)
         await self.hub.start()
         self.services.hub = self.hub
         self.services.events.on_publish = self.hub.wake
         self.sweeper = Sweeper(db, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
-                               self.services.clock)
+                               self.services.clock, self.metrics)
         self.sweeper.start()
         self.retention = Retention(db, self.settings.event_retention_s, self.settings.login_window_s,
                                    self.services.clock)
@@ -104,7 +106,8 @@ async def database_unavailable(request, exc) -> JSONResponse:
 
 def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings, listeners)
+    metrics = Metrics()
+    runtime = Runtime(settings, listeners, metrics)
     holder: dict = {}
 
     @contextlib.asynccontextmanager
@@ -123,7 +126,7 @@ def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
         allow_queries_via_get=True,
         keep_alive=True, keep_alive_interval=settings.ws_keepalive_s, subscription_protocols=protocols,
         multipart_uploads_enabled=True, max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
-        allowed_origins=settings.allowed_origins,
+        allowed_origins=settings.allowed_origins, metrics=metrics,
     )
     holder["view"] = view
     multipart_limit = 2 * (settings.messaging.max_upload_bytes + 1) + settings.max_body_bytes
@@ -137,7 +140,11 @@ def create_app(settings: Settings | None = None, listeners=None) -> Starlette:
         WebSocketRoute("/graphql", view),
         Route("/graphql", cross_origin(graphql_http, settings.allowed_origins), methods=["GET", "POST", "OPTIONS"]),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestId)],
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics_endpoint(metrics, settings.metrics_token, settings.production),
+                            methods=["GET"]))
+    middleware = [Middleware(RequestId), Middleware(TimeHttp, metrics=metrics)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={ConnectionFailure: database_unavailable})
     app.state.runtime = runtime
     return app

@@ -14,6 +14,7 @@ from api.graphql.payloads import (
     MessageTemplatePayload, SendMessagePayload, TeamPayload, run,
 )
 from api.graphql.types import Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team
+from domain.errors import Refused
 from domain.usecases import customers, login, messaging, onboarding, rooms
 
 
@@ -44,8 +45,12 @@ class Mutation:
         s = info.context.services
 
         async def action():
-            member = await login.login(s.store, s.passwords, s.store, input.email, input.password, s.clock(),
-                                       s.settings.login_max_failures, s.settings.login_window_s)
+            try:
+                member = await login.login(s.store, s.passwords, s.store, input.email, input.password, s.clock(),
+                                           s.settings.login_max_failures, s.settings.login_window_s)
+            except Refused as refused:
+                s.metrics.login_refused(refused.code)
+                raise
             org = await s.store.organization(member.org_id)
             return {"token": s.tokens.issue(member.id, member.org_id), "member": Member(entity=member),
                     "organization": Organization.of(org)}

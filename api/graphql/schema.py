@@ -10,7 +10,7 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
-from api.graphql.extensions import DocumentValidationCache, PresentErrors, RequireAuthentication
+from api.graphql.extensions import CountOperations, DocumentValidationCache, PresentErrors, RequireAuthentication
 from api.graphql.mutations import Mutation
 from api.graphql.sharing import SharedEventExecutor
 from api.graphql.queries import Query
@@ -33,6 +33,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     if not settings.introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
     extensions = [
+        CountOperations,
         PresentErrors,
         RequireAuthentication,
         lambda: MaxTokensLimiter(max_token_count=settings.max_query_tokens),

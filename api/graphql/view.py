@@ -14,16 +14,29 @@ from strawberry.exceptions import ConnectionRejectionError
 from api.auth import viewer_from_header
 from api.graphql.context import Context
 from api.graphql.multiplex import Multiplexer, TransportHandler
+from api.metrics import Metrics
 from api.services import Services
 
 
 class GraphQLView(GraphQL):
     graphql_transport_ws_handler_class = TransportHandler
 
-    def __init__(self, services: Services, multiplex: bool = True, **kwargs: Any) -> None:
+    def __init__(self, services: Services, multiplex: bool = True, metrics: Metrics | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.services = services
         self.multiplexer = Multiplexer() if multiplex else None
+        self.metrics = metrics or Metrics()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "websocket":
+            return await super().__call__(scope, receive, send)
+        connections = self.metrics.websocket_connections
+        connections.inc()
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            connections.dec()
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         services = self.services
