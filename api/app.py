@@ -24,6 +24,7 @@ from api.retention import Retention
 from api.signing import FileLinks
 from api.sweeper import Sweeper
 from api.graphql.view import GraphQLView, authenticate_uploads, refuse_form_posts
+from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
 from api.outbox import Outbox
 from api.routes.files import download
@@ -44,10 +45,11 @@ class Runtime:
     """Starts what the app needs, in order, and stops it in reverse."""
 
     def __init__(self, settings: Settings, listeners=None, embedded: EmbeddedMongo | None = None,
-                 setup_hint: bool = False) -> None:
+                 setup_hint: bool = False, metrics: Metrics | None = None) -> None:
         """``embedded``: a database already started for this runtime, which it stops with itself.
         ``setup_hint``: log how to create the first organization when there is none (``imbrace serve``)."""
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.listeners = listeners
         self.embedded = embedded
         self.setup_hint = setup_hint
@@ -73,7 +75,7 @@ class Runtime:
         self.services = Services(
             settings=self.settings, client=client, store=MongoStore(db), lister=ConversationLister(db),
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
-            events=EventLog(db, self.settings.thresholds),
+            events=EventLog(db, self.settings.thresholds, self.metrics), metrics=self.metrics,
             links=FileLinks(secret, self.settings.public_file_ttl_s),
         )
         if workers:
@@ -84,12 +86,12 @@ class Runtime:
         return self.services
 
     async def _start_workers(self, db) -> None:
-        self.hub = EventHub(db)
+        self.hub = EventHub(db, self.metrics)
         await self.hub.start()
         self.services.hub = self.hub
         self.services.events.on_publish = self.hub.wake
         self.sweeper = Sweeper(db, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
-                               self.services.clock)
+                               self.services.clock, self.metrics)
         self.sweeper.start()
         self.retention = Retention(db, self.settings.event_retention_s, self.settings.login_window_s,
                                    self.services.clock)
@@ -129,7 +131,8 @@ async def database_unavailable(request, exc) -> JSONResponse:
 def create_app(settings: Settings | None = None, listeners=None, embedded: EmbeddedMongo | None = None,
                setup_hint: bool = False) -> Starlette:
     settings = settings or Settings.from_env()
-    runtime = Runtime(settings, listeners, embedded, setup_hint)
+    metrics = Metrics()
+    runtime = Runtime(settings, listeners, embedded, setup_hint, metrics)
     holder: dict = {}
 
     @contextlib.asynccontextmanager
@@ -149,7 +152,7 @@ def create_app(settings: Settings | None = None, listeners=None, embedded: Embed
         allow_queries_via_get=True,
         keep_alive=True, keep_alive_interval=settings.ws_keepalive_s, subscription_protocols=protocols,
         multipart_uploads_enabled=True, max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
-        allowed_origins=settings.allowed_origins,
+        allowed_origins=settings.allowed_origins, metrics=metrics,
     )
     holder["view"] = view
     multipart_limit = 2 * (settings.messaging.max_upload_bytes + 1) + settings.max_body_bytes
@@ -164,7 +167,11 @@ def create_app(settings: Settings | None = None, listeners=None, embedded: Embed
         # every method reaches the view, which answers the ones it refuses (405) in JSON
         Route("/graphql", cross_origin(graphql_http, settings.allowed_origins)),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(RequestId)],
+    if settings.metrics:
+        routes.append(Route("/metrics", metrics_endpoint(metrics, settings.metrics_token, settings.production),
+                            methods=["GET"]))
+    middleware = [Middleware(RequestId), Middleware(TimeHttp, metrics=metrics)]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
                     exception_handlers={ConnectionFailure: database_unavailable})
     app.state.runtime = runtime
     return app

@@ -16,6 +16,7 @@ from bson import ObjectId
 
 from pymongo import ReturnDocument
 
+from api.metrics import Metrics
 from api.store import codec
 from api.store.codec import ms
 from domain.entities import Team
@@ -28,9 +29,10 @@ TEAMS_CHANGED = "TEAMS_CHANGED"
 
 
 class EventLog:
-    def __init__(self, db, thresholds: Thresholds) -> None:
+    def __init__(self, db, thresholds: Thresholds, metrics: Metrics | None = None) -> None:
         self.db = db
         self.thresholds = thresholds
+        self.metrics = metrics or Metrics()
         self.on_publish = None
 
     async def next_id(self) -> int:
@@ -47,6 +49,7 @@ class EventLog:
         notified = await self._notify(event, codec.team(team_doc) if team_doc else None, sender)
         event_id = await self.next_id()
         await self.db.events.insert_one(event_doc(event, event_id, notified))
+        self.metrics.published(event.kind.value)
         self._wake()
         return event_id
 
@@ -55,6 +58,7 @@ class EventLog:
         event_id = await self.next_id()
         await self.db.events.insert_one({"_id": event_id, "seq": event_id, "org_id": org_id, "kind": TEAMS_CHANGED,
                                          "at": ms(at)})
+        self.metrics.published(TEAMS_CHANGED)
         self._wake()
 
     async def _notify(self, event: Event, team: Team | None, sender: SenderKind) -> dict[str, str]:

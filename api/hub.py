@@ -16,6 +16,7 @@ import time
 from collections import OrderedDict
 
 from api.events import TEAMS_CHANGED
+from api.metrics import Metrics
 
 log = logging.getLogger("imbrace.hub")
 
@@ -99,8 +100,9 @@ def _discard(index: dict, key, subscription: Subscription) -> None:
 
 
 class EventHub:
-    def __init__(self, db) -> None:
+    def __init__(self, db, metrics: Metrics | None = None) -> None:
         self.db = db
+        self._delivered = (metrics or Metrics()).events_delivered
         self.dispatched_id = 0
         self.audience = Audience()
         self._wake = asyncio.Event()
@@ -213,14 +215,18 @@ class EventHub:
     def _deliver(self, doc: dict) -> None:
         self._remember(doc)
         teams_changed = doc.get("kind") == TEAMS_CHANGED
+        delivered = 0
         for subscription in self.audience.of(doc):
             if teams_changed and subscription.member_id is None:
                 # Until it has re-read its teams, it may care about any team's events.
                 self.follow_teams(subscription, None)
             try:
                 subscription.queue.put_nowait(doc)
+                delivered += 1
             except asyncio.QueueFull:
                 subscription.overflowed = True
+        if delivered:
+            self._delivered.inc(delivered)
 
     async def _watch(self) -> None:
         """Wake on inserts by other instances, where change streams exist."""

@@ -213,6 +213,8 @@ class Outbox:
         if result.matched_count != 1:
             log.warning("email job %s: lease lost before recording %s", job.id, status.value)
             return
+        if status is DeliveryStatus.FAILED:
+            self.services.metrics.email_failures.inc()
         log.info("email job %s: %s after %d attempt(s)%s", job.id, status.value, attempts,
                  f" ({error})" if error else "")
         await self._refresh_last_message(message, tuple(email if d.via is DeliveryVia.EMAIL else d

@@ -9,6 +9,7 @@ from typing import Callable
 from pymongo import AsyncMongoClient
 
 from api.auth import Passwords, Tokens
+from api.metrics import Metrics
 from api.settings import Settings
 from api.signing import FileLinks
 from api.store.files import GridFiles
@@ -33,6 +34,7 @@ class Services:
     events: object = None
     hub: object = None
     clock: Callable[[], datetime] = field(default=utc_now)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @property
     def db(self):

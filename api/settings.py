@@ -109,6 +109,8 @@ class Settings:
     public_url: str = "http://localhost:8000"
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
+    metrics: bool = True
+    metrics_token: str | None = None
 
     @property
     def production(self) -> bool:
@@ -220,5 +222,7 @@ class Settings:
             public_url=os.environ.get("IMBRACE_PUBLIC_URL", "http://localhost:8000"),
             argon2_time_cost=_int("IMBRACE_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int("IMBRACE_ARGON2_MEMORY_KIB", 65536),
+            metrics=_bool("IMBRACE_METRICS", True),
+            metrics_token=os.environ.get("IMBRACE_METRICS_TOKEN") or None,
         )
         return settings.validate()

@@ -21,6 +21,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
+from api.metrics import Metrics
 from api.periodic import Periodic
 from api.store import codec
 from api.store.codec import ms
@@ -34,19 +35,25 @@ BATCH = 500
 
 
 class Sweeper:
-    def __init__(self, db, events, thresholds: Thresholds, interval_s: float, clock) -> None:
+    def __init__(self, db, events, thresholds: Thresholds, interval_s: float, clock,
+                 metrics: Metrics | None = None) -> None:
         self.db = db
         self.events = events
         self.thresholds = thresholds
         self.interval_s = interval_s
         self.clock = clock
+        self.metrics = metrics or Metrics()
 
     def start(self) -> None:
-        self._periodic = Periodic("sweeper", lambda: self.sweep(self.clock()), self.interval_s)
+        self._periodic = Periodic("sweeper", self._sweep_now, self.interval_s)
         self._periodic.start()
 
     async def stop(self) -> None:
         await self._periodic.stop()
+
+    async def _sweep_now(self) -> None:
+        await self.sweep(self.clock())
+        self.metrics.sweeper_last_success.set_to_current_time()
 
     async def sweep(self, now: datetime) -> int:
         """Announce every time-driven transition due at ``now``; returns how many this instance claimed.

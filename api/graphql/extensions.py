@@ -1,8 +1,9 @@
-"""Schema extensions: authentication gate, query cost limit, error masking."""
+"""Schema extensions: authentication gate, query cost limit, error masking and request metrics."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -19,6 +20,7 @@ from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from api.metrics import INVALID, UNAUTHENTICATED
 from domain.errors import Refused
 from domain.listing import MAX_PAGE_SIZE
 
@@ -308,3 +310,44 @@ class PresentErrors(SchemaExtension):
             return
         request_id = getattr(self.execution_context.context, "request_id", "-")
         result.errors = [present_error(e, request_id) for e in result.errors]
+
+
+class CountOperations(SchemaExtension):
+    """Counts and times each GraphQL query and mutation, by bounded operation name and outcome.
+
+    First in the list, so its time covers parsing, validation and execution.
+    A subscription's operation lasts as long as its stream, so it is left to
+    the WebSocket gauges instead.
+    """
+
+    def on_operation(self):
+        started = time.perf_counter()
+        yield
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and not context.pre_execution_errors:
+            try:
+                if context.operation_type is StrawberryOperationType.SUBSCRIPTION:
+                    return
+            except Exception:  # noqa: BLE001 - no such operation in the document: counted as invalid
+                document = None
+        metrics = getattr(getattr(context.context, "services", None), "metrics", None)
+        if metrics is None:
+            return
+        if document is None or context.pre_execution_errors:
+            label = INVALID
+        elif getattr(context.context, "viewer", None) is None:
+            label = UNAUTHENTICATED
+        else:
+            label = metrics.operation_label(context.operation_name)
+        metrics.graphql_duration.labels(label).observe(time.perf_counter() - started)
+        metrics.graphql_requests.labels(label, _outcome(context.result)).inc()
+
+
+def _outcome(result) -> str:
+    if result is None or result.errors:
+        return "error"
+    data = result.data if isinstance(result.data, dict) else {}
+    if any(isinstance(value, dict) and value.get("errors") for value in data.values()):
+        return "user_errors"
+    return "ok"

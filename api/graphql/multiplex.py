@@ -271,6 +271,16 @@ class TransportHandler(ClosesWhenTokenExpires, BaseGraphQLTransportWSHandler):
         await super().shutdown()
 
     async def run_operation(self, operation: Operation) -> None:
+        metrics = getattr(self.view, "metrics", None)
+        if metrics is None:
+            return await self._run_operation(operation)
+        metrics.active_subscriptions.inc()
+        try:
+            await self._run_operation(operation)
+        finally:
+            metrics.active_subscriptions.dec()
+
+    async def _run_operation(self, operation: Operation) -> None:
         multiplexer: Multiplexer | None = getattr(self.view, "multiplexer", None)
         key = multiplexer.key(self, operation) if multiplexer else None
         if key is None:

@@ -19,6 +19,7 @@ from api.graphql.payloads import (
 )
 from api.graphql.types import Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team
 from domain.enums import ErrorCode as E
+from domain.errors import Refused
 from domain.usecases import customers, login, messaging, onboarding, rooms
 
 
@@ -65,8 +66,12 @@ class Mutation:
         s = info.context.services
 
         async def action():
-            member = await login.login(s.store, s.passwords, s.store, input.email, input.password,
-                                       info.context.client_address, s.clock(), s.settings.login_policy)
+            try:
+                member = await login.login(s.store, s.passwords, s.store, input.email, input.password,
+                                           info.context.client_address, s.clock(), s.settings.login_policy)
+            except Refused as refused:
+                s.metrics.login_refused(refused.code)
+                raise
             org = await s.store.organization(member.org_id)
             return {"token": s.tokens.issue(member.id, member.org_id), "member": Member(entity=member),
                     "organization": Organization.of(org)}

@@ -9,7 +9,8 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.graphql.extensions import (
-    DocumentValidationCache, KeepMutationsWhole, PresentErrors, QueryCostLimit, RequireAuthentication, SafeParserCache,
+    CountOperations, DocumentValidationCache, KeepMutationsWhole, PresentErrors, QueryCostLimit,
+    RequireAuthentication, SafeParserCache,
 )
 from api.graphql.mutations import Mutation
 from api.graphql.sharing import SharedEventExecutor
@@ -53,6 +54,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         rules.append(NoSchemaIntrospectionCustomRule)
     hide_suggestions = settings.hide_suggestions
     extensions = [
+        CountOperations,
         PresentErrors,
         lambda: RequireAuthentication(public_introspection=introspection == "public"),
         KeepMutationsWhole,

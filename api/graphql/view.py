@@ -24,6 +24,7 @@ from api.client_address import client_address
 from api.graphql import media
 from api.graphql.context import Context
 from api.graphql.multiplex import LegacyHandler, Multiplexer, TransportHandler
+from api.metrics import Metrics
 from api.services import Services
 
 log = logging.getLogger("imbrace.graphql")
@@ -45,15 +46,24 @@ class GraphQLView(GraphQL):
     graphql_ws_handler_class = LegacyHandler
 
     def __init__(self, services: Services, multiplex: bool = True, request_timeout_s: float | None = None,
+                 metrics: Metrics | None = None,
                  **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.services = services
         self.multiplexer = Multiplexer() if multiplex else None
         self.request_timeout_s = request_timeout_s
+        self.metrics = metrics or Metrics()
 
     async def __call__(self, scope, receive, send) -> None:
         """Every answer is JSON (strawberry answers a refused request in plain text), in the
         media type the client accepts (:mod:`api.graphql.media`)."""
+        if scope["type"] == "websocket":
+            connections = self.metrics.websocket_connections
+            connections.inc()
+            try:
+                return await super().__call__(scope, receive, send)
+            finally:
+                connections.dec()
         if scope["type"] != "http":
             return await super().__call__(scope, receive, send)
         request = Request(scope=scope, receive=receive)
