@@ -23,6 +23,7 @@ from api.hub import EventHub
 from api.retention import Retention
 from api.signing import FileLinks
 from api.sweeper import Sweeper
+from api.graphiql import graphiql_page
 from api.graphql.view import GraphQLView, authenticate_uploads, refuse_form_posts
 from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
@@ -145,10 +146,12 @@ def create_app(settings: Settings | None = None, listeners=None, embedded: Embed
         finally:
             await runtime.stop()
 
+    graphiql = graphiql_page() if settings.graphiql_enabled else None
     protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL] + ([GRAPHQL_WS_PROTOCOL] if settings.legacy_ws else [])
     view = GraphQLView(
         services=None, schema=build_schema(settings), multiplex=settings.shared_execution,
-        graphql_ide="graphiql" if settings.graphiql_enabled else None, request_timeout_s=settings.request_timeout_s,
+        graphql_ide="graphiql" if graphiql else None, graphiql_html=graphiql.html if graphiql else None,
+        request_timeout_s=settings.request_timeout_s,
         allow_queries_via_get=True,
         keep_alive=True, keep_alive_interval=settings.ws_keepalive_s, subscription_protocols=protocols,
         multipart_uploads_enabled=True, max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
@@ -167,6 +170,8 @@ def create_app(settings: Settings | None = None, listeners=None, embedded: Embed
         # every method reaches the view, which answers the ones it refuses (405) in JSON
         Route("/graphql", cross_origin(graphql_http, settings.allowed_origins)),
     ]
+    if graphiql:
+        routes.extend(graphiql.routes())
     if settings.metrics:
         routes.append(Route("/metrics", metrics_endpoint(metrics, settings.metrics_token, settings.production),
                             methods=["GET"]))

@@ -46,13 +46,19 @@ class GraphQLView(GraphQL):
     graphql_ws_handler_class = LegacyHandler
 
     def __init__(self, services: Services, multiplex: bool = True, request_timeout_s: float | None = None,
-                 metrics: Metrics | None = None,
+                 metrics: Metrics | None = None, graphiql_html: str | None = None,
                  **kwargs: Any) -> None:
+        """``graphiql_html``: the GraphiQL page to serve instead of strawberry's (:mod:`api.graphiql`)."""
         super().__init__(**kwargs)
+        self.graphiql_html = graphiql_html
         self.services = services
         self.multiplexer = Multiplexer() if multiplex else None
         self.request_timeout_s = request_timeout_s
         self.metrics = metrics or Metrics()
+
+    @property
+    def graphql_ide_html(self) -> str:
+        return self.graphiql_html if self.graphiql_html is not None else super().graphql_ide_html
 
     async def __call__(self, scope, receive, send) -> None:
         """Every answer is JSON (strawberry answers a refused request in plain text), in the
