@@ -48,9 +48,10 @@ def graphiql_page(assets_dir: Path | None = None, html: str | None = None) -> Gr
     missing = [file.url for file in files
                if not file.package or not _is_intact(assets_dir / file.local_path, file.integrity)]
     if missing or not files:
-        log.warning("GraphiQL loads its files from the CDN (needs internet access): %s not installed here. "
-                    "Run `python -m api.graphiql_assets` to serve them from this server.",
-                    ", ".join(missing) or "nothing to rewrite")
+        what = ("none of them is installed here" if len(missing) == len(files) and files
+                else f"not installed here, or altered: {', '.join(missing) or 'the page loads nothing known'}")
+        log.warning("GraphiQL loads its files from the CDN (needs internet access): %s. "
+                    "Run `python -m api.graphiql_assets` to serve them from this server.", what)
         return GraphiQLPage(html, None)
     for file in files:
         # relative to /graphql, so that the page also works behind a proxy's path prefix
