@@ -35,4 +35,8 @@ ENV IMBRACE_DATA_DIR=/data
 VOLUME /data
 EXPOSE 8000
 
+# /healthz answers 200 while the database answers a ping, 503 otherwise (urlopen raises on 503).
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+
 CMD ["imbrace", "serve", "--host", "0.0.0.0"]

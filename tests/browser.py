@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 
 from api.embedded import free_port
+from tests.serving import start_serving
 
 CHROMIUM = os.environ.get("IMBRACE_TEST_CHROMIUM", "/usr/bin/chromium")
 
@@ -38,11 +39,7 @@ class PageHost:
         return f"http://127.0.0.1:{self.port}"
 
     async def __aenter__(self) -> "PageHost":
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
+        self.task = await start_serving(self.server)
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 from api.app import create_app
 from api.embedded import EmbeddedMongo, free_port
 from api.settings import Settings
+from tests.serving import start_serving
 from domain.status import Thresholds
 from domain.usecases.messaging import MessagingSettings
 
@@ -91,11 +92,7 @@ class Server:
         return self.services.db
 
     async def start(self) -> "Server":
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            if self.task.done():
-                self.task.result()
-            await asyncio.sleep(0.01)
+        self.task = await start_serving(self.server)
         return self
 
     async def stop(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from domain.status import Thresholds
-from tests.world import new_org
+from tests.world import grab_desk, new_org
 from tests.ws import Subscriber
 
 GRAB = "mutation($id: ID!) { grabConversation(id: $id) { errors { code } } }"
@@ -25,12 +25,7 @@ NOTIFICATIONS = "{ notifications { edges { node { kind canGrab conversationId } 
 
 
 async def grab_team(server):
-    org = await new_org(server)
-    team = await org.team("Grabbers", "GRAB")
-    alice, bob, boss = await org.member("alice"), await org.member("bob"), await org.member("boss")
-    for person, role in ((alice, "REPRESENTATIVE"), (bob, "REPRESENTATIVE"), (boss, "ADMIN")):
-        await org.add(team, person, role)
-    return org, team, await org.channel(team, "LINE", "Line"), alice, bob, boss
+    return await grab_desk(server, "LINE")
 
 
 async def test_a_replay_never_shows_the_loser_what_the_winner_of_a_grab_wrote(server):

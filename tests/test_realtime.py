@@ -9,7 +9,7 @@ import websockets
 from pymongo import monitoring
 
 from domain.status import Thresholds
-from tests.world import login, new_org, support_desk
+from tests.world import grab_desk, login, new_org, support_desk
 from tests.ws import Subscriber
 
 EVENTS = """subscription($f: ConversationFilter, $after: ID) { conversationEvents(filter: $f, after: $after) {
@@ -19,12 +19,7 @@ GRAB = "mutation($id: ID!) { grabConversation(id: $id) { errors { code } } }"
 
 
 async def grab_world(server):
-    org = await new_org(server)
-    team = await org.team("Grabbers", "GRAB")
-    alice, bob, boss = await org.member("alice"), await org.member("bob"), await org.member("boss")
-    for person, role in ((alice, "REPRESENTATIVE"), (bob, "REPRESENTATIVE"), (boss, "ADMIN")):
-        await org.add(team, person, role)
-    channel = await org.channel(team, "WEB_WIDGET")
+    org, team, channel, alice, bob, boss = await grab_desk(server)
     other_team = await org.team("Elsewhere")
     carol = await org.member("carol")
     await org.add(other_team, carol)

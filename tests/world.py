@@ -97,3 +97,13 @@ async def support_desk(server, *agent_names: str, channel_type: str = "LINE"):
     for agent in agents:
         await org.add(team, agent)
     return org, team, tuple(agents), await org.channel(team, channel_type)
+
+
+async def grab_desk(server, channel_type: str = "WEB_WIDGET"):
+    """A new organization with one GRAB team: representatives alice and bob, team admin boss."""
+    org = await new_org(server)
+    team = await org.team("Grabbers", "GRAB")
+    alice, bob, boss = await org.member("alice"), await org.member("bob"), await org.member("boss")
+    for person, role in ((alice, "REPRESENTATIVE"), (bob, "REPRESENTATIVE"), (boss, "ADMIN")):
+        await org.add(team, person, role)
+    return org, team, await org.channel(team, channel_type, "Grab channel"), alice, bob, boss
