@@ -51,32 +51,33 @@ def _is_marked(field: Any) -> bool:
     return field is not None and any(isinstance(e, PerViewer) for e in getattr(field, "extensions", ()))
 
 
-def selects_per_viewer_field(schema: GraphQLSchema, parent, selection_set, fragments: dict,
-                             seen: frozenset = frozenset()) -> bool:
+def selects_per_viewer_field(schema: GraphQLSchema, parent, selection_set, fragments: dict) -> bool:
     """Whether the selection, made on ``parent`` (a schema type), reaches a marked field."""
     marks = per_viewer_fields(schema)
-    if not marks:
-        return False
+    return bool(marks) and _reaches(schema, marks, parent, selection_set, fragments, frozenset())
+
+
+def _reaches(schema: GraphQLSchema, marks: Marks, parent, selection_set, fragments: dict, seen: frozenset) -> bool:
     for selection in selection_set.selections if selection_set else ():
         if isinstance(selection, FieldNode):
             name = selection.name.value
             if _marked_on(schema, marks, parent, name):
                 return True
             definition = (getattr(parent, "fields", None) or {}).get(name)
-            if definition is not None and selects_per_viewer_field(
-                    schema, get_named_type(definition.type), selection.selection_set, fragments, seen):
+            if definition is not None and _reaches(
+                    schema, marks, get_named_type(definition.type), selection.selection_set, fragments, seen):
                 return True
         elif isinstance(selection, InlineFragmentNode):
             condition = selection.type_condition
             target = schema.get_type(condition.name.value) if condition else parent
-            if selects_per_viewer_field(schema, target, selection.selection_set, fragments, seen):
+            if _reaches(schema, marks, target, selection.selection_set, fragments, seen):
                 return True
         elif isinstance(selection, FragmentSpreadNode):
             name = selection.name.value
             fragment = fragments.get(name)
             if fragment is not None and name not in seen:
                 target = schema.get_type(fragment.type_condition.name.value)
-                if selects_per_viewer_field(schema, target, fragment.selection_set, fragments, seen | {name}):
+                if _reaches(schema, marks, target, fragment.selection_set, fragments, seen | {name}):
                     return True
     return False
 
