@@ -3,9 +3,10 @@
 One reader per process follows the ``events`` collection: woken at once by
 local publishes, by a change stream when the deployment has one (replica
 set, or the embedded server), and otherwise by a short poll. It hands every
-event, in id order and without gaps, to each subscriber's queue. Ids are
-taken from a counter before the insert, so two instances can commit 6 before
-5; the reader waits briefly for a missing id before moving past it.
+event, in id order and without gaps, to each subscriber's queue, as one
+:class:`DispatchedEvent` shared by all of them. Ids are taken from a counter
+before the insert, so two instances can commit 6 before 5; the reader waits
+briefly for a missing id before moving past it.
 """
 
 from __future__ import annotations
@@ -14,9 +15,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from typing import Any
 
-from api.events import TEAMS_CHANGED
+from api.events import TEAMS_CHANGED, event_from_doc
 from api.metrics import Metrics
+from domain.events import Event
 
 log = logging.getLogger("imbrace.hub")
 
@@ -26,6 +29,33 @@ QUEUE_LIMIT = 10_000
 NEWEST_KEPT = 20_000  # conversations whose newest dispatched state is remembered
 WATCH_AWAIT_MS = 200
 WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
+
+
+class DispatchedEvent:
+    """One stored event on its way to subscribers, with the work done for it once.
+
+    The hub hands the same object to every queue that may care, so what one
+    subscriber works out is there for the next: the decoded event, verdicts
+    per judgment key (:func:`domain.events.judgment_key`), the payload per
+    delivered kind (whose shared results let equal operations share an
+    execution), and the loading of its message.
+    """
+
+    __slots__ = ("doc", "_event", "verdicts", "payloads", "message")
+
+    def __init__(self, doc: dict) -> None:
+        self.doc = doc
+        self._event: Event | None = None
+        self.verdicts: dict[tuple, Any] = {}
+        self.payloads: dict[Any, Any] = {}
+        self.message: asyncio.Future | None = None
+
+    @property
+    def event(self) -> Event:
+        """The stored document decoded, once, when first asked for."""
+        if self._event is None:
+            self._event = event_from_doc(self.doc)
+        return self._event
 
 
 class Subscription:
@@ -149,10 +179,10 @@ class EventHub:
         subscription.team_ids = team_ids
         self.audience.add(subscription)
 
-    async def replay(self, org_id: str, after: int, up_to: int) -> list[dict]:
+    async def replay(self, org_id: str, after: int, up_to: int) -> list[DispatchedEvent]:
         """Stored events a reconnecting client missed (kept for the retention period)."""
         cursor = self.db.events.find({"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}).sort("seq", 1)
-        return await cursor.to_list()
+        return [DispatchedEvent(doc) for doc in await cursor.to_list()]
 
     async def _follow(self) -> None:
         # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
@@ -215,13 +245,14 @@ class EventHub:
     def _deliver(self, doc: dict) -> None:
         self._remember(doc)
         teams_changed = doc.get("kind") == TEAMS_CHANGED
+        dispatched = DispatchedEvent(doc)
         delivered = 0
         for subscription in self.audience.of(doc):
             if teams_changed and subscription.member_id is None:
                 # Until it has re-read its teams, it may care about any team's events.
                 self.follow_teams(subscription, None)
             try:
-                subscription.queue.put_nowait(doc)
+                subscription.queue.put_nowait(dispatched)
                 delivered += 1
             except asyncio.QueueFull:
                 subscription.overflowed = True

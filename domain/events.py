@@ -75,7 +75,13 @@ def judgment_key(visibility: Visibility, viewer: Viewer, flt: ConversationFilter
     fan-out judges an event once per key: the visibility, the filter, and the
     member only when the filter's view is about them (JOINED).
     """
-    return visibility, flt, viewer.member_id if flt.view is ConversationView.JOINED else None
+    return visibility, flt, viewer.member_id if view_names_the_member(flt.view) else None
+
+
+def view_names_the_member(view: ConversationView | None) -> bool:
+    """Whether a filter with this view lists different conversations for members who see the same
+    (JOINED: the ones *you* joined)."""
+    return view is ConversationView.JOINED
 
 
 def delivered_kind(viewer: Viewer, visibility: Visibility, flt: ConversationFilter, event: Event,

@@ -14,20 +14,17 @@ from graphql import (
 )
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from strawberry.extensions import ParserCache, SchemaExtension
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
-from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
-from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.types import ExecutionResult
-from strawberry.types.graphql import OperationType as StrawberryOperationType
 
+from api.graphql.strawberry_adapter import (
+    EXTRA_VALIDATION_RULES, CannotGetOperationTypeError, InvalidOperationTypeError, graphql_schema_of,
+)
+from api.graphql.strawberry_adapter import OperationType as StrawberryOperationType
 from api.metrics import INVALID, UNAUTHENTICATED
 from domain.errors import Refused
 from domain.listing import MAX_PAGE_SIZE
 
 log = logging.getLogger("imbrace.graphql")
-
-# The rules strawberry's own validation adds to the schema's (strawberry.schema.schema.validate_document).
-EXTRA_RULES = (MaybeNullValidationRule, OneOfInputValidationRule)
 
 PUBLIC_FIELDS = {"login", "__typename"}
 INTROSPECTION_FIELDS = {"__schema", "__type", "__typename"}
@@ -136,7 +133,7 @@ class QueryCostLimit(SchemaExtension):
         if entry is not None and entry[0] is document:
             self._costs.move_to_end(key)
             return entry[1]
-        cost = operation_cost(context.schema._schema, document, context.operation_name, variables)
+        cost = operation_cost(graphql_schema_of(context.schema), document, context.operation_name, variables)
         self._costs[key] = (document, cost)
         if len(self._costs) > self.maxsize:
             self._costs.popitem(last=False)
@@ -284,7 +281,7 @@ class DocumentValidationCache(SchemaExtension):
             self._entries.move_to_end(key)
             context.pre_execution_errors = entry[1]
         else:
-            errors = validate(context.schema._schema, document, (*context.validation_rules, *EXTRA_RULES),
+            errors = validate(graphql_schema_of(context.schema), document, (*context.validation_rules, *EXTRA_VALIDATION_RULES),
                               hide_suggestions=self.hide_suggestions)
             context.pre_execution_errors = errors
             self._entries[key] = (document, errors)

@@ -14,8 +14,8 @@ the team-change event (nothing lost, nothing repeated). Everything else runs as
 strawberry runs it.
 
 The handler extends strawberry's graphql-transport-ws handler, including a few
-of its private helpers (pre-execution errors, the result loop); pyproject.toml
-pins strawberry to the version this was written against.
+of its private helpers (pre-execution errors, the result loop), reached through
+:mod:`api.graphql.strawberry_adapter`.
 """
 
 from __future__ import annotations
@@ -28,19 +28,22 @@ from contextlib import aclosing, suppress
 from functools import lru_cache
 from typing import Any
 
+from typing import NamedTuple
+
 from graphql import (
-    FieldNode, FragmentDefinitionNode, GraphQLError, NullValueNode, OperationDefinitionNode, OperationType,
-    VariableNode, parse,
+    FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLSchema, NullValueNode, OperationDefinitionNode,
+    OperationType, VariableNode, parse,
 )
-from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
-from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler, Operation, _OperationStreamClosed,
-)
-from strawberry.types.execution import PreExecutionError
+from graphql.execution.values import get_argument_values, get_variable_values
 
 from api.auth import load_viewer
-from api.graphql.sharing import selects_per_member_field
+from api.graphql.strawberry_adapter import (
+    BaseGraphQLWSHandler, Operation, OperationStreamClosed, PreExecutionError, TransportHandlerBase,
+    graphql_schema_of,
+)
+from api.graphql.viewer_fields import selects_per_viewer_field
 from api.services import utc_now
+from domain.events import view_names_the_member
 
 log = logging.getLogger("imbrace.multiplex")
 
@@ -75,21 +78,26 @@ class Multiplexer:
     def __init__(self) -> None:
         self.groups: dict[tuple, Group] = {}
 
-    def key(self, handler: BaseGraphQLTransportWSHandler, operation: Operation) -> tuple | None:
-        """What must be equal for two operations to receive the same messages; None: not groupable."""
-        shape = _shape(operation.query, operation.operation_name)
+    def key(self, handler: TransportHandlerBase, operation: Operation) -> tuple | None:
+        """What must be equal for two operations to receive the same messages; None: not groupable.
+
+        The member is part of it when the selection reaches a per-viewer field, or when the
+        filter's view depends on the member (one judgment serves the whole group)."""
+        schema = graphql_schema_of(handler.schema)
+        shape = _shape(schema, operation.query, operation.operation_name)
         if shape is None:
             return None
-        per_member, after_variable = shape
-        if after_variable is not None and (operation.variables or {}).get(after_variable) is not None:
+        if shape.after_variable is not None and (operation.variables or {}).get(shape.after_variable) is not None:
             return None  # resuming: needs its own replay
+        arguments = _arguments(schema, shape, operation.variables or {})
+        if arguments is None:
+            return None  # variables it can't take: run alone, to be told why
         variables = json.dumps(operation.variables or {}, sort_keys=True, default=str)
         context = handler.context
         if context.viewer is None:
             return None
-        # The JOINED view depends on the member (domain.events.judgment_key); reading it off the text
-        # may keep the member in a key that didn't need it, never the other way round.
-        member = context.viewer.member_id if per_member or "JOINED" in operation.query + variables else None
+        per_member = shape.per_viewer or view_names_the_member((arguments.get("filter") or {}).get("view"))
+        member = context.viewer.member_id if per_member else None
         return operation.query, operation.operation_name, variables, context.visibility(), member
 
     async def serve(self, handler: "TransportHandler", operation: Operation, key: tuple) -> Any:
@@ -257,7 +265,7 @@ class LegacyHandler(ClosesWhenTokenExpires, BaseGraphQLWSHandler):
         await super().cleanup()
 
 
-class TransportHandler(ClosesWhenTokenExpires, BaseGraphQLTransportWSHandler):
+class TransportHandler(ClosesWhenTokenExpires, TransportHandlerBase):
     """graphql-transport-ws, with groupable subscriptions served by a shared stream
     (the view's ``multiplexer``; None turns grouping off)."""
 
@@ -291,8 +299,8 @@ class TransportHandler(ClosesWhenTokenExpires, BaseGraphQLTransportWSHandler):
         if isinstance(ending, Resume):
             return await self._run_alone(operation, ending)
         if isinstance(ending, tuple) and ending[0] == "refused":
-            with suppress(_OperationStreamClosed):
-                await self._handle_pre_execution_error(operation, ending[1])
+            with suppress(OperationStreamClosed):
+                await self.send_pre_execution_error(operation, ending[1])
             return
         await operation.send_operation_message({"id": operation.id, "type": "complete"})
 
@@ -303,26 +311,29 @@ class TransportHandler(ClosesWhenTokenExpires, BaseGraphQLTransportWSHandler):
                 operation.query, variable_values=operation.variables, context_value=self.context,
                 root_value=root, operation_name=operation.operation_name)
             async with aclosing(source):
-                await self._send_result_stream(operation, source)
+                await self.send_result_stream(operation, source)
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
-        except _OperationStreamClosed:
+        except OperationStreamClosed:
             return
 
-    @staticmethod
-    def _get_pre_execution_close_reason(error: GraphQLError) -> str | None:
+    def pre_execution_close_reason(self, error: GraphQLError) -> str | None:
         """A syntax error or an unknown ``operationName`` fails only its own operation, with an
         ``error`` message: strawberry would close the socket, ending every other subscription on it."""
         return None
 
-    async def send_text(self, text: str) -> None:
-        """A message already encoded once for the whole group."""
-        await self.websocket.ws.send_text(text)
+
+class Shape(NamedTuple):
+    """What grouping needs to know of a groupable operation, worked out once per query text."""
+
+    operation: OperationDefinitionNode
+    field: FieldNode
+    per_viewer: bool  # it selects a field marked PerViewer
+    after_variable: str | None  # the variable that carries ``after`` (grouped only while it is null)
 
 
 @lru_cache(maxsize=256)
-def _shape(query: str, operation_name: str | None) -> tuple[bool, str | None] | None:
-    """None when the operation can't be grouped; else whether it selects a per-member field,
-    and the variable that carries ``after``, if any (grouped only while it is null)."""
+def _shape(schema: GraphQLSchema, query: str, operation_name: str | None) -> Shape | None:
+    """None when the operation can't be grouped."""
     try:
         document = parse(query)
     except GraphQLError:
@@ -350,7 +361,23 @@ def _shape(query: str, operation_name: str | None) -> tuple[bool, str | None] | 
         elif not isinstance(argument.value, NullValueNode):
             return None  # a literal event id: resuming
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
-    return selects_per_member_field(field.selection_set, fragments), after_variable
+    root = schema.subscription_type
+    definition = root.fields.get(field.name.value) if root else None
+    if definition is None:
+        return None
+    per_viewer = selects_per_viewer_field(schema, root, operations[0].selection_set, fragments)
+    return Shape(operations[0], field, per_viewer, after_variable)
+
+
+def _arguments(schema: GraphQLSchema, shape: Shape, variables: dict) -> dict | None:
+    """The grouped field's arguments as parsed from the operation and its variables; None if invalid."""
+    coerced = get_variable_values(schema, shape.operation.variable_definitions or (), variables)
+    if isinstance(coerced, list):
+        return None
+    try:
+        return get_argument_values(schema.subscription_type.fields[shape.field.name.value], shape.field, coerced)
+    except GraphQLError:
+        return None
 
 
 __all__ = ["GroupRoot", "Multiplexer", "Resume", "TransportHandler"]

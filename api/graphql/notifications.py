@@ -11,6 +11,7 @@ from strawberry.types import Info
 from api.graphql.descriptions import mutation_description
 from api.graphql.enums import NotificationKind
 from api.graphql.types import Conversation, Edge, PageInfo, UserError
+from api.graphql.viewer_fields import PerViewer
 from api.store import codec
 from domain import entities as e
 from domain.enums import ErrorCode
@@ -35,7 +36,8 @@ class Notification:
     def kind(self) -> NotificationKind:
         return self.entity.kind
 
-    @strawberry.field(description="The conversation, if you can still see it (a grabbed offer may be gone).")
+    @strawberry.field(description="The conversation, if you can still see it (a grabbed offer may be gone).",
+                      extensions=[PerViewer()])
     async def conversation(self, info: Info) -> Conversation | None:
         found = await info.context.loaders.conversation.load(self.entity.conversation_id)
         if found is None or not can_see(info.context.viewer, found):
@@ -55,7 +57,8 @@ class Notification:
         return self.entity.read
 
     @strawberry.field(description="A GRAB_OFFER you may take now: the rule `grabConversation` applies, "
-                                  "judged when read (false for admins, and once grabbed or closed).")
+                                  "judged when read (false for admins, and once grabbed or closed).",
+                      extensions=[PerViewer()])
     async def can_grab(self, info: Info) -> bool:
         if self.entity.kind is not NotificationKind.GRAB_OFFER:
             return False

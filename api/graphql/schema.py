@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.schema.config import StrawberryConfig
@@ -14,11 +13,12 @@ from api.graphql.extensions import (
 )
 from api.graphql.mutations import Mutation
 from api.graphql.sharing import SharedEventExecutor
+from api.graphql.strawberry_adapter import SchemaBase
 from api.graphql.queries import Query
 from api.settings import Settings
 
 
-class Schema(strawberry.Schema):
+class Schema(SchemaBase):
     def process_errors(self, errors, execution_context=None) -> None:
         """Logging happens in :class:`PresentErrors`, which knows the request id and
         leaves expected refusals (typed codes) and client mistakes out of the log."""
@@ -27,9 +27,8 @@ class Schema(strawberry.Schema):
         super().__init__(*args, **kwargs)
         self.hide_suggestions = hide_suggestions
 
-    def _get_custom_context_kwargs(self, operation_extensions=None, *, sync=False):
+    def execution_context_kwargs(self, kwargs: dict) -> dict:
         """Variable coercion at execution also says "Did you mean …"; graphql-core leaves it out on request."""
-        kwargs = super()._get_custom_context_kwargs(operation_extensions, sync=sync)
         if self.hide_suggestions:
             kwargs["hide_suggestions"] = True
         return kwargs

@@ -8,9 +8,9 @@ result (Hasura's "multiplexing", done per event).
 
 An event payload opts in by carrying ``shared_results``, a dict that lives as
 long as the event is being delivered. Fields whose answer depends on *who*
-asks (not only on what they may see) are listed in :data:`PER_MEMBER_FIELDS`;
-an operation selecting one of them is shared only among one member's own
-connections.
+asks (not only on what they may see) are marked
+(:class:`api.graphql.viewer_fields.PerViewer`); an operation selecting one of
+them is shared only among one member's own connections.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ import asyncio
 import json
 from typing import Any
 
-from graphql import FieldNode, FragmentSpreadNode, InlineFragmentNode, OperationType
-from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from graphql import OperationType
 
-PER_MEMBER_FIELDS = frozenset({"joinedByMe", "canGrab"})
+from api.graphql.strawberry_adapter import ExecutorBase
+from api.graphql.viewer_fields import selects_per_viewer_field
 
 
-class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
+class SharedEventExecutor(ExecutorBase):
     """graphql-core's executor, with subscription events executed once per sharing key."""
 
     _operation_key: tuple | None = None
@@ -57,31 +57,15 @@ class SharedEventExecutor(StrawberryGraphQLCoreExecutionContext):
 
 
 def operation_key(executor: Any) -> tuple[bool, tuple]:
-    """(whether it selects a per-member field, what identifies the operation and its variables)."""
+    """(whether it selects a per-viewer field, what identifies the operation and its variables)."""
     operation = executor.operation
     source = operation.loc.source.body if operation.loc else repr(operation)
     name = operation.name.value if operation.name else None
     variables = json.dumps(executor.variable_values.coerced, sort_keys=True, default=repr)
-    return selects_per_member_field(operation.selection_set, executor.fragment_definitions), (source, name, variables)
-
-
-def selects_per_member_field(selection_set, fragments: dict, seen: frozenset = frozenset()) -> bool:
-    for selection in selection_set.selections if selection_set else ():
-        if isinstance(selection, FieldNode):
-            if selection.name.value in PER_MEMBER_FIELDS:
-                return True
-            if selects_per_member_field(selection.selection_set, fragments, seen):
-                return True
-        elif isinstance(selection, InlineFragmentNode):
-            if selects_per_member_field(selection.selection_set, fragments, seen):
-                return True
-        elif isinstance(selection, FragmentSpreadNode):
-            name = selection.name.value
-            fragment = fragments.get(name)
-            if fragment is not None and name not in seen:
-                if selects_per_member_field(fragment.selection_set, fragments, seen | {name}):
-                    return True
-    return False
+    schema = executor.schema
+    per_viewer = selects_per_viewer_field(schema, schema.get_root_type(operation.operation),
+                                          operation.selection_set, executor.fragment_definitions)
+    return per_viewer, (source, name, variables)
 
 
 def _done(result) -> asyncio.Future:

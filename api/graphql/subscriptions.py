@@ -4,9 +4,10 @@ Each subscription follows the process's :class:`api.hub.EventHub`, which hands
 it only the events of teams it may see. Every event is judged with the
 domain's rules (visibility, the list filter, status at the event's moment), so
 what arrives over WebSocket is exactly what the list query would show. Work
-that is the same for many subscribers is done once per event: decoding the
-stored event, judging it per (visibility, filter), loading its message, and
-executing the selection (:mod:`api.graphql.sharing`).
+that is the same for many subscribers is done once per event, and kept on the
+:class:`api.hub.DispatchedEvent` all of them receive: decoding the stored
+event, judging it per (visibility, filter), loading its message, and executing
+the selection (:mod:`api.graphql.sharing`).
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ import strawberry
 from strawberry.types import Info
 
 from api.auth import load_viewer
-from api.events import TEAMS_CHANGED, event_from_doc
+from api.events import TEAMS_CHANGED
 from api.graphql.enums import ConversationStatus, EventKind
 from api.graphql.inputs import ConversationFilter
 from api.graphql.multiplex import GroupRoot, Resume
 from api.graphql.notifications import Notification, load_notification
 from api.graphql.queries import to_domain_filter
 from api.graphql.types import Conversation, Member, Message, Moment, stored_int
+from api.hub import DispatchedEvent
 from api.store import codec
 from domain import listing
 from domain.enums import EventKind as Kind
@@ -83,40 +85,32 @@ class ConversationEvent:
         return self.event.at
 
 
-def decoded(doc: dict) -> Event:
-    """The event of a stored document, decoded once however many subscribers share the document."""
-    event = doc.get("__event")
-    if event is None:
-        event = doc["__event"] = event_from_doc(doc)
-    return event
-
-
-def judged(doc: dict, context, flt: listing.ConversationFilter) -> Kind | None:
+def judged(dispatched: DispatchedEvent, context, flt: listing.ConversationFilter) -> Kind | None:
     """What this subscriber receives, judged once per (visibility, filter) for each event."""
     visibility = context.visibility()
     key = judgment_key(visibility, context.viewer, flt)
-    verdicts = doc.setdefault("__verdicts", {})
+    verdicts = dispatched.verdicts
     if key not in verdicts:
-        verdicts[key] = delivered_kind(context.viewer, visibility, flt, decoded(doc),
+        verdicts[key] = delivered_kind(context.viewer, visibility, flt, dispatched.event,
                                        context.services.settings.thresholds)
     return verdicts[key]
 
 
-def payload(doc: dict, kind: Kind) -> ConversationEvent:
+def payload(dispatched: DispatchedEvent, kind: Kind) -> ConversationEvent:
     """One payload object per (event, delivered kind): its ``shared_results`` let
     subscribers with the same operation, variables and visibility share an execution."""
-    payloads = doc.setdefault("__payloads", {})
+    payloads = dispatched.payloads
     if kind not in payloads:
-        payloads[kind] = ConversationEvent(event=decoded(doc), delivered_kind=kind)
+        payloads[kind] = ConversationEvent(event=dispatched.event, delivered_kind=kind)
     return payloads[kind]
 
 
-async def message_of(doc: dict, store) -> object:
+async def message_of(dispatched: DispatchedEvent, store) -> object:
     """The event's message, read once for every subscriber of this process."""
-    loading = doc.get("__message")
-    if loading is None:
-        loading = doc["__message"] = asyncio.ensure_future(store.message(doc["org_id"], doc["message_id"]))
-    return await asyncio.shield(loading)
+    if dispatched.message is None:
+        doc = dispatched.doc
+        dispatched.message = asyncio.ensure_future(store.message(doc["org_id"], doc["message_id"]))
+    return await asyncio.shield(dispatched.message)
 
 
 def _parse_after(after: strawberry.ID | None) -> int | None:
@@ -129,10 +123,10 @@ def _parse_after(after: strawberry.ID | None) -> int | None:
 
 
 async def follow(info: Info, after: int | None, notifications: bool = False
-                 ) -> AsyncGenerator[tuple[dict, object, Conversation_ | None], None]:
+                 ) -> AsyncGenerator[tuple[DispatchedEvent, object, Conversation_ | None], None]:
     """Stored events after ``after`` (if given), then live ones: no gap, no duplicate.
 
-    Yields (event document, current viewer, the conversation now): team changes
+    Yields (the event as dispatched, current viewer, the conversation now): team changes
     refresh the viewer before the next event is judged. "The conversation now"
     is what it has become since the event, when that is known to differ (None
     otherwise): for replayed events, its stored state, read once for the whole
@@ -169,13 +163,15 @@ async def follow(info: Info, after: int | None, notifications: bool = False
         backlog = await hub.replay(viewer.org_id, after, frontier) if after is not None else []
         current = await _conversations_now(ctx, backlog) if backlog and not notifications else {}
         last = frontier
-        for doc in backlog:
+        for dispatched in backlog:
+            doc = dispatched.doc
             viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return
-            yield doc, viewer, current.get((doc.get("conversation") or {}).get("_id"), GONE)
+            yield dispatched, viewer, current.get((doc.get("conversation") or {}).get("_id"), GONE)
         while True:
-            doc = await subscription.queue.get()
+            dispatched = await subscription.queue.get()
+            doc = dispatched.doc
             if subscription.overflowed:
                 return
             if doc["_id"] <= last or doc["org_id"] != viewer.org_id:
@@ -188,14 +184,14 @@ async def follow(info: Info, after: int | None, notifications: bool = False
             if viewer is None:
                 return
             newer = hub.newer_state(doc)
-            yield doc, viewer, codec.conversation(newer) if newer is not None else None
+            yield dispatched, viewer, codec.conversation(newer) if newer is not None else None
     finally:
         hub.unsubscribe(subscription)
 
 
-async def _conversations_now(ctx, backlog: list[dict]) -> dict[str, Conversation_]:
+async def _conversations_now(ctx, backlog: list[DispatchedEvent]) -> dict[str, Conversation_]:
     """The stored state of every conversation a replayed backlog names, in one query."""
-    ids = list({doc["conversation"]["_id"] for doc in backlog if doc.get("conversation")})
+    ids = list({d.doc["conversation"]["_id"] for d in backlog if d.doc.get("conversation")})
     found = await ctx.services.store.conversations_by_ids(ctx.viewer.org_id, ids)
     return {c.id: c for c in found}
 
@@ -229,12 +225,12 @@ class Subscription:
                             "only.")] = None,
     ) -> AsyncGenerator[ConversationEvent, None]:
         flt = to_domain_filter(filter)
-        async for doc, _viewer, now_state in follow(info, _parse_after(after)):
-            if doc["kind"] == TEAMS_CHANGED:
+        async for dispatched, _viewer, now_state in follow(info, _parse_after(after)):
+            if dispatched.doc["kind"] == TEAMS_CHANGED:
                 continue
-            kind = judged(doc, info.context, flt)
+            kind = judged(dispatched, info.context, flt)
             if kind is not None and visible_now(info.context.visibility(), kind, now_state):
-                yield payload(doc, kind)
+                yield payload(dispatched, kind)
 
     @strawberry.subscription(description="New messages (and delivery updates) in one conversation, or in every "
                                          "conversation you can see when `conversationId` is omitted.")
@@ -244,24 +240,25 @@ class Subscription:
                 description="Only this conversation's messages; omitted: those of every conversation you can "
                             "see.")] = None,
     ) -> AsyncGenerator[Message, None]:
-        async for doc, viewer, now_state in follow(info, None):
+        async for dispatched, viewer, now_state in follow(info, None):
+            doc = dispatched.doc
             if doc["kind"] not in (Kind.MESSAGE.value, Kind.CREATED.value, Kind.REOPENED.value,
                                    Kind.DELIVERY.value) or not doc.get("message_id"):
                 continue
-            event = decoded(doc)
+            event = dispatched.event
             if conversation_id is not None and event.conversation.id != str(conversation_id):
                 continue
             visibility = info.context.visibility()
             if not can_see(visibility, event.conversation) or not visible_now(visibility, event.kind, now_state):
                 continue
-            found = await message_of(doc, info.context.services.store)
+            found = await message_of(dispatched, info.context.services.store)
             if found is not None:
                 yield Message(entity=found)
 
     @strawberry.subscription(description="Your notifications as they are created.")
     async def notification_received(self, info: Info) -> AsyncGenerator[Notification, None]:
-        async for doc, viewer, _now_state in follow(info, None, notifications=True):
-            notification_id = (doc.get("notified") or {}).get(viewer.member_id)
+        async for dispatched, viewer, _now_state in follow(info, None, notifications=True):
+            notification_id = (dispatched.doc.get("notified") or {}).get(viewer.member_id)
             if notification_id:
                 found = await load_notification(info.context, notification_id)
                 if found is not None:

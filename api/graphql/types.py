@@ -15,6 +15,7 @@ from api.graphql.enums import (
     ChannelType, ClosedReason, ConversationStatus, DeliveryStatus, DeliveryVia, ErrorCode, MessageKind,
     OrgRole, SenderKind, StatusFilter, TeamMode, TeamRole,
 )
+from api.graphql.viewer_fields import PerViewer
 from domain import entities as e
 from domain.errors import invalid
 from domain.status import closed_at, closed_reason, customer_online, email_fallback_active, status_of
@@ -329,7 +330,7 @@ class Conversation:
             return self.as_of.status
         return status_of(self.entity, info.context.now, info.context.services.settings.thresholds)
 
-    @strawberry.field(description="The team serving it.")
+    @strawberry.field(description="The team serving it.", extensions=[PerViewer()])
     def team(self, info: Info) -> Team | None:
         team = info.context.viewer.team(self.entity.team_id) if info.context.viewer else None
         return Team(entity=team) if team else None
@@ -360,7 +361,7 @@ class Conversation:
         found = await info.context.loaders.member.load(self.entity.owner_id)
         return Member(entity=found) if found else None
 
-    @strawberry.field(description="Whether you are in the room.")
+    @strawberry.field(description="Whether you are in the room.", extensions=[PerViewer()])
     def joined_by_me(self, info: Info) -> bool:
         viewer = info.context.viewer
         return viewer is not None and viewer.member_id in self.entity.participants

@@ -15,15 +15,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
-from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.types import ExecutionResult
-from strawberry.types.graphql import OperationType
 
 from api.auth import bearer_token, viewer_from_header
 from api.client_address import client_address
 from api.graphql import media
 from api.graphql.context import Context
 from api.graphql.multiplex import LegacyHandler, Multiplexer, TransportHandler
+from api.graphql.strawberry_adapter import CannotGetOperationTypeError, InvalidOperationTypeError, OperationType
 from api.metrics import Metrics
 from api.services import Services
 
