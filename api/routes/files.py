@@ -16,7 +16,7 @@ async def download(request: Request) -> Response:
     file_id = request.path_params["file_id"]
     if "signature" in request.query_params or "expires" in request.query_params:
         return await _signed_download(request, services, file_id)
-    viewer = await viewer_from_header(services.db, services.tokens, request.headers.get("authorization"))
+    viewer = await viewer_from_header(services.store, services.tokens, request.headers.get("authorization"))
     if viewer is None:
         return JSONResponse({"error": "Authentication required."}, status_code=401)
     info = await services.files.info(file_id)
