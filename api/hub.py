@@ -1,6 +1,6 @@
 """Fans the shared event log out to this process's subscribers, in id order.
 
-One reader per process follows the ``events`` collection: woken at once by
+One reader per process follows the event log (:mod:`api.store.events`): woken at once by
 local publishes, by a change stream when the deployment has one (replica
 set, or the embedded server), and otherwise by a short poll. It hands every
 event, in id order and without gaps, to each subscriber's queue. Ids are
@@ -15,8 +15,8 @@ import logging
 import time
 from collections import OrderedDict
 
-from api.events import TEAMS_CHANGED
 from api.metrics import Metrics
+from api.store.events import TEAMS_CHANGED, EventStore
 
 log = logging.getLogger("imbrace.hub")
 
@@ -100,8 +100,8 @@ def _discard(index: dict, key, subscription: Subscription) -> None:
 
 
 class EventHub:
-    def __init__(self, db, metrics: Metrics | None = None) -> None:
-        self.db = db
+    def __init__(self, events: EventStore, metrics: Metrics | None = None) -> None:
+        self.events = events
         self._delivered = (metrics or Metrics()).events_delivered
         self.dispatched_id = 0
         self.audience = Audience()
@@ -115,8 +115,7 @@ class EventHub:
         self._newest: OrderedDict[str, tuple[int, dict]] = OrderedDict()
 
     async def start(self) -> None:
-        last = await self.db.events.find_one({}, sort=[("seq", -1)], projection={"_id": 1})
-        self.dispatched_id = last["_id"] if last else 0
+        self.dispatched_id = await self.events.newest_id()
         self._tasks = [asyncio.create_task(self._follow(), name="event-hub"),
                        asyncio.create_task(self._watch(), name="event-hub-watch")]
 
@@ -151,8 +150,7 @@ class EventHub:
 
     async def replay(self, org_id: str, after: int, up_to: int) -> list[dict]:
         """Stored events a reconnecting client missed (kept for the retention period)."""
-        cursor = self.db.events.find({"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}).sort("seq", 1)
-        return await cursor.to_list()
+        return await self.events.of_org_between(org_id, after, up_to)
 
     async def _follow(self) -> None:
         # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
@@ -173,9 +171,7 @@ class EventHub:
                 await asyncio.sleep(POLL_INTERVAL_S)
 
     async def _dispatch_new(self) -> None:
-        # By `seq`, an indexed copy of `_id`: nx-27017 runs a range on `_id` as a
-        # Python scan of the whole collection, but a range on an indexed field in SQL.
-        docs = await self.db.events.find({"seq": {"$gt": self.dispatched_id}}).sort("seq", 1).limit(1000).to_list()
+        docs = await self.events.after(self.dispatched_id, 1000)
         for doc in docs:
             if doc["_id"] != self.dispatched_id + 1 and not self._gap_expired():
                 await asyncio.sleep(0.02)
@@ -231,8 +227,7 @@ class EventHub:
     async def _watch(self) -> None:
         """Wake on inserts by other instances, where change streams exist."""
         try:
-            async with await self.db.events.watch([{"$match": {"operationType": "insert"}}],
-                                                  max_await_time_ms=WATCH_AWAIT_MS) as stream:
+            async with await self.events.watch_inserts(WATCH_AWAIT_MS) as stream:
                 while not self._stopping:
                     asked = time.monotonic()
                     if await stream.try_next() is not None:

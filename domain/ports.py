@@ -10,7 +10,8 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.entities import (
-    Attachment, Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team,
+    Attachment, Channel, Conversation, Customer, Member, Message, MessageTemplate, Notification, Organization,
+    Team,
 )
 from domain.enums import ClosedReason, OrgRole, TeamMode, TeamRole
 from domain.events import Event
@@ -61,8 +62,19 @@ class ConversationStore(Protocol):
     def new_id(self) -> str: ...
 
 
-class FileStore(Protocol):
-    async def file_info(self, file_id: str) -> dict[str, Any] | None: ...
+class TeamDirectory(Protocol):
+    async def team_by_id(self, team_id: str) -> Team | None: ...
+
+
+class NotificationStore(Protocol):
+    """Each member's notifications; every read and write is scoped to that member."""
+
+    def new_id(self) -> str: ...
+    async def add(self, notifications: list[Notification]) -> None: ...
+    async def get(self, member_id: str, notification_id: str) -> Notification | None: ...
+    async def page(self, member_id: str, unread_only: bool, limit: int,
+                   older_than: str | None) -> list[Notification]: ...
+    async def mark_read(self, member_id: str, ids: list[str]) -> int: ...
 
 
 __all__ = [

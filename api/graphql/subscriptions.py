@@ -19,7 +19,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.auth import load_viewer
-from api.events import TEAMS_CHANGED, event_from_doc
+from api.store.events import TEAMS_CHANGED, event_from_doc
 from api.graphql.enums import ConversationStatus, EventKind
 from api.graphql.inputs import ConversationFilter
 from api.graphql.multiplex import GroupRoot, Resume

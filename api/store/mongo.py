@@ -18,8 +18,10 @@ from pymongo.errors import DuplicateKeyError
 from api.store import codec
 from api.store.channels import Channels
 from api.store.codec import ms
+from api.store.events import EventStore
 from api.store.login_attempts import LoginAttempts
 from api.store.members import Members
+from api.store.notifications import Notifications
 from api.store.organizations import Organizations
 from api.store.teams import Teams
 from api.store.templates import Templates
@@ -53,6 +55,8 @@ class MongoStore:
         self._channels = Channels(db)
         self._templates = Templates(db)
         self.login_attempts = LoginAttempts(db)
+        self.events = EventStore(db)
+        self.notifications = Notifications(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
         self._customer_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
