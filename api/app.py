@@ -80,18 +80,18 @@ class Runtime:
             links=FileLinks(secret, self.settings.public_file_ttl_s),
         )
         if workers:
-            await self._start_workers(db)
+            await self._start_workers()
         if self.setup_hint and not await self.services.store.any_organization():
             log.warning("The database has no organization yet. Create the first one with:\n  %s", init_command_line(
                 self.settings))
         return self.services
 
-    async def _start_workers(self, db) -> None:
+    async def _start_workers(self) -> None:
         self.hub = EventHub(self.services.store.events, self.metrics)
         await self.hub.start()
         self.services.hub = self.hub
         self.services.events.on_publish = self.hub.wake
-        self.sweeper = Sweeper(db, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
+        self.sweeper = Sweeper(self.services.store, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
                                self.services.clock, self.metrics)
         self.sweeper.start()
         self.retention = Retention(self.services.store, self.settings.event_retention_s, self.settings.login_window_s,

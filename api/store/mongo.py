@@ -18,11 +18,13 @@ from pymongo.errors import DuplicateKeyError
 from api.store import codec
 from api.store.channels import Channels
 from api.store.codec import ms
+from api.store.deliveries import Deliveries
 from api.store.events import EventStore
 from api.store.login_attempts import LoginAttempts
 from api.store.members import Members
 from api.store.notifications import Notifications
 from api.store.organizations import Organizations
+from api.store.sweeps import Sweeps
 from api.store.teams import Teams
 from api.store.templates import Templates
 from domain.entities import (
@@ -57,9 +59,14 @@ class MongoStore:
         self.login_attempts = LoginAttempts(db)
         self.events = EventStore(db)
         self.notifications = Notifications(db)
+        self.deliveries = Deliveries(db)
+        self.sweeps = Sweeps(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
         self._customer_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    async def ping(self) -> None:
+        await self.db.command("ping")
 
     @staticmethod
     def new_id() -> str:
