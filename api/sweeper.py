@@ -39,7 +39,6 @@ class Sweeper:
     def __init__(self, store: MongoStore, events, thresholds: Thresholds, interval_s: float, clock,
                  metrics: Metrics | None = None) -> None:
         self.store = store
-        self.db = store.db  # the announce update below; it becomes a domain change of the conversation
         self.events = events
         self.thresholds = thresholds
         self.interval_s = interval_s
@@ -94,7 +93,7 @@ class Sweeper:
             update["$unset"] = {"waiting_since": "", "next_due_at": ""}  # the owner stays: see MongoStore.close
         else:
             update["$set"]["next_due_at"] = ms(next_transition_at(after, self.thresholds))
-        doc = await self.db.conversations.find_one_and_update(claim, update, return_document=True)
+        doc = await self.store.db.conversations.find_one_and_update(claim, update, return_document=True)
         if doc is None:
             return 0
         kind = EventKind.CLOSED if status is ConversationStatus.CLOSED else EventKind.STATUS_CHANGED
