@@ -24,8 +24,6 @@ POLL_INTERVAL_S = 0.25
 GAP_WAIT_S = 2.0
 QUEUE_LIMIT = 10_000
 NEWEST_KEPT = 20_000  # conversations whose newest dispatched state is remembered
-WATCH_AWAIT_MS = 200
-WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
 
 class Subscription:
@@ -120,8 +118,8 @@ class EventHub:
                        asyncio.create_task(self._watch(), name="event-hub-watch")]
 
     async def stop(self) -> None:
-        # The watcher ends by itself within one await period: cancelling it
-        # mid-getMore leaves the embedded server's cursor open and hangs close().
+        # The watcher ends by itself within one await period (see
+        # EventStore.follow_inserts): cancelling it mid-getMore hangs close().
         self._stopping = True
         self._wake.set()
         for task in self._tasks:
@@ -227,16 +225,7 @@ class EventHub:
     async def _watch(self) -> None:
         """Wake on inserts by other instances, where change streams exist."""
         try:
-            async with await self.events.watch_inserts(WATCH_AWAIT_MS) as stream:
-                while not self._stopping:
-                    asked = time.monotonic()
-                    if await stream.try_next() is not None:
-                        self._wake.set()
-                    elif (idle := asked + WATCH_IDLE_S - time.monotonic()) > 0:
-                        # nx-27017 ignores maxAwaitTimeMS and answers an empty getMore at
-                        # once: without this pause the watcher would send thousands of
-                        # getMores a second, each holding the embedded database's only lock.
-                        await asyncio.sleep(idle)
+            await self.events.follow_inserts(self._wake.set, lambda: self._stopping)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # standalone MongoDB has no change streams: polling covers it

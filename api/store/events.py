@@ -10,11 +10,12 @@ stored: the hub routes them by their fields and subscribers decode them with
 
 from __future__ import annotations
 
+import asyncio
+import time
 from datetime import datetime
-from typing import Any
+from typing import Any, Callable
 
 from pymongo import ReturnDocument
-from pymongo.asynchronous.change_stream import AsyncChangeStream
 from pymongo.asynchronous.database import AsyncDatabase
 
 from api.store import codec
@@ -23,6 +24,8 @@ from domain.enums import ConversationStatus, EventKind
 from domain.events import Event
 
 TEAMS_CHANGED = "TEAMS_CHANGED"
+WATCH_AWAIT_MS = 200
+WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
 
 class EventStore:
@@ -53,10 +56,25 @@ class EventStore:
     async def after(self, event_id: int, limit: int) -> list[dict]:
         return await self.collection.find({"seq": {"$gt": event_id}}).sort("seq", 1).limit(limit).to_list()
 
-    async def watch_inserts(self, max_await_ms: int) -> AsyncChangeStream:
-        """A change stream of inserts; raises where the deployment has none (standalone MongoDB)."""
-        return await self.collection.watch([{"$match": {"operationType": "insert"}}],
-                                           max_await_time_ms=max_await_ms)
+    async def follow_inserts(self, on_insert: Callable[[], None], stopping: Callable[[], bool]) -> None:
+        """Calls ``on_insert`` for every event inserted, by any instance, until ``stopping()``.
+
+        Raises where the deployment has no change streams (standalone MongoDB).
+        Each read waits at most ``WATCH_AWAIT_MS``, so this returns by itself soon
+        after ``stopping()``: cancelling it in the middle of a ``getMore`` leaves
+        nx-27017's cursor open and hangs the client's close.
+        """
+        async with await self.collection.watch([{"$match": {"operationType": "insert"}}],
+                                               max_await_time_ms=WATCH_AWAIT_MS) as stream:
+            while not stopping():
+                asked = time.monotonic()
+                if await stream.try_next() is not None:
+                    on_insert()
+                elif (idle := asked + WATCH_IDLE_S - time.monotonic()) > 0:
+                    # nx-27017 ignores maxAwaitTimeMS and answers an empty getMore at
+                    # once: without this pause the watcher would send thousands of
+                    # getMores a second, each holding the embedded database's only lock.
+                    await asyncio.sleep(idle)
 
     async def forget_before(self, moment: datetime) -> int:
         """Events older than ``moment``; returns how many were deleted."""
