@@ -72,29 +72,30 @@ class Runtime:
         client = connect(uri, self.listeners)
         db = client[self.settings.database]
         await create_indexes(db)
+        store = MongoStore(db)
         secret = load_jwt_secret(self.settings.jwt_secret, self.settings.data_dir)
         self.services = Services(
-            settings=self.settings, client=client, store=MongoStore(db), lister=ConversationLister(db),
+            settings=self.settings, client=client, store=store, lister=ConversationLister(db),
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
-            events=EventLog(db, self.settings.thresholds, self.metrics), metrics=self.metrics,
+            events=EventLog(store, self.settings.thresholds, self.metrics), metrics=self.metrics,
             links=FileLinks(secret, self.settings.public_file_ttl_s),
         )
         if workers:
-            await self._start_workers(db)
+            await self._start_workers()
         if self.setup_hint and not await self.services.store.any_organization():
             log.warning("The database has no organization yet. Create the first one with:\n  %s", init_command_line(
                 self.settings))
         return self.services
 
-    async def _start_workers(self, db) -> None:
-        self.hub = EventHub(db, self.metrics)
+    async def _start_workers(self) -> None:
+        self.hub = EventHub(self.services.store.events, self.metrics)
         await self.hub.start()
         self.services.hub = self.hub
         self.services.events.on_publish = self.hub.wake
-        self.sweeper = Sweeper(db, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
+        self.sweeper = Sweeper(self.services.store, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
                                self.services.clock, self.metrics)
         self.sweeper.start()
-        self.retention = Retention(db, self.settings.event_retention_s, self.settings.login_window_s,
+        self.retention = Retention(self.services.store, self.settings.event_retention_s, self.settings.login_window_s,
                                    self.services.clock)
         self.retention.start()
         self.outbox = Outbox(self.services)

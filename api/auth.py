@@ -6,16 +6,13 @@ import asyncio
 import logging
 import secrets
 from datetime import datetime, timedelta, timezone
-from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import jwt
 from argon2 import PasswordHasher as Argon2
 from argon2.exceptions import InvalidHashError, VerificationError
 
-from api.store import codec
-from domain.entities import Team
-from domain.enums import OrgRole
 from domain.visibility import Viewer
 
 log = logging.getLogger("imbrace.auth")
@@ -101,42 +98,19 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip()
 
 
-async def load_viewer(db, member_id: str, org_id: str) -> Viewer | None:
-    """The caller and every team of their organization, in one MongoDB command."""
-    pipeline = [
-        {"$match": {"_id": member_id, "org_id": org_id}},
-        {"$lookup": {"from": "teams", "localField": "org_id", "foreignField": "org_id", "as": "teams"}},
-    ]
-    rows = await (await db.members.aggregate(pipeline)).to_list()
-    if not rows:
-        return None
-    doc = rows[0]
-    teams = tuple(sorted((decoded_team(t) for t in doc.get("teams", [])), key=lambda t: t.name))
-    return Viewer(member_id=doc["_id"], org_id=doc["org_id"], org_role=OrgRole(doc["role"]), name=doc["name"],
-                  teams=teams)
+class ViewerSource(Protocol):
+    async def viewer(self, member_id: str, org_id: str) -> Viewer | None: ...
 
 
-def decoded_team(doc: dict) -> Team:
-    """The team of a stored document, decoded once while the document stays the same.
-
-    Every request and every subscription reads all teams of its organization;
-    sharing the decoded teams saves most of that CPU and lets thousands of
-    connected viewers hold one copy. The key is the stored content itself, so
-    a changed team is never served stale.
-    """
-    members = tuple((m["member_id"], m["role"]) for m in doc.get("members", ()))
-    return _team(doc["_id"], doc["org_id"], doc["name"], doc["mode"], doc.get("created_at"), members)
+async def load_viewer(store: ViewerSource, member_id: str, org_id: str) -> Viewer | None:
+    """The caller and every team of their organization (one MongoDB command, see
+    :meth:`api.store.members.Members.viewer`); None once the member is gone."""
+    return await store.viewer(member_id, org_id)
 
 
-@lru_cache(maxsize=4096)
-def _team(team_id: str, org_id: str, name: str, mode: str, created_at, members: tuple) -> Team:
-    return codec.team({"_id": team_id, "org_id": org_id, "name": name, "mode": mode, "created_at": created_at,
-                       "members": [{"member_id": m, "role": r} for m, r in members]})
-
-
-async def viewer_from_header(db, tokens: Tokens, header: str | None) -> Viewer | None:
+async def viewer_from_header(store: ViewerSource, tokens: Tokens, header: str | None) -> Viewer | None:
     token = bearer_token(header)
     identity = tokens.read(token) if token else None
     if identity is None:
         return None
-    return await load_viewer(db, *identity)
+    return await load_viewer(store, *identity)

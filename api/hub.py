@@ -1,6 +1,6 @@
 """Fans the shared event log out to this process's subscribers, in id order.
 
-One reader per process follows the ``events`` collection: woken at once by
+One reader per process follows the event log (:mod:`api.store.events`): woken at once by
 local publishes, by a change stream when the deployment has one (replica
 set, or the embedded server), and otherwise by a short poll. It hands every
 event, in id order and without gaps, to each subscriber's queue, as one
@@ -17,8 +17,8 @@ import time
 from collections import OrderedDict
 from typing import Any
 
-from api.events import TEAMS_CHANGED, event_from_doc
 from api.metrics import Metrics
+from api.store.events import TEAMS_CHANGED, EventStore, event_from_doc
 from domain.events import Event
 
 log = logging.getLogger("imbrace.hub")
@@ -27,8 +27,6 @@ POLL_INTERVAL_S = 0.25
 GAP_WAIT_S = 2.0
 QUEUE_LIMIT = 10_000
 NEWEST_KEPT = 20_000  # conversations whose newest dispatched state is remembered
-WATCH_AWAIT_MS = 200
-WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
 
 class DispatchedEvent:
@@ -130,8 +128,8 @@ def _discard(index: dict, key, subscription: Subscription) -> None:
 
 
 class EventHub:
-    def __init__(self, db, metrics: Metrics | None = None) -> None:
-        self.db = db
+    def __init__(self, events: EventStore, metrics: Metrics | None = None) -> None:
+        self.events = events
         self._delivered = (metrics or Metrics()).events_delivered
         self.dispatched_id = 0
         self.audience = Audience()
@@ -145,14 +143,13 @@ class EventHub:
         self._newest: OrderedDict[str, tuple[int, dict]] = OrderedDict()
 
     async def start(self) -> None:
-        last = await self.db.events.find_one({}, sort=[("seq", -1)], projection={"_id": 1})
-        self.dispatched_id = last["_id"] if last else 0
+        self.dispatched_id = await self.events.newest_id()
         self._tasks = [asyncio.create_task(self._follow(), name="event-hub"),
                        asyncio.create_task(self._watch(), name="event-hub-watch")]
 
     async def stop(self) -> None:
-        # The watcher ends by itself within one await period: cancelling it
-        # mid-getMore leaves the embedded server's cursor open and hangs close().
+        # The watcher ends by itself within one await period (see
+        # EventStore.follow_inserts): cancelling it mid-getMore hangs close().
         self._stopping = True
         self._wake.set()
         for task in self._tasks:
@@ -181,8 +178,7 @@ class EventHub:
 
     async def replay(self, org_id: str, after: int, up_to: int) -> list[DispatchedEvent]:
         """Stored events a reconnecting client missed (kept for the retention period)."""
-        cursor = self.db.events.find({"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}).sort("seq", 1)
-        return [DispatchedEvent(doc) for doc in await cursor.to_list()]
+        return [DispatchedEvent(doc) for doc in await self.events.of_org_between(org_id, after, up_to)]
 
     async def _follow(self) -> None:
         # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
@@ -203,9 +199,7 @@ class EventHub:
                 await asyncio.sleep(POLL_INTERVAL_S)
 
     async def _dispatch_new(self) -> None:
-        # By `seq`, an indexed copy of `_id`: nx-27017 runs a range on `_id` as a
-        # Python scan of the whole collection, but a range on an indexed field in SQL.
-        docs = await self.db.events.find({"seq": {"$gt": self.dispatched_id}}).sort("seq", 1).limit(1000).to_list()
+        docs = await self.events.after(self.dispatched_id, 1000)
         for doc in docs:
             if doc["_id"] != self.dispatched_id + 1 and not self._gap_expired():
                 await asyncio.sleep(0.02)
@@ -262,17 +256,7 @@ class EventHub:
     async def _watch(self) -> None:
         """Wake on inserts by other instances, where change streams exist."""
         try:
-            async with await self.db.events.watch([{"$match": {"operationType": "insert"}}],
-                                                  max_await_time_ms=WATCH_AWAIT_MS) as stream:
-                while not self._stopping:
-                    asked = time.monotonic()
-                    if await stream.try_next() is not None:
-                        self._wake.set()
-                    elif (idle := asked + WATCH_IDLE_S - time.monotonic()) > 0:
-                        # nx-27017 ignores maxAwaitTimeMS and answers an empty getMore at
-                        # once: without this pause the watcher would send thousands of
-                        # getMores a second, each holding the embedded database's only lock.
-                        await asyncio.sleep(idle)
+            await self.events.follow_inserts(self._wake.set, lambda: self._stopping)
         except asyncio.CancelledError:
             raise
         except Exception as error:  # standalone MongoDB has no change streams: polling covers it

@@ -23,6 +23,7 @@ from pymongo.errors import PyMongoError
 from starlette.requests import Request
 from starlette.responses import Response
 
+from api.store.mongo import MongoStore
 from domain.enums import ErrorCode, EventKind
 
 log = logging.getLogger("imbrace.metrics")
@@ -110,15 +111,12 @@ class Metrics:
         if child is not None:
             child.inc()
 
-    async def refresh_from_database(self, db, now: datetime) -> None:
+    async def refresh_from_database(self, store: MongoStore, now: datetime) -> None:
         """The figures kept in the database: two index range reads, at scrape time only."""
-        now_ms = int(now.timestamp() * 1000)
         try:
-            reply = await db.command({"count": "messages", "query": {"outbox_due": {"$gte": 0}}})
-            self.email_depth.set(reply["n"])
-            oldest = await db.conversations.find_one({"next_due_at": {"$lt": now_ms}}, {"next_due_at": 1},
-                                                     sort=[("next_due_at", 1)])
-            self.sweeper_lag.set(max(0, now_ms - oldest["next_due_at"]) / 1000 if oldest else 0)
+            self.email_depth.set(await store.deliveries.queued())
+            oldest = await store.sweeps.oldest_due(now)
+            self.sweeper_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0)
         except PyMongoError as error:  # the scrape still answers; these two keep their last values
             log.warning("metrics: could not read the database: %s", error)
 
@@ -167,6 +165,6 @@ def metrics_endpoint(metrics: Metrics, token: str | None, production: bool):
                                 headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
         services = getattr(request.app.state, "services", None)
         if services is not None:
-            await metrics.refresh_from_database(services.db, services.clock())
+            await metrics.refresh_from_database(services.store, services.clock())
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
     return endpoint

@@ -35,36 +35,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
 
-from pymongo import ReturnDocument
 from pymongo.errors import PyMongoError
 
 from api.mailer import DeliveryError, Letter, Mailer, compose, header_message_id
-from api.store import codec
-from api.store.codec import ms
+from api.store.deliveries import Deliveries, EmailJob
 from domain.entities import Attachment, Delivery, Message
 from domain.enums import DeliveryStatus, DeliveryVia, EventKind
 from domain.events import Event
 
 log = logging.getLogger("imbrace.outbox")
 
-OUTBOX_FIELDS = ("outbox_due", "outbox_claim", "outbox_claimed_at", "outbox_sending")
 MAX_BACKOFF_S = 3600.0
 UNKNOWN = ("Interrupted while the SMTP server was receiving the email; it may have been delivered, "
            "so it is not sent again.")
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    doc: dict[str, Any]
-    token: str
-
-    @property
-    def id(self) -> str:
-        return self.doc["_id"]
 
 
 class Outbox:
@@ -83,8 +69,8 @@ class Outbox:
         self._task: asyncio.Task | None = None
 
     @property
-    def messages(self):
-        return self.services.store.db.messages
+    def jobs(self) -> Deliveries:
+        return self.services.store.deliveries
 
     # background loop
 
@@ -133,27 +119,19 @@ class Outbox:
             handled += 1
         return handled
 
-    async def claim(self, now: datetime) -> Job | None:
+    async def claim(self, now: datetime) -> EmailJob | None:
         """Atomically take the oldest due job. The lease runs from the real clock, so
         a long pass can't hand out leases that are already over."""
-        at = max(now, self.services.clock())
-        token = secrets.token_hex(12)
-        doc = await self.messages.find_one_and_update(
-            {"outbox_due": {"$lte": ms(now)}},
-            {"$set": {"outbox_due": ms(at + timedelta(seconds=self.lease_s)), "outbox_claim": token,
-                      "outbox_claimed_at": ms(at)}},
-            sort=[("outbox_due", 1)], return_document=ReturnDocument.BEFORE)
-        return Job(doc, token) if doc else None
+        return await self.jobs.claim(now, max(now, self.services.clock()), self.lease_s, secrets.token_hex(12))
 
-    async def process(self, job: Job) -> None:
-        message = codec.message(job.doc)
+    async def process(self, job: EmailJob) -> None:
+        message = job.message
         delivery = _email_delivery(message)
         if delivery is None or delivery.status is not DeliveryStatus.QUEUED:
-            await self.messages.update_one({"_id": job.id, "outbox_claim": job.token},
-                                           {"$unset": {f: "" for f in OUTBOX_FIELDS}})
+            await self.jobs.drop(job)
             return
         attempts = delivery.attempts + 1
-        if job.doc.get("outbox_sending"):
+        if job.sending:
             await self._record(job, message, DeliveryStatus.FAILED, attempts, UNKNOWN)
             return
         try:
@@ -174,7 +152,7 @@ class Outbox:
         else:
             await self._record(job, message, DeliveryStatus.SENT, attempts, None)
 
-    async def _failed_attempt(self, job: Job, message: Message, attempts: int, error: DeliveryError) -> None:
+    async def _failed_attempt(self, job: EmailJob, message: Message, attempts: int, error: DeliveryError) -> None:
         if error.uncertain and await self._was_sending(job):
             await self._record(job, message, DeliveryStatus.FAILED, attempts, UNKNOWN)
         elif error.permanent or attempts >= self.settings.email_max_attempts:
@@ -184,41 +162,30 @@ class Outbox:
             await self._record(job, message, DeliveryStatus.QUEUED, attempts, error.reason,
                                retry_at=self.services.clock() + timedelta(seconds=backoff))
 
-    async def _mark_sending(self, job: Job, message: Message) -> None:
+    async def _mark_sending(self, job: EmailJob, message: Message) -> None:
         """Last step before the body goes out; without it (lost claim) nothing is sent."""
-        result = await self.messages.update_one(
-            {"_id": job.id, "outbox_claim": job.token},
-            {"$set": {"outbox_sending": header_message_id(message.id)}})
-        if result.matched_count != 1:
+        if not await self.jobs.mark_sending(job, header_message_id(message.id)):
             raise DeliveryError("Lease lost before sending; another worker has the job.")
 
-    async def _was_sending(self, job: Job) -> bool:
-        doc = await self.messages.find_one({"_id": job.id, "outbox_claim": job.token}, {"outbox_sending": 1})
-        return bool(doc and doc.get("outbox_sending"))
+    async def _was_sending(self, job: EmailJob) -> bool:
+        return await self.jobs.was_sending(job)
 
-    async def _record(self, job: Job, message: Message, status: DeliveryStatus, attempts: int,
+    async def _record(self, job: EmailJob, message: Message, status: DeliveryStatus, attempts: int,
                       error: str | None, retry_at: datetime | None = None) -> None:
         now = self.services.clock()
         email = Delivery(via=DeliveryVia.EMAIL, status=status, attempts=attempts, last_error=error, at=now)
-        deliveries = [codec.delivery_doc(email if d.via is DeliveryVia.EMAIL else d) for d in message.deliveries]
-        update: dict[str, Any] = {"$set": {"deliveries": deliveries}}
-        if status is DeliveryStatus.QUEUED:
-            update["$set"]["outbox_due"] = ms(retry_at)
-            update["$unset"] = {f: "" for f in OUTBOX_FIELDS if f != "outbox_due"}
-        else:
-            update["$unset"] = {f: "" for f in OUTBOX_FIELDS}
-            if status is DeliveryStatus.SENT:
-                update["$set"]["email_message_id"] = header_message_id(message.id)
-        result = await self.messages.update_one({"_id": job.id, "outbox_claim": job.token}, update)
-        if result.matched_count != 1:
+        deliveries = tuple(email if d.via is DeliveryVia.EMAIL else d for d in message.deliveries)
+        recorded = await self.jobs.record(
+            job, deliveries, retry_at if status is DeliveryStatus.QUEUED else None,
+            header_message_id(message.id) if status is DeliveryStatus.SENT else None)
+        if not recorded:
             log.warning("email job %s: lease lost before recording %s", job.id, status.value)
             return
         if status is DeliveryStatus.FAILED:
             self.services.metrics.email_failures.inc()
         log.info("email job %s: %s after %d attempt(s)%s", job.id, status.value, attempts,
                  f" ({error})" if error else "")
-        await self._refresh_last_message(message, tuple(email if d.via is DeliveryVia.EMAIL else d
-                                                         for d in message.deliveries))
+        await self._refresh_last_message(message, deliveries)
         if status is not DeliveryStatus.QUEUED:  # a rescheduled attempt is no status change
             await self._publish(message, now)
 
@@ -270,12 +237,7 @@ class Outbox:
 
     async def _previous_ids(self, message: Message) -> tuple[str, ...]:
         """Message-IDs of the conversation's earlier emails that went out, oldest first."""
-        cursor = self.messages.find(
-            {"conversation_id": message.conversation_id, "seq": {"$lt": message.seq},
-             "email_message_id": {"$exists": True}},
-            {"email_message_id": 1}).sort("seq", -1).limit(20)
-        found = [doc["email_message_id"] async for doc in cursor if isinstance(doc.get("email_message_id"), str)]
-        return tuple(reversed(found))
+        return tuple(reversed(await self.jobs.email_ids_before(message, 20)))
 
 
 def _email_delivery(message: Message) -> Delivery | None:

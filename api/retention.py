@@ -10,12 +10,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from api.periodic import Periodic
-from api.store.codec import ms
+from api.store.mongo import MongoStore
+
 
 class Retention:
-    def __init__(self, db, event_retention_s: float, login_window_s: float, clock,
+    def __init__(self, store: MongoStore, event_retention_s: float, login_window_s: float, clock,
                  interval_s: float = 60) -> None:
-        self.db = db
+        self.store = store
         self.event_retention_s = event_retention_s
         self.login_window_s = login_window_s
         self.clock = clock
@@ -30,8 +31,6 @@ class Retention:
 
     async def purge(self, now: datetime) -> tuple[int, int]:
         """Returns (events deleted, login records deleted)."""
-        events = await self.db.events.delete_many(
-            {"at": {"$lt": ms(now - timedelta(seconds=self.event_retention_s))}})
-        logins = await self.db.login_attempts.delete_many(
-            {"at": {"$lt": ms(now - timedelta(seconds=self.login_window_s))}})
-        return events.deleted_count, logins.deleted_count
+        events = await self.store.events.forget_before(now - timedelta(seconds=self.event_retention_s))
+        logins = await self.store.login_attempts.forget_before(now - timedelta(seconds=self.login_window_s))
+        return events, logins

@@ -35,7 +35,3 @@ class Services:
     hub: object = None
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)
-
-    @property
-    def db(self):
-        return self.store.db

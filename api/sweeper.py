@@ -25,6 +25,7 @@ from api.metrics import Metrics
 from api.periodic import Periodic
 from api.store import codec
 from api.store.codec import ms
+from api.store.mongo import MongoStore
 from domain.entities import Conversation
 from domain.enums import ClosedReason, ConversationStatus, EventKind
 from domain.events import Event
@@ -35,9 +36,9 @@ BATCH = 500
 
 
 class Sweeper:
-    def __init__(self, db, events, thresholds: Thresholds, interval_s: float, clock,
+    def __init__(self, store: MongoStore, events, thresholds: Thresholds, interval_s: float, clock,
                  metrics: Metrics | None = None) -> None:
-        self.db = db
+        self.store = store
         self.events = events
         self.thresholds = thresholds
         self.interval_s = interval_s
@@ -58,21 +59,17 @@ class Sweeper:
     async def sweep(self, now: datetime) -> int:
         """Announce every time-driven transition due at ``now``; returns how many this instance claimed.
 
-        ``$lt``: a transition is due strictly after its moment, and stored moments
-        are truncated to the millisecond, so ``next_due_at < ms(now)`` means due.
-
         Each conversation is judged on its own: one that can't be decoded or
         announced (a corrupt document) is logged with its id and skipped, so it
         can't stop the announcements of every other conversation, in every
         organization, on every sweep.
         """
-        due = self.db.conversations.find({"next_due_at": {"$lt": ms(now)}}).sort("next_due_at", 1).limit(BATCH)
         claimed = 0
-        for doc in await due.to_list():
+        for due in await self.store.sweeps.due(now, BATCH):
             try:
-                claimed += await self._announce(codec.conversation(doc), now)
+                claimed += await self._announce(due.conversation(), now)
             except Exception:
-                log.exception("sweeper: skipped conversation %s", doc.get("_id"))
+                log.exception("sweeper: skipped conversation %s", due.id)
         return claimed
 
     async def _announce(self, conversation: Conversation, now: datetime) -> int:
@@ -84,7 +81,7 @@ class Sweeper:
                  "last_customer_message_at": ms(conversation.last_customer_message_at)}
         transition = unannounced_transition(conversation, now, self.thresholds)
         if transition is None:
-            await self._reschedule(conversation, claim)
+            await self.store.sweeps.reschedule(conversation, next_transition_at(conversation, self.thresholds))
             return 0
         previous, status = transition
         after = replace(conversation, announced_status=status.value)
@@ -96,7 +93,7 @@ class Sweeper:
             update["$unset"] = {"waiting_since": "", "next_due_at": ""}  # the owner stays: see MongoStore.close
         else:
             update["$set"]["next_due_at"] = ms(next_transition_at(after, self.thresholds))
-        doc = await self.db.conversations.find_one_and_update(claim, update, return_document=True)
+        doc = await self.store.db.conversations.find_one_and_update(claim, update, return_document=True)
         if doc is None:
             return 0
         kind = EventKind.CLOSED if status is ConversationStatus.CLOSED else EventKind.STATUS_CHANGED
@@ -104,12 +101,3 @@ class Sweeper:
                                         previous_status=previous, new_status=status,
                                         owner_before=conversation.owner_id))
         return 1
-
-    async def _reschedule(self, conversation: Conversation, claim: dict[str, Any]) -> None:
-        """Nothing due yet (stored early, or a closed conversation): store the next moment,
-        unless the conversation changed since it was read (its writer stored one)."""
-        moment = next_transition_at(conversation, self.thresholds)
-        update = {"$set": {"next_due_at": ms(moment)}} if moment else {"$unset": {"next_due_at": ""}}
-        if conversation.closed_at is not None:
-            claim = {"_id": conversation.id, "closed_at": ms(conversation.closed_at)}
-        await self.db.conversations.update_one({**claim, "next_due_at": ms(conversation.next_due_at)}, update)

@@ -31,7 +31,7 @@ from pathlib import Path
 import httpx
 
 from api.embedded import EmbeddedMongo
-from api.events import event_from_doc
+from api.store.events import event_from_doc
 from api.store import codec
 from api.store.database import connect
 from bench.common import (

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import load_viewer
+from api.store.members import Members
 from api.cli import tune_garbage_collector
 from api.services import utc_now
 from api.settings import Settings
@@ -66,7 +67,7 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
     async def page(request: Request) -> JSONResponse:
         db = state["db"]
         first = int(request.query_params.get("first", 50))
-        viewer = await load_viewer(db, request.headers["x-member"], request.headers["x-org"])
+        viewer = await load_viewer(Members(db), request.headers["x-member"], request.headers["x-org"])
         if viewer is None:
             return JSONResponse({"error": "no such member"}, status_code=401)
         now = utc_now()

@@ -24,6 +24,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from api.auth import load_viewer
+from api.store.members import Members
 from api.embedded import EmbeddedMongo
 from api.services import utc_now
 from api.store.codec import ms
@@ -58,7 +59,7 @@ async def _probe(uri: str, manifest: dict, workdir: Path, repeat: int = REPEAT) 
         log(f"probe: {name}: {min(runs)} ms")
 
     member = manifest["members"][0]["id"]
-    viewer = await load_viewer(db, member, manifest["org_id"])
+    viewer = await load_viewer(Members(db), member, manifest["org_id"])
     now = utc_now()
     criteria = listing.list_criteria(viewer, listing.ConversationFilter(), now, thresholds)
     page_filter = {"$and": [to_mongo(criteria), {"last_message_at": {"$lte": ms(now)}}]}
@@ -70,7 +71,7 @@ async def _probe(uri: str, manifest: dict, workdir: Path, repeat: int = REPEAT) 
     channel = manifest["channels"][thread["team"]]
 
     await timed("page: load_viewer aggregation (members + $lookup teams)",
-                lambda: load_viewer(db, member, manifest["org_id"]))
+                lambda: load_viewer(Members(db), member, manifest["org_id"]))
     lister = ConversationLister(db)
     await timed("page: conversations, as the lister asks (flat filter; one sorted find per visibility branch)",
                 lambda: lister.page(criteria, ConversationOrder.LAST_ACTIVITY_DESC, 50, None, now))

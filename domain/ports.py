@@ -1,7 +1,10 @@
 """What the use cases need from the outside world, as Protocols.
 
-The MongoDB store, the event bus and the clock live in ``api/`` and satisfy
-these; the rules in ``domain/`` never import them.
+Each port lists only what some use case calls. The MongoDB store
+(``api/store/``), the event log and the password hasher live in ``api/`` and
+satisfy these; the rules in ``domain/`` never import them. The inbound use
+case's store (``InboundStore``) is declared beside it in
+:mod:`domain.usecases.inbound`.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.entities import (
-    Attachment, Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team,
+    Attachment, Channel, Conversation, Customer, Member, Message, MessageTemplate, Notification, Organization,
+    Team,
 )
-from domain.enums import ClosedReason, OrgRole, TeamMode, TeamRole
+from domain.enums import ChannelType, ClosedReason, OrgRole, TeamMode, TeamRole
 from domain.events import Event
 
 
@@ -36,8 +40,10 @@ class AccountStore(Protocol):
     async def team(self, org_id: str, team_id: str) -> Team | None: ...
     async def set_team_member(self, org_id: str, team_id: str, member_id: str, role: TeamRole) -> Team | None: ...
     async def remove_team_member(self, org_id: str, team_id: str, member_id: str) -> Team | None: ...
-    async def create_channel(self, org_id: str, team_id: str, type_: Any, name: str,
+    async def create_channel(self, org_id: str, team_id: str, type_: ChannelType, name: str,
                              key_hash: str, now: datetime) -> Channel: ...
+    async def create_template(self, org_id: str, name: str, body: str, channel: ChannelType | None,
+                              now: datetime) -> MessageTemplate: ...
 
 
 class ConversationStore(Protocol):
@@ -57,14 +63,44 @@ class ConversationStore(Protocol):
     async def customer(self, org_id: str, customer_id: str) -> Customer | None: ...
     async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer: ...
     async def template(self, org_id: str, template_id: str) -> MessageTemplate | None: ...
-    async def organization(self, org_id: str) -> Organization | None: ...
     def new_id(self) -> str: ...
 
 
-class FileStore(Protocol):
-    async def file_info(self, file_id: str) -> dict[str, Any] | None: ...
+class FileSaver(Protocol):
+    async def save(self, org_id: str, conversation_id: str, filename: str, content_type: str,
+                   data: bytes) -> Attachment: ...
+
+
+class LoginAttempts(Protocol):
+    """The login throttle's counters, one per key, each over a window starting at its first attempt."""
+
+    async def take(self, key: str, now: datetime, window_s: float) -> int:
+        """Atomically count one attempt for ``key``; the count in its window after this one."""
+        ...
+
+    async def give_back(self, keys: list[str], now: datetime, window_s: float) -> None: ...
+
+    async def recent(self, key: str, now: datetime, window_s: float) -> tuple[int, datetime | None]:
+        """(attempts counted in the key's current window, when the last was counted)."""
+        ...
+
+
+class TeamDirectory(Protocol):
+    async def team_by_id(self, team_id: str) -> Team | None: ...
+
+
+class NotificationStore(Protocol):
+    """Each member's notifications; every read and write is scoped to that member."""
+
+    def new_id(self) -> str: ...
+    async def add(self, notifications: list[Notification]) -> None: ...
+    async def get(self, member_id: str, notification_id: str) -> Notification | None: ...
+    async def page(self, member_id: str, unread_only: bool, limit: int,
+                   older_than: str | None) -> list[Notification]: ...
+    async def mark_read(self, member_id: str, ids: list[str]) -> int: ...
 
 
 __all__ = [
-    "AccountStore", "Attachment", "ConversationStore", "EventSink", "FileStore", "PasswordHasher",
+    "AccountStore", "ConversationStore", "EventSink", "FileSaver", "LoginAttempts", "NotificationStore",
+    "PasswordHasher", "TeamDirectory",
 ]

@@ -89,7 +89,7 @@ class Server:
 
     @property
     def db(self):
-        return self.services.db
+        return self.services.store.db
 
     async def start(self) -> "Server":
         self.task = await start_serving(self.server)

@@ -251,7 +251,7 @@ async def test_a_worker_that_died_during_the_smtp_transfer_is_not_repeated(make_
     message = await chat.reply("Maybe delivered")
     dead = Outbox(server.services, lease_s=0.3)
     job = await dead.claim(server.services.clock())
-    await dead._mark_sending(job, (await server.services.store.message(job.doc["org_id"], job.id)))
+    await dead._mark_sending(job, (await server.services.store.message(job.message.org_id, job.id)))
     # ...and died before SMTP answered: SMTP can't be asked, so it is not sent again.
 
     survivor = Outbox(server.services)

@@ -84,7 +84,7 @@ async def test_login_records_are_forgotten_by_retention(server):
 
     await attempt(server, "someone@example.com")
     assert await server.db.login_attempts.count_documents({}) >= 1
-    retention = Retention(server.db, 86400, server.settings.login_window_s, server.services.clock)
+    retention = Retention(server.services.store, 86400, server.settings.login_window_s, server.services.clock)
     later = server.services.clock() + timedelta(seconds=server.settings.login_window_s + 1)
     assert (await retention.purge(later))[1] >= 1
     assert await server.db.login_attempts.count_documents({}) == 0

@@ -185,7 +185,7 @@ class Group:
             for context in contexts.values():
                 member = (context.viewer.member_id, context.viewer.org_id)
                 if member not in viewers:
-                    viewers[member] = await load_viewer(context.services.db, *member)
+                    viewers[member] = await load_viewer(context.services.store, *member)
                 context.refresh(viewers[member], utc_now())
         except Exception:  # noqa: BLE001 - each member's own stream will retry
             log.warning("could not re-read teams after a team change; members resume alone", exc_info=True)

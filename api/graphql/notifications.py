@@ -1,4 +1,4 @@
-"""The notification center: stored notifications, listed and marked read."""
+"""The notification center in the schema; the rules are :mod:`domain.usecases.notifications`."""
 
 from __future__ import annotations
 
@@ -12,16 +12,12 @@ from api.graphql.descriptions import mutation_description
 from api.graphql.enums import NotificationKind
 from api.graphql.types import Conversation, Edge, PageInfo, UserError
 from api.graphql.viewer_fields import PerViewer
-from api.store import codec
 from domain import entities as e
 from domain.enums import ErrorCode
-from domain.errors import invalid
+from domain.errors import Refused
+from domain.usecases.notifications import MAX_MARK, mark_read, notification_of, notifications_of
 from domain.usecases.rooms import may_grab_now
 from domain.visibility import can_see
-from domain.errors import Refused
-from domain.validation import is_id
-
-MAX_MARK = 500
 
 
 @strawberry.type(description="Something a member should look at.")
@@ -80,33 +76,15 @@ class MarkNotificationsReadPayload:
 
 
 async def load_notification(ctx, notification_id: str) -> Notification | None:
-    doc = await ctx.services.db.notifications.find_one({"_id": notification_id, "member_id": ctx.viewer.member_id})
-    return Notification(entity=codec.notification(doc)) if doc else None
+    found = await notification_of(ctx.services.store.notifications, ctx.viewer, notification_id)
+    return Notification(entity=found) if found else None
 
 
 async def list_notifications(ctx, unread_only: bool, first: int, after: str | None) -> NotificationConnection:
-    if first < 0 or first > 100:
-        raise invalid("`first` must be between 0 and 100.", "first")
-    query: dict = {"member_id": ctx.viewer.member_id}
-    if unread_only:
-        query["read"] = False
-    if after is not None:
-        if not is_id(after):
-            raise invalid("Not a valid cursor.", "after")
-        query["_id"] = {"$lt": after}
-    docs = await ctx.services.db.notifications.find(query).sort("_id", -1).limit(first + 1).to_list()
-    edges = [Edge(cursor=d["_id"], node=Notification(entity=codec.notification(d))) for d in docs[:first]]
+    page = await notifications_of(ctx.services.store.notifications, ctx.viewer, unread_only, first, after)
+    edges = [Edge(cursor=n.id, node=Notification(entity=n)) for n in page.notifications]
     return NotificationConnection(edges=edges, page_info=PageInfo(
-        has_next_page=len(docs) > first, end_cursor=edges[-1].cursor if edges else None))
-
-
-async def mark_read(ctx, ids: list[str]) -> int:
-    if len(ids) > MAX_MARK:
-        raise invalid(f"At most {MAX_MARK} ids at once.", "ids")
-    ids = [i for i in ids if is_id(i)]
-    result = await ctx.services.db.notifications.update_many(
-        {"_id": {"$in": ids}, "member_id": ctx.viewer.member_id}, {"$set": {"read": True}})
-    return result.modified_count
+        has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None))
 
 
 @strawberry.input(description="Notifications to mark as read.")
@@ -140,7 +118,8 @@ class NotificationMutation:
                 description="The notifications to mark.")],
     ) -> MarkNotificationsReadPayload:
         try:
-            updated = await mark_read(info.context, [str(i) for i in input.ids])
+            updated = await mark_read(info.context.services.store.notifications, info.context.viewer,
+                                      [str(i) for i in input.ids])
         except Refused as refused:
             return MarkNotificationsReadPayload(errors=[UserError(code=refused.code, message=refused.message,
                                                                   field=refused.field)])

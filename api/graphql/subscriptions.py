@@ -20,7 +20,7 @@ import strawberry
 from strawberry.types import Info
 
 from api.auth import load_viewer
-from api.events import TEAMS_CHANGED
+from api.store.events import TEAMS_CHANGED
 from api.graphql.enums import ConversationStatus, EventKind
 from api.graphql.inputs import ConversationFilter
 from api.graphql.multiplex import GroupRoot, Resume
@@ -144,7 +144,7 @@ async def follow(info: Info, after: int | None, notifications: bool = False
     grouped = isinstance(root, GroupRoot)
     if isinstance(root, Resume) and after is None:
         after = root.resume_after
-        ctx.refresh(await load_viewer(ctx.services.db, ctx.viewer.member_id, ctx.viewer.org_id), ctx.services.clock())
+        ctx.refresh(await load_viewer(ctx.services.store, ctx.viewer.member_id, ctx.viewer.org_id), ctx.services.clock())
         if ctx.viewer is None:
             return
     elif grouped and after is None:
@@ -198,7 +198,7 @@ async def _conversations_now(ctx, backlog: list[DispatchedEvent]) -> dict[str, C
 
 async def _judge_viewer(ctx, doc: dict, viewer, follow_teams):
     if doc["kind"] == TEAMS_CHANGED:
-        viewer = await load_viewer(ctx.services.db, viewer.member_id, viewer.org_id)
+        viewer = await load_viewer(ctx.services.store, viewer.member_id, viewer.org_id)
         ctx.refresh(viewer, ctx.services.clock())
         if viewer is not None:
             follow_teams()

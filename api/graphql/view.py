@@ -142,7 +142,7 @@ class GraphQLView(GraphQL):
         viewer, unavailable = None, False
         if isinstance(request, Request):
             try:
-                viewer = await viewer_from_header(services.db, services.tokens, request.headers.get("authorization"))
+                viewer = await viewer_from_header(services.store, services.tokens, request.headers.get("authorization"))
             except ConnectionFailure:
                 unavailable = True
         request_id = request.scope.get("state", {}).get("request_id", "-")
@@ -157,7 +157,7 @@ class GraphQLView(GraphQL):
         viewer = None
         if isinstance(header, str):
             try:
-                viewer = await viewer_from_header(self.services.db, self.services.tokens, header)
+                viewer = await viewer_from_header(self.services.store, self.services.tokens, header)
             except ConnectionFailure:
                 raise ConnectionRejectionError({"message": "Service unavailable, retry shortly."})
         if viewer is None:

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from api.auth import viewer_from_header
+from api.store.files import StoredFile
 from domain.visibility import can_see
 
 
@@ -16,14 +17,13 @@ async def download(request: Request) -> Response:
     file_id = request.path_params["file_id"]
     if "signature" in request.query_params or "expires" in request.query_params:
         return await _signed_download(request, services, file_id)
-    viewer = await viewer_from_header(services.db, services.tokens, request.headers.get("authorization"))
+    viewer = await viewer_from_header(services.store, services.tokens, request.headers.get("authorization"))
     if viewer is None:
         return JSONResponse({"error": "Authentication required."}, status_code=401)
     info = await services.files.info(file_id)
-    metadata = (info or {}).get("metadata") or {}
     conversation = None
-    if metadata.get("org_id") == viewer.org_id:
-        conversation = await services.store.conversation(viewer.org_id, metadata.get("conversation_id", ""))
+    if info is not None and info.org_id == viewer.org_id:
+        conversation = await services.store.conversation(viewer.org_id, info.conversation_id or "")
     if conversation is None or not can_see(viewer, conversation):
         return JSONResponse({"error": "No such file."}, status_code=404)
     return await _file_response(services, file_id, info)
@@ -39,13 +39,12 @@ async def _signed_download(request: Request, services, file_id: str) -> Response
     return await _file_response(services, file_id, info)
 
 
-async def _file_response(services, file_id: str, info: dict) -> Response:
-    metadata = info.get("metadata") or {}
+async def _file_response(services, file_id: str, info: StoredFile) -> Response:
     data = await services.files.read(file_id)
     if data is None:
         return JSONResponse({"error": "No such file."}, status_code=404)
-    filename = "".join(c for c in (info.get("filename") or "file") if c.isascii() and c.isprintable() and c not in "\"\\") or "file"
-    return Response(data, media_type=metadata.get("content_type") or "application/octet-stream", headers={
+    filename = "".join(c for c in (info.filename or "file") if c.isascii() and c.isprintable() and c not in "\"\\") or "file"
+    return Response(data, media_type=info.content_type or "application/octet-stream", headers={
         "Content-Disposition": f'attachment; filename="{filename}"',
         "X-Content-Type-Options": "nosniff",
         "Cache-Control": "private, no-store",

@@ -9,9 +9,9 @@ from starlette.responses import JSONResponse
 
 
 async def healthz(request: Request) -> JSONResponse:
-    db = request.app.state.services.db
+    store = request.app.state.services.store
     try:
-        await asyncio.wait_for(db.command("ping"), timeout=1.5)
+        await asyncio.wait_for(store.ping(), timeout=1.5)
     except Exception:  # any failure to answer is "unavailable", whatever its kind
         return JSONResponse({"status": "unavailable", "database": "down"}, status_code=503)
     return JSONResponse({"status": "ok", "database": "up"})

@@ -202,3 +202,8 @@ def notification(doc: dict) -> Notification:
     return Notification(id=doc["_id"], org_id=doc["org_id"], member_id=doc["member_id"],
                         kind=NotificationKind(doc["kind"]), conversation_id=doc["conversation_id"],
                         created_at=dt(doc["created_at"]), read=doc.get("read", False))
+
+
+def notification_doc(n: Notification) -> dict:
+    return {"_id": n.id, "org_id": n.org_id, "member_id": n.member_id, "kind": n.kind.value,
+            "conversation_id": n.conversation_id, "created_at": ms(n.created_at), "read": n.read}

@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from bson import ObjectId
 from bson.errors import InvalidId
 from gridfs import AsyncGridFSBucket
 from gridfs.errors import NoFile
 
 from domain.entities import Attachment
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    """What GridFS keeps about an upload: whose conversation it belongs to, and how to serve it."""
+
+    org_id: str | None
+    conversation_id: str | None
+    filename: str | None
+    content_type: str | None
 
 
 class GridFiles:
@@ -24,12 +36,17 @@ class GridFiles:
         return Attachment(url=f"/files/{file_id}", mime_type=content_type, name=filename, size=len(data),
                           file_id=str(file_id))
 
-    async def info(self, file_id: str) -> dict | None:
+    async def info(self, file_id: str) -> StoredFile | None:
         try:
             oid = ObjectId(file_id)
         except (InvalidId, TypeError):
             return None
-        return await self.db["fs.files"].find_one({"_id": oid})
+        doc = await self.db["fs.files"].find_one({"_id": oid})
+        if doc is None:
+            return None
+        metadata = doc.get("metadata") or {}
+        return StoredFile(org_id=metadata.get("org_id"), conversation_id=metadata.get("conversation_id"),
+                          filename=doc.get("filename"), content_type=metadata.get("content_type"))
 
     async def read(self, file_id: str) -> bytes | None:
         try:

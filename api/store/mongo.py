@@ -6,9 +6,8 @@ conditional single-document update, so concurrent callers can't both win.
 
 from __future__ import annotations
 
-import time
 from collections import OrderedDict
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
@@ -17,20 +16,27 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from api.store import codec
+from api.store.channels import Channels
 from api.store.codec import ms
+from api.store.deliveries import Deliveries
+from api.store.events import EventStore
+from api.store.login_attempts import LoginAttempts
+from api.store.members import Members
+from api.store.notifications import Notifications
+from api.store.organizations import Organizations
+from api.store.sweeps import Sweeps
+from api.store.teams import Teams
+from api.store.templates import Templates
 from domain.entities import (
     Channel, Conversation, Customer, Location, Member, Message, MessageTemplate, Organization, Team,
 )
 from domain.enums import ChannelType, ClosedReason, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored
+from domain.visibility import Viewer
 
 AFTER = ReturnDocument.AFTER
 BEFORE = ReturnDocument.BEFORE
 
-# How long a channel (its team, type and ingest-key hash) is served from this
-# process's memory: a channel change or removal, or a new ingest key, takes effect
-# within this bound on every instance. Only found channels are kept.
-CHANNEL_CACHE_S = 10.0
 CUSTOMER_IDS_CACHED = 100_000
 
 
@@ -40,116 +46,110 @@ def _with_copy(update: dict[str, Any], message: Message) -> dict[str, Any]:
 
 
 class MongoStore:
+    """Conversations, messages and customers here; every other collection in its own
+    module, reached through this object so one store is handed to every caller."""
+
     def __init__(self, db: AsyncDatabase) -> None:
         self.db = db
-        self._channels: dict[str, tuple[float, tuple[Channel, str]]] = {}
+        self._organizations = Organizations(db)
+        self._members = Members(db)
+        self._teams = Teams(db)
+        self._channels = Channels(db)
+        self._templates = Templates(db)
+        self.login_attempts = LoginAttempts(db)
+        self.events = EventStore(db)
+        self.notifications = Notifications(db)
+        self.deliveries = Deliveries(db)
+        self.sweeps = Sweeps(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
         self._customer_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
+
+    async def ping(self) -> None:
+        await self.db.command("ping")
 
     @staticmethod
     def new_id() -> str:
         """ObjectId hex: unique across instances and roughly ordered by creation time."""
         return str(ObjectId())
 
-    # organizations and members
+    # organizations, members, teams, channels, templates, login throttle: each in its
+    # own module; the one-line methods keep the ports' names on this one object.
 
     async def create_organization(self, name: str, now: datetime) -> Organization:
-        doc = {"_id": self.new_id(), "name": name, "created_at": ms(now)}
-        await self.db.organizations.insert_one(doc)
-        return codec.organization(doc)
+        return await self._organizations.create(name, now)
 
     async def any_organization(self) -> bool:
-        return await self.db.organizations.find_one({}, {"_id": 1}) is not None
+        return await self._organizations.any()
 
     async def organization(self, org_id: str) -> Organization | None:
-        doc = await self.db.organizations.find_one({"_id": org_id})
-        return codec.organization(doc) if doc else None
+        return await self._organizations.get(org_id)
 
     async def create_member(self, org_id: str, email: str, name: str, password_hash: str, role: OrgRole,
                             now: datetime) -> Member:
-        doc = {"_id": self.new_id(), "org_id": org_id, "email": email, "name": name,
-               "password_hash": password_hash, "role": role.value, "created_at": ms(now)}
-        try:
-            await self.db.members.insert_one(doc)
-        except DuplicateKeyError:
-            raise AlreadyStored()
-        return codec.member(doc)
+        return await self._members.create(org_id, email, name, password_hash, role, now)
 
     async def member_by_email(self, email: str) -> tuple[Member, str] | None:
-        doc = await self.db.members.find_one({"email": email})
-        return (codec.member(doc), doc["password_hash"]) if doc else None
+        return await self._members.by_email(email)
 
     async def member(self, org_id: str, member_id: str) -> Member | None:
-        doc = await self.db.members.find_one({"_id": member_id, "org_id": org_id})
-        return codec.member(doc) if doc else None
+        return await self._members.get(org_id, member_id)
 
     async def members(self, org_id: str) -> list[Member]:
-        return [codec.member(d) async for d in self.db.members.find({"org_id": org_id}).sort("name", 1)]
+        return await self._members.of_org(org_id)
 
     async def members_by_ids(self, org_id: str, ids: list[str]) -> list[Member]:
-        cursor = self.db.members.find({"_id": {"$in": ids}, "org_id": org_id},
-                                      {"password_hash": 0})
-        return [codec.member(d) async for d in cursor]
+        return await self._members.by_ids(org_id, ids)
 
-    # teams and channels
+    async def viewer(self, member_id: str, org_id: str) -> Viewer | None:
+        return await self._members.viewer(member_id, org_id)
 
     async def create_team(self, org_id: str, name: str, mode: TeamMode, now: datetime) -> Team:
-        doc = {"_id": self.new_id(), "org_id": org_id, "name": name, "mode": mode.value, "members": [],
-               "created_at": ms(now)}
-        try:
-            await self.db.teams.insert_one(doc)
-        except DuplicateKeyError:
-            raise AlreadyStored()
-        return codec.team(doc)
+        return await self._teams.create(org_id, name, mode, now)
 
     async def team(self, org_id: str, team_id: str) -> Team | None:
-        doc = await self.db.teams.find_one({"_id": team_id, "org_id": org_id})
-        return codec.team(doc) if doc else None
+        return await self._teams.get(org_id, team_id)
+
+    async def team_by_id(self, team_id: str) -> Team | None:
+        return await self._teams.by_id(team_id)
 
     async def teams(self, org_id: str) -> tuple[Team, ...]:
-        return tuple([codec.team(d) async for d in self.db.teams.find({"org_id": org_id}).sort("name", 1)])
+        return await self._teams.of_org(org_id)
 
     async def set_team_member(self, org_id: str, team_id: str, member_id: str, role: TeamRole) -> Team | None:
-        # Two single-document steps, each atomic: drop any old role, then add the new one.
-        # $addToSet, not $push: nx-27017 stores sub-documents pushed with $push as JSON strings.
-        await self.db.teams.update_one({"_id": team_id, "org_id": org_id},
-                                       {"$pull": {"members": {"member_id": member_id}}})
-        doc = await self.db.teams.find_one_and_update(
-            {"_id": team_id, "org_id": org_id},
-            {"$addToSet": {"members": {"member_id": member_id, "role": role.value}}}, return_document=AFTER)
-        return codec.team(doc) if doc else None
+        return await self._teams.set_member(org_id, team_id, member_id, role)
 
     async def remove_team_member(self, org_id: str, team_id: str, member_id: str) -> Team | None:
-        doc = await self.db.teams.find_one_and_update(
-            {"_id": team_id, "org_id": org_id},
-            {"$pull": {"members": {"member_id": member_id}}}, return_document=AFTER)
-        return codec.team(doc) if doc else None
+        return await self._teams.remove_member(org_id, team_id, member_id)
 
     async def create_channel(self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str,
                              now: datetime) -> Channel:
-        doc = {"_id": self.new_id(), "org_id": org_id, "team_id": team_id, "type": type_.value, "name": name,
-               "ingest_key_hash": key_hash, "created_at": ms(now)}
-        await self.db.channels.insert_one(doc)
-        return codec.channel(doc)
+        return await self._channels.create(org_id, team_id, type_, name, key_hash, now)
 
     async def channel_with_key_hash(self, channel_id: str) -> tuple[Channel, str] | None:
-        """Every webhook call asks; served from memory for up to ``CHANNEL_CACHE_S``."""
-        cached = self._channels.get(channel_id)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        doc = await self.db.channels.find_one({"_id": channel_id})
-        if doc is None:
-            self._channels.pop(channel_id, None)
-            return None
-        found = (codec.channel(doc), doc["ingest_key_hash"])
-        if len(self._channels) >= 10_000:
-            self._channels.clear()
-        self._channels[channel_id] = (time.monotonic() + CHANNEL_CACHE_S, found)
-        return found
+        return await self._channels.with_key_hash(channel_id)
 
     async def channels(self, org_id: str) -> list[Channel]:
-        return [codec.channel(d) async for d in self.db.channels.find({"org_id": org_id}).sort("name", 1)]
+        return await self._channels.of_org(org_id)
+
+    async def create_template(self, org_id: str, name: str, body: str, channel: ChannelType | None,
+                              now: datetime) -> MessageTemplate:
+        return await self._templates.create(org_id, name, body, channel, now)
+
+    async def template(self, org_id: str, template_id: str) -> MessageTemplate | None:
+        return await self._templates.get(org_id, template_id)
+
+    async def templates(self, org_id: str, channel: ChannelType | None) -> list[MessageTemplate]:
+        return await self._templates.of_org(org_id, channel)
+
+    async def take(self, key: str, now: datetime, window_s: float) -> int:
+        return await self.login_attempts.take(key, now, window_s)
+
+    async def give_back(self, keys: list[str], now: datetime, window_s: float) -> None:
+        await self.login_attempts.give_back(keys, now, window_s)
+
+    async def recent(self, key: str, now: datetime, window_s: float) -> tuple[int, datetime | None]:
+        return await self.login_attempts.recent(key, now, window_s)
 
     # customers
 
@@ -443,63 +443,3 @@ class MongoStore:
             query["seq"] = {"$lt": before_seq}
         cursor = self.db.messages.find(query).sort("seq", -1).limit(last + 1)
         return [codec.message(d) async for d in cursor]
-
-    # templates
-
-    async def create_template(self, org_id: str, name: str, body: str, channel: ChannelType | None,
-                              now: datetime) -> MessageTemplate:
-        doc = codec.compact({"_id": self.new_id(), "org_id": org_id, "name": name, "body": body,
-                             "channel": channel.value if channel else None, "created_at": ms(now)})
-        await self.db.templates.insert_one(doc)
-        return codec.template(doc)
-
-    async def template(self, org_id: str, template_id: str) -> MessageTemplate | None:
-        doc = await self.db.templates.find_one({"_id": template_id, "org_id": org_id})
-        return codec.template(doc) if doc else None
-
-    async def templates(self, org_id: str, channel: ChannelType | None) -> list[MessageTemplate]:
-        query: dict[str, Any] = {"org_id": org_id}
-        if channel is not None:
-            query["$or"] = [{"channel": channel.value}, {"channel": None}]
-        return [codec.template(d) async for d in self.db.templates.find(query).sort("name", 1)]
-
-    # login throttle: one counter document per key, its window starting at its first attempt
-
-    async def take(self, key: str, now: datetime, window_s: float) -> int:
-        """Counts one attempt atomically and returns the count after it.
-
-        Each step is a single-document atomic update, so concurrent attempts each
-        get their own count. No upsert: nx-27017 ignores ``$setOnInsert`` in
-        ``find_one_and_update`` upserts, so a missing counter is created by a plain
-        insert, and a lost insert race (duplicate ``_id``) counts on the winner's.
-        """
-        attempts = self.db.login_attempts
-        now_ms, fresh_after = ms(now), ms(now - timedelta(seconds=window_s))
-        for _ in range(5):
-            doc = await attempts.find_one_and_update(
-                {"_id": key, "at": {"$gt": fresh_after}}, {"$inc": {"n": 1}, "$set": {"last": now_ms}},
-                return_document=AFTER)
-            if doc:
-                return int(doc["n"])
-            stale = await attempts.find_one_and_update(
-                {"_id": key, "at": {"$lte": fresh_after}}, {"$set": {"n": 1, "at": now_ms, "last": now_ms}})
-            if stale:
-                return 1
-            try:
-                await attempts.insert_one({"_id": key, "n": 1, "at": now_ms, "last": now_ms})
-                return 1
-            except DuplicateKeyError:
-                continue
-        return 1 << 30  # never settled under contention: refuse rather than let it through
-
-    async def give_back(self, keys: list[str], now: datetime, window_s: float) -> None:
-        await self.db.login_attempts.update_many(
-            {"_id": {"$in": keys}, "at": {"$gt": ms(now - timedelta(seconds=window_s))}, "n": {"$gt": 0}},
-            {"$inc": {"n": -1}})
-
-    async def recent(self, key: str, now: datetime, window_s: float) -> tuple[int, datetime | None]:
-        doc = await self.db.login_attempts.find_one(
-            {"_id": key, "at": {"$gt": ms(now - timedelta(seconds=window_s))}})
-        if not doc:
-            return 0, None
-        return int(doc.get("n", 0)), codec.dt(doc.get("last"))

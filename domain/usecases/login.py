@@ -3,26 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
 
 from domain.entities import Member
 from domain.enums import ErrorCode
 from domain.errors import Refused
-from domain.ports import AccountStore, PasswordHasher
+from domain.ports import AccountStore, LoginAttempts, PasswordHasher
 from domain.throttle import ThrottlePolicy, email_open_at, keys_for
 from domain.validation import is_well_formed
-
-
-class LoginAttempts(Protocol):
-    async def take(self, key: str, now: datetime, window_s: float) -> int:
-        """Atomically count one attempt for ``key``; the count in its window after this one."""
-        ...
-
-    async def give_back(self, keys: list[str], now: datetime, window_s: float) -> None: ...
-
-    async def recent(self, key: str, now: datetime, window_s: float) -> tuple[int, datetime | None]:
-        """(attempts counted in the key's current window, when the last was counted)."""
-        ...
 
 
 def _too_many() -> Refused:

@@ -14,7 +14,7 @@ from domain.enums import (
 )
 from domain.errors import Refused, invalid
 from domain.events import Event
-from domain.ports import ConversationStore, EventSink
+from domain.ports import ConversationStore, EventSink, FileSaver
 from domain.status import Thresholds, email_fallback_active, is_closed, next_transition_at, status_of
 from domain.templates import render
 from domain.usecases.rooms import load_visible
@@ -32,11 +32,6 @@ class Upload(Protocol):
     filename: str
     content_type: str
     data: bytes
-
-
-class FileSaver(Protocol):
-    async def save(self, org_id: str, conversation_id: str, filename: str, content_type: str,
-                   data: bytes) -> Attachment: ...
 
 
 @dataclass(frozen=True, slots=True)

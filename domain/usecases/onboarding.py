@@ -135,7 +135,7 @@ def ingest_key_matches(key: str | None, stored_hash: str) -> bool:
     return secrets.compare_digest(hash_ingest_key(key), stored_hash)
 
 
-async def create_message_template(store, viewer: Viewer, name: str, body: str, channel: ChannelType | None,
+async def create_message_template(store: AccountStore, viewer: Viewer, name: str, body: str, channel: ChannelType | None,
                                   now: datetime) -> MessageTemplate:
     """Templates are shared by the organization; admins (of the org or of a team) write them."""
     if not viewer.is_org_admin and not any(viewer.is_team_admin(t.id) for t in viewer.teams):

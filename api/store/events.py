@@ -1,0 +1,108 @@
+"""The ``events`` collection (the event log) and the ``counters`` document that numbers it.
+
+Every conversation change is stored as one document with a monotonic id,
+taken from one atomic counter before the insert; ``seq`` is an indexed copy
+of ``_id`` (nx-27017 scans the whole collection for a range on ``_id``, but
+runs a range on an indexed field in SQL). Readers get the documents as
+stored: the hub routes them by their fields and subscribers decode them with
+:func:`event_from_doc`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import datetime
+from typing import Any, Callable
+
+from pymongo import ReturnDocument
+from pymongo.asynchronous.database import AsyncDatabase
+
+from api.store import codec
+from api.store.codec import ms
+from domain.enums import ConversationStatus, EventKind
+from domain.events import Event
+
+TEAMS_CHANGED = "TEAMS_CHANGED"
+WATCH_AWAIT_MS = 200
+WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
+
+
+class EventStore:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db.events
+        self.counters = db.counters
+
+    async def next_id(self) -> int:
+        doc = await self.counters.find_one_and_update(
+            {"_id": "events"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+        return doc["n"]
+
+    async def append(self, event: Event, event_id: int, notified: dict[str, str]) -> None:
+        await self.collection.insert_one(event_doc(event, event_id, notified))
+
+    async def append_teams_changed(self, event_id: int, org_id: str, at: datetime) -> None:
+        await self.collection.insert_one({"_id": event_id, "seq": event_id, "org_id": org_id,
+                                          "kind": TEAMS_CHANGED, "at": ms(at)})
+
+    async def newest_id(self) -> int:
+        last = await self.collection.find_one({}, sort=[("seq", -1)], projection={"_id": 1})
+        return last["_id"] if last else 0
+
+    async def of_org_between(self, org_id: str, after: int, up_to: int) -> list[dict]:
+        cursor = self.collection.find({"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}).sort("seq", 1)
+        return await cursor.to_list()
+
+    async def after(self, event_id: int, limit: int) -> list[dict]:
+        return await self.collection.find({"seq": {"$gt": event_id}}).sort("seq", 1).limit(limit).to_list()
+
+    async def follow_inserts(self, on_insert: Callable[[], None], stopping: Callable[[], bool]) -> None:
+        """Calls ``on_insert`` for every event inserted, by any instance, until ``stopping()``.
+
+        Raises where the deployment has no change streams (standalone MongoDB).
+        Each read waits at most ``WATCH_AWAIT_MS``, so this returns by itself soon
+        after ``stopping()``: cancelling it in the middle of a ``getMore`` leaves
+        nx-27017's cursor open and hangs the client's close.
+        """
+        async with await self.collection.watch([{"$match": {"operationType": "insert"}}],
+                                               max_await_time_ms=WATCH_AWAIT_MS) as stream:
+            while not stopping():
+                asked = time.monotonic()
+                if await stream.try_next() is not None:
+                    on_insert()
+                elif (idle := asked + WATCH_IDLE_S - time.monotonic()) > 0:
+                    # nx-27017 ignores maxAwaitTimeMS and answers an empty getMore at
+                    # once: without this pause the watcher would send thousands of
+                    # getMores a second, each holding the embedded database's only lock.
+                    await asyncio.sleep(idle)
+
+    async def forget_before(self, moment: datetime) -> int:
+        """Events older than ``moment``; returns how many were deleted."""
+        return (await self.collection.delete_many({"at": {"$lt": ms(moment)}})).deleted_count
+
+
+def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str, Any]:
+    return codec.compact({
+        "_id": event_id,
+        "seq": event_id,
+        "org_id": event.conversation.org_id,
+        "kind": event.kind.value,
+        "at": ms(event.at),
+        "actor_id": event.actor_id,
+        "previous_status": event.previous_status.value if event.previous_status else None,
+        "new_status": event.new_status.value if event.new_status else None,
+        "message_id": event.message_id,
+        "owner_before": event.owner_before,
+        "conversation": codec.conversation_doc(event.conversation),
+        "notified": notified or None,
+    })
+
+
+def event_from_doc(doc: dict) -> Event:
+    return Event(
+        id=doc["_id"], kind=EventKind(doc["kind"]), conversation=codec.conversation(doc["conversation"]),
+        at=codec.dt(doc["at"]), actor_id=doc.get("actor_id"),
+        previous_status=ConversationStatus(doc["previous_status"]) if doc.get("previous_status") else None,
+        new_status=ConversationStatus(doc["new_status"]) if doc.get("new_status") else None,
+        message_id=doc.get("message_id"), owner_before=doc.get("owner_before"),
+    )

@@ -1,0 +1,79 @@
+"""The ``members`` collection, and the authenticated caller read with their organization's teams."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from functools import lru_cache
+
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
+
+from api.store import codec
+from api.store.codec import ms
+from domain.entities import Member, Team
+from domain.enums import OrgRole
+from domain.errors import AlreadyStored
+from domain.visibility import Viewer
+
+
+class Members:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db.members
+
+    async def create(self, org_id: str, email: str, name: str, password_hash: str, role: OrgRole,
+                     now: datetime) -> Member:
+        doc = {"_id": str(ObjectId()), "org_id": org_id, "email": email, "name": name,
+               "password_hash": password_hash, "role": role.value, "created_at": ms(now)}
+        try:
+            await self.collection.insert_one(doc)
+        except DuplicateKeyError:
+            raise AlreadyStored()
+        return codec.member(doc)
+
+    async def by_email(self, email: str) -> tuple[Member, str] | None:
+        doc = await self.collection.find_one({"email": email})
+        return (codec.member(doc), doc["password_hash"]) if doc else None
+
+    async def get(self, org_id: str, member_id: str) -> Member | None:
+        doc = await self.collection.find_one({"_id": member_id, "org_id": org_id})
+        return codec.member(doc) if doc else None
+
+    async def of_org(self, org_id: str) -> list[Member]:
+        return [codec.member(d) async for d in self.collection.find({"org_id": org_id}).sort("name", 1)]
+
+    async def by_ids(self, org_id: str, ids: list[str]) -> list[Member]:
+        cursor = self.collection.find({"_id": {"$in": ids}, "org_id": org_id}, {"password_hash": 0})
+        return [codec.member(d) async for d in cursor]
+
+    async def viewer(self, member_id: str, org_id: str) -> Viewer | None:
+        """The caller and every team of their organization, in one MongoDB command."""
+        pipeline = [
+            {"$match": {"_id": member_id, "org_id": org_id}},
+            {"$lookup": {"from": "teams", "localField": "org_id", "foreignField": "org_id", "as": "teams"}},
+        ]
+        rows = await (await self.collection.aggregate(pipeline)).to_list()
+        if not rows:
+            return None
+        doc = rows[0]
+        teams = tuple(sorted((decoded_team(t) for t in doc.get("teams", [])), key=lambda t: t.name))
+        return Viewer(member_id=doc["_id"], org_id=doc["org_id"], org_role=OrgRole(doc["role"]),
+                      name=doc["name"], teams=teams)
+
+
+def decoded_team(doc: dict) -> Team:
+    """The team of a stored document, decoded once while the document stays the same.
+
+    Every request and every subscription reads all teams of its organization;
+    sharing the decoded teams saves most of that CPU and lets thousands of
+    connected viewers hold one copy. The key is the stored content itself, so
+    a changed team is never served stale.
+    """
+    members = tuple((m["member_id"], m["role"]) for m in doc.get("members", ()))
+    return _team(doc["_id"], doc["org_id"], doc["name"], doc["mode"], doc.get("created_at"), members)
+
+
+@lru_cache(maxsize=4096)
+def _team(team_id: str, org_id: str, name: str, mode: str, created_at, members: tuple) -> Team:
+    return codec.team({"_id": team_id, "org_id": org_id, "name": name, "mode": mode, "created_at": created_at,
+                       "members": [{"member_id": m, "role": r} for m, r in members]})

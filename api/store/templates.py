@@ -1,0 +1,36 @@
+"""The ``templates`` collection: canned replies, for every channel or for one."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from bson import ObjectId
+from pymongo.asynchronous.database import AsyncDatabase
+
+from api.store import codec
+from api.store.codec import ms
+from domain.entities import MessageTemplate
+from domain.enums import ChannelType
+
+
+class Templates:
+    def __init__(self, db: AsyncDatabase) -> None:
+        self.collection = db.templates
+
+    async def create(self, org_id: str, name: str, body: str, channel: ChannelType | None,
+                     now: datetime) -> MessageTemplate:
+        doc = codec.compact({"_id": str(ObjectId()), "org_id": org_id, "name": name, "body": body,
+                             "channel": channel.value if channel else None, "created_at": ms(now)})
+        await self.collection.insert_one(doc)
+        return codec.template(doc)
+
+    async def get(self, org_id: str, template_id: str) -> MessageTemplate | None:
+        doc = await self.collection.find_one({"_id": template_id, "org_id": org_id})
+        return codec.template(doc) if doc else None
+
+    async def of_org(self, org_id: str, channel: ChannelType | None) -> list[MessageTemplate]:
+        query: dict[str, Any] = {"org_id": org_id}
+        if channel is not None:
+            query["$or"] = [{"channel": channel.value}, {"channel": None}]
+        return [codec.template(d) async for d in self.collection.find(query).sort("name", 1)]
