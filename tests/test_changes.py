@@ -21,7 +21,7 @@ from api.store import codec
 from api.store.database import connect
 from domain import changes
 from domain.changes import Change, OPEN, as_read
-from domain.criteria import all_of
+from domain.criteria import Eq, all_of, any_of
 from domain.entities import Conversation
 from domain.enums import ChannelType, ClosedReason
 
@@ -178,6 +178,12 @@ def test_the_updates_are_the_ones_the_store_always_sent():
          "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""}})
     assert compiled(changes.take_number("m1")) == (
         {"_id": CID, "participants": "m1", "closed_at": None}, {"$inc": {"message_seq": 1}})
+
+
+def test_a_condition_that_would_put_an_or_beside_the_id_is_refused():
+    """nx-27017 drops the parentheses around such an ``$or`` in an update: it could match another document."""
+    with pytest.raises(ValueError):
+        store_changes.filter_of(CID, Change(when=any_of(Eq("owner_id", "m1"), Eq("team_id", "t1"))))
 
 
 def test_a_change_names_each_field_once_and_never_stores_none():
