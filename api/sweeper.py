@@ -17,15 +17,14 @@ nothing to announce gets its next moment stored.
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import datetime
-from typing import Any
 
 from api.metrics import Metrics
 from api.periodic import Periodic
-from api.store import codec
-from api.store.codec import ms
 from api.store.mongo import MongoStore
+from domain import changes
+from domain.changes import OPEN, as_read
+from domain.criteria import all_of
 from domain.entities import Conversation
 from domain.enums import ClosedReason, ConversationStatus, EventKind
 from domain.events import Event
@@ -76,28 +75,22 @@ class Sweeper:
         # Claimed only if nothing the decision rests on changed since it was read:
         # a reply, a new customer message or a close in between makes it fail, and
         # the next sweep judges the conversation afresh.
-        claim = {"_id": conversation.id, "closed_at": None, "announced_status": conversation.announced_status,
-                 "waiting_since": ms(conversation.waiting_since),
-                 "last_customer_message_at": ms(conversation.last_customer_message_at)}
+        claim = all_of(OPEN, as_read(conversation, "announced_status", "waiting_since", "last_customer_message_at"))
         transition = unannounced_transition(conversation, now, self.thresholds)
         if transition is None:
             await self.store.sweeps.reschedule(conversation, next_transition_at(conversation, self.thresholds))
             return 0
         previous, status = transition
-        after = replace(conversation, announced_status=status.value)
-        update: dict[str, Any] = {"$set": {"announced_status": status.value}}
-        if status is ConversationStatus.CLOSED:
-            update["$set"].update({"closed_at": ms(closed_at(conversation, now, self.thresholds)),
-                                   "closed_reason": ClosedReason.INACTIVITY.value, "participants": [],
-                                   "updated_at": ms(now)})
-            update["$unset"] = {"waiting_since": "", "next_due_at": ""}  # the owner stays: see MongoStore.close
+        if status is ConversationStatus.CLOSED:  # the owner stays: see domain.changes.close
+            change = changes.close(ClosedReason.INACTIVITY, closed_at(conversation, now, self.thresholds), now)
         else:
-            update["$set"]["next_due_at"] = ms(next_transition_at(after, self.thresholds))
-        doc = await self.store.db.conversations.find_one_and_update(claim, update, return_document=True)
-        if doc is None:
+            after = changes.effect(changes.announce(status.value, None), conversation)
+            change = changes.announce(status.value, next_transition_at(after, self.thresholds))
+        updated = await self.store.change_conversation(conversation.id, change.provided(claim))
+        if updated is None:
             return 0
         kind = EventKind.CLOSED if status is ConversationStatus.CLOSED else EventKind.STATUS_CHANGED
-        await self.events.publish(Event(kind=kind, conversation=codec.conversation(doc), at=now,
+        await self.events.publish(Event(kind=kind, conversation=updated, at=now,
                                         previous_status=previous, new_status=status,
                                         owner_before=conversation.owner_id))
         return 1

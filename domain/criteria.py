@@ -44,6 +44,12 @@ class Lt:
 
 
 @dataclass(frozen=True, slots=True)
+class Lte:
+    field: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Gt:
     field: str
     value: Any
@@ -114,7 +120,7 @@ class Nothing:
     """Matches no record (a filter naming only teams the caller can't see)."""
 
 
-Criteria = Union[Eq, In, NotIn, Lt, Gt, Gte, Present, Absent, Contains, Empty, NonEmpty,
+Criteria = Union[Eq, In, NotIn, Lt, Lte, Gt, Gte, Present, Absent, Contains, Empty, NonEmpty,
                  TextContains, All, AnyOf, Nothing]
 
 
@@ -144,6 +150,9 @@ def matches(criteria: Criteria, record: Any) -> bool:
         case Lt(field, value):
             current = _get(record, field)
             return current is not None and current < value
+        case Lte(field, value):
+            current = _get(record, field)
+            return current is not None and current <= value
         case Gt(field, value):
             current = _get(record, field)
             return current is not None and current > value

@@ -101,7 +101,8 @@ class Conversation:
     and search in one query. ``last_message`` is a copy of the newest stored
     message (deliveries included), kept so the list reads no messages.
     ``next_due_at`` is when the sweeper should look at it next: never later than
-    :func:`domain.status.next_transition_at`, possibly earlier.
+    :func:`domain.status.next_transition_at`, possibly earlier. ``reopened_at`` is
+    when a customer message last reopened it.
     """
 
     id: str
@@ -128,6 +129,7 @@ class Conversation:
     announced_status: str | None = None
     last_message: Message | None = None
     next_due_at: datetime | None = None
+    reopened_at: datetime | None = None
 
     def __post_init__(self) -> None:
         # Opened by the customer's first message: status rules rely on it.

@@ -103,7 +103,7 @@ def customer_doc(c: Customer) -> dict:
 
 
 CONVERSATION_TIMES = ("customer_online_until", "waiting_since", "last_customer_message_at", "last_message_at",
-                      "closed_at", "created_at", "updated_at", "next_due_at")
+                      "closed_at", "created_at", "updated_at", "next_due_at", "reopened_at")
 
 
 def conversation(doc: dict) -> Conversation:

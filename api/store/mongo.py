@@ -2,6 +2,9 @@
 
 Every write that decides something (join, grab, close, send) is one
 conditional single-document update, so concurrent callers can't both win.
+A conversation's changes are described in :mod:`domain.changes` and compiled
+by :mod:`api.store.changes`; this module only decides how many commands a
+change takes (a copy of the newest message riding along, or offered after).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
-from api.store import codec
+from api.store import changes, codec
 from api.store.channels import Channels
 from api.store.codec import ms
 from api.store.deliveries import Deliveries
@@ -27,10 +30,12 @@ from api.store.organizations import Organizations
 from api.store.sweeps import Sweeps
 from api.store.teams import Teams
 from api.store.templates import Templates
+from domain import changes as domain_changes
+from domain.changes import Change
 from domain.entities import (
     Channel, Conversation, Customer, Location, Member, Message, MessageTemplate, Organization, Team,
 )
-from domain.enums import ChannelType, ClosedReason, OrgRole, TeamMode, TeamRole
+from domain.enums import ChannelType, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored
 from domain.visibility import Viewer
 
@@ -248,75 +253,55 @@ class MongoStore:
         numbering, which readers never see (messages are paged by ``seq``, not
         counted by it). For a member, only while they are in the open room.
         """
-        query: dict[str, Any] = {"_id": conversation_id}
-        if member_id is not None:
-            query.update({"participants": member_id, "closed_at": None})
-        doc = await self.db.conversations.find_one_and_update(query, {"$inc": {"message_seq": 1}},
-                                                              return_document=BEFORE)
-        return codec.conversation(doc) if doc else None
+        return await changes.apply(self.db, conversation_id, domain_changes.take_number(member_id),
+                                   returning=BEFORE)
 
-    async def record_customer_message(self, message: Message, before: Conversation, due_by: datetime,
-                                      reopen_due_at: datetime | None) -> str:
+    async def change_conversation(self, conversation_id: str, change: Change) -> Conversation | None:
+        """``change`` made in one conditional update (join, grab, leave, close); the
+        conversation after it, or None when its condition no longer held."""
+        return await changes.apply(self.db, conversation_id, change)
+
+    async def record_customer_message(self, message: Message, wake: Change, reopen: Change | None = None) -> str:
         """After the message is stored: the customer wrote, is waiting, and (if it is the
         newest) the message is the conversation's ``last_message``, in one update.
 
-        ``reopen_due_at`` set: the caller judged the conversation closed (closed, or
-        silent past the inactivity limit). Reopening is conditional on the conversation
-        still being exactly as the caller read it (``closed_at`` and
-        ``last_customer_message_at``, which every reopen changes), so of concurrent
-        messages exactly one reopens and gets ``"REOPENED"``; the others just wake it
-        (``"WOKEN"``). A conversation judged open that was closed in between (by an
-        agent, or the sweeper) is left alone: ``"CLOSED"`` tells the caller to judge again.
-
-        ``$min`` does "set if unset": ``waiting_since`` is unset or earlier than ``now``;
-        ``next_due_at`` only moves earlier (``due_by`` is the soonest a customer message
-        can make anything due).
+        ``reopen`` given: the caller judged the conversation closed (closed, or silent
+        past the inactivity limit); its condition is the conversation still being
+        exactly as the caller read it, so of concurrent messages exactly one reopens
+        and gets ``"REOPENED"``; the others just ``wake`` it (``"WOKEN"``). A
+        conversation judged open that was closed in between (by an agent, or the
+        sweeper) is left alone: ``"CLOSED"`` tells the caller to judge again.
         """
-        now = ms(message.created_at)
-        times = {"last_customer_message_at": now, "last_message_at": now, "updated_at": now}
-        if reopen_due_at is not None:
-            reopened = {"$set": {**times, "participants": [], "waiting_since": now, "reopened_at": now,
-                                 "next_due_at": ms(reopen_due_at)},
-                        "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""}}
-            still_closed = {"_id": before.id, "closed_at": ms(before.closed_at),
-                            "last_customer_message_at": ms(before.last_customer_message_at)}
-            if await self._update_with_copy(still_closed, reopened, message):
-                return "REOPENED"
-        woken = {"$set": times, "$min": {"waiting_since": now, "next_due_at": ms(due_by)}}
-        if await self._update_with_copy({"_id": before.id, "closed_at": None}, woken, message):
+        if reopen is not None and await self._change_with_copy(message, reopen):
+            return "REOPENED"
+        if await self._change_with_copy(message, wake):
             return "WOKEN"
         return "CLOSED"
 
-    async def record_member_message(self, message: Message, next_due_at: datetime | None) -> Conversation | None:
+    async def record_member_message(self, message: Message, answer: Change) -> Conversation | None:
         """After the reply is stored: the customer no longer waits, and (if it is the newest)
         the reply is the conversation's ``last_message``, in one update; returns the result.
 
         The reply answers what the customer wrote up to its own moment: a customer message
         stamped later, or a close in between, keeps its state (only the copy is offered).
-        ``next_due_at`` comes from the conversation as the caller read it; a customer
-        message since then only makes the true moment later, so it stays a lower bound.
+        The ``next_due_at`` it stores comes from the conversation as the caller read it; a
+        customer message since then only makes the true moment later, so it stays a lower bound.
         """
-        now = ms(message.created_at)
-        update: dict[str, Any] = {"$set": {"last_message_at": now, "updated_at": now},
-                                  "$unset": {"waiting_since": "", "announced_status": ""}}
-        if next_due_at is None:
-            update["$unset"]["next_due_at"] = ""
-        else:
-            update["$set"]["next_due_at"] = ms(next_due_at)
-        answered = {"_id": message.conversation_id, "closed_at": None, "last_customer_message_at": {"$lte": now}}
+        query, update = changes.filter_of(message.conversation_id, answer), changes.update_of(answer)
         doc = await self.db.conversations.find_one_and_update(
-            {**answered, "last_message.seq": {"$lt": message.seq}}, _with_copy(update, message),
+            {**query, "last_message.seq": {"$lt": message.seq}}, _with_copy(update, message),
             return_document=AFTER)
         if doc is None:  # a newer copy already there, or nothing left to answer
-            doc = await self.db.conversations.find_one_and_update(answered, update, return_document=AFTER)
+            doc = await self.db.conversations.find_one_and_update(query, update, return_document=AFTER)
             await self.offer_last_message(message)
             if doc is None:
                 doc = await self.db.conversations.find_one({"_id": message.conversation_id})
         return codec.conversation(doc) if doc else None
 
-    async def _update_with_copy(self, query: dict[str, Any], update: dict[str, Any], message: Message) -> bool:
-        """``update`` where ``query`` matches, with ``message`` as ``last_message`` if it is the
-        newest: one command when it is; else the update alone, then the copy offered."""
+    async def _change_with_copy(self, message: Message, change: Change) -> bool:
+        """``change`` where its condition holds, with ``message`` as ``last_message`` if it is
+        the newest: one command when it is; else the change alone, then the copy offered."""
+        query, update = changes.filter_of(message.conversation_id, change), changes.update_of(change)
         newer = {**query, "last_message.seq": {"$lt": message.seq}}
         if (await self.db.conversations.update_one(newer, _with_copy(update, message))).matched_count:
             return True
@@ -324,30 +309,6 @@ class MongoStore:
             return False
         await self.offer_last_message(message)
         return True
-
-    async def add_participant(self, conversation_id: str, member_id: str, now: datetime) -> Conversation | None:
-        doc = await self.db.conversations.find_one_and_update(
-            {"_id": conversation_id, "closed_at": None},
-            {"$addToSet": {"participants": member_id}, "$set": {"updated_at": ms(now)}}, return_document=AFTER)
-        return codec.conversation(doc) if doc else None
-
-    async def grab(self, conversation_id: str, member_id: str, now: datetime) -> Conversation | None:
-        """The whole race in one conditional update: only a still-unowned conversation is taken."""
-        doc = await self.db.conversations.find_one_and_update(
-            {"_id": conversation_id, "owner_id": None, "closed_at": None},
-            {"$set": {"owner_id": member_id, "updated_at": ms(now)}, "$addToSet": {"participants": member_id}},
-            return_document=AFTER)
-        return codec.conversation(doc) if doc else None
-
-    async def remove_participant(self, conversation_id: str, member_id: str, release: bool,
-                                 now: datetime) -> Conversation | None:
-        query: dict[str, Any] = {"_id": conversation_id, "participants": member_id}
-        update: dict[str, Any] = {"$pull": {"participants": member_id}, "$set": {"updated_at": ms(now)}}
-        if release:
-            query["owner_id"] = member_id
-            update["$unset"] = {"owner_id": ""}
-        doc = await self.db.conversations.find_one_and_update(query, update, return_document=AFTER)
-        return codec.conversation(doc) if doc else None
 
     async def open_rooms_of(self, org_id: str, team_id: str, member_id: str) -> list[Conversation]:
         """Open conversations of the team whose room holds the member, or that the member owns.
@@ -361,18 +322,6 @@ class MongoStore:
             async for doc in self.db.conversations.find(query):
                 found.setdefault(doc["_id"], codec.conversation(doc))
         return list(found.values())
-
-    async def close(self, conversation_id: str, reason: ClosedReason, at: datetime,
-                    now: datetime) -> Conversation | None:
-        """Everyone leaves the room; a grabbed conversation keeps its owner, so its
-        history stays private to the owner and admins until the customer writes again."""
-        doc = await self.db.conversations.find_one_and_update(
-            {"_id": conversation_id, "closed_at": None},
-            {"$set": {"closed_at": ms(at), "closed_reason": reason.value, "participants": [],
-                      "updated_at": ms(now), "announced_status": "CLOSED"},
-             "$unset": {"waiting_since": "", "next_due_at": ""}},
-            return_document=AFTER)
-        return codec.conversation(doc) if doc else None
 
     async def conversations_by_ids(self, org_id: str, ids: list[str]) -> list[Conversation]:
         cursor = self.db.conversations.find({"_id": {"$in": ids}, "org_id": org_id})

@@ -23,7 +23,7 @@ from typing import Any
 
 from api.store.codec import ms
 from domain.criteria import (
-    Absent, All, AnyOf, Contains, Criteria, Empty, Eq, Gt, Gte, In, Lt, NonEmpty, Nothing, NotIn, Present,
+    Absent, All, AnyOf, Contains, Criteria, Empty, Eq, Gt, Gte, In, Lt, Lte, NonEmpty, Nothing, NotIn, Present,
     TextContains,
 )
 
@@ -48,6 +48,8 @@ def to_mongo(criteria: Criteria) -> dict[str, Any]:
             return {field: {"$nin": [_value(v) for v in values]}}
         case Lt(field, value):
             return {field: {"$lt": _value(value)}}
+        case Lte(field, value):
+            return {field: {"$lte": _value(value)}}
         case Gt(field, value):
             return {field: {"$gt": _value(value)}}
         case Gte(field, value):

@@ -6,6 +6,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from domain import changes
+from domain.changes import Change
 from domain.entities import Attachment, Channel, Conversation, Customer, Location, Message
 from domain.enums import ChannelType, EventKind, MessageKind, SenderKind
 from domain.errors import AlreadyStored, invalid
@@ -59,8 +61,8 @@ class InboundStore(Protocol):
     async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer: ...
     async def take_message_seq(self, conversation_id: str, member_id: str | None = None
                                ) -> Conversation | None: ...
-    async def record_customer_message(self, message: Message, before: Conversation, due_by: datetime,
-                                      reopen_due_at: datetime | None) -> str: ...
+    async def record_customer_message(self, message: Message, wake: Change, reopen: Change | None = None
+                                      ) -> str: ...
     async def create_conversation(self, conversation: Conversation) -> Conversation: ...
     async def insert_message(self, message: Message, *, offer: bool = True) -> Message: ...
     async def set_presence(self, customer: Customer, online_until: datetime | None,
@@ -155,22 +157,22 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
         kind, after = EventKind.CREATED, opened
     else:
         kind, after = EventKind.MESSAGE, before
-    changes = _changed_details(after, inbound.customer)
-    if changes:
+    details = _changed_details(after, inbound.customer)
+    if details:
         customer = customer or await store.customer(channel.org_id, customer_id)
-        await store.update_customer(customer, changes, now)
+        await store.update_customer(customer, details, now)
     if opened is None:
         for _ in range(3):  # judged again only if it was closed between the two reads
-            reopen = is_closed(before, now, t)
-            after = replace(_after_customer_message(before, now, t), message_seq=stored.seq)
-            outcome = await store.record_customer_message(stored, before, due_by,
-                                                          after.next_due_at if reopen else None)
+            change = _customer_message(before, now, t)
+            after = replace(changes.effect(change, before), message_seq=stored.seq)
+            reopen = change if is_closed(before, now, t) else None
+            outcome = await store.record_customer_message(stored, changes.wake(now, due_by), reopen)
             if outcome != "CLOSED":
                 break
             before = await store.conversation(channel.org_id, customer_id) or before
         kind = EventKind.REOPENED if outcome == "REOPENED" else EventKind.MESSAGE
-    if changes:
-        after = replace(after, **{f"customer_{k}": v for k, v in changes.items()})
+    if details:
+        after = replace(after, **{f"customer_{k}": v for k, v in details.items()})
     after = replace(after, last_message=stored)
     await events.publish(Event(kind=kind, conversation=after, at=now, message_id=stored.id,
                                previous_status=None if kind is EventKind.CREATED else status_of(before, now, t),
@@ -178,17 +180,13 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
     return Receipt(customer_id, stored.id, duplicate=False)
 
 
-def _after_customer_message(before: Conversation, now: datetime, t: Thresholds) -> Conversation:
-    """The conversation as the stored updates leave it (reopened if it was closed)."""
-    due_by = earliest_transition_after_customer_message(now, t)
-    after = replace(before, message_seq=before.message_seq + 1, last_customer_message_at=now,
-                    last_message_at=now, updated_at=now, waiting_since=before.waiting_since or now,
-                    next_due_at=min(before.next_due_at or due_by, due_by))
+def _customer_message(before: Conversation, now: datetime, t: Thresholds) -> Change:
+    """What a customer message at ``now`` does to the conversation: wakes it, or
+    reopens it if it was closed (its next moment computed on the reopened state)."""
     if is_closed(before, now, t):
-        reopened = replace(after, closed_at=None, closed_reason=None, participants=(), owner_id=None,
-                           waiting_since=now, announced_status=None)
-        return replace(reopened, next_due_at=next_transition_at(reopened, t))
-    return after
+        reopened = changes.effect(changes.reopen(before, now, None), before)
+        return changes.reopen(before, now, next_transition_at(reopened, t))
+    return changes.wake(now, earliest_transition_after_customer_message(now, t))
 
 
 def _changed_details(conversation: Conversation, details: CustomerDetails) -> dict[str, Any]:
@@ -250,7 +248,8 @@ def _conversation_from(channel: Channel, customer: Customer, first: Message, t: 
         customer_online_until=customer.online_until, last_customer_message_at=now, last_message_at=now,
         waiting_since=now, created_at=now, updated_at=now,
     )
-    return replace(_after_customer_message(before, now, t), message_seq=first.seq, last_message=first)
+    return replace(changes.effect(_customer_message(before, now, t), before), message_seq=first.seq,
+                   last_message=first)
 
 
 async def record_presence(store: InboundStore, events: EventSink, channel: Channel, update: PresenceUpdate,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from domain import changes
 from domain.entities import Attachment, Conversation, Delivery, Message
 from domain.enums import (
     ChannelType, DeliveryStatus, DeliveryVia, ErrorCode, EventKind, MessageKind, SenderKind,
@@ -94,9 +95,10 @@ async def send_message(store: ConversationStore, files: FileSaver, events: Event
         sender_kind=SenderKind.MEMBER, sender_member_id=viewer.member_id, kind=draft.kind, text=text,
         attachments=attachments, created_at=now, deliveries=deliveries,
     ), offer=False)
-    answered = replace(conversation, waiting_since=None, announced_status=None)
-    updated = await store.record_member_message(message, next_transition_at(answered, t)) or replace(
-        answered, message_seq=message.seq, last_message_at=now, updated_at=now)
+    answered = changes.effect(changes.answer(now, None), conversation)
+    answer = changes.answer(now, next_transition_at(answered, t))
+    updated = await store.record_member_message(message, answer) or replace(
+        changes.effect(answer, conversation), message_seq=message.seq)
     updated = replace(updated, last_message=message)
     await events.publish(Event(
         kind=EventKind.MESSAGE, conversation=updated, at=now, actor_id=viewer.member_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from domain import changes
 from domain.entities import Conversation, Team
 from domain.enums import ClosedReason, ErrorCode, EventKind, TeamMode
 from domain.errors import Refused, not_found
@@ -37,7 +38,7 @@ async def join_conversation(store: ConversationStore, events: EventSink, viewer:
         return conversation
     if is_grab_representative(viewer, conversation) and conversation.owner_id != viewer.member_id:
         raise Refused(ErrorCode.GRAB_REQUIRED, "Grab this conversation before joining it.")
-    updated = await store.add_participant(conversation.id, viewer.member_id, now)
+    updated = await store.change_conversation(conversation.id, changes.join(viewer.member_id, now))
     if updated is None:
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
     await _publish(events, EventKind.JOINED, conversation, updated, viewer, now, t)
@@ -58,7 +59,7 @@ async def grab_conversation(store: ConversationStore, events: EventSink, viewer:
     assert conversation is not None
     if conversation.owner_id == viewer.member_id:
         return conversation
-    updated = await store.grab(conversation.id, viewer.member_id, now)
+    updated = await store.change_conversation(conversation.id, changes.grab(viewer.member_id, now))
     if updated is None:
         raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
     await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t)
@@ -103,7 +104,7 @@ async def leave_conversation(store: ConversationStore, events: EventSink, viewer
     if viewer.member_id not in conversation.participants:
         raise Refused(ErrorCode.NOT_JOINED, "You are not in this conversation.")
     release = conversation.owner_id == viewer.member_id
-    updated = await store.remove_participant(conversation.id, viewer.member_id, release, now)
+    updated = await store.change_conversation(conversation.id, changes.leave(viewer.member_id, now, release=release))
     if updated is None:
         raise Refused(ErrorCode.NOT_JOINED, "You are not in this conversation.")
     await _publish(events, EventKind.LEFT, conversation, updated, viewer, now, t)
@@ -118,7 +119,7 @@ async def close_conversation(store: ConversationStore, events: EventSink, viewer
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
     if viewer.member_id not in conversation.participants and not is_admin_of(viewer, conversation):
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before closing it.")
-    updated = await store.close(conversation.id, ClosedReason.MANUAL, now, now)
+    updated = await store.change_conversation(conversation.id, changes.close(ClosedReason.MANUAL, now, now))
     if updated is None:
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
     await _publish(events, EventKind.CLOSED, conversation, updated, viewer, now, t)
@@ -138,7 +139,7 @@ async def leave_team_rooms(store: ConversationStore, events: EventSink, team: Te
     left = 0
     for conversation in await store.open_rooms_of(team.org_id, team.id, member_id):
         release = conversation.owner_id == member_id
-        updated = await store.remove_participant(conversation.id, member_id, release, now)
+        updated = await store.change_conversation(conversation.id, changes.leave(member_id, now, release=release))
         if updated is None:  # left, closed or released meanwhile
             continue
         left += 1
