@@ -24,7 +24,7 @@ from api.periodic import Periodic
 from api.store.mongo import MongoStore
 from domain import changes
 from domain.changes import OPEN, as_read
-from domain.criteria import all_of
+from domain.criteria import Criteria, all_of
 from domain.entities import Conversation
 from domain.enums import ClosedReason, ConversationStatus, EventKind
 from domain.events import Event
@@ -78,7 +78,7 @@ class Sweeper:
         claim = all_of(OPEN, as_read(conversation, "announced_status", "waiting_since", "last_customer_message_at"))
         transition = unannounced_transition(conversation, now, self.thresholds)
         if transition is None:
-            await self.store.sweeps.reschedule(conversation, next_transition_at(conversation, self.thresholds))
+            await self._reschedule(conversation, claim)
             return 0
         previous, status = transition
         if status is ConversationStatus.CLOSED:  # the owner stays: see domain.changes.close
@@ -94,3 +94,12 @@ class Sweeper:
                                         previous_status=previous, new_status=status,
                                         owner_before=conversation.owner_id))
         return 1
+
+    async def _reschedule(self, conversation: Conversation, claim: Criteria) -> None:
+        """Nothing due yet (stored early, or a closed conversation): store the next moment,
+        unless the conversation changed since it was read (its writer stored one)."""
+        if conversation.closed_at is not None:
+            claim = as_read(conversation, "closed_at")
+        still = all_of(claim, as_read(conversation, "next_due_at"))
+        moment = next_transition_at(conversation, self.thresholds)
+        await self.store.change_conversation(conversation.id, changes.reschedule(moment).provided(still))

@@ -40,18 +40,6 @@ class Sweeps:
         cursor = self.conversations.find({"next_due_at": {"$lt": ms(now)}}).sort("next_due_at", 1).limit(limit)
         return [DueConversation(doc.get("_id"), doc) for doc in await cursor.to_list()]
 
-    async def reschedule(self, conversation: Conversation, moment: datetime | None) -> None:
-        """Store the next moment (none: nothing will be due) unless the conversation changed
-        since it was read, in which case its writer stored one."""
-        if conversation.closed_at is not None:
-            claim: dict[str, Any] = {"_id": conversation.id, "closed_at": ms(conversation.closed_at)}
-        else:
-            claim = {"_id": conversation.id, "closed_at": None, "announced_status": conversation.announced_status,
-                     "waiting_since": ms(conversation.waiting_since),
-                     "last_customer_message_at": ms(conversation.last_customer_message_at)}
-        update = {"$set": {"next_due_at": ms(moment)}} if moment else {"$unset": {"next_due_at": ""}}
-        await self.conversations.update_one({**claim, "next_due_at": ms(conversation.next_due_at)}, update)
-
     async def oldest_due(self, now: datetime) -> datetime | None:
         """When the longest-waiting due transition fell due (metrics: how late the sweeper is)."""
         doc = await self.conversations.find_one({"next_due_at": {"$lt": ms(now)}}, {"next_due_at": 1},
