@@ -31,7 +31,7 @@ from api.outbox import Outbox
 from api.routes.files import download
 from api.routes.health import healthz
 from api.routes.inbound import inbound_message, presence
-from api.services import Services
+from api.services import Services, utc_now
 from api.settings import Settings
 from api.store.database import connect, create_indexes
 from api.store.files import GridFiles
@@ -46,10 +46,12 @@ class Runtime:
     """Starts what the app needs, in order, and stops it in reverse."""
 
     def __init__(self, settings: Settings, listeners=None, embedded: EmbeddedMongo | None = None,
-                 setup_hint: bool = False, metrics: Metrics | None = None) -> None:
+                 setup_hint: bool = False, metrics: Metrics | None = None, clock=utc_now) -> None:
         """``embedded``: a database already started for this runtime, which it stops with itself.
-        ``setup_hint``: log how to create the first organization when there is none (``imbrace serve``)."""
+        ``setup_hint``: log how to create the first organization when there is none (``imbrace serve``).
+        ``clock``: the time every request and worker reads (tests move it forward instead of waiting)."""
         self.settings = settings
+        self.clock = clock
         self.metrics = metrics or Metrics()
         self.listeners = listeners
         self.embedded = embedded
@@ -78,7 +80,7 @@ class Runtime:
             settings=self.settings, client=client, store=store, lister=ConversationLister(db),
             files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
             events=EventLog(store, self.settings.thresholds, self.metrics), metrics=self.metrics,
-            links=FileLinks(secret, self.settings.public_file_ttl_s),
+            links=FileLinks(secret, self.settings.public_file_ttl_s), clock=self.clock,
         )
         if workers:
             await self._start_workers()
@@ -131,10 +133,10 @@ async def database_unavailable(request, exc) -> JSONResponse:
 
 
 def create_app(settings: Settings | None = None, listeners=None, embedded: EmbeddedMongo | None = None,
-               setup_hint: bool = False) -> Starlette:
+               setup_hint: bool = False, clock=utc_now) -> Starlette:
     settings = settings or Settings.from_env()
     metrics = Metrics()
-    runtime = Runtime(settings, listeners, embedded, setup_hint, metrics)
+    runtime = Runtime(settings, listeners, embedded, setup_hint, metrics, clock)
     holder: dict = {}
 
     @contextlib.asynccontextmanager

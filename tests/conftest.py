@@ -21,6 +21,7 @@ from pymongo import AsyncMongoClient
 
 from api.app import create_app
 from api.embedded import EmbeddedMongo, free_port
+from api.services import utc_now
 from api.settings import Settings
 from tests.serving import start_serving
 from domain.status import Thresholds
@@ -61,10 +62,10 @@ def make_settings(mongo_uri: str, data_dir: Path, **overrides: Any) -> Settings:
 class Server:
     """A real uvicorn server in this event loop, plus a client speaking to it."""
 
-    def __init__(self, settings: Settings, listeners=None) -> None:
+    def __init__(self, settings: Settings, listeners=None, clock=utc_now) -> None:
         self.settings = settings
         self.port = free_port()
-        self.app = create_app(settings, listeners)
+        self.app = create_app(settings, listeners, clock=clock)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio",
                                 lifespan="on", timeout_graceful_shutdown=5,
                                 proxy_headers=False)  # as `imbrace serve`: the app decides whom to trust
@@ -101,6 +102,30 @@ class Server:
         if self.task:
             await self.task
 
+    async def sweep(self) -> int:
+        """One sweep at the server's now, as its periodic sweeper would run it; how many it announced."""
+        return await self.app.state.runtime.sweeper.sweep(self.services.clock())
+
+    async def subscribed(self, operations: int, streams: int | None = None, timeout: float = 5) -> None:
+        """Returns once ``operations`` WebSocket subscriptions run on this server and ``streams``
+        (default: as many) of them follow the event hub, so an event published now reaches them.
+
+        Identical ``conversationEvents`` subscriptions share one stream (:mod:`api.graphql.multiplex`):
+        four of them are four operations and one stream. An operation joins its group as soon as it
+        counts as running. Counts are of the whole server, not of one socket.
+        """
+        metrics, audience = self.app.state.runtime.metrics, self.services.hub.audience
+        deadline = asyncio.get_running_loop().time() + timeout
+        streams = operations if streams is None else streams
+        while True:
+            running = metrics.registry.get_sample_value("imbrace_active_subscriptions")
+            following = sum(len(subscriptions) for subscriptions in audience.by_org.values())
+            if running >= operations and following >= streams:
+                return
+            assert asyncio.get_running_loop().time() < deadline, \
+                f"{running:.0f} of {operations} subscriptions running, {following} of {streams} streams"
+            await asyncio.sleep(0.005)
+
     async def gql(self, query: str, variables: dict | None = None, token: str | None = None,
                   expect_errors: bool = False) -> dict:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -123,8 +148,9 @@ class Server:
 async def make_server(mongo_uri, data_dir):
     started: list[Server] = []
 
-    async def make(listeners=None, **overrides) -> Server:
-        server = await Server(make_settings(mongo_uri, data_dir, **overrides), listeners).start()
+    async def make(listeners=None, clock=utc_now, **overrides) -> Server:
+        """``clock``: the server's time, e.g. a :class:`tests.clock.FakeClock` a test moves forward."""
+        server = await Server(make_settings(mongo_uri, data_dir, **overrides), listeners, clock).start()
         started.append(server)
         return server
     yield make
