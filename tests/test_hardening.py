@@ -112,7 +112,7 @@ async def test_a_costly_subscription_is_refused_and_the_socket_stays(make_server
         assert error["extensions"]["code"] == "QUERY_TOO_COSTLY" and "up to 10 nodes" in error["message"]
         await sub.subscribe("subscription { conversationEvents { kind conversation { "
                             "messages(last: 5) { edges { node { text } } } } } }")
-        await asyncio.sleep(0.2)
+        await server.subscribed(1)
         await org.customer_writes(channel, "cust", "Hello")
         [data] = await sub.collect(1)
         assert data["conversationEvents"]["kind"] == "CREATED"
@@ -211,7 +211,7 @@ async def test_websocket_syntax_error_and_unknown_operation_fail_only_their_id(s
     org, _team, _agents, channel = await support_desk(server)
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe("subscription { conversationEvents { kind } }")
-        await asyncio.sleep(0.2)
+        await server.subscribed(1)
         broken = await sub.subscribe("subscription { conversationEvents { id ")
         message = await sub.receive()
         assert message["type"] == "error" and message["id"] == broken

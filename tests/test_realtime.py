@@ -292,7 +292,7 @@ async def test_subscribers_with_the_same_operation_and_visibility_share_one_exec
     for sub in subs:
         await sub.connect()
         await sub.subscribe(WITH_CUSTOMER)
-    await asyncio.sleep(0.2)
+    await server.subscribed(4, streams=1)
     before = lookups.count
     await org.customer_writes(channel, "c1", "hello", customer={"name": "Dana"})
     for sub in subs:
@@ -303,7 +303,7 @@ async def test_subscribers_with_the_same_operation_and_visibility_share_one_exec
     filtered = Subscriber(server.ws_url, agents[1].token)
     await filtered.connect()
     await filtered.subscribe(WITH_CUSTOMER, {"f": {"channels": ["LINE"]}})
-    await asyncio.sleep(0.2)
+    await server.subscribed(5, streams=2)
     before = lookups.count
     await org.customer_writes(channel, "c2", "hi", customer={"name": "Eli"})
     for sub in subs + [filtered]:
@@ -321,7 +321,7 @@ async def test_per_member_fields_are_answered_for_each_member(server):
     async with Subscriber(server.ws_url, joined.token) as a, Subscriber(server.ws_url, watching.token) as b:
         await a.subscribe(query)
         await b.subscribe(query)
-        await asyncio.sleep(0.2)
+        await server.subscribed(2)  # joinedByMe differs per member: a stream each
         await org.customer_writes(channel, "c1", "anyone there?")
         assert (await a.next_data())["conversationEvents"]["conversation"] == {"joinedByMe": True}
         assert (await b.next_data())["conversationEvents"]["conversation"] == {"joinedByMe": False}
@@ -348,7 +348,7 @@ async def test_a_team_change_splits_a_shared_stream_without_losing_or_repeating_
     async with Subscriber(server.ws_url, stays.token) as a, Subscriber(server.ws_url, leaves.token) as b:
         await a.subscribe(EVENTS)
         await b.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await server.subscribed(2, streams=1)
         first = (await org.customer_writes(channel, "c1", "one"))["conversationId"]
         ids_a = [(await a.next_data())["conversationEvents"]["id"]]
         assert (await b.next_data())["conversationEvents"]["conversationId"] == first
@@ -369,7 +369,7 @@ async def test_after_a_team_change_members_are_regrouped_by_their_new_visibility
     for sub in subs:
         await sub.connect()
         await sub.subscribe(EVENTS)
-    await asyncio.sleep(0.2)
+    await server.subscribed(3, streams=1)
     assert sum(len(s) for s in hub.audience.by_org.values()) == 1, "one stream serves all three"
     await org.gql("""mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
                   {"i": {"teamId": team, "memberId": agents[2].id}})
@@ -389,7 +389,7 @@ async def test_one_member_leaving_a_shared_stream_leaves_the_others_served(serve
     for tab in tabs:
         await tab.connect()
         await tab.subscribe(EVENTS)
-    await asyncio.sleep(0.2)
+    await server.subscribed(3, streams=1)
     await tabs[0].close()
     await tabs[1].socket.send('{"id": "1", "type": "complete"}')
     await org.customer_writes(channel, "c1", "hello")
@@ -414,7 +414,7 @@ async def test_resuming_subscriptions_replay_on_their_own_even_beside_live_ones(
     first = await org.customer_writes(channel, "c1", "before anyone listened")
     async with Subscriber(server.ws_url, agent.token) as live:
         await live.subscribe(EVENTS)
-        await asyncio.sleep(0.2)
+        await server.subscribed(1)
         async with Subscriber(server.ws_url, agent.token) as resuming:
             # same operation text; `after` as a variable default, then as a variable value
             await resuming.subscribe(EVENTS.replace("$after: ID", '$after: ID = "0"'))
