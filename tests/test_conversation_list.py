@@ -11,7 +11,6 @@ import asyncio
 import base64
 import contextvars
 import json
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 
@@ -20,6 +19,7 @@ from pymongo import monitoring
 
 from domain.status import Thresholds
 from tests import conftest
+from tests.clock import FakeClock
 from tests.world import Org, Person, new_org
 
 # Long enough that nothing changes status by itself while a test runs.
@@ -392,9 +392,11 @@ async def test_online_filter_follows_presence(calm_server):
 
 
 async def test_statuses_flip_with_time_alone(make_server):
-    """No background job runs (the sweeper sleeps for an hour): status is judged at query time."""
-    soon, overdue = 2.0, 5.0          # seconds; wide enough for a loaded machine
-    server = await make_server(sweep_interval_s=3600, thresholds=Thresholds(
+    """No background job runs (the sweeper sleeps for an hour): status is judged at query time.
+    The server's clock jumps past each threshold; no request writes anything in between."""
+    soon, overdue = 60, 300
+    clock = FakeClock()
+    server = await make_server(clock=clock, sweep_interval_s=3600, thresholds=Thresholds(
         soon_after_s=soon, overdue_after_s=overdue, auto_close_after_s=3600, presence_timeout_s=overdue))
     org = await new_org(server)
     team = await org.team("Support")
@@ -406,30 +408,26 @@ async def test_statuses_flip_with_time_alone(make_server):
     await reply(org, answered["conversationId"], agent)
     owner = org.owner
 
-    started = time.monotonic()                     # no wait began before this moment
     await presence(org, web, "n", True)
     await org.customer_writes(web, "n", customer={"name": "Nell Needy"})
     pend = await org.customer_writes(web, "p", customer={"name": "Pat Pending"})
     await room(org, "joinConversation", pend["conversationId"], agent)
     shot = await snapshot(org, owner)
-    assert time.monotonic() - started < soon, "the machine is too slow for these thresholds"
     assert shot.rows == {"Pat Pending": "PENDING", "Nell Needy": "REP_NEEDED", "Rex Replied": "REPLIED"}
     assert shot.by_status == {"ONLINE": ["Nell Needy"], "REP_NEEDED": ["Nell Needy"], "PENDING": ["Pat Pending"],
                               "SOON_TO_BE": [], "OVERDUE": [], "CLOSED": []}
     assert shot.badges == shot.totals == {"ONLINE": 1, "REP_NEEDED": 1, "PENDING": 1, "SOON_TO_BE": 0,
                                           "OVERDUE": 0, "CLOSED": 0}
-    started_waiting = time.monotonic()             # every wait began before this moment
 
-    await asyncio.sleep(max(0.0, started_waiting + soon + 0.1 - time.monotonic()))
+    clock.advance(soon + 1)
     shot = await snapshot(org, owner)
-    assert time.monotonic() < started + overdue, "the machine is too slow for these thresholds"
     assert shot.rows == {"Pat Pending": "SOON_TO_BE", "Nell Needy": "SOON_TO_BE", "Rex Replied": "REPLIED"}
     assert shot.by_status == {"ONLINE": ["Nell Needy"], "REP_NEEDED": [], "PENDING": [],
                               "SOON_TO_BE": ["Pat Pending", "Nell Needy"], "OVERDUE": [], "CLOSED": []}
     assert shot.badges == shot.totals == {"ONLINE": 1, "REP_NEEDED": 0, "PENDING": 0, "SOON_TO_BE": 2,
                                           "OVERDUE": 0, "CLOSED": 0}
 
-    await asyncio.sleep(max(0.0, started_waiting + overdue + 0.1 - time.monotonic()))
+    clock.advance(overdue - soon)
     shot = await snapshot(org, owner)
     assert shot.rows == {"Pat Pending": "OVERDUE", "Nell Needy": "OVERDUE", "Rex Replied": "REPLIED"}
     assert shot.by_status == {"ONLINE": [], "REP_NEEDED": [], "PENDING": [], "SOON_TO_BE": [],

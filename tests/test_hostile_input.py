@@ -14,6 +14,7 @@ import tracemalloc
 from datetime import timedelta
 
 from domain.status import Thresholds
+from tests.clock import FakeClock
 from tests.world import support_desk
 
 import pytest
@@ -327,11 +328,11 @@ async def test_concurrent_messages_on_a_closed_conversation_reopen_it_once(serve
 
 
 async def test_concurrent_messages_after_an_unswept_inactivity_close_reopen_it_once(make_server):
-    server = await make_server(thresholds=Thresholds(soon_after_s=3600, overdue_after_s=7200,
-                                                     auto_close_after_s=1), sweep_interval_s=3600)
+    clock = FakeClock()
+    server = await make_server(clock=clock, thresholds=T, sweep_interval_s=3600)
     org, team, (agent,), channel = await support_desk(server, "agent")
     cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
-    await asyncio.sleep(1.2)  # closed by time alone; no sweep has persisted it
+    clock.advance(T.auto_close_after_s + 1)  # closed by time alone; no sweep has persisted it
     assert (await org.gql(STATUS, {"id": cid}))["conversation"]["status"] == "CLOSED"
     kinds = await reopen_race(server, org, channel, cid)
     assert kinds[0] == "CREATED" and sorted(kinds[1:]) == ["MESSAGE"] * 5 + ["REOPENED"], kinds

@@ -9,6 +9,7 @@ import websockets
 from pymongo import monitoring
 
 from domain.status import Thresholds
+from tests.clock import FakeClock
 from tests.world import grab_desk, login, new_org, support_desk
 from tests.ws import Subscriber
 
@@ -136,8 +137,10 @@ async def test_notifications_fan_out_by_team_mode_and_role(server):
 
 
 async def test_timer_events_arrive_within_two_seconds_without_mutations(make_server):
-    server = await make_server(thresholds=Thresholds(soon_after_s=1, overdue_after_s=2, auto_close_after_s=3,
-                                                     presence_timeout_s=60), sweep_interval_s=0.2)
+    """The real periodic sweeper on the real clock: thresholds as short as a loaded machine allows
+    (each sweep must run between two of them, or the middle status is never announced)."""
+    server = await make_server(thresholds=Thresholds(soon_after_s=0.6, overdue_after_s=1.2, auto_close_after_s=1.8,
+                                                     presence_timeout_s=60), sweep_interval_s=0.1)
     org, team, (agent,), channel = await support_desk(server, "agent")
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe(EVENTS, {"f": {"statuses": ["REP_NEEDED", "SOON_TO_BE", "OVERDUE", "CLOSED"]}})
@@ -145,7 +148,7 @@ async def test_timer_events_arrive_within_two_seconds_without_mutations(make_ser
         await org.customer_writes(channel, "c1", "hello?")
         assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"
         seen = []
-        for expected, threshold in (("SOON_TO_BE", 1), ("OVERDUE", 2), ("CLOSED", 3)):
+        for expected, threshold in (("SOON_TO_BE", 0.6), ("OVERDUE", 1.2), ("CLOSED", 1.8)):
             event = (await sub.next_data(timeout=5))["conversationEvents"]
             elapsed = time.monotonic() - started
             seen.append((event["kind"], event["conversation"]["status"], event["previousStatus"]))
@@ -162,7 +165,8 @@ async def test_timer_events_arrive_within_two_seconds_without_mutations(make_ser
 
 
 async def test_sweeper_catches_up_after_restart_and_two_instances_emit_once(make_server):
-    thresholds = Thresholds(soon_after_s=1, overdue_after_s=2, auto_close_after_s=3600, presence_timeout_s=60)
+    """The restarted instances' own periodic sweepers catch up; two of them announce each transition once."""
+    thresholds = Thresholds(soon_after_s=60, overdue_after_s=120, auto_close_after_s=3600, presence_timeout_s=60)
     first = await make_server(thresholds=thresholds, sweep_interval_s=3600)  # its sweeper won't run in time
     org = await new_org(first)
     team = await org.team("Support")
@@ -170,19 +174,33 @@ async def test_sweeper_catches_up_after_restart_and_two_instances_emit_once(make
     for i in range(5):
         await org.customer_writes(channel, f"c{i}", "waiting")
     await first.stop()
-    await asyncio.sleep(2.2)  # both thresholds pass while no sweeper runs
-    a = await make_server(thresholds=thresholds, database=first.settings.database, sweep_interval_s=0.1)
-    b = await make_server(thresholds=thresholds, database=first.settings.database, sweep_interval_s=0.1)
+    later = FakeClock()
+    later.advance(thresholds.overdue_after_s + 1)  # both thresholds passed while no server ran
+    a = await make_server(clock=later, thresholds=thresholds, database=first.settings.database, sweep_interval_s=0.1)
+    b = await make_server(clock=later, thresholds=thresholds, database=first.settings.database, sweep_interval_s=0.1)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if await a.db.events.count_documents({"kind": "STATUS_CHANGED"}) >= 5:
-            break
-        await asyncio.sleep(0.1)
-    await asyncio.sleep(0.5)
+    while await a.db.events.count_documents({"kind": "STATUS_CHANGED"}) < 5:
+        assert time.monotonic() < deadline, "the restarted sweepers did not catch up"
+        await asyncio.sleep(0.02)
+    await asyncio.gather(next_complete_sweep(a), next_complete_sweep(b))  # a late duplicate would be in by now
     changes = await a.db.events.find({"kind": "STATUS_CHANGED"}).to_list()
     assert sorted(e["conversation"]["_id"] for e in changes) == sorted({e["conversation"]["_id"] for e in changes})
     assert len(changes) == 5 and {e["new_status"] for e in changes} == {"OVERDUE"}
     assert b is not a
+
+
+async def next_complete_sweep(server, timeout: float = 5) -> None:
+    """Returns once the server's periodic sweeper has run a whole sweep that began after this call."""
+    def last_success() -> float:
+        return server.app.state.runtime.metrics.registry.get_sample_value(
+            "imbrace_sweeper_last_success_timestamp_seconds")
+    deadline = time.monotonic() + timeout
+    since = time.time()
+    for _ in range(2):  # the first sweep to end may have begun before `since`; the one after it did not
+        while last_success() <= since:
+            assert time.monotonic() < deadline, "the sweeper did not complete a sweep"
+            await asyncio.sleep(0.01)
+        since = last_success()
 
 
 async def test_two_instances_deliver_each_others_events(make_server):
@@ -427,7 +445,7 @@ async def test_resuming_subscriptions_replay_on_their_own_even_beside_live_ones(
 async def test_a_socket_is_closed_when_its_token_expires(make_server):
     import jwt
 
-    server = await make_server(jwt_ttl_s=4)
+    server = await make_server(jwt_ttl_s=3)
     org, _, (agent,), channel = await support_desk(server, "alice")
     token = await login(server, agent.email)
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from contextlib import asynccontextmanager
 
@@ -13,9 +12,11 @@ import httpx
 from domain.enums import OrgRole
 from domain.status import Thresholds
 from domain.usecases.messaging import MessagingSettings
+from tests.clock import FakeClock
 from tests.world import Person, new_org
 
-FAST = Thresholds(soon_after_s=1, overdue_after_s=2, auto_close_after_s=3600, presence_timeout_s=60)
+# Long enough that no timer moves a conversation while a test runs: tests cross them with a FakeClock.
+CALM = Thresholds(soon_after_s=600, overdue_after_s=900, auto_close_after_s=3600, presence_timeout_s=60)
 
 CONVERSATION = """query($id: ID!) { conversation(id: $id) { id status waitingSince closedAt closedReason
     owner { id } representatives { id } representativeCount joinedByMe } }"""
@@ -109,10 +110,6 @@ def cid_suffix() -> str:
     return uuid.uuid4().hex[:8]
 
 
-async def sleep_until(moment: float) -> None:
-    await asyncio.sleep(max(0.0, moment - time.monotonic()))
-
-
 async def support_team(org, mode: str = "COLLABORATION", channel_type: str = "WEB_WIDGET"):
     team = await org.team(f"Team {mode} {channel_type}", mode)
     return team, await org.channel(team, channel_type, channel_type.title())
@@ -121,7 +118,8 @@ async def support_team(org, mode: str = "COLLABORATION", channel_type: str = "WE
 # --- status ----------------------------------------------------------------------------------------
 
 async def test_full_status_walk_from_rep_needed_to_closed(make_server):
-    server = await make_server(thresholds=FAST, sweep_interval_s=3600)
+    clock = FakeClock()
+    server = await make_server(clock=clock, thresholds=CALM, sweep_interval_s=3600)
     org = await new_org(server)
     team, channel = await support_team(org)
     rep = await org.member("rep")
@@ -138,7 +136,6 @@ async def test_full_status_walk_from_rep_needed_to_closed(make_server):
     assert reply["conversation"]["status"] == "REPLIED" and reply["conversation"]["waitingSince"] is None
     assert await status(org, cid, rep) == "REPLIED"
 
-    wrote_at = time.monotonic()
     await org.customer_writes(channel, "walker", "My order is late")
     alone = await opened(org, channel, "alone")  # meanwhile, nobody answers another customer
     found = await conversation(org, cid, rep)
@@ -146,11 +143,11 @@ async def test_full_status_walk_from_rep_needed_to_closed(make_server):
     assert await status(org, alone, rep) == "REP_NEEDED"
 
     # time alone moves both on: no request in between, and the sweeper is idle (sweep_interval_s=3600)
-    await sleep_until(wrote_at + FAST.soon_after_s + 0.15)
+    clock.advance(CALM.soon_after_s + 1)
     assert [await status(org, c, rep) for c in (cid, alone)] == ["SOON_TO_BE", "SOON_TO_BE"]
     listed = await org.gql("{ conversations(filter: {statuses: [SOON_TO_BE]}) { totalCount } }", as_=rep)
     assert listed["conversations"]["totalCount"] == 2
-    await sleep_until(wrote_at + FAST.overdue_after_s + 0.15)
+    clock.advance(CALM.overdue_after_s - CALM.soon_after_s)
     assert [await status(org, c, rep) for c in (cid, alone)] == ["OVERDUE", "OVERDUE"]
     listed = await org.gql("{ conversations(filter: {statuses: [OVERDUE]}) { totalCount } }", as_=rep)
     assert listed["conversations"]["totalCount"] == 2
@@ -164,21 +161,20 @@ async def test_full_status_walk_from_rep_needed_to_closed(make_server):
 
 
 async def test_silence_closes_by_inactivity_at_query_time(make_server):
-    t = Thresholds(soon_after_s=1, overdue_after_s=2, auto_close_after_s=3, presence_timeout_s=60)
-    server = await make_server(thresholds=t, sweep_interval_s=3600)
+    clock = FakeClock()
+    server = await make_server(clock=clock, thresholds=CALM, sweep_interval_s=3600)
     org = await new_org(server)
     team, grab_team = await org.team("Support"), await org.team("Sales", "GRAB")
     channel, grab_channel = await org.channel(team), await org.channel(grab_team, "LINE", "Line")
     rep = await org.member("rep")
     await org.add(team, rep)
     await org.add(grab_team, rep)
-    wrote_at = time.monotonic()
     cid = await opened(org, channel, "quiet")
     grabbed = await opened(org, grab_channel, "quiet-grabbed")
     assert (await room(org, "joinConversation", cid, rep))["errors"] == []
     assert (await send(org, rep, cid, text="Anything else?"))["errors"] == []
     assert (await room(org, "grabConversation", grabbed, rep))["errors"] == []
-    await sleep_until(wrote_at + t.auto_close_after_s + 0.2)
+    clock.advance(CALM.auto_close_after_s + 1)
 
     found = {c: await conversation(org, c, rep) for c in (cid, grabbed)}
     for c in (cid, grabbed):
@@ -202,7 +198,7 @@ async def test_silence_closes_by_inactivity_at_query_time(make_server):
     assert reopened["representatives"] == [] and reopened["owner"] is None
 
     # once the sweeper persists the other close, the answer is the same
-    assert await server.app.state.runtime.sweeper.sweep(server.services.clock()) == 1
+    assert await server.sweep() == 1
     assert "closed_at" in await server.db.conversations.find_one({"_id": cid})
     swept = await conversation(org, cid, rep)
     assert (swept["status"], swept["closedReason"], swept["closedAt"]) == \
@@ -492,7 +488,9 @@ async def test_files_of_a_grabbed_conversation_are_hidden_from_other_representat
 
 
 async def test_whatsapp_window_allows_only_whatsapp_templates_after_it_closes(make_server):
-    server = await make_server(messaging=MessagingSettings(max_upload_bytes=64 * 1024, whatsapp_window_s=1))
+    clock = FakeClock()
+    server = await make_server(clock=clock, thresholds=CALM,
+                               messaging=MessagingSettings(max_upload_bytes=64 * 1024, whatsapp_window_s=60))
     org = await new_org(server)
     team, channel = await support_team(org, channel_type="WHATSAPP")
     rep = await org.member("rep")
@@ -502,11 +500,10 @@ async def test_whatsapp_window_allows_only_whatsapp_templates_after_it_closes(ma
     general = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "General", "body": "Thanks!"}})
                )["createMessageTemplate"]["template"]
     cid = await opened(org, channel, "+85212345678")
-    wrote_at = time.monotonic()
     assert (await room(org, "joinConversation", cid, rep))["errors"] == []
     assert (await send(org, rep, cid, text="Within the window"))["errors"] == []
 
-    await sleep_until(wrote_at + 1.2)
+    clock.advance(61)
     async with writes_nothing(server, cid):
         assert codes(await send(org, rep, cid, text="Too late")) == ["WHATSAPP_WINDOW_CLOSED"]
         assert codes(await send(org, rep, cid, "CONFERENCE_LINK")) == ["WHATSAPP_WINDOW_CLOSED"]
@@ -587,8 +584,7 @@ async def test_update_customer_validates_and_keeps_attributes_safe(server):
 
 async def test_every_refusal_writes_nothing(make_server):
     # No timer may move the conversation while refusals are checked, however slow the machine.
-    calm = Thresholds(soon_after_s=600, overdue_after_s=900, auto_close_after_s=3600, presence_timeout_s=60)
-    server = await make_server(thresholds=calm,
+    server = await make_server(thresholds=CALM,
                                messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=3600))
     org = await new_org(server)
     team, channel = await support_team(org)
@@ -663,14 +659,15 @@ async def test_every_refusal_writes_nothing(make_server):
     assert (await room(org, "grabConversation", grab_cid, other_rep))["errors"] == []
     await refused("ALREADY_GRABBED", room(org, "grabConversation", grab_cid, rep), grab_cid)
 
-    # WHATSAPP_WINDOW_CLOSED without waiting: a WhatsApp conversation older than a tiny window
-    wa_server = await make_server(thresholds=calm,
-                                  messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=0.2))
+    # WHATSAPP_WINDOW_CLOSED: a WhatsApp conversation whose window has passed
+    clock = FakeClock()
+    wa_server = await make_server(clock=clock, thresholds=CALM,
+                                  messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=60))
     wa_org = await new_org(wa_server)
     wa_team, wa_channel = await support_team(wa_org, channel_type="WHATSAPP")
     wa_cid = await opened(wa_org, wa_channel, "+85200000000")
     assert (await room(wa_org, "joinConversation", wa_cid, wa_org.owner))["errors"] == []
-    await asyncio.sleep(0.3)
+    clock.advance(61)
     async with writes_nothing(wa_server, wa_cid):
         assert codes(await send(wa_org, wa_org.owner, wa_cid, text="late")) == ["WHATSAPP_WINDOW_CLOSED"]
     seen.add("WHATSAPP_WINDOW_CLOSED")
