@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from domain.status import Thresholds
+from tests.clock import FakeClock
 from tests.world import grab_desk, new_org
 from tests.ws import Subscriber
 
@@ -53,12 +54,13 @@ async def test_a_replay_never_shows_the_loser_what_the_winner_of_a_grab_wrote(se
     assert events[0]["conversation"]["owner"] is None and events[1]["conversation"]["owner"] == {"name": "alice"}
 
 
-async def test_a_replayed_event_shows_the_status_it_was_judged_with(server):
+async def test_a_replayed_event_shows_the_status_it_was_judged_with(make_server):
+    clock = FakeClock()
+    server = await make_server(clock=clock)
     org = await new_org(server)
     channel = await org.channel(await org.team("Support"), "LINE")
     cid = (await org.customer_writes(channel, "late", "waiting"))["conversationId"]
-    wrote_at = server.services.clock()
-    server.services.clock = lambda: wrote_at + timedelta(minutes=10)  # the customer has waited ten minutes
+    clock.advance(10 * 60)  # the customer has waited ten minutes
     assert (await org.gql(CONVERSATION, {"id": cid}))["conversation"]["status"] == "OVERDUE"
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe(REPLAY, {"after": "0", "f": {"statuses": ["REP_NEEDED"]}})
