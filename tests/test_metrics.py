@@ -57,6 +57,7 @@ async def test_scrape_shows_what_users_just_did(server):
         await subscriber.subscribe(EVENTS)
         opened = await until(server, lambda s: value(s, "imbrace_active_subscriptions") == 1)
         assert value(opened, "imbrace_websocket_connections") == 1
+        await server.subscribed(1)
 
         receipt = await org.customer_writes(channel, "cust-1", "Hello?")
         event = (await subscriber.next_data())["conversationEvents"]

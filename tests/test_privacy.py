@@ -95,6 +95,7 @@ async def test_removing_a_member_releases_their_grabs_and_takes_them_out_of_the_
 
     async with Subscriber(server.ws_url, bob.token) as sub:
         await sub.subscribe("subscription { notificationReceived { kind canGrab conversationId } }")
+        await server.subscribed(1)
         for team_id in (team, collab):
             removed = await org.gql(REMOVE, {"i": {"teamId": team_id, "memberId": alice.id}})
             assert removed["removeTeamMember"]["errors"] == []

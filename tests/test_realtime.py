@@ -67,6 +67,7 @@ async def test_each_event_kind_is_delivered(server):
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe(EVENTS, {"f": {"statuses": ["REP_NEEDED", "PENDING", "SOON_TO_BE", "OVERDUE",
                                                          "CLOSED", "ONLINE"]}})
+        await server.subscribed(1)
         cid = (await org.customer_writes(channel, "c1", "hi"))["conversationId"]
         await org.gql(JOIN, {"id": cid}, as_=agent)
         await org.customer_writes(channel, "c1", "still there?")
@@ -89,6 +90,7 @@ async def test_message_added_for_the_chat_pane(server):
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe("""subscription($id: ID) { messageAdded(conversationId: $id) {
             text sender { kind } } }""", {"id": cid})
+        await server.subscribed(1)
         await org.customer_writes(channel, "c2", "another conversation")
         await org.customer_writes(channel, "c1", "second")
         await org.gql(JOIN, {"id": cid})
@@ -109,6 +111,7 @@ async def test_notifications_fan_out_by_team_mode_and_role(server):
     async with Subscriber(server.ws_url, bob.token) as bob_sub, Subscriber(server.ws_url, boss.token) as boss_sub:
         await bob_sub.subscribe(NOTIF)
         await boss_sub.subscribe(NOTIF)
+        await server.subscribed(2)
         cid = (await org.customer_writes(channel, "g1", "grab me"))["conversationId"]
         assert (await bob_sub.next_data())["notificationReceived"] == {
             "kind": "GRAB_OFFER", "canGrab": True, "conversationId": cid}
@@ -144,6 +147,7 @@ async def test_timer_events_arrive_within_two_seconds_without_mutations(make_ser
     org, team, (agent,), channel = await support_desk(server, "agent")
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe(EVENTS, {"f": {"statuses": ["REP_NEEDED", "SOON_TO_BE", "OVERDUE", "CLOSED"]}})
+        await server.subscribed(1)
         started = time.monotonic()
         await org.customer_writes(channel, "c1", "hello?")
         assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"
@@ -210,6 +214,7 @@ async def test_two_instances_deliver_each_others_events(make_server):
     channel = await org.channel(await org.team("Support"), "LINE")
     async with Subscriber(b.ws_url, org.owner.token) as sub:
         await sub.subscribe(EVENTS)
+        await b.subscribed(1)
         receipt = await org.customer_writes(channel, "c1", "via A")
         event = (await sub.next_data())["conversationEvents"]
         assert event["kind"] == "CREATED" and event["conversationId"] == receipt["conversationId"]
@@ -221,6 +226,7 @@ async def test_reconnect_with_after_receives_the_hundred_missed_events_in_order(
     channel = await org.channel(await org.team("Support"), "LINE")
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe(EVENTS)
+        await server.subscribed(1)
         await org.customer_writes(channel, "c0", "before")
         last_id = (await sub.next_data())["conversationEvents"]["id"]
     for i in range(100):
@@ -239,6 +245,7 @@ async def test_removed_member_stops_receiving_at_once(server):
     org, team, (agent,), channel = await support_desk(server, "agent")
     async with Subscriber(server.ws_url, agent.token) as sub:
         await sub.subscribe(EVENTS)
+        await server.subscribed(1)
         await org.customer_writes(channel, "c1", "one")
         assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"
         await org.gql("""mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
@@ -353,6 +360,7 @@ async def test_member_added_to_a_team_starts_receiving_its_events_at_once(server
     channel = await org.channel(second, "LINE")
     async with Subscriber(server.ws_url, agent.token) as sub:
         await sub.subscribe(EVENTS)
+        await server.subscribed(1)  # or "nothing" could be a subscription not yet registered
         await org.customer_writes(channel, "c1", "one")
         assert await sub.nothing_within(0.8)
         await org.add(second, agent)
@@ -451,6 +459,7 @@ async def test_a_socket_is_closed_when_its_token_expires(make_server):
     expires = jwt.decode(token, options={"verify_signature": False})["exp"]
     async with Subscriber(server.ws_url, token) as sub:
         await sub.subscribe(EVENTS)
+        await server.subscribed(1)
         await org.customer_writes(channel, "c1", "hi")
         assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"  # alive while the token is
         await asyncio.wait_for(sub.socket.wait_closed(), timeout=expires - time.time() + 2)
