@@ -48,11 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--parent-pid", required=True, type=int)
-    parser.add_argument("--pdeathsig", action="store_true",
-                        help="die with the parent (Linux); only when the parent's starting thread lives as long")
+    parser.add_argument(
+        "--pdeathsig",
+        action="store_true",
+        help="die with the parent (Linux); only when the parent's starting thread lives as long",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(message)s"
+    )
     if args.pdeathsig:
         _die_with_parent()
     if os.getppid() != args.parent_pid:  # the parent died before we could watch it
@@ -95,6 +99,7 @@ def _serve(data_dir: Path, host: str, port: int, parent_pid: int, port_file: Pat
 
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass
@@ -149,8 +154,7 @@ async def _run(handler, host: str, port: int, parent_pid: int, port_file: Path) 
     if handlers:
         done, pending = await asyncio.wait(list(handlers), timeout=CLOSE_TIMEOUT_S)
         if pending:
-            log.warning("%d client connection(s) still busy after %d s; stopping anyway",
-                        len(pending), CLOSE_TIMEOUT_S)
+            log.warning("%d client connection(s) still busy after %d s; stopping anyway", len(pending), CLOSE_TIMEOUT_S)
     log.info("stopped")
 
 

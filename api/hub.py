@@ -144,8 +144,10 @@ class EventHub:
 
     async def start(self) -> None:
         self.dispatched_id = await self.events.newest_id()
-        self._tasks = [asyncio.create_task(self._follow(), name="event-hub"),
-                       asyncio.create_task(self._watch(), name="event-hub-watch")]
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="event-hub"),
+            asyncio.create_task(self._watch(), name="event-hub-watch"),
+        ]
 
     async def stop(self) -> None:
         # The watcher ends by itself within one await period (see
@@ -161,8 +163,9 @@ class EventHub:
     def wake(self) -> None:
         self._wake.set()
 
-    def subscribe(self, org_id: str, team_ids: frozenset[str] | None = None,
-                  member_id: str | None = None) -> Subscription:
+    def subscribe(
+        self, org_id: str, team_ids: frozenset[str] | None = None, member_id: str | None = None
+    ) -> Subscription:
         subscription = Subscription(org_id, team_ids, member_id)
         self.audience.add(subscription)
         return subscription

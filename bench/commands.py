@@ -54,14 +54,22 @@ def _tagged(app):
             await app(scope, receive, send)
         finally:
             _TAG.reset(token)
+
     return tagged
 
 
 def bench_settings(mongodb_uri: str, workdir: Path) -> Settings:
-    return Settings(mongodb_uri=mongodb_uri, database="imbrace", data_dir=workdir, jwt_secret=JWT_SECRET,
-                    thresholds=Thresholds(soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
-                                          overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
-                                          auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"])))
+    return Settings(
+        mongodb_uri=mongodb_uri,
+        database="imbrace",
+        data_dir=workdir,
+        jwt_secret=JWT_SECRET,
+        thresholds=Thresholds(
+            soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
+            overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
+            auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"]),
+        ),
+    )
 
 
 class InProcess:
@@ -79,8 +87,9 @@ class InProcess:
     async def __aenter__(self) -> "InProcess":
         self._lifespan = self.app.router.lifespan_context(self.app)
         await self._lifespan.__aenter__()
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=_tagged(self.app)),
-                                      base_url="http://bench.local", timeout=60)
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=_tagged(self.app)), base_url="http://bench.local", timeout=60
+        )
         return self
 
     async def __aexit__(self, *exc) -> None:

@@ -120,8 +120,9 @@ class Nothing:
     """Matches no record (a filter naming only teams the caller can't see)."""
 
 
-Criteria = Union[Eq, In, NotIn, Lt, Lte, Gt, Gte, Present, Absent, Contains, Empty, NonEmpty,
-                 TextContains, All, AnyOf, Nothing]
+Criteria = Union[
+    Eq, In, NotIn, Lt, Lte, Gt, Gte, Present, Absent, Contains, Empty, NonEmpty, TextContains, All, AnyOf, Nothing
+]
 
 
 def all_of(*parts: Criteria) -> Criteria:

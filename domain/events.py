@@ -84,8 +84,9 @@ def view_names_the_member(view: ConversationView | None) -> bool:
     return view is ConversationView.JOINED
 
 
-def delivered_kind(viewer: Viewer, visibility: Visibility, flt: ConversationFilter, event: Event,
-                   t: Thresholds) -> EventKind | None:
+def delivered_kind(
+    viewer: Viewer, visibility: Visibility, flt: ConversationFilter, event: Event, t: Thresholds
+) -> EventKind | None:
     """What a subscriber with this filter receives for the event, if anything."""
     criteria = event_criteria(viewer, flt, event.kind, event.at, t)
     return route_event(visibility, event, criteria)

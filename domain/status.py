@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.criteria import (
-    Absent, Criteria, Empty, Eq, Gt, Gte, Lt, NonEmpty, Present, all_of, any_of, matches,
+    Absent,
+    Criteria,
+    Empty,
+    Eq,
+    Gt,
+    Gte,
+    Lt,
+    NonEmpty,
+    Present,
+    all_of,
+    any_of,
+    matches,
 )
 from domain.entities import Conversation
 from domain.enums import ChannelType, ClosedReason, ConversationStatus, StatusFilter
@@ -76,8 +87,12 @@ def filter_criteria(status: StatusFilter, now: datetime, t: Thresholds) -> Crite
 
 
 _ORDER = (
-    ConversationStatus.CLOSED, ConversationStatus.OVERDUE, ConversationStatus.SOON_TO_BE,
-    ConversationStatus.REP_NEEDED, ConversationStatus.PENDING, ConversationStatus.REPLIED,
+    ConversationStatus.CLOSED,
+    ConversationStatus.OVERDUE,
+    ConversationStatus.SOON_TO_BE,
+    ConversationStatus.REP_NEEDED,
+    ConversationStatus.PENDING,
+    ConversationStatus.REPLIED,
 )
 
 
@@ -140,8 +155,10 @@ def next_transition_at(conversation: Conversation, t: Thresholds) -> datetime | 
         return None
     moments = []
     if conversation.waiting_since is not None:
-        moments += [conversation.waiting_since + timedelta(seconds=t.soon_after_s),
-                    conversation.waiting_since + timedelta(seconds=t.overdue_after_s)]
+        moments += [
+            conversation.waiting_since + timedelta(seconds=t.soon_after_s),
+            conversation.waiting_since + timedelta(seconds=t.overdue_after_s),
+        ]
     if conversation.last_customer_message_at is not None:
         moments.append(conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s))
     announced = _progress(conversation.announced_status)
@@ -172,8 +189,9 @@ def earliest_transition_after_customer_message(now: datetime, t: Thresholds) -> 
 _INSTANT = timedelta(microseconds=1)
 
 
-def unannounced_transition(conversation: Conversation, now: datetime,
-                           t: Thresholds) -> tuple[ConversationStatus, ConversationStatus] | None:
+def unannounced_transition(
+    conversation: Conversation, now: datetime, t: Thresholds
+) -> tuple[ConversationStatus, ConversationStatus] | None:
     """(previous, new) when time alone moved the status past what was last announced.
 
     Only SOON_TO_BE, OVERDUE and the inactivity close happen with time; the

@@ -12,7 +12,9 @@ MAX_TEXT_LENGTH = 4096
 MAX_NAME_LENGTH = 200
 MAX_ATTRIBUTES_BYTES = 16_384
 MAX_ATTRIBUTE_DEPTH = 5
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _PHONE = re.compile(r"^\+?[0-9 ()\-]{5,25}$")
 _ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -59,8 +61,9 @@ def check_time(value: datetime, field: str, now: datetime) -> datetime:
     except (OverflowError, ValueError):
         utc = None
     if utc is None or utc < EARLIEST_TIME or utc > now + MAX_CLOCK_SKEW:
-        raise invalid(f"`{field}` must be between {EARLIEST_TIME.date().isoformat()} and a few minutes "
-                      "from now.", field)
+        raise invalid(
+            f"`{field}` must be between {EARLIEST_TIME.date().isoformat()} and a few minutes from now.", field
+        )
     return utc
 
 
@@ -74,8 +77,9 @@ def check_id(value: Any, field: str) -> str:
     return value
 
 
-def clean_line(value: str | None, field: str, *, max_length: int = MAX_NAME_LENGTH,
-               required: bool = False) -> str | None:
+def clean_line(
+    value: str | None, field: str, *, max_length: int = MAX_NAME_LENGTH, required: bool = False
+) -> str | None:
     """A single-line text: trimmed, bounded, without control characters (no header injection)."""
     if value is None:
         if required:
@@ -145,10 +149,16 @@ def _check_attribute_value(value: Any, field: str, depth: int) -> None:
         raise invalid(f"`attributes` may nest at most {MAX_ATTRIBUTE_DEPTH} levels.", field)
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key \
-                    or not is_well_formed(key) or len(key) > MAX_NAME_LENGTH:
-                raise invalid(f"Attribute key {key!r} is not allowed (no `$` prefix, no `.`, "
-                              "well-formed text).", field)
+            if (
+                not isinstance(key, str)
+                or not key
+                or key.startswith("$")
+                or "." in key
+                or "\x00" in key
+                or not is_well_formed(key)
+                or len(key) > MAX_NAME_LENGTH
+            ):
+                raise invalid(f"Attribute key {key!r} is not allowed (no `$` prefix, no `.`, well-formed text).", field)
             _check_attribute_value(item, field, depth + 1)
     elif isinstance(value, list):
         for item in value:

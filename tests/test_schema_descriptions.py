@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 from graphql import (
-    GraphQLEnumType, GraphQLInputObjectType, GraphQLInterfaceType, GraphQLObjectType, GraphQLSchema,
+    GraphQLEnumType,
+    GraphQLInputObjectType,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
 )
 
 from api.cli import export_schema
@@ -37,8 +41,11 @@ LINTER = LINTER_PACKAGE / "lib" / "cli.js"
 # The rules the issue names; the linter's other description rules are found in
 # its rules folder, so an upgrade that adds one is run too.
 NAMED_RULES = {
-    "types-have-descriptions", "fields-have-descriptions", "arguments-have-descriptions",
-    "enum-values-have-descriptions", "input-object-values-have-descriptions",
+    "types-have-descriptions",
+    "fields-have-descriptions",
+    "arguments-have-descriptions",
+    "enum-values-have-descriptions",
+    "input-object-values-have-descriptions",
 }
 PUBLIC_MUTATIONS = {"login"}
 # Never in a payload's `errors`: they come as top-level errors (extensions.code).
@@ -64,8 +71,13 @@ def lint(command: list[str], rules: list[str], sdl: str, directory: Path) -> lis
     schema_file = directory / "schema.graphql"
     schema_file.write_text(sdl)
     # Run away from the repository, so no configuration file there changes the rules.
-    done = subprocess.run([*command, "--rules", ",".join(rules), "--format", "json", str(schema_file)],
-                          cwd=directory, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [*command, "--rules", ",".join(rules), "--format", "json", str(schema_file)],
+        cwd=directory,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode in (0, 1), f"graphql-schema-linter failed ({done.returncode}):\n{done.stderr[-3000:]}"
     return json.loads(done.stdout)["errors"]
 
@@ -243,7 +255,9 @@ def test_mutations_document_exactly_the_codes_their_code_can_raise(strawberry_sc
         raised = {code.value for code in reachable_codes(field.base_resolver.wrapped_func)}
         assert raised, f"{name}: no error code found in its code"
         documented = set(documented_codes(graphql_mutations[name].description))
-        assert documented == raised, (f"{name}: undocumented {sorted(raised - documented)}, "
-                                      f"documented but never raised {sorted(documented - raised)}")
+        assert documented == raised, (
+            f"{name}: undocumented {sorted(raised - documented)}, "
+            f"documented but never raised {sorted(documented - raised)}"
+        )
         checked.add(name)
     assert checked == set(graphql_mutations)

@@ -6,7 +6,11 @@ from datetime import datetime, timedelta, timezone
 from domain.entities import Conversation
 from domain.enums import ChannelType, ConversationStatus as S
 from domain.status import (
-    Thresholds, closed_reason, earliest_transition_after_customer_message, next_transition_at, status_of,
+    Thresholds,
+    closed_reason,
+    earliest_transition_after_customer_message,
+    next_transition_at,
+    status_of,
     unannounced_transition,
 )
 
@@ -15,8 +19,16 @@ NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
 
 
 def conversation(**facts) -> Conversation:
-    base = dict(id="c" * 24, org_id="o", team_id="t", channel_id="ch", channel_type=ChannelType.LINE,
-                channel_name="Line", customer_id="c" * 24, last_customer_message_at=NOW - timedelta(seconds=10))
+    base = dict(
+        id="c" * 24,
+        org_id="o",
+        team_id="t",
+        channel_id="ch",
+        channel_type=ChannelType.LINE,
+        channel_name="Line",
+        customer_id="c" * 24,
+        last_customer_message_at=NOW - timedelta(seconds=10),
+    )
     return Conversation(**{**base, **facts})
 
 

@@ -35,8 +35,9 @@ class Subscriber:
 
     async def subscribe(self, query: str, variables: dict | None = None) -> str:
         op_id = str(next(self._ids))
-        await self.socket.send(json.dumps({"id": op_id, "type": "subscribe",
-                                           "payload": {"query": query, "variables": variables or {}}}))
+        await self.socket.send(
+            json.dumps({"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}})
+        )
         return op_id
 
     async def receive(self, timeout: float = 5) -> dict:

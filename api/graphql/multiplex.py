@@ -31,14 +31,25 @@ from typing import Any
 from typing import NamedTuple
 
 from graphql import (
-    FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLSchema, NullValueNode, OperationDefinitionNode,
-    OperationType, VariableNode, parse,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    NullValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    parse,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 
 from api.auth import load_viewer
 from api.graphql.strawberry_adapter import (
-    BaseGraphQLWSHandler, Operation, OperationStreamClosed, PreExecutionError, TransportHandlerBase,
+    BaseGraphQLWSHandler,
+    Operation,
+    OperationStreamClosed,
+    PreExecutionError,
+    TransportHandlerBase,
     graphql_schema_of,
 )
 from api.graphql.viewer_fields import selects_per_viewer_field
@@ -122,8 +133,9 @@ class Multiplexer:
 
 
 class Group:
-    def __init__(self, multiplexer: Multiplexer, key: tuple, handler, operation: Operation,
-                 start_after: int | None = None) -> None:
+    def __init__(
+        self, multiplexer: Multiplexer, key: tuple, handler, operation: Operation, start_after: int | None = None
+    ) -> None:
         self.multiplexer = multiplexer
         self.key = key
         self.members: dict[Operation, tuple[Any, asyncio.Future]] = {}
@@ -147,8 +159,12 @@ class Group:
         ending: Any = "complete"
         try:
             source = await handler.schema.stream(
-                operation.query, variable_values=operation.variables, context_value=handler.context,
-                root_value=self.root, operation_name=operation.operation_name)
+                operation.query,
+                variable_values=operation.variables,
+                context_value=handler.context,
+                root_value=self.root,
+                operation_name=operation.operation_name,
+            )
             async with aclosing(source):
                 first = True
                 async for result in source:
@@ -308,8 +324,12 @@ class TransportHandler(ClosesWhenTokenExpires, TransportHandlerBase):
         """The member's own stream, resuming after the event that ended its group."""
         try:
             source = await self.schema.stream(
-                operation.query, variable_values=operation.variables, context_value=self.context,
-                root_value=root, operation_name=operation.operation_name)
+                operation.query,
+                variable_values=operation.variables,
+                context_value=self.context,
+                root_value=root,
+                operation_name=operation.operation_name,
+            )
             async with aclosing(source):
                 await self.send_result_stream(operation, source)
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -338,8 +358,12 @@ def _shape(schema: GraphQLSchema, query: str, operation_name: str | None) -> Sha
         document = parse(query)
     except GraphQLError:
         return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
-                  and (operation_name is None or (d.name is not None and d.name.value == operation_name))]
+    operations = [
+        d
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+        and (operation_name is None or (d.name is not None and d.name.value == operation_name))
+    ]
     if len(operations) != 1 or operations[0].operation is not OperationType.SUBSCRIPTION:
         return None
     selections = operations[0].selection_set.selections
@@ -354,9 +378,12 @@ def _shape(schema: GraphQLSchema, query: str, operation_name: str | None) -> Sha
             continue
         if isinstance(argument.value, VariableNode):
             after_variable = argument.value.name.value
-            if any(d.variable.name.value == after_variable and d.default_value is not None
-                   and not isinstance(d.default_value, NullValueNode)
-                   for d in operations[0].variable_definitions or ()):
+            if any(
+                d.variable.name.value == after_variable
+                and d.default_value is not None
+                and not isinstance(d.default_value, NullValueNode)
+                for d in operations[0].variable_definitions or ()
+            ):
                 return None  # a default event id: resuming
         elif not isinstance(argument.value, NullValueNode):
             return None  # a literal event id: resuming

@@ -7,7 +7,15 @@ from typing import Any, Awaitable, Callable, TypeVar
 import strawberry
 
 from api.graphql.types import (
-    Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team, UserError,
+    Channel,
+    Conversation,
+    Customer,
+    Member,
+    Message,
+    MessageTemplate,
+    Organization,
+    Team,
+    UserError,
 )
 from domain.errors import Refused
 
@@ -50,7 +58,8 @@ class TeamPayload:
 class ConnectChannelPayload:
     channel: Channel | None = strawberry.field(default=None, description="The channel.")
     ingest_key: str | None = strawberry.field(
-        default=None, description="Secret for the `X-Channel-Key` header of the inbound webhook. Shown once.")
+        default=None, description="Secret for the `X-Channel-Key` header of the inbound webhook. Shown once."
+    )
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 

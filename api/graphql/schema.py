@@ -8,8 +8,13 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.graphql.extensions import (
-    CountOperations, DocumentValidationCache, KeepMutationsWhole, PresentErrors, QueryCostLimit,
-    RequireAuthentication, SafeParserCache,
+    CountOperations,
+    DocumentValidationCache,
+    KeepMutationsWhole,
+    PresentErrors,
+    QueryCostLimit,
+    RequireAuthentication,
+    SafeParserCache,
 )
 from api.graphql.mutations import Mutation
 from api.graphql.sharing import SharedEventExecutor
@@ -46,8 +51,10 @@ def build_schema(settings: Settings | None = None) -> Schema:
     # The limiters' rule classes are built once: each limiter instance makes a new
     # class, and the validation cache keys on the rules, so per-request classes
     # would make every lookup a miss.
-    rules = (QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
-             + MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
+    rules = (
+        QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
+        + MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules
+    )
     introspection = settings.introspection_policy
     if introspection == "off":
         rules.append(NoSchemaIntrospectionCustomRule)
@@ -69,7 +76,10 @@ def build_schema(settings: Settings | None = None) -> Schema:
     query = merged_root("Query", (Query, NotificationQuery))
     mutation = merged_root("Mutation", (Mutation, NotificationMutation))
     return Schema(
-        query=query, mutation=mutation, subscription=Subscription, extensions=extensions,
+        query=query,
+        mutation=mutation,
+        subscription=Subscription,
+        extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=hide_suggestions),
         # Off only to measure what sharing saves (bench/fanout.py).
         execution_context_class=SharedEventExecutor if settings.shared_execution else None,

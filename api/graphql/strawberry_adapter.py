@@ -23,7 +23,9 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler, Operation, _OperationStreamClosed,
+    BaseGraphQLTransportWSHandler,
+    Operation,
+    _OperationStreamClosed,
 )
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import PreExecutionError
@@ -84,7 +86,17 @@ class TransportHandlerBase(BaseGraphQLTransportWSHandler):
 
 
 __all__ = [
-    "BaseGraphQLWSHandler", "CannotGetOperationTypeError", "EXTRA_VALIDATION_RULES", "ExecutorBase",
-    "InvalidOperationTypeError", "Operation", "OperationStreamClosed", "OperationType", "PreExecutionError",
-    "SchemaBase", "TransportHandlerBase", "graphql_schema_of", "strawberry_field_of",
+    "BaseGraphQLWSHandler",
+    "CannotGetOperationTypeError",
+    "EXTRA_VALIDATION_RULES",
+    "ExecutorBase",
+    "InvalidOperationTypeError",
+    "Operation",
+    "OperationStreamClosed",
+    "OperationType",
+    "PreExecutionError",
+    "SchemaBase",
+    "TransportHandlerBase",
+    "graphql_schema_of",
+    "strawberry_field_of",
 ]

@@ -14,12 +14,31 @@ from datetime import datetime, timezone
 from typing import Any
 
 from domain.entities import (
-    Attachment, Channel, Conversation, Customer, Delivery, Location, Member, Message, MessageTemplate,
-    Notification, Organization, Team, TeamMembership,
+    Attachment,
+    Channel,
+    Conversation,
+    Customer,
+    Delivery,
+    Location,
+    Member,
+    Message,
+    MessageTemplate,
+    Notification,
+    Organization,
+    Team,
+    TeamMembership,
 )
 from domain.enums import (
-    ChannelType, ClosedReason, DeliveryStatus, DeliveryVia, MessageKind, NotificationKind, OrgRole,
-    SenderKind, TeamMode, TeamRole,
+    ChannelType,
+    ClosedReason,
+    DeliveryStatus,
+    DeliveryVia,
+    MessageKind,
+    NotificationKind,
+    OrgRole,
+    SenderKind,
+    TeamMode,
+    TeamRole,
 )
 
 
@@ -63,30 +82,51 @@ def organization(doc: dict) -> Organization:
 
 
 def member(doc: dict) -> Member:
-    return Member(id=doc["_id"], org_id=doc["org_id"], email=doc["email"], name=doc["name"],
-                  role=OrgRole(doc["role"]), created_at=dt(doc["created_at"]))
+    return Member(
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        email=doc["email"],
+        name=doc["name"],
+        role=OrgRole(doc["role"]),
+        created_at=dt(doc["created_at"]),
+    )
 
 
 def team(doc: dict) -> Team:
     return Team(
-        id=doc["_id"], org_id=doc["org_id"], name=doc["name"], mode=TeamMode(doc["mode"]),
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        name=doc["name"],
+        mode=TeamMode(doc["mode"]),
         memberships=tuple(TeamMembership(m["member_id"], TeamRole(m["role"])) for m in doc.get("members", [])),
         created_at=dt(doc.get("created_at")),
     )
 
 
 def channel(doc: dict) -> Channel:
-    return Channel(id=doc["_id"], org_id=doc["org_id"], team_id=doc["team_id"], type=ChannelType(doc["type"]),
-                   name=doc["name"], created_at=dt(doc.get("created_at")))
+    return Channel(
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        team_id=doc["team_id"],
+        type=ChannelType(doc["type"]),
+        name=doc["name"],
+        created_at=dt(doc.get("created_at")),
+    )
 
 
 def customer(doc: dict) -> Customer:
     location = doc.get("location")
     return Customer(
-        id=doc["_id"], org_id=doc["org_id"], channel_id=doc["channel_id"],
-        channel_type=ChannelType(doc["channel_type"]), external_id=doc["external_id"],
-        name=doc.get("name"), email=doc.get("email"), phone=doc.get("phone"),
-        attributes=doc.get("attributes") or {}, online_until=dt(doc.get("online_until")),
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        channel_id=doc["channel_id"],
+        channel_type=ChannelType(doc["channel_type"]),
+        external_id=doc["external_id"],
+        name=doc.get("name"),
+        email=doc.get("email"),
+        phone=doc.get("phone"),
+        attributes=doc.get("attributes") or {},
+        online_until=dt(doc.get("online_until")),
         last_active_at=dt(doc.get("last_active_at")),
         location=Location(location.get("city"), location.get("country")) if location else None,
         created_at=dt(doc.get("created_at")),
@@ -94,25 +134,51 @@ def customer(doc: dict) -> Customer:
 
 
 def customer_doc(c: Customer) -> dict:
-    return compact({
-        "_id": c.id, "org_id": c.org_id, "channel_id": c.channel_id, "channel_type": c.channel_type.value,
-        "external_id": c.external_id, "name": c.name, "email": c.email, "phone": c.phone,
-        "attributes": c.attributes or None, "online_until": ms(c.online_until),
-        "last_active_at": ms(c.last_active_at), "created_at": ms(c.created_at),
-    })
+    return compact(
+        {
+            "_id": c.id,
+            "org_id": c.org_id,
+            "channel_id": c.channel_id,
+            "channel_type": c.channel_type.value,
+            "external_id": c.external_id,
+            "name": c.name,
+            "email": c.email,
+            "phone": c.phone,
+            "attributes": c.attributes or None,
+            "online_until": ms(c.online_until),
+            "last_active_at": ms(c.last_active_at),
+            "created_at": ms(c.created_at),
+        }
+    )
 
 
-CONVERSATION_TIMES = ("customer_online_until", "waiting_since", "last_customer_message_at", "last_message_at",
-                      "closed_at", "created_at", "updated_at", "next_due_at", "reopened_at")
+CONVERSATION_TIMES = (
+    "customer_online_until",
+    "waiting_since",
+    "last_customer_message_at",
+    "last_message_at",
+    "closed_at",
+    "created_at",
+    "updated_at",
+    "next_due_at",
+    "reopened_at",
+)
 
 
 def conversation(doc: dict) -> Conversation:
     return Conversation(
-        id=doc["_id"], org_id=doc["org_id"], team_id=doc["team_id"], channel_id=doc["channel_id"],
-        channel_type=ChannelType(doc["channel_type"]), channel_name=doc.get("channel_name", ""),
-        customer_id=doc["customer_id"], customer_name=doc.get("customer_name"),
-        customer_email=doc.get("customer_email"), customer_phone=doc.get("customer_phone"),
-        participants=tuple(doc.get("participants", ())), owner_id=doc.get("owner_id"),
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        team_id=doc["team_id"],
+        channel_id=doc["channel_id"],
+        channel_type=ChannelType(doc["channel_type"]),
+        channel_name=doc.get("channel_name", ""),
+        customer_id=doc["customer_id"],
+        customer_name=doc.get("customer_name"),
+        customer_email=doc.get("customer_email"),
+        customer_phone=doc.get("customer_phone"),
+        participants=tuple(doc.get("participants", ())),
+        owner_id=doc.get("owner_id"),
         message_seq=doc.get("message_seq", 0),
         closed_reason=ClosedReason(doc["closed_reason"]) if doc.get("closed_reason") else None,
         announced_status=doc.get("announced_status"),
@@ -122,21 +188,37 @@ def conversation(doc: dict) -> Conversation:
 
 
 def conversation_doc(c: Conversation) -> dict:
-    return compact({
-        "_id": c.id, "org_id": c.org_id, "team_id": c.team_id, "channel_id": c.channel_id,
-        "channel_type": c.channel_type.value, "channel_name": c.channel_name, "customer_id": c.customer_id,
-        "customer_name": c.customer_name, "customer_email": c.customer_email, "customer_phone": c.customer_phone,
-        "participants": list(c.participants), "owner_id": c.owner_id, "message_seq": c.message_seq,
-        "closed_reason": c.closed_reason.value if c.closed_reason else None,
-        "announced_status": c.announced_status,
-        "last_message": last_message_doc(c.last_message) if c.last_message else None,
-        **{name: ms(getattr(c, name)) for name in CONVERSATION_TIMES},
-    })
+    return compact(
+        {
+            "_id": c.id,
+            "org_id": c.org_id,
+            "team_id": c.team_id,
+            "channel_id": c.channel_id,
+            "channel_type": c.channel_type.value,
+            "channel_name": c.channel_name,
+            "customer_id": c.customer_id,
+            "customer_name": c.customer_name,
+            "customer_email": c.customer_email,
+            "customer_phone": c.customer_phone,
+            "participants": list(c.participants),
+            "owner_id": c.owner_id,
+            "message_seq": c.message_seq,
+            "closed_reason": c.closed_reason.value if c.closed_reason else None,
+            "announced_status": c.announced_status,
+            "last_message": last_message_doc(c.last_message) if c.last_message else None,
+            **{name: ms(getattr(c, name)) for name in CONVERSATION_TIMES},
+        }
+    )
 
 
 def attachment(doc: dict) -> Attachment:
-    return Attachment(url=doc["url"], mime_type=doc.get("mime_type"), name=doc.get("name"),
-                      size=doc.get("size"), file_id=doc.get("file_id"))
+    return Attachment(
+        url=doc["url"],
+        mime_type=doc.get("mime_type"),
+        name=doc.get("name"),
+        size=doc.get("size"),
+        file_id=doc.get("file_id"),
+    )
 
 
 def attachment_doc(a: Attachment) -> dict:
@@ -144,39 +226,68 @@ def attachment_doc(a: Attachment) -> dict:
 
 
 def delivery(doc: dict) -> Delivery:
-    return Delivery(via=DeliveryVia(doc["via"]), status=DeliveryStatus(doc["status"]),
-                    attempts=doc.get("attempts", 0), last_error=doc.get("last_error"), at=dt(doc.get("at")))
+    return Delivery(
+        via=DeliveryVia(doc["via"]),
+        status=DeliveryStatus(doc["status"]),
+        attempts=doc.get("attempts", 0),
+        last_error=doc.get("last_error"),
+        at=dt(doc.get("at")),
+    )
 
 
 def delivery_doc(d: Delivery) -> dict:
-    return compact({"via": d.via.value, "status": d.status.value, "attempts": d.attempts,
-                    "last_error": d.last_error, "at": ms(d.at)})
+    return compact(
+        {
+            "via": d.via.value,
+            "status": d.status.value,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "at": ms(d.at),
+        }
+    )
 
 
 def message(doc: dict) -> Message:
     return Message(
-        id=doc["_id"], org_id=doc["org_id"], conversation_id=doc["conversation_id"], seq=doc["seq"],
-        sender_kind=SenderKind(doc["sender_kind"]), kind=MessageKind(doc["kind"]), text=doc.get("text"),
-        created_at=dt(doc["created_at"]), sender_member_id=doc.get("sender_member_id"),
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        conversation_id=doc["conversation_id"],
+        seq=doc["seq"],
+        sender_kind=SenderKind(doc["sender_kind"]),
+        kind=MessageKind(doc["kind"]),
+        text=doc.get("text"),
+        created_at=dt(doc["created_at"]),
+        sender_member_id=doc.get("sender_member_id"),
         sender_customer_id=doc.get("sender_customer_id"),
         attachments=tuple(attachment(a) for a in doc.get("attachments", ())),
-        sent_at=dt(doc.get("sent_at")), provider_message_id=doc.get("provider_message_id"),
-        channel_id=doc.get("channel_id"), deliveries=tuple(delivery(d) for d in doc.get("deliveries", ())),
+        sent_at=dt(doc.get("sent_at")),
+        provider_message_id=doc.get("provider_message_id"),
+        channel_id=doc.get("channel_id"),
+        deliveries=tuple(delivery(d) for d in doc.get("deliveries", ())),
     )
 
 
 def message_doc(m: Message) -> dict:
-    return compact({
-        "_id": m.id, "org_id": m.org_id, "conversation_id": m.conversation_id, "seq": m.seq,
-        "sender_kind": m.sender_kind.value, "kind": m.kind.value, "text": m.text,
-        "created_at": ms(m.created_at), "sender_member_id": m.sender_member_id,
-        "sender_customer_id": m.sender_customer_id,
-        "attachments": [attachment_doc(a) for a in m.attachments] or None,
-        "sent_at": ms(m.sent_at), "provider_message_id": m.provider_message_id,
-        "channel_id": m.channel_id,
-        "provider_key": provider_key(m.channel_id, m.provider_message_id) if m.provider_message_id else None,
-        "deliveries": [delivery_doc(d) for d in m.deliveries] or None,
-    })
+    return compact(
+        {
+            "_id": m.id,
+            "org_id": m.org_id,
+            "conversation_id": m.conversation_id,
+            "seq": m.seq,
+            "sender_kind": m.sender_kind.value,
+            "kind": m.kind.value,
+            "text": m.text,
+            "created_at": ms(m.created_at),
+            "sender_member_id": m.sender_member_id,
+            "sender_customer_id": m.sender_customer_id,
+            "attachments": [attachment_doc(a) for a in m.attachments] or None,
+            "sent_at": ms(m.sent_at),
+            "provider_message_id": m.provider_message_id,
+            "channel_id": m.channel_id,
+            "provider_key": provider_key(m.channel_id, m.provider_message_id) if m.provider_message_id else None,
+            "deliveries": [delivery_doc(d) for d in m.deliveries] or None,
+        }
+    )
 
 
 def last_message_doc(m: Message) -> dict:
@@ -193,17 +304,35 @@ def provider_key(channel_id: str | None, provider_message_id: str) -> str:
 
 
 def template(doc: dict) -> MessageTemplate:
-    return MessageTemplate(id=doc["_id"], org_id=doc["org_id"], name=doc["name"], body=doc["body"],
-                           channel=ChannelType(doc["channel"]) if doc.get("channel") else None,
-                           created_at=dt(doc.get("created_at")))
+    return MessageTemplate(
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        name=doc["name"],
+        body=doc["body"],
+        channel=ChannelType(doc["channel"]) if doc.get("channel") else None,
+        created_at=dt(doc.get("created_at")),
+    )
 
 
 def notification(doc: dict) -> Notification:
-    return Notification(id=doc["_id"], org_id=doc["org_id"], member_id=doc["member_id"],
-                        kind=NotificationKind(doc["kind"]), conversation_id=doc["conversation_id"],
-                        created_at=dt(doc["created_at"]), read=doc.get("read", False))
+    return Notification(
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        member_id=doc["member_id"],
+        kind=NotificationKind(doc["kind"]),
+        conversation_id=doc["conversation_id"],
+        created_at=dt(doc["created_at"]),
+        read=doc.get("read", False),
+    )
 
 
 def notification_doc(n: Notification) -> dict:
-    return {"_id": n.id, "org_id": n.org_id, "member_id": n.member_id, "kind": n.kind.value,
-            "conversation_id": n.conversation_id, "created_at": ms(n.created_at), "read": n.read}
+    return {
+        "_id": n.id,
+        "org_id": n.org_id,
+        "member_id": n.member_id,
+        "kind": n.kind.value,
+        "conversation_id": n.conversation_id,
+        "created_at": ms(n.created_at),
+        "read": n.read,
+    }

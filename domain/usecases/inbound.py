@@ -15,7 +15,11 @@ from domain.events import Event
 from domain.ports import EventSink
 from domain.validation import check_string, check_time
 from domain.status import (
-    Thresholds, earliest_transition_after_customer_message, is_closed, next_transition_at, status_of,
+    Thresholds,
+    earliest_transition_after_customer_message,
+    is_closed,
+    next_transition_at,
+    status_of,
 )
 
 
@@ -59,14 +63,13 @@ class InboundStore(Protocol):
     async def customer(self, org_id: str, customer_id: str) -> Customer | None: ...
     async def create_customer(self, customer: Customer) -> Customer: ...
     async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer: ...
-    async def take_message_seq(self, conversation_id: str, member_id: str | None = None
-                               ) -> Conversation | None: ...
-    async def record_customer_message(self, message: Message, wake: Change, reopen: Change | None = None
-                                      ) -> str: ...
+    async def take_message_seq(self, conversation_id: str, member_id: str | None = None) -> Conversation | None: ...
+    async def record_customer_message(self, message: Message, wake: Change, reopen: Change | None = None) -> str: ...
     async def create_conversation(self, conversation: Conversation) -> Conversation: ...
     async def insert_message(self, message: Message, *, offer: bool = True) -> Message: ...
-    async def set_presence(self, customer: Customer, online_until: datetime | None,
-                           location: Location | None, now: datetime) -> Customer: ...
+    async def set_presence(
+        self, customer: Customer, online_until: datetime | None, location: Location | None, now: datetime
+    ) -> Customer: ...
     async def conversation(self, org_id: str, conversation_id: str) -> Conversation | None: ...
 
 
@@ -74,9 +77,14 @@ def check_inbound(inbound: InboundMessage, now: datetime) -> None:
     """What every entry point's message must satisfy before anything is written
     (the webhook checks the same rules field by field, to name them all at once)."""
     details = inbound.customer
-    for field, value in (("customer.externalId", details.external_id), ("customer.name", details.name),
-                         ("customer.email", details.email), ("customer.phone", details.phone),
-                         ("text", inbound.text), ("messageId", inbound.provider_message_id)):
+    for field, value in (
+        ("customer.externalId", details.external_id),
+        ("customer.name", details.name),
+        ("customer.email", details.email),
+        ("customer.phone", details.phone),
+        ("text", inbound.text),
+        ("messageId", inbound.provider_message_id),
+    ):
         if value is not None:
             check_string(value, field)
     for i, attachment in enumerate(inbound.attachments):
@@ -87,8 +95,9 @@ def check_inbound(inbound: InboundMessage, now: datetime) -> None:
         check_time(inbound.sent_at, "sentAt", now)
 
 
-async def receive_customer_message(store: InboundStore, events: EventSink, channel: Channel,
-                                   inbound: InboundMessage, now: datetime, t: Thresholds) -> Receipt:
+async def receive_customer_message(
+    store: InboundStore, events: EventSink, channel: Channel, inbound: InboundMessage, now: datetime, t: Thresholds
+) -> Receipt:
     """Store one customer message exactly once and wake the conversation.
 
     A provider's retry (same ``messageId`` on the same channel) stores nothing
@@ -130,11 +139,19 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
 
     def message(seq: int) -> Message:
         return Message(
-            id=store.new_id(), org_id=channel.org_id, conversation_id=customer_id, seq=seq,
-            sender_kind=SenderKind.CUSTOMER, sender_customer_id=customer_id,
+            id=store.new_id(),
+            org_id=channel.org_id,
+            conversation_id=customer_id,
+            seq=seq,
+            sender_kind=SenderKind.CUSTOMER,
+            sender_customer_id=customer_id,
             kind=MessageKind.ATTACHMENT if inbound.attachments and not inbound.text else MessageKind.TEXT,
-            text=inbound.text, attachments=inbound.attachments, created_at=now,
-            sent_at=inbound.sent_at, provider_message_id=inbound.provider_message_id, channel_id=channel.id,
+            text=inbound.text,
+            attachments=inbound.attachments,
+            created_at=now,
+            sent_at=inbound.sent_at,
+            provider_message_id=inbound.provider_message_id,
+            channel_id=channel.id,
         )
 
     opened = None
@@ -145,8 +162,9 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
             if opened is None:  # the first number was taken: the conversation exists now
                 before = await store.take_message_seq(customer_id)
                 assert before is not None
-        stored = opened.last_message if opened else await store.insert_message(
-            message(before.message_seq + 1), offer=False)
+        stored = (
+            opened.last_message if opened else await store.insert_message(message(before.message_seq + 1), offer=False)
+        )
     except AlreadyStored as race:
         if race.existing is None:  # a reserved number taken: the store is inconsistent, not the input
             raise
@@ -174,9 +192,16 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
     if details:
         after = replace(after, **{f"customer_{k}": v for k, v in details.items()})
     after = replace(after, last_message=stored)
-    await events.publish(Event(kind=kind, conversation=after, at=now, message_id=stored.id,
-                               previous_status=None if kind is EventKind.CREATED else status_of(before, now, t),
-                               owner_before=before.owner_id if before else None))
+    await events.publish(
+        Event(
+            kind=kind,
+            conversation=after,
+            at=now,
+            message_id=stored.id,
+            previous_status=None if kind is EventKind.CREATED else status_of(before, now, t),
+            owner_before=before.owner_id if before else None,
+        )
+    )
     return Receipt(customer_id, stored.id, duplicate=False)
 
 
@@ -191,25 +216,38 @@ def _customer_message(before: Conversation, now: datetime, t: Thresholds) -> Cha
 
 def _changed_details(conversation: Conversation, details: CustomerDetails) -> dict[str, Any]:
     """What the customer sent that differs from the conversation's copies of their details."""
-    return {k: v for k, v in (("name", details.name), ("email", details.email), ("phone", details.phone))
-            if v is not None and getattr(conversation, f"customer_{k}") != v}
+    return {
+        k: v
+        for k, v in (("name", details.name), ("email", details.email), ("phone", details.phone))
+        if v is not None and getattr(conversation, f"customer_{k}") != v
+    }
 
 
-async def _new_customer(store: InboundStore, channel: Channel, details: CustomerDetails,
-                        now: datetime) -> tuple[Customer, bool]:
+async def _new_customer(
+    store: InboundStore, channel: Channel, details: CustomerDetails, now: datetime
+) -> tuple[Customer, bool]:
     """The customer, created now (True), or as a concurrent request just created it (False)."""
     try:
-        return await store.create_customer(Customer(
-            id=store.new_id(), org_id=channel.org_id, channel_id=channel.id, channel_type=channel.type,
-            external_id=details.external_id, name=details.name, email=details.email,
-            phone=details.phone, created_at=now,
-        )), True
+        return await store.create_customer(
+            Customer(
+                id=store.new_id(),
+                org_id=channel.org_id,
+                channel_id=channel.id,
+                channel_type=channel.type,
+                external_id=details.external_id,
+                name=details.name,
+                email=details.email,
+                phone=details.phone,
+                created_at=now,
+            )
+        ), True
     except AlreadyStored as race:
         return race.existing, False
 
 
-async def _open_conversation(store: InboundStore, channel: Channel, customer: Customer, first: Message,
-                             t: Thresholds) -> Conversation | None:
+async def _open_conversation(
+    store: InboundStore, channel: Channel, customer: Customer, first: Message, t: Thresholds
+) -> Conversation | None:
     """Store the conversation's first message, then the conversation made from it
     (its id is the customer's); returns the new conversation.
 
@@ -242,38 +280,68 @@ def _conversation_from(channel: Channel, customer: Customer, first: Message, t: 
     """A new conversation as its first (customer) message leaves it."""
     now = first.created_at
     before = Conversation(
-        id=customer.id, org_id=channel.org_id, team_id=channel.team_id, channel_id=channel.id,
-        channel_type=channel.type, channel_name=channel.name, customer_id=customer.id,
-        customer_name=customer.name, customer_email=customer.email, customer_phone=customer.phone,
-        customer_online_until=customer.online_until, last_customer_message_at=now, last_message_at=now,
-        waiting_since=now, created_at=now, updated_at=now,
+        id=customer.id,
+        org_id=channel.org_id,
+        team_id=channel.team_id,
+        channel_id=channel.id,
+        channel_type=channel.type,
+        channel_name=channel.name,
+        customer_id=customer.id,
+        customer_name=customer.name,
+        customer_email=customer.email,
+        customer_phone=customer.phone,
+        customer_online_until=customer.online_until,
+        last_customer_message_at=now,
+        last_message_at=now,
+        waiting_since=now,
+        created_at=now,
+        updated_at=now,
     )
-    return replace(changes.effect(_customer_message(before, now, t), before), message_seq=first.seq,
-                   last_message=first)
+    return replace(changes.effect(_customer_message(before, now, t), before), message_seq=first.seq, last_message=first)
 
 
-async def record_presence(store: InboundStore, events: EventSink, channel: Channel, update: PresenceUpdate,
-                          now: datetime, t: Thresholds) -> Customer:
+async def record_presence(
+    store: InboundStore, events: EventSink, channel: Channel, update: PresenceUpdate, now: datetime, t: Thresholds
+) -> Customer:
     """Web-widget heartbeat: online until the presence timeout passes without another one."""
     if channel.type is not ChannelType.WEB_WIDGET:
         raise invalid("Presence is recorded for web-widget channels only.", "channel")
     customer = await store.customer_by_external_id(channel.id, update.external_id)
     if customer is None:
         try:
-            customer = await store.create_customer(Customer(
-                id=store.new_id(), org_id=channel.org_id, channel_id=channel.id, channel_type=channel.type,
-                external_id=update.external_id, created_at=now,
-            ))
+            customer = await store.create_customer(
+                Customer(
+                    id=store.new_id(),
+                    org_id=channel.org_id,
+                    channel_id=channel.id,
+                    channel_type=channel.type,
+                    external_id=update.external_id,
+                    created_at=now,
+                )
+            )
         except AlreadyStored as race:
             customer = race.existing
     online_until = now + timedelta(seconds=t.presence_timeout_s) if update.online else None
     customer = await store.set_presence(customer, online_until, update.location, now)
     conversation = await store.conversation(channel.org_id, customer.id)
     if conversation is not None:
-        await events.publish(Event(kind=EventKind.PRESENCE, conversation=conversation, at=now,
-                                   owner_before=conversation.owner_id, previous_status=status_of(conversation, now, t)))
+        await events.publish(
+            Event(
+                kind=EventKind.PRESENCE,
+                conversation=conversation,
+                at=now,
+                owner_before=conversation.owner_id,
+                previous_status=status_of(conversation, now, t),
+            )
+        )
     return customer
 
 
-__all__ = ["CustomerDetails", "InboundMessage", "PresenceUpdate", "Receipt", "receive_customer_message",
-           "record_presence"]
+__all__ = [
+    "CustomerDetails",
+    "InboundMessage",
+    "PresenceUpdate",
+    "Receipt",
+    "receive_customer_message",
+    "record_presence",
+]

@@ -16,8 +16,16 @@ def _too_many() -> Refused:
     return Refused(ErrorCode.TOO_MANY_ATTEMPTS, "Too many failed logins. Try again later.")
 
 
-async def login(store: AccountStore, hasher: PasswordHasher, attempts: LoginAttempts, email: str,
-                password: str, client_address: str, now: datetime, policy: ThrottlePolicy) -> Member:
+async def login(
+    store: AccountStore,
+    hasher: PasswordHasher,
+    attempts: LoginAttempts,
+    email: str,
+    password: str,
+    client_address: str,
+    now: datetime,
+    policy: ThrottlePolicy,
+) -> Member:
     """The same answer for an unknown email and a wrong password, and the same
     throttle for both, so neither reveals whether an account exists.
 
