@@ -9,8 +9,8 @@ import shlex
 
 from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
 from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute, request_response
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
@@ -18,25 +18,25 @@ from api.auth import Passwords, Tokens, load_jwt_secret
 from api.cors import cross_origin
 from api.embedded import EmbeddedMongo
 from api.events import EventLog
-from api.graphql.schema import build_schema
-from api.hub import EventHub
-from api.retention import Retention
-from api.signing import FileLinks
-from api.sweeper import Sweeper
 from api.graphiql import graphiql_page
+from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView, authenticate_uploads, refuse_form_posts
+from api.hub import EventHub
 from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
 from api.outbox import Outbox
+from api.retention import Retention
 from api.routes.files import download
 from api.routes.health import healthz
 from api.routes.inbound import inbound_message, presence
 from api.services import Services, utc_now
 from api.settings import Settings
+from api.signing import FileLinks
 from api.store.database import connect, create_indexes
 from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
+from api.sweeper import Sweeper
 
 log = logging.getLogger("imbrace")
 STOP_TIMEOUT_S = 5
@@ -135,7 +135,7 @@ class Runtime:
             if getattr(self, worker, None) is not None:
                 try:  # a worker stuck on a dead database must not hold shutdown forever
                     await asyncio.wait_for(getattr(self, worker).stop(), timeout=STOP_TIMEOUT_S)
-                except (asyncio.TimeoutError, Exception):
+                except (TimeoutError, Exception):
                     log.warning("%s did not stop cleanly", worker, exc_info=True)
         if self.services is not None:
             await self.services.client.close()

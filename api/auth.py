@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -65,7 +65,7 @@ class Tokens:
         self.ttl_s = ttl_s
 
     def issue(self, member_id: str, org_id: str, now: datetime | None = None) -> str:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         payload = {"sub": member_id, "org": org_id, "iat": now, "exp": now + timedelta(seconds=self.ttl_s)}
         return jwt.encode(payload, self.secret, algorithm=ALGORITHM)
 

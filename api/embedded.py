@@ -82,7 +82,7 @@ class EmbeddedMongo:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    def start(self, timeout_s: float = 20, share: bool = False) -> "EmbeddedMongo":
+    def start(self, timeout_s: float = 20, share: bool = False) -> EmbeddedMongo:
         """Starts the database on the data directory, or with ``share`` uses the one a live
         server already runs there. Raises :class:`DataDirInUse` when a live server holds it."""
         holder = self.holder()

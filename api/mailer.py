@@ -24,11 +24,11 @@ import email.utils
 import html
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aiosmtplib

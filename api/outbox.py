@@ -90,7 +90,7 @@ class Outbox:
         wait = timeout_s if timeout_s is not None else self.settings.smtp_timeout_s + 1
         try:
             await asyncio.wait_for(asyncio.shield(task), wait)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
@@ -104,7 +104,7 @@ class Outbox:
                 log.exception("email outbox pass failed")
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.poll_s)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 pass
 
     # one pass
@@ -143,7 +143,7 @@ class Outbox:
                 await self.mailer.send(email, before_data=lambda: self._mark_sending(job, message))
         except DeliveryError as error:
             await self._failed_attempt(job, message, attempts, error)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             await self._failed_attempt(
                 job, message, attempts, DeliveryError(f"Timed out after {self.lease_s / 2:g} s", uncertain=True)
             )

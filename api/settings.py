@@ -126,7 +126,7 @@ class Settings:
             email_max_delay_s=self.login_email_max_delay_s,
         )
 
-    def validate(self) -> "Settings":
+    def validate(self) -> Settings:
         """Refuses combinations that make no sense, naming the setting (see ``SettingsError``)."""
         t = self.thresholds
         if t.soon_after_s >= t.overdue_after_s:
@@ -171,7 +171,7 @@ class Settings:
         return (not self.production) if self.graphiql is None else self.graphiql
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         thresholds = Thresholds(
             soon_after_s=_float("IMBRACE_SOON_AFTER_S", 180),
             overdue_after_s=_float("IMBRACE_OVERDUE_AFTER_S", 300),

@@ -18,8 +18,8 @@ from pymongo import monitoring
 
 from api.app import create_app
 from api.settings import Settings
-from domain.status import Thresholds
 from bench.common import JWT_SECRET, THRESHOLD_ENV
+from domain.status import Thresholds
 
 _TAG: contextvars.ContextVar[str | None] = contextvars.ContextVar("bench_request_tag", default=None)
 IGNORED = {"ping", "endSessions", "hello", "isMaster", "ismaster", "getMore", "killCursors"}
@@ -84,7 +84,7 @@ class InProcess:
         self._lifespan = None
         self.http: httpx.AsyncClient | None = None
 
-    async def __aenter__(self) -> "InProcess":
+    async def __aenter__(self) -> InProcess:
         self._lifespan = self.app.router.lifespan_context(self.app)
         await self._lifespan.__aenter__()
         self.http = httpx.AsyncClient(

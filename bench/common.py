@@ -378,7 +378,7 @@ def machine() -> dict:
         "ram_gb": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "packages": versions,

@@ -31,9 +31,9 @@ from pathlib import Path
 import httpx
 
 from api.embedded import EmbeddedMongo
-from api.store.events import event_from_doc
 from api.store import codec
 from api.store.database import connect
+from api.store.events import event_from_doc
 from bench.common import (
     ROOT,
     THRESHOLD_ENV,

@@ -35,13 +35,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import load_viewer
-from api.store.members import Members
 from api.cli import tune_garbage_collector
 from api.services import utc_now
 from api.settings import Settings
 from api.store import codec
 from api.store.database import connect
 from api.store.listing import ConversationLister, encode_cursor
+from api.store.members import Members
 from api.store.query import conjunction, to_mongo
 from domain import listing
 from domain.status import status_of

@@ -23,19 +23,20 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from pymongo import AsyncMongoClient
+
 from api.auth import load_viewer
-from api.store.members import Members
 from api.embedded import EmbeddedMongo
 from api.services import utc_now
 from api.store.codec import ms
-from pymongo import AsyncMongoClient
 from api.store.listing import ConversationLister
+from api.store.members import Members
 from api.store.query import to_mongo
-from domain.enums import ConversationOrder
-from bench.common import RESULTS, log, machine, write_json
 from bench.commands import bench_settings
+from bench.common import RESULTS, log, machine, write_json
 from bench.seed import scale_value, seed_fresh
 from domain import listing
+from domain.enums import ConversationOrder
 
 REPEAT = 3
 

@@ -35,7 +35,7 @@ import random
 import secrets
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bson import ObjectId
@@ -110,10 +110,33 @@ FIRST_NAMES = [
     "Yara",
     "Zoe",
 ]
-WORDS = (
-    "hello order refund delivery status invoice parcel please thanks help account password login "
-    "payment card booking change address tomorrow today urgent broken size colour return"
-).split()
+WORDS = [
+    "hello",
+    "order",
+    "refund",
+    "delivery",
+    "status",
+    "invoice",
+    "parcel",
+    "please",
+    "thanks",
+    "help",
+    "account",
+    "password",
+    "login",
+    "payment",
+    "card",
+    "booking",
+    "change",
+    "address",
+    "tomorrow",
+    "today",
+    "urgent",
+    "broken",
+    "size",
+    "colour",
+    "return",
+]
 
 
 def scale_value(scale: str | float) -> float:
@@ -140,7 +163,7 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
     started = time.perf_counter()
     client = AsyncMongoClient(uri, tz_aware=True)
     db = client[database]
-    now_dt = datetime.now(timezone.utc)
+    now_dt = datetime.now(UTC)
     now = codec.ms(now_dt)
     timings: dict[str, float] = {}
 

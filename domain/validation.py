@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from domain.errors import invalid
@@ -22,7 +22,7 @@ _ID = re.compile(r"^[0-9a-f]{24}$")
 # nothing this service stores predates 2000, and a clock a few minutes fast is
 # tolerated. Outside it a value is a bug or an attack, and an extreme one (year
 # 1 with a +14:00 offset) no longer fits a datetime once converted to UTC.
-EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -55,9 +55,9 @@ def check_time(value: datetime, field: str, now: datetime) -> datetime:
     make every later read of the document fail.
     """
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     try:
-        utc = value.astimezone(timezone.utc)
+        utc = value.astimezone(UTC)
     except (OverflowError, ValueError):
         utc = None
     if utc is None or utc < EARLIEST_TIME or utc > now + MAX_CLOCK_SKEW:

@@ -41,7 +41,7 @@ class PageHost:
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> "PageHost":
+    async def __aenter__(self) -> PageHost:
         self.task = await start_serving(self.server)
         return self
 

@@ -23,9 +23,9 @@ from api.app import create_app
 from api.embedded import EmbeddedMongo, free_port
 from api.services import utc_now
 from api.settings import Settings
-from tests.serving import start_serving
 from domain.status import Thresholds
 from domain.usecases.messaging import MessagingSettings
+from tests.serving import start_serving
 
 
 @pytest.fixture(scope="session")
@@ -107,7 +107,7 @@ class Server:
     def db(self):
         return self.services.store.db
 
-    async def start(self) -> "Server":
+    async def start(self) -> Server:
         self.task = await start_serving(self.server)
         return self
 

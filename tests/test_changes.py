@@ -10,22 +10,23 @@ condition held and on every field of the conversation.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pymongo import ReturnDocument
 
 from api.store import changes as store_changes
 from api.store import codec
 from api.store.database import connect
 from domain import changes
-from domain.changes import Change, OPEN, as_read
+from domain.changes import OPEN, Change, as_read
 from domain.criteria import Eq, all_of, any_of
 from domain.entities import Conversation
 from domain.enums import ChannelType, ClosedReason
 
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 MEMBERS = ("m1", "m2", "m3")
 CID = "c1"
 

@@ -311,7 +311,7 @@ def test_orphaned_database_of_a_dead_server_is_stopped_and_replaced(serves, tmp_
         [
             "sh",
             "-c",
-            f'"$0" --data-dir "$1/db" -p "$2" --log-file "$1/db.log" --pid-file "$1/db.pid" >/dev/null 2>&1 & echo $!',
+            '"$0" --data-dir "$1/db" -p "$2" --log-file "$1/db.log" --pid-file "$1/db.pid" >/dev/null 2>&1 & echo $!',
             nx,
             str(data_dir),
             str(free_port()),

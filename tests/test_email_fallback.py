@@ -11,7 +11,7 @@ import asyncio
 import email
 import email.policy
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -358,7 +358,7 @@ def letter(**changes) -> Letter:
         kind=MessageKind.TEXT,
         text="Here you go",
         attachments=(),
-        created_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        created_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
         agent_name="Alice",
         org_name="Acme",
         to_email="carol@example.com",

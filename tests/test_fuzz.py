@@ -12,14 +12,15 @@ import base64
 import json
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import jwt
 import pytest
 import schemathesis
 import uvicorn
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pymongo import MongoClient
 
 from api.app import create_app
@@ -71,7 +72,7 @@ class LiveServer:
         self.db = MongoClient(mongo_uri, tz_aware=True)[self.settings.database]
         self.http = httpx.Client(base_url=self.url, timeout=30)
 
-    def start(self) -> "LiveServer":
+    def start(self) -> LiveServer:
         self.thread.start()
         while not self.server.started:
             time.sleep(0.02)
@@ -104,7 +105,7 @@ def live(mongo_uri, data_dir):
                 "owner@fuzz.example",
                 PASSWORD,
                 "Owner",
-                datetime.now(timezone.utc),
+                datetime.now(UTC),
             )
         finally:
             await client.close()
@@ -359,7 +360,7 @@ def _token(payload: dict, key: str = "a-wrong-secret-of-sufficient-length!", alg
 def test_expired_forged_and_alg_none_tokens(live):
     claims = jwt.decode(live.token, options={"verify_signature": False})
     expired = jwt.encode(
-        {**claims, "exp": datetime.now(timezone.utc) - timedelta(minutes=1)},
+        {**claims, "exp": datetime.now(UTC) - timedelta(minutes=1)},
         live.settings.jwt_secret,
         algorithm="HS256",
     )

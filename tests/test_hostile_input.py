@@ -13,11 +13,11 @@ import logging
 import tracemalloc
 from datetime import timedelta
 
+import pytest
+
 from domain.status import Thresholds
 from tests.clock import FakeClock
 from tests.world import support_desk
-
-import pytest
 
 T = Thresholds(soon_after_s=60, overdue_after_s=120, auto_close_after_s=600, presence_timeout_s=60)
 # no timer transitions while snapshots are compared: the sweeper must not write meanwhile

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain.status import Thresholds
 from tests.clock import FakeClock
 from tests.world import grab_desk, new_org
 from tests.ws import Subscriber

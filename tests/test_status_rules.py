@@ -1,10 +1,11 @@
 """The status rules as pure functions of facts and a clock (no server, no database)."""
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from domain.entities import Conversation
-from domain.enums import ChannelType, ConversationStatus as S
+from domain.enums import ChannelType
+from domain.enums import ConversationStatus as S
 from domain.status import (
     Thresholds,
     closed_reason,
@@ -15,7 +16,7 @@ from domain.status import (
 )
 
 T = Thresholds(soon_after_s=180, overdue_after_s=300, auto_close_after_s=86400)
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def conversation(**facts) -> Conversation:

@@ -21,7 +21,7 @@ async def post_partly(server, authorization: str | None) -> tuple[bytes, bytes]:
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         head = [
-            f"POST /graphql HTTP/1.1",
+            "POST /graphql HTTP/1.1",
             f"Host: 127.0.0.1:{server.port}",
             f"Content-Type: multipart/form-data; boundary={BOUNDARY}",
             f"Content-Length: {DECLARED}",

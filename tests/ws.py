@@ -19,7 +19,7 @@ class Subscriber:
         self.socket = None
         self._ids = itertools.count(1)
 
-    async def __aenter__(self) -> "Subscriber":
+    async def __aenter__(self) -> Subscriber:
         await self.connect()
         return self
 
@@ -60,7 +60,7 @@ class Subscriber:
     async def nothing_within(self, seconds: float) -> bool:
         try:
             message = await self.receive(seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         raise AssertionError(f"unexpected message {message}")
 

@@ -26,7 +26,7 @@ class Context:
     client_address: str = "-"
     token_expires_at: float | None = None  # unix time; a WebSocket is closed then
     deadline: Any = None  # the HTTP request's asyncio.Timeout (api.graphql.view.GraphQLView.execute_single)
-    loaders: "Loaders" = field(init=False)
+    loaders: Loaders = field(init=False)
     _visibility: tuple[Viewer, Visibility] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:

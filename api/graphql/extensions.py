@@ -151,7 +151,7 @@ class QueryCostLimit(SchemaExtension):
 
     # Costs of recent documents, keyed like DocumentValidationCache (each entry keeps its
     # document alive) plus the integer variables, the only ones a page size can come from.
-    _costs: "OrderedDict[tuple, tuple[Any, int]]" = OrderedDict()
+    _costs: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
     maxsize = 256
 
     def __init__(self, max_nodes: int) -> None:
@@ -322,7 +322,7 @@ class DocumentValidationCache(SchemaExtension):
     entry keeps its document alive, so an id can't be reused while cached.
     """
 
-    _entries: "OrderedDict[tuple, tuple[Any, list]]" = OrderedDict()
+    _entries: OrderedDict[tuple, tuple[Any, list]] = OrderedDict()
     maxsize = 256
 
     def __init__(self, hide_suggestions: bool = False) -> None:

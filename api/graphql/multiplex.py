@@ -26,9 +26,7 @@ import logging
 import time
 from contextlib import aclosing, suppress
 from functools import lru_cache
-from typing import Any
-
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from graphql import (
     FieldNode,
@@ -80,7 +78,7 @@ class Resume:
 class Moved:
     """A member's group ended at a team change; the member now belongs to ``group``."""
 
-    def __init__(self, group: "Group", done: asyncio.Future) -> None:
+    def __init__(self, group: Group, done: asyncio.Future) -> None:
         self.group = group
         self.done = done
 
@@ -111,7 +109,7 @@ class Multiplexer:
         member = context.viewer.member_id if per_member else None
         return operation.query, operation.operation_name, variables, context.visibility(), member
 
-    async def serve(self, handler: "TransportHandler", operation: Operation, key: tuple) -> Any:
+    async def serve(self, handler: TransportHandler, operation: Operation, key: tuple) -> Any:
         """Deliver the group's messages to ``operation`` until the group ends; returns how it ended."""
         group = self.groups.get(key)
         if group is None or group.closing:
@@ -127,7 +125,7 @@ class Multiplexer:
         finally:
             group.leave(operation)
 
-    def forget(self, group: "Group") -> None:
+    def forget(self, group: Group) -> None:
         if self.groups.get(group.key) is group:
             del self.groups[group.key]
 

@@ -8,7 +8,6 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.descriptions import mutation_description
-
 from api.graphql.inputs import (
     AddTeamMemberInput,
     ConnectChannelInput,

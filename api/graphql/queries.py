@@ -22,10 +22,10 @@ from api.graphql.types import (
     Team,
 )
 from domain import listing
-from domain.listing import MAX_PAGE_SIZE
 from domain.enums import StatusFilter
-from domain.usecases.rooms import load_visible
 from domain.errors import Refused
+from domain.listing import MAX_PAGE_SIZE
+from domain.usecases.rooms import load_visible
 from domain.visibility import teams_visible_to
 
 

@@ -17,9 +17,9 @@ from api.graphql.extensions import (
     SafeParserCache,
 )
 from api.graphql.mutations import Mutation
+from api.graphql.queries import Query
 from api.graphql.sharing import SharedEventExecutor
 from api.graphql.strawberry_adapter import SchemaBase
-from api.graphql.queries import Query
 from api.settings import Settings
 
 

@@ -13,14 +13,14 @@ the selection (:mod:`api.graphql.sharing`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Annotated, AsyncGenerator
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from api.auth import load_viewer
-from api.store.events import TEAMS_CHANGED
 from api.graphql.enums import ConversationStatus, EventKind
 from api.graphql.inputs import ConversationFilter
 from api.graphql.multiplex import GroupRoot, Resume
@@ -29,10 +29,11 @@ from api.graphql.queries import to_domain_filter
 from api.graphql.types import Conversation, Member, Message, Moment, stored_int
 from api.hub import DispatchedEvent
 from api.store import codec
+from api.store.events import TEAMS_CHANGED
 from domain import listing
+from domain.entities import Conversation as Conversation_
 from domain.enums import EventKind as Kind
 from domain.errors import invalid
-from domain.entities import Conversation as Conversation_
 from domain.events import GONE, Event, delivered_kind, judgment_key, visible_now
 from domain.visibility import can_see
 

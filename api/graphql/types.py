@@ -60,7 +60,7 @@ class Organization:
     name: str = strawberry.field(description="Display name.")
 
     @classmethod
-    def of(cls, org: e.Organization) -> "Organization":
+    def of(cls, org: e.Organization) -> Organization:
         return cls(id=strawberry.ID(org.id), name=org.name)
 
 

@@ -37,7 +37,7 @@ class PerViewer(FieldExtension):
 
 
 Marks = frozenset[tuple[str, str]]
-_marks: "weakref.WeakKeyDictionary[GraphQLSchema, Marks]" = weakref.WeakKeyDictionary()
+_marks: weakref.WeakKeyDictionary[GraphQLSchema, Marks] = weakref.WeakKeyDictionary()
 
 
 def per_viewer_fields(schema: GraphQLSchema) -> Marks:

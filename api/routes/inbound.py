@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -12,7 +12,6 @@ from starlette.responses import JSONResponse
 from api.routes.body import BodyError, read_json
 from domain.entities import Attachment, Location
 from domain.errors import Refused
-from domain.usecases.onboarding import ingest_key_matches
 from domain.usecases.inbound import (
     CustomerDetails,
     InboundMessage,
@@ -20,6 +19,7 @@ from domain.usecases.inbound import (
     receive_customer_message,
     record_presence,
 )
+from domain.usecases.onboarding import ingest_key_matches
 from domain.validation import MAX_TEXT_LENGTH, check_time, clean_email, clean_phone, is_id, is_well_formed
 
 MAX_ATTACHMENTS = 10
@@ -224,7 +224,7 @@ def _parse_time(raw: Any, field: str, f: _Fields, now: datetime) -> datetime | N
         f.fail(field, "must be an ISO-8601 timestamp")
         return None
     try:
-        return check_time(value if value.tzinfo else value.replace(tzinfo=timezone.utc), field, now)
+        return check_time(value if value.tzinfo else value.replace(tzinfo=UTC), field, now)
     except Refused as refused:
         f.fail(field, refused.message)
         return None

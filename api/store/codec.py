@@ -10,7 +10,7 @@ explicit nulls inside ``$or``), and cleared with ``$unset``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.entities import (
@@ -54,7 +54,7 @@ def ms(value: datetime | None) -> int | None:
 # range". Clamped, not dropped: the fields the rules need stay set, and adding
 # the thresholds (days) to the latest moment still fits a datetime.
 EARLIEST_MS = 0
-LATEST_MS = int(datetime(9000, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+LATEST_MS = int(datetime(9000, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def dt(value: Any) -> datetime | None:
@@ -66,11 +66,11 @@ def dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, (int, float)) or value != value:
         return None
     clamped = min(max(value, EARLIEST_MS), LATEST_MS)
-    return datetime.fromtimestamp(clamped / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(clamped / 1000, tz=UTC)
 
 
 def compact(doc: dict[str, Any]) -> dict[str, Any]:

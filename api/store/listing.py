@@ -275,7 +275,7 @@ class _Reversed:
     def __init__(self, value) -> None:
         self.value = value
 
-    def __lt__(self, other: "_Reversed") -> bool:
+    def __lt__(self, other: _Reversed) -> bool:
         return other.value < self.value
 
     def __eq__(self, other) -> bool:

@@ -13,7 +13,6 @@ from domain.enums import ChannelType, EventKind, MessageKind, SenderKind
 from domain.errors import AlreadyStored, invalid
 from domain.events import Event
 from domain.ports import EventSink
-from domain.validation import check_string, check_time
 from domain.status import (
     Thresholds,
     earliest_transition_after_customer_message,
@@ -21,6 +20,7 @@ from domain.status import (
     next_transition_at,
     status_of,
 )
+from domain.validation import check_string, check_time
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,8 +12,8 @@ from domain.enums import ChannelType, ErrorCode, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored, Refused, forbidden, not_found
 from domain.ports import AccountStore, ConversationStore, EventSink, PasswordHasher
 from domain.status import Thresholds
-from domain.usecases.rooms import leave_team_rooms
 from domain.templates import placeholders
+from domain.usecases.rooms import leave_team_rooms
 from domain.validation import check_string, clean_email, clean_line, clean_text, is_id
 from domain.visibility import Viewer
 
