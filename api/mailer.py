@@ -235,7 +235,7 @@ class Mailer:
             port=s.smtp_port,
             username=s.smtp_username,
             password=s.smtp_password,
-            start_tls=True if s.smtp_starttls else False,
+            start_tls=bool(s.smtp_starttls),
             timeout=s.smtp_timeout_s,
             local_hostname=self.local_hostname,
         )
@@ -249,11 +249,11 @@ class Mailer:
                 try:
                     await smtp.data(body)
                 except aiosmtplib.SMTPResponseException as refused:
-                    raise _refusal(refused)
+                    raise _refusal(refused) from refused
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as lost:
                     raise DeliveryError(
                         f"Connection lost during DATA, delivery unknown: {_describe(lost)}", uncertain=True
-                    )
+                    ) from lost
             except BaseException:
                 smtp.close()
                 raise
@@ -264,13 +264,13 @@ class Mailer:
         except DeliveryError:
             raise
         except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPSenderRefused) as refused:
-            raise _refusal(refused)
+            raise _refusal(refused) from refused
         except aiosmtplib.SMTPResponseException as refused:
             # Greeting, EHLO, STARTTLS or AUTH turned down: a server or configuration
             # problem that may be fixed, so retried whatever the code.
-            raise DeliveryError(_describe(refused))
+            raise DeliveryError(_describe(refused)) from refused
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as error:
-            raise DeliveryError(_describe(error))
+            raise DeliveryError(_describe(error)) from error
 
 
 def _refusal(refused: aiosmtplib.SMTPResponseException) -> DeliveryError:

@@ -48,7 +48,7 @@ def summarise(path: Path, top: int = 25) -> dict:
         return {"total": 0, "inclusive": [], "self": []}
     total = max(f["samples"] for f in found)
     levels = sorted({f["y"] for f in found})
-    step = min((b - a for a, b in zip(levels, levels[1:])), default=0) or 1
+    step = min((b - a for a, b in zip(levels, levels[1:], strict=False)), default=0) or 1
     by_level: dict[float, list[dict]] = defaultdict(list)
     for f in found:
         by_level[f["y"]].append(f)

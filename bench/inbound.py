@@ -166,7 +166,11 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                 f"inbound: floor run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
                 f"p99 {result['p99_ms']} ms, statuses {result['statuses']}"
             )
-        ratios = [round(a["msgs_per_s"] / b["msgs_per_s"], 3) for a, b in zip(per_run, floor_runs) if b["msgs_per_s"]]
+        ratios = [
+            round(a["msgs_per_s"] / b["msgs_per_s"], 3)
+            for a, b in zip(per_run, floor_runs, strict=False)
+            if b["msgs_per_s"]
+        ]
         return {
             "posters": POSTERS,
             "customers": len(customers),

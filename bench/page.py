@@ -196,7 +196,7 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                         else:
                             floor.stop(timeout=10)
                             floor = start_floor(workdir, embedded.uri)
-        ratios = [g["rps"] / f["rps"] for g, f in zip(graphql_runs, floor_runs) if f["rps"]]
+        ratios = [g["rps"] / f["rps"] for g, f in zip(graphql_runs, floor_runs, strict=False) if f["rps"]]
         return {
             "clients": CLIENTS,
             "first": FIRST,

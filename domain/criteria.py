@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +120,24 @@ class Nothing:
     """Matches no record (a filter naming only teams the caller can't see)."""
 
 
-Criteria = Union[
-    Eq, In, NotIn, Lt, Lte, Gt, Gte, Present, Absent, Contains, Empty, NonEmpty, TextContains, All, AnyOf, Nothing
-]
+Criteria = (
+    Eq
+    | In
+    | NotIn
+    | Lt
+    | Lte
+    | Gt
+    | Gte
+    | Present
+    | Absent
+    | Contains
+    | Empty
+    | NonEmpty
+    | TextContains
+    | All
+    | AnyOf
+    | Nothing
+)
 
 
 def all_of(*parts: Criteria) -> Criteria:

@@ -38,13 +38,13 @@ def _imbrace(*args: str, env: dict[str, str], timeout_s: float = 120) -> subproc
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as error:
         process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
         stdout, stderr = process.communicate()
         pid_file = Path(env.get("IMBRACE_DATA_DIR", ROOT / ".imbrace")) / "db.pid"
         if not env.get("MONGODB_URI") and pid_file.exists() and _alive(int(pid_file.read_text().strip())):
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-        raise AssertionError(f"imbrace {args[0]} hung for {timeout_s} s:\n{stderr[-6000:]}")
+        raise AssertionError(f"imbrace {args[0]} hung for {timeout_s} s:\n{stderr[-6000:]}") from error
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
@@ -127,12 +127,14 @@ class Serve:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as error:
                 self.process.kill()
                 self.process.wait(timeout=5)
                 if self.db_pid is not None and _alive(self.db_pid):
                     os.kill(self.db_pid, signal.SIGKILL)
-                raise AssertionError(f"imbrace serve did not stop within {timeout_s} s of SIGTERM: {self._output()}")
+                raise AssertionError(
+                    f"imbrace serve did not stop within {timeout_s} s of SIGTERM: {self._output()}"
+                ) from error
         self.log.close()
         if self.db_pid is not None:
             _wait_gone(self.db_pid)

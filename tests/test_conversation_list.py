@@ -298,6 +298,7 @@ async def test_statuses_shown_on_rows_agree_with_the_filters(inbox):
         zip(
             full("Ann", "Gil", "Cat", "Fay", "Eve", "Bob"),
             ["REP_NEEDED", "REPLIED", "REPLIED", "REP_NEEDED", "PENDING", "PENDING"],
+            strict=True,
         )
     )
     closed = await listing(inbox.org, inbox.org.owner, {"statuses": ["CLOSED"]})

@@ -511,7 +511,7 @@ async def test_the_customer_opens_attachment_links_from_the_email_and_only_those
     assert len(links) == 2 and all(link.startswith(PUBLIC_URL + "/files/") for link in links), plain
     paths = [link[len(PUBLIC_URL) :] for link in links]
 
-    for path, (_, content, mime) in zip(paths, files):  # no token needed
+    for path, (_, content, mime) in zip(paths, files, strict=True):  # no token needed
         response = await server.http.get(path)
         assert response.status_code == 200 and response.content == content, response.text
         assert response.headers["content-type"].startswith(mime)

@@ -36,7 +36,7 @@ async def test_graphiql_runs_a_query_with_every_other_host_unreachable(graphiql_
     assert any("GraphiQL serves its files from this server" in r.getMessage() for r in caplog.records)
     org = await new_org(server)
     query = "{ me { email } }"
-    headers = '{"Authorization": "Bearer %s"}' % org.owner.token
+    headers = f'{{"Authorization": "Bearer {org.owner.token}"}}'
     async with chromium() as browser:
         page = await browser.new_page()
         requested, refused, console = [], [], []

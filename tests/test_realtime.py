@@ -333,9 +333,12 @@ class CustomerLookups(monitoring.CommandListener):
         self.count = 0
 
     def started(self, event) -> None:
-        if event.command_name == "find" and event.command.get("find") == "customers":
-            if isinstance(event.command.get("filter", {}).get("_id"), dict):
-                self.count += 1
+        if (
+            event.command_name == "find"
+            and event.command.get("find") == "customers"
+            and isinstance(event.command.get("filter", {}).get("_id"), dict)
+        ):
+            self.count += 1
 
     def succeeded(self, event) -> None:
         pass

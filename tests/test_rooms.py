@@ -354,8 +354,8 @@ async def test_fifty_representatives_race_for_each_of_twenty_conversations(serve
 
         rounds = [await asyncio.gather(*[grab(cid, rep) for rep in reps]) for cid in cids]
 
-    for cid, results in zip(cids, rounds):
-        winners = [rep for rep, r in zip(reps, results) if r["errors"] == []]
+    for cid, results in zip(cids, rounds, strict=True):
+        winners = [rep for rep, r in zip(reps, results, strict=True) if r["errors"] == []]
         assert len(winners) == 1, [r["errors"] for r in results]
         assert sorted(codes(r) for r in results if r["errors"]) == [["ALREADY_GRABBED"]] * 49
         assert [r["conversation"] for r in results if r["errors"] == []] == [{"id": cid}]

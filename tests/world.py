@@ -95,7 +95,7 @@ async def new_org(server, name: str = "Acme") -> Org:
     try:
         await create_organization(services.store, services.passwords, name, email, PASSWORD, "Owner", services.clock())
     except Refused as refused:  # pragma: no cover - a broken fixture should say why
-        raise AssertionError(refused.message)
+        raise AssertionError(refused.message) from refused
     token = await login(server, email)
     me = await server.gql("{ me { id } }", token=token)
     return Org(server, Person(me["me"]["id"], email, token))

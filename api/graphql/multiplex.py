@@ -231,7 +231,7 @@ class Group:
             if operation.completed or done.done():
                 continue
             try:
-                await handler.send_text('{"id":%s,"type":"next","payload":%s}' % (json.dumps(operation.id), body))
+                await handler.send_text(f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{body}}}')
             except Exception:  # noqa: BLE001 - a closed socket; its own task is being cancelled
                 done.set_result("cancelled")
 

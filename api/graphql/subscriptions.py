@@ -266,7 +266,7 @@ class Subscription:
             ),
         ] = None,
     ) -> AsyncGenerator[Message, None]:
-        async for dispatched, viewer, now_state in follow(info, None):
+        async for dispatched, _viewer, now_state in follow(info, None):
             doc = dispatched.doc
             if doc["kind"] not in (
                 Kind.MESSAGE.value,

@@ -190,8 +190,8 @@ class GraphQLView(GraphQL):
         if isinstance(header, str):
             try:
                 viewer = await viewer_from_header(self.services.store, self.services.tokens, header)
-            except ConnectionFailure:
-                raise ConnectionRejectionError({"message": "Service unavailable, retry shortly."})
+            except ConnectionFailure as error:
+                raise ConnectionRejectionError({"message": "Service unavailable, retry shortly."}) from error
         if viewer is None:
             raise ConnectionRejectionError({"message": "Authentication required."})
         context.viewer = viewer

@@ -108,7 +108,7 @@ class ConversationLister:
         """
         statuses = list(per_status)
         found = await asyncio.gather(*(self.count(all_of(narrowing, per_status[s])) for s in statuses))
-        return dict(zip(statuses, found))
+        return dict(zip(statuses, found, strict=True))
 
     async def page(
         self, criteria: Criteria, order: ConversationOrder, first: int, after: str | None, now: datetime

@@ -35,8 +35,8 @@ class Members:
         }
         try:
             await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            raise AlreadyStored()
+        except DuplicateKeyError as error:
+            raise AlreadyStored() from error
         return codec.member(doc)
 
     async def by_email(self, email: str) -> tuple[Member, str] | None:

@@ -201,8 +201,10 @@ class MongoStore:
     async def create_customer(self, customer: Customer) -> Customer:
         try:
             await self.db.customers.insert_one(codec.customer_doc(customer))
-        except DuplicateKeyError:
-            raise AlreadyStored(await self.customer_by_external_id(customer.channel_id, customer.external_id))
+        except DuplicateKeyError as error:
+            raise AlreadyStored(
+                await self.customer_by_external_id(customer.channel_id, customer.external_id)
+            ) from error
         self._remember_customer_id(customer.channel_id, customer.external_id, customer.id)
         return customer
 
@@ -252,8 +254,8 @@ class MongoStore:
     async def create_conversation(self, conversation: Conversation) -> Conversation:
         try:
             await self.db.conversations.insert_one(codec.conversation_doc(conversation))
-        except DuplicateKeyError:
-            raise AlreadyStored()
+        except DuplicateKeyError as error:
+            raise AlreadyStored() from error
         return conversation
 
     async def take_message_seq(self, conversation_id: str, member_id: str | None = None) -> Conversation | None:
@@ -355,13 +357,13 @@ class MongoStore:
             doc["outbox_due"] = ms(message.created_at)
         try:
             await self.db.messages.insert_one(doc)
-        except DuplicateKeyError:
+        except DuplicateKeyError as error:
             existing = (
                 await self.db.messages.find_one({"provider_key": doc["provider_key"]})
                 if doc.get("provider_key")
                 else None
             )
-            raise AlreadyStored(codec.message(existing) if existing else None)
+            raise AlreadyStored(codec.message(existing) if existing else None) from error
         if offer:
             await self.offer_last_message(message)
         return message

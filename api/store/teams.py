@@ -31,8 +31,8 @@ class Teams:
         }
         try:
             await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            raise AlreadyStored()
+        except DuplicateKeyError as error:
+            raise AlreadyStored() from error
         return codec.team(doc)
 
     async def get(self, org_id: str, team_id: str) -> Team | None:

@@ -89,8 +89,8 @@ async def _create_member(
 ) -> Member:
     try:
         return await store.create_member(org_id, email, name, await hasher.hash(password), role, now)
-    except AlreadyStored:
-        raise Refused(ErrorCode.ALREADY_EXISTS, f"A member with email {email} already exists.", "email")
+    except AlreadyStored as error:
+        raise Refused(ErrorCode.ALREADY_EXISTS, f"A member with email {email} already exists.", "email") from error
 
 
 async def create_team(store: AccountStore, viewer: Viewer, name: str, mode: TeamMode, now: datetime) -> Team:
@@ -98,8 +98,8 @@ async def create_team(store: AccountStore, viewer: Viewer, name: str, mode: Team
     name = clean_line(name, "name", required=True)
     try:
         return await store.create_team(viewer.org_id, name, mode, now)
-    except AlreadyStored:
-        raise Refused(ErrorCode.ALREADY_EXISTS, f"A team named {name!r} already exists.", "name")
+    except AlreadyStored as error:
+        raise Refused(ErrorCode.ALREADY_EXISTS, f"A team named {name!r} already exists.", "name") from error
 
 
 async def add_team_member(store: AccountStore, viewer: Viewer, team_id: str, member_id: str, role: TeamRole) -> Team:
