@@ -26,7 +26,7 @@ class Eq:
 @dataclass(frozen=True, slots=True)
 class In:
     field: str
-    values: tuple
+    values: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class NotIn:
     """The field holds none of ``values`` (a missing field qualifies)."""
 
     field: str
-    values: tuple
+    values: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +158,8 @@ def matches(criteria: Criteria, record: Any) -> bool:
         case Nothing():
             return False
         case Eq(field, value):
-            return _get(record, field) == value
+            equal: bool = _get(record, field) == value
+            return equal
         case In(field, values):
             return _get(record, field) in values
         case NotIn(field, values):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from domain.criteria import matches
+from domain.criteria import Criteria, matches
 from domain.entities import Conversation
 from domain.enums import ConversationStatus, ConversationView, EventKind
 from domain.listing import ConversationFilter, event_criteria
@@ -33,7 +33,7 @@ def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:
     return can_see(viewer, replace(event.conversation, owner_id=event.owner_before))
 
 
-def route_event(viewer: Viewer | Visibility, event: Event, criteria) -> EventKind | None:
+def route_event(viewer: Viewer | Visibility, event: Event, criteria: Criteria) -> EventKind | None:
     """Which event kind this subscriber receives, if any.
 
     Visible and matching the subscription's filter: the event itself. No longer
@@ -68,7 +68,9 @@ def visible_now(viewer: Viewer | Visibility, kind: EventKind, now_state: Convers
     return isinstance(now_state, Conversation) and can_see(viewer, now_state)
 
 
-def judgment_key(visibility: Visibility, viewer: Viewer, flt: ConversationFilter) -> tuple:
+def judgment_key(
+    visibility: Visibility, viewer: Viewer, flt: ConversationFilter
+) -> tuple[Visibility, ConversationFilter, str | None]:
     """Everything :func:`delivered_kind` depends on.
 
     Subscribers with equal keys receive the same kind of every event, so

@@ -120,8 +120,14 @@ def closed_at(conversation: Conversation, now: datetime, t: Thresholds) -> datet
     if conversation.closed_at is not None:
         return conversation.closed_at
     if is_closed(conversation, now, t):
-        return conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s)
+        return _last_customer_message_at(conversation) + timedelta(seconds=t.auto_close_after_s)
     return None
+
+
+def _last_customer_message_at(conversation: Conversation) -> datetime:
+    at = conversation.last_customer_message_at
+    assert at is not None, "Conversation.__post_init__ refuses a conversation without it"
+    return at
 
 
 def customer_online(online_until: datetime | None, now: datetime) -> bool:
@@ -208,6 +214,8 @@ def unannounced_transition(
 
 def _just_before_threshold(conversation: Conversation, status: ConversationStatus, t: Thresholds) -> datetime:
     if status is ConversationStatus.CLOSED:
-        return conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s - 0.001)
+        return _last_customer_message_at(conversation) + timedelta(seconds=t.auto_close_after_s - 0.001)
     after = t.overdue_after_s if status is ConversationStatus.OVERDUE else t.soon_after_s
+    # SOON_TO_BE and OVERDUE are only reached with waiting_since set (status_criteria)
+    assert conversation.waiting_since is not None
     return conversation.waiting_since + timedelta(seconds=after - 0.001)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypeGuard, overload
 
 from domain.errors import invalid
 
@@ -67,7 +67,7 @@ def check_time(value: datetime, field: str, now: datetime) -> datetime:
     return utc
 
 
-def is_id(value: Any) -> bool:
+def is_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and bool(_ID.match(value))
 
 
@@ -77,6 +77,10 @@ def check_id(value: Any, field: str) -> str:
     return value
 
 
+@overload
+def clean_line(value: str | None, field: str, *, max_length: int = ..., required: Literal[True]) -> str: ...
+@overload
+def clean_line(value: str | None, field: str, *, max_length: int = ..., required: bool = False) -> str | None: ...
 def clean_line(
     value: str | None, field: str, *, max_length: int = MAX_NAME_LENGTH, required: bool = False
 ) -> str | None:
@@ -96,6 +100,10 @@ def clean_line(
     return value or None
 
 
+@overload
+def clean_email(value: str | None, field: str = ..., *, required: Literal[True]) -> str: ...
+@overload
+def clean_email(value: str | None, field: str = ..., *, required: bool = False) -> str | None: ...
 def clean_email(value: str | None, field: str = "email", *, required: bool = False) -> str | None:
     value = clean_line(value, field, max_length=254, required=required)
     if value is None:
@@ -114,6 +122,10 @@ def clean_phone(value: str | None, field: str = "phone") -> str | None:
     return value
 
 
+@overload
+def clean_text(value: str | None, field: str = ..., *, required: Literal[True] = ...) -> str: ...
+@overload
+def clean_text(value: str | None, field: str = ..., *, required: bool) -> str | None: ...
 def clean_text(value: str | None, field: str = "text", *, required: bool = True) -> str | None:
     if value is not None:
         check_string(value, field)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from domain import changes
 from domain.changes import Change
@@ -157,29 +157,34 @@ async def receive_customer_message(
     opened = None
     try:
         if before is None:
-            customer = customer or await store.customer(channel.org_id, customer_id)
+            customer = customer or await _customer(store, channel.org_id, customer_id)
             opened = await _open_conversation(store, channel, customer, message(1), t)
             if opened is None:  # the first number was taken: the conversation exists now
                 before = await store.take_message_seq(customer_id)
                 assert before is not None
-        stored = (
-            opened.last_message if opened else await store.insert_message(message(before.message_seq + 1), offer=False)
-        )
+        if opened is not None:
+            stored = opened.last_message
+            assert stored is not None  # _conversation_from makes the first message the last one
+        else:
+            assert before is not None  # not opened here: its number was reserved above
+            stored = await store.insert_message(message(before.message_seq + 1), offer=False)
     except AlreadyStored as race:
         if race.existing is None:  # a reserved number taken: the store is inconsistent, not the input
             raise
-        original: Message = race.existing
+        original = cast(Message, race.existing)  # the message store hands back the stored message
         return Receipt(original.conversation_id, original.id, duplicate=True)
 
     if opened is not None:
         kind, after = EventKind.CREATED, opened
     else:
+        assert before is not None  # not opened here: its number was reserved above
         kind, after = EventKind.MESSAGE, before
     details = _changed_details(after, inbound.customer)
     if details:
-        customer = customer or await store.customer(channel.org_id, customer_id)
+        customer = customer or await _customer(store, channel.org_id, customer_id)
         await store.update_customer(customer, details, now)
     if opened is None:
+        assert before is not None  # as above
         for _ in range(3):  # judged again only if it was closed between the two reads
             change = _customer_message(before, now, t)
             after = replace(changes.effect(change, before), message_seq=stored.seq)
@@ -198,7 +203,8 @@ async def receive_customer_message(
             conversation=after,
             at=now,
             message_id=stored.id,
-            previous_status=None if kind is EventKind.CREATED else status_of(before, now, t),
+            # ``before`` is None exactly when this request created the conversation (CREATED)
+            previous_status=status_of(before, now, t) if before is not None else None,
             owner_before=before.owner_id if before else None,
         )
     )
@@ -242,7 +248,14 @@ async def _new_customer(
             )
         ), True
     except AlreadyStored as race:
-        return race.existing, False
+        return cast(Customer, race.existing), False  # the customer store hands back the one that won
+
+
+async def _customer(store: InboundStore, org_id: str, customer_id: str) -> Customer:
+    """A customer this request knows exists (it was found or created above)."""
+    customer = await store.customer(org_id, customer_id)
+    assert customer is not None, "customers are never deleted"
+    return customer
 
 
 async def _open_conversation(
@@ -320,7 +333,7 @@ async def record_presence(
                 )
             )
         except AlreadyStored as race:
-            customer = race.existing
+            customer = cast(Customer, race.existing)  # the customer store hands back the one that won
     online_until = now + timedelta(seconds=t.presence_timeout_s) if update.online else None
     customer = await store.set_presence(customer, online_until, update.location, now)
     conversation = await store.conversation(channel.org_id, customer.id)

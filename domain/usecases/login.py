@@ -47,7 +47,8 @@ async def login(
     if await attempts.take(keys.address, now, policy.window_s) > policy.max_per_address:
         raise _too_many()
     found = await store.member_by_email(email) if email else None
-    if not await hasher.verify(found[1] if found else None, password or ""):
+    # verify() runs for an unknown email too (against no hash), so both cases take as long
+    if not await hasher.verify(found[1] if found else None, password or "") or found is None:
         await attempts.take(keys.email, now, policy.window_s)
         raise Refused(ErrorCode.INVALID_CREDENTIALS, "Wrong email or password.")
     await attempts.give_back([keys.pair, keys.address], now, policy.window_s)

@@ -107,7 +107,7 @@ async def send_message(
     before = await store.take_message_seq(conversation.id, viewer.member_id)
     if before is None:
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
-    deliveries = ()
+    deliveries: tuple[Delivery, ...] = ()
     if email_fallback_active(conversation, now):
         deliveries = (Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.QUEUED, at=now),)
     message = await store.insert_message(
