@@ -18,6 +18,9 @@ from domain import enums as d
 
 E = TypeVar("E", bound=type[Enum])
 
+# Each name below is the domain enum itself (``strawberry.enum`` marks the class
+# in place), bound before it is described so that type checkers see a class.
+
 
 def described(enum: E, description: str, values: dict[str, str]) -> E:
     """``strawberry.enum(enum)``, with a description for each value (keyed by name).
@@ -28,7 +31,7 @@ def described(enum: E, description: str, values: dict[str, str]) -> E:
     before any schema is built from them.
     """
     wrapped = strawberry.enum(enum, description=description)
-    definition = wrapped.__strawberry_definition__
+    definition = wrapped.__strawberry_definition__  # type: ignore[attr-defined]  # set by strawberry.enum
     names = [value.name for value in definition.values]
     if sorted(names) != sorted(values):
         missing = sorted(set(names) - set(values))
@@ -39,8 +42,9 @@ def described(enum: E, description: str, values: dict[str, str]) -> E:
     return wrapped
 
 
-OrgRole = described(
-    d.OrgRole,
+OrgRole = d.OrgRole
+described(
+    OrgRole,
     "A member's role in the organization.",
     {
         "OWNER": "Runs the organization: everything an admin may do, and may make other owners.",
@@ -48,8 +52,9 @@ OrgRole = described(
         "MEMBER": "Serves the conversations of the teams they belong to.",
     },
 )
-TeamRole = described(
-    d.TeamRole,
+TeamRole = d.TeamRole
+described(
+    TeamRole,
     "A member's role in a team.",
     {
         "ADMIN": "Sees all of the team's conversations, may close any of them and writes message templates; "
@@ -57,8 +62,9 @@ TeamRole = described(
         "REPRESENTATIVE": "Serves customers: joins conversations, or grabs them in a GRAB team.",
     },
 )
-TeamMode = described(
-    d.TeamMode,
+TeamMode = d.TeamMode
+described(
+    TeamMode,
     "How a team shares its conversations.",
     {
         "COLLABORATION": "Everyone in the team sees every conversation and may join it; several members may be "
@@ -66,8 +72,9 @@ TeamMode = described(
         "GRAB": "The first representative to grab a conversation owns it; other representatives stop seeing it.",
     },
 )
-ChannelType = described(
-    d.ChannelType,
+ChannelType = d.ChannelType
+described(
+    ChannelType,
     "Where customers write from.",
     {
         "FACEBOOK": "Facebook Messenger.",
@@ -79,8 +86,9 @@ ChannelType = described(
         "WhatsApp templates at any time.",
     },
 )
-ConversationStatus = described(
-    d.ConversationStatus,
+ConversationStatus = d.ConversationStatus
+described(
+    ConversationStatus,
     "Where a conversation stands, derived from its facts and the current time.",
     {
         "REP_NEEDED": "The customer waits and nobody has joined.",
@@ -91,8 +99,9 @@ ConversationStatus = described(
         "CLOSED": "Closed by hand, or after a period without customer messages (`IMBRACE_AUTO_CLOSE_AFTER_S`).",
     },
 )
-StatusFilter = described(
-    d.StatusFilter,
+StatusFilter = d.StatusFilter
+described(
+    StatusFilter,
     "Sidebar status filters: statuses, plus ONLINE (web-widget customer online).",
     {
         "ONLINE": "Open Web Widget conversations whose customer is online now, whatever their status.",
@@ -103,32 +112,36 @@ StatusFilter = described(
         "CLOSED": "Closed conversations; listed only when this filter is asked for.",
     },
 )
-ClosedReason = described(
-    d.ClosedReason,
+ClosedReason = d.ClosedReason
+described(
+    ClosedReason,
     "Why a conversation closed.",
     {
         "MANUAL": "A member closed it with `closeConversation`.",
         "INACTIVITY": "The customer wrote nothing for `IMBRACE_AUTO_CLOSE_AFTER_S`.",
     },
 )
-ConversationView = described(
-    d.ConversationView,
+ConversationView = d.ConversationView
+described(
+    ConversationView,
     "Which of your conversations a list shows.",
     {
         "ALL": "Every conversation you can see (closed ones only with the CLOSED status filter).",
         "JOINED": "Only the conversations you are in.",
     },
 )
-ConversationOrder = described(
-    d.ConversationOrder,
+ConversationOrder = d.ConversationOrder
+described(
+    ConversationOrder,
     "The order of the conversation list.",
     {
         "LAST_ACTIVITY_DESC": "Newest activity first.",
         "WAITING_LONGEST": "The customer who has waited longest first, then the conversations nobody waits in.",
     },
 )
-SenderKind = described(
-    d.SenderKind,
+SenderKind = d.SenderKind
+described(
+    SenderKind,
     "Who wrote a message.",
     {
         "CUSTOMER": "The customer, through the channel.",
@@ -136,8 +149,9 @@ SenderKind = described(
         "SYSTEM": "The server itself, for automatic messages.",
     },
 )
-MessageKind = described(
-    d.MessageKind,
+MessageKind = d.MessageKind
+described(
+    MessageKind,
     "What a message carries.",
     {
         "TEXT": "Text only.",
@@ -148,8 +162,9 @@ MessageKind = described(
         "WHATSAPP_TEMPLATE": "A WhatsApp template (WhatsApp only); may be sent outside the WhatsApp window.",
     },
 )
-ErrorCode = described(
-    d.ErrorCode,
+ErrorCode = d.ErrorCode
+described(
+    ErrorCode,
     "Machine-readable reason of a failure: the `code` of a `UserError` in a payload's `errors`, "
     "or `extensions.code` of a top-level GraphQL error.",
     {
@@ -172,8 +187,9 @@ ErrorCode = described(
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
     },
 )
-EventKind = described(
-    d.EventKind,
+EventKind = d.EventKind
+described(
+    EventKind,
     "What happened to a conversation.",
     {
         "CREATED": "A customer's first message opened it.",
@@ -190,8 +206,9 @@ EventKind = described(
         "HIDDEN": "You can no longer see it because someone else grabbed it; only its id is given.",
     },
 )
-NotificationKind = described(
-    d.NotificationKind,
+NotificationKind = d.NotificationKind
+described(
+    NotificationKind,
     "Why a member was notified.",
     {
         "NEW_CONVERSATION": "A conversation opened, reopened or was released in your COLLABORATION team.",
@@ -201,16 +218,18 @@ NotificationKind = described(
         "empty room, of a team you administer).",
     },
 )
-DeliveryVia = described(
-    d.DeliveryVia,
+DeliveryVia = d.DeliveryVia
+described(
+    DeliveryVia,
     "How a message reaches the customer.",
     {
         "EMAIL": "By email, because the web-widget customer was offline (email fallback).",
         "CHANNEL": "Through the customer's channel.",
     },
 )
-DeliveryStatus = described(
-    d.DeliveryStatus,
+DeliveryStatus = d.DeliveryStatus
+described(
+    DeliveryStatus,
     "Where a delivery stands.",
     {
         "QUEUED": "Waiting to be sent, or to be retried.",
