@@ -90,9 +90,10 @@ def _is_public(execution_context, public_introspection: bool) -> bool:
     if len(operations) != 1:
         return False
     selections = operations[0].selection_set.selections
-    if not all(isinstance(s, FieldNode) for s in selections):
+    fields = [s for s in selections if isinstance(s, FieldNode)]
+    if len(fields) != len(selections):
         return False
-    names = {s.name.value for s in selections}
+    names = {s.name.value for s in fields}
     return names <= PUBLIC_FIELDS or (public_introspection and names <= INTROSPECTION_FIELDS)
 
 

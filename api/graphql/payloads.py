@@ -27,7 +27,7 @@ def user_error(refused: Refused) -> UserError:
     return UserError(code=refused.code, message=refused.message, field=refused.field)
 
 
-async def run(payload: type[P], action: Callable[[], Awaitable[dict[str, Any]]]) -> P:
+async def run(payload: Callable[..., P], action: Callable[[], Awaitable[dict[str, Any]]]) -> P:
     """Run a use case; a refusal becomes ``errors`` and every other field stays null."""
     try:
         return payload(**await action(), errors=[])

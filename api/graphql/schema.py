@@ -42,7 +42,8 @@ class Schema(SchemaBase):
 def merged_root(name: str, types: tuple[type, ...]) -> type:
     """``merge_types``, keeping the first type's description (``merge_types`` drops it)."""
     root = merge_types(name, types)
-    root.__strawberry_definition__.description = types[0].__strawberry_definition__.description
+    # both set by strawberry.type and merge_types, which their stubs do not say
+    root.__strawberry_definition__.description = types[0].__strawberry_definition__.description  # type: ignore[attr-defined]
     return root
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
@@ -176,7 +177,7 @@ class Customer:
 
     @strawberry.field(description="Free-form details agents keep about the customer.")
     def attributes(self) -> JSON:
-        return self.entity.attributes
+        return self.entity.attributes  # type: ignore[return-value]  # strawberry's JSON scalar takes any JSON value
 
     @strawberry.field(description="Web widget open now (a heartbeat within the presence timeout).")
     def online(self, info: Info) -> bool:
@@ -463,7 +464,7 @@ class Conversation:
 class ConversationConnection:
     edges: list[Edge[Conversation]] = strawberry.field(description="Conversations in the requested order.")
     page_info: PageInfo = strawberry.field(description="Pagination.")
-    total: strawberry.Private[object]
+    total: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="How many conversations match the filter in all.")
     async def total_count(self) -> int:
