@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -153,7 +154,7 @@ class EmbeddedMongo:
 
     def _wait_until_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        client = MongoClient(self.uri, serverSelectionTimeoutMS=250)
+        client: MongoClient[dict[str, Any]] = MongoClient(self.uri, serverSelectionTimeoutMS=250)
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
@@ -169,6 +170,7 @@ class EmbeddedMongo:
         raise RuntimeError(f"embedded MongoDB did not answer ping in time; see {self.data_dir / 'db.log'}")
 
     def _failed_to_start(self) -> None:
+        assert self.process is not None  # called once the started process has exited
         if self.process.returncode == IN_USE_EXIT_CODE and (holder := self.holder()) is not None:
             raise DataDirInUse(self.data_dir, holder)  # another server won a race to start
         raise RuntimeError(

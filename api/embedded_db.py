@@ -120,7 +120,9 @@ async def _run(handler, host: str, port: int, parent_pid: int, port_file: Path) 
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.add(writer)
-        handlers.add(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None  # asyncio.start_server runs each client's callback in a task
+        handlers.add(task)
         try:
             await handle_client(reader, writer, handler)
         finally:

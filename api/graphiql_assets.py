@@ -22,7 +22,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,13 +69,8 @@ def cdn_files(html: str) -> list[CdnFile]:
             continue
         integrity = _INTEGRITY.search(tag)
         match = _CDN.match(url.group(1))
-        found.append(
-            CdnFile(
-                url.group(1),
-                *(match.groups() if match else (None, None, None)),
-                integrity.group(1) if integrity else None,
-            )
-        )
+        package, version, path = match.groups() if match else (None, None, None)
+        found.append(CdnFile(url.group(1), package, version, path, integrity.group(1) if integrity else None))
     return found
 
 
@@ -156,6 +150,7 @@ def licence_text(node_modules: Path, package: str) -> str:
         )
     else:
         header = ""
+    assert first is not None  # own(package), or else own(sibling), which next() checked
     parts = [header + first.read_text()]
     for dependency in sorted(manifest.get("dependencies", {})):
         path = own(dependency)
@@ -218,4 +213,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

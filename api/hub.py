@@ -95,10 +95,10 @@ class Audience:
 
     def of(self, doc: dict) -> set[Subscription]:
         """Who may care about an event: every subscription of the organization for a team change."""
-        org_id = doc.get("org_id")
+        org_id = doc.get("org_id", "")  # "" (no such organization or team) where missing
         if doc.get("kind") == TEAMS_CHANGED:
             return set(self.by_org.get(org_id, ()))
-        team_id = (doc.get("conversation") or {}).get("team_id")
+        team_id = (doc.get("conversation") or {}).get("team_id", "")
         found = set(self.whole_org.get(org_id, ()))
         found.update(self.by_team.get((org_id, team_id), ()))
         for member_id in doc.get("notified") or ():

@@ -89,7 +89,9 @@ class Sweeper:
             return 0
         previous, status = transition
         if status is ConversationStatus.CLOSED:  # the owner stays: see domain.changes.close
-            change = changes.close(ClosedReason.INACTIVITY, closed_at(conversation, now, self.thresholds), now)
+            at = closed_at(conversation, now, self.thresholds)
+            assert at is not None  # set for every CLOSED conversation
+            change = changes.close(ClosedReason.INACTIVITY, at, now)
         else:
             after = changes.effect(changes.announce(status.value, None), conversation)
             change = changes.announce(status.value, next_transition_at(after, self.thresholds))

@@ -163,6 +163,7 @@ def parse_presence(payload: Any) -> PresenceUpdate:
                 country=f.text(raw, "country", "location.country", max_length=100),
             )
     f.raise_if_any()
+    assert isinstance(online, bool)  # else f.fail() above, and raise_if_any() refused the body
     return PresenceUpdate(external_id=customer.external_id, online=online, location=location)
 
 

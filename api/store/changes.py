@@ -53,7 +53,7 @@ def update_of(change: Change) -> dict[str, Any]:
 
 
 async def apply(
-    db: AsyncDatabase, conversation_id: str, change: Change, *, returning: ReturnDocument = ReturnDocument.AFTER
+    db: AsyncDatabase, conversation_id: str, change: Change, *, returning: bool = ReturnDocument.AFTER
 ) -> Conversation | None:
     """The change made in one command; the conversation after it (or before, with
     ``returning=BEFORE``), or None when the condition held for no conversation."""

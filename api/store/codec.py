@@ -11,7 +11,7 @@ explicit nulls inside ``$or``), and cleared with ``$unset``.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast, overload
 
 from domain.entities import (
     Attachment,
@@ -42,6 +42,10 @@ from domain.enums import (
 )
 
 
+@overload
+def ms(value: datetime) -> int: ...
+@overload
+def ms(value: datetime | None) -> int | None: ...
 def ms(value: datetime | None) -> int | None:
     if value is None:
         return None
@@ -73,12 +77,21 @@ def dt(value: Any) -> datetime | None:
     return datetime.fromtimestamp(clamped / 1000, tz=UTC)
 
 
+def stored_dt(value: Any) -> datetime:
+    """:func:`dt` of a moment every writer sets (``created_at``, an event's ``at``).
+
+    Typed as present for the entities; like :func:`dt` it never raises, so a
+    damaged document still reads (with None there) instead of failing the read.
+    """
+    return cast(datetime, dt(value))
+
+
 def compact(doc: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in doc.items() if v is not None}
 
 
 def organization(doc: dict) -> Organization:
-    return Organization(id=doc["_id"], name=doc["name"], created_at=dt(doc["created_at"]))
+    return Organization(id=doc["_id"], name=doc["name"], created_at=stored_dt(doc["created_at"]))
 
 
 def member(doc: dict) -> Member:
@@ -88,7 +101,7 @@ def member(doc: dict) -> Member:
         email=doc["email"],
         name=doc["name"],
         role=OrgRole(doc["role"]),
-        created_at=dt(doc["created_at"]),
+        created_at=stored_dt(doc["created_at"]),
     )
 
 
@@ -256,7 +269,7 @@ def message(doc: dict) -> Message:
         sender_kind=SenderKind(doc["sender_kind"]),
         kind=MessageKind(doc["kind"]),
         text=doc.get("text"),
-        created_at=dt(doc["created_at"]),
+        created_at=stored_dt(doc["created_at"]),
         sender_member_id=doc.get("sender_member_id"),
         sender_customer_id=doc.get("sender_customer_id"),
         attachments=tuple(attachment(a) for a in doc.get("attachments", ())),
@@ -321,7 +334,7 @@ def notification(doc: dict) -> Notification:
         member_id=doc["member_id"],
         kind=NotificationKind(doc["kind"]),
         conversation_id=doc["conversation_id"],
-        created_at=dt(doc["created_at"]),
+        created_at=stored_dt(doc["created_at"]),
         read=doc.get("read", False),
     )
 

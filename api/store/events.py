@@ -38,6 +38,7 @@ class EventStore:
         doc = await self.counters.find_one_and_update(
             {"_id": "events"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER
         )
+        assert doc is not None  # an upsert returning the document AFTER always has one
         return doc["n"]
 
     async def append(self, event: Event, event_id: int, notified: dict[str, str]) -> None:
@@ -109,7 +110,7 @@ def event_from_doc(doc: dict) -> Event:
         id=doc["_id"],
         kind=EventKind(doc["kind"]),
         conversation=codec.conversation(doc["conversation"]),
-        at=codec.dt(doc["at"]),
+        at=codec.stored_dt(doc["at"]),
         actor_id=doc.get("actor_id"),
         previous_status=ConversationStatus(doc["previous_status"]) if doc.get("previous_status") else None,
         new_status=ConversationStatus(doc["new_status"]) if doc.get("new_status") else None,

@@ -244,8 +244,8 @@ def _is_flat(query: dict[str, Any]) -> bool:
 
 def _pin_disjoint_values(branches: list[dict[str, Any]]) -> bool:
     for field in set.intersection(*(set(b) for b in branches)):
-        pinned = [_values(b[field]) for b in branches]
-        if all(v is not None for v in pinned) and sum(len(v) for v in pinned) == len(set().union(*pinned)):
+        pinned = [v for v in (_values(b[field]) for b in branches) if v is not None]
+        if len(pinned) == len(branches) and sum(len(v) for v in pinned) == len(set().union(*pinned)):
             return True
     return False
 

@@ -218,6 +218,7 @@ class MongoStore:
         if to_unset:
             update["$unset"] = to_unset
         doc = await self.db.customers.find_one_and_update({"_id": customer.id}, update, return_document=AFTER)
+        assert doc is not None  # the customer was read before; customers are never deleted
         copies = {f"customer_{k}": v for k, v in changes.items() if k in ("name", "email", "phone")}
         if copies:
             await self._set_conversation_fields(customer.id, copies, now)
@@ -234,6 +235,7 @@ class MongoStore:
         if location is not None:
             update["$set"]["location"] = codec.compact({"city": location.city, "country": location.country})
         doc = await self.db.customers.find_one_and_update({"_id": customer.id}, update, return_document=AFTER)
+        assert doc is not None  # the customer was read before; customers are never deleted
         await self._set_conversation_fields(customer.id, {"customer_online_until": ms(online_until)}, now)
         return codec.customer(doc)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -21,7 +22,7 @@ class Teams:
         self.collection = db.teams
 
     async def create(self, org_id: str, name: str, mode: TeamMode, now: datetime) -> Team:
-        doc = {
+        doc: dict[str, Any] = {
             "_id": str(ObjectId()),
             "org_id": org_id,
             "name": name,
