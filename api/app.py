@@ -110,24 +110,26 @@ class Runtime:
         return self.services
 
     async def _start_workers(self) -> None:
-        self.hub = EventHub(self.services.store.events, self.metrics)
+        services = self.services
+        assert services is not None and services.events is not None  # start() made them just before
+        self.hub = EventHub(services.store.events, self.metrics)
         await self.hub.start()
-        self.services.hub = self.hub
-        self.services.events.on_publish = self.hub.wake
+        services.hub = self.hub
+        services.events.on_publish = self.hub.wake
         self.sweeper = Sweeper(
-            self.services.store,
-            self.services.events,
+            services.store,
+            services.events,
             self.settings.thresholds,
             self.settings.sweep_interval_s,
-            self.services.clock,
+            services.clock,
             self.metrics,
         )
         self.sweeper.start()
         self.retention = Retention(
-            self.services.store, self.settings.event_retention_s, self.settings.login_window_s, self.services.clock
+            services.store, self.settings.event_retention_s, self.settings.login_window_s, services.clock
         )
         self.retention.start()
-        self.outbox = Outbox(self.services)
+        self.outbox = Outbox(services)
         self.outbox.start()
 
     async def stop(self) -> None:
@@ -185,7 +187,7 @@ def create_app(
     graphiql = graphiql_page() if settings.graphiql_enabled else None
     protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL] + ([GRAPHQL_WS_PROTOCOL] if settings.legacy_ws else [])
     view = GraphQLView(
-        services=None,
+        services=None,  # type: ignore[arg-type]  # the lifespan sets it before the first request
         schema=build_schema(settings),
         multiplex=settings.shared_execution,
         graphql_ide="graphiql" if graphiql else None,

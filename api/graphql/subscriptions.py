@@ -32,10 +32,11 @@ from api.store import codec
 from api.store.events import TEAMS_CHANGED
 from domain import listing
 from domain.entities import Conversation as Conversation_
+from domain.entities import Message as Message_
 from domain.enums import EventKind as Kind
 from domain.errors import invalid
-from domain.events import GONE, Event, delivered_kind, judgment_key, visible_now
-from domain.visibility import can_see
+from domain.events import GONE, Event, Gone, delivered_kind, judgment_key, visible_now
+from domain.visibility import Viewer, can_see
 
 
 @strawberry.type(description="Something that happened to a conversation you can see.")
@@ -108,7 +109,7 @@ def payload(dispatched: DispatchedEvent, kind: Kind) -> ConversationEvent:
     return payloads[kind]
 
 
-async def message_of(dispatched: DispatchedEvent, store) -> object:
+async def message_of(dispatched: DispatchedEvent, store) -> Message_ | None:
     """The event's message, read once for every subscriber of this process."""
     if dispatched.message is None:
         doc = dispatched.doc
@@ -127,7 +128,7 @@ def _parse_after(after: strawberry.ID | None) -> int | None:
 
 async def follow(
     info: Info, after: int | None, notifications: bool = False
-) -> AsyncGenerator[tuple[DispatchedEvent, object, Conversation_ | None], None]:
+) -> AsyncGenerator[tuple[DispatchedEvent, Viewer, Conversation_ | Gone | None], None]:
     """Stored events after ``after`` (if given), then live ones: no gap, no duplicate.
 
     Yields (the event as dispatched, current viewer, the conversation now): team changes
@@ -175,7 +176,7 @@ async def follow(
             viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return
-            yield dispatched, viewer, current.get((doc.get("conversation") or {}).get("_id"), GONE)
+            yield dispatched, viewer, current.get((doc.get("conversation") or {}).get("_id", ""), GONE)
         while True:
             dispatched = await subscription.queue.get()
             doc = dispatched.doc
