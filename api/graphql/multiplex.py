@@ -26,7 +26,7 @@ import logging
 import time
 from contextlib import aclosing, suppress
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from graphql import (
     FieldNode,
@@ -53,6 +53,10 @@ from api.graphql.strawberry_adapter import (
 from api.graphql.viewer_fields import selects_per_viewer_field
 from api.services import utc_now
 from domain.events import view_names_the_member
+
+if TYPE_CHECKING:
+    from api.graphql.context import Context  # noqa: F401  # named in a quoted base class below
+    from api.graphql.strawberry_adapter import Schema
 
 log = logging.getLogger("imbrace.multiplex")
 
@@ -92,7 +96,7 @@ class Multiplexer:
 
         The member is part of it when the selection reaches a per-viewer field, or when the
         filter's view depends on the member (one judgment serves the whole group)."""
-        schema = graphql_schema_of(handler.schema)
+        schema = graphql_schema_of(cast("Schema", handler.schema))  # the view's: a strawberry Schema
         shape = _shape(schema, operation.query, operation.operation_name)
         if shape is None:
             return None
@@ -246,6 +250,9 @@ class ClosesWhenTokenExpires:
 
     _expiry: asyncio.TimerHandle | None = None
     _closing: asyncio.Task | None = None
+    # the handler's, which this is mixed into
+    context: Any
+    websocket: Any
 
     def _arm_expiry(self) -> None:
         expires = getattr(self.context, "token_expires_at", None)
@@ -266,7 +273,7 @@ class ClosesWhenTokenExpires:
             self._expiry.cancel()
 
 
-class LegacyHandler(ClosesWhenTokenExpires, BaseGraphQLWSHandler):
+class LegacyHandler(ClosesWhenTokenExpires, BaseGraphQLWSHandler["Context", None]):
     """graphql-ws (``IMBRACE_LEGACY_WS``), closed when its token expires too."""
 
     async def handle_connection_init(self, message) -> None:
@@ -304,8 +311,7 @@ class TransportHandler(ClosesWhenTokenExpires, TransportHandlerBase):
 
     async def _run_operation(self, operation: Operation) -> None:
         multiplexer: Multiplexer | None = getattr(self.view, "multiplexer", None)
-        key = multiplexer.key(self, operation) if multiplexer else None
-        if key is None:
+        if not multiplexer or (key := multiplexer.key(self, operation)) is None:
             return await super().run_operation(operation)
         ending = await multiplexer.serve(self, operation, key)
         if ending == "cancelled":
@@ -399,6 +405,7 @@ def _arguments(schema: GraphQLSchema, shape: Shape, variables: dict) -> dict | N
     coerced = get_variable_values(schema, shape.operation.variable_definitions or (), variables)
     if isinstance(coerced, list):
         return None
+    assert schema.subscription_type is not None  # _shape() found the field on it
     try:
         return get_argument_values(schema.subscription_type.fields[shape.field.name.value], shape.field, coerced)
     except GraphQLError:

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from api.auth import bearer_token, viewer_from_header
@@ -40,7 +41,7 @@ class RequestRefused(HTTPException):
         self.headers = headers or {}
 
 
-class GraphQLView(GraphQL):
+class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportHandler
     graphql_ws_handler_class = LegacyHandler
 
@@ -94,7 +95,7 @@ class GraphQLView(GraphQL):
             response.status_code = getattr(request.state, "graphql_status", response.status_code)
         await response(scope, receive, send)
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> dict:
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """A request error answered as ``application/graphql-response+json`` has no ``data`` entry
         and status 400; ``application/json`` answers keep ``"data": null`` and 200."""
         answer = await super().process_result(request, result)
