@@ -9,8 +9,8 @@ import shlex
 
 from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
 from starlette.middleware import Middleware
+from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute, request_response
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
@@ -18,25 +18,25 @@ from api.auth import Passwords, Tokens, load_jwt_secret
 from api.cors import cross_origin
 from api.embedded import EmbeddedMongo
 from api.events import EventLog
-from api.graphql.schema import build_schema
-from api.hub import EventHub
-from api.retention import Retention
-from api.signing import FileLinks
-from api.sweeper import Sweeper
 from api.graphiql import graphiql_page
+from api.graphql.schema import build_schema
 from api.graphql.view import GraphQLView, authenticate_uploads, refuse_form_posts
+from api.hub import EventHub
 from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
 from api.outbox import Outbox
+from api.retention import Retention
 from api.routes.files import download
 from api.routes.health import healthz
 from api.routes.inbound import inbound_message, presence
 from api.services import Services, utc_now
 from api.settings import Settings
+from api.signing import FileLinks
 from api.store.database import connect, create_indexes
 from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
+from api.sweeper import Sweeper
 
 log = logging.getLogger("imbrace")
 STOP_TIMEOUT_S = 5
@@ -45,8 +45,15 @@ STOP_TIMEOUT_S = 5
 class Runtime:
     """Starts what the app needs, in order, and stops it in reverse."""
 
-    def __init__(self, settings: Settings, listeners=None, embedded: EmbeddedMongo | None = None,
-                 setup_hint: bool = False, metrics: Metrics | None = None, clock=utc_now) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        listeners=None,
+        embedded: EmbeddedMongo | None = None,
+        setup_hint: bool = False,
+        metrics: Metrics | None = None,
+        clock=utc_now,
+    ) -> None:
         """``embedded``: a database already started for this runtime, which it stops with itself.
         ``setup_hint``: log how to create the first organization when there is none (``imbrace serve``).
         ``clock``: the time every request and worker reads (tests move it forward instead of waiting)."""
@@ -69,38 +76,60 @@ class Runtime:
                 self.embedded = EmbeddedMongo(self.settings.data_dir).start(share=share_embedded)
             uri = self.embedded.uri
             shared = self.embedded.shared_with
-            log.info("embedded MongoDB (nx-27017) on %s, data in %s%s", uri, self.embedded.data_dir,
-                     f" (shared with the running server, pid {shared.server_pid})" if shared else "")
+            log.info(
+                "embedded MongoDB (nx-27017) on %s, data in %s%s",
+                uri,
+                self.embedded.data_dir,
+                f" (shared with the running server, pid {shared.server_pid})" if shared else "",
+            )
         client = connect(uri, self.listeners)
         db = client[self.settings.database]
         await create_indexes(db)
         store = MongoStore(db)
         secret = load_jwt_secret(self.settings.jwt_secret, self.settings.data_dir)
         self.services = Services(
-            settings=self.settings, client=client, store=store, lister=ConversationLister(db),
-            files=GridFiles(db), tokens=Tokens(secret, self.settings.jwt_ttl_s), passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
-            events=EventLog(store, self.settings.thresholds, self.metrics), metrics=self.metrics,
-            links=FileLinks(secret, self.settings.public_file_ttl_s), clock=self.clock,
+            settings=self.settings,
+            client=client,
+            store=store,
+            lister=ConversationLister(db),
+            files=GridFiles(db),
+            tokens=Tokens(secret, self.settings.jwt_ttl_s),
+            passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
+            events=EventLog(store, self.settings.thresholds, self.metrics),
+            metrics=self.metrics,
+            links=FileLinks(secret, self.settings.public_file_ttl_s),
+            clock=self.clock,
         )
         if workers:
             await self._start_workers()
         if self.setup_hint and not await self.services.store.any_organization():
-            log.warning("The database has no organization yet. Create the first one with:\n  %s", init_command_line(
-                self.settings))
+            log.warning(
+                "The database has no organization yet. Create the first one with:\n  %s",
+                init_command_line(self.settings),
+            )
         return self.services
 
     async def _start_workers(self) -> None:
-        self.hub = EventHub(self.services.store.events, self.metrics)
+        services = self.services
+        assert services is not None and services.events is not None  # start() made them just before
+        self.hub = EventHub(services.store.events, self.metrics)
         await self.hub.start()
-        self.services.hub = self.hub
-        self.services.events.on_publish = self.hub.wake
-        self.sweeper = Sweeper(self.services.store, self.services.events, self.settings.thresholds, self.settings.sweep_interval_s,
-                               self.services.clock, self.metrics)
+        services.hub = self.hub
+        services.events.on_publish = self.hub.wake
+        self.sweeper = Sweeper(
+            services.store,
+            services.events,
+            self.settings.thresholds,
+            self.settings.sweep_interval_s,
+            services.clock,
+            self.metrics,
+        )
         self.sweeper.start()
-        self.retention = Retention(self.services.store, self.settings.event_retention_s, self.settings.login_window_s,
-                                   self.services.clock)
+        self.retention = Retention(
+            services.store, self.settings.event_retention_s, self.settings.login_window_s, services.clock
+        )
         self.retention.start()
-        self.outbox = Outbox(self.services)
+        self.outbox = Outbox(services)
         self.outbox.start()
 
     async def stop(self) -> None:
@@ -108,7 +137,7 @@ class Runtime:
             if getattr(self, worker, None) is not None:
                 try:  # a worker stuck on a dead database must not hold shutdown forever
                     await asyncio.wait_for(getattr(self, worker).stop(), timeout=STOP_TIMEOUT_S)
-                except (asyncio.TimeoutError, Exception):
+                except (TimeoutError, Exception):
                     log.warning("%s did not stop cleanly", worker, exc_info=True)
         if self.services is not None:
             await self.services.client.close()
@@ -128,12 +157,18 @@ def init_command_line(settings: Settings) -> str:
 async def database_unavailable(request, exc) -> JSONResponse:
     """Webhooks and file downloads answer 503 (retry later), never a 500 trace, while MongoDB is down."""
     log.warning("database unavailable: %s", exc)
-    return JSONResponse({"error": "The database is unavailable. Retry later."}, status_code=503,
-                        headers={"Retry-After": "2"})
+    return JSONResponse(
+        {"error": "The database is unavailable. Retry later."}, status_code=503, headers={"Retry-After": "2"}
+    )
 
 
-def create_app(settings: Settings | None = None, listeners=None, embedded: EmbeddedMongo | None = None,
-               setup_hint: bool = False, clock=utc_now) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    listeners=None,
+    embedded: EmbeddedMongo | None = None,
+    setup_hint: bool = False,
+    clock=utc_now,
+) -> Starlette:
     settings = settings or Settings.from_env()
     metrics = Metrics()
     runtime = Runtime(settings, listeners, embedded, setup_hint, metrics, clock)
@@ -152,13 +187,20 @@ def create_app(settings: Settings | None = None, listeners=None, embedded: Embed
     graphiql = graphiql_page() if settings.graphiql_enabled else None
     protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL] + ([GRAPHQL_WS_PROTOCOL] if settings.legacy_ws else [])
     view = GraphQLView(
-        services=None, schema=build_schema(settings), multiplex=settings.shared_execution,
-        graphql_ide="graphiql" if graphiql else None, graphiql_html=graphiql.html if graphiql else None,
+        services=None,  # type: ignore[arg-type]  # the lifespan sets it before the first request
+        schema=build_schema(settings),
+        multiplex=settings.shared_execution,
+        graphql_ide="graphiql" if graphiql else None,
+        graphiql_html=graphiql.html if graphiql else None,
         request_timeout_s=settings.request_timeout_s,
         allow_queries_via_get=True,
-        keep_alive=True, keep_alive_interval=settings.ws_keepalive_s, subscription_protocols=protocols,
-        multipart_uploads_enabled=True, max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
-        allowed_origins=settings.allowed_origins, metrics=metrics,
+        keep_alive=True,
+        keep_alive_interval=settings.ws_keepalive_s,
+        subscription_protocols=protocols,
+        multipart_uploads_enabled=True,
+        max_subscriptions_per_connection=settings.max_subscriptions_per_connection,
+        allowed_origins=settings.allowed_origins,
+        metrics=metrics,
     )
     holder["view"] = view
     multipart_limit = 2 * (settings.messaging.max_upload_bytes + 1) + settings.max_body_bytes
@@ -167,8 +209,11 @@ def create_app(settings: Settings | None = None, listeners=None, embedded: Embed
         Route("/healthz", healthz, methods=["GET"]),
         Route("/channels/{channel_id}/inbound", inbound_message, methods=["POST"]),
         Route("/channels/{channel_id}/presence", presence, methods=["POST"]),
-        Route("/files/{file_id}", cross_origin(request_response(download), settings.allowed_origins),
-              methods=["GET", "OPTIONS"]),
+        Route(
+            "/files/{file_id}",
+            cross_origin(request_response(download), settings.allowed_origins),
+            methods=["GET", "OPTIONS"],
+        ),
         WebSocketRoute("/graphql", view),
         # every method reaches the view, which answers the ones it refuses (405) in JSON
         Route("/graphql", cross_origin(graphql_http, settings.allowed_origins)),
@@ -176,10 +221,15 @@ def create_app(settings: Settings | None = None, listeners=None, embedded: Embed
     if graphiql:
         routes.extend(graphiql.routes())
     if settings.metrics:
-        routes.append(Route("/metrics", metrics_endpoint(metrics, settings.metrics_token, settings.production),
-                            methods=["GET"]))
+        routes.append(
+            Route("/metrics", metrics_endpoint(metrics, settings.metrics_token, settings.production), methods=["GET"])
+        )
     middleware = [Middleware(RequestId), Middleware(TimeHttp, metrics=metrics)]
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware,
-                    exception_handlers={ConnectionFailure: database_unavailable})
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=middleware,
+        exception_handlers={ConnectionFailure: database_unavailable},
+    )
     app.state.runtime = runtime
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -47,8 +47,11 @@ def load_jwt_secret(configured: str | None, data_dir: Path) -> str:
     path = Path(data_dir) / "jwt_secret"
     if path.exists():
         return path.read_text().strip()
-    log.warning("IMBRACE_JWT_SECRET is not set: using a random secret kept in %s. "
-                "Set it explicitly when running several instances.", path)
+    log.warning(
+        "IMBRACE_JWT_SECRET is not set: using a random secret kept in %s. "
+        "Set it explicitly when running several instances.",
+        path,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     secret = secrets.token_urlsafe(48)
     path.write_text(secret)
@@ -62,15 +65,14 @@ class Tokens:
         self.ttl_s = ttl_s
 
     def issue(self, member_id: str, org_id: str, now: datetime | None = None) -> str:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         payload = {"sub": member_id, "org": org_id, "iat": now, "exp": now + timedelta(seconds=self.ttl_s)}
         return jwt.encode(payload, self.secret, algorithm=ALGORITHM)
 
     def read(self, token: str) -> tuple[str, str] | None:
         """(member id, org id) of a valid token; None for expired, forged or ``alg: none`` ones."""
         try:
-            payload = jwt.decode(token, self.secret, algorithms=[ALGORITHM],
-                                 options={"require": ["sub", "org", "exp"]})
+            payload = jwt.decode(token, self.secret, algorithms=[ALGORITHM], options={"require": ["sub", "org", "exp"]})
         except jwt.PyJWTError:
             return None
         sub, org = payload.get("sub"), payload.get("org")
@@ -78,12 +80,10 @@ class Tokens:
             return None
         return sub, org
 
-
     def expires_at(self, token: str) -> float | None:
         """Unix time a valid token expires at; None when it is not valid."""
         try:
-            payload = jwt.decode(token, self.secret, algorithms=[ALGORITHM],
-                                 options={"require": ["sub", "org", "exp"]})
+            payload = jwt.decode(token, self.secret, algorithms=[ALGORITHM], options={"require": ["sub", "org", "exp"]})
         except jwt.PyJWTError:
             return None
         return float(payload["exp"]) if isinstance(payload.get("exp"), (int, float)) else None

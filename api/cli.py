@@ -63,9 +63,16 @@ def serve_command(host: str, port: int) -> int:
     try:
         app = create_app(settings, embedded=embedded, setup_hint=True)
         tune_garbage_collector()
-        uvicorn.run(app, host=host, port=port, log_level="info", ws="websockets-sansio",
-                    ws_per_message_deflate=settings.ws_compression, proxy_headers=False,
-                    timeout_graceful_shutdown=10)
+        uvicorn.run(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            ws="websockets-sansio",
+            ws_per_message_deflate=settings.ws_compression,
+            proxy_headers=False,
+            timeout_graceful_shutdown=10,
+        )
     finally:
         if embedded is not None:  # uvicorn never ran the lifespan, e.g. its port was taken
             embedded.stop()
@@ -101,16 +108,18 @@ async def init_command(org: str, email: str, password: str, name: str | None) ->
         await runtime.stop()
         return 1
     try:
-        organization, owner = await create_organization(services.store, services.passwords, org, email, password,
-                                                        name, services.clock())
+        organization, owner = await create_organization(
+            services.store, services.passwords, org, email, password, name, services.clock()
+        )
     except Refused as refused:
         print(f"error: {refused.message}", file=sys.stderr)
         return 1
     finally:
         await runtime.stop()
     where = f" in the data directory {settings.data_dir.absolute()}" if settings.mongodb_uri is None else ""
-    print(f"Created organization {organization.name!r} ({organization.id}) with owner {owner.email} ({owner.id})"
-          f"{where}.")
+    print(
+        f"Created organization {organization.name!r} ({organization.id}) with owner {owner.email} ({owner.id}){where}."
+    )
     return 0
 
 

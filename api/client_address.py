@@ -9,7 +9,9 @@ the client and may be invented).
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Mapping
 from functools import lru_cache
+from typing import Any
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -27,7 +29,7 @@ def _trusted(address: str, trusted: tuple[Network, ...]) -> bool:
     return any(ip in network for network in trusted)
 
 
-def client_address(scope: dict, trusted_proxies: tuple[str, ...]) -> str:
+def client_address(scope: Mapping[str, Any], trusted_proxies: tuple[str, ...]) -> str:
     peer = (scope.get("client") or ("-", 0))[0] or "-"
     trusted = networks(trusted_proxies)
     if not trusted or not _trusted(peer, trusted):

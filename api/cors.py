@@ -25,6 +25,12 @@ PREFLIGHT_CACHE_S = 600
 
 def cross_origin(app: ASGIApp, allowed_origins: tuple[str, ...]) -> ASGIApp:
     """``app`` answering CORS for ``allowed_origins`` (``*`` allows any origin)."""
-    return CORSMiddleware(app, allow_origins=list(allowed_origins), allow_methods=list(ALLOWED_METHODS),
-                          allow_headers=list(ALLOWED_HEADERS), expose_headers=list(EXPOSED_HEADERS),
-                          allow_credentials=False, max_age=PREFLIGHT_CACHE_S)
+    return CORSMiddleware(
+        app,
+        allow_origins=list(allowed_origins),
+        allow_methods=list(ALLOWED_METHODS),
+        allow_headers=list(ALLOWED_HEADERS),
+        expose_headers=list(EXPOSED_HEADERS),
+        allow_credentials=False,
+        max_age=PREFLIGHT_CACHE_S,
+    )

@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
@@ -58,13 +59,17 @@ class DataDirInUse(RuntimeError):
         self.data_dir = data_dir
         self.holder = holder
         if holder.server_pid is None:
-            super().__init__(f"the data directory {data_dir} is in use by the embedded database pid {holder.db_pid} "
-                             f"of a process not visible from here (another container?)")
+            super().__init__(
+                f"the data directory {data_dir} is in use by the embedded database pid {holder.db_pid} "
+                f"of a process not visible from here (another container?)"
+            )
             return
         command = f" ({holder.server_command})" if holder.server_command else ""
         port = f" on port {holder.port}" if holder.port else ""
-        super().__init__(f"the data directory {data_dir} is in use by another imbrace process: "
-                         f"pid {holder.server_pid}{command}, whose embedded database is pid {holder.db_pid}{port}")
+        super().__init__(
+            f"the data directory {data_dir} is in use by another imbrace process: "
+            f"pid {holder.server_pid}{command}, whose embedded database is pid {holder.db_pid}{port}"
+        )
 
 
 class EmbeddedMongo:
@@ -78,7 +83,7 @@ class EmbeddedMongo:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/?directConnection=true"
 
-    def start(self, timeout_s: float = 20, share: bool = False) -> "EmbeddedMongo":
+    def start(self, timeout_s: float = 20, share: bool = False) -> EmbeddedMongo:
         """Starts the database on the data directory, or with ``share`` uses the one a live
         server already runs there. Raises :class:`DataDirInUse` when a live server holds it."""
         holder = self.holder()
@@ -92,17 +97,31 @@ class EmbeddedMongo:
             self._wait_until_ready(timeout_s)
             return self
         (self.data_dir / "db").mkdir(parents=True, exist_ok=True)
-        command = [sys.executable, "-m", "api.embedded_db", "--data-dir", str(self.data_dir),
-                   "--port", str(self.port), "--parent-pid", str(os.getpid())]
+        command = [
+            sys.executable,
+            "-m",
+            "api.embedded_db",
+            "--data-dir",
+            str(self.data_dir),
+            "--port",
+            str(self.port),
+            "--parent-pid",
+            str(os.getpid()),
+        ]
         if threading.current_thread() is threading.main_thread():
             # PR_SET_PDEATHSIG fires when the starting *thread* ends; elsewhere the watchdog alone watches
             command.append("--pdeathsig")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-            p for p in (str(Path(api.__file__).parent.parent), os.environ.get("PYTHONPATH")) if p)}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(Path(api.__file__).parent.parent), os.environ.get("PYTHONPATH")) if p
+            ),
+        }
         with open(self.data_dir / "db.log", "ab") as db_log:
             # its own session: a Ctrl-C in the terminal reaches the server, which stops the database in order
-            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=db_log, stderr=db_log,
-                                            env=env, start_new_session=True)
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=db_log, stderr=db_log, env=env, start_new_session=True
+            )
         self._wait_until_ready(timeout_s)
         return self
 
@@ -135,7 +154,7 @@ class EmbeddedMongo:
 
     def _wait_until_ready(self, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s
-        client = MongoClient(self.uri, serverSelectionTimeoutMS=250)
+        client: MongoClient[dict[str, Any]] = MongoClient(self.uri, serverSelectionTimeoutMS=250)
         try:
             while time.monotonic() < deadline:
                 if self.process is not None and self.process.poll() is not None:
@@ -151,10 +170,13 @@ class EmbeddedMongo:
         raise RuntimeError(f"embedded MongoDB did not answer ping in time; see {self.data_dir / 'db.log'}")
 
     def _failed_to_start(self) -> None:
+        assert self.process is not None  # called once the started process has exited
         if self.process.returncode == IN_USE_EXIT_CODE and (holder := self.holder()) is not None:
             raise DataDirInUse(self.data_dir, holder)  # another server won a race to start
-        raise RuntimeError(f"embedded MongoDB exited with code {self.process.returncode}: "
-                           f"{_last_line(self.data_dir / 'db.log')} (see {self.data_dir / 'db.log'})")
+        raise RuntimeError(
+            f"embedded MongoDB exited with code {self.process.returncode}: "
+            f"{_last_line(self.data_dir / 'db.log')} (see {self.data_dir / 'db.log'})"
+        )
 
     def stop(self) -> None:
         """SIGTERM, which the database answers by closing its connections and files; SIGKILL if it hangs."""
@@ -199,8 +221,9 @@ def _process(pid: int) -> _Process | None:
     except (OSError, IndexError, ValueError):
         return None
     try:
-        out = subprocess.run(["ps", "-o", "ppid=,stat=,command=", "-p", str(pid)], capture_output=True,
-                             text=True, timeout=5).stdout.split(None, 2)
+        out = subprocess.run(
+            ["ps", "-o", "ppid=,stat=,command=", "-p", str(pid)], capture_output=True, text=True, timeout=5
+        ).stdout.split(None, 2)
     except (OSError, subprocess.SubprocessError):
         return None
     if len(out) < 3 or out[1].startswith("Z"):

@@ -48,11 +48,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", required=True, type=int)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--parent-pid", required=True, type=int)
-    parser.add_argument("--pdeathsig", action="store_true",
-                        help="die with the parent (Linux); only when the parent's starting thread lives as long")
+    parser.add_argument(
+        "--pdeathsig",
+        action="store_true",
+        help="die with the parent (Linux); only when the parent's starting thread lives as long",
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s - %(name)s - %(levelname)s - [%(process)d] - %(message)s"
+    )
     if args.pdeathsig:
         _die_with_parent()
     if os.getppid() != args.parent_pid:  # the parent died before we could watch it
@@ -95,6 +99,7 @@ def _serve(data_dir: Path, host: str, port: int, parent_pid: int, port_file: Pat
 
     try:
         import uvloop
+
         uvloop.install()
     except ImportError:
         pass
@@ -115,7 +120,9 @@ async def _run(handler, host: str, port: int, parent_pid: int, port_file: Path) 
 
     async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.add(writer)
-        handlers.add(asyncio.current_task())
+        task = asyncio.current_task()
+        assert task is not None  # asyncio.start_server runs each client's callback in a task
+        handlers.add(task)
         try:
             await handle_client(reader, writer, handler)
         finally:
@@ -149,8 +156,7 @@ async def _run(handler, host: str, port: int, parent_pid: int, port_file: Path) 
     if handlers:
         done, pending = await asyncio.wait(list(handlers), timeout=CLOSE_TIMEOUT_S)
         if pending:
-            log.warning("%d client connection(s) still busy after %d s; stopping anyway",
-                        len(pending), CLOSE_TIMEOUT_S)
+            log.warning("%d client connection(s) still busy after %d s; stopping anyway", len(pending), CLOSE_TIMEOUT_S)
     log.info("stopped")
 
 

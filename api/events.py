@@ -10,9 +10,9 @@ connected members.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Callable
 
 from api.metrics import Metrics
 from api.store.events import TEAMS_CHANGED

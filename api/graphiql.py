@@ -45,13 +45,20 @@ def graphiql_page(assets_dir: Path | None = None, html: str | None = None) -> Gr
     assets_dir = ASSETS_DIR if assets_dir is None else assets_dir
     html = get_graphql_ide_html("graphiql") if html is None else html
     files = cdn_files(html)
-    missing = [file.url for file in files
-               if not file.package or not _is_intact(assets_dir / file.local_path, file.integrity)]
+    missing = [
+        file.url for file in files if not file.package or not _is_intact(assets_dir / file.local_path, file.integrity)
+    ]
     if missing or not files:
-        what = ("none of them is installed here" if len(missing) == len(files) and files
-                else f"not installed here, or altered: {', '.join(missing) or 'the page loads nothing known'}")
-        log.warning("GraphiQL loads its files from the CDN (needs internet access): %s. "
-                    "Run `python -m api.graphiql_assets` to serve them from this server.", what)
+        what = (
+            "none of them is installed here"
+            if len(missing) == len(files) and files
+            else f"not installed here, or altered: {', '.join(missing) or 'the page loads nothing known'}"
+        )
+        log.warning(
+            "GraphiQL loads its files from the CDN (needs internet access): %s. "
+            "Run `python -m api.graphiql_assets` to serve them from this server.",
+            what,
+        )
         return GraphiQLPage(html, None)
     for file in files:
         # relative to /graphql, so that the page also works behind a proxy's path prefix

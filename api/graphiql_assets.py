@@ -22,7 +22,6 @@ import json
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +47,7 @@ _CDN = re.compile(r"^https://(?:unpkg\.com|cdn\.jsdelivr\.net/npm)/((?:@[^/@]+/)
 @dataclass(frozen=True)
 class CdnFile:
     """One file a page loads from an npm CDN: ``url`` is exactly as the page spells it."""
+
     url: str
     package: str | None  # None: a URL that isn't a package file on a known CDN
     version: str | None
@@ -69,8 +69,8 @@ def cdn_files(html: str) -> list[CdnFile]:
             continue
         integrity = _INTEGRITY.search(tag)
         match = _CDN.match(url.group(1))
-        found.append(CdnFile(url.group(1), *(match.groups() if match else (None, None, None)),
-                             integrity.group(1) if integrity else None))
+        package, version, path = match.groups() if match else (None, None, None)
+        found.append(CdnFile(url.group(1), package, version, path, integrity.group(1) if integrity else None))
     return found
 
 
@@ -84,8 +84,11 @@ def matches_integrity(data: bytes, integrity: str | None) -> bool:
     if not integrity:
         return True
     wanted = integrity.split()
-    return any(sri(data, value.split("-", 1)[0]) == value for value in wanted
-               if value.split("-", 1)[0] in ("sha256", "sha384", "sha512"))
+    return any(
+        sri(data, value.split("-", 1)[0]) == value
+        for value in wanted
+        if value.split("-", 1)[0] in ("sha256", "sha384", "sha512")
+    )
 
 
 def pinned_versions(tool_dir: Path = TOOL_DIR) -> dict[str, str]:
@@ -116,6 +119,7 @@ def licence_text(node_modules: Path, package: str) -> str:
     A package published without one (``@graphiql/plugin-explorer``) gets the
     LICENSE of the package from the same repository (its monorepo, here graphiql's).
     """
+
     def own(name: str) -> Path | None:
         folder = node_modules / name
         if not folder.is_dir():  # a dependency npm nested under its dependant
@@ -133,15 +137,20 @@ def licence_text(node_modules: Path, package: str) -> str:
     manifest = json.loads((node_modules / package / "package.json").read_text())
     first = own(package)
     if first is None:
-        sibling = next((other for other in FILES if other != package and own(other)
-                        and repository(other) == repository(package)), None)
+        sibling = next(
+            (other for other in FILES if other != package and own(other) and repository(other) == repository(package)),
+            None,
+        )
         if sibling is None:
             raise SystemExit(f"{package} has no LICENSE file, nor does any package from its repository.")
         first = own(sibling)
-        header = (f"{package}@{manifest['version']} is published without a LICENSE file; its licence "
-                  f"({manifest.get('license')}) is that of its repository, {repository(package)}:\n\n")
+        header = (
+            f"{package}@{manifest['version']} is published without a LICENSE file; its licence "
+            f"({manifest.get('license')}) is that of its repository, {repository(package)}:\n\n"
+        )
     else:
         header = ""
+    assert first is not None  # own(package), or else own(sibling), which next() checked
     parts = [header + first.read_text()]
     for dependency in sorted(manifest.get("dependencies", {})):
         path = own(dependency)
@@ -150,8 +159,9 @@ def licence_text(node_modules: Path, package: str) -> str:
     return "\n\n".join(parts)
 
 
-def copy_files(node_modules: Path = TOOL_DIR / "node_modules", static_dir: Path = STATIC_DIR,
-               tool_dir: Path = TOOL_DIR) -> list[str]:
+def copy_files(
+    node_modules: Path = TOOL_DIR / "node_modules", static_dir: Path = STATIC_DIR, tool_dir: Path = TOOL_DIR
+) -> list[str]:
     """Copies the pinned files and licences into ``static_dir`` (replacing what was there);
     returns the paths copied, relative to it."""
     pinned = pinned_versions(tool_dir)
@@ -185,8 +195,10 @@ def _check_against_strawberry(static_dir: Path) -> None:
     for file in cdn_files(get_graphql_ide_html("graphiql")):
         local = static_dir / file.local_path if file.package else None
         if local is None or not local.is_file():
-            raise SystemExit(f"strawberry's GraphiQL page loads {file.url}, which tools/graphiql and "
-                             f"api/graphiql_assets.py FILES don't provide: update them to match.")
+            raise SystemExit(
+                f"strawberry's GraphiQL page loads {file.url}, which tools/graphiql and "
+                f"api/graphiql_assets.py FILES don't provide: update them to match."
+            )
         if not matches_integrity(local.read_bytes(), file.integrity):
             raise SystemExit(f"{file.local_path} doesn't match the integrity hash strawberry's page expects.")
 
@@ -194,9 +206,11 @@ def _check_against_strawberry(static_dir: Path) -> None:
 def main() -> None:
     npm_ci()
     copied = copy_files()
-    print(f"GraphiQL's files ({len(copied)}, with licences) are in {STATIC_DIR}; "
-          f"the server serves them under /graphiql/assets/.")
+    print(
+        f"GraphiQL's files ({len(copied)}, with licences) are in {STATIC_DIR}; "
+        f"the server serves them under /graphiql/assets/."
+    )
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

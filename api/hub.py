@@ -95,10 +95,10 @@ class Audience:
 
     def of(self, doc: dict) -> set[Subscription]:
         """Who may care about an event: every subscription of the organization for a team change."""
-        org_id = doc.get("org_id")
+        org_id = doc.get("org_id", "")  # "" (no such organization or team) where missing
         if doc.get("kind") == TEAMS_CHANGED:
             return set(self.by_org.get(org_id, ()))
-        team_id = (doc.get("conversation") or {}).get("team_id")
+        team_id = (doc.get("conversation") or {}).get("team_id", "")
         found = set(self.whole_org.get(org_id, ()))
         found.update(self.by_team.get((org_id, team_id), ()))
         for member_id in doc.get("notified") or ():
@@ -144,8 +144,10 @@ class EventHub:
 
     async def start(self) -> None:
         self.dispatched_id = await self.events.newest_id()
-        self._tasks = [asyncio.create_task(self._follow(), name="event-hub"),
-                       asyncio.create_task(self._watch(), name="event-hub-watch")]
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="event-hub"),
+            asyncio.create_task(self._watch(), name="event-hub-watch"),
+        ]
 
     async def stop(self) -> None:
         # The watcher ends by itself within one await period (see
@@ -161,8 +163,9 @@ class EventHub:
     def wake(self) -> None:
         self._wake.set()
 
-    def subscribe(self, org_id: str, team_ids: frozenset[str] | None = None,
-                  member_id: str | None = None) -> Subscription:
+    def subscribe(
+        self, org_id: str, team_ids: frozenset[str] | None = None, member_id: str | None = None
+    ) -> Subscription:
         subscription = Subscription(org_id, team_ids, member_id)
         self.audience.add(subscription)
         return subscription

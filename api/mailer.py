@@ -24,11 +24,11 @@ import email.utils
 import html
 import re
 import unicodedata
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.headerregistry import Address
 from email.message import EmailMessage
-from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 import aiosmtplib
@@ -94,8 +94,7 @@ def one_line(value: str | None, max_length: int = MAX_NAME_LENGTH) -> str:
     characters become spaces, runs of whitespace collapse, the result is bounded."""
     if not value:
         return ""
-    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") else ch
-                      for ch in value)
+    cleaned = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs") else ch for ch in value)
     cleaned = " ".join(cleaned.split())
     return cleaned[:max_length].strip()
 
@@ -129,7 +128,7 @@ def envelope_address(address: str, *, with_name: bool = False) -> str:
     line or header could misread. ``with_name`` accepts ``Name <address>`` (IMBRACE_SMTP_FROM)."""
     value = (address or "").strip(" ")
     if with_name and value.endswith(">") and "<" in value:
-        value = value[value.rindex("<") + 1:-1]
+        value = value[value.rindex("<") + 1 : -1]
     if not _ASCII_EMAIL.fullmatch(value):
         raise DeliveryError(f"Not a deliverable email address: {address!r}", permanent=True)
     return value
@@ -190,16 +189,21 @@ def _plain(letter: Letter, agent: str, org: str, links: list[tuple[str, str]]) -
 
 def _html(letter: Letter, agent: str, org: str, links: list[tuple[str, str]]) -> str:
     e = html.escape
-    parts = ["<!DOCTYPE html>", '<html><head><meta charset="utf-8"></head>',
-             '<body style="font-family: sans-serif; line-height: 1.4">',
-             f"<p><strong>{e(agent)}</strong> from {e(org)} wrote:</p>"]
+    parts = [
+        "<!DOCTYPE html>",
+        '<html><head><meta charset="utf-8"></head>',
+        '<body style="font-family: sans-serif; line-height: 1.4">',
+        f"<p><strong>{e(agent)}</strong> from {e(org)} wrote:</p>",
+    ]
     if letter.text:
         parts.append(f"<p>{e(letter.text).replace(chr(10), '<br>')}</p>")
     if links:
         items = "".join(f'<li><a href="{e(url)}">{e(label)}</a></li>' for label, url in links)
         parts.append(f"<ul>{items}</ul>")
-    parts.append(f'<p style="color: #777; font-size: small">You receive this email because you were away '
-                 f"from the chat when {e(org)} replied.</p>")
+    parts.append(
+        f'<p style="color: #777; font-size: small">You receive this email because you were away '
+        f"from the chat when {e(org)} replied.</p>"
+    )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 
@@ -227,8 +231,12 @@ class Mailer:
         recipient = envelope_address(str(msg["To"].addresses[0].addr_spec) if msg["To"] else "")
         body = msg.as_bytes(policy=email.policy.SMTP)
         smtp = aiosmtplib.SMTP(
-            hostname=s.smtp_host, port=s.smtp_port, username=s.smtp_username, password=s.smtp_password,
-            start_tls=True if s.smtp_starttls else False, timeout=s.smtp_timeout_s,
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password,
+            start_tls=bool(s.smtp_starttls),
+            timeout=s.smtp_timeout_s,
             local_hostname=self.local_hostname,
         )
         try:
@@ -241,10 +249,11 @@ class Mailer:
                 try:
                     await smtp.data(body)
                 except aiosmtplib.SMTPResponseException as refused:
-                    raise _refusal(refused)
+                    raise _refusal(refused) from refused
                 except (aiosmtplib.SMTPException, OSError, TimeoutError) as lost:
-                    raise DeliveryError(f"Connection lost during DATA, delivery unknown: {_describe(lost)}",
-                                        uncertain=True)
+                    raise DeliveryError(
+                        f"Connection lost during DATA, delivery unknown: {_describe(lost)}", uncertain=True
+                    ) from lost
             except BaseException:
                 smtp.close()
                 raise
@@ -255,13 +264,13 @@ class Mailer:
         except DeliveryError:
             raise
         except (aiosmtplib.SMTPRecipientRefused, aiosmtplib.SMTPSenderRefused) as refused:
-            raise _refusal(refused)
+            raise _refusal(refused) from refused
         except aiosmtplib.SMTPResponseException as refused:
             # Greeting, EHLO, STARTTLS or AUTH turned down: a server or configuration
             # problem that may be fixed, so retried whatever the code.
-            raise DeliveryError(_describe(refused))
+            raise DeliveryError(_describe(refused)) from refused
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ValueError) as error:
-            raise DeliveryError(_describe(error))
+            raise DeliveryError(_describe(error)) from error
 
 
 def _refusal(refused: aiosmtplib.SMTPResponseException) -> DeliveryError:

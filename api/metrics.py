@@ -45,41 +45,71 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry(auto_describe=True)
         self.graphql_requests = Counter(
-            "imbrace_graphql_requests", "GraphQL queries and mutations, by operation name and outcome "
+            "imbrace_graphql_requests",
+            "GraphQL queries and mutations, by operation name and outcome "
             "(ok; user_errors: a payload's `errors` is not empty; error: the response has GraphQL errors).",
-            ("operation", "outcome"), registry=registry)
+            ("operation", "outcome"),
+            registry=registry,
+        )
         self.graphql_duration = Histogram(
-            "imbrace_graphql_request_duration_seconds", "Time to parse, validate and execute a GraphQL "
-            "query or mutation, by operation name.", ("operation",), buckets=LATENCY_BUCKETS, registry=registry)
+            "imbrace_graphql_request_duration_seconds",
+            "Time to parse, validate and execute a GraphQL query or mutation, by operation name.",
+            ("operation",),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.http_duration = Histogram(
-            "imbrace_http_request_duration_seconds", "Time to answer an HTTP request, by route and status "
-            "(webhooks, file downloads, /graphql, /healthz).", ("route", "status"), buckets=LATENCY_BUCKETS,
-            registry=registry)
+            "imbrace_http_request_duration_seconds",
+            "Time to answer an HTTP request, by route and status (webhooks, file downloads, /graphql, /healthz).",
+            ("route", "status"),
+            buckets=LATENCY_BUCKETS,
+            registry=registry,
+        )
         self.websocket_connections = Gauge(
-            "imbrace_websocket_connections", "Open GraphQL WebSocket connections.", registry=registry)
+            "imbrace_websocket_connections", "Open GraphQL WebSocket connections.", registry=registry
+        )
         self.active_subscriptions = Gauge(
-            "imbrace_active_subscriptions", "Operations running on GraphQL WebSockets (subscriptions).",
-            registry=registry)
+            "imbrace_active_subscriptions",
+            "Operations running on GraphQL WebSockets (subscriptions).",
+            registry=registry,
+        )
         self.events_published = Counter(
-            "imbrace_events_published", "Events this process wrote to the event log, by kind.", ("kind",),
-            registry=registry)
+            "imbrace_events_published",
+            "Events this process wrote to the event log, by kind.",
+            ("kind",),
+            registry=registry,
+        )
         self.events_delivered = Counter(
-            "imbrace_events_delivered", "Events handed to this process's subscription streams (a stream "
-            "shared by a group of identical subscriptions counts once).", registry=registry)
+            "imbrace_events_delivered",
+            "Events handed to this process's subscription streams (a stream "
+            "shared by a group of identical subscriptions counts once).",
+            registry=registry,
+        )
         self.outbox_depth = Gauge(
-            "imbrace_outbox_queue_depth", "Deliveries queued or in progress, by transport.", ("transport",),
-            registry=registry)
+            "imbrace_outbox_queue_depth",
+            "Deliveries queued or in progress, by transport.",
+            ("transport",),
+            registry=registry,
+        )
         self.delivery_failures = Counter(
-            "imbrace_delivery_failures", "Deliveries given up on (marked FAILED), by transport.", ("transport",),
-            registry=registry)
+            "imbrace_delivery_failures",
+            "Deliveries given up on (marked FAILED), by transport.",
+            ("transport",),
+            registry=registry,
+        )
         self.sweeper_lag = Gauge(
-            "imbrace_sweeper_lag_seconds", "How late the oldest due time-driven transition is (0: none due).",
-            registry=registry)
+            "imbrace_sweeper_lag_seconds",
+            "How late the oldest due time-driven transition is (0: none due).",
+            registry=registry,
+        )
         self.sweeper_last_success = Gauge(
-            "imbrace_sweeper_last_success_timestamp_seconds", "When this process last completed a sweep "
-            "(Unix time).", registry=registry)
+            "imbrace_sweeper_last_success_timestamp_seconds",
+            "When this process last completed a sweep (Unix time).",
+            registry=registry,
+        )
         self.login_refusals = Counter(
-            "imbrace_login_refusals", "Refused logins, by reason.", ("reason",), registry=registry)
+            "imbrace_login_refusals", "Refused logins, by reason.", ("reason",), registry=registry
+        )
 
         # Children that are known up front are bound once: hot paths only increment,
         # and the series exist at 0 before the first occurrence, so rates and alerts work.
@@ -142,6 +172,7 @@ class TimeHttp:
             if message["type"] == "http.response.start":
                 status = message["status"]
             await send(message)
+
         try:
             await self.app(scope, receive, send_status)
         finally:
@@ -161,10 +192,15 @@ def metrics_endpoint(metrics: Metrics, token: str | None, production: bool):
                 return Response("Not Found", status_code=404, media_type="text/plain")
             given = request.headers.get("authorization", "").encode("latin-1", "replace")
             if not hmac.compare_digest(given, expected):
-                return Response("Unauthorized", status_code=401, media_type="text/plain",
-                                headers={"WWW-Authenticate": 'Bearer realm="metrics"'})
+                return Response(
+                    "Unauthorized",
+                    status_code=401,
+                    media_type="text/plain",
+                    headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                )
         services = getattr(request.app.state, "services", None)
         if services is not None:
             await metrics.refresh_from_database(services.store, services.clock())
         return Response(metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     return endpoint

@@ -31,6 +31,7 @@ class RequestId:
                 message.setdefault("headers", [])
                 message["headers"] = list(message["headers"]) + [(b"x-request-id", request_id.encode())]
             await send(message)
+
         await self.app(scope, receive, send_with_id)
 
 
@@ -68,6 +69,7 @@ class BodyLimit:
             if message["type"] == "http.response.start":
                 responded = True
             await send(message)
+
         try:
             await self.app(scope, limited_receive, tracking_send)
         except _TooLarge:
@@ -80,6 +82,8 @@ class _TooLarge(Exception):
 
 
 async def _too_large(scope, receive, send):
-    response = JSONResponse({"errors": [{"message": "Request body too large.",
-                                         "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]}, status_code=413)
+    response = JSONResponse(
+        {"errors": [{"message": "Request body too large.", "extensions": {"code": "PAYLOAD_TOO_LARGE"}}]},
+        status_code=413,
+    )
     await response(scope, receive, send)

@@ -49,15 +49,17 @@ from domain.events import Event
 log = logging.getLogger("imbrace.outbox")
 
 MAX_BACKOFF_S = 3600.0
-UNKNOWN = ("Interrupted while the SMTP server was receiving the email; it may have been delivered, "
-           "so it is not sent again.")
+UNKNOWN = (
+    "Interrupted while the SMTP server was receiving the email; it may have been delivered, so it is not sent again."
+)
 
 
 class Outbox:
     """Claims due email jobs and delivers them; ``start()`` runs it in the background."""
 
-    def __init__(self, services, *, poll_s: float = 0.2, lease_s: float | None = None,
-                 mailer: Mailer | None = None) -> None:
+    def __init__(
+        self, services, *, poll_s: float = 0.2, lease_s: float | None = None, mailer: Mailer | None = None
+    ) -> None:
         self.services = services
         self.settings = services.settings
         self.mailer = mailer or Mailer(self.settings)
@@ -88,7 +90,7 @@ class Outbox:
         wait = timeout_s if timeout_s is not None else self.settings.smtp_timeout_s + 1
         try:
             await asyncio.wait_for(asyncio.shield(task), wait)
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
@@ -102,7 +104,7 @@ class Outbox:
                 log.exception("email outbox pass failed")
             try:
                 await asyncio.wait_for(self._stopping.wait(), self.poll_s)
-            except (TimeoutError, asyncio.TimeoutError):
+            except TimeoutError:
                 pass
 
     # one pass
@@ -141,14 +143,16 @@ class Outbox:
                 await self.mailer.send(email, before_data=lambda: self._mark_sending(job, message))
         except DeliveryError as error:
             await self._failed_attempt(job, message, attempts, error)
-        except (TimeoutError, asyncio.TimeoutError):
-            await self._failed_attempt(job, message, attempts,
-                                       DeliveryError(f"Timed out after {self.lease_s / 2:g} s", uncertain=True))
+        except TimeoutError:
+            await self._failed_attempt(
+                job, message, attempts, DeliveryError(f"Timed out after {self.lease_s / 2:g} s", uncertain=True)
+            )
         except PyMongoError as error:
             await self._failed_attempt(job, message, attempts, DeliveryError(f"{type(error).__name__}: {error}"))
         except ValueError as error:  # the email can't be built from what is stored: it never will be
-            await self._failed_attempt(job, message, attempts,
-                                       DeliveryError(f"{type(error).__name__}: {error}", permanent=True))
+            await self._failed_attempt(
+                job, message, attempts, DeliveryError(f"{type(error).__name__}: {error}", permanent=True)
+            )
         else:
             await self._record(job, message, DeliveryStatus.SENT, attempts, None)
 
@@ -159,8 +163,14 @@ class Outbox:
             await self._record(job, message, DeliveryStatus.FAILED, attempts, error.reason)
         else:
             backoff = min(self.settings.email_backoff_s * 2 ** (attempts - 1), MAX_BACKOFF_S)
-            await self._record(job, message, DeliveryStatus.QUEUED, attempts, error.reason,
-                               retry_at=self.services.clock() + timedelta(seconds=backoff))
+            await self._record(
+                job,
+                message,
+                DeliveryStatus.QUEUED,
+                attempts,
+                error.reason,
+                retry_at=self.services.clock() + timedelta(seconds=backoff),
+            )
 
     async def _mark_sending(self, job: EmailJob, message: Message) -> None:
         """Last step before the body goes out; without it (lost claim) nothing is sent."""
@@ -170,21 +180,32 @@ class Outbox:
     async def _was_sending(self, job: EmailJob) -> bool:
         return await self.jobs.was_sending(job)
 
-    async def _record(self, job: EmailJob, message: Message, status: DeliveryStatus, attempts: int,
-                      error: str | None, retry_at: datetime | None = None) -> None:
+    async def _record(
+        self,
+        job: EmailJob,
+        message: Message,
+        status: DeliveryStatus,
+        attempts: int,
+        error: str | None,
+        retry_at: datetime | None = None,
+    ) -> None:
         now = self.services.clock()
         email = Delivery(via=DeliveryVia.EMAIL, status=status, attempts=attempts, last_error=error, at=now)
         deliveries = tuple(email if d.via is DeliveryVia.EMAIL else d for d in message.deliveries)
         recorded = await self.jobs.record(
-            job, deliveries, retry_at if status is DeliveryStatus.QUEUED else None,
-            header_message_id(message.id) if status is DeliveryStatus.SENT else None)
+            job,
+            deliveries,
+            retry_at if status is DeliveryStatus.QUEUED else None,
+            header_message_id(message.id) if status is DeliveryStatus.SENT else None,
+        )
         if not recorded:
             log.warning("email job %s: lease lost before recording %s", job.id, status.value)
             return
         if status is DeliveryStatus.FAILED:
             self.services.metrics.email_failures.inc()
-        log.info("email job %s: %s after %d attempt(s)%s", job.id, status.value, attempts,
-                 f" ({error})" if error else "")
+        log.info(
+            "email job %s: %s after %d attempt(s)%s", job.id, status.value, attempts, f" ({error})" if error else ""
+        )
         await self._refresh_last_message(message, deliveries)
         if status is not DeliveryStatus.QUEUED:  # a rescheduled attempt is no status change
             await self._publish(message, now)
@@ -206,8 +227,9 @@ class Outbox:
         try:
             conversation = await self.services.store.conversation(message.org_id, message.conversation_id)
             if conversation is not None and self.services.events is not None:
-                await self.services.events.publish(Event(kind=EventKind.DELIVERY, conversation=conversation,
-                                                         at=now, message_id=message.id))
+                await self.services.events.publish(
+                    Event(kind=EventKind.DELIVERY, conversation=conversation, at=now, message_id=message.id)
+                )
         except PyMongoError:
             log.exception("email job %s: delivery event not published", message.id)
 
@@ -223,10 +245,16 @@ class Outbox:
         agent = await store.member(message.org_id, message.sender_member_id) if message.sender_member_id else None
         org = await store.organization(message.org_id)
         return Letter(
-            message_id=message.id, conversation_id=conversation.id, kind=message.kind, text=message.text,
-            attachments=self._customer_links(message.attachments), created_at=message.created_at,
-            agent_name=agent.name if agent else None, org_name=org.name if org else None,
-            to_email=to_email, to_name=customer.name if customer else conversation.customer_name,
+            message_id=message.id,
+            conversation_id=conversation.id,
+            kind=message.kind,
+            text=message.text,
+            attachments=self._customer_links(message.attachments),
+            created_at=message.created_at,
+            agent_name=agent.name if agent else None,
+            org_name=org.name if org else None,
+            to_email=to_email,
+            to_name=customer.name if customer else conversation.customer_name,
             previous=await self._previous_ids(message),
         )
 

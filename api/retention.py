@@ -14,8 +14,9 @@ from api.store.mongo import MongoStore
 
 
 class Retention:
-    def __init__(self, store: MongoStore, event_retention_s: float, login_window_s: float, clock,
-                 interval_s: float = 60) -> None:
+    def __init__(
+        self, store: MongoStore, event_retention_s: float, login_window_s: float, clock, interval_s: float = 60
+    ) -> None:
         self.store = store
         self.event_retention_s = event_retention_s
         self.login_window_s = login_window_s

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from pymongo import AsyncMongoClient
 
@@ -16,9 +17,13 @@ from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 
+if TYPE_CHECKING:  # both import the store and settings this module is imported with
+    from api.events import EventLog
+    from api.hub import EventHub
+
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 @dataclass
@@ -31,7 +36,7 @@ class Services:
     tokens: Tokens
     passwords: Passwords
     links: FileLinks | None = None
-    events: object = None
-    hub: object = None
+    events: EventLog | None = None
+    hub: EventHub | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)

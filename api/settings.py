@@ -118,23 +118,29 @@ class Settings:
 
     @property
     def login_policy(self) -> ThrottlePolicy:
-        return ThrottlePolicy(window_s=self.login_window_s, max_per_pair=self.login_max_failures,
-                              max_per_address=self.login_max_failures_per_address,
-                              email_delay_after=self.login_email_delay_after,
-                              email_max_delay_s=self.login_email_max_delay_s)
+        return ThrottlePolicy(
+            window_s=self.login_window_s,
+            max_per_pair=self.login_max_failures,
+            max_per_address=self.login_max_failures_per_address,
+            email_delay_after=self.login_email_delay_after,
+            email_max_delay_s=self.login_email_max_delay_s,
+        )
 
-    def validate(self) -> "Settings":
+    def validate(self) -> Settings:
         """Refuses combinations that make no sense, naming the setting (see ``SettingsError``)."""
         t = self.thresholds
         if t.soon_after_s >= t.overdue_after_s:
-            raise SettingsError(f"IMBRACE_SOON_AFTER_S ({t.soon_after_s:g}) must be less than "
-                                f"IMBRACE_OVERDUE_AFTER_S ({t.overdue_after_s:g}).")
+            raise SettingsError(
+                f"IMBRACE_SOON_AFTER_S ({t.soon_after_s:g}) must be less than "
+                f"IMBRACE_OVERDUE_AFTER_S ({t.overdue_after_s:g})."
+            )
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
             except ValueError:
-                raise SettingsError(f"IMBRACE_TRUSTED_PROXIES: {proxy[:60]!r} is not an IP address or CIDR "
-                                    f"range.") from None
+                raise SettingsError(
+                    f"IMBRACE_TRUSTED_PROXIES: {proxy[:60]!r} is not an IP address or CIDR range."
+                ) from None
         return self
 
     @property
@@ -165,7 +171,7 @@ class Settings:
         return (not self.production) if self.graphiql is None else self.graphiql
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         thresholds = Thresholds(
             soon_after_s=_float("IMBRACE_SOON_AFTER_S", 180),
             overdue_after_s=_float("IMBRACE_OVERDUE_AFTER_S", 300),

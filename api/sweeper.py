@@ -35,8 +35,15 @@ BATCH = 500
 
 
 class Sweeper:
-    def __init__(self, store: MongoStore, events, thresholds: Thresholds, interval_s: float, clock,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        store: MongoStore,
+        events,
+        thresholds: Thresholds,
+        interval_s: float,
+        clock,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.store = store
         self.events = events
         self.thresholds = thresholds
@@ -82,7 +89,9 @@ class Sweeper:
             return 0
         previous, status = transition
         if status is ConversationStatus.CLOSED:  # the owner stays: see domain.changes.close
-            change = changes.close(ClosedReason.INACTIVITY, closed_at(conversation, now, self.thresholds), now)
+            at = closed_at(conversation, now, self.thresholds)
+            assert at is not None  # set for every CLOSED conversation
+            change = changes.close(ClosedReason.INACTIVITY, at, now)
         else:
             after = changes.effect(changes.announce(status.value, None), conversation)
             change = changes.announce(status.value, next_transition_at(after, self.thresholds))
@@ -90,9 +99,16 @@ class Sweeper:
         if updated is None:
             return 0
         kind = EventKind.CLOSED if status is ConversationStatus.CLOSED else EventKind.STATUS_CHANGED
-        await self.events.publish(Event(kind=kind, conversation=updated, at=now,
-                                        previous_status=previous, new_status=status,
-                                        owner_before=conversation.owner_id))
+        await self.events.publish(
+            Event(
+                kind=kind,
+                conversation=updated,
+                at=now,
+                previous_status=previous,
+                new_status=status,
+                owner_before=conversation.owner_id,
+            )
+        )
         return 1
 
     async def _reschedule(self, conversation: Conversation, claim: Criteria) -> None:

@@ -18,8 +18,8 @@ from pymongo import monitoring
 
 from api.app import create_app
 from api.settings import Settings
-from domain.status import Thresholds
 from bench.common import JWT_SECRET, THRESHOLD_ENV
+from domain.status import Thresholds
 
 _TAG: contextvars.ContextVar[str | None] = contextvars.ContextVar("bench_request_tag", default=None)
 IGNORED = {"ping", "endSessions", "hello", "isMaster", "ismaster", "getMore", "killCursors"}
@@ -54,14 +54,22 @@ def _tagged(app):
             await app(scope, receive, send)
         finally:
             _TAG.reset(token)
+
     return tagged
 
 
 def bench_settings(mongodb_uri: str, workdir: Path) -> Settings:
-    return Settings(mongodb_uri=mongodb_uri, database="imbrace", data_dir=workdir, jwt_secret=JWT_SECRET,
-                    thresholds=Thresholds(soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
-                                          overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
-                                          auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"])))
+    return Settings(
+        mongodb_uri=mongodb_uri,
+        database="imbrace",
+        data_dir=workdir,
+        jwt_secret=JWT_SECRET,
+        thresholds=Thresholds(
+            soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
+            overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
+            auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"]),
+        ),
+    )
 
 
 class InProcess:
@@ -76,11 +84,12 @@ class InProcess:
         self._lifespan = None
         self.http: httpx.AsyncClient | None = None
 
-    async def __aenter__(self) -> "InProcess":
+    async def __aenter__(self) -> InProcess:
         self._lifespan = self.app.router.lifespan_context(self.app)
         await self._lifespan.__aenter__()
-        self.http = httpx.AsyncClient(transport=httpx.ASGITransport(app=_tagged(self.app)),
-                                      base_url="http://bench.local", timeout=60)
+        self.http = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=_tagged(self.app)), base_url="http://bench.local", timeout=60
+        )
         return self
 
     async def __aexit__(self, *exc) -> None:

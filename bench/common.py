@@ -28,12 +28,16 @@ PASSWORD = "correct horse battery"
 # Time-driven statuses must not drift while the benchmarks run (~25 min), or the
 # sweeper would flood every subscriber with STATUS_CHANGED events and the seeded
 # status mix would melt. One and two hours keep every seeded status stable.
-THRESHOLD_ENV = {"IMBRACE_SOON_AFTER_S": "3600", "IMBRACE_OVERDUE_AFTER_S": "7200",
-                 "IMBRACE_AUTO_CLOSE_AFTER_S": "86400"}
+THRESHOLD_ENV = {
+    "IMBRACE_SOON_AFTER_S": "3600",
+    "IMBRACE_OVERDUE_AFTER_S": "7200",
+    "IMBRACE_AUTO_CLOSE_AFTER_S": "86400",
+}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 # --- statistics -------------------------------------------------------------------------------
+
 
 def percentile(values, p: float) -> float | None:
     """Linear interpolation between closest ranks (numpy's default)."""
@@ -55,21 +59,28 @@ def latency_summary(seconds: list[float]) -> dict:
     """Milliseconds."""
     if not seconds:
         return {"n": 0, "p50_ms": None, "p99_ms": None, "max_ms": None, "mean_ms": None}
-    return {"n": len(seconds), "p50_ms": round(percentile(seconds, 50) * 1000, 2),
-            "p99_ms": round(percentile(seconds, 99) * 1000, 2), "max_ms": round(max(seconds) * 1000, 2),
-            "mean_ms": round(sum(seconds) / len(seconds) * 1000, 2)}
+    return {
+        "n": len(seconds),
+        "p50_ms": round(percentile(seconds, 50) * 1000, 2),
+        "p99_ms": round(percentile(seconds, 99) * 1000, 2),
+        "max_ms": round(max(seconds) * 1000, 2),
+        "mean_ms": round(sum(seconds) / len(seconds) * 1000, 2),
+    }
 
 
 def across_runs(runs: list[dict], key: str) -> dict:
     """Median of one metric over repeated runs, with the per-run values."""
     values = [r.get(key) for r in runs if r.get(key) is not None]
-    return {"median": round(median(values), 2) if values else None,
-            "min": round(min(values), 2) if values else None,
-            "max": round(max(values), 2) if values else None,
-            "runs": values}
+    return {
+        "median": round(median(values), 2) if values else None,
+        "min": round(min(values), 2) if values else None,
+        "max": round(max(values), 2) if values else None,
+        "runs": values,
+    }
 
 
 # --- processes ----------------------------------------------------------------------------------
+
 
 def raise_nofile() -> int:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -141,24 +152,36 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def start_serve(name: str, workdir: Path, data_dir: Path, mongodb_uri: str | None = None,
-                extra_env: dict | None = None) -> Served:
+def start_serve(
+    name: str, workdir: Path, data_dir: Path, mongodb_uri: str | None = None, extra_env: dict | None = None
+) -> Served:
     """``imbrace serve`` as its own process. Without ``mongodb_uri`` it starts the embedded
     database itself on ``data_dir``; its URI is read from the server's log line."""
     port = free_port()
     env = dict(os.environ)
     env.pop("MONGODB_URI", None)
     env.update(THRESHOLD_ENV)
-    env.update({"IMBRACE_DATA_DIR": str(data_dir), "IMBRACE_JWT_SECRET": JWT_SECRET,
-                "IMBRACE_DATABASE": "imbrace", "PYTHONUNBUFFERED": "1"})
+    env.update(
+        {
+            "IMBRACE_DATA_DIR": str(data_dir),
+            "IMBRACE_JWT_SECRET": JWT_SECRET,
+            "IMBRACE_DATABASE": "imbrace",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     if mongodb_uri:
         env["MONGODB_URI"] = mongodb_uri
     env.update(extra_env or {})
     log_path = workdir / f"{name}.log"
     log = open(log_path, "wb")
-    process = subprocess.Popen([imbrace_bin(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                               stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(workdir),
-                               preexec_fn=_preexec_nofile)
+    process = subprocess.Popen(
+        [imbrace_bin(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=str(workdir),
+        preexec_fn=_preexec_nofile,
+    )
     served = Served(name, process, port, log_path, db_uri=mongodb_uri)
     _wait_healthy(served, 180)
     if not mongodb_uri:
@@ -178,8 +201,14 @@ def start_floor(workdir: Path, mongodb_uri: str) -> Served:
     env.update(THRESHOLD_ENV)
     env.update({"MONGODB_URI": mongodb_uri, "IMBRACE_DATABASE": "imbrace", "PYTHONUNBUFFERED": "1"})
     log_path = workdir / "floor.log"
-    process = subprocess.Popen([python(), "-m", "bench.floor", "--port", str(port)], stdout=open(log_path, "wb"),
-                               stderr=subprocess.STDOUT, env=env, cwd=str(ROOT), preexec_fn=_preexec_nofile)
+    process = subprocess.Popen(
+        [python(), "-m", "bench.floor", "--port", str(port)],
+        stdout=open(log_path, "wb"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        cwd=str(ROOT),
+        preexec_fn=_preexec_nofile,
+    )
     served = Served("floor", process, port, log_path, db_uri=mongodb_uri)
     _wait_healthy(served, 60)
     return served
@@ -230,6 +259,7 @@ def _pid_listening(port: int) -> int | None:
 
 # --- /proc sampling -----------------------------------------------------------------------------
 
+
 def cpu_seconds(pid: int | None) -> float | None:
     if not pid:
         return None
@@ -279,6 +309,7 @@ class CpuMeter:
 
 # --- tokens -------------------------------------------------------------------------------------
 
+
 def mint_token(member_id: str, org_id: str) -> str:
     """Same HS256 token ``login`` hands out (the bench knows the server's secret)."""
     return Tokens(JWT_SECRET, 12 * 3600).issue(member_id, org_id)
@@ -286,15 +317,20 @@ def mint_token(member_id: str, org_id: str) -> str:
 
 async def login(url: str, email: str, password: str = PASSWORD) -> str:
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        response = await client.post("/graphql", json={
-            "query": "mutation($i: LoginInput!) { login(input: $i) { token errors { code } } }",
-            "variables": {"i": {"email": email, "password": password}}})
+        response = await client.post(
+            "/graphql",
+            json={
+                "query": "mutation($i: LoginInput!) { login(input: $i) { token errors { code } } }",
+                "variables": {"i": {"email": email, "password": password}},
+            },
+        )
         data = response.json()["data"]["login"]
         assert not data["errors"], data
         return data["token"]
 
 
 # --- the machine --------------------------------------------------------------------------------
+
 
 def machine() -> dict:
     model = None
@@ -316,14 +352,21 @@ def machine() -> dict:
     for module in ("pymongo", "strawberry", "starlette", "uvicorn", "nx_27017", "websockets", "httpx"):
         try:
             from importlib.metadata import version
+
             versions[module] = version({"strawberry": "strawberry-graphql", "nx_27017": "nx-27017"}.get(module, module))
         except Exception:
             pass
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "api", "domain"], cwd=ROOT,
-                               capture_output=True, text=True, timeout=10).stdout.split("\n")
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "api", "domain"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.split("\n")
         dirty = [line[3:] for line in dirty if line.strip()]
     except (OSError, subprocess.SubprocessError):
         commit, dirty = None, []
@@ -335,7 +378,7 @@ def machine() -> dict:
         "ram_gb": round(mem_kb / 1024 / 1024, 1) if mem_kb else None,
         "python": platform.python_version(),
         "kernel": platform.release(),
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "loadavg_at_start": [round(x, 2) for x in os.getloadavg()],
         "nofile_limit": resource.getrlimit(resource.RLIMIT_NOFILE)[0],
         "packages": versions,
@@ -373,7 +416,19 @@ def maybe_profile(tag: str, pids: dict[str, int | None]) -> None:
         if not pid:
             continue
         out = PROFILE["dir"] / f"{tag}-{name}.svg"
-        subprocess.Popen([str(spy) if spy.exists() else "py-spy", "record", "--nonblocking", "-d",
-                          str(PROFILE["seconds"]), "-o", str(out), "--pid", str(pid)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            [
+                str(spy) if spy.exists() else "py-spy",
+                "record",
+                "--nonblocking",
+                "-d",
+                str(PROFILE["seconds"]),
+                "-o",
+                str(out),
+                "--pid",
+                str(pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         log(f"profiling {name} (pid {pid}) for {PROFILE['seconds']} s -> {out}")

@@ -31,11 +31,19 @@ from pathlib import Path
 import httpx
 
 from api.embedded import EmbeddedMongo
-from api.store.events import event_from_doc
 from api.store import codec
 from api.store.database import connect
+from api.store.events import event_from_doc
 from bench.common import (
-    ROOT, THRESHOLD_ENV, CpuMeter, _preexec_nofile, log, maybe_profile, mint_token, percentile, python,
+    ROOT,
+    THRESHOLD_ENV,
+    CpuMeter,
+    _preexec_nofile,
+    log,
+    maybe_profile,
+    mint_token,
+    percentile,
+    python,
     start_serve,
 )
 from domain import listing
@@ -49,9 +57,11 @@ MAX_IN_FLIGHT = 16  # driver posts outstanding at once; beyond that the schedule
 
 
 def _thresholds() -> Thresholds:
-    return Thresholds(soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
-                      overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
-                      auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"]))
+    return Thresholds(
+        soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
+        overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
+        auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"]),
+    )
 
 
 class SubscriberProcess:
@@ -61,8 +71,13 @@ class SubscriberProcess:
         self.stderr = open(workdir / f"{name}.stderr", "wb")
         self.process = subprocess.Popen(
             [python(), "-m", "bench.subscribers", "--ws-url", ws_url, "--tokens", str(tokens_file), "--n", str(n)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, cwd=str(ROOT),
-            preexec_fn=_preexec_nofile, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            cwd=str(ROOT),
+            preexec_fn=_preexec_nofile,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
 
     @property
     def pid(self) -> int:
@@ -93,18 +108,24 @@ class Poster:
 
     def __init__(self, url: str, manifest: dict) -> None:
         self.channels = manifest["channels"]
-        self.client = httpx.AsyncClient(base_url=url, timeout=120,
-                                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+        self.client = httpx.AsyncClient(
+            base_url=url, timeout=120, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        )
         self.seq = 0
 
     async def post(self, conversation: dict) -> tuple[float, int]:
         self.seq += 1
         ch = self.channels[conversation["team"]]
         try:
-            response = await self.client.post(f"/channels/{ch['id']}/inbound", json={
-                "messageId": f"fan-{time.time_ns()}-{self.seq}",
-                "customer": {"externalId": conversation["external_id"]},
-                "text": "Any news about my order?"}, headers={"X-Channel-Key": ch["key"]})
+            response = await self.client.post(
+                f"/channels/{ch['id']}/inbound",
+                json={
+                    "messageId": f"fan-{time.time_ns()}-{self.seq}",
+                    "customer": {"externalId": conversation["external_id"]},
+                    "text": "Any news about my order?",
+                },
+                headers={"X-Channel-Key": ch["key"]},
+            )
             code = response.status_code
         except httpx.HTTPError:
             code = 0
@@ -115,8 +136,11 @@ class Poster:
 
 
 async def _viewers(db, manifest: dict, members: list[str]) -> dict[str, Viewer]:
-    teams = tuple(sorted((codec.team(t) for t in await db.teams.find({"org_id": manifest["org_id"]}).to_list()),
-                         key=lambda t: t.name))
+    teams = tuple(
+        sorted(
+            (codec.team(t) for t in await db.teams.find({"org_id": manifest["org_id"]}).to_list()), key=lambda t: t.name
+        )
+    )
     return {m: Viewer(member_id=m, org_id=manifest["org_id"], org_role=OrgRole.MEMBER, teams=teams) for m in members}
 
 
@@ -131,9 +155,11 @@ async def _expected(db, since_event_id: int, conversations: set[str], viewers: d
         if cid not in conversations or doc["kind"] not in MESSAGE_KINDS or cid in expected:
             continue
         event = event_from_doc(doc)
-        expected[cid] = [m for m, viewer in viewers.items()
-                         if route_event(viewer, event,
-                                        listing.event_criteria(viewer, flt, event.kind, event.at, thresholds))]
+        expected[cid] = [
+            m
+            for m, viewer in viewers.items()
+            if route_event(viewer, event, listing.event_criteria(viewer, flt, event.kind, event.at, thresholds))
+        ]
     return expected
 
 
@@ -144,14 +170,29 @@ async def _last_event_id(db) -> int:
     return doc["n"] if doc else 0
 
 
-async def session(*, manifest: dict, workdir: Path, name: str, post_url: str, ws_url: str, db_uri: str,
-                  n: int, rounds: int, rate: float, drive_s: float, pool: list[dict], markers: list[dict],
-                  warmup: dict, pids: dict, drain_timeout: float = 120, connect_timeout: float = 900) -> dict:
+async def session(
+    *,
+    manifest: dict,
+    workdir: Path,
+    name: str,
+    post_url: str,
+    ws_url: str,
+    db_uri: str,
+    n: int,
+    rounds: int,
+    rate: float,
+    drive_s: float,
+    pool: list[dict],
+    markers: list[dict],
+    warmup: dict,
+    pids: dict,
+    drain_timeout: float = 120,
+    connect_timeout: float = 900,
+) -> dict:
     """One subscriber population, ``rounds`` driver rounds. ``pool``: conversations to post to."""
     members = [m["id"] for m in manifest["members"]]
     tokens_file = workdir / f"{name}-tokens.json"
-    tokens_file.write_text(json.dumps([{"member_id": m, "token": mint_token(m, manifest["org_id"])}
-                                       for m in members]))
+    tokens_file.write_text(json.dumps([{"member_id": m, "token": mint_token(m, manifest["org_id"])} for m in members]))
     client = connect(db_uri)
     db = client["imbrace"]
     viewers = await _viewers(db, manifest, members)
@@ -162,8 +203,10 @@ async def session(*, manifest: dict, workdir: Path, name: str, post_url: str, ws
         t0 = time.monotonic()
         connected = await subscribers.read(connect_timeout)
         out["connect"] = connected
-        log(f"{name}: {connected['connected']}/{n} subscribers connected in {connected['seconds']} s "
-            f"(failed {connected['failed']})")
+        log(
+            f"{name}: {connected['connected']}/{n} subscribers connected in {connected['seconds']} s "
+            f"(failed {connected['failed']})"
+        )
         # warm-up: every subscription is live once each subscriber got an event of the warm-up conversation
         subscribers.send({"cmd": "arm", "since": await _last_event_id(db)})
         await subscribers.read(60)
@@ -203,6 +246,7 @@ async def session(*, manifest: dict, workdir: Path, name: str, post_url: str, ws
                 codes[code] = codes.get(code, 0) + 1
                 if code == 202:
                     posts[conversation["id"]] = committed
+
             await asyncio.gather(*(fire(i, c) for i, c in enumerate(batch)))
             drive_elapsed = time.monotonic() - start
             marker = markers[r % len(markers)]
@@ -217,21 +261,31 @@ async def session(*, manifest: dict, workdir: Path, name: str, post_url: str, ws
             await subscribers.read(300)
             result = json.loads(result_file.read_text())
             recipients = [len(v) for v in expected.values()]
-            result.update({
-                "round": r + 1, "events_scheduled": len(batch), "events_committed": len(posts),
-                "events_dropped_behind_schedule": dropped,
-                "post_statuses": {str(k): v for k, v in codes.items()},
-                "events_per_s": round(len(posts) / drive_elapsed, 1), "drive_s": round(drive_elapsed, 1),
-                "marker_complete": drained["complete"], "drain_s_after_last_post": drained["seconds"],
-                "recipients_per_event": round(sum(recipients) / len(recipients), 1) if recipients else 0,
-                "events_without_recipients": sum(1 for x in recipients if x == 0),
-                "events_missing_in_log": len(posts) - len(expected), **usage})
+            result.update(
+                {
+                    "round": r + 1,
+                    "events_scheduled": len(batch),
+                    "events_committed": len(posts),
+                    "events_dropped_behind_schedule": dropped,
+                    "post_statuses": {str(k): v for k, v in codes.items()},
+                    "events_per_s": round(len(posts) / drive_elapsed, 1),
+                    "drive_s": round(drive_elapsed, 1),
+                    "marker_complete": drained["complete"],
+                    "drain_s_after_last_post": drained["seconds"],
+                    "recipients_per_event": round(sum(recipients) / len(recipients), 1) if recipients else 0,
+                    "events_without_recipients": sum(1 for x in recipients if x == 0),
+                    "events_missing_in_log": len(posts) - len(expected),
+                    **usage,
+                }
+            )
             per_round.append(result)
             lat = result["latency"]
-            log(f"{name}: round {r + 1}/{rounds}: {result['events_per_s']} ev/s, {result['delivered']} deliveries, "
+            log(
+                f"{name}: round {r + 1}/{rounds}: {result['events_per_s']} ev/s, {result['delivered']} deliveries, "
                 f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, lost {result['lost']}, "
                 f"unexpected {result['unexpected']}, server cpu {usage.get('server_cpu_pct')}%, "
-                f"rss {usage.get('server_rss_mb')} MB, load {usage['loadavg_1m']}")
+                f"rss {usage.get('server_rss_mb')} MB, load {usage['loadavg_1m']}"
+            )
         out["rounds"] = per_round
         out["summary"] = _summarize(per_round)
         return out
@@ -255,8 +309,11 @@ def _summarize(per_round: list[dict]) -> dict:
         "events_per_s_median": percentile([r["events_per_s"] for r in per_round], 50) if per_round else None,
         "events_scheduled": sum(r["events_scheduled"] for r in per_round),
         "events_committed": sum(r["events_committed"] for r in per_round),
-        "recipients_per_event": round(sum(r["recipients_per_event"] * r["events_committed"] for r in per_round)
-                                      / max(1, sum(r["events_committed"] for r in per_round)), 1),
+        "recipients_per_event": round(
+            sum(r["recipients_per_event"] * r["events_committed"] for r in per_round)
+            / max(1, sum(r["events_committed"] for r in per_round)),
+            1,
+        ),
         "server_cpu_pct_max": max((r.get("server_cpu_pct") or 0) for r in per_round) if per_round else None,
         "server_rss_mb_max": max((r.get("server_rss_mb") or 0) for r in per_round) if per_round else None,
         "db_cpu_pct_max": max((r.get("db_cpu_pct") or 0) for r in per_round) if per_round else None,
@@ -267,6 +324,7 @@ def _summarize(per_round: list[dict]) -> dict:
 def driver_pool(manifest: dict) -> list[dict]:
     """Current threads of the 19 ordinary teams, in a fixed shuffled order."""
     import random
+
     reserved = set(manifest["hotline_open"])
     pool = [c for c in manifest["current_threads"] if c["team"] != 0 and c["id"] not in reserved]
     random.Random(3).shuffle(pool)
@@ -285,15 +343,24 @@ def hotline_slots(manifest: dict, first: int, count: int) -> list[dict]:
     return [_hotline(manifest, i) for i in range(first, min(first + count, len(manifest["hotline_open"])))]
 
 
-async def _fanout(manifest: dict, workdir: Path, data_dir: Path, sizes: list[int], rounds: int, rate: float,
-                  drive_s: float, unshared_sizes: list[int] = ()) -> dict:
+async def _fanout(
+    manifest: dict,
+    workdir: Path,
+    data_dir: Path,
+    sizes: list[int],
+    rounds: int,
+    rate: float,
+    drive_s: float,
+    unshared_sizes: list[int] = (),
+) -> dict:
     """The sizes with shared execution (the default), then ``unshared_sizes`` on a server
     started with IMBRACE_SHARED_EXECUTION=false: the difference is what sharing saves."""
     results = {"rate_target": rate, "drive_s": drive_s, "sizes": {}, "unshared_sizes": {}}
     plans = [("sizes", "fanout-serve", {}, sizes)]
     if unshared_sizes:
-        plans.append(("unshared_sizes", "fanout-serve-unshared", {"IMBRACE_SHARED_EXECUTION": "false"},
-                      list(unshared_sizes)))
+        plans.append(
+            ("unshared_sizes", "fanout-serve-unshared", {"IMBRACE_SHARED_EXECUTION": "false"}, list(unshared_sizes))
+        )
     k = 0
     for key, name, env, plan_sizes in plans:
         serve = start_serve(name, workdir, data_dir, extra_env=env)
@@ -310,8 +377,9 @@ async def _fanout(manifest: dict, workdir: Path, data_dir: Path, sizes: list[int
     return results
 
 
-async def _fanout_size(manifest: dict, workdir: Path, serve, n: int, k: int, rounds: int, rate: float,
-                       drive_s: float) -> dict:
+async def _fanout_size(
+    manifest: dict, workdir: Path, serve, n: int, k: int, rounds: int, rate: float, drive_s: float
+) -> dict:
     pool = driver_pool(manifest)
     slots = hotline_slots(manifest, 0, 12)  # 12-15 are the cross benchmark's
     per_round = max(1, int(rate * drive_s))
@@ -319,34 +387,59 @@ async def _fanout_size(manifest: dict, workdir: Path, serve, n: int, k: int, rou
     offset = (k * rounds * per_round) % max(1, len(pool) - rounds * per_round)
     sample = pool[offset:] + pool[:offset]
     first = (k * 4) % 12
-    warmup, markers = slots[first], slots[first + 1:first + 4]
+    warmup, markers = slots[first], slots[first + 1 : first + 4]
     log(f"fanout: N={n}, {n_rounds} round(s) of {per_round} events at {rate}/s ({serve.name})")
     try:
         return await session(
-            manifest=manifest, workdir=workdir, name=f"{serve.name}-{n}", post_url=serve.url,
-            ws_url=serve.ws_url, db_uri=serve.db_uri, n=n, rounds=n_rounds, rate=rate, drive_s=drive_s,
-            pool=sample, markers=markers, warmup=warmup, pids={"server": serve.pid, "db": serve.db_pid},
-            drain_timeout=180 if n > 1000 else 120)
+            manifest=manifest,
+            workdir=workdir,
+            name=f"{serve.name}-{n}",
+            post_url=serve.url,
+            ws_url=serve.ws_url,
+            db_uri=serve.db_uri,
+            n=n,
+            rounds=n_rounds,
+            rate=rate,
+            drive_s=drive_s,
+            pool=sample,
+            markers=markers,
+            warmup=warmup,
+            pids={"server": serve.pid, "db": serve.db_pid},
+            drain_timeout=180 if n > 1000 else 120,
+        )
     except Exception as e:  # noqa: BLE001 - record what happened, keep the other sizes
         log(f"fanout: N={n} failed: {type(e).__name__}: {e}")
         return {"error": f"{type(e).__name__}: {e}"}
 
 
-async def _cross(manifest: dict, workdir: Path, data_dir: Path, rounds: int, n: int, rate: float,
-                 drive_s: float) -> dict:
+async def _cross(
+    manifest: dict, workdir: Path, data_dir: Path, rounds: int, n: int, rate: float, drive_s: float
+) -> dict:
     embedded = EmbeddedMongo(data_dir).start()
     a = b = None
     try:
         a = start_serve("cross-a", workdir, data_dir, mongodb_uri=embedded.uri)
         b = start_serve("cross-b", workdir, data_dir, mongodb_uri=embedded.uri)
         pool = driver_pool(manifest)
-        pool = pool[len(pool) // 2:] + pool[:len(pool) // 2]
+        pool = pool[len(pool) // 2 :] + pool[: len(pool) // 2]
         slots = hotline_slots(manifest, 12, 4)
         log(f"cross: {n} subscribers on B, posts to A at {rate}/s")
         result = await session(
-            manifest=manifest, workdir=workdir, name="cross", post_url=a.url, ws_url=b.ws_url, db_uri=embedded.uri,
-            n=n, rounds=rounds, rate=rate, drive_s=drive_s, pool=pool, markers=slots[1:], warmup=slots[0],
-            pids={"server": b.pid, "server_a": a.pid, "db": embedded.process.pid})
+            manifest=manifest,
+            workdir=workdir,
+            name="cross",
+            post_url=a.url,
+            ws_url=b.ws_url,
+            db_uri=embedded.uri,
+            n=n,
+            rounds=rounds,
+            rate=rate,
+            drive_s=drive_s,
+            pool=pool,
+            markers=slots[1:],
+            warmup=slots[0],
+            pids={"server": b.pid, "server_a": a.pid, "db": embedded.process.pid},
+        )
         result.update({"instances": 2, "posts_to": "A", "subscribers_on": "B"})
         return result
     finally:
@@ -356,13 +449,22 @@ async def _cross(manifest: dict, workdir: Path, data_dir: Path, rounds: int, n: 
         embedded.stop()
 
 
-def run_fanout(manifest: dict, workdir: Path, data_dir: Path, sizes: list[int], rounds: int, rate: float,
-               drive_s: float, unshared_sizes: list[int] = ()) -> dict:
+def run_fanout(
+    manifest: dict,
+    workdir: Path,
+    data_dir: Path,
+    sizes: list[int],
+    rounds: int,
+    rate: float,
+    drive_s: float,
+    unshared_sizes: list[int] = (),
+) -> dict:
     return asyncio.run(_fanout(manifest, workdir, data_dir, sizes, rounds, rate, drive_s, unshared_sizes))
 
 
-def run_cross(manifest: dict, workdir: Path, data_dir: Path, rounds: int, n: int = 50, rate: float = 10,
-              drive_s: float = 10) -> dict:
+def run_cross(
+    manifest: dict, workdir: Path, data_dir: Path, rounds: int, n: int = 50, rate: float = 10, drive_s: float = 10
+) -> dict:
     return asyncio.run(_cross(manifest, workdir, data_dir, rounds, n, rate, drive_s))
 
 

@@ -16,8 +16,10 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-_FRAME = re.compile(r'<g><title>(?P<title>[^<]*)</title><rect x="(?P<x>[\d.]+)%" y="(?P<y>[\d.]+)" '
-                    r'width="(?P<w>[\d.]+)%"')
+_FRAME = re.compile(
+    r'<g><title>(?P<title>[^<]*)</title><rect x="(?P<x>[\d.]+)%" y="(?P<y>[\d.]+)" '
+    r'width="(?P<w>[\d.]+)%"'
+)
 _SAMPLES = re.compile(r"^(?P<name>.*) \((?P<n>[\d,]+) samples?, (?P<pct>[\d.]+)%\)$")
 
 
@@ -28,8 +30,15 @@ def frames(svg: str) -> list[dict]:
         s = _SAMPLES.match(title)
         if not s:
             continue
-        out.append({"name": s.group("name"), "samples": int(s.group("n").replace(",", "")),
-                    "x": float(m.group("x")), "w": float(m.group("w")), "y": float(m.group("y"))})
+        out.append(
+            {
+                "name": s.group("name"),
+                "samples": int(s.group("n").replace(",", "")),
+                "x": float(m.group("x")),
+                "w": float(m.group("w")),
+                "y": float(m.group("y")),
+            }
+        )
     return out
 
 
@@ -39,7 +48,7 @@ def summarise(path: Path, top: int = 25) -> dict:
         return {"total": 0, "inclusive": [], "self": []}
     total = max(f["samples"] for f in found)
     levels = sorted({f["y"] for f in found})
-    step = min((b - a for a, b in zip(levels, levels[1:])), default=0) or 1
+    step = min((b - a for a, b in zip(levels, levels[1:], strict=False)), default=0) or 1
     by_level: dict[float, list[dict]] = defaultdict(list)
     for f in found:
         by_level[f["y"]].append(f)
@@ -48,8 +57,11 @@ def summarise(path: Path, top: int = 25) -> dict:
     direction = step if root_y <= min(levels) else -step
     self_samples: dict[str, float] = defaultdict(float)
     for f in found:
-        kids = [c for c in by_level.get(f["y"] + direction, [])
-                if c["x"] >= f["x"] - 1e-6 and c["x"] + c["w"] <= f["x"] + f["w"] + 1e-6]
+        kids = [
+            c
+            for c in by_level.get(f["y"] + direction, [])
+            if c["x"] >= f["x"] - 1e-6 and c["x"] + c["w"] <= f["x"] + f["w"] + 1e-6
+        ]
         share = max(0.0, f["w"] - sum(c["w"] for c in kids)) / f["w"] if f["w"] else 0.0
         self_samples[f["name"]] += f["samples"] * share
     sums: dict[str, int] = defaultdict(int)
@@ -58,9 +70,11 @@ def summarise(path: Path, top: int = 25) -> dict:
     # inclusive: frames of one function never overlap unless recursive; summing is close enough
     inclusive = {k: min(v, total) for k, v in sums.items()}
     rank = lambda d: sorted(d.items(), key=lambda kv: -kv[1])[:top]  # noqa: E731
-    return {"total": total,
-            "inclusive": [(n, round(100 * v / total, 1)) for n, v in rank(inclusive)],
-            "self": [(n, round(100 * v / total, 1)) for n, v in rank(self_samples)]}
+    return {
+        "total": total,
+        "inclusive": [(n, round(100 * v / total, 1)) for n, v in rank(inclusive)],
+        "self": [(n, round(100 * v / total, 1)) for n, v in rank(self_samples)],
+    }
 
 
 def main() -> None:

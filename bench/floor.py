@@ -35,13 +35,13 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from api.auth import load_viewer
-from api.store.members import Members
 from api.cli import tune_garbage_collector
 from api.services import utc_now
 from api.settings import Settings
 from api.store import codec
 from api.store.database import connect
 from api.store.listing import ConversationLister, encode_cursor
+from api.store.members import Members
 from api.store.query import conjunction, to_mongo
 from domain import listing
 from domain.status import status_of
@@ -73,15 +73,21 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
         now = utc_now()
         criteria = listing.list_criteria(viewer, listing.ConversationFilter(), now, settings.thresholds)
         t0 = codec.ms(now)
-        docs = await ConversationLister(db).find_sorted(conjunction(to_mongo(criteria), {"last_message_at": {"$lte": t0}}),
-                                                        [("last_message_at", -1), ("_id", -1)], first + 1)
+        docs = await ConversationLister(db).find_sorted(
+            conjunction(to_mongo(criteria), {"last_message_at": {"$lte": t0}}),
+            [("last_message_at", -1), ("_id", -1)],
+            first + 1,
+        )
         page_docs = docs[:first]
         customer_ids = list({d["customer_id"] for d in page_docs})
-        member_ids = list({m for d in page_docs for m in d.get("participants", [])}
-                          | {d["owner_id"] for d in page_docs if d.get("owner_id")})
+        member_ids = list(
+            {m for d in page_docs for m in d.get("participants", [])}
+            | {d["owner_id"] for d in page_docs if d.get("owner_id")}
+        )
         customers, members = await asyncio.gather(
             db.customers.find({"_id": {"$in": customer_ids}, "org_id": viewer.org_id}).to_list(),
-            db.members.find({"_id": {"$in": member_ids}, "org_id": viewer.org_id}, {"password_hash": 0}).to_list())
+            db.members.find({"_id": {"$in": member_ids}, "org_id": viewer.org_id}, {"password_hash": 0}).to_list(),
+        )
         customers = {c["_id"]: c for c in customers}
         members = {m["_id"]: m for m in members}
         teams = {t.id: t for t in viewer.teams}
@@ -92,25 +98,61 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
             customer = customers.get(d["customer_id"])
             message = d.get("last_message")
             owner = members.get(d.get("owner_id")) if d.get("owner_id") else None
-            edges.append({"cursor": encode_cursor({"o": "LAST_ACTIVITY_DESC", "t0": t0, "k": d["last_message_at"],
-                                                   "id": d["_id"], "g": 0}),
-                          "node": {
-                "id": d["_id"], "status": status_of(conversation, now, settings.thresholds).value,
-                "waitingSince": _iso(d.get("waiting_since")),
-                "customer": {"id": customer["_id"], "name": customer.get("name"), "email": customer.get("email"),
-                             "phone": customer.get("phone"),
-                             "online": (customer.get("online_until") or 0) > t0} if customer else None,
-                "team": {"id": team.id, "name": team.name, "mode": team.mode.value} if team else None,
-                "channel": {"id": d["channel_id"], "type": d["channel_type"], "name": d.get("channel_name", "")},
-                "representatives": [{"id": m["_id"], "name": m["name"]}
-                                    for m in (members.get(p) for p in d.get("participants", [])) if m],
-                "owner": {"id": owner["_id"], "name": owner["name"]} if owner else None,
-                "lastMessage": {"id": message["_id"], "text": message.get("text"), "seq": message["seq"],
-                                "createdAt": _iso(message["created_at"]), "kind": message["kind"]}
-                if message else None}})
-        return JSONResponse({"data": {"conversations": {
-            "edges": edges,
-            "pageInfo": {"hasNextPage": len(docs) > first, "endCursor": edges[-1]["cursor"] if edges else None}}}})
+            edges.append(
+                {
+                    "cursor": encode_cursor(
+                        {"o": "LAST_ACTIVITY_DESC", "t0": t0, "k": d["last_message_at"], "id": d["_id"], "g": 0}
+                    ),
+                    "node": {
+                        "id": d["_id"],
+                        "status": status_of(conversation, now, settings.thresholds).value,
+                        "waitingSince": _iso(d.get("waiting_since")),
+                        "customer": {
+                            "id": customer["_id"],
+                            "name": customer.get("name"),
+                            "email": customer.get("email"),
+                            "phone": customer.get("phone"),
+                            "online": (customer.get("online_until") or 0) > t0,
+                        }
+                        if customer
+                        else None,
+                        "team": {"id": team.id, "name": team.name, "mode": team.mode.value} if team else None,
+                        "channel": {
+                            "id": d["channel_id"],
+                            "type": d["channel_type"],
+                            "name": d.get("channel_name", ""),
+                        },
+                        "representatives": [
+                            {"id": m["_id"], "name": m["name"]}
+                            for m in (members.get(p) for p in d.get("participants", []))
+                            if m
+                        ],
+                        "owner": {"id": owner["_id"], "name": owner["name"]} if owner else None,
+                        "lastMessage": {
+                            "id": message["_id"],
+                            "text": message.get("text"),
+                            "seq": message["seq"],
+                            "createdAt": _iso(message["created_at"]),
+                            "kind": message["kind"],
+                        }
+                        if message
+                        else None,
+                    },
+                }
+            )
+        return JSONResponse(
+            {
+                "data": {
+                    "conversations": {
+                        "edges": edges,
+                        "pageInfo": {
+                            "hasNextPage": len(docs) > first,
+                            "endCursor": edges[-1]["cursor"] if edges else None,
+                        },
+                    }
+                }
+            }
+        )
 
     channels: dict[str, dict] = {}
     conversation_ids: dict[tuple[str, str], str] = {}
@@ -134,25 +176,42 @@ def create_floor_app(settings: Settings, listeners=None) -> Starlette:
             conversation_id = conversation_ids[key] = customer["_id"]
         now = codec.ms(utc_now())
         before = await db.conversations.find_one_and_update(
-            {"_id": conversation_id}, {"$inc": {"message_seq": 1},
-                                       "$set": {"last_customer_message_at": now, "last_message_at": now}},
-            projection={"message_seq": 1}, return_document=ReturnDocument.BEFORE)
+            {"_id": conversation_id},
+            {"$inc": {"message_seq": 1}, "$set": {"last_customer_message_at": now, "last_message_at": now}},
+            projection={"message_seq": 1},
+            return_document=ReturnDocument.BEFORE,
+        )
         message_id = str(ObjectId())
-        await db.messages.insert_one({
-            "_id": message_id, "org_id": channel["org_id"], "conversation_id": conversation_id,
-            "seq": before["message_seq"] + 1, "sender_kind": "CUSTOMER", "kind": "TEXT", "text": body.get("text"),
-            "created_at": now, "channel_id": channel_id,
-            "provider_key": codec.provider_key(channel_id, body["messageId"])})
-        return JSONResponse({"conversationId": conversation_id, "messageId": message_id, "duplicate": False},
-                            status_code=202)
+        await db.messages.insert_one(
+            {
+                "_id": message_id,
+                "org_id": channel["org_id"],
+                "conversation_id": conversation_id,
+                "seq": before["message_seq"] + 1,
+                "sender_kind": "CUSTOMER",
+                "kind": "TEXT",
+                "text": body.get("text"),
+                "created_at": now,
+                "channel_id": channel_id,
+                "provider_key": codec.provider_key(channel_id, body["messageId"]),
+            }
+        )
+        return JSONResponse(
+            {"conversationId": conversation_id, "messageId": message_id, "duplicate": False}, status_code=202
+        )
 
     async def healthz(request: Request) -> JSONResponse:
         await state["db"].command("ping")
         return JSONResponse({"status": "ok"})
 
-    return Starlette(routes=[Route("/page", page, methods=["GET", "POST"]),
-                             Route("/channels/{channel_id}/inbound", inbound, methods=["POST"]),
-                             Route("/healthz", healthz, methods=["GET"])], lifespan=lifespan)
+    return Starlette(
+        routes=[
+            Route("/page", page, methods=["GET", "POST"]),
+            Route("/channels/{channel_id}/inbound", inbound, methods=["POST"]),
+            Route("/healthz", healthz, methods=["GET"]),
+        ],
+        lifespan=lifespan,
+    )
 
 
 def main() -> None:
@@ -166,8 +225,7 @@ def main() -> None:
     # the same uvicorn options and GC tuning as `imbrace serve` (access log included), so only the app differs
     app = create_floor_app(settings)
     tune_garbage_collector()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info",
-                proxy_headers=False)
+    uvicorn.run(app, host="127.0.0.1", port=args.port, log_level="info", proxy_headers=False)
 
 
 if __name__ == "__main__":

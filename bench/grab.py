@@ -33,9 +33,15 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, rounds: int) -> di
         targets = [pool[r % len(pool)] for r in range(rounds)]
         # uvicorn drops keep-alive connections idle for 5 s; closing them first on our side (4 s)
         # avoids racing a request into a connection the server is closing.
-        clients = [httpx.AsyncClient(base_url=serve.url, timeout=120,
-                                     headers={"Authorization": f"Bearer {t}"},
-                                     limits=httpx.Limits(max_connections=1, keepalive_expiry=4)) for t in tokens]
+        clients = [
+            httpx.AsyncClient(
+                base_url=serve.url,
+                timeout=120,
+                headers={"Authorization": f"Bearer {t}"},
+                limits=httpx.Limits(max_connections=1, keepalive_expiry=4),
+            )
+            for t in tokens
+        ]
         try:
             # open every connection (and warm the server) before racing
             await asyncio.gather(*(c.post("/graphql", json={"query": "{ me { id } }"}) for c in clients))
@@ -50,8 +56,9 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, rounds: int) -> di
                 async def contend(i: int) -> None:
                     t = time.perf_counter()
                     try:
-                        response = await clients[i].post("/graphql", json={"query": GRAB,
-                                                                           "variables": {"id": conversation_id}})
+                        response = await clients[i].post(
+                            "/graphql", json={"query": GRAB, "variables": {"id": conversation_id}}
+                        )
                         body = response.json()
                         payload = body.get("data", {}).get("grabConversation") if "errors" not in body else None
                         if payload is None:
@@ -71,30 +78,48 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, rounds: int) -> di
                 for o in outcomes:
                     counts[o] = counts.get(o, 0) + 1
                 all_latencies += latencies
-                results.append({"round": r + 1, "winners": counts.get("won", 0), "outcomes": counts,
-                                "round_s": round(round_s, 3), **latency_summary(latencies)})
+                results.append(
+                    {
+                        "round": r + 1,
+                        "winners": counts.get("won", 0),
+                        "outcomes": counts,
+                        "round_s": round(round_s, 3),
+                        **latency_summary(latencies),
+                    }
+                )
                 if r + len(pool) < len(targets) and "won" in outcomes:
                     # the target comes round again (small data sets): the winner leaves, which releases it
                     winner = outcomes.index("won")
-                    left = (await clients[winner].post("/graphql", json={"query": LEAVE, "variables": {
-                        "id": conversation_id}})).json()
+                    left = (
+                        await clients[winner].post(
+                            "/graphql", json={"query": LEAVE, "variables": {"id": conversation_id}}
+                        )
+                    ).json()
                     assert not left.get("errors") and not left["data"]["leaveConversation"]["errors"], left
                 if r % 10 == 0 or counts.get("won", 0) != 1:
-                    log(f"grab: round {r + 1}/{len(targets)}: winners {counts.get('won', 0)}, "
-                        f"p99 {results[-1]['p99_ms']} ms, outcomes {counts}")
+                    log(
+                        f"grab: round {r + 1}/{len(targets)}: winners {counts.get('won', 0)}, "
+                        f"p99 {results[-1]['p99_ms']} ms, outcomes {counts}"
+                    )
             usage = meter.read()
         finally:
             await asyncio.gather(*(c.aclose() for c in clients))
         winners = [x["winners"] for x in results]
         per_round_p99 = [x["p99_ms"] for x in results]
         return {
-            "contenders": len(clients), "rounds": len(results), "distinct_conversations": len(set(targets)),
-            "winners_per_round": {"all_exactly_one": all(w == 1 for w in winners), "min": min(winners),
-                                  "max": max(winners)},
+            "contenders": len(clients),
+            "rounds": len(results),
+            "distinct_conversations": len(set(targets)),
+            "winners_per_round": {
+                "all_exactly_one": all(w == 1 for w in winners),
+                "min": min(winners),
+                "max": max(winners),
+            },
             "latency_all_requests": latency_summary(all_latencies),
             "per_round_p99_ms": {"median": round(percentile(per_round_p99, 50), 2), "max": max(per_round_p99)},
             "round_wall_s": {"median": round(percentile([x["round_s"] for x in results], 50), 3)},
-            "usage": usage, "per_round": results,
+            "usage": usage,
+            "per_round": results,
         }
     finally:
         serve.stop()

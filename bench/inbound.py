@@ -51,14 +51,23 @@ async def _count_commands(manifest: dict, uri: str, workdir: Path) -> dict:
     for c in pool:
         by_status.setdefault(c["status"], c)
     async with InProcess(uri, workdir) as app:
+
         async def post(tag: str, team: int, external_id: str, message_id: str | None = None) -> list[str]:
             ch = channels[team]
-            response, commands = await app.request(tag, "POST", f"/channels/{ch['id']}/inbound", json={
-                "messageId": message_id or f"count-{tag}-{time.time_ns()}", "customer": {"externalId": external_id},
-                "text": "How much?"},
-                headers={"X-Channel-Key": ch["key"]})
+            response, commands = await app.request(
+                tag,
+                "POST",
+                f"/channels/{ch['id']}/inbound",
+                json={
+                    "messageId": message_id or f"count-{tag}-{time.time_ns()}",
+                    "customer": {"externalId": external_id},
+                    "text": "How much?",
+                },
+                headers={"X-Channel-Key": ch["key"]},
+            )
             assert response.status_code == 202, response.text
             return commands
+
         out = {}
         waiting = by_status.get("REP_NEEDED") or by_status.get("PENDING")
         replied = by_status.get("REPLIED")
@@ -92,6 +101,7 @@ async def _burst(url: str, manifest: dict, customers: list[dict], duration: floa
     deadline = time.monotonic() + duration
     limits = httpx.Limits(max_connections=POSTERS, max_keepalive_connections=POSTERS)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+
         async def poster(p: int) -> None:
             while time.monotonic() < deadline:
                 n = next(counter)
@@ -99,20 +109,33 @@ async def _burst(url: str, manifest: dict, customers: list[dict], duration: floa
                 ch = channels[c["team"]]
                 t = time.perf_counter()
                 try:
-                    response = await client.post(f"/channels/{ch['id']}/inbound", json={
-                        "messageId": f"burst-{run_id}-{n}", "customer": {"externalId": c["external_id"]},
-                        "text": f"Message {n}: is my order on its way?"}, headers={"X-Channel-Key": ch["key"]})
+                    response = await client.post(
+                        f"/channels/{ch['id']}/inbound",
+                        json={
+                            "messageId": f"burst-{run_id}-{n}",
+                            "customer": {"externalId": c["external_id"]},
+                            "text": f"Message {n}: is my order on its way?",
+                        },
+                        headers={"X-Channel-Key": ch["key"]},
+                    )
                     code = response.status_code
                 except httpx.HTTPError:
                     code = 0
                 latencies.append(time.perf_counter() - t)
                 statuses[code] = statuses.get(code, 0) + 1
+
         start = time.perf_counter()
         await asyncio.gather(*(poster(p) for p in range(POSTERS)))
         elapsed = time.perf_counter() - start
     accepted = statuses.get(202, 0)
-    return {"posted": len(latencies), "accepted": accepted, "statuses": {str(k): v for k, v in statuses.items()},
-            "elapsed_s": round(elapsed, 2), "msgs_per_s": round(accepted / elapsed, 1), **latency_summary(latencies)}
+    return {
+        "posted": len(latencies),
+        "accepted": accepted,
+        "statuses": {str(k): v for k, v in statuses.items()},
+        "elapsed_s": round(elapsed, 2),
+        "msgs_per_s": round(accepted / elapsed, 1),
+        **latency_summary(latencies),
+    }
 
 
 async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duration: float) -> dict:
@@ -131,24 +154,41 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
             result = await _burst(serve.url, manifest, customers, duration, r)
             result.update(meter.read())
             per_run.append(result)
-            log(f"inbound: run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
-                f"p99 {result['p99_ms']} ms, statuses {result['statuses']}, load {result['loadavg_1m']}")
+            log(
+                f"inbound: run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
+                f"p99 {result['p99_ms']} ms, statuses {result['statuses']}, load {result['loadavg_1m']}"
+            )
             meter = CpuMeter({"server": floor.pid, "db": serve.db_pid})
             result = await _burst(floor.url, manifest, customers, duration, f"floor-{r}")
             result.update(meter.read())
             floor_runs.append(result)
-            log(f"inbound: floor run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
-                f"p99 {result['p99_ms']} ms, statuses {result['statuses']}")
-        ratios = [round(a["msgs_per_s"] / b["msgs_per_s"], 3) for a, b in zip(per_run, floor_runs) if b["msgs_per_s"]]
+            log(
+                f"inbound: floor run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
+                f"p99 {result['p99_ms']} ms, statuses {result['statuses']}"
+            )
+        ratios = [
+            round(a["msgs_per_s"] / b["msgs_per_s"], 3)
+            for a, b in zip(per_run, floor_runs, strict=False)
+            if b["msgs_per_s"]
+        ]
         return {
-            "posters": POSTERS, "customers": len(customers), "duration_s": duration, "runs": runs,
-            "msgs_per_s": across_runs(per_run, "msgs_per_s"), "p50_ms": across_runs(per_run, "p50_ms"),
+            "posters": POSTERS,
+            "customers": len(customers),
+            "duration_s": duration,
+            "runs": runs,
+            "msgs_per_s": across_runs(per_run, "msgs_per_s"),
+            "p50_ms": across_runs(per_run, "p50_ms"),
             "p99_ms": across_runs(per_run, "p99_ms"),
             "non_202": sum(r["posted"] - r["accepted"] for r in per_run),
-            "mongodb_commands_per_message": commands, "per_run": per_run,
-            "floor": {"commands_per_message": 2, "msgs_per_s": across_runs(floor_runs, "msgs_per_s"),
-                      "p50_ms": across_runs(floor_runs, "p50_ms"), "p99_ms": across_runs(floor_runs, "p99_ms"),
-                      "per_run": floor_runs},
+            "mongodb_commands_per_message": commands,
+            "per_run": per_run,
+            "floor": {
+                "commands_per_message": 2,
+                "msgs_per_s": across_runs(floor_runs, "msgs_per_s"),
+                "p50_ms": across_runs(floor_runs, "p50_ms"),
+                "p99_ms": across_runs(floor_runs, "p99_ms"),
+                "per_run": floor_runs,
+            },
             "ratio_to_floor": {"median": sorted(ratios)[len(ratios) // 2] if ratios else None, "runs": ratios},
             "server_pids": {"serve": serve.pid, "db": serve.db_pid, "floor": floor.pid},
         }

@@ -21,7 +21,14 @@ import httpx
 from api.embedded import EmbeddedMongo
 from bench.commands import InProcess
 from bench.common import (
-    CpuMeter, across_runs, latency_summary, log, maybe_profile, mint_token, start_floor, start_serve,
+    CpuMeter,
+    across_runs,
+    latency_summary,
+    log,
+    maybe_profile,
+    mint_token,
+    start_floor,
+    start_serve,
 )
 from bench.floor import create_floor_app
 
@@ -67,11 +74,18 @@ async def _drive(client: httpx.AsyncClient, request_for, clients: int, duration:
                 latencies.append(time.perf_counter() - t)
             else:
                 errors[problem] = errors.get(problem, 0) + 1
+
     await asyncio.gather(*(worker(i) for i in range(clients)))
     elapsed = time.perf_counter() - start
     failed = sum(errors.values())
-    return {"ok": len(latencies), "errors": failed, "error_kinds": errors, "elapsed_s": round(elapsed, 2),
-            "rps": round(len(latencies) / elapsed, 2), **latency_summary(latencies)}
+    return {
+        "ok": len(latencies),
+        "errors": failed,
+        "error_kinds": errors,
+        "elapsed_s": round(elapsed, 2),
+        "rps": round(len(latencies) / elapsed, 2),
+        **latency_summary(latencies),
+    }
 
 
 async def _answers(client: httpx.AsyncClient, method: str, url: str, **kwargs) -> bool:
@@ -97,9 +111,14 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
         tokens = [mint_token(m, org) for m in viewers]
 
         def graphql_request(i):
-            return "POST", serve.url + "/graphql", {
-                "json": {"query": PAGE_QUERY, "variables": {"first": FIRST}},
-                "headers": {"Authorization": f"Bearer {tokens[i]}"}}
+            return (
+                "POST",
+                serve.url + "/graphql",
+                {
+                    "json": {"query": PAGE_QUERY, "variables": {"first": FIRST}},
+                    "headers": {"Authorization": f"Bearer {tokens[i]}"},
+                },
+            )
 
         def floor_request(i):
             return "GET", floor.url + f"/page?first={FIRST}", {"headers": {"X-Member": viewers[i], "X-Org": org}}
@@ -107,13 +126,18 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
         # commands per request, in-process, for both paths
         log("page: counting MongoDB commands in-process")
         async with InProcess(serve.db_uri, workdir) as app:
-            response, gql_commands = await app.request("page", "POST", "/graphql", json={
-                "query": PAGE_QUERY, "variables": {"first": FIRST}},
-                headers={"Authorization": f"Bearer {tokens[0]}"})
+            response, gql_commands = await app.request(
+                "page",
+                "POST",
+                "/graphql",
+                json={"query": PAGE_QUERY, "variables": {"first": FIRST}},
+                headers={"Authorization": f"Bearer {tokens[0]}"},
+            )
             assert "errors" not in response.json(), response.text
         async with InProcess(serve.db_uri, workdir, factory=create_floor_app) as app:
-            _, floor_commands = await app.request("floor", "GET", f"/page?first={FIRST}",
-                                                  headers={"X-Member": viewers[0], "X-Org": org})
+            _, floor_commands = await app.request(
+                "floor", "GET", f"/page?first={FIRST}", headers={"X-Member": viewers[0], "X-Org": org}
+            )
 
         limits = httpx.Limits(max_connections=CLIENTS * 2, max_keepalive_connections=CLIENTS * 2)
         async with httpx.AsyncClient(timeout=REQUEST_TIMEOUT_S, limits=limits) as client:
@@ -127,16 +151,19 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                 assert "errors" not in g, g
                 g_edges, f_edges = g["data"]["conversations"]["edges"], f["data"]["conversations"]["edges"]
                 sizes.append(len(g_edges))
-                if [(e["node"]["id"], e["node"]["status"], (e["node"]["lastMessage"] or {}).get("id"))
-                        for e in g_edges] != \
-                        [(e["node"]["id"], e["node"]["status"], (e["node"]["lastMessage"] or {}).get("id"))
-                         for e in f_edges]:
+                if [
+                    (e["node"]["id"], e["node"]["status"], (e["node"]["lastMessage"] or {}).get("id")) for e in g_edges
+                ] != [
+                    (e["node"]["id"], e["node"]["status"], (e["node"]["lastMessage"] or {}).get("id")) for e in f_edges
+                ]:
                     mismatches += 1
                 sample = sample or (g_edges[0]["node"] if g_edges else None)
             graphql_runs, floor_runs = [], []
             for r in range(runs):
-                for name, request_for, out in (("graphql", graphql_request, graphql_runs),
-                                               ("floor", floor_request, floor_runs)):
+                for name, request_for, out in (
+                    ("graphql", graphql_request, graphql_runs),
+                    ("floor", floor_request, floor_runs),
+                ):
                     target = serve if name == "graphql" else floor
                     meter = CpuMeter({"server": target.pid, "db": embedded.process.pid})
                     maybe_profile(f"page-{name}", {"server": target.pid, "db": embedded.process.pid})
@@ -144,16 +171,22 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                     result.update(meter.read())
                     # still answering? (a server can wedge after the database stalled: see NOTES)
                     if name == "graphql":
-                        alive = await _answers(client, "POST", serve.url + "/graphql",
-                                               json={"query": "{ me { id } }"},
-                                               headers={"Authorization": f"Bearer {tokens[0]}"})
+                        alive = await _answers(
+                            client,
+                            "POST",
+                            serve.url + "/graphql",
+                            json={"query": "{ me { id } }"},
+                            headers={"Authorization": f"Bearer {tokens[0]}"},
+                        )
                     else:
                         alive = await _answers(client, "GET", floor.url + "/healthz")
                     result["answering_after_window"] = alive
                     out.append(result)
-                    log(f"page: run {r + 1}/{runs} {name}: {result['rps']} req/s, p50 {result['p50_ms']} ms, "
+                    log(
+                        f"page: run {r + 1}/{runs} {name}: {result['rps']} req/s, p50 {result['p50_ms']} ms, "
                         f"p99 {result['p99_ms']} ms, errors {result['error_kinds']}, load {result['loadavg_1m']}"
-                        + ("" if alive else " -- not answering any more: restarting it"))
+                        + ("" if alive else " -- not answering any more: restarting it")
+                    )
                     if not alive:
                         restarts[name] += 1
                         if name == "graphql":
@@ -163,20 +196,38 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                         else:
                             floor.stop(timeout=10)
                             floor = start_floor(workdir, embedded.uri)
-        ratios = [g["rps"] / f["rps"] for g, f in zip(graphql_runs, floor_runs) if f["rps"]]
+        ratios = [g["rps"] / f["rps"] for g, f in zip(graphql_runs, floor_runs, strict=False) if f["rps"]]
         return {
-            "clients": CLIENTS, "first": FIRST, "duration_s": duration, "runs": runs,
-            "page_sizes": {"min": min(sizes), "max": max(sizes)}, "parity_mismatches": mismatches,
-            "graphql": {"rps": across_runs(graphql_runs, "rps"), "p50_ms": across_runs(graphql_runs, "p50_ms"),
-                        "p99_ms": across_runs(graphql_runs, "p99_ms"), "errors": sum(x["errors"] for x in graphql_runs),
-                        "per_run": graphql_runs},
-            "floor": {"rps": across_runs(floor_runs, "rps"), "p50_ms": across_runs(floor_runs, "p50_ms"),
-                      "p99_ms": across_runs(floor_runs, "p99_ms"), "errors": sum(x["errors"] for x in floor_runs),
-                      "per_run": floor_runs},
-            "ratio_graphql_to_floor": {"median": round(sorted(ratios)[len(ratios) // 2], 3) if ratios else None,
-                                       "runs": [round(x, 3) for x in ratios]},
-            "mongodb_commands_per_request": {"graphql": len(gql_commands), "graphql_commands": gql_commands,
-                                             "floor": len(floor_commands), "floor_commands": floor_commands},
+            "clients": CLIENTS,
+            "first": FIRST,
+            "duration_s": duration,
+            "runs": runs,
+            "page_sizes": {"min": min(sizes), "max": max(sizes)},
+            "parity_mismatches": mismatches,
+            "graphql": {
+                "rps": across_runs(graphql_runs, "rps"),
+                "p50_ms": across_runs(graphql_runs, "p50_ms"),
+                "p99_ms": across_runs(graphql_runs, "p99_ms"),
+                "errors": sum(x["errors"] for x in graphql_runs),
+                "per_run": graphql_runs,
+            },
+            "floor": {
+                "rps": across_runs(floor_runs, "rps"),
+                "p50_ms": across_runs(floor_runs, "p50_ms"),
+                "p99_ms": across_runs(floor_runs, "p99_ms"),
+                "errors": sum(x["errors"] for x in floor_runs),
+                "per_run": floor_runs,
+            },
+            "ratio_graphql_to_floor": {
+                "median": round(sorted(ratios)[len(ratios) // 2], 3) if ratios else None,
+                "runs": [round(x, 3) for x in ratios],
+            },
+            "mongodb_commands_per_request": {
+                "graphql": len(gql_commands),
+                "graphql_commands": gql_commands,
+                "floor": len(floor_commands),
+                "floor_commands": floor_commands,
+            },
             "restarts_after_wedging": restarts,
             "sample_node": sample,
             "server_pids": {"serve": serve.pid, "floor": floor.pid, "db": embedded.process.pid},

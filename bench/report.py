@@ -40,47 +40,91 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
     if page and "error" not in page:
         g, f = page["graphql"], page["floor"]
         ratio = page["ratio_graphql_to_floor"]["median"]
-        out.append(("1. Conversation page, GraphQL `conversations(first: 50)`, 32 clients",
-                     f"{_fmt(g['rps']['median'])} req/s, p50 {_fmt(g['p50_ms']['median'], ' ms')}, "
-                     f"p99 {_fmt(g['p99_ms']['median'], ' ms')}", "", "",
-                     f"{page['runs']} runs x {page['duration_s']} s; failed requests {g['errors']}"
-                     + _kinds(g["per_run"])))
-        out.append(("1. Floor: bare Starlette route, same MongoDB commands",
-                     f"{_fmt(f['rps']['median'])} req/s, p50 {_fmt(f['p50_ms']['median'], ' ms')}, "
-                     f"p99 {_fmt(f['p99_ms']['median'], ' ms')}", "", "",
-                     f"alternating windows with GraphQL; failed requests {f['errors']}" + _kinds(f["per_run"])))
-        out.append(("1. Ratio GraphQL / floor (req/s)", _fmt(ratio, "", 2), f">= {TARGETS['page_ratio']}",
-                     _met(ratio >= TARGETS["page_ratio"] if ratio is not None else None),
-                     f"per run {page['ratio_graphql_to_floor']['runs']}; where the time goes: NOTES 1"
-                     + (f"; restarted after it stopped answering: GraphQL server "
-                        f"{page['restarts_after_wedging']['graphql']}x, "
-                        f"floor {page['restarts_after_wedging']['floor']}x"
-                        if "restarts_after_wedging" in page else "")))
+        out.append(
+            (
+                "1. Conversation page, GraphQL `conversations(first: 50)`, 32 clients",
+                f"{_fmt(g['rps']['median'])} req/s, p50 {_fmt(g['p50_ms']['median'], ' ms')}, "
+                f"p99 {_fmt(g['p99_ms']['median'], ' ms')}",
+                "",
+                "",
+                f"{page['runs']} runs x {page['duration_s']} s; failed requests {g['errors']}" + _kinds(g["per_run"]),
+            )
+        )
+        out.append(
+            (
+                "1. Floor: bare Starlette route, same MongoDB commands",
+                f"{_fmt(f['rps']['median'])} req/s, p50 {_fmt(f['p50_ms']['median'], ' ms')}, "
+                f"p99 {_fmt(f['p99_ms']['median'], ' ms')}",
+                "",
+                "",
+                f"alternating windows with GraphQL; failed requests {f['errors']}" + _kinds(f["per_run"]),
+            )
+        )
+        out.append(
+            (
+                "1. Ratio GraphQL / floor (req/s)",
+                _fmt(ratio, "", 2),
+                f">= {TARGETS['page_ratio']}",
+                _met(ratio >= TARGETS["page_ratio"] if ratio is not None else None),
+                f"per run {page['ratio_graphql_to_floor']['runs']}; where the time goes: NOTES 1"
+                + (
+                    f"; restarted after it stopped answering: GraphQL server "
+                    f"{page['restarts_after_wedging']['graphql']}x, "
+                    f"floor {page['restarts_after_wedging']['floor']}x"
+                    if "restarts_after_wedging" in page
+                    else ""
+                ),
+            )
+        )
         c = page["mongodb_commands_per_request"]
-        out.append(("1. MongoDB commands per page request", f"{c['graphql']} (floor {c['floor']})", "", "",
-                     ", ".join(c["graphql_commands"])))
+        out.append(
+            (
+                "1. MongoDB commands per page request",
+                f"{c['graphql']} (floor {c['floor']})",
+                "",
+                "",
+                ", ".join(c["graphql_commands"]),
+            )
+        )
     elif page:
         out.append(("1. Conversation page", "failed", "", "", page["error"]))
     inbound = b.get("inbound")
     if inbound and "error" not in inbound:
         rate = inbound["msgs_per_s"]["median"]
-        out.append(("2. Inbound burst, 32 posters, 2,000 customers",
-                     f"{_fmt(rate)} msg/s, p50 {_fmt(inbound['p50_ms']['median'], ' ms')}, "
-                     f"p99 {_fmt(inbound['p99_ms']['median'], ' ms')}",
-                     f">= {TARGETS['inbound_msgs_per_s']} msg/s",
-                     _met(rate >= TARGETS["inbound_msgs_per_s"] if rate is not None else None),
-                     f"{inbound['runs']} runs x {inbound['duration_s']} s; non-202: {inbound['non_202']}"))
+        out.append(
+            (
+                "2. Inbound burst, 32 posters, 2,000 customers",
+                f"{_fmt(rate)} msg/s, p50 {_fmt(inbound['p50_ms']['median'], ' ms')}, "
+                f"p99 {_fmt(inbound['p99_ms']['median'], ' ms')}",
+                f">= {TARGETS['inbound_msgs_per_s']} msg/s",
+                _met(rate >= TARGETS["inbound_msgs_per_s"] if rate is not None else None),
+                f"{inbound['runs']} runs x {inbound['duration_s']} s; non-202: {inbound['non_202']}",
+            )
+        )
         floor = inbound.get("floor")
         if floor:
-            out.append(("2. Inbound floor: bare route, takes a sequence number and inserts the message "
-                        f"({floor['commands_per_message']} commands), same posters and database",
-                        f"{_fmt(floor['msgs_per_s']['median'])} msg/s, p50 {_fmt(floor['p50_ms']['median'], ' ms')}, "
-                        f"p99 {_fmt(floor['p99_ms']['median'], ' ms')}", "", "",
-                        f"ratio server / floor {inbound['ratio_to_floor']['median']} "
-                        f"(per run {inbound['ratio_to_floor']['runs']})"))
+            out.append(
+                (
+                    "2. Inbound floor: bare route, takes a sequence number and inserts the message "
+                    f"({floor['commands_per_message']} commands), same posters and database",
+                    f"{_fmt(floor['msgs_per_s']['median'])} msg/s, p50 {_fmt(floor['p50_ms']['median'], ' ms')}, "
+                    f"p99 {_fmt(floor['p99_ms']['median'], ' ms')}",
+                    "",
+                    "",
+                    f"ratio server / floor {inbound['ratio_to_floor']['median']} "
+                    f"(per run {inbound['ratio_to_floor']['runs']})",
+                )
+            )
         c = inbound["mongodb_commands_per_message"]
-        out.append(("2. MongoDB commands per inbound message",
-                     ", ".join(f"{k.replace('_', ' ')}: {v['count']}" for k, v in c.items()), "", "", ""))
+        out.append(
+            (
+                "2. MongoDB commands per inbound message",
+                ", ".join(f"{k.replace('_', ' ')}: {v['count']}" for k, v in c.items()),
+                "",
+                "",
+                "",
+            )
+        )
     elif inbound:
         out.append(("2. Inbound burst", "failed", "", "", inbound["error"]))
     fanout = b.get("fanout")
@@ -94,23 +138,32 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
     if grab and "error" not in grab:
         lat = grab["latency_all_requests"]
         w = grab["winners_per_round"]
-        out.append((f"4. Grab contention, {grab['contenders']} representatives x {grab['rounds']} rounds",
-                     f"winners per round {w['min']}..{w['max']}; p50 {_fmt(lat['p50_ms'], ' ms')}, "
-                     f"p99 {_fmt(lat['p99_ms'], ' ms')}",
-                     f"1 winner, p99 < {TARGETS['grab_p99_ms']} ms",
-                     _met(w["all_exactly_one"] and lat["p99_ms"] is not None
-                          and lat["p99_ms"] < TARGETS["grab_p99_ms"]),
-                     f"round wall time median {grab['round_wall_s']['median']} s"))
+        out.append(
+            (
+                f"4. Grab contention, {grab['contenders']} representatives x {grab['rounds']} rounds",
+                f"winners per round {w['min']}..{w['max']}; p50 {_fmt(lat['p50_ms'], ' ms')}, "
+                f"p99 {_fmt(lat['p99_ms'], ' ms')}",
+                f"1 winner, p99 < {TARGETS['grab_p99_ms']} ms",
+                _met(w["all_exactly_one"] and lat["p99_ms"] is not None and lat["p99_ms"] < TARGETS["grab_p99_ms"]),
+                f"round wall time median {grab['round_wall_s']['median']} s",
+            )
+        )
     elif grab:
         out.append(("4. Grab contention", "failed", "", "", grab["error"]))
     cross = b.get("cross")
     if cross and "error" not in cross and "summary" in cross:
         s = cross["summary"]
         stale = sum(r.get("stale_events_received", 0) for r in cross.get("rounds", []))
-        out.append((f"5. Cross-instance: post on A, {cross['connect']['connected']} subscribers on B",
-                     f"p50 {_fmt(s['p50_ms_median'], ' ms')}, p99 {_fmt(s['p99_ms_median'], ' ms')}, lost {s['lost']}",
-                     "", "", f"{s['rounds']} rounds, ~{_fmt(s['events_per_s_median'])} events/s; "
-                     f"old events B re-sent as live, ignored: {stale:,} (NOTES-2026-11-25 5)"))
+        out.append(
+            (
+                f"5. Cross-instance: post on A, {cross['connect']['connected']} subscribers on B",
+                f"p50 {_fmt(s['p50_ms_median'], ' ms')}, p99 {_fmt(s['p99_ms_median'], ' ms')}, lost {s['lost']}",
+                "",
+                "",
+                f"{s['rounds']} rounds, ~{_fmt(s['events_per_s_median'])} events/s; "
+                f"old events B re-sent as live, ignored: {stale:,} (NOTES-2026-11-25 5)",
+            )
+        )
     elif cross:
         out.append(("5. Cross-instance", "failed", "", "", cross.get("error", "")))
     return out
@@ -131,8 +184,12 @@ def markdown(results: dict) -> str:
         f"Machine: {m['nproc']} cores ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']}, "
         f"{m['date']}; load average at start {m['loadavg_at_start']} (other work shares this machine). "
         f"Server code at commit `{m.get('git_commit')}`"
-        + (f" with uncommitted changes to {', '.join(m['uncommitted_server_changes'])}"
-           if m.get("uncommitted_server_changes") else "") + ". "
+        + (
+            f" with uncommitted changes to {', '.join(m['uncommitted_server_changes'])}"
+            if m.get("uncommitted_server_changes")
+            else ""
+        )
+        + ". "
         "Server, embedded database (nx-27017, itself Python over SQLite) and load generators all share the "
         "same cores.",
         "",
@@ -141,8 +198,11 @@ def markdown(results: dict) -> str:
     ]
     for name, measured, target, met, notes in rows(results):
         lines.append(f"| {name} | {measured} | {target} | {met} | {notes} |")
-    lines += ["", f"Total wall time: {results.get('wall_s', 'n/a')} s. Details: `{results.get('output', 'latest')}.json`; "
-              "where the time goes: `NOTES.md`."]
+    lines += [
+        "",
+        f"Total wall time: {results.get('wall_s', 'n/a')} s. Details: `{results.get('output', 'latest')}.json`; "
+        "where the time goes: `NOTES.md`.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -152,11 +212,11 @@ def main() -> None:
     import sys
 
     from bench.common import RESULTS
+
     name = sys.argv[1] if len(sys.argv) > 1 else "latest"
     results = json.loads((RESULTS / f"{name}.json").read_text())
     (RESULTS / f"{name}.md").write_text(markdown(results))
     print(markdown(results))
-
 
 
 def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, str, str, str]:
@@ -167,20 +227,22 @@ def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, s
     target = f"p99 < {TARGETS['fanout_p99_ms']} ms, 0 lost" + (" (target set for 10,000)" if n != "10000" else "")
     ok = p99 is not None and p99 < TARGETS["fanout_p99_ms"] and s["lost"] == 0 and s["unexpected"] == 0
     per_event = s.get("recipients_per_event")
-    return (f"3. Fan-out, {r['connect']['connected']:,} subscribers{label}, driver at "
-            f"{_fmt(results['benchmarks']['fanout']['rate_target'])} events/s "
-            f"(achieved {_fmt(s['events_per_s_median'])})",
-            f"p50 {_fmt(s['p50_ms_median'], ' ms')}, p99 {_fmt(p99, ' ms')}, lost {s['lost']}, "
-            f"unexpected {s['unexpected']}; server {_fmt(s['server_rss_mb_max'], ' MB')} RSS, "
-            f"{_fmt(s['server_cpu_pct_max'], '%')} CPU",
-            target if not label else "", _met(ok) if not label else "",
-            f"{s['rounds']} round(s); {s.get('events_committed')} of {s.get('events_scheduled')} scheduled "
-            f"events posted (the rest fell behind schedule); {s['deliveries']:,} deliveries, "
-            f"~{per_event} of the 200 members receive each event; "
-            f"subscriber process {_fmt(s['clients_cpu_pct_max'], '%')} CPU, "
-            f"db {_fmt(s['db_cpu_pct_max'], '%')} CPU; connecting took {_fmt(r['connect'].get('seconds'), ' s')}")
+    return (
+        f"3. Fan-out, {r['connect']['connected']:,} subscribers{label}, driver at "
+        f"{_fmt(results['benchmarks']['fanout']['rate_target'])} events/s "
+        f"(achieved {_fmt(s['events_per_s_median'])})",
+        f"p50 {_fmt(s['p50_ms_median'], ' ms')}, p99 {_fmt(p99, ' ms')}, lost {s['lost']}, "
+        f"unexpected {s['unexpected']}; server {_fmt(s['server_rss_mb_max'], ' MB')} RSS, "
+        f"{_fmt(s['server_cpu_pct_max'], '%')} CPU",
+        target if not label else "",
+        _met(ok) if not label else "",
+        f"{s['rounds']} round(s); {s.get('events_committed')} of {s.get('events_scheduled')} scheduled "
+        f"events posted (the rest fell behind schedule); {s['deliveries']:,} deliveries, "
+        f"~{per_event} of the 200 members receive each event; "
+        f"subscriber process {_fmt(s['clients_cpu_pct_max'], '%')} CPU, "
+        f"db {_fmt(s['db_cpu_pct_max'], '%')} CPU; connecting took {_fmt(r['connect'].get('seconds'), ' s')}",
+    )
 
 
 if __name__ == "__main__":
     main()
-

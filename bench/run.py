@@ -31,30 +31,43 @@ ORDER = ["page", "grab", "inbound", "fanout", "cross"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", default="small",
-                        help="small (1/50, the default), full (the issue's data set), or a fraction of full")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--scale", default="small", help="small (1/50, the default), full (the issue's data set), or a fraction of full"
+    )
     parser.add_argument("--only", default=",".join(ORDER), help="comma-separated subset of " + ",".join(ORDER))
     parser.add_argument("--runs", type=int, default=3, help="repeated runs per benchmark (default 3)")
-    parser.add_argument("--duration", type=float, default=None,
-                        help="inbound burst seconds per run (default 60 at full scale, 20 otherwise)")
+    parser.add_argument(
+        "--duration",
+        type=float,
+        default=None,
+        help="inbound burst seconds per run (default 60 at full scale, 20 otherwise)",
+    )
     parser.add_argument("--page-duration", type=float, default=10, help="page window seconds (default 10)")
     parser.add_argument("--grab-rounds", type=int, default=50)
     parser.add_argument("--fanout-sizes", default="1000", help="subscriber counts, e.g. 1000,5000,10000")
-    parser.add_argument("--fanout-unshared-sizes", default="1000",
-                        help="subscriber counts run again with shared execution off, to show its effect "
-                             "(empty: skip)")
+    parser.add_argument(
+        "--fanout-unshared-sizes",
+        default="1000",
+        help="subscriber counts run again with shared execution off, to show its effect (empty: skip)",
+    )
     parser.add_argument("--fanout-rate", type=float, default=50, help="driver events/s (default 50)")
     parser.add_argument("--fanout-drive", type=float, default=15, help="driver seconds per round (default 15)")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="reuse a data set seeded by `python -m bench.seed` (not reseeded, left in place)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="reuse a data set seeded by `python -m bench.seed` (not reseeded, left in place)",
+    )
     parser.add_argument("--keep-data", action="store_true", help="keep the seeded temporary directory")
     parser.add_argument("--profile", action="store_true", help="py-spy flame graphs; writes profile.* not latest.*")
     parser.add_argument("--profile-seconds", type=float, default=10)
     parser.add_argument("--profile-dir", type=Path, default=RESULTS, help="where the flame graphs go")
-    parser.add_argument("--output", default=None,
-                        help="name of the result files under bench/results (default latest, or profile)")
+    parser.add_argument(
+        "--output", default=None, help="name of the result files under bench/results (default latest, or profile)"
+    )
     args = parser.parse_args(argv)
 
     only = [x.strip() for x in args.only.split(",") if x.strip()]
@@ -72,21 +85,33 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.monotonic()
     command = "python -m bench.run " + " ".join(argv if argv is not None else sys.argv[1:])
-    results: dict = {"command": command.strip(), "scale": scale, "scale_label": label, "machine": machine(),
-                     "thresholds_env": common.THRESHOLD_ENV, "benchmarks": {}}
+    results: dict = {
+        "command": command.strip(),
+        "scale": scale,
+        "scale_label": label,
+        "machine": machine(),
+        "thresholds_env": common.THRESHOLD_ENV,
+        "benchmarks": {},
+    }
     workdir = Path(tempfile.mkdtemp(prefix="imbrace-bench-"))
     # the in-process apps (command counts) log like the server: to a file, not the console
-    logging.basicConfig(filename=str(workdir / "in-process.log"), level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        filename=str(workdir / "in-process.log"),
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     data_dir = args.data_dir or workdir / "data"
-    log(f"bench: scale {label + f' ({scale:g})' if args.data_dir is None else 'of ' + str(args.data_dir)}, "
-        f"work dir {workdir}, running {', '.join(b for b in ORDER if b in only)}")
+    log(
+        f"bench: scale {label + f' ({scale:g})' if args.data_dir is None else 'of ' + str(args.data_dir)}, "
+        f"work dir {workdir}, running {', '.join(b for b in ORDER if b in only)}"
+    )
     try:
         if args.data_dir is None:
             log("bench: seeding")
             manifest = seed_fresh(data_dir, scale)
         else:
             import json
+
             manifest = json.loads((data_dir / "manifest.json").read_text())
         results["dataset"] = {k: manifest[k] for k in ("sizes", "status_mix", "timings", "scale")}
         if args.data_dir is not None:  # the data set decides the scale
@@ -125,21 +150,27 @@ def main(argv: list[str] | None = None) -> int:
 def _run_one(name: str, manifest: dict, workdir: Path, data_dir: Path, args, inbound_s: float) -> dict:
     if name == "page":
         from bench import page
+
         return page.run(manifest, workdir, data_dir, args.runs, args.page_duration)
     if name == "grab":
         from bench import grab
+
         return grab.run(manifest, workdir, data_dir, args.grab_rounds)
     if name == "inbound":
         from bench import inbound
+
         return inbound.run(manifest, workdir, data_dir, args.runs, inbound_s)
     if name == "fanout":
         from bench import fanout
+
         sizes = [int(x) for x in args.fanout_sizes.split(",") if x.strip()]
         unshared = [int(x) for x in args.fanout_unshared_sizes.split(",") if x.strip()]
-        return fanout.run_fanout(manifest, workdir, data_dir, sizes, args.runs, args.fanout_rate, args.fanout_drive,
-                                 unshared)
+        return fanout.run_fanout(
+            manifest, workdir, data_dir, sizes, args.runs, args.fanout_rate, args.fanout_drive, unshared
+        )
     if name == "cross":
         from bench import fanout
+
         return fanout.run_cross(manifest, workdir, data_dir, args.runs)
     raise ValueError(name)
 

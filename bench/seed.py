@@ -35,7 +35,7 @@ import random
 import secrets
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from bson import ObjectId
@@ -56,10 +56,21 @@ FULL = {"customers": 20_000, "conversations": 50_000, "messages": 500_000}
 SCALES = {"full": 1.0, "small": 1 / 50}
 N_TEAMS = 20
 N_MEMBERS = 200
-CHANNEL_TYPES = [ChannelType.WEB_WIDGET, ChannelType.FACEBOOK, ChannelType.WHATSAPP, ChannelType.LINE,
-                 ChannelType.WECHAT]
-STATUS_MIX = [("REP_NEEDED", 0.10), ("PENDING", 0.10), ("SOON_TO_BE", 0.05), ("OVERDUE", 0.05),
-              ("REPLIED", 0.30), ("CLOSED", 0.40)]
+CHANNEL_TYPES = [
+    ChannelType.WEB_WIDGET,
+    ChannelType.FACEBOOK,
+    ChannelType.WHATSAPP,
+    ChannelType.LINE,
+    ChannelType.WECHAT,
+]
+STATUS_MIX = [
+    ("REP_NEEDED", 0.10),
+    ("PENDING", 0.10),
+    ("SOON_TO_BE", 0.05),
+    ("OVERDUE", 0.05),
+    ("REPLIED", 0.30),
+    ("CLOSED", 0.40),
+]
 # Unowned, open Hotline conversations reserved for benchmarks (forced to REP_NEEDED):
 # current threads every member sees an event of (fan-out warm-ups and round markers),
 # and further threads the 200 representatives race to grab.
@@ -67,14 +78,65 @@ HOTLINE_MARKERS = 30
 GRAB_TARGETS = 60
 BATCH = 2000
 # the thresholds the bench runs its servers with: next_due_at is computed with them
-THRESHOLDS = Thresholds(soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
-                        overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
-                        auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"]))
+THRESHOLDS = Thresholds(
+    soon_after_s=float(THRESHOLD_ENV["IMBRACE_SOON_AFTER_S"]),
+    overdue_after_s=float(THRESHOLD_ENV["IMBRACE_OVERDUE_AFTER_S"]),
+    auto_close_after_s=float(THRESHOLD_ENV["IMBRACE_AUTO_CLOSE_AFTER_S"]),
+)
 MIN, HOUR, DAY = 60_000, 3_600_000, 86_400_000
-FIRST_NAMES = ["Ann", "Bo", "Chen", "Dara", "Eli", "Fatima", "Goro", "Hana", "Ivan", "Jun", "Kofi", "Lena",
-               "Mei", "Nia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tariq", "Uma", "Wei", "Yara", "Zoe"]
-WORDS = ("hello order refund delivery status invoice parcel please thanks help account password login "
-         "payment card booking change address tomorrow today urgent broken size colour return").split()
+FIRST_NAMES = [
+    "Ann",
+    "Bo",
+    "Chen",
+    "Dara",
+    "Eli",
+    "Fatima",
+    "Goro",
+    "Hana",
+    "Ivan",
+    "Jun",
+    "Kofi",
+    "Lena",
+    "Mei",
+    "Nia",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tariq",
+    "Uma",
+    "Wei",
+    "Yara",
+    "Zoe",
+]
+WORDS = [
+    "hello",
+    "order",
+    "refund",
+    "delivery",
+    "status",
+    "invoice",
+    "parcel",
+    "please",
+    "thanks",
+    "help",
+    "account",
+    "password",
+    "login",
+    "payment",
+    "card",
+    "booking",
+    "change",
+    "address",
+    "tomorrow",
+    "today",
+    "urgent",
+    "broken",
+    "size",
+    "colour",
+    "return",
+]
 
 
 def scale_value(scale: str | float) -> float:
@@ -101,21 +163,31 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
     started = time.perf_counter()
     client = AsyncMongoClient(uri, tz_aware=True)
     db = client[database]
-    now_dt = datetime.now(timezone.utc)
+    now_dt = datetime.now(UTC)
     now = codec.ms(now_dt)
     timings: dict[str, float] = {}
 
     # organization and owner, through the use case (so `login` works)
     passwords = Passwords()
-    org, owner = await create_organization(MongoStore(db), passwords, "Bench Org", "owner@bench.example.com",
-                                           PASSWORD, "Owner", now_dt)
+    org, owner = await create_organization(
+        MongoStore(db), passwords, "Bench Org", "owner@bench.example.com", PASSWORD, "Owner", now_dt
+    )
     password_hash = passwords.hash(PASSWORD)  # one hash for everyone: argon2 is slow by design
     if inspect.isawaitable(password_hash):
         password_hash = await password_hash
 
-    members = [{"_id": str(ObjectId()), "org_id": org.id, "email": f"member{i}@bench.example.com",
-                "name": f"{rng.choice(FIRST_NAMES)} Agent{i}", "password_hash": password_hash,
-                "role": OrgRole.MEMBER.value, "created_at": now - 30 * DAY} for i in range(N_MEMBERS)]
+    members = [
+        {
+            "_id": str(ObjectId()),
+            "org_id": org.id,
+            "email": f"member{i}@bench.example.com",
+            "name": f"{rng.choice(FIRST_NAMES)} Agent{i}",
+            "password_hash": password_hash,
+            "role": OrgRole.MEMBER.value,
+            "created_at": now - 30 * DAY,
+        }
+        for i in range(N_MEMBERS)
+    ]
     await db.members.insert_many(members, ordered=False)
 
     # teams: 0 = Hotline (GRAB, everyone a representative); 1..19 two per member
@@ -131,8 +203,16 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
         for pos, (i, role) in enumerate(sorted(team_members[t])):
             role = role or (TeamRole.ADMIN.value if pos == 0 else TeamRole.REPRESENTATIVE.value)
             roster.append({"member_id": members[i]["_id"], "role": role})
-        teams.append({"_id": str(ObjectId()), "org_id": org.id, "name": "Hotline" if t == 0 else f"Team {t:02d}",
-                      "mode": mode.value, "members": roster, "created_at": now - 30 * DAY})
+        teams.append(
+            {
+                "_id": str(ObjectId()),
+                "org_id": org.id,
+                "name": "Hotline" if t == 0 else f"Team {t:02d}",
+                "mode": mode.value,
+                "members": roster,
+                "created_at": now - 30 * DAY,
+            }
+        )
     await db.teams.insert_many(teams, ordered=False)
 
     channels, keys = [], []
@@ -140,9 +220,17 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
         ctype = CHANNEL_TYPES[t % len(CHANNEL_TYPES)]
         key = "ik_" + secrets.token_urlsafe(32)
         keys.append(key)
-        channels.append({"_id": str(ObjectId()), "org_id": org.id, "team_id": teams[t]["_id"], "type": ctype.value,
-                         "name": f"{ctype.value.title().replace('_', ' ')} {t:02d}",
-                         "ingest_key_hash": hash_ingest_key(key), "created_at": now - 30 * DAY})
+        channels.append(
+            {
+                "_id": str(ObjectId()),
+                "org_id": org.id,
+                "team_id": teams[t]["_id"],
+                "type": ctype.value,
+                "name": f"{ctype.value.title().replace('_', ' ')} {t:02d}",
+                "ingest_key_hash": hash_ingest_key(key),
+                "created_at": now - 30 * DAY,
+            }
+        )
     await db.channels.insert_many(channels, ordered=False)
     timings["accounts_s"] = round(time.perf_counter() - started, 2)
 
@@ -154,12 +242,21 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
         ctype = ChannelType(ch["type"])
         name = f"{rng.choice(FIRST_NAMES)} Customer{c}"
         online = ctype is ChannelType.WEB_WIDGET and rng.random() < 0.1
-        customers.append(Customer(
-            id=str(ObjectId()), org_id=org.id, channel_id=ch["_id"], channel_type=ctype, external_id=f"cust-{c}",
-            name=name, email=f"customer{c}@mail.example.com" if rng.random() < 0.7 else None,
-            phone=f"+8529{c:07d}" if rng.random() < 0.5 else None,
-            online_until=dt(now + HOUR) if online else None, last_active_at=dt(now - rng.randrange(DAY)),
-            created_at=dt(now - 40 * DAY)))
+        customers.append(
+            Customer(
+                id=str(ObjectId()),
+                org_id=org.id,
+                channel_id=ch["_id"],
+                channel_type=ctype,
+                external_id=f"cust-{c}",
+                name=name,
+                email=f"customer{c}@mail.example.com" if rng.random() < 0.7 else None,
+                phone=f"+8529{c:07d}" if rng.random() < 0.5 else None,
+                online_until=dt(now + HOUR) if online else None,
+                last_active_at=dt(now - rng.randrange(DAY)),
+                created_at=dt(now - 40 * DAY),
+            )
+        )
     await _insert(db.customers, [codec.customer_doc(c) for c in customers])
     timings["customers_s"] = round(time.perf_counter() - t0, 2)
 
@@ -191,12 +288,12 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
         elif t == 0 and not current and len(grab_targets) < GRAB_TARGETS:
             status = "REP_NEEDED"
             grab_targets.append(conv_id)
-        conv, msgs = _conversation(rng, now, k, conv_id, customer, channels[t], team, status, counts[k],
-                                   reps_of[t], admins_of[t], grab)
+        conv, msgs = _conversation(
+            rng, now, k, conv_id, customer, channels[t], team, status, counts[k], reps_of[t], admins_of[t], grab
+        )
         by_status[status] = by_status.get(status, 0) + 1
         if k < n["customers"]:
-            current_threads.append({"id": conv_id, "external_id": customer.external_id, "team": t,
-                                    "status": status})
+            current_threads.append({"id": conv_id, "external_id": customer.external_id, "team": t, "status": status})
         conv_docs.append(codec.conversation_doc(conv))
         msg_docs.extend(codec.message_doc(m) for m in msgs)
         if len(conv_docs) >= BATCH:
@@ -207,8 +304,10 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
             inserted_msgs += len(msg_docs)
             msg_docs = []
             if inserted_msgs % 50_000 < BATCH:
-                log(f"seed: {k + 1}/{n_conv} conversations, {inserted_msgs}/{n_msg} messages "
-                    f"({time.perf_counter() - started:.0f}s)")
+                log(
+                    f"seed: {k + 1}/{n_conv} conversations, {inserted_msgs}/{n_msg} messages "
+                    f"({time.perf_counter() - started:.0f}s)"
+                )
     await _insert(db.conversations, conv_docs)
     await _insert(db.messages, msg_docs)
     timings["conversations_and_messages_s"] = round(time.perf_counter() - t0, 2)
@@ -216,19 +315,24 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
     t0 = time.perf_counter()
     await create_indexes(db)
     timings["indexes_s"] = round(time.perf_counter() - t0, 2)
-    actual = {name: await db[name].count_documents({}) for name in ("members", "teams", "channels", "customers",
-                                                                     "conversations", "messages")}
+    actual = {
+        name: await db[name].count_documents({})
+        for name in ("members", "teams", "channels", "customers", "conversations", "messages")
+    }
     await client.close()
     timings["total_s"] = round(time.perf_counter() - started, 2)
 
     manifest = {
-        "scale": scale, "sizes": actual, "seeded_at_ms": now, "status_mix": by_status, "timings": timings,
-        "org_id": org.id, "owner": {"id": owner.id, "email": owner.email},
+        "scale": scale,
+        "sizes": actual,
+        "seeded_at_ms": now,
+        "status_mix": by_status,
+        "timings": timings,
+        "org_id": org.id,
+        "owner": {"id": owner.id, "email": owner.email},
         "members": [{"id": m["_id"], "email": m["email"]} for m in members],
-        "teams": [{"id": tm["_id"], "name": tm["name"], "mode": tm["mode"], "members": tm["members"]}
-                  for tm in teams],
-        "channels": [{"id": ch["_id"], "key": keys[i], "type": ch["type"], "team": i}
-                     for i, ch in enumerate(channels)],
+        "teams": [{"id": tm["_id"], "name": tm["name"], "mode": tm["mode"], "members": tm["members"]} for tm in teams],
+        "channels": [{"id": ch["_id"], "key": keys[i], "type": ch["type"], "team": i} for i, ch in enumerate(channels)],
         "hotline_open": hotline_open,
         "grab_targets": grab_targets,
         "current_threads": current_threads,
@@ -239,7 +343,7 @@ async def seed(uri: str, database: str, scale: float, out: Path, rng_seed: int =
 
 async def _insert(collection, docs: list[dict]) -> None:
     for i in range(0, len(docs), BATCH):
-        await collection.insert_many(docs[i:i + BATCH], ordered=False)
+        await collection.insert_many(docs[i : i + BATCH], ordered=False)
 
 
 def _pick_status(rng: random.Random) -> str:
@@ -269,9 +373,20 @@ def _message_counts(rng: random.Random, n_conv: int, n_msg: int) -> list[int]:
     return counts
 
 
-def _conversation(rng: random.Random, now: int, k: int, conv_id: str, customer: Customer, channel: dict,
-                  team: dict, status: str, n_msgs: int, reps: list[str], admins: list[str],
-                  grab: bool) -> tuple[Conversation, list[Message]]:
+def _conversation(
+    rng: random.Random,
+    now: int,
+    k: int,
+    conv_id: str,
+    customer: Customer,
+    channel: dict,
+    team: dict,
+    status: str,
+    n_msgs: int,
+    reps: list[str],
+    admins: list[str],
+    grab: bool,
+) -> tuple[Conversation, list[Message]]:
     waiting_since = closed_at = owner = None
     closed_reason = announced = None
     participants: list[str] = []
@@ -315,31 +430,60 @@ def _conversation(rng: random.Random, now: int, k: int, conv_id: str, customer: 
         from_end = n_msgs - seq
         if from_end == 0:
             at = last_message
-            sender = SenderKind.CUSTOMER if customer_tail else (SenderKind.MEMBER if status == "REPLIED" or
-                                                                 rng.random() < 0.5 else SenderKind.CUSTOMER)
+            sender = (
+                SenderKind.CUSTOMER
+                if customer_tail
+                else (SenderKind.MEMBER if status == "REPLIED" or rng.random() < 0.5 else SenderKind.CUSTOMER)
+            )
         elif customer_tail and from_end == 1 and waiting_since is not None and n_msgs >= 2:
             at, sender = waiting_since, SenderKind.CUSTOMER
         elif not customer_tail and from_end == 1:
             at, sender = min(last_customer, last_message), SenderKind.CUSTOMER
         else:
-            anchor = (waiting_since if customer_tail and waiting_since else min(last_customer, last_message))
+            anchor = waiting_since if customer_tail and waiting_since else min(last_customer, last_message)
             at = first_at + (anchor - 1 - first_at) * seq // (n_msgs + 1)
             sender = SenderKind.CUSTOMER if seq % 2 else SenderKind.MEMBER
         member_id = rng.choice(member_pool) if sender is SenderKind.MEMBER else None
-        msgs.append(Message(
-            id=str(ObjectId()), org_id=customer.org_id, conversation_id=conv_id, seq=seq, sender_kind=sender,
-            kind=MessageKind.TEXT, text=_text(rng, rng.randint(4, 18)), created_at=dt(at),
-            sender_member_id=member_id, sender_customer_id=customer.id if member_id is None else None,
-            channel_id=channel["_id"] if member_id is None else None))
+        msgs.append(
+            Message(
+                id=str(ObjectId()),
+                org_id=customer.org_id,
+                conversation_id=conv_id,
+                seq=seq,
+                sender_kind=sender,
+                kind=MessageKind.TEXT,
+                text=_text(rng, rng.randint(4, 18)),
+                created_at=dt(at),
+                sender_member_id=member_id,
+                sender_customer_id=customer.id if member_id is None else None,
+                channel_id=channel["_id"] if member_id is None else None,
+            )
+        )
     conversation = Conversation(
-        id=conv_id, org_id=customer.org_id, team_id=team["_id"], channel_id=channel["_id"],
-        channel_type=customer.channel_type, channel_name=channel["name"], customer_id=customer.id,
-        customer_name=customer.name, customer_email=customer.email, customer_phone=customer.phone,
-        customer_online_until=customer.online_until, participants=tuple(participants), owner_id=owner,
-        waiting_since=dt(waiting_since) if waiting_since else None, last_customer_message_at=dt(last_customer),
-        last_message_at=dt(last_message), message_seq=n_msgs, closed_at=dt(closed_at) if closed_at else None,
-        closed_reason=closed_reason, created_at=dt(first_at), updated_at=dt(max(last_message, closed_at or 0)),
-        announced_status=announced, last_message=msgs[-1])
+        id=conv_id,
+        org_id=customer.org_id,
+        team_id=team["_id"],
+        channel_id=channel["_id"],
+        channel_type=customer.channel_type,
+        channel_name=channel["name"],
+        customer_id=customer.id,
+        customer_name=customer.name,
+        customer_email=customer.email,
+        customer_phone=customer.phone,
+        customer_online_until=customer.online_until,
+        participants=tuple(participants),
+        owner_id=owner,
+        waiting_since=dt(waiting_since) if waiting_since else None,
+        last_customer_message_at=dt(last_customer),
+        last_message_at=dt(last_message),
+        message_seq=n_msgs,
+        closed_at=dt(closed_at) if closed_at else None,
+        closed_reason=closed_reason,
+        created_at=dt(first_at),
+        updated_at=dt(max(last_message, closed_at or 0)),
+        announced_status=announced,
+        last_message=msgs[-1],
+    )
     # as the server keeps them: the newest message's copy, and when the sweeper should look next
     return replace(conversation, next_due_at=next_transition_at(conversation, THRESHOLDS)), msgs
 

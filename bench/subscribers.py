@@ -39,6 +39,7 @@ QUERY = """subscription { conversationEvents { id kind conversationId at convers
 
 class Armed:
     """Events at or below ``since`` are old news: a restarted hub may replay history (see NOTES)."""
+
     since = 0
     stale = 0
 
@@ -57,10 +58,10 @@ class Sub:
 
 
 async def _connect(sub: Sub, url: str) -> None:
-    sub.socket = await websockets.connect(url, subprotocols=[SUBPROTOCOL], open_timeout=120, ping_interval=None,
-                                          close_timeout=5, max_queue=None)
-    await sub.socket.send(json.dumps({"type": "connection_init",
-                                      "payload": {"authorization": f"Bearer {sub.token}"}}))
+    sub.socket = await websockets.connect(
+        url, subprotocols=[SUBPROTOCOL], open_timeout=120, ping_interval=None, close_timeout=5, max_queue=None
+    )
+    await sub.socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {sub.token}"}}))
     while True:
         message = json.loads(await asyncio.wait_for(sub.socket.recv(), 120))
         if message["type"] == "connection_ack":
@@ -112,8 +113,13 @@ async def _await_conversation(subs: list[Sub], conversation: str, timeout: float
     while True:
         done = sum(1 for s in subs if conversation in s.received)
         if done == len(subs) or time.monotonic() - started > timeout:
-            return {"event": "awaited", "conversation": conversation, "complete": done, "of": len(subs),
-                    "seconds": round(time.monotonic() - started, 2)}
+            return {
+                "event": "awaited",
+                "conversation": conversation,
+                "complete": done,
+                "of": len(subs),
+                "seconds": round(time.monotonic() - started, 2),
+            }
         await asyncio.sleep(0.05)
 
 
@@ -140,14 +146,19 @@ def _evaluate(subs: list[Sub], spec: dict) -> dict:
         unexpected += sum(1 for cid in s.received if cid in posts and cid not in should)
         for cid in posts:
             s.received.pop(cid, None)
-    return {"deliveries_expected": sum(len(by_member.get(s.member_id, ())) for s in subs),
-            "delivered": len(latencies), "lost": lost, "unexpected": unexpected, "lost_examples": lost_examples,
-            "received_before_commit": sum(1 for x in latencies if x < 0),
-            "latency": latency_summary(latencies),
-            "subscribers_closed": sum(1 for s in subs if s.closed),
-            "stale_events_received": Armed.stale,
-            "errors": sum(len(s.errors) for s in subs),
-            "error_examples": [e for s in subs for e in s.errors][:3]}
+    return {
+        "deliveries_expected": sum(len(by_member.get(s.member_id, ())) for s in subs),
+        "delivered": len(latencies),
+        "lost": lost,
+        "unexpected": unexpected,
+        "lost_examples": lost_examples,
+        "received_before_commit": sum(1 for x in latencies if x < 0),
+        "latency": latency_summary(latencies),
+        "subscribers_closed": sum(1 for s in subs if s.closed),
+        "stale_events_received": Armed.stale,
+        "errors": sum(len(s.errors) for s in subs),
+        "error_examples": [e for s in subs for e in s.errors][:3],
+    }
 
 
 async def main_async(args) -> None:
@@ -167,10 +178,18 @@ async def main_async(args) -> None:
             except Exception as e:  # noqa: BLE001 - report, don't die
                 sub.closed = True
                 failures.append(f"{type(e).__name__}: {e}"[:200])
+
     await asyncio.gather(*(open_one(s) for s in subs))
     live = [s for s in subs if s.socket is not None and not s.closed]
-    _emit({"event": "connected", "connected": len(live), "failed": len(failures), "failures": failures[:3],
-           "seconds": round(time.monotonic() - started, 2)})
+    _emit(
+        {
+            "event": "connected",
+            "connected": len(live),
+            "failed": len(failures),
+            "failures": failures[:3],
+            "seconds": round(time.monotonic() - started, 2),
+        }
+    )
 
     reader = asyncio.StreamReader()
     await asyncio.get_running_loop().connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -211,6 +230,7 @@ def main() -> None:
     args = parser.parse_args()
     try:
         import uvloop
+
         uvloop.run(main_async(args))
     except ImportError:
         asyncio.run(main_async(args))

@@ -61,8 +61,9 @@ class Change:
 
 def assign(**values: Any) -> Change:
     """Set the fields given a value, clear those given ``None``."""
-    return Change(set={k: v for k, v in values.items() if v is not None},
-                  clear=tuple(k for k, v in values.items() if v is None))
+    return Change(
+        set={k: v for k, v in values.items() if v is not None}, clear=tuple(k for k, v in values.items() if v is None)
+    )
 
 
 def merge(*changes: Change) -> Change:
@@ -113,20 +114,25 @@ OPEN: Criteria = Absent("closed_at")
 
 # The changes the use cases and the sweeper make.
 
+
 def join(member_id: str, now: datetime) -> Change:
     return Change(when=OPEN, add={"participants": member_id}, set={"updated_at": now})
 
 
 def grab(member_id: str, now: datetime) -> Change:
     """The whole race in one condition: only a still-unowned open conversation is taken."""
-    return Change(when=all_of(Absent("owner_id"), OPEN), set={"owner_id": member_id, "updated_at": now},
-                  add={"participants": member_id})
+    return Change(
+        when=all_of(Absent("owner_id"), OPEN),
+        set={"owner_id": member_id, "updated_at": now},
+        add={"participants": member_id},
+    )
 
 
 def leave(member_id: str, now: datetime, *, release: bool) -> Change:
     """Out of the room; ``release`` also gives up ownership (only if the member still owns it)."""
-    change = Change(when=Contains("participants", member_id), remove={"participants": member_id},
-                    set={"updated_at": now})
+    change = Change(
+        when=Contains("participants", member_id), remove={"participants": member_id}, set={"updated_at": now}
+    )
     if release:
         change = merge(change, Change(when=Eq("owner_id", member_id), clear=("owner_id",)))
     return change
@@ -135,9 +141,17 @@ def leave(member_id: str, now: datetime, *, release: bool) -> Change:
 def close(reason: ClosedReason, at: datetime, now: datetime) -> Change:
     """Everyone leaves the room; a grabbed conversation keeps its owner, so its
     history stays private to the owner and admins until the customer writes again."""
-    return Change(when=OPEN, set={"closed_at": at, "closed_reason": reason, "participants": (),
-                                  "updated_at": now, "announced_status": "CLOSED"},
-                  clear=("waiting_since", "next_due_at"))
+    return Change(
+        when=OPEN,
+        set={
+            "closed_at": at,
+            "closed_reason": reason,
+            "participants": (),
+            "updated_at": now,
+            "announced_status": "CLOSED",
+        },
+        clear=("waiting_since", "next_due_at"),
+    )
 
 
 def take_number(member_id: str | None = None) -> Change:
@@ -149,8 +163,11 @@ def take_number(member_id: str | None = None) -> Change:
 def wake(now: datetime, due_by: datetime) -> Change:
     """A customer message on an open conversation: it waits from its first unanswered
     message (``lower`` sets it only if unset), and is due no later than ``due_by``."""
-    return Change(when=OPEN, set={"last_customer_message_at": now, "last_message_at": now, "updated_at": now},
-                  lower={"waiting_since": now, "next_due_at": due_by})
+    return Change(
+        when=OPEN,
+        set={"last_customer_message_at": now, "last_message_at": now, "updated_at": now},
+        lower={"waiting_since": now, "next_due_at": due_by},
+    )
 
 
 def reopen(before: Conversation, now: datetime, next_due_at: datetime | None) -> Change:
@@ -158,10 +175,18 @@ def reopen(before: Conversation, now: datetime, next_due_at: datetime | None) ->
     it afresh: empty room, no owner, waiting from now. Only if it is still as
     ``before`` was read, which every reopen changes, so concurrent messages reopen once."""
     return merge(
-        Change(when=as_read(before, "closed_at", "last_customer_message_at"),
-               set={"last_customer_message_at": now, "last_message_at": now, "updated_at": now,
-                    "participants": (), "waiting_since": now, "reopened_at": now},
-               clear=("closed_at", "closed_reason", "owner_id", "announced_status")),
+        Change(
+            when=as_read(before, "closed_at", "last_customer_message_at"),
+            set={
+                "last_customer_message_at": now,
+                "last_message_at": now,
+                "updated_at": now,
+                "participants": (),
+                "waiting_since": now,
+                "reopened_at": now,
+            },
+            clear=("closed_at", "closed_reason", "owner_id", "announced_status"),
+        ),
         assign(next_due_at=next_due_at),
     )
 
@@ -170,8 +195,11 @@ def answer(now: datetime, next_due_at: datetime | None) -> Change:
     """A member's reply stamped ``now``: the customer no longer waits, unless they wrote
     after it or it was closed in between."""
     return merge(
-        Change(when=all_of(OPEN, Lte("last_customer_message_at", now)),
-               set={"last_message_at": now, "updated_at": now}, clear=("waiting_since", "announced_status")),
+        Change(
+            when=all_of(OPEN, Lte("last_customer_message_at", now)),
+            set={"last_message_at": now, "updated_at": now},
+            clear=("waiting_since", "announced_status"),
+        ),
         assign(next_due_at=next_due_at),
     )
 
@@ -185,5 +213,23 @@ def reschedule(next_due_at: datetime | None) -> Change:
     return assign(next_due_at=next_due_at)
 
 
-__all__ = ["ALWAYS", "Change", "OPEN", "announce", "answer", "apply", "as_read", "assign", "close", "effect", "grab",
-           "join", "leave", "merge", "reopen", "reschedule", "take_number", "wake"]
+__all__ = [
+    "ALWAYS",
+    "Change",
+    "OPEN",
+    "announce",
+    "answer",
+    "apply",
+    "as_read",
+    "assign",
+    "close",
+    "effect",
+    "grab",
+    "join",
+    "leave",
+    "merge",
+    "reopen",
+    "reschedule",
+    "take_number",
+    "wake",
+]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any, Union
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,7 +26,7 @@ class Eq:
 @dataclass(frozen=True, slots=True)
 class In:
     field: str
-    values: tuple
+    values: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +34,7 @@ class NotIn:
     """The field holds none of ``values`` (a missing field qualifies)."""
 
     field: str
-    values: tuple
+    values: tuple[Any, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,8 +120,24 @@ class Nothing:
     """Matches no record (a filter naming only teams the caller can't see)."""
 
 
-Criteria = Union[Eq, In, NotIn, Lt, Lte, Gt, Gte, Present, Absent, Contains, Empty, NonEmpty,
-                 TextContains, All, AnyOf, Nothing]
+Criteria = (
+    Eq
+    | In
+    | NotIn
+    | Lt
+    | Lte
+    | Gt
+    | Gte
+    | Present
+    | Absent
+    | Contains
+    | Empty
+    | NonEmpty
+    | TextContains
+    | All
+    | AnyOf
+    | Nothing
+)
 
 
 def all_of(*parts: Criteria) -> Criteria:
@@ -142,7 +158,8 @@ def matches(criteria: Criteria, record: Any) -> bool:
         case Nothing():
             return False
         case Eq(field, value):
-            return _get(record, field) == value
+            equal: bool = _get(record, field) == value
+            return equal
         case In(field, values):
             return _get(record, field) in values
         case NotIn(field, values):

@@ -10,8 +10,16 @@ from datetime import datetime
 from typing import Any
 
 from domain.enums import (
-    ChannelType, ClosedReason, DeliveryStatus, DeliveryVia, MessageKind, NotificationKind,
-    OrgRole, SenderKind, TeamMode, TeamRole,
+    ChannelType,
+    ClosedReason,
+    DeliveryStatus,
+    DeliveryVia,
+    MessageKind,
+    NotificationKind,
+    OrgRole,
+    SenderKind,
+    TeamMode,
+    TeamRole,
 )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from domain.criteria import matches
+from domain.criteria import Criteria, matches
 from domain.entities import Conversation
 from domain.enums import ConversationStatus, ConversationView, EventKind
 from domain.listing import ConversationFilter, event_criteria
@@ -33,7 +33,7 @@ def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:
     return can_see(viewer, replace(event.conversation, owner_id=event.owner_before))
 
 
-def route_event(viewer: Viewer | Visibility, event: Event, criteria) -> EventKind | None:
+def route_event(viewer: Viewer | Visibility, event: Event, criteria: Criteria) -> EventKind | None:
     """Which event kind this subscriber receives, if any.
 
     Visible and matching the subscription's filter: the event itself. No longer
@@ -68,7 +68,9 @@ def visible_now(viewer: Viewer | Visibility, kind: EventKind, now_state: Convers
     return isinstance(now_state, Conversation) and can_see(viewer, now_state)
 
 
-def judgment_key(visibility: Visibility, viewer: Viewer, flt: ConversationFilter) -> tuple:
+def judgment_key(
+    visibility: Visibility, viewer: Viewer, flt: ConversationFilter
+) -> tuple[Visibility, ConversationFilter, str | None]:
     """Everything :func:`delivered_kind` depends on.
 
     Subscribers with equal keys receive the same kind of every event, so
@@ -84,8 +86,9 @@ def view_names_the_member(view: ConversationView | None) -> bool:
     return view is ConversationView.JOINED
 
 
-def delivered_kind(viewer: Viewer, visibility: Visibility, flt: ConversationFilter, event: Event,
-                   t: Thresholds) -> EventKind | None:
+def delivered_kind(
+    viewer: Viewer, visibility: Visibility, flt: ConversationFilter, event: Event, t: Thresholds
+) -> EventKind | None:
     """What a subscriber with this filter receives for the event, if anything."""
     criteria = event_criteria(viewer, flt, event.kind, event.at, t)
     return route_event(visibility, event, criteria)

@@ -6,7 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from domain.criteria import (
-    Contains, Criteria, In, Nothing, TextContains, all_of, any_of,
+    Contains,
+    Criteria,
+    In,
+    Nothing,
+    TextContains,
+    all_of,
+    any_of,
 )
 from domain.enums import ChannelType, ConversationView, EventKind, StatusFilter
 from domain.errors import invalid
@@ -74,8 +80,7 @@ def count_criteria(status: StatusFilter, now: datetime, t: Thresholds) -> Criter
     return status_selection(ConversationFilter(statuses=(status,)), now, t)
 
 
-def event_criteria(viewer: Viewer, flt: ConversationFilter, kind: EventKind, at: datetime,
-                   t: Thresholds) -> Criteria:
+def event_criteria(viewer: Viewer, flt: ConversationFilter, kind: EventKind, at: datetime, t: Thresholds) -> Criteria:
     """Which events a filtered subscriber receives: those of conversations its list would
     show at the event's moment; a CLOSED event also reaches lists that showed the row before."""
     if kind is EventKind.CLOSED:

@@ -12,7 +12,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from domain.criteria import (
-    Absent, Criteria, Empty, Eq, Gt, Gte, Lt, NonEmpty, Present, all_of, any_of, matches,
+    Absent,
+    Criteria,
+    Empty,
+    Eq,
+    Gt,
+    Gte,
+    Lt,
+    NonEmpty,
+    Present,
+    all_of,
+    any_of,
+    matches,
 )
 from domain.entities import Conversation
 from domain.enums import ChannelType, ClosedReason, ConversationStatus, StatusFilter
@@ -76,8 +87,12 @@ def filter_criteria(status: StatusFilter, now: datetime, t: Thresholds) -> Crite
 
 
 _ORDER = (
-    ConversationStatus.CLOSED, ConversationStatus.OVERDUE, ConversationStatus.SOON_TO_BE,
-    ConversationStatus.REP_NEEDED, ConversationStatus.PENDING, ConversationStatus.REPLIED,
+    ConversationStatus.CLOSED,
+    ConversationStatus.OVERDUE,
+    ConversationStatus.SOON_TO_BE,
+    ConversationStatus.REP_NEEDED,
+    ConversationStatus.PENDING,
+    ConversationStatus.REPLIED,
 )
 
 
@@ -105,8 +120,14 @@ def closed_at(conversation: Conversation, now: datetime, t: Thresholds) -> datet
     if conversation.closed_at is not None:
         return conversation.closed_at
     if is_closed(conversation, now, t):
-        return conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s)
+        return _last_customer_message_at(conversation) + timedelta(seconds=t.auto_close_after_s)
     return None
+
+
+def _last_customer_message_at(conversation: Conversation) -> datetime:
+    at = conversation.last_customer_message_at
+    assert at is not None, "Conversation.__post_init__ refuses a conversation without it"
+    return at
 
 
 def customer_online(online_until: datetime | None, now: datetime) -> bool:
@@ -140,8 +161,10 @@ def next_transition_at(conversation: Conversation, t: Thresholds) -> datetime | 
         return None
     moments = []
     if conversation.waiting_since is not None:
-        moments += [conversation.waiting_since + timedelta(seconds=t.soon_after_s),
-                    conversation.waiting_since + timedelta(seconds=t.overdue_after_s)]
+        moments += [
+            conversation.waiting_since + timedelta(seconds=t.soon_after_s),
+            conversation.waiting_since + timedelta(seconds=t.overdue_after_s),
+        ]
     if conversation.last_customer_message_at is not None:
         moments.append(conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s))
     announced = _progress(conversation.announced_status)
@@ -172,8 +195,9 @@ def earliest_transition_after_customer_message(now: datetime, t: Thresholds) -> 
 _INSTANT = timedelta(microseconds=1)
 
 
-def unannounced_transition(conversation: Conversation, now: datetime,
-                           t: Thresholds) -> tuple[ConversationStatus, ConversationStatus] | None:
+def unannounced_transition(
+    conversation: Conversation, now: datetime, t: Thresholds
+) -> tuple[ConversationStatus, ConversationStatus] | None:
     """(previous, new) when time alone moved the status past what was last announced.
 
     Only SOON_TO_BE, OVERDUE and the inactivity close happen with time; the
@@ -190,6 +214,8 @@ def unannounced_transition(conversation: Conversation, now: datetime,
 
 def _just_before_threshold(conversation: Conversation, status: ConversationStatus, t: Thresholds) -> datetime:
     if status is ConversationStatus.CLOSED:
-        return conversation.last_customer_message_at + timedelta(seconds=t.auto_close_after_s - 0.001)
+        return _last_customer_message_at(conversation) + timedelta(seconds=t.auto_close_after_s - 0.001)
     after = t.overdue_after_s if status is ConversationStatus.OVERDUE else t.soon_after_s
+    # SOON_TO_BE and OVERDUE are only reached with waiting_since set (status_criteria)
+    assert conversation.waiting_since is not None
     return conversation.waiting_since + timedelta(seconds=after - 0.001)

@@ -32,7 +32,7 @@ def render(body: str, variables: dict[str, Any] | None, *, max_length: int = MAX
     size = 0
     position = 0
     for match in _PLACEHOLDER.finditer(body):
-        for piece in (body[position:match.start()], values[match.group(1)]):
+        for piece in (body[position : match.start()], values[match.group(1)]):
             size += len(piece)
             if size > max_length:
                 raise invalid(f"Message text is limited to {max_length} characters.", "text")

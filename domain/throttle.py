@@ -44,6 +44,7 @@ class ThrottleKeys:
 def keys_for(email: str, address: str) -> ThrottleKeys:
     def h(kind: str, value: str) -> str:
         return kind + ":" + hashlib.sha256(value.encode()).hexdigest()[:40]
+
     return ThrottleKeys(pair=h("pair", f"{email}\n{address}"), address=h("addr", address), email=h("email", email))
 
 
@@ -52,7 +53,8 @@ def email_delay_s(failures: int, policy: ThrottlePolicy) -> float:
     if failures < policy.email_delay_after:
         return 0.0
     doublings = min(failures - policy.email_delay_after, 32)
-    return min(policy.email_base_delay_s * 2 ** doublings, policy.email_max_delay_s)
+    factor: int = 2**doublings  # doublings >= 0, so an int (typeshed types int ** int as Any)
+    return min(policy.email_base_delay_s * factor, policy.email_max_delay_s)
 
 
 def email_open_at(failures: int, last_failure: datetime | None, policy: ThrottlePolicy) -> datetime | None:

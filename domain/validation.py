@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal, TypeGuard, overload
 
 from domain.errors import invalid
 
@@ -12,7 +12,9 @@ MAX_TEXT_LENGTH = 4096
 MAX_NAME_LENGTH = 200
 MAX_ATTRIBUTES_BYTES = 16_384
 MAX_ATTRIBUTE_DEPTH = 5
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s<>()\[\],;:\"\\]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$"
+)
 _PHONE = re.compile(r"^\+?[0-9 ()\-]{5,25}$")
 _ID = re.compile(r"^[0-9a-f]{24}$")
 
@@ -20,7 +22,7 @@ _ID = re.compile(r"^[0-9a-f]{24}$")
 # nothing this service stores predates 2000, and a clock a few minutes fast is
 # tolerated. Outside it a value is a bug or an attack, and an extreme one (year
 # 1 with a +14:00 offset) no longer fits a datetime once converted to UTC.
-EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_TIME = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 
 
@@ -53,18 +55,19 @@ def check_time(value: datetime, field: str, now: datetime) -> datetime:
     make every later read of the document fail.
     """
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     try:
-        utc = value.astimezone(timezone.utc)
+        utc = value.astimezone(UTC)
     except (OverflowError, ValueError):
         utc = None
     if utc is None or utc < EARLIEST_TIME or utc > now + MAX_CLOCK_SKEW:
-        raise invalid(f"`{field}` must be between {EARLIEST_TIME.date().isoformat()} and a few minutes "
-                      "from now.", field)
+        raise invalid(
+            f"`{field}` must be between {EARLIEST_TIME.date().isoformat()} and a few minutes from now.", field
+        )
     return utc
 
 
-def is_id(value: Any) -> bool:
+def is_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and bool(_ID.match(value))
 
 
@@ -74,8 +77,13 @@ def check_id(value: Any, field: str) -> str:
     return value
 
 
-def clean_line(value: str | None, field: str, *, max_length: int = MAX_NAME_LENGTH,
-               required: bool = False) -> str | None:
+@overload
+def clean_line(value: str | None, field: str, *, max_length: int = ..., required: Literal[True]) -> str: ...
+@overload
+def clean_line(value: str | None, field: str, *, max_length: int = ..., required: bool = False) -> str | None: ...
+def clean_line(
+    value: str | None, field: str, *, max_length: int = MAX_NAME_LENGTH, required: bool = False
+) -> str | None:
     """A single-line text: trimmed, bounded, without control characters (no header injection)."""
     if value is None:
         if required:
@@ -92,6 +100,10 @@ def clean_line(value: str | None, field: str, *, max_length: int = MAX_NAME_LENG
     return value or None
 
 
+@overload
+def clean_email(value: str | None, field: str = ..., *, required: Literal[True]) -> str: ...
+@overload
+def clean_email(value: str | None, field: str = ..., *, required: bool = False) -> str | None: ...
 def clean_email(value: str | None, field: str = "email", *, required: bool = False) -> str | None:
     value = clean_line(value, field, max_length=254, required=required)
     if value is None:
@@ -110,6 +122,10 @@ def clean_phone(value: str | None, field: str = "phone") -> str | None:
     return value
 
 
+@overload
+def clean_text(value: str | None, field: str = ..., *, required: Literal[True] = ...) -> str: ...
+@overload
+def clean_text(value: str | None, field: str = ..., *, required: bool) -> str | None: ...
 def clean_text(value: str | None, field: str = "text", *, required: bool = True) -> str | None:
     if value is not None:
         check_string(value, field)
@@ -145,10 +161,16 @@ def _check_attribute_value(value: Any, field: str, depth: int) -> None:
         raise invalid(f"`attributes` may nest at most {MAX_ATTRIBUTE_DEPTH} levels.", field)
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, str) or not key or key.startswith("$") or "." in key or "\x00" in key \
-                    or not is_well_formed(key) or len(key) > MAX_NAME_LENGTH:
-                raise invalid(f"Attribute key {key!r} is not allowed (no `$` prefix, no `.`, "
-                              "well-formed text).", field)
+            if (
+                not isinstance(key, str)
+                or not key
+                or key.startswith("$")
+                or "." in key
+                or "\x00" in key
+                or not is_well_formed(key)
+                or len(key) > MAX_NAME_LENGTH
+            ):
+                raise invalid(f"Attribute key {key!r} is not allowed (no `$` prefix, no `.`, well-formed text).", field)
             _check_attribute_value(item, field, depth + 1)
     elif isinstance(value, list):
         for item in value:

@@ -11,7 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from domain.criteria import (
-    Absent, Criteria, Eq, In, Nothing, all_of, any_of, matches,
+    Absent,
+    Criteria,
+    Eq,
+    In,
+    Nothing,
+    all_of,
+    any_of,
+    matches,
 )
 from domain.entities import Conversation, Team
 from domain.enums import OrgRole, TeamMode, TeamRole
@@ -81,8 +88,13 @@ def visibility_of(viewer: Viewer) -> Visibility:
             grab_teams.add(team.id)
         else:
             open_teams.add(team.id)
-    return Visibility(org_id=viewer.org_id, whole_org=False, open_team_ids=frozenset(open_teams),
-                      grab_team_ids=frozenset(grab_teams), member_id=viewer.member_id if grab_teams else None)
+    return Visibility(
+        org_id=viewer.org_id,
+        whole_org=False,
+        open_team_ids=frozenset(open_teams),
+        grab_team_ids=frozenset(grab_teams),
+        member_id=viewer.member_id if grab_teams else None,
+    )
 
 
 def visible_criteria(viewer: Viewer | Visibility) -> Criteria:
@@ -95,10 +107,12 @@ def visible_criteria(viewer: Viewer | Visibility) -> Criteria:
     if visibility.open_team_ids:
         parts.append(In("team_id", tuple(sorted(visibility.open_team_ids))))
     if visibility.grab_team_ids:
-        parts.append(all_of(
-            In("team_id", tuple(sorted(visibility.grab_team_ids))),
-            any_of(Absent("owner_id"), Eq("owner_id", visibility.member_id)),
-        ))
+        parts.append(
+            all_of(
+                In("team_id", tuple(sorted(visibility.grab_team_ids))),
+                any_of(Absent("owner_id"), Eq("owner_id", visibility.member_id)),
+            )
+        )
     if not parts:
         return Nothing()
     return all_of(in_org, any_of(*parts))

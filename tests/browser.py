@@ -30,15 +30,18 @@ class PageHost:
     def __init__(self, pages: dict[str, str]) -> None:
         self.port = free_port()
         routes = [Route(path, _page(html)) for path, html in pages.items()]
-        self.server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port,
-                                                    log_level="warning", lifespan="off"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(
+                Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
+            )
+        )
         self.task: asyncio.Task | None = None
 
     @property
     def origin(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> "PageHost":
+    async def __aenter__(self) -> PageHost:
         self.task = await start_serving(self.server)
         return self
 
@@ -51,6 +54,7 @@ class PageHost:
 def _page(html: str):
     async def endpoint(request):
         return HTMLResponse(html)
+
     return endpoint
 
 
@@ -58,8 +62,9 @@ def _page(html: str):
 async def chromium():
     """A headless Chromium; its console is echoed into the test's output on failure."""
     async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                                   args=["--no-sandbox", "--disable-gpu"])
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=["--no-sandbox", "--disable-gpu"]
+        )
         try:
             yield browser
         finally:

@@ -23,9 +23,9 @@ from api.app import create_app
 from api.embedded import EmbeddedMongo, free_port
 from api.services import utc_now
 from api.settings import Settings
-from tests.serving import start_serving
 from domain.status import Thresholds
 from domain.usecases.messaging import MessagingSettings
+from tests.serving import start_serving
 
 
 @pytest.fixture(scope="session")
@@ -49,13 +49,22 @@ def data_dir():
 
 
 def make_settings(mongo_uri: str, data_dir: Path, **overrides: Any) -> Settings:
-    thresholds = overrides.pop("thresholds", Thresholds(soon_after_s=3, overdue_after_s=5, auto_close_after_s=3600,
-                                                        presence_timeout_s=60))
+    thresholds = overrides.pop(
+        "thresholds", Thresholds(soon_after_s=3, overdue_after_s=5, auto_close_after_s=3600, presence_timeout_s=60)
+    )
     messaging = overrides.pop("messaging", MessagingSettings(max_upload_bytes=64 * 1024))
-    base = Settings(mongodb_uri=mongo_uri, database="t" + uuid.uuid4().hex[:16], data_dir=data_dir,
-                    jwt_secret="test-secret-" + "x" * 32, thresholds=thresholds, messaging=messaging,
-                    sweep_interval_s=0.2, email_backoff_s=0.05,
-                    argon2_time_cost=1, argon2_memory_kib=1024)  # cheap KDF: tests log in hundreds of times
+    base = Settings(
+        mongodb_uri=mongo_uri,
+        database="t" + uuid.uuid4().hex[:16],
+        data_dir=data_dir,
+        jwt_secret="test-secret-" + "x" * 32,
+        thresholds=thresholds,
+        messaging=messaging,
+        sweep_interval_s=0.2,
+        email_backoff_s=0.05,
+        argon2_time_cost=1,
+        argon2_memory_kib=1024,
+    )  # cheap KDF: tests log in hundreds of times
     return dataclasses.replace(base, **overrides)
 
 
@@ -66,15 +75,21 @@ class Server:
         self.settings = settings
         self.port = free_port()
         self.app = create_app(settings, listeners, clock=clock)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", ws="websockets-sansio",
-                                lifespan="on", timeout_graceful_shutdown=5,
-                                proxy_headers=False)  # as `imbrace serve`: the app decides whom to trust
+        config = uvicorn.Config(
+            self.app,
+            host="127.0.0.1",
+            port=self.port,
+            log_level="warning",
+            ws="websockets-sansio",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+            proxy_headers=False,
+        )  # as `imbrace serve`: the app decides whom to trust
         self.server = uvicorn.Server(config)
         self.task: asyncio.Task | None = None
         # Idle connections expire before uvicorn's 5 s keep-alive does, so a loaded
         # machine never reuses a connection the server is closing.
-        self.http = httpx.AsyncClient(base_url=self.url, timeout=30,
-                                      limits=httpx.Limits(keepalive_expiry=2))
+        self.http = httpx.AsyncClient(base_url=self.url, timeout=30, limits=httpx.Limits(keepalive_expiry=2))
 
     @property
     def url(self) -> str:
@@ -92,7 +107,7 @@ class Server:
     def db(self):
         return self.services.store.db
 
-    async def start(self) -> "Server":
+    async def start(self) -> Server:
         self.task = await start_serving(self.server)
         return self
 
@@ -122,15 +137,18 @@ class Server:
             following = sum(len(subscriptions) for subscriptions in audience.by_org.values())
             if running >= operations and following >= streams:
                 return
-            assert asyncio.get_running_loop().time() < deadline, \
+            assert asyncio.get_running_loop().time() < deadline, (
                 f"{running:.0f} of {operations} subscriptions running, {following} of {streams} streams"
+            )
             await asyncio.sleep(0.005)
 
-    async def gql(self, query: str, variables: dict | None = None, token: str | None = None,
-                  expect_errors: bool = False) -> dict:
+    async def gql(
+        self, query: str, variables: dict | None = None, token: str | None = None, expect_errors: bool = False
+    ) -> dict:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = await self.http.post("/graphql", json={"query": query, "variables": variables or {}},
-                                        headers=headers)
+        response = await self.http.post(
+            "/graphql", json={"query": query, "variables": variables or {}}, headers=headers
+        )
         body = response.json()
         if not expect_errors:
             assert "errors" not in body, body
@@ -153,6 +171,7 @@ async def make_server(mongo_uri, data_dir):
         server = await Server(make_settings(mongo_uri, data_dir, **overrides), listeners, clock).start()
         started.append(server)
         return server
+
     yield make
     for server in reversed(started):
         await server.stop()

@@ -35,8 +35,13 @@ def installed_tool(name: str) -> tuple[str, Path]:
         pytest.fail(f"Node.js and npm are needed to run tools/{name}.")
     tool_dir = TOOLS / name
     if not _is_current(tool_dir):
-        installed = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"],
-                                   cwd=tool_dir, capture_output=True, text=True, timeout=600)
+        installed = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--prefer-offline"],
+            cwd=tool_dir,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout[-3000:]}\n{installed.stderr[-3000:]}"
         assert _is_current(tool_dir), f"npm ci did not install the pinned versions in tools/{name}"
     return node, tool_dir

@@ -64,10 +64,11 @@ class SmtpServer:
     def messages(self) -> list[Received]:
         return self.handler.messages
 
-    async def start(self) -> "SmtpServer":
+    async def start(self) -> SmtpServer:
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            lambda: SMTP(self.handler, hostname="smtp.test", loop=loop), "127.0.0.1", self.port)
+            lambda: SMTP(self.handler, hostname="smtp.test", loop=loop), "127.0.0.1", self.port
+        )
         return self
 
     async def stop(self) -> None:

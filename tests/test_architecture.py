@@ -27,9 +27,24 @@ from domain.usecases.inbound import InboundStore
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = re.compile(r"^\$[A-Za-z]+$")
 COLLECTION_METHODS = {
-    "find_one", "find_one_and_update", "find_one_and_delete", "find_one_and_replace", "insert_one",
-    "insert_many", "update_one", "update_many", "replace_one", "delete_one", "delete_many", "aggregate",
-    "count_documents", "estimated_document_count", "distinct", "watch", "bulk_write", "create_index",
+    "find_one",
+    "find_one_and_update",
+    "find_one_and_delete",
+    "find_one_and_replace",
+    "insert_one",
+    "insert_many",
+    "update_one",
+    "update_many",
+    "replace_one",
+    "delete_one",
+    "delete_many",
+    "aggregate",
+    "count_documents",
+    "estimated_document_count",
+    "distinct",
+    "watch",
+    "bulk_write",
+    "create_index",
 }
 # Functions outside api/store/ still allowed to query, each with the reason it waits.
 PENDING: dict[tuple[str, str], str] = {}
@@ -43,11 +58,15 @@ def violations(source: str) -> list[tuple[int, str]]:
             found.append((node.lineno, f"operator {node.value!r}"))
         elif isinstance(node, ast.Attribute) and node.attr in ("db", "collection"):
             found.append((node.lineno, f"`.{node.attr}`"))
-        elif (isinstance(node, (ast.Attribute, ast.Subscript)) and isinstance(node.value, ast.Name)
-              and node.value.id in ("db", "collection")):
+        elif (
+            isinstance(node, (ast.Attribute, ast.Subscript))
+            and isinstance(node.value, ast.Name)
+            and node.value.id in ("db", "collection")
+        ):
             found.append((node.lineno, f"`{node.value.id}` queried"))
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr in COLLECTION_METHODS):
+        elif (
+            isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in COLLECTION_METHODS
+        ):
             found.append((node.lineno, f"collection method `.{node.func.attr}()`"))
     return found
 
@@ -67,10 +86,12 @@ def outside_the_store() -> list[Path]:
 
 
 def test_the_check_sees_what_it_should():
-    assert {what for _, what in violations(
-        'await self.db.events.update_one({"_id": 1}, {"$set": {"a": 1}})\n'
-        'db["teams"]\nx.collection\n')} == {
-        "`.db`", "collection method `.update_one()`", "operator '$set'", "`db` queried", "`.collection`"}
+    assert {
+        what
+        for _, what in violations(
+            'await self.db.events.update_one({"_id": 1}, {"$set": {"a": 1}})\ndb["teams"]\nx.collection\n'
+        )
+    } == {"`.db`", "collection method `.update_one()`", "operator '$set'", "`db` queried", "`.collection`"}
     # handing the database to the store's constructors (the app's wiring) is not querying it
     assert violations('"price in $"\nname.find("x")\nlog.info("$ set")\nstore = MongoStore(db)\n') == []
 
@@ -81,7 +102,7 @@ def test_only_the_store_names_a_collection_or_writes_a_mongodb_operator():
         relative = path.relative_to(ROOT).as_posix()
         source = path.read_text()
         allowed = set()
-        for (pending_path, function) in PENDING:
+        for pending_path, function in PENDING:
             if pending_path == relative:
                 allowed |= set(function_lines(source, function))
         found += [f"{relative}:{line}: {what}" for line, what in violations(source) if line not in allowed]
@@ -93,22 +114,33 @@ def test_every_pending_exception_is_still_needed():
         source = (ROOT / path).read_text()
         lines = set(function_lines(source, function))
         assert any(line in lines for line, _ in violations(source)), (
-            f"{path} {function} no longer queries ({reason}): remove it from PENDING")
+            f"{path} {function} no longer queries ({reason}): remove it from PENDING"
+        )
 
 
-PORTS = [cls for _, cls in inspect.getmembers(ports, inspect.isclass)
-         if cls.__module__ == ports.__name__ and issubclass(cls, Protocol)]
+PORTS = [
+    cls
+    for _, cls in inspect.getmembers(ports, inspect.isclass)
+    if cls.__module__ == ports.__name__ and issubclass(cls, Protocol)
+]
 
 
 def port_methods(port: type) -> dict[str, inspect.Signature]:
-    return {name: inspect.signature(member) for name, member in vars(port).items()
-            if callable(member) and not name.startswith("_")}
+    return {
+        name: inspect.signature(member)
+        for name, member in vars(port).items()
+        if callable(member) and not name.startswith("_")
+    }
 
 
 def test_every_port_method_is_called_by_a_use_case():
     use_cases = "\n".join(p.read_text() for p in sorted((ROOT / "domain" / "usecases").glob("*.py")))
-    unused = [f"{port.__name__}.{name}" for port in PORTS for name in port_methods(port)
-              if not re.search(rf"\.{name}\(", use_cases)]
+    unused = [
+        f"{port.__name__}.{name}"
+        for port in PORTS
+        for name in port_methods(port)
+        if not re.search(rf"\.{name}\(", use_cases)
+    ]
     assert not unused, f"ports no use case calls: {unused}"
 
 
@@ -129,11 +161,21 @@ def test_ports_are_typed():
     assert not loose, f"use a domain type: {loose}"
 
 
-@pytest.mark.parametrize("implementation, port", [
-    (MongoStore, ports.AccountStore), (MongoStore, ports.ConversationStore), (MongoStore, ports.TeamDirectory),
-    (MongoStore, ports.LoginAttempts), (MongoStore, InboundStore), (Notifications, ports.NotificationStore),
-    (GridFiles, ports.FileSaver), (Passwords, ports.PasswordHasher), (EventLog, ports.EventSink),
-], ids=lambda v: v.__name__)
+@pytest.mark.parametrize(
+    "implementation, port",
+    [
+        (MongoStore, ports.AccountStore),
+        (MongoStore, ports.ConversationStore),
+        (MongoStore, ports.TeamDirectory),
+        (MongoStore, ports.LoginAttempts),
+        (MongoStore, InboundStore),
+        (Notifications, ports.NotificationStore),
+        (GridFiles, ports.FileSaver),
+        (Passwords, ports.PasswordHasher),
+        (EventLog, ports.EventSink),
+    ],
+    ids=lambda v: v.__name__,
+)
 def test_the_implementations_keep_to_the_ports(implementation, port):
     """What Python can't check without a type checker: same methods, same parameters, same async-ness."""
     for name, expected in port_methods(port).items():

@@ -10,22 +10,23 @@ condition held and on every field of the conversation.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pymongo import ReturnDocument
 
 from api.store import changes as store_changes
 from api.store import codec
 from api.store.database import connect
 from domain import changes
-from domain.changes import Change, OPEN, as_read
+from domain.changes import OPEN, Change, as_read
 from domain.criteria import Eq, all_of, any_of
 from domain.entities import Conversation
 from domain.enums import ChannelType, ClosedReason
 
-EPOCH = datetime(2026, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 MEMBERS = ("m1", "m2", "m3")
 CID = "c1"
 
@@ -40,14 +41,24 @@ statuses = st.sampled_from([None, "SOON_TO_BE", "OVERDUE", "CLOSED"])
 def conversations(draw) -> Conversation:
     closed = draw(st.booleans())
     return Conversation(
-        id=CID, org_id="o1", team_id="t1", channel_id="ch1", channel_type=ChannelType.WEB_WIDGET,
-        channel_name="Widget", customer_id=CID,
+        id=CID,
+        org_id="o1",
+        team_id="t1",
+        channel_id="ch1",
+        channel_type=ChannelType.WEB_WIDGET,
+        channel_name="Widget",
+        customer_id=CID,
         participants=tuple(draw(st.lists(members, unique=True, max_size=3))),
-        owner_id=draw(st.none() | members), waiting_since=draw(optional_moments),
-        last_customer_message_at=draw(moments), last_message_at=draw(optional_moments),
-        message_seq=draw(st.integers(0, 5)), closed_at=draw(moments) if closed else None,
+        owner_id=draw(st.none() | members),
+        waiting_since=draw(optional_moments),
+        last_customer_message_at=draw(moments),
+        last_message_at=draw(optional_moments),
+        message_seq=draw(st.integers(0, 5)),
+        closed_at=draw(moments) if closed else None,
         closed_reason=draw(st.sampled_from(ClosedReason)) if closed else None,
-        created_at=EPOCH, updated_at=draw(optional_moments), announced_status=draw(statuses),
+        created_at=EPOCH,
+        updated_at=draw(optional_moments),
+        announced_status=draw(statuses),
         next_due_at=draw(optional_moments),
     )
 
@@ -109,8 +120,7 @@ async def db(mongo_uri):
 
 
 @settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
-@given(start=conversations(), plan=st.lists(st.tuples(steps, st.booleans(), st.booleans()), min_size=1,
-                                            max_size=8))
+@given(start=conversations(), plan=st.lists(st.tuples(steps, st.booleans(), st.booleans()), min_size=1, max_size=8))
 async def test_memory_and_store_agree_on_every_change(db, start, plan):
     await db.conversations.delete_many({})
     await db.conversations.insert_one(codec.conversation_doc(start))
@@ -131,9 +141,18 @@ async def test_memory_and_store_agree_on_every_change(db, start, plan):
 
 
 async def test_take_number_returns_the_conversation_before(db):
-    start = Conversation(id=CID, org_id="o1", team_id="t1", channel_id="ch1", channel_type=ChannelType.WHATSAPP,
-                         channel_name="W", customer_id=CID, last_customer_message_at=EPOCH, message_seq=3,
-                         participants=("m1",))
+    start = Conversation(
+        id=CID,
+        org_id="o1",
+        team_id="t1",
+        channel_id="ch1",
+        channel_type=ChannelType.WHATSAPP,
+        channel_name="W",
+        customer_id=CID,
+        last_customer_message_at=EPOCH,
+        message_seq=3,
+        participants=("m1",),
+    )
     await db.conversations.delete_many({})
     await db.conversations.insert_one(codec.conversation_doc(start))
     before = await store_changes.apply(db, CID, changes.take_number("m1"), returning=ReturnDocument.BEFORE)
@@ -151,33 +170,73 @@ def test_the_updates_are_the_ones_the_store_always_sent():
 
     assert compiled(changes.grab("m1", now)) == (
         {"_id": CID, "owner_id": None, "closed_at": None},
-        {"$set": {"owner_id": "m1", "updated_at": n}, "$addToSet": {"participants": "m1"}})
+        {"$set": {"owner_id": "m1", "updated_at": n}, "$addToSet": {"participants": "m1"}},
+    )
     assert compiled(changes.join("m1", now)) == (
-        {"_id": CID, "closed_at": None}, {"$set": {"updated_at": n}, "$addToSet": {"participants": "m1"}})
+        {"_id": CID, "closed_at": None},
+        {"$set": {"updated_at": n}, "$addToSet": {"participants": "m1"}},
+    )
     assert compiled(changes.leave("m1", now, release=True)) == (
         {"_id": CID, "participants": "m1", "owner_id": {"$eq": "m1"}},
-        {"$set": {"updated_at": n}, "$pull": {"participants": "m1"}, "$unset": {"owner_id": ""}})
+        {"$set": {"updated_at": n}, "$pull": {"participants": "m1"}, "$unset": {"owner_id": ""}},
+    )
     assert compiled(changes.close(ClosedReason.MANUAL, at, now)) == (
         {"_id": CID, "closed_at": None},
-        {"$set": {"closed_at": t, "closed_reason": "MANUAL", "participants": [], "updated_at": n,
-                  "announced_status": "CLOSED"}, "$unset": {"waiting_since": "", "next_due_at": ""}})
+        {
+            "$set": {
+                "closed_at": t,
+                "closed_reason": "MANUAL",
+                "participants": [],
+                "updated_at": n,
+                "announced_status": "CLOSED",
+            },
+            "$unset": {"waiting_since": "", "next_due_at": ""},
+        },
+    )
     assert compiled(changes.answer(now, None)) == (
         {"_id": CID, "closed_at": None, "last_customer_message_at": {"$lte": n}},
-        {"$set": {"last_message_at": n, "updated_at": n},
-         "$unset": {"waiting_since": "", "announced_status": "", "next_due_at": ""}})
+        {
+            "$set": {"last_message_at": n, "updated_at": n},
+            "$unset": {"waiting_since": "", "announced_status": "", "next_due_at": ""},
+        },
+    )
     assert compiled(changes.wake(now, at)) == (
         {"_id": CID, "closed_at": None},
-        {"$set": {"last_customer_message_at": n, "last_message_at": n, "updated_at": n},
-         "$min": {"waiting_since": n, "next_due_at": t}})
-    closed = Conversation(id=CID, org_id="o1", team_id="t1", channel_id="ch1", channel_type=ChannelType.WHATSAPP,
-                          channel_name="W", customer_id=CID, last_customer_message_at=at, closed_at=at)
+        {
+            "$set": {"last_customer_message_at": n, "last_message_at": n, "updated_at": n},
+            "$min": {"waiting_since": n, "next_due_at": t},
+        },
+    )
+    closed = Conversation(
+        id=CID,
+        org_id="o1",
+        team_id="t1",
+        channel_id="ch1",
+        channel_type=ChannelType.WHATSAPP,
+        channel_name="W",
+        customer_id=CID,
+        last_customer_message_at=at,
+        closed_at=at,
+    )
     assert compiled(changes.reopen(closed, now, at)) == (
         {"_id": CID, "closed_at": {"$eq": t}, "last_customer_message_at": {"$eq": t}},
-        {"$set": {"last_customer_message_at": n, "last_message_at": n, "updated_at": n, "participants": [],
-                  "waiting_since": n, "reopened_at": n, "next_due_at": t},
-         "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""}})
+        {
+            "$set": {
+                "last_customer_message_at": n,
+                "last_message_at": n,
+                "updated_at": n,
+                "participants": [],
+                "waiting_since": n,
+                "reopened_at": n,
+                "next_due_at": t,
+            },
+            "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""},
+        },
+    )
     assert compiled(changes.take_number("m1")) == (
-        {"_id": CID, "participants": "m1", "closed_at": None}, {"$inc": {"message_seq": 1}})
+        {"_id": CID, "participants": "m1", "closed_at": None},
+        {"$inc": {"message_seq": 1}},
+    )
 
 
 def test_a_condition_that_would_put_an_or_beside_the_id_is_refused():

@@ -23,8 +23,11 @@ PASSWORD = "correct horse battery"
 
 def _env(**values: str) -> dict[str, str]:
     """This process's environment without any database or data settings, plus ``values``."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("MONGODB_URI", "IMBRACE_DATABASE", "IMBRACE_DATA_DIR", "IMBRACE_JWT_SECRET")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("MONGODB_URI", "IMBRACE_DATABASE", "IMBRACE_DATA_DIR", "IMBRACE_JWT_SECRET")
+    }
     env.update(values)
     return env
 
@@ -35,20 +38,21 @@ def _imbrace(*args: str, env: dict[str, str], timeout_s: float = 120) -> subproc
     process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         stdout, stderr = process.communicate(timeout=timeout_s)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as error:
         process.send_signal(signal.SIGABRT)  # faulthandler prints every thread's stack
         stdout, stderr = process.communicate()
         pid_file = Path(env.get("IMBRACE_DATA_DIR", ROOT / ".imbrace")) / "db.pid"
         if not env.get("MONGODB_URI") and pid_file.exists() and _alive(int(pid_file.read_text().strip())):
             os.kill(int(pid_file.read_text().strip()), signal.SIGKILL)
-        raise AssertionError(f"imbrace {args[0]} hung for {timeout_s} s:\n{stderr[-6000:]}")
+        raise AssertionError(f"imbrace {args[0]} hung for {timeout_s} s:\n{stderr[-6000:]}") from error
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
 def test_committed_schema_matches_the_code():
     committed = (ROOT / "schema.graphql").read_text()
     assert export_schema().strip() == committed.strip(), (
-        "schema.graphql is stale: regenerate it with `imbrace export-schema > schema.graphql`")
+        "schema.graphql is stale: regenerate it with `imbrace export-schema > schema.graphql`"
+    )
 
 
 def test_init_creates_an_organization_once(mongo_uri, tmp_path):
@@ -74,7 +78,10 @@ class Serve:
         self.log = (data_dir.parent / f"serve-{self.port}.log").open("w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "api.cli", "serve", "--port", str(self.port)],
-            env=_env(IMBRACE_DATA_DIR=str(data_dir)), cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT,
+            env=_env(IMBRACE_DATA_DIR=str(data_dir)),
+            cwd=ROOT,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
         )
         self.db_pid: int | None = None
 
@@ -97,16 +104,19 @@ class Serve:
 
     def gql(self, query: str, variables: dict | None = None, token: str | None = None) -> dict:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        response = httpx.post(self.url + "/graphql", json={"query": query, "variables": variables or {}},
-                              headers=headers, timeout=10)
+        response = httpx.post(
+            self.url + "/graphql", json={"query": query, "variables": variables or {}}, headers=headers, timeout=10
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert "errors" not in body, body
         return body["data"]
 
     def login(self, email: str, password: str = PASSWORD) -> str:
-        data = self.gql("mutation($i: LoginInput!) { login(input: $i) { token errors { code message } } }",
-                        {"i": {"email": email, "password": password}})
+        data = self.gql(
+            "mutation($i: LoginInput!) { login(input: $i) { token errors { code message } } }",
+            {"i": {"email": email, "password": password}},
+        )
         assert data["login"]["errors"] == [], data
         assert data["login"]["token"]
         return data["login"]["token"]
@@ -117,13 +127,14 @@ class Serve:
             self.process.send_signal(signal.SIGTERM)
             try:
                 self.process.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
+            except subprocess.TimeoutExpired as error:
                 self.process.kill()
                 self.process.wait(timeout=5)
                 if self.db_pid is not None and _alive(self.db_pid):
                     os.kill(self.db_pid, signal.SIGKILL)
-                raise AssertionError(f"imbrace serve did not stop within {timeout_s} s of SIGTERM: "
-                                     f"{self._output()}")
+                raise AssertionError(
+                    f"imbrace serve did not stop within {timeout_s} s of SIGTERM: {self._output()}"
+                ) from error
         self.log.close()
         if self.db_pid is not None:
             _wait_gone(self.db_pid)
@@ -180,6 +191,7 @@ def serves():
         started.append(serve)
         serve.wait_healthy()
         return serve
+
     yield start
     for serve in started:
         serve.stop()
@@ -195,8 +207,9 @@ def test_embedded_data_dir_survives_restarts(serves, tmp_path):
     assert first.db_pid is not None, "the embedded database wrote no pid file"
     first.stop()
 
-    created = _imbrace("init", "--org", "Acme", "--email", email, "--password", PASSWORD,
-                       env=_env(IMBRACE_DATA_DIR=str(data_dir)))
+    created = _imbrace(
+        "init", "--org", "Acme", "--email", email, "--password", PASSWORD, env=_env(IMBRACE_DATA_DIR=str(data_dir))
+    )
     assert created.returncode == 0, created.stderr
     assert not (data_dir / "db.pid").exists() or not _alive(int((data_dir / "db.pid").read_text().strip()))
 
@@ -212,14 +225,17 @@ def test_embedded_data_dir_survives_restarts(serves, tmp_path):
     third.stop()
 
 
-@pytest.mark.parametrize("values, named", [
-    ({"IMBRACE_SOON_AFTER_S": "600", "IMBRACE_OVERDUE_AFTER_S": "300"}, "IMBRACE_SOON_AFTER_S"),
-    ({"IMBRACE_OVERDUE_AFTER_S": "0"}, "IMBRACE_OVERDUE_AFTER_S"),
-    ({"IMBRACE_SOON_AFTER_S": "-5"}, "IMBRACE_SOON_AFTER_S"),
-    ({"IMBRACE_OVERDUE_AFTER_S": "five minutes"}, "IMBRACE_OVERDUE_AFTER_S"),
-    ({"IMBRACE_LOGIN_MAX_FAILURES": "3.5"}, "IMBRACE_LOGIN_MAX_FAILURES"),
-    ({"IMBRACE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "IMBRACE_TRUSTED_PROXIES"),
-])
+@pytest.mark.parametrize(
+    "values, named",
+    [
+        ({"IMBRACE_SOON_AFTER_S": "600", "IMBRACE_OVERDUE_AFTER_S": "300"}, "IMBRACE_SOON_AFTER_S"),
+        ({"IMBRACE_OVERDUE_AFTER_S": "0"}, "IMBRACE_OVERDUE_AFTER_S"),
+        ({"IMBRACE_SOON_AFTER_S": "-5"}, "IMBRACE_SOON_AFTER_S"),
+        ({"IMBRACE_OVERDUE_AFTER_S": "five minutes"}, "IMBRACE_OVERDUE_AFTER_S"),
+        ({"IMBRACE_LOGIN_MAX_FAILURES": "3.5"}, "IMBRACE_LOGIN_MAX_FAILURES"),
+        ({"IMBRACE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "IMBRACE_TRUSTED_PROXIES"),
+    ],
+)
 def test_serve_refuses_bad_settings_in_one_line(tmp_path, values, named):
     """Nothing starts (no database, no port) and the operator reads which setting is wrong."""
     data_dir = tmp_path / "data"
@@ -294,9 +310,18 @@ def test_orphaned_database_of_a_dead_server_is_stopped_and_replaced(serves, tmp_
     (data_dir / "db").mkdir(parents=True)
     nx = str(Path(sys.executable).with_name("nx-27017"))
     launcher = subprocess.run(
-        ["sh", "-c", f'"$0" --data-dir "$1/db" -p "$2" --log-file "$1/db.log" --pid-file "$1/db.pid" '
-                     f'>/dev/null 2>&1 & echo $!', nx, str(data_dir), str(free_port())],
-        capture_output=True, text=True, check=True)
+        [
+            "sh",
+            "-c",
+            '"$0" --data-dir "$1/db" -p "$2" --log-file "$1/db.log" --pid-file "$1/db.pid" >/dev/null 2>&1 & echo $!',
+            nx,
+            str(data_dir),
+            str(free_port()),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     orphan = int(launcher.stdout)
     try:
         deadline = time.monotonic() + 20
@@ -338,8 +363,12 @@ def test_init_while_serving_creates_the_organization_in_the_running_database(ser
     relative = os.path.relpath(data_dir, tmp_path)
     created = subprocess.run(
         [sys.executable, "-m", "api.cli", "init", "--org", "Acme", "--email", email, "--password", PASSWORD],
-        env=_env(IMBRACE_DATA_DIR=relative, PYTHONPATH=str(ROOT)), cwd=tmp_path, capture_output=True, text=True,
-        timeout=120)
+        env=_env(IMBRACE_DATA_DIR=relative, PYTHONPATH=str(ROOT)),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert created.returncode == 0, created.stderr
     assert "Traceback" not in created.stderr
     assert f"in the data directory {data_dir}." in created.stdout

@@ -34,19 +34,26 @@ COUNTS = """query($f: ConversationFilter) { conversationCounts(filter: $f) { sta
 # One request: the unfiltered list, the list filtered on each status alone, and the badges.
 _PER_STATUS = "\n".join(
     f"""{s}: conversations(filter: $f{s}, first: 100) {{ totalCount edges {{ node {{ customer {{ name }} }} }} }}"""
-    for s in STATUSES)
-SNAPSHOT = ("query($f: ConversationFilter, " + ", ".join(f"$f{s}: ConversationFilter" for s in STATUSES) + """) {
+    for s in STATUSES
+)
+SNAPSHOT = (
+    "query($f: ConversationFilter, "
+    + ", ".join(f"$f{s}: ConversationFilter" for s in STATUSES)
+    + """) {
     all: conversations(filter: $f, first: 100) { totalCount edges { node { status customer { name } } } }
     badges: conversationCounts(filter: $f) { status count }
-""" + _PER_STATUS + "\n}")
+"""
+    + _PER_STATUS
+    + "\n}"
+)
 
 
 @dataclass
 class Snapshot:
-    rows: dict[str, str]                 # customer name -> status shown on the row
-    by_status: dict[str, list[str]]      # status filter -> customer names listed
-    totals: dict[str, int]               # status filter -> totalCount of that list
-    badges: dict[str, int]               # conversationCounts
+    rows: dict[str, str]  # customer name -> status shown on the row
+    by_status: dict[str, list[str]]  # status filter -> customer names listed
+    totals: dict[str, int]  # status filter -> totalCount of that list
+    badges: dict[str, int]  # conversationCounts
 
 
 async def snapshot(org: Org, as_: Person, narrowing: dict | None = None) -> Snapshot:
@@ -62,8 +69,14 @@ async def snapshot(org: Org, as_: Person, narrowing: dict | None = None) -> Snap
     )
 
 
-async def listing(org: Org, as_: Person, flt: dict | None = None, order: str = "LAST_ACTIVITY_DESC",
-                  first: int = 100, after: str | None = None) -> dict:
+async def listing(
+    org: Org,
+    as_: Person,
+    flt: dict | None = None,
+    order: str = "LAST_ACTIVITY_DESC",
+    first: int = 100,
+    after: str | None = None,
+) -> dict:
     data = await org.gql(LIST, {"f": flt, "o": order, "first": first, "after": after}, as_=as_)
     return data["conversations"]
 
@@ -90,20 +103,25 @@ async def error_code(org: Org, query: str, variables: dict, as_: Person | None =
 
 
 async def room(org: Org, action: str, conversation_id: str, as_: Person) -> None:
-    data = await org.gql(f"mutation($id: ID!) {{ {action}(id: $id) {{ errors {{ code }} }} }}",
-                         {"id": conversation_id}, as_=as_)
+    data = await org.gql(
+        f"mutation($id: ID!) {{ {action}(id: $id) {{ errors {{ code }} }} }}", {"id": conversation_id}, as_=as_
+    )
     assert data[action]["errors"] == [], (action, data)
 
 
 async def reply(org: Org, conversation_id: str, as_: Person, text: str = "On it") -> None:
-    data = await org.gql("""mutation($i: SendMessageInput!) { sendMessage(input: $i) { errors { code } } }""",
-                         {"i": {"conversationId": conversation_id, "text": text}}, as_=as_)
+    data = await org.gql(
+        """mutation($i: SendMessageInput!) { sendMessage(input: $i) { errors { code } } }""",
+        {"i": {"conversationId": conversation_id, "text": text}},
+        as_=as_,
+    )
     assert data["sendMessage"]["errors"] == [], data
 
 
 async def presence(org: Org, channel, external_id: str, online: bool) -> None:
-    response = await org.server.presence(channel.id, channel.key,
-                                         {"customer": {"externalId": external_id}, "online": online})
+    response = await org.server.presence(
+        channel.id, channel.key, {"customer": {"externalId": external_id}, "online": online}
+    )
     assert response.status_code == 200, response.text
 
 
@@ -117,16 +135,17 @@ async def calm_server(mongo_uri, data_dir):
 
 # --- the hand-built inbox -------------------------------------------------------------------------
 
+
 @dataclass
 class Inbox:
     org: Org
     collab: str
     grab: str
-    rep_a: Person          # GRAB representative, grabbed Eve and Gil
-    rep_b: Person          # GRAB representative
-    grab_admin: Person     # ADMIN of the GRAB team, plain organization member
-    agent_c: Person        # COLLABORATION representative, joined Bob and Cat
-    org_admin: Person      # organization ADMIN, in no team
+    rep_a: Person  # GRAB representative, grabbed Eve and Gil
+    rep_b: Person  # GRAB representative
+    grab_admin: Person  # ADMIN of the GRAB team, plain organization member
+    agent_c: Person  # COLLABORATION representative, joined Bob and Cat
+    org_admin: Person  # organization ADMIN, in no team
     ids: dict[str, str]
 
 
@@ -151,13 +170,15 @@ async def build_inbox(server) -> Inbox:
     await org.add(collab, agent_c)
     web, line = await org.channel(collab, "WEB_WIDGET", "Site"), await org.channel(collab, "LINE", "Line")
     whatsapp = await org.channel(grab, "WHATSAPP", "WA")
-    people = [("Ann Archer", web, "ann@alpha.test", "+852 1111 0001"),
-              ("Bob Brown", line, "bob@bravo.test", "+852 2222 0002"),
-              ("Cat Cole", line, "cat@charlie.test", None),
-              ("Dan Dunn", web, "dan@delta.test", None),
-              ("Eve Evans", whatsapp, None, "+852 5555 0005"),
-              ("Fay Fox", whatsapp, None, "+852 6666 0006"),
-              ("Gil Grant", whatsapp, None, "+852 7777 0007")]
+    people = [
+        ("Ann Archer", web, "ann@alpha.test", "+852 1111 0001"),
+        ("Bob Brown", line, "bob@bravo.test", "+852 2222 0002"),
+        ("Cat Cole", line, "cat@charlie.test", None),
+        ("Dan Dunn", web, "dan@delta.test", None),
+        ("Eve Evans", whatsapp, None, "+852 5555 0005"),
+        ("Fay Fox", whatsapp, None, "+852 6666 0006"),
+        ("Gil Grant", whatsapp, None, "+852 7777 0007"),
+    ]
     ids = {}
     for name, channel, email, phone in people:
         short = name.split()[0]
@@ -182,8 +203,15 @@ async def inbox(calm_server) -> Inbox:
     return await build_inbox(calm_server)
 
 
-_SURNAMES = {"Ann": "Archer", "Bob": "Brown", "Cat": "Cole", "Dan": "Dunn", "Eve": "Evans", "Fay": "Fox",
-             "Gil": "Grant"}
+_SURNAMES = {
+    "Ann": "Archer",
+    "Bob": "Brown",
+    "Cat": "Cole",
+    "Dan": "Dunn",
+    "Eve": "Evans",
+    "Fay": "Fox",
+    "Gil": "Grant",
+}
 
 
 def full(*first_names: str) -> list[str]:
@@ -192,7 +220,7 @@ def full(*first_names: str) -> list[str]:
 
 async def test_views_filters_and_combinations_list_exactly_the_expected_rows(inbox):
     org, owner, a, b, c = inbox.org, inbox.org.owner, inbox.rep_a, inbox.rep_b, inbox.agent_c
-    open_all = ["Ann", "Gil", "Cat", "Fay", "Eve", "Bob"]          # newest activity first
+    open_all = ["Ann", "Gil", "Cat", "Fay", "Eve", "Bob"]  # newest activity first
     cases = [
         # (viewer, filter, expected rows in LAST_ACTIVITY_DESC order)
         (owner, None, open_all),
@@ -222,7 +250,7 @@ async def test_views_filters_and_combinations_list_exactly_the_expected_rows(inb
         # teams
         (owner, {"teamIds": [inbox.collab]}, ["Ann", "Cat", "Bob"]),
         (owner, {"teamIds": [inbox.grab], "statuses": ["PENDING"]}, ["Eve"]),
-        (c, {"teamIds": [inbox.grab]}, []),                              # a team C can't see
+        (c, {"teamIds": [inbox.grab]}, []),  # a team C can't see
         (c, {"teamIds": [inbox.grab], "statuses": STATUSES}, []),
         (c, {"teamIds": [inbox.collab, inbox.grab]}, ["Ann", "Cat", "Bob"]),
         (b, {"teamIds": [inbox.collab]}, []),
@@ -236,27 +264,43 @@ async def test_views_filters_and_combinations_list_exactly_the_expected_rows(inb
         (owner, {"search": "BRAVO.TEST"}, ["Bob"]),
         (owner, {"search": "5555"}, ["Eve"]),
         (owner, {"search": "+852"}, ["Ann", "Gil", "Fay", "Eve", "Bob"]),
-        (owner, {"search": "dunn"}, []),                                   # closed
+        (owner, {"search": "dunn"}, []),  # closed
         (owner, {"search": "dunn", "statuses": ["CLOSED"]}, ["Dan"]),
         (owner, {"search": "  fox "}, ["Fay"]),
         # combined
         (c, {"view": "JOINED", "statuses": ["PENDING"]}, ["Bob"]),
-        (owner, {"teamIds": [inbox.collab], "channels": ["WEB_WIDGET"], "statuses": ["REP_NEEDED", "CLOSED"]},
-         ["Ann", "Dan"]),
+        (
+            owner,
+            {"teamIds": [inbox.collab], "channels": ["WEB_WIDGET"], "statuses": ["REP_NEEDED", "CLOSED"]},
+            ["Ann", "Dan"],
+        ),
         (owner, {"channels": ["WHATSAPP"], "search": "fay"}, ["Fay"]),
-        (a, {"view": "JOINED", "teamIds": [inbox.grab], "channels": ["WHATSAPP"], "statuses": ["PENDING"],
-             "search": "evans"}, ["Eve"]),
+        (
+            a,
+            {
+                "view": "JOINED",
+                "teamIds": [inbox.grab],
+                "channels": ["WHATSAPP"],
+                "statuses": ["PENDING"],
+                "search": "evans",
+            },
+            ["Eve"],
+        ),
         (owner, {"view": "ALL", "teamIds": [inbox.grab], "statuses": ["REP_NEEDED", "ONLINE"]}, ["Fay"]),
     ]
     for viewer, flt, expected in cases:
         assert await names(org, viewer, flt) == full(*expected), (viewer, flt)
 
 
-
 async def test_statuses_shown_on_rows_agree_with_the_filters(inbox):
     shot = await snapshot(inbox.org, inbox.org.owner)
-    assert shot.rows == dict(zip(full("Ann", "Gil", "Cat", "Fay", "Eve", "Bob"),
-                                 ["REP_NEEDED", "REPLIED", "REPLIED", "REP_NEEDED", "PENDING", "PENDING"]))
+    assert shot.rows == dict(
+        zip(
+            full("Ann", "Gil", "Cat", "Fay", "Eve", "Bob"),
+            ["REP_NEEDED", "REPLIED", "REPLIED", "REP_NEEDED", "PENDING", "PENDING"],
+            strict=True,
+        )
+    )
     closed = await listing(inbox.org, inbox.org.owner, {"statuses": ["CLOSED"]})
     assert [e["node"]["status"] for e in closed["edges"]] == ["CLOSED"]
     for status in ("REP_NEEDED", "PENDING"):
@@ -286,8 +330,14 @@ async def test_counts_per_viewer_and_equal_to_total_count_of_the_same_filter(inb
     for viewer, narrowing, want in expected:
         assert await counts(org, viewer, narrowing) == want, (viewer, narrowing)
     # every badge equals the totalCount of the list filtered on that status, under the same narrowing
-    narrowings = [None, {"view": "JOINED"}, {"teamIds": [inbox.collab]}, {"channels": ["WEB_WIDGET", "LINE"]},
-                  {"search": "a"}, {"teamIds": [inbox.grab], "search": "+852", "channels": ["WHATSAPP"]}]
+    narrowings = [
+        None,
+        {"view": "JOINED"},
+        {"teamIds": [inbox.collab]},
+        {"channels": ["WEB_WIDGET", "LINE"]},
+        {"search": "a"},
+        {"teamIds": [inbox.grab], "search": "+852", "channels": ["WHATSAPP"]},
+    ]
     viewers = [org.owner, inbox.rep_a, inbox.rep_b, inbox.agent_c]
     for viewer in viewers:
         for narrowing in narrowings:
@@ -298,14 +348,21 @@ async def test_counts_per_viewer_and_equal_to_total_count_of_the_same_filter(inb
 
 async def test_grabbed_conversations_are_invisible_to_other_representatives(inbox):
     org, eve = inbox.org, full("Eve")
-    for viewer, sees in ((inbox.rep_a, True), (inbox.rep_b, False), (inbox.grab_admin, True),
-                         (inbox.org_admin, True), (org.owner, True), (inbox.agent_c, False)):
+    for viewer, sees in (
+        (inbox.rep_a, True),
+        (inbox.rep_b, False),
+        (inbox.grab_admin, True),
+        (inbox.org_admin, True),
+        (org.owner, True),
+        (inbox.agent_c, False),
+    ):
         assert (await names(org, viewer, {"search": "evans"}) == eve) is sees
         assert (await names(org, viewer, {"search": "5555", "statuses": STATUSES}) == eve) is sees
         assert (eve[0] in await names(org, viewer, {"statuses": ["PENDING"]})) is sees
         assert (await counts(org, viewer, {"search": "evans"}))["PENDING"] == int(sees)
-        found = (await org.gql("query($id: ID!) { conversation(id: $id) { id } }", {"id": inbox.ids["Eve"]},
-                               as_=viewer))["conversation"]
+        found = (
+            await org.gql("query($id: ID!) { conversation(id: $id) { id } }", {"id": inbox.ids["Eve"]}, as_=viewer)
+        )["conversation"]
         assert (found is not None) is sees
 
 
@@ -346,8 +403,9 @@ async def test_waiting_longest_order_and_its_paging(inbox):
     assert await names(org, org.owner) == full("Ann", "Gil", "Cat", "Fay", "Eve", "Bob")
     assert await names(org, inbox.rep_a, order="WAITING_LONGEST") == full("Eve", "Fay", "Gil")
     assert await names(org, inbox.agent_c, {"view": "JOINED"}, order="WAITING_LONGEST") == full("Bob", "Cat")
-    assert await names(org, org.owner, {"statuses": ["REP_NEEDED", "CLOSED"]},
-                       order="WAITING_LONGEST") == full("Ann", "Fay", "Dan")
+    assert await names(org, org.owner, {"statuses": ["REP_NEEDED", "CLOSED"]}, order="WAITING_LONGEST") == full(
+        "Ann", "Fay", "Dan"
+    )
     for size in (1, 2, 4):
         seen, after = [], None
         for _ in range(10):
@@ -387,8 +445,14 @@ async def test_online_filter_follows_presence(calm_server):
     await room(org, "closeConversation", receipt["conversationId"], org.owner)
     assert await names(org, org.owner, online) == ["Wim Web"]
     assert await names(org, org.owner, {"statuses": ["ONLINE", "CLOSED"]}) == ["Walt Web", "Wim Web"]
-    assert await counts(org, org.owner) == {"ONLINE": 1, "REP_NEEDED": 3, "PENDING": 0, "SOON_TO_BE": 0,
-                                            "OVERDUE": 0, "CLOSED": 1}
+    assert await counts(org, org.owner) == {
+        "ONLINE": 1,
+        "REP_NEEDED": 3,
+        "PENDING": 0,
+        "SOON_TO_BE": 0,
+        "OVERDUE": 0,
+        "CLOSED": 1,
+    }
 
 
 async def test_statuses_flip_with_time_alone(make_server):
@@ -396,8 +460,13 @@ async def test_statuses_flip_with_time_alone(make_server):
     The server's clock jumps past each threshold; no request writes anything in between."""
     soon, overdue = 60, 300
     clock = FakeClock()
-    server = await make_server(clock=clock, sweep_interval_s=3600, thresholds=Thresholds(
-        soon_after_s=soon, overdue_after_s=overdue, auto_close_after_s=3600, presence_timeout_s=overdue))
+    server = await make_server(
+        clock=clock,
+        sweep_interval_s=3600,
+        thresholds=Thresholds(
+            soon_after_s=soon, overdue_after_s=overdue, auto_close_after_s=3600, presence_timeout_s=overdue
+        ),
+    )
     org = await new_org(server)
     team = await org.team("Support")
     agent = await org.member("agent")
@@ -414,26 +483,53 @@ async def test_statuses_flip_with_time_alone(make_server):
     await room(org, "joinConversation", pend["conversationId"], agent)
     shot = await snapshot(org, owner)
     assert shot.rows == {"Pat Pending": "PENDING", "Nell Needy": "REP_NEEDED", "Rex Replied": "REPLIED"}
-    assert shot.by_status == {"ONLINE": ["Nell Needy"], "REP_NEEDED": ["Nell Needy"], "PENDING": ["Pat Pending"],
-                              "SOON_TO_BE": [], "OVERDUE": [], "CLOSED": []}
-    assert shot.badges == shot.totals == {"ONLINE": 1, "REP_NEEDED": 1, "PENDING": 1, "SOON_TO_BE": 0,
-                                          "OVERDUE": 0, "CLOSED": 0}
+    assert shot.by_status == {
+        "ONLINE": ["Nell Needy"],
+        "REP_NEEDED": ["Nell Needy"],
+        "PENDING": ["Pat Pending"],
+        "SOON_TO_BE": [],
+        "OVERDUE": [],
+        "CLOSED": [],
+    }
+    assert (
+        shot.badges
+        == shot.totals
+        == {"ONLINE": 1, "REP_NEEDED": 1, "PENDING": 1, "SOON_TO_BE": 0, "OVERDUE": 0, "CLOSED": 0}
+    )
 
     clock.advance(soon + 1)
     shot = await snapshot(org, owner)
     assert shot.rows == {"Pat Pending": "SOON_TO_BE", "Nell Needy": "SOON_TO_BE", "Rex Replied": "REPLIED"}
-    assert shot.by_status == {"ONLINE": ["Nell Needy"], "REP_NEEDED": [], "PENDING": [],
-                              "SOON_TO_BE": ["Pat Pending", "Nell Needy"], "OVERDUE": [], "CLOSED": []}
-    assert shot.badges == shot.totals == {"ONLINE": 1, "REP_NEEDED": 0, "PENDING": 0, "SOON_TO_BE": 2,
-                                          "OVERDUE": 0, "CLOSED": 0}
+    assert shot.by_status == {
+        "ONLINE": ["Nell Needy"],
+        "REP_NEEDED": [],
+        "PENDING": [],
+        "SOON_TO_BE": ["Pat Pending", "Nell Needy"],
+        "OVERDUE": [],
+        "CLOSED": [],
+    }
+    assert (
+        shot.badges
+        == shot.totals
+        == {"ONLINE": 1, "REP_NEEDED": 0, "PENDING": 0, "SOON_TO_BE": 2, "OVERDUE": 0, "CLOSED": 0}
+    )
 
     clock.advance(overdue - soon)
     shot = await snapshot(org, owner)
     assert shot.rows == {"Pat Pending": "OVERDUE", "Nell Needy": "OVERDUE", "Rex Replied": "REPLIED"}
-    assert shot.by_status == {"ONLINE": [], "REP_NEEDED": [], "PENDING": [], "SOON_TO_BE": [],
-                              "OVERDUE": ["Pat Pending", "Nell Needy"], "CLOSED": []}, "presence timed out too"
-    assert shot.badges == shot.totals == {"ONLINE": 0, "REP_NEEDED": 0, "PENDING": 0, "SOON_TO_BE": 0,
-                                          "OVERDUE": 2, "CLOSED": 0}
+    assert shot.by_status == {
+        "ONLINE": [],
+        "REP_NEEDED": [],
+        "PENDING": [],
+        "SOON_TO_BE": [],
+        "OVERDUE": ["Pat Pending", "Nell Needy"],
+        "CLOSED": [],
+    }, "presence timed out too"
+    assert (
+        shot.badges
+        == shot.totals
+        == {"ONLINE": 0, "REP_NEEDED": 0, "PENDING": 0, "SOON_TO_BE": 0, "OVERDUE": 2, "CLOSED": 0}
+    )
     assert await names(org, owner, order="WAITING_LONGEST") == ["Nell Needy", "Pat Pending", "Rex Replied"]
     # a customer writing again doesn't reset the wait; a reply ends it
     await org.customer_writes(web, "p", "hello??")
@@ -446,8 +542,9 @@ async def test_search_takes_regex_metacharacters_literally(calm_server):
     org = await new_org(calm_server)
     web = await org.channel(await org.team("Support"))
     customers = ["a.b (c)*", "a+b", "axb", "aab", "ab", "back\\slash [x]", "A-B & c#d {2}"]
-    await asyncio.gather(*[org.customer_writes(web, f"c{i}", customer={"name": name})
-                           for i, name in enumerate(customers)])
+    await asyncio.gather(
+        *[org.customer_writes(web, f"c{i}", customer={"name": name}) for i, name in enumerate(customers)]
+    )
     cases = {
         "a.b": ["a.b (c)*"],
         "A.B": ["a.b (c)*"],
@@ -489,16 +586,20 @@ async def test_page_size_over_100_and_garbage_cursors_are_input_errors(inbox):
 
     last, wait = "LAST_ACTIVITY_DESC", "WAITING_LONGEST"
     garbage = [
-        (last, "garbage"), (last, "!!!!"), (last, "e30="), (last, b64([1, 2])), (last, b64("x")),
+        (last, "garbage"),
+        (last, "!!!!"),
+        (last, "e30="),
+        (last, b64([1, 2])),
+        (last, b64("x")),
         (last, base64.urlsafe_b64encode(b"\xff\xfe").decode()),
         (last, base64.urlsafe_b64encode(b"[" * 100_000).decode()),
         (last, b64({"o": last})),
         (last, b64({"o": last, "t0": "now", "k": 1, "g": 0, "id": "x"})),
         (last, b64({"o": last, "t0": 1, "k": 1, "g": 0, "id": {"$gt": ""}})),
-        (last, b64({"o": last, "t0": 10 ** 30, "k": 1, "g": 0, "id": "x"})),
-        (last, b64({"o": last, "t0": 1, "k": -(10 ** 20), "g": 0, "id": "x"})),
+        (last, b64({"o": last, "t0": 10**30, "k": 1, "g": 0, "id": "x"})),
+        (last, b64({"o": last, "t0": 1, "k": -(10**20), "g": 0, "id": "x"})),
         (wait, b64({"o": wait, "t0": 1, "k": 1, "g": 7, "id": "x"})),
-        (last, other_order),                                   # a cursor of another order
+        (last, other_order),  # a cursor of another order
     ]
     for order, cursor in garbage:
         code = await error_code(org, LIST, {"first": 5, "after": cursor, "o": order})
@@ -507,15 +608,19 @@ async def test_page_size_over_100_and_garbage_cursors_are_input_errors(inbox):
 
 # --- paging while customers keep writing -----------------------------------------------------------
 
+
 async def test_paging_250_while_messages_arrive_sees_each_exactly_once(calm_server):
     org = await new_org(calm_server)
     team = await org.team("Support")
     channels = [await org.channel(team, "WEB_WIDGET", "Site"), await org.channel(team, "LINE", "Line")]
     ids: list[str] = []
     for batch in range(10):
-        receipts = await asyncio.gather(*[
-            org.customer_writes(channels[i % 2], f"c{i}", customer={"name": f"Customer {i:03d}"})
-            for i in range(batch * 25, batch * 25 + 25)])
+        receipts = await asyncio.gather(
+            *[
+                org.customer_writes(channels[i % 2], f"c{i}", customer={"name": f"Customer {i:03d}"})
+                for i in range(batch * 25, batch * 25 + 25)
+            ]
+        )
         ids += [r["conversationId"] for r in receipts]
     number = {cid: i for i, cid in enumerate(ids)}
     assert len(number) == 250
@@ -537,7 +642,7 @@ async def test_paging_250_while_messages_arrive_sees_each_exactly_once(calm_serv
         # to the top of the list), and now and then a brand-new customer arrives
         shown = set(seen)
         unseen = [cid for cid in ids if cid not in shown]
-        movers = unseen[:1] + unseen[len(unseen) // 2:][:1] + unseen[-1:] + seen[::7][-2:]
+        movers = unseen[:1] + unseen[len(unseen) // 2 :][:1] + unseen[-1:] + seen[::7][-2:]
         moved_unseen += len(set(movers) - shown)
         moved_seen += len(set(movers) & shown)
         await asyncio.gather(*[write_again(cid, f"again {pages}") for cid in set(movers)])
@@ -583,6 +688,7 @@ class Commands(monitoring.CommandListener):
 
 def tag_requests(app):
     """ASGI wrapper: a request's ``X-Cost-Tag`` header is visible to the command listener."""
+
     async def tagged(scope, receive, send):
         tag = dict(scope.get("headers") or []).get(b"x-cost-tag") if scope["type"] == "http" else None
         token = _REQUEST_TAG.set(tag.decode() if tag else None)
@@ -590,6 +696,7 @@ def tag_requests(app):
             await app(scope, receive, send)
         finally:
             _REQUEST_TAG.reset(token)
+
     return tagged
 
 
@@ -619,18 +726,27 @@ async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_u
         web, whatsapp = await org.channel(collab), await org.channel(grab, "WHATSAPP", "WA")
         receipts = []
         for batch in range(3):
-            receipts += await asyncio.gather(*[
-                org.customer_writes(web if i % 2 else whatsapp, f"c{i}", customer={"name": f"Customer {i}"})
-                for i in range(batch * 20, batch * 20 + 20)])
+            receipts += await asyncio.gather(
+                *[
+                    org.customer_writes(web if i % 2 else whatsapp, f"c{i}", customer={"name": f"Customer {i}"})
+                    for i in range(batch * 20, batch * 20 + 20)
+                ]
+            )
         # members in most rooms: joined (COLLABORATION) or grabbed, so owned (GRAB)
-        await asyncio.gather(*[
-            room(org, "joinConversation" if i % 2 else "grabConversation", r["conversationId"], agents[i // 2 % 2])
-            for i, r in enumerate(receipts) if i % 4 != 3])
+        await asyncio.gather(
+            *[
+                room(org, "joinConversation" if i % 2 else "grabConversation", r["conversationId"], agents[i // 2 % 2])
+                for i, r in enumerate(receipts)
+                if i % 4 != 3
+            ]
+        )
 
         async def cost(tag: str, first: int, after: str | None = None) -> tuple[list[str], dict]:
             response = await server.http.post(
-                "/graphql", json={"query": FULL_PAGE, "variables": {"first": first, "after": after}},
-                headers={"Authorization": f"Bearer {org.owner.token}", "X-Cost-Tag": tag})
+                "/graphql",
+                json={"query": FULL_PAGE, "variables": {"first": first, "after": after}},
+                headers={"Authorization": f"Bearer {org.owner.token}", "X-Cost-Tag": tag},
+            )
             body = response.json()
             assert "errors" not in body, body
             return commands.by_tag[tag], body["data"]["conversations"]
@@ -648,10 +764,12 @@ async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_u
         # pages after a cursor also look for conversations that moved since paging began, in the same command
         _, page = await cost("first-5", 5)
         for first in (10, 50):
-            measured[f"{first} after a cursor"], _ = await cost(f"after-{first}", first,
-                                                                page["pageInfo"]["endCursor"])
-        response = await server.http.post("/graphql", json={"query": COUNTS}, headers={
-            "Authorization": f"Bearer {org.owner.token}", "X-Cost-Tag": "counts"})
+            measured[f"{first} after a cursor"], _ = await cost(f"after-{first}", first, page["pageInfo"]["endCursor"])
+        response = await server.http.post(
+            "/graphql",
+            json={"query": COUNTS},
+            headers={"Authorization": f"Bearer {org.owner.token}", "X-Cost-Tag": "counts"},
+        )
         assert "errors" not in response.json()
         measured["counts"] = commands.by_tag["counts"]
         print("\nMongoDB commands per request:", json.dumps(measured, indent=1))
@@ -673,13 +791,23 @@ async def test_no_filter_ever_lists_or_counts_another_organizations_conversation
     whatever the filter (status unions and searches compile to $or beside org_id)."""
     ours, theirs = await build_inbox(calm_server), await build_inbox(calm_server)
     own_ids, their_ids = set(ours.ids.values()), set(theirs.ids.values())
-    filters = [None, {"search": "a"}, {"statuses": ["REP_NEEDED", "CLOSED"]}, {"statuses": ["CLOSED"]},
-               {"statuses": ["PENDING", "OVERDUE"], "search": "e"}, {"channels": ["WHATSAPP", "LINE"]}]
+    filters = [
+        None,
+        {"search": "a"},
+        {"statuses": ["REP_NEEDED", "CLOSED"]},
+        {"statuses": ["CLOSED"]},
+        {"statuses": ["PENDING", "OVERDUE"], "search": "e"},
+        {"channels": ["WHATSAPP", "LINE"]},
+    ]
     for viewer in (ours.org.owner, ours.rep_a, ours.agent_c, ours.org_admin):
         for flt in filters:
-            data = await ours.org.gql("""query($f: ConversationFilter) {
+            data = await ours.org.gql(
+                """query($f: ConversationFilter) {
                 conversations(filter: $f, first: 100) { totalCount edges { node { id } } }
-                conversationCounts(filter: $f) { status count } }""", {"f": flt}, as_=viewer)
+                conversationCounts(filter: $f) { status count } }""",
+                {"f": flt},
+                as_=viewer,
+            )
             listed = {e["node"]["id"] for e in data["conversations"]["edges"]}
             assert listed <= own_ids and not listed & their_ids, (viewer, flt)
             assert data["conversations"]["totalCount"] == len(listed), (viewer, flt)
@@ -699,8 +827,18 @@ async def test_a_member_of_collaboration_and_grab_teams_pages_through_exactly_wh
     await org.add(grab, rival)
     line, whatsapp = await org.channel(collab, "LINE"), await org.channel(grab, "WHATSAPP")
     expected, hidden = [], []
-    for i, (channel, grabber) in enumerate([(line, None), (whatsapp, None), (line, None), (whatsapp, both),
-                                            (whatsapp, rival), (line, None), (whatsapp, None), (whatsapp, rival)]):
+    for i, (channel, grabber) in enumerate(
+        [
+            (line, None),
+            (whatsapp, None),
+            (line, None),
+            (whatsapp, both),
+            (whatsapp, rival),
+            (line, None),
+            (whatsapp, None),
+            (whatsapp, rival),
+        ]
+    ):
         cid = (await org.customer_writes(channel, f"c{i}", f"message {i}"))["conversationId"]
         if grabber is not None:
             await room(org, "grabConversation", cid, grabber)

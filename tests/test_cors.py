@@ -56,17 +56,21 @@ async def test_a_frontend_on_an_allowed_origin_logs_in_queries_and_subscribes(ma
         async with chromium() as browser:
             page = await browser.new_page()
             await page.goto(site.origin + "/")
-            await page.evaluate("""([api, email, password]) => { window.result = window.run(api, email, password)
+            await page.evaluate(
+                """([api, email, password]) => { window.result = window.run(api, email, password)
                 .then(r => { window.first = {token: r.token, me: r.me}; return r.event; })
                 .then(e => window.event = e, e => window.failure = String(e)); }""",
-                                [server.url, org.owner.email, PASSWORD])
+                [server.url, org.owner.email, PASSWORD],
+            )
             await page.wait_for_function("window.subscribed === true || window.failure !== undefined")
             assert await page.evaluate("window.failure") is None
             assert await page.evaluate("window.first") == {"token": True, "me": {"email": org.owner.email}}
             await org.customer_writes(channel, "c1", "hello from LINE", customer={"name": "Ann"})
             await page.wait_for_function("window.event !== undefined || window.failure !== undefined")
-            assert await page.evaluate("window.event") == {"kind": "CREATED",
-                                                           "conversation": {"customer": {"name": "Ann"}}}
+            assert await page.evaluate("window.event") == {
+                "kind": "CREATED",
+                "conversation": {"customer": {"name": "Ann"}},
+            }
 
             other = await browser.new_page()
             await other.goto(stranger.origin + "/")
@@ -75,23 +79,28 @@ async def test_a_frontend_on_an_allowed_origin_logs_in_queries_and_subscribes(ma
 
 async def test_preflight_is_answered_for_allowed_origins_only(make_server):
     server = await make_server(allowed_origins=("https://app.example.com",))
-    asked = {"Access-Control-Request-Method": "POST",
-             "Access-Control-Request-Headers": "authorization, content-type"}
+    asked = {"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, content-type"}
     allowed = await server.http.options("/graphql", headers={"Origin": "https://app.example.com", **asked})
     assert allowed.status_code == 200
     assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
     assert {"authorization", "content-type"} <= {
-        h.strip().lower() for h in allowed.headers["access-control-allow-headers"].split(",")}
+        h.strip().lower() for h in allowed.headers["access-control-allow-headers"].split(",")
+    }
     refused = await server.http.options("/graphql", headers={"Origin": "https://evil.example", **asked})
     assert refused.status_code == 400 and "access-control-allow-origin" not in refused.headers
     # simple requests: the header is sent to allowed origins only
     body = json.dumps({"query": "{ __typename }"})
     for origin, expected in (("https://app.example.com", "https://app.example.com"), ("https://evil.example", None)):
-        answer = await server.http.post("/graphql", content=body,
-                                        headers={"Origin": origin, "Content-Type": "application/json"})
+        answer = await server.http.post(
+            "/graphql", content=body, headers={"Origin": origin, "Content-Type": "application/json"}
+        )
         assert answer.headers.get("access-control-allow-origin") == expected
-    files = await server.http.options("/files/0123456789abcdef01234567",
-                                      headers={"Origin": "https://app.example.com",
-                                               "Access-Control-Request-Method": "GET",
-                                               "Access-Control-Request-Headers": "authorization"})
+    files = await server.http.options(
+        "/files/0123456789abcdef01234567",
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization",
+        },
+    )
     assert files.status_code == 200 and files.headers["access-control-allow-origin"] == "https://app.example.com"

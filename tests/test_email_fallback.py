@@ -11,7 +11,7 @@ import asyncio
 import email
 import email.policy
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -39,8 +39,16 @@ async def smtp():
 
 
 def email_settings(smtp: SmtpServer, **overrides) -> dict:
-    return {"smtp_host": "127.0.0.1", "smtp_port": smtp.port, "smtp_timeout_s": 2, "email_backoff_s": 0.05,
-            "email_max_attempts": 3, "smtp_from": "support@acme.example", "public_url": PUBLIC_URL, **overrides}
+    return {
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp.port,
+        "smtp_timeout_s": 2,
+        "email_backoff_s": 0.05,
+        "email_max_attempts": 3,
+        "smtp_from": "support@acme.example",
+        "public_url": PUBLIC_URL,
+        **overrides,
+    }
 
 
 async def start(make_server, smtp: SmtpServer, **overrides):
@@ -59,8 +67,9 @@ class Chat:
         return self.org.server
 
     async def reply(self, text: str = "Hello", kind: str = "TEXT") -> dict:
-        data = await self.org.gql(SEND, {"i": {"conversationId": self.conversation_id, "kind": kind, "text": text}},
-                                  as_=self.agent)
+        data = await self.org.gql(
+            SEND, {"i": {"conversationId": self.conversation_id, "kind": kind, "text": text}}, as_=self.agent
+        )
         assert data["sendMessage"]["errors"] == [], data
         return data["sendMessage"]["message"]
 
@@ -83,9 +92,16 @@ class Chat:
             await asyncio.sleep(0.05)
 
 
-async def open_chat(org: Org, *, channel_type: str = "WEB_WIDGET", email: str | None = CUSTOMER_EMAIL,
-                    customer_name: str | None = "Carol", online: bool = False, agent_name: str = "Alice",
-                    external_id: str = "visitor-1") -> Chat:
+async def open_chat(
+    org: Org,
+    *,
+    channel_type: str = "WEB_WIDGET",
+    email: str | None = CUSTOMER_EMAIL,
+    customer_name: str | None = "Carol",
+    online: bool = False,
+    agent_name: str = "Alice",
+    external_id: str = "visitor-1",
+) -> Chat:
     team = await org.team(f"Support {external_id}")
     agent = await org.member(agent_name)
     await org.add(team, agent)
@@ -93,8 +109,9 @@ async def open_chat(org: Org, *, channel_type: str = "WEB_WIDGET", email: str | 
     customer = {k: v for k, v in (("email", email), ("name", customer_name)) if v}
     receipt = await org.customer_writes(channel, external_id, "Hi, anyone there?", customer=customer)
     if online:
-        response = await org.server.presence(channel.id, channel.key,
-                                             {"customer": {"externalId": external_id}, "online": True})
+        response = await org.server.presence(
+            channel.id, channel.key, {"customer": {"externalId": external_id}, "online": True}
+        )
         assert response.status_code == 200, response.text
     joined = await org.gql(JOIN, {"id": receipt["conversationId"]}, as_=agent)
     assert joined["joinConversation"]["errors"] == [], joined
@@ -290,13 +307,22 @@ async def test_two_servers_on_one_database_send_each_reply_once(make_server, smt
 async def test_names_cannot_inject_headers(make_server, smtp):
     server = await start(make_server, smtp)
     org = await new_org(server)
-    refused = await org.gql("""mutation($i: InviteMemberInput!) { inviteMember(input: $i) { errors { code } } }""",
-                            {"i": {"email": "eve@example.com", "name": "Eve\r\nBcc: evil@x.example",
-                                   "password": "long enough password", "role": "MEMBER"}})
+    refused = await org.gql(
+        """mutation($i: InviteMemberInput!) { inviteMember(input: $i) { errors { code } } }""",
+        {
+            "i": {
+                "email": "eve@example.com",
+                "name": "Eve\r\nBcc: evil@x.example",
+                "password": "long enough password",
+                "role": "MEMBER",
+            }
+        },
+    )
     assert refused["inviteMember"]["errors"] == [{"code": "INVALID_INPUT"}]
     chat = await open_chat(org)
-    response = await server.inbound(*await _widget(org), {
-        "customer": {"externalId": "v2", "name": "Mallory\r\nBcc: evil@x.example"}, "text": "hi"})
+    response = await server.inbound(
+        *await _widget(org), {"customer": {"externalId": "v2", "name": "Mallory\r\nBcc: evil@x.example"}, "text": "hi"}
+    )
     assert response.status_code == 422
 
     # Names that reached the database some other way are still made harmless.
@@ -326,20 +352,36 @@ async def _widget(org: Org) -> tuple[str, str]:
 
 
 def letter(**changes) -> Letter:
-    base = dict(message_id="a" * 24, conversation_id="b" * 24, kind=MessageKind.TEXT, text="Here you go",
-                attachments=(), created_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc), agent_name="Alice",
-                org_name="Acme", to_email="carol@example.com", to_name="Carol")
+    base = dict(
+        message_id="a" * 24,
+        conversation_id="b" * 24,
+        kind=MessageKind.TEXT,
+        text="Here you go",
+        attachments=(),
+        created_at=datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC),
+        agent_name="Alice",
+        org_name="Acme",
+        to_email="carol@example.com",
+        to_name="Carol",
+    )
     return Letter(**{**base, **changes})
 
 
 def test_attachment_links_are_absolute_and_only_http():
     from api.settings import Settings
+
     settings = Settings(public_url="https://inbox.example.com/", smtp_from="Support <support@acme.example>")
-    msg = compose(letter(kind=MessageKind.ATTACHMENT, attachments=(
-        Attachment(url="/files/" + "c" * 24, name="invoice <2025>.pdf"),
-        Attachment(url="javascript:alert(1)", name="bad"),
-        Attachment(url="https://cdn.example.com/x.png", name="x.png"),
-    )), settings)
+    msg = compose(
+        letter(
+            kind=MessageKind.ATTACHMENT,
+            attachments=(
+                Attachment(url="/files/" + "c" * 24, name="invoice <2025>.pdf"),
+                Attachment(url="javascript:alert(1)", name="bad"),
+                Attachment(url="https://cdn.example.com/x.png", name="x.png"),
+            ),
+        ),
+        settings,
+    )
     plain, html = part(msg, "plain"), part(msg, "html")
     assert f"invoice <2025>.pdf: https://inbox.example.com/files/{'c' * 24}" in plain
     assert f'<a href="https://inbox.example.com/files/{"c" * 24}">invoice &lt;2025&gt;.pdf</a>' in html
@@ -350,19 +392,29 @@ def test_attachment_links_are_absolute_and_only_http():
 
 def test_long_names_with_specials_never_turn_into_addresses():
     from api.settings import Settings
+
     name = "Support, Customer Success Department (EMEA) <boss@evil.example>: x@evil.example"
     msg = compose(letter(agent_name=name, org_name=name, to_name=name), Settings(smtp_from="support@acme.example"))
     parsed = email.message_from_bytes(msg.as_bytes(), policy=email.policy.default)
     assert [a.addr_spec for a in parsed["From"].addresses] == ["support@acme.example"]
     assert [a.addr_spec for a in parsed["To"].addresses] == ["carol@example.com"]
-    assert all("@" not in a.display_name and ":" not in a.display_name
-               for a in (*parsed["From"].addresses, *parsed["To"].addresses))
+    assert all(
+        "@" not in a.display_name and ":" not in a.display_name
+        for a in (*parsed["From"].addresses, *parsed["To"].addresses)
+    )
 
 
 def test_bad_recipient_addresses_are_refused_not_injected():
     from api.settings import Settings
-    for address in ("carol@example.com\r\nBcc: evil@x.example", "carol@example.com\n", "carol@example.com>, e@x.y",
-                    "Carol <carol@example.com>", "", "zoë@example.com"):
+
+    for address in (
+        "carol@example.com\r\nBcc: evil@x.example",
+        "carol@example.com\n",
+        "carol@example.com>, e@x.y",
+        "Carol <carol@example.com>",
+        "",
+        "zoë@example.com",
+    ):
         with pytest.raises(DeliveryError) as refused:
             compose(letter(to_email=address), Settings())
         assert refused.value.permanent
@@ -423,14 +475,22 @@ async def test_the_copy_keeps_the_freshest_state_whatever_order_the_writes_land_
     cid = (await org.customer_writes(channel, "c1", "first"))["conversationId"]
     store = server.services.store
     stored = await store.conversation((await server.db.conversations.find_one({"_id": cid}))["org_id"], cid)
-    queued = replace(stored.last_message, id=store.new_id(), seq=stored.message_seq + 1, text="reply",
-                     deliveries=(Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.QUEUED),))
+    queued = replace(
+        stored.last_message,
+        id=store.new_id(),
+        seq=stored.message_seq + 1,
+        text="reply",
+        deliveries=(Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.QUEUED),),
+    )
     sent = replace(queued, deliveries=(Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.SENT, attempts=1),))
     await store.offer_last_message(sent, same_seq=True)  # the outbox, first
     await store.offer_last_message(queued)  # the reply's own write, late
     await store.offer_last_message(stored.last_message)  # an older message's, later still
-    data = await org.gql("""query($id: ID!) { conversation(id: $id) { lastMessage {
-        text deliveries { status } } } }""", {"id": cid})
+    data = await org.gql(
+        """query($id: ID!) { conversation(id: $id) { lastMessage {
+        text deliveries { status } } } }""",
+        {"id": cid},
+    )
     assert data["conversation"]["lastMessage"] == {"text": "reply", "deliveries": [{"status": "SENT"}]}
 
 
@@ -449,9 +509,9 @@ async def test_the_customer_opens_attachment_links_from_the_email_and_only_those
     plain = part(mail.message, "plain")
     links = [line.split(": ", 1)[1] for line in plain.splitlines() if line.startswith(("invoice.pdf:", "photo.png:"))]
     assert len(links) == 2 and all(link.startswith(PUBLIC_URL + "/files/") for link in links), plain
-    paths = [link[len(PUBLIC_URL):] for link in links]
+    paths = [link[len(PUBLIC_URL) :] for link in links]
 
-    for path, (_, content, mime) in zip(paths, files):  # no token needed
+    for path, (_, content, mime) in zip(paths, files, strict=True):  # no token needed
         response = await server.http.get(path)
         assert response.status_code == 200 and response.content == content, response.text
         assert response.headers["content-type"].startswith(mime)

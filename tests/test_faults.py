@@ -31,8 +31,10 @@ async def test_database_killed_then_restarted(make_server):
 
 async def _outage_and_recovery(make_server, databases: list, data_dir: Path) -> None:
     db = databases[0]
-    server = await make_server(mongodb_uri=db.uri,  # no timer events: only the outage is under test
-                               thresholds=Thresholds(soon_after_s=600, overdue_after_s=900))
+    server = await make_server(
+        mongodb_uri=db.uri,  # no timer events: only the outage is under test
+        thresholds=Thresholds(soon_after_s=600, overdue_after_s=900),
+    )
     org = await new_org(server)
     channel = await org.channel(await org.team("Support"), "LINE")
     acknowledged = [(await org.customer_writes(channel, f"c{i}", f"m{i}"))["messageId"] for i in range(10)]
@@ -63,10 +65,19 @@ async def _outage_and_recovery(make_server, databases: list, data_dir: Path) -> 
 
 
 def _serve(port: int, uri: str, database: str, data_dir: str, secret: str) -> subprocess.Popen:
-    env = {**os.environ, "MONGODB_URI": uri, "IMBRACE_DATABASE": database, "IMBRACE_DATA_DIR": data_dir,
-           "IMBRACE_JWT_SECRET": secret}
-    return subprocess.Popen([sys.executable, "-m", "api.cli", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {
+        **os.environ,
+        "MONGODB_URI": uri,
+        "IMBRACE_DATABASE": database,
+        "IMBRACE_DATA_DIR": data_dir,
+        "IMBRACE_JWT_SECRET": secret,
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 async def _wait_healthy(url: str) -> None:
@@ -99,8 +110,10 @@ async def test_server_killed_mid_burst_loses_nothing_acknowledged(server, mongo_
                     for i in range(1000):
                         try:
                             response = await client.post(
-                                f"/channels/{channel.id}/inbound", headers={"X-Channel-Key": channel.key},
-                                json={"customer": {"externalId": f"w{worker}"}, "text": f"{worker}-{i}"})
+                                f"/channels/{channel.id}/inbound",
+                                headers={"X-Channel-Key": channel.key},
+                                json={"customer": {"externalId": f"w{worker}"}, "text": f"{worker}-{i}"},
+                            )
                         except httpx.TransportError:
                             return
                         if response.status_code == 202:
@@ -117,9 +130,9 @@ async def test_server_killed_mid_burst_loses_nothing_acknowledged(server, mongo_
         # its subscriber moves to another instance and resumes after the last event it saw
         async with Subscriber(server.ws_url, org.owner.token) as resumed:
             await resumed.subscribe(EVENTS, {"after": first["id"]})
-            total = await server.db.events.count_documents({"_id": {"$gt": int(first["id"])},
-                                                            "org_id": {"$exists": True}, "kind": {"$in": [
-                                                                "CREATED", "MESSAGE"]}})
+            total = await server.db.events.count_documents(
+                {"_id": {"$gt": int(first["id"])}, "org_id": {"$exists": True}, "kind": {"$in": ["CREATED", "MESSAGE"]}}
+            )
             events = [e["conversationEvents"] for e in await resumed.collect(total, timeout=10)]
             ids = [int(e["id"]) for e in events]
             assert ids == sorted(ids) and len(set(ids)) == total and ids[0] > int(first["id"])

@@ -22,8 +22,10 @@ async def test_wrong_password_and_unknown_email_look_the_same(server):
     org = await new_org(server)
     answers = []
     for email in (org.owner.email, "nobody@example.com"):
-        data = await server.gql("""mutation($i: LoginInput!) { login(input: $i) { token errors { code } } }""",
-                                {"i": {"email": email, "password": "wrong password"}})
+        data = await server.gql(
+            """mutation($i: LoginInput!) { login(input: $i) { token errors { code } } }""",
+            {"i": {"email": email, "password": "wrong password"}},
+        )
         answers.append(data["login"])
     assert answers[0] == answers[1] == {"token": None, "errors": [{"code": "INVALID_CREDENTIALS"}]}
 
@@ -40,8 +42,9 @@ async def test_member_gets_forbidden_on_onboarding_mutations(server):
         "connectChannel": ("ConnectChannelInput", {"type": "LINE", "name": "L", "teamId": team}),
     }
     for name, (input_type, value) in attempts.items():
-        data = await org.gql(f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ errors {{ code }} }} }}",
-                             {"i": value}, as_=agent)
+        data = await org.gql(
+            f"mutation($i: {input_type}!) {{ {name}(input: $i) {{ errors {{ code }} }} }}", {"i": value}, as_=agent
+        )
         assert data[name]["errors"] == [{"code": "FORBIDDEN"}], name
     teams = await org.gql("{ teams { name } channels { id } members { email } }")
     assert teams["teams"] == [{"name": "Support"}] and teams["channels"] == []
@@ -51,12 +54,17 @@ async def test_member_gets_forbidden_on_onboarding_mutations(server):
 async def test_duplicate_email_and_bad_input_are_typed_errors(server):
     org = await new_org(server)
     await org.member("dup")
-    data = await org.gql("""mutation($i: InviteMemberInput!) { inviteMember(input: $i) {
+    data = await org.gql(
+        """mutation($i: InviteMemberInput!) { inviteMember(input: $i) {
         member { id } errors { code field } } }""",
-                         {"i": {"email": org.owner.email, "name": "Again", "password": PASSWORD}})
+        {"i": {"email": org.owner.email, "name": "Again", "password": PASSWORD}},
+    )
     assert data["inviteMember"] == {"member": None, "errors": [{"code": "ALREADY_EXISTS", "field": "email"}]}
-    data = await org.gql("""mutation($i: InviteMemberInput!) { inviteMember(input: $i) {
-        errors { code field } } }""", {"i": {"email": "not-an-email", "name": "A", "password": PASSWORD}})
+    data = await org.gql(
+        """mutation($i: InviteMemberInput!) { inviteMember(input: $i) {
+        errors { code field } } }""",
+        {"i": {"email": "not-an-email", "name": "A", "password": PASSWORD}},
+    )
     assert data["inviteMember"]["errors"] == [{"code": "INVALID_INPUT", "field": "email"}]
 
 
@@ -85,17 +93,24 @@ async def test_two_organizations_are_isolated(server):
     # B's owner sees nothing of A, and can't act on A's objects
     assert (await b.gql(CONVERSATION, {"id": receipt["conversationId"]}))["conversation"] is None
     assert (await b.gql("{ conversations { totalCount } }"))["conversations"]["totalCount"] == 0
-    data = await b.gql("mutation($id: ID!) { joinConversation(id: $id) { errors { code } } }",
-                       {"id": receipt["conversationId"]})
+    data = await b.gql(
+        "mutation($id: ID!) { joinConversation(id: $id) { errors { code } } }", {"id": receipt["conversationId"]}
+    )
     assert data["joinConversation"]["errors"] == [{"code": "NOT_FOUND"}]
-    data = await b.gql("""mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) { errors { code } } }""",
-                       {"i": {"teamId": team_a, "memberId": b.owner.id}})
+    data = await b.gql(
+        """mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) { errors { code } } }""",
+        {"i": {"teamId": team_a, "memberId": b.owner.id}},
+    )
     assert data["addTeamMember"]["errors"] == [{"code": "NOT_FOUND"}]
-    data = await a.gql("""mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) { errors { code } } }""",
-                       {"i": {"teamId": team_a, "memberId": b.owner.id}})
+    data = await a.gql(
+        """mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) { errors { code } } }""",
+        {"i": {"teamId": team_a, "memberId": b.owner.id}},
+    )
     assert data["addTeamMember"]["errors"] == [{"code": "NOT_FOUND"}]
-    data = await b.gql("""mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { errors { code } } }""",
-                       {"i": {"id": receipt["conversationId"], "name": "pwned"}})
+    data = await b.gql(
+        """mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { errors { code } } }""",
+        {"i": {"id": receipt["conversationId"], "name": "pwned"}},
+    )
     assert data["updateCustomer"]["errors"] == [{"code": "NOT_FOUND"}]
     assert [t["name"] for t in (await b.gql("{ teams { name } }"))["teams"]] == ["Support"]
     assert team_b != team_a
@@ -104,8 +119,9 @@ async def test_two_organizations_are_isolated(server):
 async def test_inbound_creates_then_appends_and_deduplicates(server):
     org = await new_org(server)
     channel = await org.channel(await org.team("Support"))
-    first = await org.customer_writes(channel, "c1", "Hi", messageId="p1",
-                                      customer={"name": "Ann", "email": "ANN@example.com"})
+    first = await org.customer_writes(
+        channel, "c1", "Hi", messageId="p1", customer={"name": "Ann", "email": "ANN@example.com"}
+    )
     second = await org.customer_writes(channel, "c1", "Anyone?", messageId="p2")
     again = await org.customer_writes(channel, "c1", "Hi", messageId="p1")
     assert first["duplicate"] is False and second["duplicate"] is False
@@ -131,21 +147,32 @@ async def test_twenty_concurrent_copies_are_stored_once(server):
     assert await server.db.customers.count_documents({}) == 1
     # the copies that lost the insert took sequence numbers, but the list shows only what was stored
     [stored] = await server.db.messages.find({}).to_list()
-    data = await org.gql("query($id: ID!) { conversation(id: $id) { lastMessage { id seq } } }",
-                         {"id": answers[0]["conversationId"]})
+    data = await org.gql(
+        "query($id: ID!) { conversation(id: $id) { lastMessage { id seq } } }", {"id": answers[0]["conversationId"]}
+    )
     assert data["conversation"]["lastMessage"] == {"id": stored["_id"], "seq": stored["seq"]}
 
 
-@pytest.mark.parametrize("case", ["wrong_key", "unknown_channel", "bad_id", "malformed", "missing_fields",
-                                  "too_large", "not_json", "bad_email"])
+@pytest.mark.parametrize(
+    "case",
+    ["wrong_key", "unknown_channel", "bad_id", "malformed", "missing_fields", "too_large", "not_json", "bad_email"],
+)
 async def test_bad_inbound_requests_get_their_status_and_write_nothing(server, case):
     org = await new_org(server)
     channel = await org.channel(await org.team("Support"))
     before = {name: await server.db[name].count_documents({}) for name in ("customers", "conversations", "messages")}
     good = {"customer": {"externalId": "c1"}, "text": "hi"}
     url, headers, kwargs = f"/channels/{channel.id}/inbound", {"X-Channel-Key": channel.key}, {"json": good}
-    expected = {"wrong_key": 401, "unknown_channel": 404, "bad_id": 404, "malformed": 422, "missing_fields": 422,
-                "too_large": 413, "not_json": 415, "bad_email": 422}[case]
+    expected = {
+        "wrong_key": 401,
+        "unknown_channel": 404,
+        "bad_id": 404,
+        "malformed": 422,
+        "missing_fields": 422,
+        "too_large": 413,
+        "not_json": 415,
+        "bad_email": 422,
+    }[case]
     if case == "wrong_key":
         headers = {"X-Channel-Key": "ik_wrong"}
     elif case == "unknown_channel":
@@ -176,8 +203,11 @@ async def test_presence_updates_customer_and_is_refused_for_other_channels(serve
     team = await org.team("Support")
     widget, line = await org.channel(team), await org.channel(team, "LINE", "Line")
     receipt = await org.customer_writes(widget, "v1", "hello")
-    response = await server.presence(widget.id, widget.key, {"customer": {"externalId": "v1"}, "online": True,
-                                                             "location": {"city": "Hong Kong", "country": "HK"}})
+    response = await server.presence(
+        widget.id,
+        widget.key,
+        {"customer": {"externalId": "v1"}, "online": True, "location": {"city": "Hong Kong", "country": "HK"}},
+    )
     assert response.status_code == 200
     query = """query($id: ID!) { conversation(id: $id) { customer { online lastActiveAt
         location { city country } } } }"""

@@ -36,7 +36,7 @@ async def test_graphiql_runs_a_query_with_every_other_host_unreachable(graphiql_
     assert any("GraphiQL serves its files from this server" in r.getMessage() for r in caplog.records)
     org = await new_org(server)
     query = "{ me { email } }"
-    headers = '{"Authorization": "Bearer %s"}' % org.owner.token
+    headers = f'{{"Authorization": "Bearer {org.owner.token}"}}'
     async with chromium() as browser:
         page = await browser.new_page()
         requested, refused, console = [], [], []
@@ -49,6 +49,7 @@ async def test_graphiql_runs_a_query_with_every_other_host_unreachable(graphiql_
                 await route.abort("internetdisconnected")
             else:
                 await route.continue_()
+
         await page.route("**/*", this_server_only)
 
         await page.goto(f"{server.url}/graphql?q={quote(query)}&headers={quote(headers)}")
@@ -74,8 +75,9 @@ async def test_each_served_package_comes_with_its_licence(graphiql_installed, ma
         assert licence.status_code == 200 and "Permission is hereby granted" in licence.text, package
 
 
-async def test_without_the_installed_files_graphiql_loads_them_from_the_cdn(make_server, tmp_path, monkeypatch,
-                                                                          caplog, graphiql_installed):
+async def test_without_the_installed_files_graphiql_loads_them_from_the_cdn(
+    make_server, tmp_path, monkeypatch, caplog, graphiql_installed
+):
     """A developer who skipped `python -m api.graphiql_assets`, or whose copy was altered, gets
     today's page, which works with internet access, and a log line saying how to get the local one."""
     partial = tmp_path / "assets"

@@ -30,6 +30,7 @@ async def test_the_official_audit_suite_passes_without_warnings(server):
 
 async def _run(command: list[str], cwd) -> subprocess.CompletedProcess:
     import asyncio
+
     process = await asyncio.create_subprocess_exec(*command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 0, stderr.decode()[-3000:]
@@ -44,20 +45,27 @@ async def test_request_errors_are_4xx_without_data_for_clients_that_ask_for_the_
         assert modern.status_code == 400
         assert modern.headers["content-type"].startswith(GRAPHQL_RESPONSE)
         assert "data" not in modern.json() and modern.json()["errors"]
-        legacy = await server.http.post("/graphql", json={"query": query}, headers={**auth, "Accept": "application/json"})
+        legacy = await server.http.post(
+            "/graphql", json={"query": query}, headers={**auth, "Accept": "application/json"}
+        )
         assert legacy.status_code == 200 and legacy.headers["content-type"].startswith("application/json")
         assert legacy.json()["data"] is None and legacy.json()["errors"]
-    ok = await server.http.post("/graphql", json={"query": "{ me { email } }"},
-                                headers={**auth, "Accept": f"{GRAPHQL_RESPONSE}, application/json;q=0.9"})
+    ok = await server.http.post(
+        "/graphql",
+        json={"query": "{ me { email } }"},
+        headers={**auth, "Accept": f"{GRAPHQL_RESPONSE}, application/json;q=0.9"},
+    )
     assert ok.status_code == 200 and ok.headers["content-type"].startswith(GRAPHQL_RESPONSE)
     assert ok.json() == {"data": {"me": {"email": org.owner.email}}}
 
 
 async def test_a_mutation_over_get_is_405_with_allow_post(server):
     org = await new_org(server)
-    answer = await server.http.get("/graphql", params={"query": "mutation { markNotificationsRead(input: {ids: []}) { updated } }"},
-                                   headers={"Authorization": f"Bearer {org.owner.token}",
-                                            "Accept": "application/json"})
+    answer = await server.http.get(
+        "/graphql",
+        params={"query": "mutation { markNotificationsRead(input: {ids: []}) { updated } }"},
+        headers={"Authorization": f"Bearer {org.owner.token}", "Accept": "application/json"},
+    )
     assert answer.status_code == 405 and answer.headers["allow"] == "POST"
     assert answer.json()["errors"][0]["extensions"]["code"] == "METHOD_NOT_ALLOWED"
 

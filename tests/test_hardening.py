@@ -33,8 +33,10 @@ REAL_PAGE = """query Inbox($id: ID!) {
         sender { kind member { id name } customer { id name } } } } } }
 }"""
 
-CONVERSATIONS_AND_MESSAGES = ("c{i}: conversations(first: 100) {{ edges {{ node {{ id messages(last: 100) "
-                              "{{ edges {{ node {{ id text }} }} }} }} }} }}")
+CONVERSATIONS_AND_MESSAGES = (
+    "c{i}: conversations(first: 100) {{ edges {{ node {{ id messages(last: 100) "
+    "{{ edges {{ node {{ id text }} }} }} }} }} }}"
+)
 
 
 def tracebacks(caplog) -> list[str]:
@@ -93,10 +95,16 @@ async def test_a_real_conversations_page_passes_with_room_to_spare(server):
     assert data["conversations"]["totalCount"] == 1
     assert data["conversation"]["messages"]["edges"][0]["node"]["text"] == "Hello"
     # the same screen four times over still fits
-    four = "query($id: ID!) { " + " ".join(
-        f"p{i}: conversations(first: 50) {{ edges {{ node {{ id representatives {{ id }} }} }} }} "
-        f"m{i}: conversation(id: $id) {{ messages(last: 100) {{ edges {{ node {{ id attachments {{ url }} "
-        f"deliveries {{ status }} }} }} }} }}" for i in range(4)) + " }"
+    four = (
+        "query($id: ID!) { "
+        + " ".join(
+            f"p{i}: conversations(first: 50) {{ edges {{ node {{ id representatives {{ id }} }} }} }} "
+            f"m{i}: conversation(id: $id) {{ messages(last: 100) {{ edges {{ node {{ id attachments {{ url }} "
+            f"deliveries {{ status }} }} }} }} }}"
+            for i in range(4)
+        )
+        + " }"
+    )
     await server.gql(four, {"id": reply["conversationId"]}, org.owner.token)
 
 
@@ -104,14 +112,17 @@ async def test_a_costly_subscription_is_refused_and_the_socket_stays(make_server
     server = await make_server(max_query_nodes=5)
     org, _team, _agents, channel = await support_desk(server)
     async with Subscriber(server.ws_url, org.owner.token) as sub:
-        costly = await sub.subscribe("subscription { conversationEvents { id conversation { "
-                                     "messages(last: 10) { edges { node { id } } } } } }")
+        costly = await sub.subscribe(
+            "subscription { conversationEvents { id conversation { messages(last: 10) { edges { node { id } } } } } }"
+        )
         message = await sub.receive()
         assert message["type"] == "error" and message["id"] == costly
         error = message["payload"][0]
         assert error["extensions"]["code"] == "QUERY_TOO_COSTLY" and "up to 10 nodes" in error["message"]
-        await sub.subscribe("subscription { conversationEvents { kind conversation { "
-                            "messages(last: 5) { edges { node { text } } } } } }")
+        await sub.subscribe(
+            "subscription { conversationEvents { kind conversation { "
+            "messages(last: 5) { edges { node { text } } } } } }"
+        )
         await server.subscribed(1)
         await org.customer_writes(channel, "cust", "Hello")
         [data] = await sub.collect(1)
@@ -127,6 +138,7 @@ async def test_a_slow_request_answers_a_timeout_and_others_go_on(make_server, ca
     async def slow(org_id):
         await asyncio.sleep(5)
         return await real(org_id)
+
     store.members = slow
     started = time.monotonic()
     body = await server.gql("{ members { id } }", token=org.owner.token, expect_errors=True)
@@ -148,6 +160,7 @@ async def test_a_slow_mutation_is_let_finish(make_server):
     async def slow(*args):
         await asyncio.sleep(0.6)
         return await real(*args)
+
     store.create_team = slow
     team = await org.team("Support")
     assert (await org.gql("{ teams { id } }"))["teams"] == [{"id": team}]
@@ -165,8 +178,9 @@ async def test_deeply_nested_json_body_is_a_400(server, caplog):
 
 
 async def test_invalid_utf8_body_is_a_400(server, caplog):
-    response = await server.http.post("/graphql", content=b'{"query": "{ me { id \xff\xfe } }"}',
-                                      headers={"Content-Type": "application/json"})
+    response = await server.http.post(
+        "/graphql", content=b'{"query": "{ me { id \xff\xfe } }"}', headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json()["errors"][0]["extensions"]["code"] == "BAD_REQUEST"
     assert not tracebacks(caplog)
@@ -176,7 +190,7 @@ async def test_cursors_with_huge_numbers_are_invalid_input(server, caplog):
     org, team, _agents, channel = await support_desk(server, "ann")
     cid = (await org.customer_writes(channel, "cust", "Hello"))["conversationId"]
     query = "query($id: ID!, $b: String) { conversation(id: $id) { messages(before: $b) { edges { node { id } } } } }"
-    for seq in ("9" * 30, str(2 ** 63), "²"):
+    for seq in ("9" * 30, str(2**63), "²"):
         cursor = base64.urlsafe_b64encode(f"m:{seq}".encode()).decode()
         errors = await _errors(server, query, org.owner.token, {"id": cid, "b": cursor})
         assert errors[0]["extensions"]["code"] == "INVALID_INPUT", errors
@@ -199,8 +213,11 @@ async def test_subscription_after_with_a_huge_or_odd_id_is_invalid_input(server,
 
 async def test_a_subscription_over_http_points_to_the_websocket(server, caplog):
     org = await new_org(server)
-    response = await server.http.post("/graphql", json={"query": "subscription { notificationReceived { id } }"},
-                                      headers={"Authorization": f"Bearer {org.owner.token}"})
+    response = await server.http.post(
+        "/graphql",
+        json={"query": "subscription { notificationReceived { id } }"},
+        headers={"Authorization": f"Bearer {org.owner.token}"},
+    )
     assert 400 <= response.status_code < 500
     error = response.json()["errors"][0]
     assert error["extensions"]["code"] == "SUBSCRIPTION_NEEDS_WEBSOCKET" and "WebSocket" in error["message"]
@@ -216,8 +233,15 @@ async def test_websocket_syntax_error_and_unknown_operation_fail_only_their_id(s
         message = await sub.receive()
         assert message["type"] == "error" and message["id"] == broken
         assert "Syntax Error" in message["payload"][0]["message"]
-        await sub.socket.send(json.dumps({"id": "x", "type": "subscribe", "payload": {
-            "query": "subscription A { conversationEvents { id } }", "operationName": "B"}}))
+        await sub.socket.send(
+            json.dumps(
+                {
+                    "id": "x",
+                    "type": "subscribe",
+                    "payload": {"query": "subscription A { conversationEvents { id } }", "operationName": "B"},
+                }
+            )
+        )
         message = await sub.receive()
         assert message["type"] == "error" and message["id"] == "x"
         assert message["payload"][0]["extensions"]["code"] == "UNKNOWN_OPERATION"
@@ -232,11 +256,11 @@ async def test_websocket_syntax_error_and_unknown_operation_fail_only_their_id(s
 # -- 3. production exposure -------------------------------------------------------------------------------
 
 SUGGESTIONS = [
-    "{ mee { id } }",                                                   # field
-    "{ conversations(frist: 1) { totalCount } }",                       # argument
-    "{ conversations(orderBy: LAST_ACTIVITY) { totalCount } }",         # enum value
-    "query($f: ConversationFiltr) { conversations(filter: $f) { totalCount } }",   # type
-    "{ conversations(filter: {statuss: [OPEN]}) { totalCount } }",      # input field
+    "{ mee { id } }",  # field
+    "{ conversations(frist: 1) { totalCount } }",  # argument
+    "{ conversations(orderBy: LAST_ACTIVITY) { totalCount } }",  # enum value
+    "query($f: ConversationFiltr) { conversations(filter: $f) { totalCount } }",  # type
+    "{ conversations(filter: {statuss: [OPEN]}) { totalCount } }",  # input field
 ]
 
 

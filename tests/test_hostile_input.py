@@ -13,11 +13,11 @@ import logging
 import tracemalloc
 from datetime import timedelta
 
+import pytest
+
 from domain.status import Thresholds
 from tests.clock import FakeClock
 from tests.world import support_desk
-
-import pytest
 
 T = Thresholds(soon_after_s=60, overdue_after_s=120, auto_close_after_s=600, presence_timeout_s=60)
 # no timer transitions while snapshots are compared: the sweeper must not write meanwhile
@@ -41,17 +41,22 @@ CONNECT = """mutation($i: ConnectChannelInput!) { connectChannel(input: $i) { ch
 
 async def raw_gql(server, query: str, variables: dict, token: str) -> dict:
     """A GraphQL call whose JSON may carry lone surrogates as ``\\ud800`` escapes."""
-    response = await server.http.post("/graphql", content=json.dumps({"query": query, "variables": variables}),
-                                      headers={"Authorization": f"Bearer {token}",
-                                               "Content-Type": "application/json"})
+    response = await server.http.post(
+        "/graphql",
+        content=json.dumps({"query": query, "variables": variables}),
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
 
 async def raw_inbound(server, channel, body) -> object:
     content = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return await server.http.post(f"/channels/{channel.id}/inbound", content=content,
-                                  headers={"X-Channel-Key": channel.key, "Content-Type": "application/json"})
+    return await server.http.post(
+        f"/channels/{channel.id}/inbound",
+        content=content,
+        headers={"X-Channel-Key": channel.key, "Content-Type": "application/json"},
+    )
 
 
 async def snapshot(server) -> dict:
@@ -70,21 +75,30 @@ def no_internal_errors(body: dict) -> None:
 
 # --- finding 1: poison timestamps ----------------------------------------------------------------
 
+
 async def test_sent_at_outside_the_sane_window_is_refused_naming_the_field_and_stores_nothing(server):
     org, team, (agent,), channel = await support_desk(server, "agent")
     await org.customer_writes(channel, "known", "Hi")
     now = server.services.clock()
     before = await snapshot(server)
-    for sent_at in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-23:59", "1999-12-31T23:59:59Z",
-                    (now + timedelta(hours=1)).isoformat()):
+    for sent_at in (
+        "0001-01-01T00:00:00+14:00",
+        "9999-12-31T23:59:59-23:59",
+        "1999-12-31T23:59:59Z",
+        (now + timedelta(hours=1)).isoformat(),
+    ):
         for external_id in ("known", "new-customer"):
-            response = await server.inbound(channel.id, channel.key, {
-                "customer": {"externalId": external_id}, "text": "Hi", "sentAt": sent_at})
+            response = await server.inbound(
+                channel.id, channel.key, {"customer": {"externalId": external_id}, "text": "Hi", "sentAt": sent_at}
+            )
             assert response.status_code == 422, (sent_at, response.text)
             assert [f["field"] for f in response.json()["fields"]] == ["sentAt"], response.text
     assert await snapshot(server) == before
-    ok = await server.inbound(channel.id, channel.key, {"customer": {"externalId": "known"}, "text": "Hi",
-                                                        "sentAt": (now - timedelta(minutes=3)).isoformat()})
+    ok = await server.inbound(
+        channel.id,
+        channel.key,
+        {"customer": {"externalId": "known"}, "text": "Hi", "sentAt": (now - timedelta(minutes=3)).isoformat()},
+    )
     assert ok.status_code == 202, ok.text
 
 
@@ -96,8 +110,9 @@ async def test_a_poison_stored_document_breaks_no_list_lookup_close_or_next_mess
     # what the unchecked webhook stored for "0001-01-01T00:00:00+14:00", and a far-future moment
     year_0, year_10000 = -62135647200000, 253402387139000
     await db.messages.update_many({"conversation_id": poison}, {"$set": {"sent_at": year_0}})
-    await db.conversations.update_one({"_id": poison}, {"$set": {"last_message.sent_at": year_0,
-                                                                 "created_at": year_10000}})
+    await db.conversations.update_one(
+        {"_id": poison}, {"$set": {"last_message.sent_at": year_0, "created_at": year_10000}}
+    )
 
     listed = await server.gql(LIST, token=org.owner.token, expect_errors=True)
     no_internal_errors(listed)
@@ -119,10 +134,18 @@ async def test_one_corrupt_conversation_does_not_stop_the_sweeper_for_the_others
     wrote = server.services.clock()
     cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
     # another organization's conversation that no code can read, due first
-    await raw_db[server.settings.database].conversations.insert_one({
-        "_id": "0" * 24, "org_id": "f" * 24, "team_id": "f" * 24, "channel_id": "f" * 24,
-        "channel_type": "NOT-A-CHANNEL", "customer_id": "0" * 24, "next_due_at": 0,
-        "last_customer_message_at": -62135647200000})
+    await raw_db[server.settings.database].conversations.insert_one(
+        {
+            "_id": "0" * 24,
+            "org_id": "f" * 24,
+            "team_id": "f" * 24,
+            "channel_id": "f" * 24,
+            "channel_type": "NOT-A-CHANNEL",
+            "customer_id": "0" * 24,
+            "next_due_at": 0,
+            "last_customer_message_at": -62135647200000,
+        }
+    )
     with caplog.at_level(logging.ERROR, logger="imbrace.sweeper"):
         assert await sweeper.sweep(wrote + timedelta(seconds=61)) == 1
     assert "0" * 24 in caplog.text
@@ -132,6 +155,7 @@ async def test_one_corrupt_conversation_does_not_stop_the_sweeper_for_the_others
 
 # --- finding 2: input no database can store --------------------------------------------------------
 
+
 async def test_lone_surrogates_in_a_reply_are_refused_and_the_conversation_is_untouched(server):
     org, team, (agent,), channel = await support_desk(server, "agent")
     cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
@@ -139,8 +163,7 @@ async def test_lone_surrogates_in_a_reply_are_refused_and_the_conversation_is_un
     before_status = await org.gql(STATUS, {"id": cid})
     before = await snapshot(server)
     for text in ("hi \ud800", "\udfff", "a\ud83d"):
-        body = await raw_gql(server, SEND, {"i": {"conversationId": cid, "kind": "TEXT", "text": text}},
-                             agent.token)
+        body = await raw_gql(server, SEND, {"i": {"conversationId": cid, "kind": "TEXT", "text": text}}, agent.token)
         no_internal_errors(body)
         assert [(e["code"], e["field"]) for e in body["data"]["sendMessage"]["errors"]] == [("INVALID_INPUT", "text")]
     assert await snapshot(server) == before
@@ -158,8 +181,14 @@ async def test_lone_surrogates_on_the_webhook_are_refused_and_store_nothing(serv
         ({"customer": {"externalId": "known", "name": "Ann \ud800"}, "text": "hi"}, "customer.name"),
         ({"customer": {"externalId": "\ud800"}, "text": "hi"}, "customer.externalId"),
         ({"customer": {"externalId": "known"}, "text": "hi", "messageId": "m\udc00"}, "messageId"),
-        ({"customer": {"externalId": "known"}, "text": "hi",
-          "attachments": [{"url": "https://x.example/a", "name": "\ud800.png"}]}, "attachments[0].name"),
+        (
+            {
+                "customer": {"externalId": "known"},
+                "text": "hi",
+                "attachments": [{"url": "https://x.example/a", "name": "\ud800.png"}],
+            },
+            "attachments[0].name",
+        ),
     ]
     for body, field in bodies:
         response = await raw_inbound(server, channel, body)
@@ -191,18 +220,29 @@ async def test_lone_surrogates_anywhere_in_admin_and_customer_input_are_refused(
 
 # --- finding 4: template amplification -------------------------------------------------------------
 
+
 async def test_a_template_that_would_expand_past_the_limit_is_refused_before_it_is_built(server):
     """The server runs in this process, so its allocations are measured (memory, not timing)."""
     org, team, (agent,), channel = await support_desk(server, "agent")
     cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
     await org.gql(JOIN, {"id": cid}, as_=agent)
-    template = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "boom", "body": "{{a}}" * 819}}))
+    template = await org.gql(CREATE_TEMPLATE, {"i": {"name": "boom", "body": "{{a}}" * 819}})
     template_id = template["createMessageTemplate"]["template"]["id"]
     before = await snapshot(server)
     tracemalloc.start()
     try:
-        body = await org.gql(SEND, {"i": {"conversationId": cid, "kind": "TEMPLATE", "templateId": template_id,
-                                          "variables": {"a": "x" * 100_000}}}, as_=agent)
+        body = await org.gql(
+            SEND,
+            {
+                "i": {
+                    "conversationId": cid,
+                    "kind": "TEMPLATE",
+                    "templateId": template_id,
+                    "variables": {"a": "x" * 100_000},
+                }
+            },
+            as_=agent,
+        )
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
@@ -215,13 +255,18 @@ async def test_a_template_that_would_expand_past_the_limit_is_refused_before_it_
 
 # --- finding 5: malformed bodies on the webhook ----------------------------------------------------
 
+
 async def test_deeply_nested_or_undecodable_webhook_bodies_get_a_4xx_json_answer(server, caplog):
     org, team, (agent,), channel = await support_desk(server, "agent")
     before = await snapshot(server)
     deep = b'{"customer": {"externalId": "x"}, "text": "hi", "extra": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
     with caplog.at_level(logging.INFO):
-        for body in (deep, b"[" * 200_000, b'{"customer": {"externalId": "x"}, "text": "\xff\xfe"}',
-                     b'{"text": 1' + b"0" * 5000 + b"}"):
+        for body in (
+            deep,
+            b"[" * 200_000,
+            b'{"customer": {"externalId": "x"}, "text": "\xff\xfe"}',
+            b'{"text": 1' + b"0" * 5000 + b"}",
+        ):
             response = await raw_inbound(server, channel, body)
             assert 400 <= response.status_code < 500, response.text
             assert response.json()["error"]
@@ -246,6 +291,7 @@ def failing_message_inserts(server):
 
     async def insert_message(message, **_):
         raise StoreFails("messages collection unavailable")
+
     store.insert_message = insert_message
     return lambda: delattr(store, "insert_message")
 
@@ -257,8 +303,9 @@ async def test_a_reply_whose_message_could_not_be_stored_leaves_the_customer_wai
     before = await org.gql(CONVERSATION, {"id": cid})
     undo = failing_message_inserts(server)
     try:
-        body = await org.gql(SEND, {"i": {"conversationId": cid, "kind": "TEXT", "text": "On it"}}, as_=agent,
-                             expect_errors=True)
+        body = await org.gql(
+            SEND, {"i": {"conversationId": cid, "kind": "TEXT", "text": "On it"}}, as_=agent, expect_errors=True
+        )
         assert body["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR"  # masked, not swallowed
     finally:
         undo()
@@ -308,9 +355,14 @@ async def test_a_first_message_that_could_not_be_stored_leaves_no_conversation(s
 
 # --- finding 3: one REOPENED for concurrent messages -----------------------------------------------
 
+
 async def reopen_race(server, org, channel, cid: str, count: int = 6) -> list[str]:
-    replies = await asyncio.gather(*(server.inbound(channel.id, channel.key, {
-        "customer": {"externalId": "c1"}, "text": f"again {i}"}) for i in range(count)))
+    replies = await asyncio.gather(
+        *(
+            server.inbound(channel.id, channel.key, {"customer": {"externalId": "c1"}, "text": f"again {i}"})
+            for i in range(count)
+        )
+    )
     assert [r.status_code for r in replies] == [202] * count
     events = await server.db.events.find({"conversation._id": cid}).sort("seq", 1).to_list()
     return [e["kind"] for e in events]
@@ -321,7 +373,7 @@ async def test_concurrent_messages_on_a_closed_conversation_reopen_it_once(serve
     cid = (await org.customer_writes(channel, "c1", "Hello?"))["conversationId"]
     assert (await org.gql(CLOSE, {"id": cid}))["closeConversation"]["errors"] == []
     kinds = await reopen_race(server, org, channel, cid)
-    after_close = kinds[kinds.index("CLOSED") + 1:]
+    after_close = kinds[kinds.index("CLOSED") + 1 :]
     assert sorted(after_close) == ["MESSAGE"] * 5 + ["REOPENED"], kinds
     conversation = (await org.gql(CONVERSATION, {"id": cid}))["conversation"]
     assert conversation["status"] == "REP_NEEDED" and len(conversation["messages"]["edges"]) == 7

@@ -28,8 +28,11 @@ async def test_query_depth_token_and_alias_limits(make_server):
 
 async def test_batching_is_off(server):
     org = await new_org(server)
-    response = await server.http.post("/graphql", json=[{"query": "{ me { id } }"}, {"query": "{ me { id } }"}],
-                                      headers={"Authorization": f"Bearer {org.owner.token}"})
+    response = await server.http.post(
+        "/graphql",
+        json=[{"query": "{ me { id } }"}, {"query": "{ me { id } }"}],
+        headers={"Authorization": f"Bearer {org.owner.token}"},
+    )
     assert response.status_code == 400
 
 
@@ -90,15 +93,18 @@ async def test_login_throttle_locks_an_email_without_revealing_it_exists(make_se
 async def test_mutations_refused_over_get_and_form_posts_refused(server):
     org = await new_org(server)
     headers = {"Authorization": f"Bearer {org.owner.token}"}
-    response = await server.http.get("/graphql", params={"query": 'mutation { createTeam(input: {name: "x", '
-                                                                  'mode: GRAB}) { errors { code } } }'},
-                                     headers=headers)
+    response = await server.http.get(
+        "/graphql",
+        params={"query": 'mutation { createTeam(input: {name: "x", mode: GRAB}) { errors { code } } }'},
+        headers=headers,
+    )
     assert response.status_code in (400, 405) and "mutation" in response.text.lower()
     response = await server.http.get("/graphql", params={"query": "{ me { id } }"}, headers=headers)
     assert response.json()["data"]["me"]["id"] == org.owner.id
     for content_type in ("application/x-www-form-urlencoded", "text/plain"):
-        response = await server.http.post("/graphql", content=b'{"query": "{ me { id } }"}',
-                                          headers={**headers, "Content-Type": content_type})
+        response = await server.http.post(
+            "/graphql", content=b'{"query": "{ me { id } }"}', headers={**headers, "Content-Type": content_type}
+        )
         assert response.status_code == 415
     assert (await org.gql("{ teams { name } }"))["teams"] == []
 

@@ -14,8 +14,9 @@ LOGIN = "mutation($i: LoginInput!) { login(input: $i) { token errors { code } } 
 async def attempt(server, email: str, password: str = "wrong password", address: str | None = None) -> str:
     """The login's error code, or "OK"; ``address`` is sent as X-Forwarded-For."""
     headers = {"X-Forwarded-For": address} if address else {}
-    response = await server.http.post("/graphql", json={"query": LOGIN, "variables": {
-        "i": {"email": email, "password": password}}}, headers=headers)
+    response = await server.http.post(
+        "/graphql", json={"query": LOGIN, "variables": {"i": {"email": email, "password": password}}}, headers=headers
+    )
     payload = response.json()["data"]["login"]
     return payload["errors"][0]["code"] if payload["errors"] else ("OK" if payload["token"] else "?")
 
@@ -53,8 +54,7 @@ async def test_a_stranger_cannot_lock_the_owner_out(make_server):
 
 
 async def test_many_addresses_slow_an_email_down_without_locking_it(make_server):
-    server = await make_server(trusted_proxies=("127.0.0.1",), login_email_delay_after=6,
-                               login_email_max_delay_s=8)
+    server = await make_server(trusted_proxies=("127.0.0.1",), login_email_delay_after=6, login_email_max_delay_s=8)
     org = await new_org(server)
     shift = {"s": 0.0}
     frozen = server.services.clock()  # the server's time stands still but for the shifts, however slow the machine

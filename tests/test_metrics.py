@@ -24,8 +24,11 @@ async def scrape(server, token: str | None = None) -> dict[tuple[str, tuple], fl
     response = await server.http.get("/metrics", headers=headers)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(response.text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(response.text)
+        for s in family.samples
+    }
 
 
 def value(samples, name: str, **labels) -> float:
@@ -75,8 +78,9 @@ async def test_scrape_shows_what_users_just_did(server):
     assert moved(before, during, "imbrace_graphql_requests_total", operation="Inbox", outcome="ok") == 1
     assert moved(before, during, "imbrace_graphql_requests_total", operation="NewTeam", outcome="user_errors") == 1
     # Anyone can send a login, so its name is not trusted as a label.
-    assert moved(before, during, "imbrace_graphql_requests_total", operation="unauthenticated",
-                 outcome="user_errors") == 1
+    assert (
+        moved(before, during, "imbrace_graphql_requests_total", operation="unauthenticated", outcome="user_errors") == 1
+    )
     assert value(during, "imbrace_graphql_requests_total", operation="SignIn", outcome="user_errors") == 0
     assert moved(before, during, "imbrace_graphql_request_duration_seconds_count", operation="Inbox") == 1
     assert value(during, "imbrace_graphql_request_duration_seconds_sum", operation="Inbox") > 0
@@ -84,8 +88,16 @@ async def test_scrape_shows_what_users_just_did(server):
     assert moved(before, during, "imbrace_login_refusals_total", reason="invalid_credentials") == 1
     assert value(during, "imbrace_login_refusals_total", reason="too_many_attempts") == 0
 
-    assert moved(before, during, "imbrace_http_request_duration_seconds_count",
-                 route="/channels/{channel_id}/inbound", status="202") == 1
+    assert (
+        moved(
+            before,
+            during,
+            "imbrace_http_request_duration_seconds_count",
+            route="/channels/{channel_id}/inbound",
+            status="202",
+        )
+        == 1
+    )
     assert moved(before, during, "imbrace_events_published_total", kind="CREATED") == 1
     assert moved(before, during, "imbrace_events_delivered_total") >= 1
 
@@ -105,8 +117,7 @@ async def test_operation_labels_stay_bounded_whatever_clients_send(server, monke
         await server.gql(f"query Stranger{n} {{ __typename }}")
     samples = await scrape(server)
 
-    operations = {dict(labels)["operation"] for (name, labels) in samples
-                  if name == "imbrace_graphql_requests_total"}
+    operations = {dict(labels)["operation"] for (name, labels) in samples if name == "imbrace_graphql_requests_total"}
     assert operations == {"Named0", "Named1", "Named2", "other", "anonymous", "invalid", "unauthenticated"}
     assert value(samples, "imbrace_graphql_requests_total", operation="other", outcome="ok") == 3
     assert value(samples, "imbrace_graphql_requests_total", operation="invalid", outcome="error") == 1
@@ -186,7 +197,5 @@ def test_settings_read_from_the_environment(monkeypatch):
 async def test_each_server_counts_only_its_own_requests(make_server):
     first, second = await make_server(), await make_server()
     await first.gql("query Ping { __typename }")
-    assert value(await scrape(first), "imbrace_graphql_requests_total", operation="unauthenticated",
-                 outcome="ok") == 1
-    assert value(await scrape(second), "imbrace_graphql_requests_total", operation="unauthenticated",
-                 outcome="ok") == 0
+    assert value(await scrape(first), "imbrace_graphql_requests_total", operation="unauthenticated", outcome="ok") == 1
+    assert value(await scrape(second), "imbrace_graphql_requests_total", operation="unauthenticated", outcome="ok") == 0

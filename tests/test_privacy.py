@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from domain.status import Thresholds
 from tests.clock import FakeClock
 from tests.world import grab_desk, new_org
 from tests.ws import Subscriber
@@ -33,8 +32,9 @@ async def test_a_replay_never_shows_the_loser_what_the_winner_of_a_grab_wrote(se
     org, team, channel, alice, bob, boss = await grab_team(server)
     cid = (await org.customer_writes(channel, "c1", "hello, anyone?"))["conversationId"]
     assert (await org.gql(GRAB, {"id": cid}, as_=alice))["grabConversation"]["errors"] == []
-    assert (await org.gql(SEND, {"i": {"conversationId": cid, "text": "alice's private reply"}},
-                          as_=alice))["sendMessage"]["errors"] == []
+    assert (await org.gql(SEND, {"i": {"conversationId": cid, "text": "alice's private reply"}}, as_=alice))[
+        "sendMessage"
+    ]["errors"] == []
     await org.customer_writes(channel, "c1", "my card number is ...")
 
     async with Subscriber(server.ws_url, bob.token) as sub:
@@ -49,8 +49,12 @@ async def test_a_replay_never_shows_the_loser_what_the_winner_of_a_grab_wrote(se
         events = [e["conversationEvents"] for e in await sub.collect(4)]
     assert [e["kind"] for e in events] == ["CREATED", "GRABBED", "MESSAGE", "MESSAGE"]
     texts = [[m["node"]["text"] for m in e["conversation"]["messages"]["edges"]] for e in events]
-    assert texts == [["hello, anyone?"], ["hello, anyone?"], ["hello, anyone?", "alice's private reply"],
-                     ["hello, anyone?", "alice's private reply", "my card number is ..."]]
+    assert texts == [
+        ["hello, anyone?"],
+        ["hello, anyone?"],
+        ["hello, anyone?", "alice's private reply"],
+        ["hello, anyone?", "alice's private reply", "my card number is ..."],
+    ]
     assert events[0]["conversation"]["owner"] is None and events[1]["conversation"]["owner"] == {"name": "alice"}
 
 
@@ -125,10 +129,10 @@ async def test_can_grab_says_what_grabbing_would_answer(server):
 
     assert await offer(alice) and await offer(bob)
     assert not await offer(org_admin) and not await offer(boss)
-    assert (await org.gql(GRAB, {"id": cid}, as_=org_admin))["grabConversation"]["errors"] == [
-        {"code": "FORBIDDEN"}]
+    assert (await org.gql(GRAB, {"id": cid}, as_=org_admin))["grabConversation"]["errors"] == [{"code": "FORBIDDEN"}]
     # once closed, nobody can take it
     await org.gql("mutation($id: ID!) { closeConversation(id: $id) { errors { code } } }", {"id": cid})
     assert not await offer(alice) and not await offer(bob)
     assert (await org.gql(GRAB, {"id": cid}, as_=alice))["grabConversation"]["errors"] == [
-        {"code": "CONVERSATION_CLOSED"}]
+        {"code": "CONVERSATION_CLOSED"}
+    ]

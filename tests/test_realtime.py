@@ -30,9 +30,16 @@ async def grab_world(server):
 async def test_events_reach_the_right_subscribers_and_hidden_on_grab(server):
     org, team, channel, alice, bob, boss, carol = await grab_world(server)
     outsider = await new_org(server, "Other")
-    subs = {name: Subscriber(server.ws_url, person.token)
-            for name, person in (("alice", alice), ("bob", bob), ("boss", boss), ("carol", carol),
-                                 ("outsider", outsider.owner))}
+    subs = {
+        name: Subscriber(server.ws_url, person.token)
+        for name, person in (
+            ("alice", alice),
+            ("bob", bob),
+            ("boss", boss),
+            ("carol", carol),
+            ("outsider", outsider.owner),
+        )
+    }
     for sub in subs.values():
         await sub.connect()
         await sub.subscribe(EVENTS)
@@ -46,8 +53,13 @@ async def test_events_reach_the_right_subscribers_and_hidden_on_grab(server):
     assert (await subs["alice"].next_data())["conversationEvents"]["kind"] == "GRABBED"
     assert (await subs["boss"].next_data())["conversationEvents"]["kind"] == "GRABBED"
     hidden = (await subs["bob"].next_data())["conversationEvents"]
-    assert hidden == {"id": hidden["id"], "kind": "HIDDEN", "conversationId": cid, "previousStatus": None,
-                      "conversation": None}
+    assert hidden == {
+        "id": hidden["id"],
+        "kind": "HIDDEN",
+        "conversationId": cid,
+        "previousStatus": None,
+        "conversation": None,
+    }
     # after the grab, bob sees nothing of this conversation any more
     await org.customer_writes(channel, "c1", "private now")
     assert (await subs["alice"].next_data())["conversationEvents"]["kind"] == "MESSAGE"
@@ -65,17 +77,20 @@ async def test_each_event_kind_is_delivered(server):
     await org.add(team, agent)
     channel = await org.channel(team, "WEB_WIDGET")
     async with Subscriber(server.ws_url, org.owner.token) as sub:
-        await sub.subscribe(EVENTS, {"f": {"statuses": ["REP_NEEDED", "PENDING", "SOON_TO_BE", "OVERDUE",
-                                                         "CLOSED", "ONLINE"]}})
+        await sub.subscribe(
+            EVENTS, {"f": {"statuses": ["REP_NEEDED", "PENDING", "SOON_TO_BE", "OVERDUE", "CLOSED", "ONLINE"]}}
+        )
         await server.subscribed(1)
         cid = (await org.customer_writes(channel, "c1", "hi"))["conversationId"]
         await org.gql(JOIN, {"id": cid}, as_=agent)
         await org.customer_writes(channel, "c1", "still there?")
         await server.presence(channel.id, channel.key, {"customer": {"externalId": "c1"}, "online": True})
-        await org.gql("""mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { errors { code } } }""",
-                      {"i": {"id": cid, "name": "Renamed"}}, as_=agent)
-        await org.gql("mutation($id: ID!) { leaveConversation(id: $id) { errors { code } } }", {"id": cid},
-                      as_=agent)
+        await org.gql(
+            """mutation($i: UpdateCustomerInput!) { updateCustomer(input: $i) { errors { code } } }""",
+            {"i": {"id": cid, "name": "Renamed"}},
+            as_=agent,
+        )
+        await org.gql("mutation($id: ID!) { leaveConversation(id: $id) { errors { code } } }", {"id": cid}, as_=agent)
         await org.gql("mutation($id: ID!) { closeConversation(id: $id) { errors { code } } }", {"id": cid})
         await org.customer_writes(channel, "c1", "back again")
         kinds = [e["conversationEvents"]["kind"] for e in await sub.collect(8)]
@@ -88,17 +103,24 @@ async def test_message_added_for_the_chat_pane(server):
     channel = await org.channel(team, "LINE")
     cid = (await org.customer_writes(channel, "c1", "first"))["conversationId"]
     async with Subscriber(server.ws_url, org.owner.token) as sub:
-        await sub.subscribe("""subscription($id: ID) { messageAdded(conversationId: $id) {
-            text sender { kind } } }""", {"id": cid})
+        await sub.subscribe(
+            """subscription($id: ID) { messageAdded(conversationId: $id) {
+            text sender { kind } } }""",
+            {"id": cid},
+        )
         await server.subscribed(1)
         await org.customer_writes(channel, "c2", "another conversation")
         await org.customer_writes(channel, "c1", "second")
         await org.gql(JOIN, {"id": cid})
-        await org.gql("""mutation($i: SendMessageInput!) { sendMessage(input: $i) { errors { code } } }""",
-                      {"i": {"conversationId": cid, "text": "agent reply"}})
+        await org.gql(
+            """mutation($i: SendMessageInput!) { sendMessage(input: $i) { errors { code } } }""",
+            {"i": {"conversationId": cid, "text": "agent reply"}},
+        )
         got = [m["messageAdded"] for m in await sub.collect(2)]
-        assert got == [{"text": "second", "sender": {"kind": "CUSTOMER"}},
-                       {"text": "agent reply", "sender": {"kind": "MEMBER"}}]
+        assert got == [
+            {"text": "second", "sender": {"kind": "CUSTOMER"}},
+            {"text": "agent reply", "sender": {"kind": "MEMBER"}},
+        ]
 
 
 async def test_notifications_fan_out_by_team_mode_and_role(server):
@@ -114,7 +136,10 @@ async def test_notifications_fan_out_by_team_mode_and_role(server):
         await server.subscribed(2)
         cid = (await org.customer_writes(channel, "g1", "grab me"))["conversationId"]
         assert (await bob_sub.next_data())["notificationReceived"] == {
-            "kind": "GRAB_OFFER", "canGrab": True, "conversationId": cid}
+            "kind": "GRAB_OFFER",
+            "canGrab": True,
+            "conversationId": cid,
+        }
         assert (await boss_sub.next_data())["notificationReceived"]["canGrab"] is False
     await org.customer_writes(collab_channel, "f1", "collab")
     query = "{ notifications { edges { node { id kind canGrab read } } } }"
@@ -128,12 +153,17 @@ async def test_notifications_fan_out_by_team_mode_and_role(server):
     assert (await org.gql(GRAB, {"id": cid}, as_=bob))["grabConversation"]["errors"] == [{"code": "ALREADY_GRABBED"}]
     # a customer message notifies the room; marking read sticks
     await org.customer_writes(channel, "g1", "hello owner")
-    alice_notes = (await org.gql("{ notifications(unreadOnly: true) { edges { node { id kind } } } }",
-                                 as_=alice))["notifications"]["edges"]
+    alice_notes = (await org.gql("{ notifications(unreadOnly: true) { edges { node { id kind } } } }", as_=alice))[
+        "notifications"
+    ]["edges"]
     assert [n["node"]["kind"] for n in alice_notes] == ["NEW_MESSAGE", "GRAB_OFFER"]
     ids = [n["node"]["id"] for n in alice_notes]
-    marked = await org.gql("""mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) {
-        updated errors { code } } }""", {"i": {"ids": ids + [bob_notes[0]["node"]["id"]]}}, as_=alice)
+    marked = await org.gql(
+        """mutation($i: MarkNotificationsReadInput!) { markNotificationsRead(input: $i) {
+        updated errors { code } } }""",
+        {"i": {"ids": ids + [bob_notes[0]["node"]["id"]]}},
+        as_=alice,
+    )
     assert marked["markNotificationsRead"] == {"updated": 2, "errors": []}
     left = await org.gql("{ notifications(unreadOnly: true) { edges { node { id } } } }", as_=alice)
     assert left["notifications"]["edges"] == []
@@ -142,8 +172,10 @@ async def test_notifications_fan_out_by_team_mode_and_role(server):
 async def test_timer_events_arrive_within_two_seconds_without_mutations(make_server):
     """The real periodic sweeper on the real clock: thresholds as short as a loaded machine allows
     (each sweep must run between two of them, or the middle status is never announced)."""
-    server = await make_server(thresholds=Thresholds(soon_after_s=0.6, overdue_after_s=1.2, auto_close_after_s=1.8,
-                                                     presence_timeout_s=60), sweep_interval_s=0.1)
+    server = await make_server(
+        thresholds=Thresholds(soon_after_s=0.6, overdue_after_s=1.2, auto_close_after_s=1.8, presence_timeout_s=60),
+        sweep_interval_s=0.1,
+    )
     org, team, (agent,), channel = await support_desk(server, "agent")
     async with Subscriber(server.ws_url, org.owner.token) as sub:
         await sub.subscribe(EVENTS, {"f": {"statuses": ["REP_NEEDED", "SOON_TO_BE", "OVERDUE", "CLOSED"]}})
@@ -157,14 +189,22 @@ async def test_timer_events_arrive_within_two_seconds_without_mutations(make_ser
             elapsed = time.monotonic() - started
             seen.append((event["kind"], event["conversation"]["status"], event["previousStatus"]))
             assert threshold <= elapsed + 0.05 < threshold + 2, (expected, elapsed)
-        assert seen == [("STATUS_CHANGED", "SOON_TO_BE", "REP_NEEDED"), ("STATUS_CHANGED", "OVERDUE", "SOON_TO_BE"),
-                        ("CLOSED", "CLOSED", "OVERDUE")]
+        assert seen == [
+            ("STATUS_CHANGED", "SOON_TO_BE", "REP_NEEDED"),
+            ("STATUS_CHANGED", "OVERDUE", "SOON_TO_BE"),
+            ("CLOSED", "CLOSED", "OVERDUE"),
+        ]
     room_notes = await org.gql("{ notifications { edges { node { kind } } } }", as_=agent)
     # nobody was in the room, so the team's admins (none) get WAITING_TOO_LONG; the agent only got the offer
     assert [n["node"]["kind"] for n in room_notes["notifications"]["edges"]] == ["NEW_CONVERSATION"]
-    closed = await org.gql("""query($id: ID!) { conversation(id: $id) { status closedReason } }""",
-                           {"id": (await org.gql("{ conversations(filter: {statuses: [CLOSED]}) { edges { node { id } } } }"))
-                                  ["conversations"]["edges"][0]["node"]["id"]})
+    closed = await org.gql(
+        """query($id: ID!) { conversation(id: $id) { status closedReason } }""",
+        {
+            "id": (await org.gql("{ conversations(filter: {statuses: [CLOSED]}) { edges { node { id } } } }"))[
+                "conversations"
+            ]["edges"][0]["node"]["id"]
+        },
+    )
     assert closed["conversation"] == {"status": "CLOSED", "closedReason": "INACTIVITY"}
 
 
@@ -195,9 +235,12 @@ async def test_sweeper_catches_up_after_restart_and_two_instances_emit_once(make
 
 async def next_complete_sweep(server, timeout: float = 5) -> None:
     """Returns once the server's periodic sweeper has run a whole sweep that began after this call."""
+
     def last_success() -> float:
         return server.app.state.runtime.metrics.registry.get_sample_value(
-            "imbrace_sweeper_last_success_timestamp_seconds")
+            "imbrace_sweeper_last_success_timestamp_seconds"
+        )
+
     deadline = time.monotonic() + timeout
     since = time.time()
     for _ in range(2):  # the first sweep to end may have begun before `since`; the one after it did not
@@ -248,8 +291,10 @@ async def test_removed_member_stops_receiving_at_once(server):
         await server.subscribed(1)
         await org.customer_writes(channel, "c1", "one")
         assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"
-        await org.gql("""mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
-                      {"i": {"teamId": team, "memberId": agent.id}})
+        await org.gql(
+            """mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
+            {"i": {"teamId": team, "memberId": agent.id}},
+        )
         await org.customer_writes(channel, "c1", "two")
         assert await sub.nothing_within(1.0)
 
@@ -288,9 +333,12 @@ class CustomerLookups(monitoring.CommandListener):
         self.count = 0
 
     def started(self, event) -> None:
-        if event.command_name == "find" and event.command.get("find") == "customers":
-            if isinstance(event.command.get("filter", {}).get("_id"), dict):
-                self.count += 1
+        if (
+            event.command_name == "find"
+            and event.command.get("find") == "customers"
+            and isinstance(event.command.get("filter", {}).get("_id"), dict)
+        ):
+            self.count += 1
 
     def succeeded(self, event) -> None:
         pass
@@ -378,8 +426,10 @@ async def test_a_team_change_splits_a_shared_stream_without_losing_or_repeating_
         first = (await org.customer_writes(channel, "c1", "one"))["conversationId"]
         ids_a = [(await a.next_data())["conversationEvents"]["id"]]
         assert (await b.next_data())["conversationEvents"]["conversationId"] == first
-        await org.gql("""mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
-                      {"i": {"teamId": team, "memberId": leaves.id}})
+        await org.gql(
+            """mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
+            {"i": {"teamId": team, "memberId": leaves.id}},
+        )
         for n in range(5):
             await org.customer_writes(channel, "c1", f"after the change {n}")
         ids_a += [(await a.next_data())["conversationEvents"]["id"] for _ in range(5)]
@@ -397,8 +447,10 @@ async def test_after_a_team_change_members_are_regrouped_by_their_new_visibility
         await sub.subscribe(EVENTS)
     await server.subscribed(3, streams=1)
     assert sum(len(s) for s in hub.audience.by_org.values()) == 1, "one stream serves all three"
-    await org.gql("""mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
-                  {"i": {"teamId": team, "memberId": agents[2].id}})
+    await org.gql(
+        """mutation($i: RemoveTeamMemberInput!) { removeTeamMember(input: $i) { errors { code } } }""",
+        {"i": {"teamId": team, "memberId": agents[2].id}},
+    )
     await org.customer_writes(channel, "c1", "hello")
     for sub in subs[:2]:
         assert (await sub.next_data())["conversationEvents"]["kind"] == "CREATED"

@@ -40,6 +40,7 @@ CREATE_TEMPLATE = """mutation($i: CreateMessageTemplateInput!) { createMessageTe
 
 # --- helpers ---------------------------------------------------------------------------------------
 
+
 async def conversation(org, cid: str, as_: Person | None = None) -> dict | None:
     return (await org.gql(CONVERSATION, {"id": cid}, as_=as_))["conversation"]
 
@@ -64,16 +65,22 @@ async def opened(org, channel, external_id: str, text: str = "Hello") -> str:
     return (await org.customer_writes(channel, external_id, text))["conversationId"]
 
 
-async def upload(server, token: str | None, cid: str, kind: str, files: list[tuple[str, bytes, str]],
-                 text: str | None = None) -> dict:
+async def upload(
+    server, token: str | None, cid: str, kind: str, files: list[tuple[str, bytes, str]], text: str | None = None
+) -> dict:
     """sendMessage as a GraphQL multipart request (operations, map, one part per file)."""
-    operations = {"query": SEND, "variables": {"i": {"conversationId": cid, "kind": kind, "text": text,
-                                                     "attachments": [None] * len(files)}}}
+    operations = {
+        "query": SEND,
+        "variables": {"i": {"conversationId": cid, "kind": kind, "text": text, "attachments": [None] * len(files)}},
+    }
     mapping = {str(n): [f"variables.i.attachments.{n}"] for n in range(len(files))}
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = await server.http.post(
-        "/graphql", data={"operations": json.dumps(operations), "map": json.dumps(mapping)},
-        files={str(n): f for n, f in enumerate(files)}, headers=headers)
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps(mapping)},
+        files={str(n): f for n, f in enumerate(files)},
+        headers=headers,
+    )
     assert response.status_code == 200, response.text
     body = response.json()
     assert "errors" not in body, body
@@ -88,8 +95,9 @@ async def fetch_file(server, url: str, token: str | None):
 async def state(server, cid: str | None = None) -> dict:
     """Everything a refused call must leave untouched."""
     db = server.db
-    found = {name: await db[name].count_documents({})
-             for name in ("messages", "conversations", "customers", "templates")}
+    found = {
+        name: await db[name].count_documents({}) for name in ("messages", "conversations", "customers", "templates")
+    }
     for name in ("fs.files", "fs.chunks"):
         # listed, not counted: nx-27017 breaks later GridFS writes after a count on a missing fs.* collection
         found[name] = len(await db[name].find({}, {"_id": 1}).to_list())
@@ -116,6 +124,7 @@ async def support_team(org, mode: str = "COLLABORATION", channel_type: str = "WE
 
 
 # --- status ----------------------------------------------------------------------------------------
+
 
 async def test_full_status_walk_from_rep_needed_to_closed(make_server):
     clock = FakeClock()
@@ -201,8 +210,11 @@ async def test_silence_closes_by_inactivity_at_query_time(make_server):
     assert await server.sweep() == 1
     assert "closed_at" in await server.db.conversations.find_one({"_id": cid})
     swept = await conversation(org, cid, rep)
-    assert (swept["status"], swept["closedReason"], swept["closedAt"]) == \
-        ("CLOSED", "INACTIVITY", found[cid]["closedAt"])
+    assert (swept["status"], swept["closedReason"], swept["closedAt"]) == (
+        "CLOSED",
+        "INACTIVITY",
+        found[cid]["closedAt"],
+    )
     assert swept["representatives"] == []
     await org.customer_writes(channel, "quiet", "Hello?")
     reopened = await conversation(org, cid, rep)
@@ -212,12 +224,17 @@ async def test_silence_closes_by_inactivity_at_query_time(make_server):
 
 # --- visibility and grabbing -----------------------------------------------------------------------
 
+
 async def test_grabbed_conversation_is_private_to_its_owner_and_team_admins(server):
     org = await new_org(server)
     team, channel = await support_team(org, "GRAB")
     other_team, _ = await support_team(org, "COLLABORATION")
-    rep1, rep2, boss, outsider = (await org.member("rep1"), await org.member("rep2"), await org.member("boss"),
-                                  await org.member("outsider"))
+    rep1, rep2, boss, outsider = (
+        await org.member("rep1"),
+        await org.member("rep2"),
+        await org.member("boss"),
+        await org.member("outsider"),
+    )
     admin = await org.member("orgadmin", "ADMIN")
     for rep in (rep1, rep2):
         await org.add(team, rep)
@@ -307,8 +324,14 @@ async def test_fifty_representatives_race_for_each_of_twenty_conversations(serve
     org_id = (await org.gql("{ organization { id } }"))["organization"]["id"]
     reps = []
     for n in range(50):  # stored directly: fifty argon2 logins would dominate the test
-        member = await services.store.create_member(org_id, f"racer{n}.{cid_suffix()}@example.com", f"Racer {n}",
-                                                    password_hash, OrgRole.MEMBER, services.clock())
+        member = await services.store.create_member(
+            org_id,
+            f"racer{n}.{cid_suffix()}@example.com",
+            f"Racer {n}",
+            password_hash,
+            OrgRole.MEMBER,
+            services.clock(),
+        )
         reps.append(Person(member.id, member.email, services.tokens.issue(member.id, member.org_id)))
     for rep in reps:
         await org.add(team, rep)
@@ -318,16 +341,21 @@ async def test_fifty_representatives_race_for_each_of_twenty_conversations(serve
     # its own client: idle connections expire before uvicorn's 5 s keep-alive closes them
     limits = httpx.Limits(max_connections=100, max_keepalive_connections=20, keepalive_expiry=3)
     async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as client:
+
         async def grab(cid: str, rep: Person) -> dict:
-            response = await client.post("/graphql", headers={"Authorization": f"Bearer {rep.token}"}, json={
-                "query": RACE, "variables": {"id": cid}})
+            response = await client.post(
+                "/graphql",
+                headers={"Authorization": f"Bearer {rep.token}"},
+                json={"query": RACE, "variables": {"id": cid}},
+            )
             body = response.json()
             assert "errors" not in body, body
             return body["data"]["grabConversation"]
+
         rounds = [await asyncio.gather(*[grab(cid, rep) for rep in reps]) for cid in cids]
 
-    for cid, results in zip(cids, rounds):
-        winners = [rep for rep, r in zip(reps, results) if r["errors"] == []]
+    for cid, results in zip(cids, rounds, strict=True):
+        winners = [rep for rep, r in zip(reps, results, strict=True) if r["errors"] == []]
         assert len(winners) == 1, [r["errors"] for r in results]
         assert sorted(codes(r) for r in results if r["errors"]) == [["ALREADY_GRABBED"]] * 49
         assert [r["conversation"] for r in results if r["errors"] == []] == [{"id": cid}]
@@ -339,8 +367,12 @@ async def test_fifty_representatives_race_for_each_of_twenty_conversations(serve
 async def test_closing_empties_the_room_and_a_customer_message_reopens_it(server):
     org = await new_org(server)
     team, channel = await support_team(org, "GRAB")
-    rep1, rep2, boss, stranger = (await org.member("rep1"), await org.member("rep2"), await org.member("boss"),
-                                  await org.member("stranger"))
+    rep1, rep2, boss, stranger = (
+        await org.member("rep1"),
+        await org.member("rep2"),
+        await org.member("boss"),
+        await org.member("stranger"),
+    )
     for rep in (rep1, rep2):
         await org.add(team, rep)
     await org.add(team, boss, "ADMIN")
@@ -403,6 +435,7 @@ async def test_close_needs_to_be_in_the_room_or_an_admin(server):
 
 # --- messages --------------------------------------------------------------------------------------
 
+
 async def test_every_message_kind_is_stored_and_uploads_are_served_to_members_only(server):
     org = await new_org(server)
     team, channel = await support_team(org)
@@ -420,7 +453,7 @@ async def test_every_message_kind_is_stored_and_uploads_are_served_to_members_on
     longest = await send(org, rep, cid, text="x" * 4096)
     assert longest["errors"] == []
 
-    template = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "Greeting", "body": "Hi {{name}}, ticket {{n}}."}}))
+    template = await org.gql(CREATE_TEMPLATE, {"i": {"name": "Greeting", "body": "Hi {{name}}, ticket {{n}}."}})
     template_id = template["createMessageTemplate"]["template"]["id"]
     sent = await send(org, rep, cid, "TEMPLATE", templateId=template_id, variables={"name": "Ann", "n": 42})
     assert sent["errors"] == [] and sent["message"]["kind"] == "TEMPLATE"
@@ -437,8 +470,9 @@ async def test_every_message_kind_is_stored_and_uploads_are_served_to_members_on
     assert urls[0] != urls[1]
 
     content = b"%PDF-1.4 invoice \x00\x01\x02" * 10
-    attached = await upload(server, rep.token, cid, "ATTACHMENT", [("invoice.pdf", content, "application/pdf")],
-                            text="Your invoice")
+    attached = await upload(
+        server, rep.token, cid, "ATTACHMENT", [("invoice.pdf", content, "application/pdf")], text="Your invoice"
+    )
     assert attached["errors"] == [], attached
     attachment = attached["message"]["attachments"][0]
     assert attached["message"]["kind"] == "ATTACHMENT" and attached["message"]["text"] == "Your invoice"
@@ -446,8 +480,9 @@ async def test_every_message_kind_is_stored_and_uploads_are_served_to_members_on
     assert attachment["size"] == len(content) and attachment["url"].startswith("/files/")
 
     png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
-    image = await upload(server, rep.token, cid, "IMAGE", [("a.png", png, "image/png"), ("b.png", png[::-1],
-                                                                                         "image/png")])
+    image = await upload(
+        server, rep.token, cid, "IMAGE", [("a.png", png, "image/png"), ("b.png", png[::-1], "image/png")]
+    )
     assert image["errors"] == [], image
     assert [a["name"] for a in image["message"]["attachments"]] == ["a.png", "b.png"]
 
@@ -466,8 +501,12 @@ async def test_every_message_kind_is_stored_and_uploads_are_served_to_members_on
     assert (await fetch_file(server, "/files/0123456789abcdef01234567", rep.token)).status_code == 404
 
     # everything above is in the conversation, in order, and the customer no longer waits
-    data = await org.gql("""query($id: ID!) { conversation(id: $id) { status waitingSince
-        messages { edges { node { kind sender { kind } } } } } }""", {"id": cid}, as_=rep)
+    data = await org.gql(
+        """query($id: ID!) { conversation(id: $id) { status waitingSince
+        messages { edges { node { kind sender { kind } } } } } }""",
+        {"id": cid},
+        as_=rep,
+    )
     kinds = [e["node"]["kind"] for e in data["conversation"]["messages"]["edges"]]
     assert kinds == ["TEXT", "TEXT", "TEXT", "TEMPLATE", "CONFERENCE_LINK", "CONFERENCE_LINK", "ATTACHMENT", "IMAGE"]
     assert data["conversation"]["status"] == "REPLIED" and data["conversation"]["waitingSince"] is None
@@ -489,16 +528,21 @@ async def test_files_of_a_grabbed_conversation_are_hidden_from_other_representat
 
 async def test_whatsapp_window_allows_only_whatsapp_templates_after_it_closes(make_server):
     clock = FakeClock()
-    server = await make_server(clock=clock, thresholds=CALM,
-                               messaging=MessagingSettings(max_upload_bytes=64 * 1024, whatsapp_window_s=60))
+    server = await make_server(
+        clock=clock, thresholds=CALM, messaging=MessagingSettings(max_upload_bytes=64 * 1024, whatsapp_window_s=60)
+    )
     org = await new_org(server)
     team, channel = await support_team(org, channel_type="WHATSAPP")
     rep = await org.member("rep")
     await org.add(team, rep)
-    wa = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "Follow-up", "body": "Hello {{name}}, still there?",
-                                                "channel": "WHATSAPP"}}))["createMessageTemplate"]["template"]
-    general = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "General", "body": "Thanks!"}})
-               )["createMessageTemplate"]["template"]
+    wa = (
+        await org.gql(
+            CREATE_TEMPLATE, {"i": {"name": "Follow-up", "body": "Hello {{name}}, still there?", "channel": "WHATSAPP"}}
+        )
+    )["createMessageTemplate"]["template"]
+    general = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "General", "body": "Thanks!"}}))["createMessageTemplate"][
+        "template"
+    ]
     cid = await opened(org, channel, "+85212345678")
     assert (await room(org, "joinConversation", cid, rep))["errors"] == []
     assert (await send(org, rep, cid, text="Within the window"))["errors"] == []
@@ -533,8 +577,9 @@ async def test_message_templates_are_for_admins_and_listed_by_channel(server):
         data = await org.gql(CREATE_TEMPLATE, {"i": {"name": "", "body": "Hi"}})
         assert codes(data["createMessageTemplate"]) == ["INVALID_INPUT"]
     for name, channel, who in (("Any", None, org.owner), ("WA", "WHATSAPP", team_admin), ("Line", "LINE", org.owner)):
-        data = await org.gql(CREATE_TEMPLATE, {"i": {"name": name, "body": f"{name} {{{{x}}}}", "channel": channel}},
-                             as_=who)
+        data = await org.gql(
+            CREATE_TEMPLATE, {"i": {"name": name, "body": f"{name} {{{{x}}}}", "channel": channel}}, as_=who
+        )
         assert data["createMessageTemplate"]["errors"] == [], data
         assert data["createMessageTemplate"]["template"]["channel"] == channel
     listing = "query($c: ChannelType) { messageTemplates(channel: $c) { name body channel } }"
@@ -548,24 +593,46 @@ async def test_message_templates_are_for_admins_and_listed_by_channel(server):
 
 # --- customers -------------------------------------------------------------------------------------
 
+
 async def test_update_customer_validates_and_keeps_attributes_safe(server):
     org = await new_org(server)
     team, channel = await support_team(org)
     rep = await org.member("rep")
     await org.add(team, rep)
     cid = await opened(org, channel, "cust")
-    data = await org.gql(UPDATE_CUSTOMER, {"i": {"id": cid, "name": "Ann Lee", "email": "ANN@Example.com",
-                                                 "phone": "+852 1234 5678",
-                                                 "attributes": {"tier": "gold", "orders": [1, 2],
-                                                                "address": {"city": "HK"}}}}, as_=rep)
+    data = await org.gql(
+        UPDATE_CUSTOMER,
+        {
+            "i": {
+                "id": cid,
+                "name": "Ann Lee",
+                "email": "ANN@Example.com",
+                "phone": "+852 1234 5678",
+                "attributes": {"tier": "gold", "orders": [1, 2], "address": {"city": "HK"}},
+            }
+        },
+        as_=rep,
+    )
     assert data["updateCustomer"]["errors"] == []
     assert data["updateCustomer"]["customer"] == {
-        "id": cid, "name": "Ann Lee", "email": "ann@example.com", "phone": "+852 1234 5678",
-        "attributes": {"tier": "gold", "orders": [1, 2], "address": {"city": "HK"}}}
+        "id": cid,
+        "name": "Ann Lee",
+        "email": "ann@example.com",
+        "phone": "+852 1234 5678",
+        "attributes": {"tier": "gold", "orders": [1, 2], "address": {"city": "HK"}},
+    }
 
-    bad = [{"email": "not-an-email"}, {"email": "a@b.c\r\nBcc: x@y.z"}, {"phone": "call me"},
-           {"attributes": {"$where": "1"}}, {"attributes": {"a.b": 1}}, {"attributes": {"ok": {"$gt": ""}}},
-           {"attributes": {"ok": [{"x.y": 1}]}}, {"attributes": "a string"}, {"name": "x" * 201}]
+    bad = [
+        {"email": "not-an-email"},
+        {"email": "a@b.c\r\nBcc: x@y.z"},
+        {"phone": "call me"},
+        {"attributes": {"$where": "1"}},
+        {"attributes": {"a.b": 1}},
+        {"attributes": {"ok": {"$gt": ""}}},
+        {"attributes": {"ok": [{"x.y": 1}]}},
+        {"attributes": "a string"},
+        {"name": "x" * 201},
+    ]
     async with writes_nothing(server, cid):
         for change in bad:
             data = await org.gql(UPDATE_CUSTOMER, {"i": {"id": cid, **change}}, as_=rep)
@@ -582,10 +649,12 @@ async def test_update_customer_validates_and_keeps_attributes_safe(server):
 
 # --- refusals --------------------------------------------------------------------------------------
 
+
 async def test_every_refusal_writes_nothing(make_server):
     # No timer may move the conversation while refusals are checked, however slow the machine.
-    server = await make_server(thresholds=CALM,
-                               messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=3600))
+    server = await make_server(
+        thresholds=CALM, messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=3600)
+    )
     org = await new_org(server)
     team, channel = await support_team(org)
     grab_team, grab_channel = await support_team(org, "GRAB")
@@ -596,8 +665,9 @@ async def test_every_refusal_writes_nothing(make_server):
     cid = await opened(org, channel, "refusals")
     grab_cid = await opened(org, grab_channel, "refusals-grab")
     assert (await room(org, "joinConversation", cid, rep))["errors"] == []
-    template = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "T", "body": "Dear {{name}}"}})
-                )["createMessageTemplate"]["template"]
+    template = (await org.gql(CREATE_TEMPLATE, {"i": {"name": "T", "body": "Dear {{name}}"}}))["createMessageTemplate"][
+        "template"
+    ]
     seen: set[str] = set()
 
     async def refused(code: str, call, target: str = cid):
@@ -620,36 +690,56 @@ async def test_every_refusal_writes_nothing(make_server):
         await refused("INVALID_INPUT", send(org, rep, cid, text=text))
     await refused("INVALID_INPUT", send(org, rep, cid))
     await refused("INVALID_INPUT", send(org, rep, cid, "TEMPLATE", templateId=template["id"]))
-    await refused("INVALID_INPUT", send(org, rep, cid, "TEMPLATE", templateId=template["id"],
-                                        variables={"other": "x"}))
-    await refused("INVALID_INPUT", send(org, rep, cid, "WHATSAPP_TEMPLATE", templateId=template["id"],
-                                        variables={"name": "x"}))
+    await refused("INVALID_INPUT", send(org, rep, cid, "TEMPLATE", templateId=template["id"], variables={"other": "x"}))
+    await refused(
+        "INVALID_INPUT", send(org, rep, cid, "WHATSAPP_TEMPLATE", templateId=template["id"], variables={"name": "x"})
+    )
     await refused("INVALID_INPUT", send(org, rep, cid, "ATTACHMENT"))
     await refused("INVALID_INPUT", upload(server, rep.token, cid, "IMAGE", [("a.txt", b"text", "text/plain")]))
-    await refused("INVALID_INPUT", upload(server, rep.token, cid, "TEXT", [("a.txt", b"text", "text/plain")],
-                                          text="with a file"))
+    await refused(
+        "INVALID_INPUT", upload(server, rep.token, cid, "TEXT", [("a.txt", b"text", "text/plain")], text="with a file")
+    )
     # a bad file name anywhere in the message: not even the good files before it are kept
-    await refused("INVALID_INPUT", upload(server, rep.token, cid, "ATTACHMENT",
-                                          [("fine.txt", b"fine", "text/plain"), ("n" * 201, b"x", "text/plain")]))
-    await refused("PAYLOAD_TOO_LARGE", upload(server, rep.token, cid, "ATTACHMENT",
-                                              [("big.bin", b"x" * 1025, "application/octet-stream")]))
-    await refused("PAYLOAD_TOO_LARGE", upload(server, rep.token, cid, "ATTACHMENT",
-                                              [("ok.bin", b"x" * 10, "application/octet-stream"),
-                                               ("big.bin", b"x" * 1025, "application/octet-stream")]))
+    await refused(
+        "INVALID_INPUT",
+        upload(
+            server, rep.token, cid, "ATTACHMENT", [("fine.txt", b"fine", "text/plain"), ("n" * 201, b"x", "text/plain")]
+        ),
+    )
+    await refused(
+        "PAYLOAD_TOO_LARGE",
+        upload(server, rep.token, cid, "ATTACHMENT", [("big.bin", b"x" * 1025, "application/octet-stream")]),
+    )
+    await refused(
+        "PAYLOAD_TOO_LARGE",
+        upload(
+            server,
+            rep.token,
+            cid,
+            "ATTACHMENT",
+            [("ok.bin", b"x" * 10, "application/octet-stream"), ("big.bin", b"x" * 1025, "application/octet-stream")],
+        ),
+    )
 
     exactly = await upload(server, rep.token, cid, "ATTACHMENT", [("max.bin", b"x" * 1024, "application/pdf")])
     assert exactly["errors"] == [] and exactly["message"]["attachments"][0]["size"] == 1024
-    await refused("INVALID_INPUT", send(org, rep, cid, "TEMPLATE", templateId=template["id"],
-                                        variables={"name": {"nested": "object"}}))
+    await refused(
+        "INVALID_INPUT",
+        send(org, rep, cid, "TEMPLATE", templateId=template["id"], variables={"name": {"nested": "object"}}),
+    )
 
     # far over the limit, the request body itself is refused before GraphQL sees it
     async with writes_nothing(server, cid):
-        operations = {"query": SEND, "variables": {"i": {"conversationId": cid, "kind": "ATTACHMENT",
-                                                         "attachments": [None]}}}
+        operations = {
+            "query": SEND,
+            "variables": {"i": {"conversationId": cid, "kind": "ATTACHMENT", "attachments": [None]}},
+        }
         response = await server.http.post(
-            "/graphql", headers={"Authorization": f"Bearer {rep.token}"},
+            "/graphql",
+            headers={"Authorization": f"Bearer {rep.token}"},
             data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.i.attachments.0"]})},
-            files={"0": ("huge.bin", b"x" * (2 * 1024 * 1024), "application/octet-stream")})
+            files={"0": ("huge.bin", b"x" * (2 * 1024 * 1024), "application/octet-stream")},
+        )
         assert response.status_code == 413
         assert response.json()["errors"][0]["extensions"]["code"] == "PAYLOAD_TOO_LARGE"
 
@@ -661,8 +751,9 @@ async def test_every_refusal_writes_nothing(make_server):
 
     # WHATSAPP_WINDOW_CLOSED: a WhatsApp conversation whose window has passed
     clock = FakeClock()
-    wa_server = await make_server(clock=clock, thresholds=CALM,
-                                  messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=60))
+    wa_server = await make_server(
+        clock=clock, thresholds=CALM, messaging=MessagingSettings(max_upload_bytes=1024, whatsapp_window_s=60)
+    )
     wa_org = await new_org(wa_server)
     wa_team, wa_channel = await support_team(wa_org, channel_type="WHATSAPP")
     wa_cid = await opened(wa_org, wa_channel, "+85200000000")
@@ -672,8 +763,9 @@ async def test_every_refusal_writes_nothing(make_server):
         assert codes(await send(wa_org, wa_org.owner, wa_cid, text="late")) == ["WHATSAPP_WINDOW_CLOSED"]
     seen.add("WHATSAPP_WINDOW_CLOSED")
     # another organization's template is absent
-    foreign = (await wa_org.gql(CREATE_TEMPLATE, {"i": {"name": "Theirs", "body": "Hi"}})
-               )["createMessageTemplate"]["template"]
+    foreign = (await wa_org.gql(CREATE_TEMPLATE, {"i": {"name": "Theirs", "body": "Hi"}}))["createMessageTemplate"][
+        "template"
+    ]
     await refused("NOT_FOUND", send(org, rep, cid, "TEMPLATE", templateId=foreign["id"]))
 
     assert (await room(org, "closeConversation", cid, rep))["errors"] == []
@@ -681,5 +773,15 @@ async def test_every_refusal_writes_nothing(make_server):
     await refused("CONVERSATION_CLOSED", room(org, "joinConversation", cid, rep))
     await refused("CONVERSATION_CLOSED", room(org, "closeConversation", cid, rep))
 
-    assert seen == {"NOT_FOUND", "NOT_JOINED", "GRAB_REQUIRED", "NOT_GRAB_TEAM", "FORBIDDEN", "INVALID_INPUT",
-                    "PAYLOAD_TOO_LARGE", "ALREADY_GRABBED", "WHATSAPP_WINDOW_CLOSED", "CONVERSATION_CLOSED"}
+    assert seen == {
+        "NOT_FOUND",
+        "NOT_JOINED",
+        "GRAB_REQUIRED",
+        "NOT_GRAB_TEAM",
+        "FORBIDDEN",
+        "INVALID_INPUT",
+        "PAYLOAD_TOO_LARGE",
+        "ALREADY_GRABBED",
+        "WHATSAPP_WINDOW_CLOSED",
+        "CONVERSATION_CLOSED",
+    }

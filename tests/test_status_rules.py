@@ -1,22 +1,35 @@
 """The status rules as pure functions of facts and a clock (no server, no database)."""
 
 from dataclasses import replace
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from domain.entities import Conversation
-from domain.enums import ChannelType, ConversationStatus as S
+from domain.enums import ChannelType
+from domain.enums import ConversationStatus as S
 from domain.status import (
-    Thresholds, closed_reason, earliest_transition_after_customer_message, next_transition_at, status_of,
+    Thresholds,
+    closed_reason,
+    earliest_transition_after_customer_message,
+    next_transition_at,
+    status_of,
     unannounced_transition,
 )
 
 T = Thresholds(soon_after_s=180, overdue_after_s=300, auto_close_after_s=86400)
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 def conversation(**facts) -> Conversation:
-    base = dict(id="c" * 24, org_id="o", team_id="t", channel_id="ch", channel_type=ChannelType.LINE,
-                channel_name="Line", customer_id="c" * 24, last_customer_message_at=NOW - timedelta(seconds=10))
+    base = dict(
+        id="c" * 24,
+        org_id="o",
+        team_id="t",
+        channel_id="ch",
+        channel_type=ChannelType.LINE,
+        channel_name="Line",
+        customer_id="c" * 24,
+        last_customer_message_at=NOW - timedelta(seconds=10),
+    )
     return Conversation(**{**base, **facts})
 
 

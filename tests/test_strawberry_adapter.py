@@ -35,10 +35,12 @@ def test_the_executor_base_is_graphql_cores_with_the_hooks_sharing_overrides():
     assert parameters(adapter.ExecutorBase.execute_operation)[:2] == ["self", "serially"]
     assert parameters(adapter.ExecutorBase.build_per_event_executor)[:2] == ["self", "payload"]
     assert callable(adapter.ExecutorBase.is_awaitable)
-    fields = set(getattr(Executor, "__dataclass_fields__", {})) | set(getattr(Executor, "__slots__", ())) \
+    fields = (
+        set(getattr(Executor, "__dataclass_fields__", {}))
+        | set(getattr(Executor, "__slots__", ()))
         | set(inspect.getsource(Executor).replace("self.", " ").split())
-    for attribute in ("operation", "variable_values", "fragment_definitions", "schema", "root_value",
-                      "context_value"):
+    )
+    for attribute in ("operation", "variable_values", "fragment_definitions", "schema", "root_value", "context_value"):
         assert attribute in fields, attribute
 
 
@@ -95,16 +97,33 @@ def test_errors_rules_and_enums_are_where_they_are_imported_from():
     assert hasattr(adapter.InvalidOperationTypeError, "as_http_error_reason")
     assert hasattr(adapter.OperationType, "from_http") and hasattr(adapter.OperationType, "SUBSCRIPTION")
     assert len(adapter.EXTRA_VALIDATION_RULES) == 2
-    assert "errors" in {f.name for f in adapter.PreExecutionError.__dataclass_fields__.values()} \
-        if hasattr(adapter.PreExecutionError, "__dataclass_fields__") else hasattr(adapter.PreExecutionError, "errors")
+    assert (
+        "errors" in {f.name for f in adapter.PreExecutionError.__dataclass_fields__.values()}
+        if hasattr(adapter.PreExecutionError, "__dataclass_fields__")
+        else hasattr(adapter.PreExecutionError, "errors")
+    )
 
 
 def test_public_but_unwritten_hooks_the_project_overrides():
     assert parameters(AsyncBaseHTTPView.execute_single)[1:] == [
-        "request", "request_adapter", "sub_response", "context", "root_value", "request_data"]
+        "request",
+        "request_adapter",
+        "sub_response",
+        "context",
+        "root_value",
+        "request_data",
+    ]
     assert "cached_parse_document" in inspect.getsource(ParserCache.__init__)
     fields = set(StrawberryExecutionContext.__dataclass_fields__)
-    assert {"graphql_document", "pre_execution_errors", "parse_options", "query", "variables",
-            "context", "schema", "result"} <= fields
+    assert {
+        "graphql_document",
+        "pre_execution_errors",
+        "parse_options",
+        "query",
+        "variables",
+        "context",
+        "schema",
+        "result",
+    } <= fields
     assert isinstance(inspect.getattr_static(StrawberryExecutionContext, "operation_name"), property)
     assert isinstance(inspect.getattr_static(StrawberryExecutionContext, "operation_type"), property)

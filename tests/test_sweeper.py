@@ -36,8 +36,11 @@ class Finds(monitoring.CommandListener):
 
 
 async def announced(server, cid: str) -> list[tuple[str, str | None]]:
-    events = await server.db.events.find({"conversation._id": cid, "kind": {"$in": ["STATUS_CHANGED", "CLOSED"]}}
-                                         ).sort("seq", 1).to_list()
+    events = (
+        await server.db.events.find({"conversation._id": cid, "kind": {"$in": ["STATUS_CHANGED", "CLOSED"]}})
+        .sort("seq", 1)
+        .to_list()
+    )
     return [(e["kind"], e.get("new_status")) for e in events]
 
 
@@ -65,7 +68,8 @@ async def test_each_transition_is_announced_once_at_its_moment_from_an_index_ran
     # a reply ends the wait: only the inactivity close is left, from the customer's last message
     assert (await org.gql(JOIN, {"id": cid}, as_=agent))["joinConversation"]["errors"] == []
     assert (await org.gql(SEND, {"i": {"conversationId": cid, "text": "Here"}}, as_=agent))["sendMessage"][
-        "errors"] == []
+        "errors"
+    ] == []
     last_customer = (await server.db.conversations.find_one({"_id": cid}))["last_customer_message_at"]
     close_at = wrote.fromtimestamp(last_customer / 1000, tz=wrote.tzinfo) + timedelta(seconds=600)
     assert await sweeper.sweep(close_at - timedelta(milliseconds=1)) == 1  # only the other one closes
@@ -86,7 +90,8 @@ async def test_a_decision_made_stale_by_a_write_is_not_announced(make_server):
     # between the sweeper's read and its claim, an agent answers
     assert (await org.gql(JOIN, {"id": cid}, as_=agent))["joinConversation"]["errors"] == []
     assert (await org.gql(SEND, {"i": {"conversationId": cid, "text": "Hi!"}}, as_=agent))["sendMessage"][
-        "errors"] == []
+        "errors"
+    ] == []
     late = wrote + timedelta(seconds=61)
     assert await sweeper._announce(read, late) == 0
     assert await announced(server, cid) == []

@@ -20,20 +20,27 @@ async def post_partly(server, authorization: str | None) -> tuple[bytes, bytes]:
     """
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
-        head = [f"POST /graphql HTTP/1.1", f"Host: 127.0.0.1:{server.port}",
-                f"Content-Type: multipart/form-data; boundary={BOUNDARY}", f"Content-Length: {DECLARED}"]
+        head = [
+            "POST /graphql HTTP/1.1",
+            f"Host: 127.0.0.1:{server.port}",
+            f"Content-Type: multipart/form-data; boundary={BOUNDARY}",
+            f"Content-Length: {DECLARED}",
+        ]
         if authorization:
             head.append(f"Authorization: {authorization}")
         operations = json.dumps({"query": "mutation { __typename }", "variables": {}})
-        start = (f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"operations\"\r\n\r\n{operations}\r\n"
-                 f"--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"0\"; filename=\"big.bin\"\r\n"
-                 f"Content-Type: application/octet-stream\r\n\r\n").encode()
+        start = (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="operations"\r\n\r\n{operations}\r\n'
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="0"; filename="big.bin"\r\n'
+            f"Content-Type: application/octet-stream\r\n\r\n"
+        ).encode()
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + start + b"x" * (SENT - len(start)))
         await writer.drain()
         status_line = await asyncio.wait_for(reader.readline(), timeout=5)
         headers = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout=5)
-        length = int(next(line.split(b":")[1] for line in headers.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:")))
+        length = int(
+            next(line.split(b":")[1] for line in headers.split(b"\r\n") if line.lower().startswith(b"content-length:"))
+        )
         return status_line, await asyncio.wait_for(reader.readexactly(length), timeout=5)
     finally:
         writer.close()

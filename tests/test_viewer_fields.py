@@ -40,20 +40,28 @@ def resolvers(schema):
 
 
 def test_every_resolver_that_reads_the_viewer_is_marked(schema):
-    unmarked = [f"{t}.{f}" for t, f, definition, source in resolvers(schema)
-                if READS_VIEWER.search(source) and not any(isinstance(e, PerViewer) for e in definition.extensions)]
+    unmarked = [
+        f"{t}.{f}"
+        for t, f, definition, source in resolvers(schema)
+        if READS_VIEWER.search(source) and not any(isinstance(e, PerViewer) for e in definition.extensions)
+    ]
     assert unmarked == [], f"resolvers reading the viewer without PerViewer(): {unmarked}"
 
 
 def test_the_check_sees_the_known_viewer_readers(schema):
     reading = {(t, f) for t, f, _, source in resolvers(schema) if READS_VIEWER.search(source)}
-    assert {("Conversation", "joinedByMe"), ("Conversation", "team"),
-            ("Notification", "canGrab"), ("Notification", "conversation")} <= reading
+    assert {
+        ("Conversation", "joinedByMe"),
+        ("Conversation", "team"),
+        ("Notification", "canGrab"),
+        ("Notification", "conversation"),
+    } <= reading
     assert reading <= per_viewer_fields(schema)
 
 
 def selects(schema, query: str) -> bool:
     from graphql import parse
+
     document = parse(query)
     operation = document.definitions[0]
     fragments = {d.name.value: d for d in document.definitions[1:]}
@@ -63,8 +71,11 @@ def selects(schema, query: str) -> bool:
 def test_marks_are_found_by_type_through_fragments(schema):
     assert not selects(schema, "subscription { conversationEvents { id conversation { id status } } }")
     assert selects(schema, "subscription { conversationEvents { conversation { team { name } } } }")
-    assert selects(schema, "subscription { conversationEvents { ...E } } fragment E on ConversationEvent { "
-                           "conversation { ... on Conversation { joinedByMe } } }")
+    assert selects(
+        schema,
+        "subscription { conversationEvents { ...E } } fragment E on ConversationEvent { "
+        "conversation { ... on Conversation { joinedByMe } } }",
+    )
     # ConversationEvent.conversation is not caller-dependent; Notification.conversation is
     assert not selects(schema, "subscription { conversationEvents { conversation { id } } }")
     assert selects(schema, "subscription { notificationReceived { conversation { id } } }")
@@ -84,8 +95,10 @@ EVENTS = "subscription($f: ConversationFilter) { conversationEvents(filter: $f) 
 def test_the_joined_view_keeps_the_member_in_the_group_key_wherever_it_is_written():
     assert key(EVENTS, {"f": {"view": "JOINED"}})[-1] == "m1"
     assert key("subscription { conversationEvents(filter: {view: JOINED}) { id } }", None)[-1] == "m1"
-    assert key("subscription($v: ConversationView = JOINED) { conversationEvents(filter: {view: $v}) { id } }",
-               None)[-1] == "m1"
+    assert (
+        key("subscription($v: ConversationView = JOINED) { conversationEvents(filter: {view: $v}) { id } }", None)[-1]
+        == "m1"
+    )
     # the word alone, elsewhere, no longer splits a group
     assert key(EVENTS, {"f": {"view": "ALL", "search": "JOINED"}})[-1] is None
     assert key(EVENTS, None)[-1] is None

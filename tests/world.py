@@ -37,27 +37,38 @@ class Org:
 
     async def member(self, name: str, role: str = "MEMBER") -> Person:
         email = f"{name}.{next(_counter)}@example.com"
-        data = await self.gql("""mutation($i: InviteMemberInput!) { inviteMember(input: $i) {
+        data = await self.gql(
+            """mutation($i: InviteMemberInput!) { inviteMember(input: $i) {
             member { id } errors { code message } } }""",
-                              {"i": {"email": email, "name": name, "password": PASSWORD, "role": role}})
+            {"i": {"email": email, "name": name, "password": PASSWORD, "role": role}},
+        )
         assert data["inviteMember"]["errors"] == [], data
         return Person(data["inviteMember"]["member"]["id"], email, await login(self.server, email))
 
     async def team(self, name: str, mode: str = "COLLABORATION") -> str:
-        data = await self.gql("""mutation($i: CreateTeamInput!) { createTeam(input: $i) {
-            team { id } errors { code } } }""", {"i": {"name": name, "mode": mode}})
+        data = await self.gql(
+            """mutation($i: CreateTeamInput!) { createTeam(input: $i) {
+            team { id } errors { code } } }""",
+            {"i": {"name": name, "mode": mode}},
+        )
         assert data["createTeam"]["errors"] == [], data
         self.teams[name] = data["createTeam"]["team"]["id"]
         return self.teams[name]
 
     async def add(self, team_id: str, person: Person, role: str = "REPRESENTATIVE") -> None:
-        data = await self.gql("""mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) {
-            errors { code } } }""", {"i": {"teamId": team_id, "memberId": person.id, "role": role}})
+        data = await self.gql(
+            """mutation($i: AddTeamMemberInput!) { addTeamMember(input: $i) {
+            errors { code } } }""",
+            {"i": {"teamId": team_id, "memberId": person.id, "role": role}},
+        )
         assert data["addTeamMember"]["errors"] == [], data
 
     async def channel(self, team_id: str, type_: str = "WEB_WIDGET", name: str = "Site") -> ChannelInfo:
-        data = await self.gql("""mutation($i: ConnectChannelInput!) { connectChannel(input: $i) {
-            channel { id } ingestKey errors { code } } }""", {"i": {"type": type_, "name": name, "teamId": team_id}})
+        data = await self.gql(
+            """mutation($i: ConnectChannelInput!) { connectChannel(input: $i) {
+            channel { id } ingestKey errors { code } } }""",
+            {"i": {"type": type_, "name": name, "teamId": team_id}},
+        )
         payload = data["connectChannel"]
         assert payload["errors"] == [], data
         return ChannelInfo(payload["channel"]["id"], payload["ingestKey"], type_)
@@ -70,8 +81,10 @@ class Org:
 
 
 async def login(server, email: str, password: str = PASSWORD) -> str:
-    data = await server.gql("""mutation($i: LoginInput!) { login(input: $i) { token errors { code } } }""",
-                            {"i": {"email": email, "password": password}})
+    data = await server.gql(
+        """mutation($i: LoginInput!) { login(input: $i) { token errors { code } } }""",
+        {"i": {"email": email, "password": password}},
+    )
     assert data["login"]["errors"] == [], data
     return data["login"]["token"]
 
@@ -80,10 +93,9 @@ async def new_org(server, name: str = "Acme") -> Org:
     services = server.services
     email = f"owner.{next(_counter)}@example.com"
     try:
-        await create_organization(services.store, services.passwords, name, email, PASSWORD, "Owner",
-                                  services.clock())
+        await create_organization(services.store, services.passwords, name, email, PASSWORD, "Owner", services.clock())
     except Refused as refused:  # pragma: no cover - a broken fixture should say why
-        raise AssertionError(refused.message)
+        raise AssertionError(refused.message) from refused
     token = await login(server, email)
     me = await server.gql("{ me { id } }", token=token)
     return Org(server, Person(me["me"]["id"], email, token))

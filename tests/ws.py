@@ -19,7 +19,7 @@ class Subscriber:
         self.socket = None
         self._ids = itertools.count(1)
 
-    async def __aenter__(self) -> "Subscriber":
+    async def __aenter__(self) -> Subscriber:
         await self.connect()
         return self
 
@@ -35,8 +35,9 @@ class Subscriber:
 
     async def subscribe(self, query: str, variables: dict | None = None) -> str:
         op_id = str(next(self._ids))
-        await self.socket.send(json.dumps({"id": op_id, "type": "subscribe",
-                                           "payload": {"query": query, "variables": variables or {}}}))
+        await self.socket.send(
+            json.dumps({"id": op_id, "type": "subscribe", "payload": {"query": query, "variables": variables or {}}})
+        )
         return op_id
 
     async def receive(self, timeout: float = 5) -> dict:
@@ -59,7 +60,7 @@ class Subscriber:
     async def nothing_within(self, seconds: float) -> bool:
         try:
             message = await self.receive(seconds)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return True
         raise AssertionError(f"unexpected message {message}")
 

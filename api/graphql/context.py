@@ -26,7 +26,7 @@ class Context:
     client_address: str = "-"
     token_expires_at: float | None = None  # unix time; a WebSocket is closed then
     deadline: Any = None  # the HTTP request's asyncio.Timeout (api.graphql.view.GraphQLView.execute_single)
-    loaders: "Loaders" = field(init=False)
+    loaders: Loaders = field(init=False)
     _visibility: tuple[Viewer, Visibility] | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -34,8 +34,10 @@ class Context:
 
     def visibility(self) -> Visibility:
         """What the caller may see, worked out once per viewer (realtime judges every event by it)."""
-        if self._visibility is None or self._visibility[0] is not self.viewer:
-            self._visibility = (self.viewer, visibility_of(self.viewer))
+        viewer = self.viewer
+        assert viewer is not None, "asked only for signed-in callers (subscriptions, shared operations)"
+        if self._visibility is None or self._visibility[0] is not viewer:
+            self._visibility = (viewer, visibility_of(viewer))
         return self._visibility[1]
 
     def refresh(self, viewer: Viewer | None, now: datetime) -> None:

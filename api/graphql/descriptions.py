@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from domain.enums import ErrorCode
 
-AUTHENTICATION = ("Needs `Authorization: Bearer <token>`; without a valid token the whole request fails with "
-                  "the top-level error `UNAUTHENTICATED`.")
+AUTHENTICATION = (
+    "Needs `Authorization: Bearer <token>`; without a valid token the whole request fails with "
+    "the top-level error `UNAUTHENTICATED`."
+)
 ERRORS_HEADING = "Error codes in `errors`:"
 
 

@@ -18,6 +18,9 @@ from domain import enums as d
 
 E = TypeVar("E", bound=type[Enum])
 
+# Each name below is the domain enum itself (``strawberry.enum`` marks the class
+# in place), bound before it is described so that type checkers see a class.
+
 
 def described(enum: E, description: str, values: dict[str, str]) -> E:
     """``strawberry.enum(enum)``, with a description for each value (keyed by name).
@@ -28,7 +31,7 @@ def described(enum: E, description: str, values: dict[str, str]) -> E:
     before any schema is built from them.
     """
     wrapped = strawberry.enum(enum, description=description)
-    definition = wrapped.__strawberry_definition__
+    definition = wrapped.__strawberry_definition__  # type: ignore[attr-defined]  # set by strawberry.enum
     names = [value.name for value in definition.values]
     if sorted(names) != sorted(values):
         missing = sorted(set(names) - set(values))
@@ -39,80 +42,136 @@ def described(enum: E, description: str, values: dict[str, str]) -> E:
     return wrapped
 
 
-OrgRole = described(d.OrgRole, "A member's role in the organization.", {
-    "OWNER": "Runs the organization: everything an admin may do, and may make other owners.",
-    "ADMIN": "Manages members, teams, channels and templates, and sees every team's conversations.",
-    "MEMBER": "Serves the conversations of the teams they belong to.",
-})
-TeamRole = described(d.TeamRole, "A member's role in a team.", {
-    "ADMIN": "Sees all of the team's conversations, may close any of them and writes message templates; "
-             "never grabs.",
-    "REPRESENTATIVE": "Serves customers: joins conversations, or grabs them in a GRAB team.",
-})
-TeamMode = described(d.TeamMode, "How a team shares its conversations.", {
-    "COLLABORATION": "Everyone in the team sees every conversation and may join it; several members may be "
-                     "in one room.",
-    "GRAB": "The first representative to grab a conversation owns it; other representatives stop seeing it.",
-})
-ChannelType = described(d.ChannelType, "Where customers write from.", {
-    "FACEBOOK": "Facebook Messenger.",
-    "WEB_WIDGET": "The chat widget on the organization's website; reports whether the customer is online, "
-                  "and replies go out by email while they are offline.",
-    "LINE": "LINE.",
-    "WECHAT": "WeChat.",
-    "WHATSAPP": "WhatsApp; free-form replies only within the window after the customer's last message, "
-                "WhatsApp templates at any time.",
-})
-ConversationStatus = described(
-    d.ConversationStatus, "Where a conversation stands, derived from its facts and the current time.", {
+OrgRole = d.OrgRole
+described(
+    OrgRole,
+    "A member's role in the organization.",
+    {
+        "OWNER": "Runs the organization: everything an admin may do, and may make other owners.",
+        "ADMIN": "Manages members, teams, channels and templates, and sees every team's conversations.",
+        "MEMBER": "Serves the conversations of the teams they belong to.",
+    },
+)
+TeamRole = d.TeamRole
+described(
+    TeamRole,
+    "A member's role in a team.",
+    {
+        "ADMIN": "Sees all of the team's conversations, may close any of them and writes message templates; "
+        "never grabs.",
+        "REPRESENTATIVE": "Serves customers: joins conversations, or grabs them in a GRAB team.",
+    },
+)
+TeamMode = d.TeamMode
+described(
+    TeamMode,
+    "How a team shares its conversations.",
+    {
+        "COLLABORATION": "Everyone in the team sees every conversation and may join it; several members may be "
+        "in one room.",
+        "GRAB": "The first representative to grab a conversation owns it; other representatives stop seeing it.",
+    },
+)
+ChannelType = d.ChannelType
+described(
+    ChannelType,
+    "Where customers write from.",
+    {
+        "FACEBOOK": "Facebook Messenger.",
+        "WEB_WIDGET": "The chat widget on the organization's website; reports whether the customer is online, "
+        "and replies go out by email while they are offline.",
+        "LINE": "LINE.",
+        "WECHAT": "WeChat.",
+        "WHATSAPP": "WhatsApp; free-form replies only within the window after the customer's last message, "
+        "WhatsApp templates at any time.",
+    },
+)
+ConversationStatus = d.ConversationStatus
+described(
+    ConversationStatus,
+    "Where a conversation stands, derived from its facts and the current time.",
+    {
         "REP_NEEDED": "The customer waits and nobody has joined.",
         "PENDING": "The customer waits and someone has joined.",
-        "SOON_TO_BE": "The customer has waited past the \"soon\" threshold (`IMBRACE_SOON_AFTER_S`).",
-        "OVERDUE": "The customer has waited past the \"overdue\" threshold (`IMBRACE_OVERDUE_AFTER_S`).",
+        "SOON_TO_BE": 'The customer has waited past the "soon" threshold (`IMBRACE_SOON_AFTER_S`).',
+        "OVERDUE": 'The customer has waited past the "overdue" threshold (`IMBRACE_OVERDUE_AFTER_S`).',
         "REPLIED": "A member answered the customer's last message.",
         "CLOSED": "Closed by hand, or after a period without customer messages (`IMBRACE_AUTO_CLOSE_AFTER_S`).",
-    })
-StatusFilter = described(
-    d.StatusFilter, "Sidebar status filters: statuses, plus ONLINE (web-widget customer online).", {
+    },
+)
+StatusFilter = d.StatusFilter
+described(
+    StatusFilter,
+    "Sidebar status filters: statuses, plus ONLINE (web-widget customer online).",
+    {
         "ONLINE": "Open Web Widget conversations whose customer is online now, whatever their status.",
         "REP_NEEDED": "Conversations with status REP_NEEDED.",
         "PENDING": "Conversations with status PENDING.",
         "SOON_TO_BE": "Conversations with status SOON_TO_BE.",
         "OVERDUE": "Conversations with status OVERDUE.",
         "CLOSED": "Closed conversations; listed only when this filter is asked for.",
-    })
-ClosedReason = described(d.ClosedReason, "Why a conversation closed.", {
-    "MANUAL": "A member closed it with `closeConversation`.",
-    "INACTIVITY": "The customer wrote nothing for `IMBRACE_AUTO_CLOSE_AFTER_S`.",
-})
-ConversationView = described(d.ConversationView, "Which of your conversations a list shows.", {
-    "ALL": "Every conversation you can see (closed ones only with the CLOSED status filter).",
-    "JOINED": "Only the conversations you are in.",
-})
-ConversationOrder = described(d.ConversationOrder, "The order of the conversation list.", {
-    "LAST_ACTIVITY_DESC": "Newest activity first.",
-    "WAITING_LONGEST": "The customer who has waited longest first, then the conversations nobody waits in.",
-})
-SenderKind = described(d.SenderKind, "Who wrote a message.", {
-    "CUSTOMER": "The customer, through the channel.",
-    "MEMBER": "A member of the organization.",
-    "SYSTEM": "The server itself, for automatic messages.",
-})
-MessageKind = described(d.MessageKind, "What a message carries.", {
-    "TEXT": "Text only.",
-    "ATTACHMENT": "Files, with an optional caption in `text`.",
-    "IMAGE": "Image files, with an optional caption in `text`.",
-    "TEMPLATE": "A message template, rendered with `variables`.",
-    "CONFERENCE_LINK": "A link to a new video conference room.",
-    "WHATSAPP_TEMPLATE": "A WhatsApp template (WhatsApp only); may be sent outside the WhatsApp window.",
-})
-ErrorCode = described(
-    d.ErrorCode, "Machine-readable reason of a failure: the `code` of a `UserError` in a payload's `errors`, "
-                 "or `extensions.code` of a top-level GraphQL error.", {
+    },
+)
+ClosedReason = d.ClosedReason
+described(
+    ClosedReason,
+    "Why a conversation closed.",
+    {
+        "MANUAL": "A member closed it with `closeConversation`.",
+        "INACTIVITY": "The customer wrote nothing for `IMBRACE_AUTO_CLOSE_AFTER_S`.",
+    },
+)
+ConversationView = d.ConversationView
+described(
+    ConversationView,
+    "Which of your conversations a list shows.",
+    {
+        "ALL": "Every conversation you can see (closed ones only with the CLOSED status filter).",
+        "JOINED": "Only the conversations you are in.",
+    },
+)
+ConversationOrder = d.ConversationOrder
+described(
+    ConversationOrder,
+    "The order of the conversation list.",
+    {
+        "LAST_ACTIVITY_DESC": "Newest activity first.",
+        "WAITING_LONGEST": "The customer who has waited longest first, then the conversations nobody waits in.",
+    },
+)
+SenderKind = d.SenderKind
+described(
+    SenderKind,
+    "Who wrote a message.",
+    {
+        "CUSTOMER": "The customer, through the channel.",
+        "MEMBER": "A member of the organization.",
+        "SYSTEM": "The server itself, for automatic messages.",
+    },
+)
+MessageKind = d.MessageKind
+described(
+    MessageKind,
+    "What a message carries.",
+    {
+        "TEXT": "Text only.",
+        "ATTACHMENT": "Files, with an optional caption in `text`.",
+        "IMAGE": "Image files, with an optional caption in `text`.",
+        "TEMPLATE": "A message template, rendered with `variables`.",
+        "CONFERENCE_LINK": "A link to a new video conference room.",
+        "WHATSAPP_TEMPLATE": "A WhatsApp template (WhatsApp only); may be sent outside the WhatsApp window.",
+    },
+)
+ErrorCode = d.ErrorCode
+described(
+    ErrorCode,
+    "Machine-readable reason of a failure: the `code` of a `UserError` in a payload's `errors`, "
+    "or `extensions.code` of a top-level GraphQL error.",
+    {
         "UNAUTHENTICATED": "No valid bearer token (top-level error; every operation but `login` needs one).",
         "INVALID_CREDENTIALS": "Wrong email or password.",
         "TOO_MANY_ATTEMPTS": "Too many failed logins recently (per address, per email and address, or an "
-                             "email's growing delay: see README Security); try again later.",
+        "email's growing delay: see README Security); try again later.",
         "FORBIDDEN": "Your role doesn't allow this.",
         "NOT_FOUND": "No such object, or you may not see it (both answer the same).",
         "INVALID_INPUT": "An input value breaks a rule; `field` names it.",
@@ -124,36 +183,57 @@ ErrorCode = described(
         "CONVERSATION_CLOSED": "The conversation is closed.",
         "PAYLOAD_TOO_LARGE": "A file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
         "WHATSAPP_WINDOW_CLOSED": "The WhatsApp window since the customer's last message has passed; only a "
-                                  "WHATSAPP_TEMPLATE may be sent.",
+        "WHATSAPP_TEMPLATE may be sent.",
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
-    })
-EventKind = described(d.EventKind, "What happened to a conversation.", {
-    "CREATED": "A customer's first message opened it.",
-    "MESSAGE": "A new message.",
-    "STATUS_CHANGED": "Its status changed with time (SOON_TO_BE, OVERDUE).",
-    "JOINED": "A member joined the room.",
-    "LEFT": "A member left the room (an owner leaving releases the conversation for grabbing).",
-    "GRABBED": "A representative grabbed it.",
-    "CLOSED": "It closed, by hand or for inactivity.",
-    "REOPENED": "A customer's message reopened it after it closed.",
-    "CUSTOMER_UPDATED": "The customer's details changed.",
-    "PRESENCE": "The web-widget customer reported their presence: online, offline, or a new location.",
-    "DELIVERY": "A message's delivery changed status (for example, an email reply was sent or failed).",
-    "HIDDEN": "You can no longer see it because someone else grabbed it; only its id is given.",
-})
-NotificationKind = described(d.NotificationKind, "Why a member was notified.", {
-    "NEW_CONVERSATION": "A conversation opened, reopened or was released in your COLLABORATION team.",
-    "GRAB_OFFER": "A conversation opened, reopened or was released in your GRAB team and may be grabbed.",
-    "NEW_MESSAGE": "The customer wrote in a conversation you are in.",
-    "WAITING_TOO_LONG": "A customer has waited SOON_TO_BE or OVERDUE long in a room you are in (or, in an "
-                        "empty room, of a team you administer).",
-})
-DeliveryVia = described(d.DeliveryVia, "How a message reaches the customer.", {
-    "EMAIL": "By email, because the web-widget customer was offline (email fallback).",
-    "CHANNEL": "Through the customer's channel.",
-})
-DeliveryStatus = described(d.DeliveryStatus, "Where a delivery stands.", {
-    "QUEUED": "Waiting to be sent, or to be retried.",
-    "SENT": "Handed over to the mail server (or the channel).",
-    "FAILED": "Given up on: refused, or out of attempts (`IMBRACE_EMAIL_MAX_ATTEMPTS`).",
-})
+    },
+)
+EventKind = d.EventKind
+described(
+    EventKind,
+    "What happened to a conversation.",
+    {
+        "CREATED": "A customer's first message opened it.",
+        "MESSAGE": "A new message.",
+        "STATUS_CHANGED": "Its status changed with time (SOON_TO_BE, OVERDUE).",
+        "JOINED": "A member joined the room.",
+        "LEFT": "A member left the room (an owner leaving releases the conversation for grabbing).",
+        "GRABBED": "A representative grabbed it.",
+        "CLOSED": "It closed, by hand or for inactivity.",
+        "REOPENED": "A customer's message reopened it after it closed.",
+        "CUSTOMER_UPDATED": "The customer's details changed.",
+        "PRESENCE": "The web-widget customer reported their presence: online, offline, or a new location.",
+        "DELIVERY": "A message's delivery changed status (for example, an email reply was sent or failed).",
+        "HIDDEN": "You can no longer see it because someone else grabbed it; only its id is given.",
+    },
+)
+NotificationKind = d.NotificationKind
+described(
+    NotificationKind,
+    "Why a member was notified.",
+    {
+        "NEW_CONVERSATION": "A conversation opened, reopened or was released in your COLLABORATION team.",
+        "GRAB_OFFER": "A conversation opened, reopened or was released in your GRAB team and may be grabbed.",
+        "NEW_MESSAGE": "The customer wrote in a conversation you are in.",
+        "WAITING_TOO_LONG": "A customer has waited SOON_TO_BE or OVERDUE long in a room you are in (or, in an "
+        "empty room, of a team you administer).",
+    },
+)
+DeliveryVia = d.DeliveryVia
+described(
+    DeliveryVia,
+    "How a message reaches the customer.",
+    {
+        "EMAIL": "By email, because the web-widget customer was offline (email fallback).",
+        "CHANNEL": "Through the customer's channel.",
+    },
+)
+DeliveryStatus = d.DeliveryStatus
+described(
+    DeliveryStatus,
+    "Where a delivery stands.",
+    {
+        "QUEUED": "Waiting to be sent, or to be retried.",
+        "SENT": "Handed over to the mail server (or the channel).",
+        "FAILED": "Given up on: refused, or out of attempts (`IMBRACE_EMAIL_MAX_ATTEMPTS`).",
+    },
+)

@@ -8,16 +8,29 @@ from collections import OrderedDict
 from typing import Any
 
 from graphql import (
-    FieldNode, FragmentDefinitionNode, FragmentSpreadNode, GraphQLError, GraphQLList, GraphQLNonNull,
-    InlineFragmentNode, IntValueNode, OperationDefinitionNode,
-    OperationType, Undefined, VariableNode, validate,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    GraphQLList,
+    GraphQLNonNull,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    Undefined,
+    VariableNode,
+    validate,
 )
 from pymongo.errors import ConnectionFailure, ServerSelectionTimeoutError
 from strawberry.extensions import ParserCache, SchemaExtension
 from strawberry.types import ExecutionResult
 
 from api.graphql.strawberry_adapter import (
-    EXTRA_VALIDATION_RULES, CannotGetOperationTypeError, InvalidOperationTypeError, graphql_schema_of,
+    EXTRA_VALIDATION_RULES,
+    CannotGetOperationTypeError,
+    InvalidOperationTypeError,
+    graphql_schema_of,
 )
 from api.graphql.strawberry_adapter import OperationType as StrawberryOperationType
 from api.metrics import INVALID, UNAUTHENTICATED
@@ -43,12 +56,24 @@ class RequireAuthentication(SchemaExtension):
     def on_execute(self):
         context = self.execution_context.context
         if getattr(context, "database_unavailable", False):
-            self.execution_context.result = ExecutionResult(data=None, errors=[GraphQLError(
-                "The database is unavailable. Try again shortly.", extensions={"code": "SERVICE_UNAVAILABLE"})])
+            self.execution_context.result = ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        "The database is unavailable. Try again shortly.", extensions={"code": "SERVICE_UNAVAILABLE"}
+                    )
+                ],
+            )
         elif context.viewer is None and not _is_public(self.execution_context, self.public_introspection):
-            self.execution_context.result = ExecutionResult(data=None, errors=[GraphQLError(
-                "Authentication required: send `Authorization: Bearer <token>`.",
-                extensions={"code": "UNAUTHENTICATED"})])
+            self.execution_context.result = ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        "Authentication required: send `Authorization: Bearer <token>`.",
+                        extensions={"code": "UNAUTHENTICATED"},
+                    )
+                ],
+            )
         yield
 
 
@@ -57,14 +82,18 @@ def _is_public(execution_context, public_introspection: bool) -> bool:
     if document is None:
         return False
     name = execution_context.operation_name
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
-                  and (name is None or (d.name and d.name.value == name))]
+    operations = [
+        d
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode) and (name is None or (d.name and d.name.value == name))
+    ]
     if len(operations) != 1:
         return False
     selections = operations[0].selection_set.selections
-    if not all(isinstance(s, FieldNode) for s in selections):
+    fields = [s for s in selections if isinstance(s, FieldNode)]
+    if len(fields) != len(selections):
         return False
-    names = {s.name.value for s in selections}
+    names = {s.name.value for s in fields}
     return names <= PUBLIC_FIELDS or (public_introspection and names <= INTROSPECTION_FIELDS)
 
 
@@ -74,21 +103,40 @@ def present_error(error: GraphQLError, request_id: str) -> GraphQLError:
     if original is None:
         return error
     if isinstance(original, Refused):
-        return GraphQLError(original.message, nodes=error.nodes, path=error.path,
-                             extensions={"code": original.code.value, "field": original.field})
+        return GraphQLError(
+            original.message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": original.code.value, "field": original.field},
+        )
     if isinstance(original, (ConnectionFailure, ServerSelectionTimeoutError)):
         log.warning("database unavailable (request %s): %s", request_id, original)
-        return GraphQLError("The database is unavailable. Try again shortly.", nodes=error.nodes, path=error.path,
-                            extensions={"code": "SERVICE_UNAVAILABLE", "requestId": request_id})
+        return GraphQLError(
+            "The database is unavailable. Try again shortly.",
+            nodes=error.nodes,
+            path=error.path,
+            extensions={"code": "SERVICE_UNAVAILABLE", "requestId": request_id},
+        )
     if isinstance(original, (CannotGetOperationTypeError, InvalidOperationTypeError)):
-        return GraphQLError(error.message, nodes=error.nodes, path=error.path,
-                            extensions={"code": "UNKNOWN_OPERATION" if isinstance(original, CannotGetOperationTypeError)
-                                        else "OPERATION_NOT_ALLOWED"})
+        return GraphQLError(
+            error.message,
+            nodes=error.nodes,
+            path=error.path,
+            extensions={
+                "code": "UNKNOWN_OPERATION"
+                if isinstance(original, CannotGetOperationTypeError)
+                else "OPERATION_NOT_ALLOWED"
+            },
+        )
     if isinstance(original, GraphQLError):
         return error
     log.error("unexpected error (request %s)", request_id, exc_info=original)
-    return GraphQLError(f"Internal error. Request id: {request_id}", nodes=error.nodes, path=error.path,
-                        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id})
+    return GraphQLError(
+        f"Internal error. Request id: {request_id}",
+        nodes=error.nodes,
+        path=error.path,
+        extensions={"code": "INTERNAL_SERVER_ERROR", "requestId": request_id},
+    )
 
 
 class QueryCostLimit(SchemaExtension):
@@ -104,7 +152,7 @@ class QueryCostLimit(SchemaExtension):
 
     # Costs of recent documents, keyed like DocumentValidationCache (each entry keeps its
     # document alive) plus the integer variables, the only ones a page size can come from.
-    _costs: "OrderedDict[tuple, tuple[Any, int]]" = OrderedDict()
+    _costs: OrderedDict[tuple, tuple[Any, int]] = OrderedDict()
     maxsize = 256
 
     def __init__(self, max_nodes: int) -> None:
@@ -119,10 +167,13 @@ class QueryCostLimit(SchemaExtension):
             cost = self._cost(context)
             if cost > self.max_nodes:
                 # a new list: the validation cache shares the one it holds between requests
-                context.pre_execution_errors = [GraphQLError(
-                    f"This operation could return up to {cost:,} nodes; the limit is {self.max_nodes:,}. "
-                    "Ask for smaller pages (`first`/`last`) or split it into several requests.",
-                    extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "maxCost": self.max_nodes})]
+                context.pre_execution_errors = [
+                    GraphQLError(
+                        f"This operation could return up to {cost:,} nodes; the limit is {self.max_nodes:,}. "
+                        "Ask for smaller pages (`first`/`last`) or split it into several requests.",
+                        extensions={"code": "QUERY_TOO_COSTLY", "cost": cost, "maxCost": self.max_nodes},
+                    )
+                ]
         yield
 
     def _cost(self, context) -> int:
@@ -151,13 +202,20 @@ def operation_cost(schema, document, operation_name: str | None, variables: dict
     Values come from literals, then variables, then the variable's and the argument's
     defaults; a value that can't be read counts as the largest page.
     """
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
-                  and (operation_name is None or (d.name is not None and d.name.value == operation_name))]
+    operations = [
+        d
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+        and (operation_name is None or (d.name is not None and d.name.value == operation_name))
+    ]
     if len(operations) != 1:
         return 0  # graphql-core refuses it before anything runs
     operation = operations[0]
-    root = {OperationType.QUERY: schema.query_type, OperationType.MUTATION: schema.mutation_type,
-            OperationType.SUBSCRIPTION: schema.subscription_type}[operation.operation]
+    root = {
+        OperationType.QUERY: schema.query_type,
+        OperationType.MUTATION: schema.mutation_type,
+        OperationType.SUBSCRIPTION: schema.subscription_type,
+    }[operation.operation]
     fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
     defaults = {d.variable.name.value: d.default_value for d in operation.variable_definitions or ()}
 
@@ -265,7 +323,7 @@ class DocumentValidationCache(SchemaExtension):
     entry keeps its document alive, so an id can't be reused while cached.
     """
 
-    _entries: "OrderedDict[tuple, tuple[Any, list]]" = OrderedDict()
+    _entries: OrderedDict[tuple, tuple[Any, list]] = OrderedDict()
     maxsize = 256
 
     def __init__(self, hide_suggestions: bool = False) -> None:
@@ -281,8 +339,12 @@ class DocumentValidationCache(SchemaExtension):
             self._entries.move_to_end(key)
             context.pre_execution_errors = entry[1]
         else:
-            errors = validate(graphql_schema_of(context.schema), document, (*context.validation_rules, *EXTRA_VALIDATION_RULES),
-                              hide_suggestions=self.hide_suggestions)
+            errors = validate(
+                graphql_schema_of(context.schema),
+                document,
+                (*context.validation_rules, *EXTRA_VALIDATION_RULES),
+                hide_suggestions=self.hide_suggestions,
+            )
             context.pre_execution_errors = errors
             self._entries[key] = (document, errors)
             if len(self._entries) > self.maxsize:

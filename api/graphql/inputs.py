@@ -7,7 +7,13 @@ from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 
 from api.graphql.enums import (
-    ChannelType, ConversationView, MessageKind, OrgRole, StatusFilter, TeamMode, TeamRole,
+    ChannelType,
+    ConversationView,
+    MessageKind,
+    OrgRole,
+    StatusFilter,
+    TeamMode,
+    TeamRole,
 )
 from domain.enums import ConversationView as View
 
@@ -57,11 +63,13 @@ class SendMessageInput:
     conversation_id: strawberry.ID = strawberry.field(description="Conversation (you must have joined it).")
     kind: MessageKind = strawberry.field(default=MessageKind.TEXT, description="What the message carries.")
     text: str | None = strawberry.field(default=None, description="Text (TEXT), or a caption.")
-    template_id: strawberry.ID | None = strawberry.field(default=None,
-                                                         description="Template (TEMPLATE, WHATSAPP_TEMPLATE).")
+    template_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Template (TEMPLATE, WHATSAPP_TEMPLATE)."
+    )
     variables: JSON | None = strawberry.field(default=None, description="Values for the template's placeholders.")
     attachments: list[Upload] | None = strawberry.field(
-        default=None, description="Files (ATTACHMENT, IMAGE), sent as a GraphQL multipart request.")
+        default=None, description="Files (ATTACHMENT, IMAGE), sent as a GraphQL multipart request."
+    )
 
 
 @strawberry.input(description="Changes to a customer; omitted fields are kept, null clears.")
@@ -70,8 +78,9 @@ class UpdateCustomerInput:
     name: str | None = strawberry.field(default=strawberry.UNSET, description="Name.")
     email: str | None = strawberry.field(default=strawberry.UNSET, description="Email.")
     phone: str | None = strawberry.field(default=strawberry.UNSET, description="Phone.")
-    attributes: JSON | None = strawberry.field(default=strawberry.UNSET, description="Free-form details "
-                                               "(keys may not start with `$` nor contain `.`).")
+    attributes: JSON | None = strawberry.field(
+        default=strawberry.UNSET, description="Free-form details (keys may not start with `$` nor contain `.`)."
+    )
 
 
 @strawberry.input(description="A reusable message.")
@@ -86,7 +95,9 @@ class ConversationFilter:
     view: ConversationView = strawberry.field(default=View.ALL, description="ALL or JOINED.")
     team_ids: list[strawberry.ID] | None = strawberry.field(default=None, description="Only these teams.")
     statuses: list[StatusFilter] | None = strawberry.field(
-        default=None, description="Any of these (CLOSED must be listed for closed ones to appear).")
+        default=None, description="Any of these (CLOSED must be listed for closed ones to appear)."
+    )
     channels: list[ChannelType] | None = strawberry.field(default=None, description="Only these channel types.")
-    search: str | None = strawberry.field(default=None, description="Customer name, email or phone contains "
-                                                                    "this text (case-insensitive, literal).")
+    search: str | None = strawberry.field(
+        default=None, description="Customer name, email or phone contains this text (case-insensitive, literal)."
+    )

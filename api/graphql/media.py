@@ -41,4 +41,4 @@ def _quality(params: list[str]) -> float:
 
 def is_request_error(result: ExecutionResult) -> bool:
     """Execution never started: no data, and no error points into a result path."""
-    return result.data is None and bool(result.errors) and all(not e.path for e in result.errors)
+    return result.data is None and bool(result.errors) and all(not e.path for e in result.errors or ())

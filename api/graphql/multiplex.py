@@ -26,24 +26,37 @@ import logging
 import time
 from contextlib import aclosing, suppress
 from functools import lru_cache
-from typing import Any
-
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from graphql import (
-    FieldNode, FragmentDefinitionNode, GraphQLError, GraphQLSchema, NullValueNode, OperationDefinitionNode,
-    OperationType, VariableNode, parse,
+    FieldNode,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    NullValueNode,
+    OperationDefinitionNode,
+    OperationType,
+    VariableNode,
+    parse,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 
 from api.auth import load_viewer
 from api.graphql.strawberry_adapter import (
-    BaseGraphQLWSHandler, Operation, OperationStreamClosed, PreExecutionError, TransportHandlerBase,
+    BaseGraphQLWSHandler,
+    Operation,
+    OperationStreamClosed,
+    PreExecutionError,
+    TransportHandlerBase,
     graphql_schema_of,
 )
 from api.graphql.viewer_fields import selects_per_viewer_field
 from api.services import utc_now
 from domain.events import view_names_the_member
+
+if TYPE_CHECKING:
+    from api.graphql.context import Context  # noqa: F401  # named in a quoted base class below
+    from api.graphql.strawberry_adapter import Schema
 
 log = logging.getLogger("imbrace.multiplex")
 
@@ -69,7 +82,7 @@ class Resume:
 class Moved:
     """A member's group ended at a team change; the member now belongs to ``group``."""
 
-    def __init__(self, group: "Group", done: asyncio.Future) -> None:
+    def __init__(self, group: Group, done: asyncio.Future) -> None:
         self.group = group
         self.done = done
 
@@ -83,7 +96,7 @@ class Multiplexer:
 
         The member is part of it when the selection reaches a per-viewer field, or when the
         filter's view depends on the member (one judgment serves the whole group)."""
-        schema = graphql_schema_of(handler.schema)
+        schema = graphql_schema_of(cast("Schema", handler.schema))  # the view's: a strawberry Schema
         shape = _shape(schema, operation.query, operation.operation_name)
         if shape is None:
             return None
@@ -100,7 +113,7 @@ class Multiplexer:
         member = context.viewer.member_id if per_member else None
         return operation.query, operation.operation_name, variables, context.visibility(), member
 
-    async def serve(self, handler: "TransportHandler", operation: Operation, key: tuple) -> Any:
+    async def serve(self, handler: TransportHandler, operation: Operation, key: tuple) -> Any:
         """Deliver the group's messages to ``operation`` until the group ends; returns how it ended."""
         group = self.groups.get(key)
         if group is None or group.closing:
@@ -116,14 +129,15 @@ class Multiplexer:
         finally:
             group.leave(operation)
 
-    def forget(self, group: "Group") -> None:
+    def forget(self, group: Group) -> None:
         if self.groups.get(group.key) is group:
             del self.groups[group.key]
 
 
 class Group:
-    def __init__(self, multiplexer: Multiplexer, key: tuple, handler, operation: Operation,
-                 start_after: int | None = None) -> None:
+    def __init__(
+        self, multiplexer: Multiplexer, key: tuple, handler, operation: Operation, start_after: int | None = None
+    ) -> None:
         self.multiplexer = multiplexer
         self.key = key
         self.members: dict[Operation, tuple[Any, asyncio.Future]] = {}
@@ -147,8 +161,12 @@ class Group:
         ending: Any = "complete"
         try:
             source = await handler.schema.stream(
-                operation.query, variable_values=operation.variables, context_value=handler.context,
-                root_value=self.root, operation_name=operation.operation_name)
+                operation.query,
+                variable_values=operation.variables,
+                context_value=handler.context,
+                root_value=self.root,
+                operation_name=operation.operation_name,
+            )
             async with aclosing(source):
                 first = True
                 async for result in source:
@@ -217,7 +235,7 @@ class Group:
             if operation.completed or done.done():
                 continue
             try:
-                await handler.send_text('{"id":%s,"type":"next","payload":%s}' % (json.dumps(operation.id), body))
+                await handler.send_text(f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{body}}}')
             except Exception:  # noqa: BLE001 - a closed socket; its own task is being cancelled
                 done.set_result("cancelled")
 
@@ -232,6 +250,9 @@ class ClosesWhenTokenExpires:
 
     _expiry: asyncio.TimerHandle | None = None
     _closing: asyncio.Task | None = None
+    # the handler's, which this is mixed into
+    context: Any
+    websocket: Any
 
     def _arm_expiry(self) -> None:
         expires = getattr(self.context, "token_expires_at", None)
@@ -252,7 +273,7 @@ class ClosesWhenTokenExpires:
             self._expiry.cancel()
 
 
-class LegacyHandler(ClosesWhenTokenExpires, BaseGraphQLWSHandler):
+class LegacyHandler(ClosesWhenTokenExpires, BaseGraphQLWSHandler["Context", None]):
     """graphql-ws (``IMBRACE_LEGACY_WS``), closed when its token expires too."""
 
     async def handle_connection_init(self, message) -> None:
@@ -290,8 +311,7 @@ class TransportHandler(ClosesWhenTokenExpires, TransportHandlerBase):
 
     async def _run_operation(self, operation: Operation) -> None:
         multiplexer: Multiplexer | None = getattr(self.view, "multiplexer", None)
-        key = multiplexer.key(self, operation) if multiplexer else None
-        if key is None:
+        if not multiplexer or (key := multiplexer.key(self, operation)) is None:
             return await super().run_operation(operation)
         ending = await multiplexer.serve(self, operation, key)
         if ending == "cancelled":
@@ -308,8 +328,12 @@ class TransportHandler(ClosesWhenTokenExpires, TransportHandlerBase):
         """The member's own stream, resuming after the event that ended its group."""
         try:
             source = await self.schema.stream(
-                operation.query, variable_values=operation.variables, context_value=self.context,
-                root_value=root, operation_name=operation.operation_name)
+                operation.query,
+                variable_values=operation.variables,
+                context_value=self.context,
+                root_value=root,
+                operation_name=operation.operation_name,
+            )
             async with aclosing(source):
                 await self.send_result_stream(operation, source)
             await operation.send_operation_message({"id": operation.id, "type": "complete"})
@@ -338,8 +362,12 @@ def _shape(schema: GraphQLSchema, query: str, operation_name: str | None) -> Sha
         document = parse(query)
     except GraphQLError:
         return None
-    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
-                  and (operation_name is None or (d.name is not None and d.name.value == operation_name))]
+    operations = [
+        d
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+        and (operation_name is None or (d.name is not None and d.name.value == operation_name))
+    ]
     if len(operations) != 1 or operations[0].operation is not OperationType.SUBSCRIPTION:
         return None
     selections = operations[0].selection_set.selections
@@ -354,9 +382,12 @@ def _shape(schema: GraphQLSchema, query: str, operation_name: str | None) -> Sha
             continue
         if isinstance(argument.value, VariableNode):
             after_variable = argument.value.name.value
-            if any(d.variable.name.value == after_variable and d.default_value is not None
-                   and not isinstance(d.default_value, NullValueNode)
-                   for d in operations[0].variable_definitions or ()):
+            if any(
+                d.variable.name.value == after_variable
+                and d.default_value is not None
+                and not isinstance(d.default_value, NullValueNode)
+                for d in operations[0].variable_definitions or ()
+            ):
                 return None  # a default event id: resuming
         elif not isinstance(argument.value, NullValueNode):
             return None  # a literal event id: resuming
@@ -374,6 +405,7 @@ def _arguments(schema: GraphQLSchema, shape: Shape, variables: dict) -> dict | N
     coerced = get_variable_values(schema, shape.operation.variable_definitions or (), variables)
     if isinstance(coerced, list):
         return None
+    assert schema.subscription_type is not None  # _shape() found the field on it
     try:
         return get_argument_values(schema.subscription_type.fields[shape.field.name.value], shape.field, coerced)
     except GraphQLError:

@@ -8,14 +8,27 @@ import strawberry
 from strawberry.types import Info
 
 from api.graphql.descriptions import mutation_description
-
 from api.graphql.inputs import (
-    AddTeamMemberInput, ConnectChannelInput, CreateMessageTemplateInput, CreateTeamInput, InviteMemberInput,
-    LoginInput, RemoveTeamMemberInput, SendMessageInput, UpdateCustomerInput,
+    AddTeamMemberInput,
+    ConnectChannelInput,
+    CreateMessageTemplateInput,
+    CreateTeamInput,
+    InviteMemberInput,
+    LoginInput,
+    RemoveTeamMemberInput,
+    SendMessageInput,
+    UpdateCustomerInput,
 )
 from api.graphql.payloads import (
-    ConnectChannelPayload, ConversationPayload, CustomerPayload, LoginPayload, MemberPayload,
-    MessageTemplatePayload, SendMessagePayload, TeamPayload, run,
+    ConnectChannelPayload,
+    ConversationPayload,
+    CustomerPayload,
+    LoginPayload,
+    MemberPayload,
+    MessageTemplatePayload,
+    SendMessagePayload,
+    TeamPayload,
+    run,
 )
 from api.graphql.types import Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team
 from domain.enums import ErrorCode as E
@@ -51,215 +64,321 @@ CONVERSATION_ID = strawberry.argument(description="The conversation's id.")
 NO_CONVERSATION = "the conversation doesn't exist or you may not see it."
 
 
-@strawberry.type(description="The root of all writes. Every mutation but `login` needs "
-                             "`Authorization: Bearer <token>`; expected failures come back in the payload's "
-                             "`errors`, with the other payload fields null.")
+@strawberry.type(
+    description="The root of all writes. Every mutation but `login` needs "
+    "`Authorization: Bearer <token>`; expected failures come back in the payload's "
+    "`errors`, with the other payload fields null."
+)
 class Mutation:
-    @strawberry.mutation(description=mutation_description(
-        "Exchange email and password for a bearer token.", {
-            E.INVALID_CREDENTIALS: "the email or the password is wrong (the same answer for both).",
-            E.TOO_MANY_ATTEMPTS: "too many failed logins from your address, or for this email and address, "
-                                 "recently; or this email is in its growing delay. Try again later.",
-            E.INVALID_INPUT: "the email or the password is not well-formed text (a lone surrogate).",
-        }, public=True))
+    @strawberry.mutation(
+        description=mutation_description(
+            "Exchange email and password for a bearer token.",
+            {
+                E.INVALID_CREDENTIALS: "the email or the password is wrong (the same answer for both).",
+                E.TOO_MANY_ATTEMPTS: "too many failed logins from your address, or for this email and address, "
+                "recently; or this email is in its growing delay. Try again later.",
+                E.INVALID_INPUT: "the email or the password is not well-formed text (a lone surrogate).",
+            },
+            public=True,
+        )
+    )
     async def login(self, info: Info, input: Annotated[LoginInput, _input("credentials")]) -> LoginPayload:
         s = info.context.services
 
         async def action():
             try:
-                member = await login.login(s.store, s.passwords, s.store, input.email, input.password,
-                                           info.context.client_address, s.clock(), s.settings.login_policy)
+                member = await login.login(
+                    s.store,
+                    s.passwords,
+                    s.store,
+                    input.email,
+                    input.password,
+                    info.context.client_address,
+                    s.clock(),
+                    s.settings.login_policy,
+                )
             except Refused as refused:
                 s.metrics.login_refused(refused.code)
                 raise
             org = await s.store.organization(member.org_id)
-            return {"token": s.tokens.issue(member.id, member.org_id), "member": Member(entity=member),
-                    "organization": Organization.of(org)}
+            return {
+                "token": s.tokens.issue(member.id, member.org_id),
+                "member": Member(entity=member),
+                "organization": Organization.of(org),
+            }
+
         return await run(LoginPayload, action)
 
-    @strawberry.mutation(description=mutation_description(
-        "Add a member to your organization (owners and admins).", {
-            E.FORBIDDEN: "you are not an owner or admin, or `role` is OWNER and you are not an owner.",
-            E.INVALID_INPUT: "the email, name or password breaks a rule (`field` says which).",
-            E.ALREADY_EXISTS: "a member with this email already exists.",
-        }))
-    async def invite_member(self, info: Info, input: Annotated[InviteMemberInput, _input("new member")]
-                            ) -> MemberPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Add a member to your organization (owners and admins).",
+            {
+                E.FORBIDDEN: "you are not an owner or admin, or `role` is OWNER and you are not an owner.",
+                E.INVALID_INPUT: "the email, name or password breaks a rule (`field` says which).",
+                E.ALREADY_EXISTS: "a member with this email already exists.",
+            },
+        )
+    )
+    async def invite_member(
+        self, info: Info, input: Annotated[InviteMemberInput, _input("new member")]
+    ) -> MemberPayload:
         ctx = info.context
 
         async def action():
-            member = await onboarding.invite_member(ctx.services.store, ctx.services.passwords, ctx.viewer,
-                                                    input.email, input.name, input.password, input.role, ctx.now)
+            member = await onboarding.invite_member(
+                ctx.services.store,
+                ctx.services.passwords,
+                ctx.viewer,
+                input.email,
+                input.name,
+                input.password,
+                input.role,
+                ctx.now,
+            )
             return {"member": Member(entity=member)}
+
         return await run(MemberPayload, action)
 
-    @strawberry.mutation(description=mutation_description(
-        "Create a team (owners and admins).", {
-            E.FORBIDDEN: "you are not an owner or admin.",
-            E.INVALID_INPUT: "the name is empty, too long or has control characters.",
-            E.ALREADY_EXISTS: "a team with this name already exists.",
-        }))
+    @strawberry.mutation(
+        description=mutation_description(
+            "Create a team (owners and admins).",
+            {
+                E.FORBIDDEN: "you are not an owner or admin.",
+                E.INVALID_INPUT: "the name is empty, too long or has control characters.",
+                E.ALREADY_EXISTS: "a team with this name already exists.",
+            },
+        )
+    )
     async def create_team(self, info: Info, input: Annotated[CreateTeamInput, _input("new team")]) -> TeamPayload:
         ctx = info.context
 
         async def action():
             team = await onboarding.create_team(ctx.services.store, ctx.viewer, input.name, input.mode, ctx.now)
             return {"team": Team(entity=team)}
+
         return await run(TeamPayload, action)
 
-    @strawberry.mutation(description=mutation_description(
-        "Put a member in a team, or change their team role (owners and admins).", {
-            E.FORBIDDEN: "you are not an owner or admin.",
-            E.NOT_FOUND: "no such team (`teamId`) or member (`memberId`) in your organization.",
-        }))
-    async def add_team_member(self, info: Info, input: Annotated[AddTeamMemberInput, _input("team and member")]
-                              ) -> TeamPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Put a member in a team, or change their team role (owners and admins).",
+            {
+                E.FORBIDDEN: "you are not an owner or admin.",
+                E.NOT_FOUND: "no such team (`teamId`) or member (`memberId`) in your organization.",
+            },
+        )
+    )
+    async def add_team_member(
+        self, info: Info, input: Annotated[AddTeamMemberInput, _input("team and member")]
+    ) -> TeamPayload:
         ctx = info.context
 
         async def action():
-            team = await onboarding.add_team_member(ctx.services.store, ctx.viewer, str(input.team_id),
-                                                    str(input.member_id), input.role)
+            team = await onboarding.add_team_member(
+                ctx.services.store, ctx.viewer, str(input.team_id), str(input.member_id), input.role
+            )
             await ctx.services.events.publish_teams_changed(ctx.viewer.org_id, ctx.now)
             return {"team": Team(entity=team)}
+
         return await run(TeamPayload, action)
 
-    @strawberry.mutation(description=mutation_description(
-        "Take a member out of a team (owners and admins). They leave the team's open rooms, and the "
-        "conversations they owned are released for grabbing.", {
-            E.FORBIDDEN: "you are not an owner or admin.",
-            E.NOT_FOUND: "no such team (`teamId`), or the member is not in it (`memberId`).",
-        }))
-    async def remove_team_member(self, info: Info,
-                                 input: Annotated[RemoveTeamMemberInput, _input("team and member")]
-                                 ) -> TeamPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Take a member out of a team (owners and admins). They leave the team's open rooms, and the "
+            "conversations they owned are released for grabbing.",
+            {
+                E.FORBIDDEN: "you are not an owner or admin.",
+                E.NOT_FOUND: "no such team (`teamId`), or the member is not in it (`memberId`).",
+            },
+        )
+    )
+    async def remove_team_member(
+        self, info: Info, input: Annotated[RemoveTeamMemberInput, _input("team and member")]
+    ) -> TeamPayload:
         ctx = info.context
 
         async def action():
-            team = await onboarding.remove_team_member(ctx.services.store, ctx.services.events, ctx.viewer,
-                                                       str(input.team_id), str(input.member_id), ctx.now,
-                                                       ctx.services.settings.thresholds)
+            team = await onboarding.remove_team_member(
+                ctx.services.store,
+                ctx.services.events,
+                ctx.viewer,
+                str(input.team_id),
+                str(input.member_id),
+                ctx.now,
+                ctx.services.settings.thresholds,
+            )
             return {"team": Team(entity=team)}
+
         return await run(TeamPayload, action)
 
-    @strawberry.mutation(description=mutation_description(
-        "Connect a channel to a team (owners and admins); returns its ingest key, only this once.", {
-            E.FORBIDDEN: "you are not an owner or admin.",
-            E.INVALID_INPUT: "the name is empty, too long or has control characters.",
-            E.NOT_FOUND: "no such team (`teamId`).",
-        }))
-    async def connect_channel(self, info: Info, input: Annotated[ConnectChannelInput, _input("channel to connect")]
-                              ) -> ConnectChannelPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Connect a channel to a team (owners and admins); returns its ingest key, only this once.",
+            {
+                E.FORBIDDEN: "you are not an owner or admin.",
+                E.INVALID_INPUT: "the name is empty, too long or has control characters.",
+                E.NOT_FOUND: "no such team (`teamId`).",
+            },
+        )
+    )
+    async def connect_channel(
+        self, info: Info, input: Annotated[ConnectChannelInput, _input("channel to connect")]
+    ) -> ConnectChannelPayload:
         ctx = info.context
 
         async def action():
-            channel, key = await onboarding.connect_channel(ctx.services.store, ctx.viewer, input.type, input.name,
-                                                            str(input.team_id), ctx.now)
+            channel, key = await onboarding.connect_channel(
+                ctx.services.store, ctx.viewer, input.type, input.name, str(input.team_id), ctx.now
+            )
             return {"channel": Channel(entity=channel), "ingest_key": key}
+
         return await run(ConnectChannelPayload, action)
 
-    @strawberry.mutation(description=mutation_description(
-        "Enter the conversation's room; joining again is a no-op. GRAB-team representatives must grab first.", {
-            E.NOT_FOUND: NO_CONVERSATION,
-            E.CONVERSATION_CLOSED: "the conversation is closed.",
-            E.GRAB_REQUIRED: "you are a representative of its GRAB team and have not grabbed it.",
-        }))
-    async def join_conversation(self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
-                                ) -> ConversationPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Enter the conversation's room; joining again is a no-op. GRAB-team representatives must grab first.",
+            {
+                E.NOT_FOUND: NO_CONVERSATION,
+                E.CONVERSATION_CLOSED: "the conversation is closed.",
+                E.GRAB_REQUIRED: "you are a representative of its GRAB team and have not grabbed it.",
+            },
+        )
+    )
+    async def join_conversation(self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]) -> ConversationPayload:
         return await _room_action(info, rooms.join_conversation, id)
 
-    @strawberry.mutation(description=mutation_description(
-        "Own a GRAB-team conversation; exactly one of any number of concurrent callers wins, and grabbing "
-        "your own again is a no-op.", {
-            E.NOT_FOUND: NO_CONVERSATION,
-            E.ALREADY_GRABBED: "another representative owns it.",
-            E.NOT_GRAB_TEAM: "its team works in COLLABORATION mode.",
-            E.FORBIDDEN: "you are not a representative of its team (admins never grab).",
-            E.CONVERSATION_CLOSED: "the conversation is closed.",
-        }))
-    async def grab_conversation(self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
-                                ) -> ConversationPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Own a GRAB-team conversation; exactly one of any number of concurrent callers wins, and grabbing "
+            "your own again is a no-op.",
+            {
+                E.NOT_FOUND: NO_CONVERSATION,
+                E.ALREADY_GRABBED: "another representative owns it.",
+                E.NOT_GRAB_TEAM: "its team works in COLLABORATION mode.",
+                E.FORBIDDEN: "you are not a representative of its team (admins never grab).",
+                E.CONVERSATION_CLOSED: "the conversation is closed.",
+            },
+        )
+    )
+    async def grab_conversation(self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]) -> ConversationPayload:
         return await _room_action(info, rooms.grab_conversation, id)
 
-    @strawberry.mutation(description=mutation_description(
-        "Leave the room; an owner leaving releases the conversation for grabbing.", {
-            E.NOT_FOUND: NO_CONVERSATION,
-            E.NOT_JOINED: "you are not in the room.",
-        }))
-    async def leave_conversation(self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
-                                 ) -> ConversationPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Leave the room; an owner leaving releases the conversation for grabbing.",
+            {
+                E.NOT_FOUND: NO_CONVERSATION,
+                E.NOT_JOINED: "you are not in the room.",
+            },
+        )
+    )
+    async def leave_conversation(
+        self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
+    ) -> ConversationPayload:
         return await _room_action(info, rooms.leave_conversation, id)
 
-    @strawberry.mutation(description=mutation_description(
-        "Close the conversation (a member in the room, or an admin of its team or the organization).", {
-            E.NOT_FOUND: NO_CONVERSATION,
-            E.CONVERSATION_CLOSED: "it is already closed.",
-            E.NOT_JOINED: "you are not in the room and not an admin.",
-        }))
-    async def close_conversation(self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
-                                 ) -> ConversationPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Close the conversation (a member in the room, or an admin of its team or the organization).",
+            {
+                E.NOT_FOUND: NO_CONVERSATION,
+                E.CONVERSATION_CLOSED: "it is already closed.",
+                E.NOT_JOINED: "you are not in the room and not an admin.",
+            },
+        )
+    )
+    async def close_conversation(
+        self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
+    ) -> ConversationPayload:
         return await _room_action(info, rooms.close_conversation, id)
 
-    @strawberry.mutation(description=mutation_description(
-        "Send a message to the customer (you must be in the room). A refused message stores nothing.", {
-            E.NOT_FOUND: "the conversation doesn't exist or you may not see it, or no such template "
-                         "(`templateId`).",
-            E.CONVERSATION_CLOSED: "the conversation is closed.",
-            E.NOT_JOINED: "you are not in the room.",
-            E.INVALID_INPUT: "the text, template, variables or files don't fit the message's `kind` or "
-                             "channel (`field` says which).",
-            E.WHATSAPP_WINDOW_CLOSED: "on WhatsApp, the window since the customer's last message has passed "
-                                      "and the message is not a WHATSAPP_TEMPLATE.",
-            E.PAYLOAD_TOO_LARGE: "a file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
-        }))
-    async def send_message(self, info: Info, input: Annotated[SendMessageInput, _input("message")]
-                           ) -> SendMessagePayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Send a message to the customer (you must be in the room). A refused message stores nothing.",
+            {
+                E.NOT_FOUND: "the conversation doesn't exist or you may not see it, or no such template "
+                "(`templateId`).",
+                E.CONVERSATION_CLOSED: "the conversation is closed.",
+                E.NOT_JOINED: "you are not in the room.",
+                E.INVALID_INPUT: "the text, template, variables or files don't fit the message's `kind` or "
+                "channel (`field` says which).",
+                E.WHATSAPP_WINDOW_CLOSED: "on WhatsApp, the window since the customer's last message has passed "
+                "and the message is not a WHATSAPP_TEMPLATE.",
+                E.PAYLOAD_TOO_LARGE: "a file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
+            },
+        )
+    )
+    async def send_message(
+        self, info: Info, input: Annotated[SendMessageInput, _input("message")]
+    ) -> SendMessagePayload:
         ctx = info.context
         s = ctx.services
 
         async def action():
             uploads = await read_uploads(input.attachments, s.settings.messaging.max_upload_bytes)
             draft = messaging.MessageDraft(
-                conversation_id=str(input.conversation_id), kind=input.kind, text=input.text,
+                conversation_id=str(input.conversation_id),
+                kind=input.kind,
+                text=input.text,
                 template_id=str(input.template_id) if input.template_id else None,
-                variables=input.variables, uploads=uploads)
+                variables=input.variables,
+                uploads=uploads,
+            )
             message, conversation = await messaging.send_message(
-                s.store, s.files, s.events, ctx.viewer, draft, ctx.now, s.settings.thresholds,
-                s.settings.messaging)
+                s.store, s.files, s.events, ctx.viewer, draft, ctx.now, s.settings.thresholds, s.settings.messaging
+            )
             return {"message": Message(entity=message), "conversation": Conversation(entity=conversation)}
+
         return await run(SendMessagePayload, action)
 
-    @strawberry.mutation(description=mutation_description(
-        "Edit a customer's details (any member who can see their conversation).", {
-            E.NOT_FOUND: "no such customer, or you may not see their conversation.",
-            E.INVALID_INPUT: "a name, email, phone or attribute breaks a rule (`field` says which).",
-        }))
-    async def update_customer(self, info: Info, input: Annotated[UpdateCustomerInput, _input("changes")]
-                              ) -> CustomerPayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Edit a customer's details (any member who can see their conversation).",
+            {
+                E.NOT_FOUND: "no such customer, or you may not see their conversation.",
+                E.INVALID_INPUT: "a name, email, phone or attribute breaks a rule (`field` says which).",
+            },
+        )
+    )
+    async def update_customer(
+        self, info: Info, input: Annotated[UpdateCustomerInput, _input("changes")]
+    ) -> CustomerPayload:
         ctx = info.context
 
         async def action():
             changes = customers.CustomerChanges(
-                id=str(input.id), name=_unset(input.name), email=_unset(input.email), phone=_unset(input.phone),
-                attributes=_unset(input.attributes))
-            customer = await customers.update_customer(ctx.services.store, ctx.services.events, ctx.viewer,
-                                                       changes, ctx.now)
+                id=str(input.id),
+                name=_unset(input.name),
+                email=_unset(input.email),
+                phone=_unset(input.phone),
+                attributes=_unset(input.attributes),
+            )
+            customer = await customers.update_customer(
+                ctx.services.store, ctx.services.events, ctx.viewer, changes, ctx.now
+            )
             return {"customer": Customer(entity=customer)}
+
         return await run(CustomerPayload, action)
 
-    @strawberry.mutation(description=mutation_description(
-        "Create a message template, shared by the organization (organization or team admins).", {
-            E.FORBIDDEN: "you are not an admin of the organization or of any team.",
-            E.INVALID_INPUT: "the name or body breaks a rule, or the body has more than 50 placeholders.",
-        }))
-    async def create_message_template(self, info: Info,
-                                      input: Annotated[CreateMessageTemplateInput, _input("new template")]
-                                      ) -> MessageTemplatePayload:
+    @strawberry.mutation(
+        description=mutation_description(
+            "Create a message template, shared by the organization (organization or team admins).",
+            {
+                E.FORBIDDEN: "you are not an admin of the organization or of any team.",
+                E.INVALID_INPUT: "the name or body breaks a rule, or the body has more than 50 placeholders.",
+            },
+        )
+    )
+    async def create_message_template(
+        self, info: Info, input: Annotated[CreateMessageTemplateInput, _input("new template")]
+    ) -> MessageTemplatePayload:
         ctx = info.context
 
         async def action():
-            template = await onboarding.create_message_template(ctx.services.store, ctx.viewer, input.name,
-                                                                input.body, input.channel, ctx.now)
+            template = await onboarding.create_message_template(
+                ctx.services.store, ctx.viewer, input.name, input.body, input.channel, ctx.now
+            )
             return {"template": MessageTemplate(entity=template)}
+
         return await run(MessageTemplatePayload, action)
 
 
@@ -267,7 +386,14 @@ async def _room_action(info: Info, use_case, conversation_id) -> ConversationPay
     ctx = info.context
 
     async def action():
-        conversation = await use_case(ctx.services.store, ctx.services.events, ctx.viewer, str(conversation_id),
-                                      ctx.now, ctx.services.settings.thresholds)
+        conversation = await use_case(
+            ctx.services.store,
+            ctx.services.events,
+            ctx.viewer,
+            str(conversation_id),
+            ctx.now,
+            ctx.services.settings.thresholds,
+        )
         return {"conversation": Conversation(entity=conversation)}
+
     return await run(ConversationPayload, action)

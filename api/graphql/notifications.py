@@ -32,8 +32,9 @@ class Notification:
     def kind(self) -> NotificationKind:
         return self.entity.kind
 
-    @strawberry.field(description="The conversation, if you can still see it (a grabbed offer may be gone).",
-                      extensions=[PerViewer()])
+    @strawberry.field(
+        description="The conversation, if you can still see it (a grabbed offer may be gone).", extensions=[PerViewer()]
+    )
     async def conversation(self, info: Info) -> Conversation | None:
         found = await info.context.loaders.conversation.load(self.entity.conversation_id)
         if found is None or not can_see(info.context.viewer, found):
@@ -52,9 +53,11 @@ class Notification:
     def read(self) -> bool:
         return self.entity.read
 
-    @strawberry.field(description="A GRAB_OFFER you may take now: the rule `grabConversation` applies, "
-                                  "judged when read (false for admins, and once grabbed or closed).",
-                      extensions=[PerViewer()])
+    @strawberry.field(
+        description="A GRAB_OFFER you may take now: the rule `grabConversation` applies, "
+        "judged when read (false for admins, and once grabbed or closed).",
+        extensions=[PerViewer()],
+    )
     async def can_grab(self, info: Info) -> bool:
         if self.entity.kind is not NotificationKind.GRAB_OFFER:
             return False
@@ -83,8 +86,10 @@ async def load_notification(ctx, notification_id: str) -> Notification | None:
 async def list_notifications(ctx, unread_only: bool, first: int, after: str | None) -> NotificationConnection:
     page = await notifications_of(ctx.services.store.notifications, ctx.viewer, unread_only, first, after)
     edges = [Edge(cursor=n.id, node=Notification(entity=n)) for n in page.notifications]
-    return NotificationConnection(edges=edges, page_info=PageInfo(
-        has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None))
+    return NotificationConnection(
+        edges=edges,
+        page_info=PageInfo(has_next_page=page.has_next_page, end_cursor=edges[-1].cursor if edges else None),
+    )
 
 
 @strawberry.input(description="Notifications to mark as read.")
@@ -96,31 +101,38 @@ class MarkNotificationsReadInput:
 class NotificationQuery:
     @strawberry.field(description="Your notification center, newest first.")
     async def notifications(
-            self, info: Info,
-            unread_only: Annotated[bool, strawberry.argument(description="Only those not marked read.")] = False,
-            first: Annotated[int, strawberry.argument(
-                description="Page size, 0 to 100 (`INVALID_INPUT` otherwise).")] = 20,
-            after: Annotated[str | None, strawberry.argument(
-                description="`endCursor` of the previous page; omitted: the newest first.")] = None,
+        self,
+        info: Info,
+        unread_only: Annotated[bool, strawberry.argument(description="Only those not marked read.")] = False,
+        first: Annotated[int, strawberry.argument(description="Page size, 0 to 100 (`INVALID_INPUT` otherwise).")] = 20,
+        after: Annotated[
+            str | None, strawberry.argument(description="`endCursor` of the previous page; omitted: the newest first.")
+        ] = None,
     ) -> NotificationConnection:
         return await list_notifications(info.context, unread_only, first, after)
 
 
 @strawberry.type
 class NotificationMutation:
-    @strawberry.mutation(description=mutation_description(
-        "Mark some of your notifications as read; ids of others' notifications, or of none, are ignored.", {
-            ErrorCode.INVALID_INPUT: f"more than {MAX_MARK} ids.",
-        }))
+    @strawberry.mutation(
+        description=mutation_description(
+            "Mark some of your notifications as read; ids of others' notifications, or of none, are ignored.",
+            {
+                ErrorCode.INVALID_INPUT: f"more than {MAX_MARK} ids.",
+            },
+        )
+    )
     async def mark_notifications_read(
-            self, info: Info,
-            input: Annotated[MarkNotificationsReadInput, strawberry.argument(
-                description="The notifications to mark.")],
+        self,
+        info: Info,
+        input: Annotated[MarkNotificationsReadInput, strawberry.argument(description="The notifications to mark.")],
     ) -> MarkNotificationsReadPayload:
         try:
-            updated = await mark_read(info.context.services.store.notifications, info.context.viewer,
-                                      [str(i) for i in input.ids])
+            updated = await mark_read(
+                info.context.services.store.notifications, info.context.viewer, [str(i) for i in input.ids]
+            )
         except Refused as refused:
-            return MarkNotificationsReadPayload(errors=[UserError(code=refused.code, message=refused.message,
-                                                                  field=refused.field)])
+            return MarkNotificationsReadPayload(
+                errors=[UserError(code=refused.code, message=refused.message, field=refused.field)]
+            )
         return MarkNotificationsReadPayload(updated=updated, errors=[])

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from typing import Any, Awaitable, Callable, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import strawberry
 
 from api.graphql.types import (
-    Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team, UserError,
+    Channel,
+    Conversation,
+    Customer,
+    Member,
+    Message,
+    MessageTemplate,
+    Organization,
+    Team,
+    UserError,
 )
 from domain.errors import Refused
 
@@ -18,7 +27,7 @@ def user_error(refused: Refused) -> UserError:
     return UserError(code=refused.code, message=refused.message, field=refused.field)
 
 
-async def run(payload: type[P], action: Callable[[], Awaitable[dict[str, Any]]]) -> P:
+async def run(payload: Callable[..., P], action: Callable[[], Awaitable[dict[str, Any]]]) -> P:
     """Run a use case; a refusal becomes ``errors`` and every other field stays null."""
     try:
         return payload(**await action(), errors=[])
@@ -50,7 +59,8 @@ class TeamPayload:
 class ConnectChannelPayload:
     channel: Channel | None = strawberry.field(default=None, description="The channel.")
     ingest_key: str | None = strawberry.field(
-        default=None, description="Secret for the `X-Channel-Key` header of the inbound webhook. Shown once.")
+        default=None, description="Secret for the `X-Channel-Key` header of the inbound webhook. Shown once."
+    )
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 

@@ -10,14 +10,22 @@ from strawberry.types import Info
 from api.graphql.enums import ChannelType, ConversationOrder
 from api.graphql.inputs import ConversationFilter
 from api.graphql.types import (
-    Channel, Conversation, ConversationConnection, Edge, Member, MessageTemplate, Organization, PageInfo,
-    StatusCount, Team,
+    Channel,
+    Conversation,
+    ConversationConnection,
+    Edge,
+    Member,
+    MessageTemplate,
+    Organization,
+    PageInfo,
+    StatusCount,
+    Team,
 )
 from domain import listing
-from domain.listing import MAX_PAGE_SIZE
 from domain.enums import StatusFilter
-from domain.usecases.rooms import load_visible
 from domain.errors import Refused
+from domain.listing import MAX_PAGE_SIZE
+from domain.usecases.rooms import load_visible
 from domain.visibility import teams_visible_to
 
 
@@ -33,12 +41,15 @@ def to_domain_filter(flt: ConversationFilter | None) -> listing.ConversationFilt
     )
 
 
-FILTER = strawberry.argument(description="Which conversations, as in the page's filter block; omitted: every "
-                                         "open conversation you can see.")
+FILTER = strawberry.argument(
+    description="Which conversations, as in the page's filter block; omitted: every open conversation you can see."
+)
 
 
-@strawberry.type(description="The root of all reads. Every field needs `Authorization: Bearer <token>`; without a "
-                             "valid token the whole request fails with the top-level error `UNAUTHENTICATED`.")
+@strawberry.type(
+    description="The root of all reads. Every field needs `Authorization: Bearer <token>`; without a "
+    "valid token the whole request fails with the top-level error `UNAUTHENTICATED`."
+)
 class Query:
     @strawberry.field(description="You.")
     async def me(self, info: Info) -> Member | None:
@@ -65,8 +76,9 @@ class Query:
         return [Channel(entity=c) for c in await info.context.services.store.channels(info.context.viewer.org_id)]
 
     @strawberry.field(description="One conversation; null when it doesn't exist or you may not see it.")
-    async def conversation(self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(
-            description="The conversation's id.")]) -> Conversation | None:
+    async def conversation(
+        self, info: Info, id: Annotated[strawberry.ID, strawberry.argument(description="The conversation's id.")]
+    ) -> Conversation | None:
         try:
             found = await load_visible(info.context.services.store, info.context.viewer, str(id))
         except Refused:
@@ -75,20 +87,27 @@ class Query:
 
     @strawberry.field(description="The conversation list: filtered, ordered, paged by opaque cursors.")
     async def conversations(
-            self, info: Info,
-            filter: Annotated[ConversationFilter | None, FILTER] = None,
-            order_by: Annotated[ConversationOrder, strawberry.argument(
-                description="The order of the list.")] = ConversationOrder.LAST_ACTIVITY_DESC,
-            first: Annotated[int, strawberry.argument(
-                description=f"Page size, 0 to {MAX_PAGE_SIZE} (`INVALID_INPUT` otherwise).")] = 20,
-            after: Annotated[str | None, strawberry.argument(
-                description="`endCursor` of the previous page, listed with the same `orderBy`; omitted: the "
-                            "first page.")] = None,
+        self,
+        info: Info,
+        filter: Annotated[ConversationFilter | None, FILTER] = None,
+        order_by: Annotated[
+            ConversationOrder, strawberry.argument(description="The order of the list.")
+        ] = ConversationOrder.LAST_ACTIVITY_DESC,
+        first: Annotated[
+            int, strawberry.argument(description=f"Page size, 0 to {MAX_PAGE_SIZE} (`INVALID_INPUT` otherwise).")
+        ] = 20,
+        after: Annotated[
+            str | None,
+            strawberry.argument(
+                description="`endCursor` of the previous page, listed with the same `orderBy`; omitted: the first page."
+            ),
+        ] = None,
     ) -> ConversationConnection:
         ctx = info.context
         listing.check_page_size(first)
-        criteria = listing.list_criteria(ctx.viewer, to_domain_filter(filter), ctx.now,
-                                         ctx.services.settings.thresholds)
+        criteria = listing.list_criteria(
+            ctx.viewer, to_domain_filter(filter), ctx.now, ctx.services.settings.thresholds
+        )
         page = await ctx.services.lister.page(criteria, order_by, first, after, ctx.now)
         edges = [Edge(cursor=cursor, node=Conversation(entity=c)) for c, cursor in page.items]
         return ConversationConnection(
@@ -99,10 +118,15 @@ class Query:
 
     @strawberry.field(description="Sidebar badges: how many conversations each status filter would list.")
     async def conversation_counts(
-            self, info: Info,
-            filter: Annotated[ConversationFilter | None, strawberry.argument(
+        self,
+        info: Info,
+        filter: Annotated[
+            ConversationFilter | None,
+            strawberry.argument(
                 description="Narrows every badge as it narrows the list; its `statuses` are ignored (each badge "
-                            "counts one status filter).")] = None,
+                "counts one status filter)."
+            ),
+        ] = None,
     ) -> list[StatusCount]:
         ctx = info.context
         t = ctx.services.settings.thresholds
@@ -113,13 +137,15 @@ class Query:
 
     @strawberry.field(description="Message templates, optionally only those usable on a channel type.")
     async def message_templates(
-            self, info: Info,
-            channel: Annotated[ChannelType | None, strawberry.argument(
+        self,
+        info: Info,
+        channel: Annotated[
+            ChannelType | None,
+            strawberry.argument(
                 description="Only templates usable on this channel type: those for it and those for any "
-                            "channel; omitted: every template.")] = None,
+                "channel; omitted: every template."
+            ),
+        ] = None,
     ) -> list[MessageTemplate]:
         found = await info.context.services.store.templates(info.context.viewer.org_id, channel)
         return [MessageTemplate(entity=t) for t in found]
-
-
-

@@ -8,13 +8,18 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
 from api.graphql.extensions import (
-    CountOperations, DocumentValidationCache, KeepMutationsWhole, PresentErrors, QueryCostLimit,
-    RequireAuthentication, SafeParserCache,
+    CountOperations,
+    DocumentValidationCache,
+    KeepMutationsWhole,
+    PresentErrors,
+    QueryCostLimit,
+    RequireAuthentication,
+    SafeParserCache,
 )
 from api.graphql.mutations import Mutation
+from api.graphql.queries import Query
 from api.graphql.sharing import SharedEventExecutor
 from api.graphql.strawberry_adapter import SchemaBase
-from api.graphql.queries import Query
 from api.settings import Settings
 
 
@@ -37,7 +42,8 @@ class Schema(SchemaBase):
 def merged_root(name: str, types: tuple[type, ...]) -> type:
     """``merge_types``, keeping the first type's description (``merge_types`` drops it)."""
     root = merge_types(name, types)
-    root.__strawberry_definition__.description = types[0].__strawberry_definition__.description
+    # both set by strawberry.type and merge_types, which their stubs do not say
+    root.__strawberry_definition__.description = types[0].__strawberry_definition__.description  # type: ignore[attr-defined]
     return root
 
 
@@ -46,8 +52,10 @@ def build_schema(settings: Settings | None = None) -> Schema:
     # The limiters' rule classes are built once: each limiter instance makes a new
     # class, and the validation cache keys on the rules, so per-request classes
     # would make every lookup a miss.
-    rules = (QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
-             + MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
+    rules = (
+        QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules
+        + MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules
+    )
     introspection = settings.introspection_policy
     if introspection == "off":
         rules.append(NoSchemaIntrospectionCustomRule)
@@ -69,7 +77,10 @@ def build_schema(settings: Settings | None = None) -> Schema:
     query = merged_root("Query", (Query, NotificationQuery))
     mutation = merged_root("Mutation", (Mutation, NotificationMutation))
     return Schema(
-        query=query, mutation=mutation, subscription=Subscription, extensions=extensions,
+        query=query,
+        mutation=mutation,
+        subscription=Subscription,
+        extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=hide_suggestions),
         # Off only to measure what sharing saves (bench/fanout.py).
         execution_context_class=SharedEventExecutor if settings.shared_execution else None,

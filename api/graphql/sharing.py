@@ -63,8 +63,9 @@ def operation_key(executor: Any) -> tuple[bool, tuple]:
     name = operation.name.value if operation.name else None
     variables = json.dumps(executor.variable_values.coerced, sort_keys=True, default=repr)
     schema = executor.schema
-    per_viewer = selects_per_viewer_field(schema, schema.get_root_type(operation.operation),
-                                          operation.selection_set, executor.fragment_definitions)
+    per_viewer = selects_per_viewer_field(
+        schema, schema.get_root_type(operation.operation), operation.selection_set, executor.fragment_definitions
+    )
     return per_viewer, (source, name, variables)
 
 

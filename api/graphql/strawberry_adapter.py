@@ -14,7 +14,7 @@ Public strawberry API (``strawberry.*``, ``strawberry.types``,
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLField, GraphQLSchema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
@@ -23,11 +23,21 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.schema.validation_rules.maybe_null import MaybeNullValidationRule
 from strawberry.schema.validation_rules.one_of import OneOfInputValidationRule
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
-    BaseGraphQLTransportWSHandler, Operation, _OperationStreamClosed,
+    BaseGraphQLTransportWSHandler,
+    _OperationStreamClosed,
 )
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation as StrawberryOperation
 from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWSHandler
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
+
+if TYPE_CHECKING:
+    from api.graphql.context import Context
+
+    # strawberry's handler type variables default to None (no context): ours run with a Context
+    Operation = StrawberryOperation[Context, None]
+else:
+    Operation = StrawberryOperation
 
 # graphql-core's executor as strawberry configures it; subclassed to share executions.
 ExecutorBase = StrawberryGraphQLCoreExecutionContext
@@ -60,14 +70,15 @@ class SchemaBase(Schema):
         return self.execution_context_kwargs(super()._get_custom_context_kwargs(operation_extensions, sync=sync))
 
 
-class TransportHandlerBase(BaseGraphQLTransportWSHandler):
+class TransportHandlerBase(BaseGraphQLTransportWSHandler["Context", None]):
     """strawberry's graphql-transport-ws handler, its private helpers under names of ours."""
 
     def pre_execution_close_reason(self, error: GraphQLError) -> str | None:
         """Why a pre-execution error closes the whole socket (None: it fails its operation only)."""
         return BaseGraphQLTransportWSHandler._get_pre_execution_close_reason(error)
 
-    def _get_pre_execution_close_reason(self, error: GraphQLError) -> str | None:
+    # strawberry's is a staticmethod it calls through self; an instance method lets subclasses decide
+    def _get_pre_execution_close_reason(self, error: GraphQLError) -> str | None:  # type: ignore[override]
         return self.pre_execution_close_reason(error)
 
     async def send_pre_execution_error(self, operation: Operation, error: PreExecutionError) -> None:
@@ -80,11 +91,21 @@ class TransportHandlerBase(BaseGraphQLTransportWSHandler):
 
     async def send_text(self, text: str) -> None:
         """A message already encoded (once, for many sockets)."""
-        await self.websocket.ws.send_text(text)
+        await self.websocket.ws.send_text(text)  # type: ignore[attr-defined]  # Starlette's adapter keeps it as .ws
 
 
 __all__ = [
-    "BaseGraphQLWSHandler", "CannotGetOperationTypeError", "EXTRA_VALIDATION_RULES", "ExecutorBase",
-    "InvalidOperationTypeError", "Operation", "OperationStreamClosed", "OperationType", "PreExecutionError",
-    "SchemaBase", "TransportHandlerBase", "graphql_schema_of", "strawberry_field_of",
+    "BaseGraphQLWSHandler",
+    "CannotGetOperationTypeError",
+    "EXTRA_VALIDATION_RULES",
+    "ExecutorBase",
+    "InvalidOperationTypeError",
+    "Operation",
+    "OperationStreamClosed",
+    "OperationType",
+    "PreExecutionError",
+    "SchemaBase",
+    "TransportHandlerBase",
+    "graphql_schema_of",
+    "strawberry_field_of",
 ]

@@ -13,14 +13,14 @@ the selection (:mod:`api.graphql.sharing`).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncGenerator
 from datetime import datetime
-from typing import Annotated, AsyncGenerator
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
 
 from api.auth import load_viewer
-from api.store.events import TEAMS_CHANGED
 from api.graphql.enums import ConversationStatus, EventKind
 from api.graphql.inputs import ConversationFilter
 from api.graphql.multiplex import GroupRoot, Resume
@@ -29,12 +29,14 @@ from api.graphql.queries import to_domain_filter
 from api.graphql.types import Conversation, Member, Message, Moment, stored_int
 from api.hub import DispatchedEvent
 from api.store import codec
+from api.store.events import TEAMS_CHANGED
 from domain import listing
+from domain.entities import Conversation as Conversation_
+from domain.entities import Message as Message_
 from domain.enums import EventKind as Kind
 from domain.errors import invalid
-from domain.entities import Conversation as Conversation_
-from domain.events import GONE, Event, delivered_kind, judgment_key, visible_now
-from domain.visibility import can_see
+from domain.events import GONE, Event, Gone, delivered_kind, judgment_key, visible_now
+from domain.visibility import Viewer, can_see
 
 
 @strawberry.type(description="Something that happened to a conversation you can see.")
@@ -59,8 +61,9 @@ class ConversationEvent:
     def conversation(self) -> Conversation | None:
         if self.delivered_kind is Kind.HIDDEN:
             return None
-        return Conversation(entity=self.event.conversation,
-                            as_of=Moment(at=self.event.at, status=self.event.new_status))
+        return Conversation(
+            entity=self.event.conversation, as_of=Moment(at=self.event.at, status=self.event.new_status)
+        )
 
     @strawberry.field(description="Status before the change.")
     def previous_status(self) -> ConversationStatus | None:
@@ -91,8 +94,9 @@ def judged(dispatched: DispatchedEvent, context, flt: listing.ConversationFilter
     key = judgment_key(visibility, context.viewer, flt)
     verdicts = dispatched.verdicts
     if key not in verdicts:
-        verdicts[key] = delivered_kind(context.viewer, visibility, flt, dispatched.event,
-                                       context.services.settings.thresholds)
+        verdicts[key] = delivered_kind(
+            context.viewer, visibility, flt, dispatched.event, context.services.settings.thresholds
+        )
     return verdicts[key]
 
 
@@ -105,7 +109,7 @@ def payload(dispatched: DispatchedEvent, kind: Kind) -> ConversationEvent:
     return payloads[kind]
 
 
-async def message_of(dispatched: DispatchedEvent, store) -> object:
+async def message_of(dispatched: DispatchedEvent, store) -> Message_ | None:
     """The event's message, read once for every subscriber of this process."""
     if dispatched.message is None:
         doc = dispatched.doc
@@ -122,8 +126,9 @@ def _parse_after(after: strawberry.ID | None) -> int | None:
     return value
 
 
-async def follow(info: Info, after: int | None, notifications: bool = False
-                 ) -> AsyncGenerator[tuple[DispatchedEvent, object, Conversation_ | None], None]:
+async def follow(
+    info: Info, after: int | None, notifications: bool = False
+) -> AsyncGenerator[tuple[DispatchedEvent, Viewer, Conversation_ | Gone | None], None]:
     """Stored events after ``after`` (if given), then live ones: no gap, no duplicate.
 
     Yields (the event as dispatched, current viewer, the conversation now): team changes
@@ -144,7 +149,9 @@ async def follow(info: Info, after: int | None, notifications: bool = False
     grouped = isinstance(root, GroupRoot)
     if isinstance(root, Resume) and after is None:
         after = root.resume_after
-        ctx.refresh(await load_viewer(ctx.services.store, ctx.viewer.member_id, ctx.viewer.org_id), ctx.services.clock())
+        ctx.refresh(
+            await load_viewer(ctx.services.store, ctx.viewer.member_id, ctx.viewer.org_id), ctx.services.clock()
+        )
         if ctx.viewer is None:
             return
     elif grouped and after is None:
@@ -158,6 +165,7 @@ async def follow(info: Info, after: int | None, notifications: bool = False
     def follow_teams() -> None:
         if not notifications:
             hub.follow_teams(subscription, ctx.visibility().team_ids)
+
     try:
         frontier = hub.dispatched_id
         backlog = await hub.replay(viewer.org_id, after, frontier) if after is not None else []
@@ -168,7 +176,7 @@ async def follow(info: Info, after: int | None, notifications: bool = False
             viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return
-            yield dispatched, viewer, current.get((doc.get("conversation") or {}).get("_id"), GONE)
+            yield dispatched, viewer, current.get((doc.get("conversation") or {}).get("_id", ""), GONE)
         while True:
             dispatched = await subscription.queue.get()
             doc = dispatched.doc
@@ -207,22 +215,35 @@ async def _judge_viewer(ctx, doc: dict, viewer, follow_teams):
     return viewer
 
 
-@strawberry.type(description="The root of realtime streams, over WebSocket (`graphql-transport-ws`). "
-                             "Authenticate in `connection_init` with `{\"authorization\": \"Bearer <token>\"}`; "
-                             "a bad or missing token closes the socket with code 4403.")
+@strawberry.type(
+    description="The root of realtime streams, over WebSocket (`graphql-transport-ws`). "
+    'Authenticate in `connection_init` with `{"authorization": "Bearer <token>"}`; '
+    "a bad or missing token closes the socket with code 4403."
+)
 class Subscription:
-    @strawberry.subscription(description="Changes to conversations you can see that match the filter. "
-                                         "Pass `after` (last event id) to resume without gaps.")
+    @strawberry.subscription(
+        description="Changes to conversations you can see that match the filter. "
+        "Pass `after` (last event id) to resume without gaps."
+    )
     async def conversation_events(
-            self, info: Info,
-            filter: Annotated[ConversationFilter | None, strawberry.argument(
+        self,
+        info: Info,
+        filter: Annotated[
+            ConversationFilter | None,
+            strawberry.argument(
                 description="Only events of conversations this filter would list at the event's moment (a "
-                            "CLOSED event also reaches lists that showed the conversation before); omitted: "
-                            "every open conversation you can see.")] = None,
-            after: Annotated[strawberry.ID | None, strawberry.argument(
+                "CLOSED event also reaches lists that showed the conversation before); omitted: "
+                "every open conversation you can see."
+            ),
+        ] = None,
+        after: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
                 description="The last event id you received: the events after it are replayed first (they are "
-                            "kept for `IMBRACE_EVENT_RETENTION_S`), then the live ones; omitted: live events "
-                            "only.")] = None,
+                "kept for `IMBRACE_EVENT_RETENTION_S`), then the live ones; omitted: live events "
+                "only."
+            ),
+        ] = None,
     ) -> AsyncGenerator[ConversationEvent, None]:
         flt = to_domain_filter(filter)
         async for dispatched, _viewer, now_state in follow(info, _parse_after(after)):
@@ -232,18 +253,28 @@ class Subscription:
             if kind is not None and visible_now(info.context.visibility(), kind, now_state):
                 yield payload(dispatched, kind)
 
-    @strawberry.subscription(description="New messages (and delivery updates) in one conversation, or in every "
-                                         "conversation you can see when `conversationId` is omitted.")
+    @strawberry.subscription(
+        description="New messages (and delivery updates) in one conversation, or in every "
+        "conversation you can see when `conversationId` is omitted."
+    )
     async def message_added(
-            self, info: Info,
-            conversation_id: Annotated[strawberry.ID | None, strawberry.argument(
-                description="Only this conversation's messages; omitted: those of every conversation you can "
-                            "see.")] = None,
+        self,
+        info: Info,
+        conversation_id: Annotated[
+            strawberry.ID | None,
+            strawberry.argument(
+                description="Only this conversation's messages; omitted: those of every conversation you can see."
+            ),
+        ] = None,
     ) -> AsyncGenerator[Message, None]:
-        async for dispatched, viewer, now_state in follow(info, None):
+        async for dispatched, _viewer, now_state in follow(info, None):
             doc = dispatched.doc
-            if doc["kind"] not in (Kind.MESSAGE.value, Kind.CREATED.value, Kind.REOPENED.value,
-                                   Kind.DELIVERY.value) or not doc.get("message_id"):
+            if doc["kind"] not in (
+                Kind.MESSAGE.value,
+                Kind.CREATED.value,
+                Kind.REOPENED.value,
+                Kind.DELIVERY.value,
+            ) or not doc.get("message_id"):
                 continue
             event = dispatched.event
             if conversation_id is not None and event.conversation.id != str(conversation_id):

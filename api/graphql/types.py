@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
@@ -12,8 +13,18 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.graphql.enums import (
-    ChannelType, ClosedReason, ConversationStatus, DeliveryStatus, DeliveryVia, ErrorCode, MessageKind,
-    OrgRole, SenderKind, StatusFilter, TeamMode, TeamRole,
+    ChannelType,
+    ClosedReason,
+    ConversationStatus,
+    DeliveryStatus,
+    DeliveryVia,
+    ErrorCode,
+    MessageKind,
+    OrgRole,
+    SenderKind,
+    StatusFilter,
+    TeamMode,
+    TeamRole,
 )
 from api.graphql.viewer_fields import PerViewer
 from domain import entities as e
@@ -50,7 +61,7 @@ class Organization:
     name: str = strawberry.field(description="Display name.")
 
     @classmethod
-    def of(cls, org: e.Organization) -> "Organization":
+    def of(cls, org: e.Organization) -> Organization:
         return cls(id=strawberry.ID(org.id), name=org.name)
 
 
@@ -166,7 +177,7 @@ class Customer:
 
     @strawberry.field(description="Free-form details agents keep about the customer.")
     def attributes(self) -> JSON:
-        return self.entity.attributes
+        return self.entity.attributes  # type: ignore[return-value]  # strawberry's JSON scalar takes any JSON value
 
     @strawberry.field(description="Web widget open now (a heartbeat within the presence timeout).")
     def online(self, info: Info) -> bool:
@@ -251,8 +262,7 @@ class Message:
 
     @strawberry.field(description="Files and links.")
     def attachments(self) -> list[Attachment]:
-        return [Attachment(url=a.url, mime_type=a.mime_type, name=a.name, size=a.size)
-                for a in self.entity.attachments]
+        return [Attachment(url=a.url, mime_type=a.mime_type, name=a.name, size=a.size) for a in self.entity.attachments]
 
     @strawberry.field(description="When the server received it.")
     def created_at(self) -> datetime:
@@ -264,8 +274,10 @@ class Message:
 
     @strawberry.field(description="How it reaches the customer (email fallback included).")
     def deliveries(self) -> list[Delivery]:
-        return [Delivery(via=d.via, status=d.status, attempts=d.attempts, last_error=d.last_error, at=d.at)
-                for d in self.entity.deliveries]
+        return [
+            Delivery(via=d.via, status=d.status, attempts=d.attempts, last_error=d.last_error, at=d.at)
+            for d in self.entity.deliveries
+        ]
 
 
 @strawberry.type(description="A page of messages, oldest first.")
@@ -288,7 +300,7 @@ def stored_int(text: str) -> int | None:
     if not (text.isascii() and text.isdigit() and len(text) <= 19):
         return None
     value = int(text)
-    return value if value < 2 ** 63 else None
+    return value if value < 2**63 else None
 
 
 def message_seq_from_cursor(cursor: str) -> int:
@@ -311,8 +323,10 @@ class Moment:
     status: ConversationStatus | None
 
 
-@strawberry.type(description="A customer's thread on one channel, as an agent sees it now (or, inside an "
-                             "event, as it was at that event).")
+@strawberry.type(
+    description="A customer's thread on one channel, as an agent sees it now (or, inside an "
+    "event, as it was at that event)."
+)
 class Conversation:
     entity: strawberry.Private[e.Conversation]
     as_of: strawberry.Private[Moment | None] = None
@@ -404,16 +418,26 @@ class Conversation:
     def email_fallback_active(self, info: Info) -> bool:
         return email_fallback_active(self.entity, self._now(info))
 
-    @strawberry.field(description="Messages, chronological; `before` pages to older ones. Inside an event, "
-                                  "the messages up to that event.")
+    @strawberry.field(
+        description="Messages, chronological; `before` pages to older ones. Inside an event, "
+        "the messages up to that event."
+    )
     async def messages(
-            self, info: Info,
-            last: Annotated[int, strawberry.argument(
+        self,
+        info: Info,
+        last: Annotated[
+            int,
+            strawberry.argument(
                 description="How many messages, 0 to 100 (`INVALID_INPUT` otherwise): the newest of those "
-                            "before `before`.")] = 50,
-            before: Annotated[str | None, strawberry.argument(
-                description="`startCursor` of the page you have: only older messages; omitted: the newest.")
-            ] = None,
+                "before `before`."
+            ),
+        ] = 50,
+        before: Annotated[
+            str | None,
+            strawberry.argument(
+                description="`startCursor` of the page you have: only older messages; omitted: the newest."
+            ),
+        ] = None,
     ) -> MessageConnection:
         if last < 0 or last > 100:
             raise invalid("`last` must be between 0 and 100.", "last")
@@ -425,16 +449,22 @@ class Conversation:
         has_previous = len(found) > last
         page = list(reversed(found[:last]))
         edges = [Edge(cursor=message_cursor(m.seq), node=Message(entity=m)) for m in page]
-        return MessageConnection(edges=edges, page_info=PageInfo(
-            has_next_page=False, end_cursor=edges[-1].cursor if edges else None,
-            has_previous_page=has_previous, start_cursor=edges[0].cursor if edges else None))
+        return MessageConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=False,
+                end_cursor=edges[-1].cursor if edges else None,
+                has_previous_page=has_previous,
+                start_cursor=edges[0].cursor if edges else None,
+            ),
+        )
 
 
 @strawberry.type(description="A page of conversations.")
 class ConversationConnection:
     edges: list[Edge[Conversation]] = strawberry.field(description="Conversations in the requested order.")
     page_info: PageInfo = strawberry.field(description="Pagination.")
-    total: strawberry.Private[object]
+    total: strawberry.Private[Callable[[], Awaitable[int]]]
 
     @strawberry.field(description="How many conversations match the filter in all.")
     async def total_count(self) -> int:
@@ -466,4 +496,3 @@ class MessageTemplate:
     @strawberry.field(description="Channel it is for (null: any channel).")
     def channel(self) -> ChannelType | None:
         return self.entity.channel
-

@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
+from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from api.auth import bearer_token, viewer_from_header
@@ -40,13 +41,19 @@ class RequestRefused(HTTPException):
         self.headers = headers or {}
 
 
-class GraphQLView(GraphQL):
+class GraphQLView(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = TransportHandler
     graphql_ws_handler_class = LegacyHandler
 
-    def __init__(self, services: Services, multiplex: bool = True, request_timeout_s: float | None = None,
-                 metrics: Metrics | None = None, graphiql_html: str | None = None,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self,
+        services: Services,
+        multiplex: bool = True,
+        request_timeout_s: float | None = None,
+        metrics: Metrics | None = None,
+        graphiql_html: str | None = None,
+        **kwargs: Any,
+    ) -> None:
         """``graphiql_html``: the GraphiQL page to serve instead of strawberry's (:mod:`api.graphiql`)."""
         super().__init__(**kwargs)
         self.graphiql_html = graphiql_html
@@ -78,14 +85,17 @@ class GraphQLView(GraphQL):
             response = await self.run(request)
         except HTTPException as error:
             code = getattr(error, "code", None) or HTTP_CODES.get(error.status_code, "BAD_REQUEST")
-            response = JSONResponse({"errors": [{"message": error.reason, "extensions": {"code": code}}]},
-                                    status_code=error.status_code, headers=getattr(error, "headers", None))
+            response = JSONResponse(
+                {"errors": [{"message": error.reason, "extensions": {"code": code}}]},
+                status_code=error.status_code,
+                headers=getattr(error, "headers", None),
+            )
         if graphql_response and response.media_type == media.JSON:
             response.headers["content-type"] = media.GRAPHQL_RESPONSE + "; charset=utf-8"
             response.status_code = getattr(request.state, "graphql_status", response.status_code)
         await response(scope, receive, send)
 
-    async def process_result(self, request: Request, result: ExecutionResult) -> dict:
+    async def process_result(self, request: Request, result: ExecutionResult) -> GraphQLHTTPResponse:
         """A request error answered as ``application/graphql-response+json`` has no ``data`` entry
         and status 400; ``application/json`` answers keep ``"data": null`` and 200."""
         answer = await super().process_result(request, result)
@@ -111,31 +121,47 @@ class GraphQLView(GraphQL):
             async with asyncio.timeout(self.request_timeout_s) as deadline:
                 context.deadline = deadline
                 return await self.schema.execute(
-                    request_data.query, root_value=root_value, variable_values=request_data.variables,
-                    context_value=context, operation_name=request_data.operation_name,
-                    allowed_operation_types=allowed, operation_extensions=request_data.extensions)
+                    request_data.query,
+                    root_value=root_value,
+                    variable_values=request_data.variables,
+                    context_value=context,
+                    operation_name=request_data.operation_name,
+                    allowed_operation_types=allowed,
+                    operation_extensions=request_data.extensions,
+                )
         except MissingQueryError as error:
             raise RequestRefused(400, "No GraphQL query found in the request.", "BAD_REQUEST") from error
         except CannotGetOperationTypeError as error:
             raise RequestRefused(400, error.as_http_error_reason(), "UNKNOWN_OPERATION") from error
         except InvalidOperationTypeError as error:
             if error.operation_type is OperationType.SUBSCRIPTION:
-                raise RequestRefused(400, "Subscriptions need the WebSocket endpoint: open a WebSocket to "
-                                          "/graphql with the graphql-transport-ws protocol.",
-                                     "SUBSCRIPTION_NEEDS_WEBSOCKET") from error
+                raise RequestRefused(
+                    400,
+                    "Subscriptions need the WebSocket endpoint: open a WebSocket to "
+                    "/graphql with the graphql-transport-ws protocol.",
+                    "SUBSCRIPTION_NEEDS_WEBSOCKET",
+                ) from error
             if request_adapter.method == "GET" and error.operation_type is OperationType.MUTATION:
-                raise RequestRefused(405, "Mutations are sent with POST.", "METHOD_NOT_ALLOWED",
-                                     headers={"Allow": "POST"}) from error
-            raise RequestRefused(400, error.as_http_error_reason(request_adapter.method),
-                                 "OPERATION_NOT_ALLOWED") from error
+                raise RequestRefused(
+                    405, "Mutations are sent with POST.", "METHOD_NOT_ALLOWED", headers={"Allow": "POST"}
+                ) from error
+            raise RequestRefused(
+                400, error.as_http_error_reason(request_adapter.method), "OPERATION_NOT_ALLOWED"
+            ) from error
         except TimeoutError:
             if not deadline.expired():
                 raise
             log.warning("request %s stopped after %s s", context.request_id, self.request_timeout_s)
-            return ExecutionResult(data=None, errors=[GraphQLError(
-                f"The request took longer than {self.request_timeout_s:g} s and was stopped. "
-                "Ask for less (smaller pages, fewer fields) and retry.",
-                extensions={"code": "REQUEST_TIMEOUT", "requestId": context.request_id})])
+            return ExecutionResult(
+                data=None,
+                errors=[
+                    GraphQLError(
+                        f"The request took longer than {self.request_timeout_s:g} s and was stopped. "
+                        "Ask for less (smaller pages, fewer fields) and retry.",
+                        extensions={"code": "REQUEST_TIMEOUT", "requestId": context.request_id},
+                    )
+                ],
+            )
 
     async def get_context(self, request: Request | WebSocket, response: Any = None) -> Context:
         services = self.services
@@ -146,9 +172,16 @@ class GraphQLView(GraphQL):
             except ConnectionFailure:
                 unavailable = True
         request_id = request.scope.get("state", {}).get("request_id", "-")
-        return Context(services=services, viewer=viewer, now=services.clock(), request=request,
-                       response=response, request_id=request_id, database_unavailable=unavailable,
-                       client_address=client_address(request.scope, services.settings.trusted_proxies))
+        return Context(
+            services=services,
+            viewer=viewer,
+            now=services.clock(),
+            request=request,
+            response=response,
+            request_id=request_id,
+            database_unavailable=unavailable,
+            client_address=client_address(request.scope, services.settings.trusted_proxies),
+        )
 
     async def on_ws_connect(self, context: Context):
         """Subscriptions authenticate in ``connection_init``: {"authorization": "Bearer <token>"}."""
@@ -158,8 +191,8 @@ class GraphQLView(GraphQL):
         if isinstance(header, str):
             try:
                 viewer = await viewer_from_header(self.services.store, self.services.tokens, header)
-            except ConnectionFailure:
-                raise ConnectionRejectionError({"message": "Service unavailable, retry shortly."})
+            except ConnectionFailure as error:
+                raise ConnectionRejectionError({"message": "Service unavailable, retry shortly."}) from error
         if viewer is None:
             raise ConnectionRejectionError({"message": "Authentication required."})
         context.viewer = viewer
@@ -173,22 +206,39 @@ def refuse_form_posts(view_call):
     A browser form can post urlencoded or text bodies cross-site without a
     preflight; refusing them closes that CSRF door.
     """
+
     async def endpoint(scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST":
             headers = dict(scope.get("headers") or [])
             content_type = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
             if content_type not in (b"application/json", b"multipart/form-data", b"application/graphql-response+json"):
                 response: Response = JSONResponse(
-                    {"errors": [{"message": "Use Content-Type: application/json.",
-                                 "extensions": {"code": "UNSUPPORTED_MEDIA_TYPE"}}]}, status_code=415)
+                    {
+                        "errors": [
+                            {
+                                "message": "Use Content-Type: application/json.",
+                                "extensions": {"code": "UNSUPPORTED_MEDIA_TYPE"},
+                            }
+                        ]
+                    },
+                    status_code=415,
+                )
                 await response(scope, receive, send)
                 return
         await view_call(scope, receive, send)
+
     return endpoint
 
 
-UNAUTHENTICATED = {"data": None, "errors": [{"message": "Authentication required: send `Authorization: Bearer <token>`.",
-                                             "extensions": {"code": "UNAUTHENTICATED"}}]}
+UNAUTHENTICATED = {
+    "data": None,
+    "errors": [
+        {
+            "message": "Authentication required: send `Authorization: Bearer <token>`.",
+            "extensions": {"code": "UNAUTHENTICATED"},
+        }
+    ],
+}
 
 
 def authenticate_uploads(view: GraphQLView):
@@ -199,6 +249,7 @@ def authenticate_uploads(view: GraphQLView):
     operation) goes out at once and tens of megabytes are never taken in. Only
     the token is checked here (no database); GraphQL still loads the member.
     """
+
     async def endpoint(scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST":
             headers = dict(scope.get("headers") or [])
@@ -208,4 +259,5 @@ def authenticate_uploads(view: GraphQLView):
                     await JSONResponse(UNAUTHENTICATED)(scope, receive, send)
                     return
         await view(scope, receive, send)
+
     return endpoint

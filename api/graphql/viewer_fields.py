@@ -17,7 +17,12 @@ import weakref
 from typing import Any
 
 from graphql import (
-    FieldNode, FragmentSpreadNode, GraphQLSchema, InlineFragmentNode, get_named_type, is_abstract_type,
+    FieldNode,
+    FragmentSpreadNode,
+    GraphQLSchema,
+    InlineFragmentNode,
+    get_named_type,
+    is_abstract_type,
 )
 from strawberry.extensions import FieldExtension
 
@@ -32,7 +37,7 @@ class PerViewer(FieldExtension):
 
 
 Marks = frozenset[tuple[str, str]]
-_marks: "weakref.WeakKeyDictionary[GraphQLSchema, Marks]" = weakref.WeakKeyDictionary()
+_marks: weakref.WeakKeyDictionary[GraphQLSchema, Marks] = weakref.WeakKeyDictionary()
 
 
 def per_viewer_fields(schema: GraphQLSchema) -> Marks:
@@ -41,9 +46,11 @@ def per_viewer_fields(schema: GraphQLSchema) -> Marks:
     if found is None:
         found = _marks[schema] = frozenset(
             (type_.name, name)
-            for type_ in schema.type_map.values() if not type_.name.startswith("__")
+            for type_ in schema.type_map.values()
+            if not type_.name.startswith("__")
             for name, field in (getattr(type_, "fields", None) or {}).items()
-            if _is_marked(strawberry_field_of(field)))
+            if _is_marked(strawberry_field_of(field))
+        )
     return found
 
 
@@ -65,7 +72,8 @@ def _reaches(schema: GraphQLSchema, marks: Marks, parent, selection_set, fragmen
                 return True
             definition = (getattr(parent, "fields", None) or {}).get(name)
             if definition is not None and _reaches(
-                    schema, marks, get_named_type(definition.type), selection.selection_set, fragments, seen):
+                schema, marks, get_named_type(definition.type), selection.selection_set, fragments, seen
+            ):
                 return True
         elif isinstance(selection, InlineFragmentNode):
             condition = selection.type_condition

@@ -43,10 +43,16 @@ async def _file_response(services, file_id: str, info: StoredFile) -> Response:
     data = await services.files.read(file_id)
     if data is None:
         return JSONResponse({"error": "No such file."}, status_code=404)
-    filename = "".join(c for c in (info.filename or "file") if c.isascii() and c.isprintable() and c not in "\"\\") or "file"
-    return Response(data, media_type=info.content_type or "application/octet-stream", headers={
-        "Content-Disposition": f'attachment; filename="{filename}"',
-        "X-Content-Type-Options": "nosniff",
-        "Cache-Control": "private, no-store",
-        "Referrer-Policy": "no-referrer",
-    })
+    filename = (
+        "".join(c for c in (info.filename or "file") if c.isascii() and c.isprintable() and c not in '"\\') or "file"
+    )
+    return Response(
+        data,
+        media_type=info.content_type or "application/octet-stream",
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "private, no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )

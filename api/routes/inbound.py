@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
@@ -12,10 +12,14 @@ from starlette.responses import JSONResponse
 from api.routes.body import BodyError, read_json
 from domain.entities import Attachment, Location
 from domain.errors import Refused
-from domain.usecases.onboarding import ingest_key_matches
 from domain.usecases.inbound import (
-    CustomerDetails, InboundMessage, PresenceUpdate, receive_customer_message, record_presence,
+    CustomerDetails,
+    InboundMessage,
+    PresenceUpdate,
+    receive_customer_message,
+    record_presence,
 )
+from domain.usecases.onboarding import ingest_key_matches
 from domain.validation import MAX_TEXT_LENGTH, check_time, clean_email, clean_phone, is_id, is_well_formed
 
 MAX_ATTACHMENTS = 10
@@ -28,12 +32,15 @@ async def inbound_message(request: Request) -> JSONResponse:
     if error:
         return error
     try:
-        receipt = await receive_customer_message(services.store, services.events, channel, inbound,
-                                                 now, services.settings.thresholds)
+        receipt = await receive_customer_message(
+            services.store, services.events, channel, inbound, now, services.settings.thresholds
+        )
     except Refused as refused:  # the use case's own checks, made before its first write
         return _problem(422, [{"field": refused.field or "body", "message": refused.message}])
-    return JSONResponse({"conversationId": receipt.conversation_id, "messageId": receipt.message_id,
-                         "duplicate": receipt.duplicate}, status_code=202)
+    return JSONResponse(
+        {"conversationId": receipt.conversation_id, "messageId": receipt.message_id, "duplicate": receipt.duplicate},
+        status_code=202,
+    )
 
 
 async def presence(request: Request) -> JSONResponse:
@@ -42,8 +49,9 @@ async def presence(request: Request) -> JSONResponse:
     if error:
         return error
     try:
-        customer = await record_presence(services.store, services.events, channel, update, services.clock(),
-                                         services.settings.thresholds)
+        customer = await record_presence(
+            services.store, services.events, channel, update, services.clock(), services.settings.thresholds
+        )
     except Refused as refused:
         return _problem(422, [{"field": refused.field or "body", "message": refused.message}])
     return JSONResponse({"customerId": customer.id, "online": update.online}, status_code=200)
@@ -88,8 +96,9 @@ class _Fields:
     def fail(self, field: str, message: str) -> None:
         self.problems.append({"field": field, "message": message})
 
-    def text(self, data: dict, key: str, path: str, *, max_length: int, required: bool = False,
-             single_line: bool = True) -> str | None:
+    def text(
+        self, data: dict, key: str, path: str, *, max_length: int, required: bool = False, single_line: bool = True
+    ) -> str | None:
         value = data.get(key)
         if value is None:
             if required:
@@ -126,8 +135,13 @@ def parse_message(payload: Any, now: datetime) -> InboundMessage:
     message_id = f.text(payload, "messageId", "messageId", max_length=200)
     sent_at = _parse_time(payload.get("sentAt"), "sentAt", f, now)
     f.raise_if_any()
-    return InboundMessage(customer=customer, text=text if text and text.strip() else None, attachments=attachments,
-                          provider_message_id=message_id or None, sent_at=sent_at)
+    return InboundMessage(
+        customer=customer,
+        text=text if text and text.strip() else None,
+        attachments=attachments,
+        provider_message_id=message_id or None,
+        sent_at=sent_at,
+    )
 
 
 def parse_presence(payload: Any) -> PresenceUpdate:
@@ -144,9 +158,12 @@ def parse_presence(payload: Any) -> PresenceUpdate:
         if not isinstance(raw, dict):
             f.fail("location", "must be an object")
         else:
-            location = Location(city=f.text(raw, "city", "location.city", max_length=100),
-                                country=f.text(raw, "country", "location.country", max_length=100))
+            location = Location(
+                city=f.text(raw, "city", "location.city", max_length=100),
+                country=f.text(raw, "country", "location.country", max_length=100),
+            )
     f.raise_if_any()
+    assert isinstance(online, bool)  # else f.fail() above, and raise_if_any() refused the body
     return PresenceUpdate(external_id=customer.external_id, online=online, location=location)
 
 
@@ -185,9 +202,13 @@ def _parse_attachments(raw: Any, f: _Fields) -> tuple[Attachment, ...]:
         url = f.text(item, "url", f"attachments[{i}].url", max_length=2048, required=True)
         if url and not url.startswith(("https://", "http://")):
             f.fail(f"attachments[{i}].url", "must be an http(s) URL")
-        found.append(Attachment(url=url or "", mime_type=f.text(item, "mimeType", f"attachments[{i}].mimeType",
-                                                                max_length=100),
-                                name=f.text(item, "name", f"attachments[{i}].name", max_length=200)))
+        found.append(
+            Attachment(
+                url=url or "",
+                mime_type=f.text(item, "mimeType", f"attachments[{i}].mimeType", max_length=100),
+                name=f.text(item, "name", f"attachments[{i}].name", max_length=200),
+            )
+        )
     return tuple(found)
 
 
@@ -204,7 +225,7 @@ def _parse_time(raw: Any, field: str, f: _Fields, now: datetime) -> datetime | N
         f.fail(field, "must be an ISO-8601 timestamp")
         return None
     try:
-        return check_time(value if value.tzinfo else value.replace(tzinfo=timezone.utc), field, now)
+        return check_time(value if value.tzinfo else value.replace(tzinfo=UTC), field, now)
     except Refused as refused:
         f.fail(field, refused.message)
         return None

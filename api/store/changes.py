@@ -38,8 +38,13 @@ def filter_of(conversation_id: str, change: Change) -> dict[str, Any]:
 
 def update_of(change: Change) -> dict[str, Any]:
     update: dict[str, Any] = {}
-    for operator, values in (("$set", change.set), ("$addToSet", change.add), ("$pull", change.remove),
-                             ("$inc", change.inc), ("$min", change.lower)):
+    for operator, values in (
+        ("$set", change.set),
+        ("$addToSet", change.add),
+        ("$pull", change.remove),
+        ("$inc", change.inc),
+        ("$min", change.lower),
+    ):
         if values:
             update[operator] = {name: _stored(value) for name, value in values.items()}
     if change.clear:
@@ -47,12 +52,14 @@ def update_of(change: Change) -> dict[str, Any]:
     return update
 
 
-async def apply(db: AsyncDatabase, conversation_id: str, change: Change, *,
-                returning: ReturnDocument = ReturnDocument.AFTER) -> Conversation | None:
+async def apply(
+    db: AsyncDatabase, conversation_id: str, change: Change, *, returning: bool = ReturnDocument.AFTER
+) -> Conversation | None:
     """The change made in one command; the conversation after it (or before, with
     ``returning=BEFORE``), or None when the condition held for no conversation."""
-    doc = await db.conversations.find_one_and_update(filter_of(conversation_id, change), update_of(change),
-                                                     return_document=returning)
+    doc = await db.conversations.find_one_and_update(
+        filter_of(conversation_id, change), update_of(change), return_document=returning
+    )
     return codec.conversation(doc) if doc else None
 
 

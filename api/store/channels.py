@@ -24,10 +24,18 @@ class Channels:
         self.collection = db.channels
         self._cache: dict[str, tuple[float, tuple[Channel, str]]] = {}
 
-    async def create(self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str,
-                     now: datetime) -> Channel:
-        doc = {"_id": str(ObjectId()), "org_id": org_id, "team_id": team_id, "type": type_.value, "name": name,
-               "ingest_key_hash": key_hash, "created_at": ms(now)}
+    async def create(
+        self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str, now: datetime
+    ) -> Channel:
+        doc = {
+            "_id": str(ObjectId()),
+            "org_id": org_id,
+            "team_id": team_id,
+            "type": type_.value,
+            "name": name,
+            "ingest_key_hash": key_hash,
+            "created_at": ms(now),
+        }
         await self.collection.insert_one(doc)
         return codec.channel(doc)
 

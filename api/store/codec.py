@@ -10,19 +10,42 @@ explicit nulls inside ``$or``), and cleared with ``$unset``.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, cast, overload
 
 from domain.entities import (
-    Attachment, Channel, Conversation, Customer, Delivery, Location, Member, Message, MessageTemplate,
-    Notification, Organization, Team, TeamMembership,
+    Attachment,
+    Channel,
+    Conversation,
+    Customer,
+    Delivery,
+    Location,
+    Member,
+    Message,
+    MessageTemplate,
+    Notification,
+    Organization,
+    Team,
+    TeamMembership,
 )
 from domain.enums import (
-    ChannelType, ClosedReason, DeliveryStatus, DeliveryVia, MessageKind, NotificationKind, OrgRole,
-    SenderKind, TeamMode, TeamRole,
+    ChannelType,
+    ClosedReason,
+    DeliveryStatus,
+    DeliveryVia,
+    MessageKind,
+    NotificationKind,
+    OrgRole,
+    SenderKind,
+    TeamMode,
+    TeamRole,
 )
 
 
+@overload
+def ms(value: datetime) -> int: ...
+@overload
+def ms(value: datetime | None) -> int | None: ...
 def ms(value: datetime | None) -> int | None:
     if value is None:
         return None
@@ -35,7 +58,7 @@ def ms(value: datetime | None) -> int | None:
 # range". Clamped, not dropped: the fields the rules need stay set, and adding
 # the thresholds (days) to the latest moment still fits a datetime.
 EARLIEST_MS = 0
-LATEST_MS = int(datetime(9000, 1, 1, tzinfo=timezone.utc).timestamp() * 1000)
+LATEST_MS = int(datetime(9000, 1, 1, tzinfo=UTC).timestamp() * 1000)
 
 
 def dt(value: Any) -> datetime | None:
@@ -47,11 +70,20 @@ def dt(value: Any) -> datetime | None:
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, (int, float)) or value != value:
         return None
     clamped = min(max(value, EARLIEST_MS), LATEST_MS)
-    return datetime.fromtimestamp(clamped / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(clamped / 1000, tz=UTC)
+
+
+def stored_dt(value: Any) -> datetime:
+    """:func:`dt` of a moment every writer sets (``created_at``, an event's ``at``).
+
+    Typed as present for the entities; like :func:`dt` it never raises, so a
+    damaged document still reads (with None there) instead of failing the read.
+    """
+    return cast(datetime, dt(value))
 
 
 def compact(doc: dict[str, Any]) -> dict[str, Any]:
@@ -59,34 +91,55 @@ def compact(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def organization(doc: dict) -> Organization:
-    return Organization(id=doc["_id"], name=doc["name"], created_at=dt(doc["created_at"]))
+    return Organization(id=doc["_id"], name=doc["name"], created_at=stored_dt(doc["created_at"]))
 
 
 def member(doc: dict) -> Member:
-    return Member(id=doc["_id"], org_id=doc["org_id"], email=doc["email"], name=doc["name"],
-                  role=OrgRole(doc["role"]), created_at=dt(doc["created_at"]))
+    return Member(
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        email=doc["email"],
+        name=doc["name"],
+        role=OrgRole(doc["role"]),
+        created_at=stored_dt(doc["created_at"]),
+    )
 
 
 def team(doc: dict) -> Team:
     return Team(
-        id=doc["_id"], org_id=doc["org_id"], name=doc["name"], mode=TeamMode(doc["mode"]),
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        name=doc["name"],
+        mode=TeamMode(doc["mode"]),
         memberships=tuple(TeamMembership(m["member_id"], TeamRole(m["role"])) for m in doc.get("members", [])),
         created_at=dt(doc.get("created_at")),
     )
 
 
 def channel(doc: dict) -> Channel:
-    return Channel(id=doc["_id"], org_id=doc["org_id"], team_id=doc["team_id"], type=ChannelType(doc["type"]),
-                   name=doc["name"], created_at=dt(doc.get("created_at")))
+    return Channel(
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        team_id=doc["team_id"],
+        type=ChannelType(doc["type"]),
+        name=doc["name"],
+        created_at=dt(doc.get("created_at")),
+    )
 
 
 def customer(doc: dict) -> Customer:
     location = doc.get("location")
     return Customer(
-        id=doc["_id"], org_id=doc["org_id"], channel_id=doc["channel_id"],
-        channel_type=ChannelType(doc["channel_type"]), external_id=doc["external_id"],
-        name=doc.get("name"), email=doc.get("email"), phone=doc.get("phone"),
-        attributes=doc.get("attributes") or {}, online_until=dt(doc.get("online_until")),
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        channel_id=doc["channel_id"],
+        channel_type=ChannelType(doc["channel_type"]),
+        external_id=doc["external_id"],
+        name=doc.get("name"),
+        email=doc.get("email"),
+        phone=doc.get("phone"),
+        attributes=doc.get("attributes") or {},
+        online_until=dt(doc.get("online_until")),
         last_active_at=dt(doc.get("last_active_at")),
         location=Location(location.get("city"), location.get("country")) if location else None,
         created_at=dt(doc.get("created_at")),
@@ -94,25 +147,51 @@ def customer(doc: dict) -> Customer:
 
 
 def customer_doc(c: Customer) -> dict:
-    return compact({
-        "_id": c.id, "org_id": c.org_id, "channel_id": c.channel_id, "channel_type": c.channel_type.value,
-        "external_id": c.external_id, "name": c.name, "email": c.email, "phone": c.phone,
-        "attributes": c.attributes or None, "online_until": ms(c.online_until),
-        "last_active_at": ms(c.last_active_at), "created_at": ms(c.created_at),
-    })
+    return compact(
+        {
+            "_id": c.id,
+            "org_id": c.org_id,
+            "channel_id": c.channel_id,
+            "channel_type": c.channel_type.value,
+            "external_id": c.external_id,
+            "name": c.name,
+            "email": c.email,
+            "phone": c.phone,
+            "attributes": c.attributes or None,
+            "online_until": ms(c.online_until),
+            "last_active_at": ms(c.last_active_at),
+            "created_at": ms(c.created_at),
+        }
+    )
 
 
-CONVERSATION_TIMES = ("customer_online_until", "waiting_since", "last_customer_message_at", "last_message_at",
-                      "closed_at", "created_at", "updated_at", "next_due_at", "reopened_at")
+CONVERSATION_TIMES = (
+    "customer_online_until",
+    "waiting_since",
+    "last_customer_message_at",
+    "last_message_at",
+    "closed_at",
+    "created_at",
+    "updated_at",
+    "next_due_at",
+    "reopened_at",
+)
 
 
 def conversation(doc: dict) -> Conversation:
     return Conversation(
-        id=doc["_id"], org_id=doc["org_id"], team_id=doc["team_id"], channel_id=doc["channel_id"],
-        channel_type=ChannelType(doc["channel_type"]), channel_name=doc.get("channel_name", ""),
-        customer_id=doc["customer_id"], customer_name=doc.get("customer_name"),
-        customer_email=doc.get("customer_email"), customer_phone=doc.get("customer_phone"),
-        participants=tuple(doc.get("participants", ())), owner_id=doc.get("owner_id"),
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        team_id=doc["team_id"],
+        channel_id=doc["channel_id"],
+        channel_type=ChannelType(doc["channel_type"]),
+        channel_name=doc.get("channel_name", ""),
+        customer_id=doc["customer_id"],
+        customer_name=doc.get("customer_name"),
+        customer_email=doc.get("customer_email"),
+        customer_phone=doc.get("customer_phone"),
+        participants=tuple(doc.get("participants", ())),
+        owner_id=doc.get("owner_id"),
         message_seq=doc.get("message_seq", 0),
         closed_reason=ClosedReason(doc["closed_reason"]) if doc.get("closed_reason") else None,
         announced_status=doc.get("announced_status"),
@@ -122,21 +201,37 @@ def conversation(doc: dict) -> Conversation:
 
 
 def conversation_doc(c: Conversation) -> dict:
-    return compact({
-        "_id": c.id, "org_id": c.org_id, "team_id": c.team_id, "channel_id": c.channel_id,
-        "channel_type": c.channel_type.value, "channel_name": c.channel_name, "customer_id": c.customer_id,
-        "customer_name": c.customer_name, "customer_email": c.customer_email, "customer_phone": c.customer_phone,
-        "participants": list(c.participants), "owner_id": c.owner_id, "message_seq": c.message_seq,
-        "closed_reason": c.closed_reason.value if c.closed_reason else None,
-        "announced_status": c.announced_status,
-        "last_message": last_message_doc(c.last_message) if c.last_message else None,
-        **{name: ms(getattr(c, name)) for name in CONVERSATION_TIMES},
-    })
+    return compact(
+        {
+            "_id": c.id,
+            "org_id": c.org_id,
+            "team_id": c.team_id,
+            "channel_id": c.channel_id,
+            "channel_type": c.channel_type.value,
+            "channel_name": c.channel_name,
+            "customer_id": c.customer_id,
+            "customer_name": c.customer_name,
+            "customer_email": c.customer_email,
+            "customer_phone": c.customer_phone,
+            "participants": list(c.participants),
+            "owner_id": c.owner_id,
+            "message_seq": c.message_seq,
+            "closed_reason": c.closed_reason.value if c.closed_reason else None,
+            "announced_status": c.announced_status,
+            "last_message": last_message_doc(c.last_message) if c.last_message else None,
+            **{name: ms(getattr(c, name)) for name in CONVERSATION_TIMES},
+        }
+    )
 
 
 def attachment(doc: dict) -> Attachment:
-    return Attachment(url=doc["url"], mime_type=doc.get("mime_type"), name=doc.get("name"),
-                      size=doc.get("size"), file_id=doc.get("file_id"))
+    return Attachment(
+        url=doc["url"],
+        mime_type=doc.get("mime_type"),
+        name=doc.get("name"),
+        size=doc.get("size"),
+        file_id=doc.get("file_id"),
+    )
 
 
 def attachment_doc(a: Attachment) -> dict:
@@ -144,39 +239,68 @@ def attachment_doc(a: Attachment) -> dict:
 
 
 def delivery(doc: dict) -> Delivery:
-    return Delivery(via=DeliveryVia(doc["via"]), status=DeliveryStatus(doc["status"]),
-                    attempts=doc.get("attempts", 0), last_error=doc.get("last_error"), at=dt(doc.get("at")))
+    return Delivery(
+        via=DeliveryVia(doc["via"]),
+        status=DeliveryStatus(doc["status"]),
+        attempts=doc.get("attempts", 0),
+        last_error=doc.get("last_error"),
+        at=dt(doc.get("at")),
+    )
 
 
 def delivery_doc(d: Delivery) -> dict:
-    return compact({"via": d.via.value, "status": d.status.value, "attempts": d.attempts,
-                    "last_error": d.last_error, "at": ms(d.at)})
+    return compact(
+        {
+            "via": d.via.value,
+            "status": d.status.value,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "at": ms(d.at),
+        }
+    )
 
 
 def message(doc: dict) -> Message:
     return Message(
-        id=doc["_id"], org_id=doc["org_id"], conversation_id=doc["conversation_id"], seq=doc["seq"],
-        sender_kind=SenderKind(doc["sender_kind"]), kind=MessageKind(doc["kind"]), text=doc.get("text"),
-        created_at=dt(doc["created_at"]), sender_member_id=doc.get("sender_member_id"),
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        conversation_id=doc["conversation_id"],
+        seq=doc["seq"],
+        sender_kind=SenderKind(doc["sender_kind"]),
+        kind=MessageKind(doc["kind"]),
+        text=doc.get("text"),
+        created_at=stored_dt(doc["created_at"]),
+        sender_member_id=doc.get("sender_member_id"),
         sender_customer_id=doc.get("sender_customer_id"),
         attachments=tuple(attachment(a) for a in doc.get("attachments", ())),
-        sent_at=dt(doc.get("sent_at")), provider_message_id=doc.get("provider_message_id"),
-        channel_id=doc.get("channel_id"), deliveries=tuple(delivery(d) for d in doc.get("deliveries", ())),
+        sent_at=dt(doc.get("sent_at")),
+        provider_message_id=doc.get("provider_message_id"),
+        channel_id=doc.get("channel_id"),
+        deliveries=tuple(delivery(d) for d in doc.get("deliveries", ())),
     )
 
 
 def message_doc(m: Message) -> dict:
-    return compact({
-        "_id": m.id, "org_id": m.org_id, "conversation_id": m.conversation_id, "seq": m.seq,
-        "sender_kind": m.sender_kind.value, "kind": m.kind.value, "text": m.text,
-        "created_at": ms(m.created_at), "sender_member_id": m.sender_member_id,
-        "sender_customer_id": m.sender_customer_id,
-        "attachments": [attachment_doc(a) for a in m.attachments] or None,
-        "sent_at": ms(m.sent_at), "provider_message_id": m.provider_message_id,
-        "channel_id": m.channel_id,
-        "provider_key": provider_key(m.channel_id, m.provider_message_id) if m.provider_message_id else None,
-        "deliveries": [delivery_doc(d) for d in m.deliveries] or None,
-    })
+    return compact(
+        {
+            "_id": m.id,
+            "org_id": m.org_id,
+            "conversation_id": m.conversation_id,
+            "seq": m.seq,
+            "sender_kind": m.sender_kind.value,
+            "kind": m.kind.value,
+            "text": m.text,
+            "created_at": ms(m.created_at),
+            "sender_member_id": m.sender_member_id,
+            "sender_customer_id": m.sender_customer_id,
+            "attachments": [attachment_doc(a) for a in m.attachments] or None,
+            "sent_at": ms(m.sent_at),
+            "provider_message_id": m.provider_message_id,
+            "channel_id": m.channel_id,
+            "provider_key": provider_key(m.channel_id, m.provider_message_id) if m.provider_message_id else None,
+            "deliveries": [delivery_doc(d) for d in m.deliveries] or None,
+        }
+    )
 
 
 def last_message_doc(m: Message) -> dict:
@@ -193,17 +317,35 @@ def provider_key(channel_id: str | None, provider_message_id: str) -> str:
 
 
 def template(doc: dict) -> MessageTemplate:
-    return MessageTemplate(id=doc["_id"], org_id=doc["org_id"], name=doc["name"], body=doc["body"],
-                           channel=ChannelType(doc["channel"]) if doc.get("channel") else None,
-                           created_at=dt(doc.get("created_at")))
+    return MessageTemplate(
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        name=doc["name"],
+        body=doc["body"],
+        channel=ChannelType(doc["channel"]) if doc.get("channel") else None,
+        created_at=dt(doc.get("created_at")),
+    )
 
 
 def notification(doc: dict) -> Notification:
-    return Notification(id=doc["_id"], org_id=doc["org_id"], member_id=doc["member_id"],
-                        kind=NotificationKind(doc["kind"]), conversation_id=doc["conversation_id"],
-                        created_at=dt(doc["created_at"]), read=doc.get("read", False))
+    return Notification(
+        id=doc["_id"],
+        org_id=doc["org_id"],
+        member_id=doc["member_id"],
+        kind=NotificationKind(doc["kind"]),
+        conversation_id=doc["conversation_id"],
+        created_at=stored_dt(doc["created_at"]),
+        read=doc.get("read", False),
+    )
 
 
 def notification_doc(n: Notification) -> dict:
-    return {"_id": n.id, "org_id": n.org_id, "member_id": n.member_id, "kind": n.kind.value,
-            "conversation_id": n.conversation_id, "created_at": ms(n.created_at), "read": n.read}
+    return {
+        "_id": n.id,
+        "org_id": n.org_id,
+        "member_id": n.member_id,
+        "kind": n.kind.value,
+        "conversation_id": n.conversation_id,
+        "created_at": ms(n.created_at),
+        "read": n.read,
+    }

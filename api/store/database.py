@@ -26,20 +26,25 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
     "messages": [
         ([("conversation_id", ASCENDING), ("seq", DESCENDING)], {"unique": True}),
         ([("conversation_id", ASCENDING), ("created_at", DESCENDING)], {}),
-        ([("provider_key", ASCENDING)], {"unique": True,
-                                         "partialFilterExpression": {"provider_key": {"$type": "string"}}}),
+        (
+            [("provider_key", ASCENDING)],
+            {"unique": True, "partialFilterExpression": {"provider_key": {"$type": "string"}}},
+        ),
         ([("outbox_due", ASCENDING)], {"partialFilterExpression": {"outbox_due": {"$exists": True}}}),
     ],
     "templates": [([("org_id", ASCENDING), ("name", ASCENDING)], {})],
-    "notifications": [([("member_id", ASCENDING), ("created_at", DESCENDING)], {}),
-                      ([("conversation_id", ASCENDING), ("kind", ASCENDING)], {})],
+    "notifications": [
+        ([("member_id", ASCENDING), ("created_at", DESCENDING)], {}),
+        ([("conversation_id", ASCENDING), ("kind", ASCENDING)], {}),
+    ],
     "events": [([("seq", ASCENDING)], {"unique": True}), ([("at", ASCENDING)], {})],
     "login_attempts": [([("at", ASCENDING)], {})],  # retention; counters are read by _id
 }
 
 
-def connect(uri: str, listeners: list[CommandListener] | None = None,
-            server_selection_timeout_ms: int = 2000) -> AsyncMongoClient:
+def connect(
+    uri: str, listeners: list[CommandListener] | None = None, server_selection_timeout_ms: int = 2000
+) -> AsyncMongoClient:
     """A client that fails fast when the database is down, so callers get a typed error, not a hang.
 
     A refused connection fails at once; the 5 s connect timeout only bounds a
@@ -47,8 +52,12 @@ def connect(uri: str, listeners: list[CommandListener] | None = None,
     outage under load.
     """
     return AsyncMongoClient(
-        uri, tz_aware=True, serverSelectionTimeoutMS=server_selection_timeout_ms,
-        connectTimeoutMS=5000, socketTimeoutMS=20000, event_listeners=listeners or [],
+        uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=server_selection_timeout_ms,
+        connectTimeoutMS=5000,
+        socketTimeoutMS=20000,
+        event_listeners=listeners or [],
     )
 
 

@@ -44,30 +44,40 @@ class Deliveries:
         only one worker's update can match a given due job."""
         doc = await self.messages.find_one_and_update(
             {"outbox_due": {"$lte": ms(due_at)}},
-            {"$set": {"outbox_due": ms(lease_from + timedelta(seconds=lease_s)), "outbox_claim": token,
-                      "outbox_claimed_at": ms(lease_from)}},
-            sort=[("outbox_due", 1)], return_document=ReturnDocument.BEFORE)
+            {
+                "$set": {
+                    "outbox_due": ms(lease_from + timedelta(seconds=lease_s)),
+                    "outbox_claim": token,
+                    "outbox_claimed_at": ms(lease_from),
+                }
+            },
+            sort=[("outbox_due", 1)],
+            return_document=ReturnDocument.BEFORE,
+        )
         if doc is None:
             return None
         return EmailJob(message=codec.message(doc), token=token, sending=bool(doc.get("outbox_sending")))
 
     async def drop(self, job: EmailJob) -> None:
         """Nothing to send (no queued EMAIL delivery): the message stops being a job."""
-        await self.messages.update_one({"_id": job.id, "outbox_claim": job.token},
-                                       {"$unset": {f: "" for f in OUTBOX_FIELDS}})
+        await self.messages.update_one(
+            {"_id": job.id, "outbox_claim": job.token}, {"$unset": {f: "" for f in OUTBOX_FIELDS}}
+        )
 
     async def mark_sending(self, job: EmailJob, email_message_id: str) -> bool:
         """False when the lease was lost."""
-        result = await self.messages.update_one({"_id": job.id, "outbox_claim": job.token},
-                                                {"$set": {"outbox_sending": email_message_id}})
+        result = await self.messages.update_one(
+            {"_id": job.id, "outbox_claim": job.token}, {"$set": {"outbox_sending": email_message_id}}
+        )
         return result.matched_count == 1
 
     async def was_sending(self, job: EmailJob) -> bool:
         doc = await self.messages.find_one({"_id": job.id, "outbox_claim": job.token}, {"outbox_sending": 1})
         return bool(doc and doc.get("outbox_sending"))
 
-    async def record(self, job: EmailJob, deliveries: tuple[Delivery, ...], retry_at: datetime | None,
-                     email_message_id: str | None) -> bool:
+    async def record(
+        self, job: EmailJob, deliveries: tuple[Delivery, ...], retry_at: datetime | None, email_message_id: str | None
+    ) -> bool:
         """Store the deliveries in one update under the claim: due again at ``retry_at``,
         or done (``email_message_id`` kept for the thread of later emails). False when
         the lease was lost."""
@@ -84,10 +94,18 @@ class Deliveries:
 
     async def email_ids_before(self, message: Message, limit: int) -> list[str]:
         """Message-IDs of the conversation's emails that went out before ``message``, newest first."""
-        cursor = self.messages.find(
-            {"conversation_id": message.conversation_id, "seq": {"$lt": message.seq},
-             "email_message_id": {"$exists": True}},
-            {"email_message_id": 1}).sort("seq", -1).limit(limit)
+        cursor = (
+            self.messages.find(
+                {
+                    "conversation_id": message.conversation_id,
+                    "seq": {"$lt": message.seq},
+                    "email_message_id": {"$exists": True},
+                },
+                {"email_message_id": 1},
+            )
+            .sort("seq", -1)
+            .limit(limit)
+        )
         return [doc["email_message_id"] async for doc in cursor if isinstance(doc.get("email_message_id"), str)]
 
     async def queued(self) -> int:

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Any, Callable
+from typing import Any
 
 from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
@@ -35,15 +36,18 @@ class EventStore:
 
     async def next_id(self) -> int:
         doc = await self.counters.find_one_and_update(
-            {"_id": "events"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER)
+            {"_id": "events"}, {"$inc": {"n": 1}}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        assert doc is not None  # an upsert returning the document AFTER always has one
         return doc["n"]
 
     async def append(self, event: Event, event_id: int, notified: dict[str, str]) -> None:
         await self.collection.insert_one(event_doc(event, event_id, notified))
 
     async def append_teams_changed(self, event_id: int, org_id: str, at: datetime) -> None:
-        await self.collection.insert_one({"_id": event_id, "seq": event_id, "org_id": org_id,
-                                          "kind": TEAMS_CHANGED, "at": ms(at)})
+        await self.collection.insert_one(
+            {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": TEAMS_CHANGED, "at": ms(at)}
+        )
 
     async def newest_id(self) -> int:
         last = await self.collection.find_one({}, sort=[("seq", -1)], projection={"_id": 1})
@@ -64,8 +68,9 @@ class EventStore:
         after ``stopping()``: cancelling it in the middle of a ``getMore`` leaves
         nx-27017's cursor open and hangs the client's close.
         """
-        async with await self.collection.watch([{"$match": {"operationType": "insert"}}],
-                                               max_await_time_ms=WATCH_AWAIT_MS) as stream:
+        async with await self.collection.watch(
+            [{"$match": {"operationType": "insert"}}], max_await_time_ms=WATCH_AWAIT_MS
+        ) as stream:
             while not stopping():
                 asked = time.monotonic()
                 if await stream.try_next() is not None:
@@ -82,27 +87,33 @@ class EventStore:
 
 
 def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str, Any]:
-    return codec.compact({
-        "_id": event_id,
-        "seq": event_id,
-        "org_id": event.conversation.org_id,
-        "kind": event.kind.value,
-        "at": ms(event.at),
-        "actor_id": event.actor_id,
-        "previous_status": event.previous_status.value if event.previous_status else None,
-        "new_status": event.new_status.value if event.new_status else None,
-        "message_id": event.message_id,
-        "owner_before": event.owner_before,
-        "conversation": codec.conversation_doc(event.conversation),
-        "notified": notified or None,
-    })
+    return codec.compact(
+        {
+            "_id": event_id,
+            "seq": event_id,
+            "org_id": event.conversation.org_id,
+            "kind": event.kind.value,
+            "at": ms(event.at),
+            "actor_id": event.actor_id,
+            "previous_status": event.previous_status.value if event.previous_status else None,
+            "new_status": event.new_status.value if event.new_status else None,
+            "message_id": event.message_id,
+            "owner_before": event.owner_before,
+            "conversation": codec.conversation_doc(event.conversation),
+            "notified": notified or None,
+        }
+    )
 
 
 def event_from_doc(doc: dict) -> Event:
     return Event(
-        id=doc["_id"], kind=EventKind(doc["kind"]), conversation=codec.conversation(doc["conversation"]),
-        at=codec.dt(doc["at"]), actor_id=doc.get("actor_id"),
+        id=doc["_id"],
+        kind=EventKind(doc["kind"]),
+        conversation=codec.conversation(doc["conversation"]),
+        at=codec.stored_dt(doc["at"]),
+        actor_id=doc.get("actor_id"),
         previous_status=ConversationStatus(doc["previous_status"]) if doc.get("previous_status") else None,
         new_status=ConversationStatus(doc["new_status"]) if doc.get("new_status") else None,
-        message_id=doc.get("message_id"), owner_before=doc.get("owner_before"),
+        message_id=doc.get("message_id"),
+        owner_before=doc.get("owner_before"),
     )

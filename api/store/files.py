@@ -28,13 +28,17 @@ class GridFiles:
         self.bucket = AsyncGridFSBucket(db)
         self.db = db
 
-    async def save(self, org_id: str, conversation_id: str, filename: str, content_type: str,
-                   data: bytes) -> Attachment:
+    async def save(
+        self, org_id: str, conversation_id: str, filename: str, content_type: str, data: bytes
+    ) -> Attachment:
         file_id = await self.bucket.upload_from_stream(
-            filename, data, metadata={"org_id": org_id, "conversation_id": conversation_id,
-                                      "content_type": content_type})
-        return Attachment(url=f"/files/{file_id}", mime_type=content_type, name=filename, size=len(data),
-                          file_id=str(file_id))
+            filename,
+            data,
+            metadata={"org_id": org_id, "conversation_id": conversation_id, "content_type": content_type},
+        )
+        return Attachment(
+            url=f"/files/{file_id}", mime_type=content_type, name=filename, size=len(data), file_id=str(file_id)
+        )
 
     async def info(self, file_id: str) -> StoredFile | None:
         try:
@@ -45,8 +49,12 @@ class GridFiles:
         if doc is None:
             return None
         metadata = doc.get("metadata") or {}
-        return StoredFile(org_id=metadata.get("org_id"), conversation_id=metadata.get("conversation_id"),
-                          filename=doc.get("filename"), content_type=metadata.get("content_type"))
+        return StoredFile(
+            org_id=metadata.get("org_id"),
+            conversation_id=metadata.get("conversation_id"),
+            filename=doc.get("filename"),
+            content_type=metadata.get("content_type"),
+        )
 
     async def read(self, file_id: str) -> bytes | None:
         try:

@@ -50,7 +50,7 @@ def decode_cursor(cursor: str, order: ConversationOrder) -> dict[str, Any]:
 
 def _is_int64(value: Any) -> bool:
     """An integer MongoDB can store: a forged cursor must be refused, not crash the query."""
-    return isinstance(value, int) and not isinstance(value, bool) and -2 ** 63 <= value < 2 ** 63
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63
 
 
 class ConversationLister:
@@ -93,8 +93,9 @@ class ConversationLister:
         branches = split_or(query)
         if branches is None:
             return await self.db.conversations.find(query).sort(sort).limit(limit).to_list()
-        found = await asyncio.gather(*(self.db.conversations.find(b).sort(sort).limit(limit).to_list()
-                                       for b in branches))
+        found = await asyncio.gather(
+            *(self.db.conversations.find(b).sort(sort).limit(limit).to_list() for b in branches)
+        )
         unique = {doc["_id"]: doc for docs in found for doc in docs}
         return sorted(unique.values(), key=_sort_key(sort))[:limit]
 
@@ -107,10 +108,11 @@ class ConversationLister:
         """
         statuses = list(per_status)
         found = await asyncio.gather(*(self.count(all_of(narrowing, per_status[s])) for s in statuses))
-        return dict(zip(statuses, found))
+        return dict(zip(statuses, found, strict=True))
 
-    async def page(self, criteria: Criteria, order: ConversationOrder, first: int, after: str | None,
-                   now: datetime) -> Page:
+    async def page(
+        self, criteria: Criteria, order: ConversationOrder, first: int, after: str | None, now: datetime
+    ) -> Page:
         cursor = decode_cursor(after, order) if after else None
         if order is ConversationOrder.WAITING_LONGEST:
             return await self._waiting_longest(criteria, first, cursor, now)
@@ -121,8 +123,12 @@ class ConversationLister:
         t0 = cursor["t0"] if cursor else ms(now)
         unmoved: dict[str, Any] = {"last_message_at": {"$lte": t0}}
         if cursor:
-            unmoved = {"$or": [{"last_message_at": {"$lt": cursor["k"], "$lte": t0}},
-                               {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}}]}
+            unmoved = {
+                "$or": [
+                    {"last_message_at": {"$lt": cursor["k"], "$lte": t0}},
+                    {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}},
+                ]
+            }
         newest_first = [("last_message_at", -1), ("_id", -1)]
         if cursor is None:
             docs = await self.find_sorted(conjunction(base, unmoved), newest_first, first + 1)
@@ -130,19 +136,28 @@ class ConversationLister:
         else:
             # One command for both parts: the next page of untouched conversations, and those
             # that moved since t0 (a handful while an agent pages).
-            cursor_rows = await (await self.db.conversations.aggregate([
-                {"$match": base},
-                {"$facet": {"unmoved": [{"$match": unmoved}, {"$sort": dict(newest_first)}, {"$limit": first + 1}],
-                            "moved": [{"$match": {"last_message_at": {"$gt": t0}}}]}},
-            ])).to_list()
+            cursor_rows = await (
+                await self.db.conversations.aggregate(
+                    [
+                        {"$match": base},
+                        {
+                            "$facet": {
+                                "unmoved": [{"$match": unmoved}, {"$sort": dict(newest_first)}, {"$limit": first + 1}],
+                                "moved": [{"$match": {"last_message_at": {"$gt": t0}}}],
+                            }
+                        },
+                    ]
+                )
+            ).to_list()
             parts = cursor_rows[0] if cursor_rows else {}
             keyed = [(d["last_message_at"], d["_id"], d) for d in parts.get("unmoved", [])]
             keyed += await self._moved_since(parts.get("moved", []), t0, cursor)
             keyed.sort(key=lambda row: (row[0], row[1]), reverse=True)
         keyed = keyed[: first + 1]
-        items = [(codec.conversation(d), encode_cursor({"o": "LAST_ACTIVITY_DESC", "t0": t0, "k": k, "id": i,
-                                                         "g": 0}))
-                 for k, i, d in keyed[:first]]
+        items = [
+            (codec.conversation(d), encode_cursor({"o": "LAST_ACTIVITY_DESC", "t0": t0, "k": k, "id": i, "g": 0}))
+            for k, i, d in keyed[:first]
+        ]
         return Page(items, has_next=len(keyed) > first)
 
     async def _moved_since(self, moved: list[dict], t0: int, cursor: dict) -> list[tuple[int, str, dict]]:
@@ -171,21 +186,32 @@ class ConversationLister:
         if group == 0:
             waiting: dict[str, Any] = {"waiting_since": {"$exists": True, "$ne": None}}
             if cursor:
-                waiting = {"$or": [{"waiting_since": {"$gt": cursor["k"]}},
-                                   {"waiting_since": cursor["k"], "_id": {"$gt": cursor["id"]}}]}
+                waiting = {
+                    "$or": [
+                        {"waiting_since": {"$gt": cursor["k"]}},
+                        {"waiting_since": cursor["k"], "_id": {"$gt": cursor["id"]}},
+                    ]
+                }
             docs = await self.find_sorted(conjunction(base, waiting), [("waiting_since", 1), ("_id", 1)], first + 1)
             rows += [(0, d["waiting_since"], d["_id"], d) for d in docs]
         if len(rows) <= first:
             rest: dict[str, Any] = {"waiting_since": None}
             if cursor and group == 1:
-                rest = {"waiting_since": None,
-                        "$or": [{"last_message_at": {"$lt": cursor["k"]}},
-                                {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}}]}
-            docs = await self.find_sorted(conjunction(base, rest), [("last_message_at", -1), ("_id", -1)],
-                                    first + 1 - len(rows))
+                rest = {
+                    "waiting_since": None,
+                    "$or": [
+                        {"last_message_at": {"$lt": cursor["k"]}},
+                        {"last_message_at": cursor["k"], "_id": {"$lt": cursor["id"]}},
+                    ],
+                }
+            docs = await self.find_sorted(
+                conjunction(base, rest), [("last_message_at", -1), ("_id", -1)], first + 1 - len(rows)
+            )
             rows += [(1, d["last_message_at"], d["_id"], d) for d in docs]
-        items = [(codec.conversation(d), encode_cursor({"o": "WAITING_LONGEST", "t0": t0, "g": g, "k": k, "id": i}))
-                 for g, k, i, d in rows[:first]]
+        items = [
+            (codec.conversation(d), encode_cursor({"o": "WAITING_LONGEST", "t0": t0, "g": g, "k": k, "id": i}))
+            for g, k, i, d in rows[:first]
+        ]
         return Page(items, has_next=len(rows) > first)
 
 
@@ -218,8 +244,8 @@ def _is_flat(query: dict[str, Any]) -> bool:
 
 def _pin_disjoint_values(branches: list[dict[str, Any]]) -> bool:
     for field in set.intersection(*(set(b) for b in branches)):
-        pinned = [_values(b[field]) for b in branches]
-        if all(v is not None for v in pinned) and sum(len(v) for v in pinned) == len(set().union(*pinned)):
+        pinned = [v for v in (_values(b[field]) for b in branches) if v is not None]
+        if len(pinned) == len(branches) and sum(len(v) for v in pinned) == len(set().union(*pinned)):
             return True
     return False
 
@@ -236,8 +262,10 @@ def _values(condition: Any) -> set | None:
 
 def _sort_key(sort: list[tuple[str, int]]):
     """A Python key for a MongoDB sort on fields that are always present (numbers, ids)."""
+
     def key(doc: dict):
         return tuple(_Reversed(doc[field]) if direction < 0 else doc[field] for field, direction in sort)
+
     return key
 
 
@@ -247,7 +275,7 @@ class _Reversed:
     def __init__(self, value) -> None:
         self.value = value
 
-    def __lt__(self, other: "_Reversed") -> bool:
+    def __lt__(self, other: _Reversed) -> bool:
         return other.value < self.value
 
     def __eq__(self, other) -> bool:

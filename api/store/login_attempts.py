@@ -30,12 +30,15 @@ class LoginAttempts:
         now_ms, fresh_after = ms(now), ms(now - timedelta(seconds=window_s))
         for _ in range(5):
             doc = await self.collection.find_one_and_update(
-                {"_id": key, "at": {"$gt": fresh_after}}, {"$inc": {"n": 1}, "$set": {"last": now_ms}},
-                return_document=ReturnDocument.AFTER)
+                {"_id": key, "at": {"$gt": fresh_after}},
+                {"$inc": {"n": 1}, "$set": {"last": now_ms}},
+                return_document=ReturnDocument.AFTER,
+            )
             if doc:
                 return int(doc["n"])
             stale = await self.collection.find_one_and_update(
-                {"_id": key, "at": {"$lte": fresh_after}}, {"$set": {"n": 1, "at": now_ms, "last": now_ms}})
+                {"_id": key, "at": {"$lte": fresh_after}}, {"$set": {"n": 1, "at": now_ms, "last": now_ms}}
+            )
             if stale:
                 return 1
             try:
@@ -48,7 +51,8 @@ class LoginAttempts:
     async def give_back(self, keys: list[str], now: datetime, window_s: float) -> None:
         await self.collection.update_many(
             {"_id": {"$in": keys}, "at": {"$gt": ms(now - timedelta(seconds=window_s))}, "n": {"$gt": 0}},
-            {"$inc": {"n": -1}})
+            {"$inc": {"n": -1}},
+        )
 
     async def recent(self, key: str, now: datetime, window_s: float) -> tuple[int, datetime | None]:
         doc = await self.collection.find_one({"_id": key, "at": {"$gt": ms(now - timedelta(seconds=window_s))}})

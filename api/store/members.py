@@ -21,14 +21,22 @@ class Members:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db.members
 
-    async def create(self, org_id: str, email: str, name: str, password_hash: str, role: OrgRole,
-                     now: datetime) -> Member:
-        doc = {"_id": str(ObjectId()), "org_id": org_id, "email": email, "name": name,
-               "password_hash": password_hash, "role": role.value, "created_at": ms(now)}
+    async def create(
+        self, org_id: str, email: str, name: str, password_hash: str, role: OrgRole, now: datetime
+    ) -> Member:
+        doc = {
+            "_id": str(ObjectId()),
+            "org_id": org_id,
+            "email": email,
+            "name": name,
+            "password_hash": password_hash,
+            "role": role.value,
+            "created_at": ms(now),
+        }
         try:
             await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            raise AlreadyStored()
+        except DuplicateKeyError as error:
+            raise AlreadyStored() from error
         return codec.member(doc)
 
     async def by_email(self, email: str) -> tuple[Member, str] | None:
@@ -57,8 +65,9 @@ class Members:
             return None
         doc = rows[0]
         teams = tuple(sorted((decoded_team(t) for t in doc.get("teams", [])), key=lambda t: t.name))
-        return Viewer(member_id=doc["_id"], org_id=doc["org_id"], org_role=OrgRole(doc["role"]),
-                      name=doc["name"], teams=teams)
+        return Viewer(
+            member_id=doc["_id"], org_id=doc["org_id"], org_role=OrgRole(doc["role"]), name=doc["name"], teams=teams
+        )
 
 
 def decoded_team(doc: dict) -> Team:
@@ -75,5 +84,13 @@ def decoded_team(doc: dict) -> Team:
 
 @lru_cache(maxsize=4096)
 def _team(team_id: str, org_id: str, name: str, mode: str, created_at, members: tuple) -> Team:
-    return codec.team({"_id": team_id, "org_id": org_id, "name": name, "mode": mode, "created_at": created_at,
-                       "members": [{"member_id": m, "role": r} for m, r in members]})
+    return codec.team(
+        {
+            "_id": team_id,
+            "org_id": org_id,
+            "name": name,
+            "mode": mode,
+            "created_at": created_at,
+            "members": [{"member_id": m, "role": r} for m, r in members],
+        }
+    )

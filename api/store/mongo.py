@@ -33,7 +33,15 @@ from api.store.templates import Templates
 from domain import changes as domain_changes
 from domain.changes import Change
 from domain.entities import (
-    Channel, Conversation, Customer, Location, Member, Message, MessageTemplate, Organization, Team,
+    Channel,
+    Conversation,
+    Customer,
+    Location,
+    Member,
+    Message,
+    MessageTemplate,
+    Organization,
+    Team,
 )
 from domain.enums import ChannelType, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored
@@ -90,8 +98,9 @@ class MongoStore:
     async def organization(self, org_id: str) -> Organization | None:
         return await self._organizations.get(org_id)
 
-    async def create_member(self, org_id: str, email: str, name: str, password_hash: str, role: OrgRole,
-                            now: datetime) -> Member:
+    async def create_member(
+        self, org_id: str, email: str, name: str, password_hash: str, role: OrgRole, now: datetime
+    ) -> Member:
         return await self._members.create(org_id, email, name, password_hash, role, now)
 
     async def member_by_email(self, email: str) -> tuple[Member, str] | None:
@@ -127,8 +136,9 @@ class MongoStore:
     async def remove_team_member(self, org_id: str, team_id: str, member_id: str) -> Team | None:
         return await self._teams.remove_member(org_id, team_id, member_id)
 
-    async def create_channel(self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str,
-                             now: datetime) -> Channel:
+    async def create_channel(
+        self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str, now: datetime
+    ) -> Channel:
         return await self._channels.create(org_id, team_id, type_, name, key_hash, now)
 
     async def channel_with_key_hash(self, channel_id: str) -> tuple[Channel, str] | None:
@@ -137,8 +147,9 @@ class MongoStore:
     async def channels(self, org_id: str) -> list[Channel]:
         return await self._channels.of_org(org_id)
 
-    async def create_template(self, org_id: str, name: str, body: str, channel: ChannelType | None,
-                              now: datetime) -> MessageTemplate:
+    async def create_template(
+        self, org_id: str, name: str, body: str, channel: ChannelType | None, now: datetime
+    ) -> MessageTemplate:
         return await self._templates.create(org_id, name, body, channel, now)
 
     async def template(self, org_id: str, template_id: str) -> MessageTemplate | None:
@@ -190,8 +201,10 @@ class MongoStore:
     async def create_customer(self, customer: Customer) -> Customer:
         try:
             await self.db.customers.insert_one(codec.customer_doc(customer))
-        except DuplicateKeyError:
-            raise AlreadyStored(await self.customer_by_external_id(customer.channel_id, customer.external_id))
+        except DuplicateKeyError as error:
+            raise AlreadyStored(
+                await self.customer_by_external_id(customer.channel_id, customer.external_id)
+            ) from error
         self._remember_customer_id(customer.channel_id, customer.external_id, customer.id)
         return customer
 
@@ -205,13 +218,15 @@ class MongoStore:
         if to_unset:
             update["$unset"] = to_unset
         doc = await self.db.customers.find_one_and_update({"_id": customer.id}, update, return_document=AFTER)
+        assert doc is not None  # the customer was read before; customers are never deleted
         copies = {f"customer_{k}": v for k, v in changes.items() if k in ("name", "email", "phone")}
         if copies:
             await self._set_conversation_fields(customer.id, copies, now)
         return codec.customer(doc)
 
-    async def set_presence(self, customer: Customer, online_until: datetime | None, location: Location | None,
-                           now: datetime) -> Customer:
+    async def set_presence(
+        self, customer: Customer, online_until: datetime | None, location: Location | None, now: datetime
+    ) -> Customer:
         update: dict[str, Any] = {"$set": {"last_active_at": ms(now)}}
         if online_until is not None:
             update["$set"]["online_until"] = ms(online_until)
@@ -220,6 +235,7 @@ class MongoStore:
         if location is not None:
             update["$set"]["location"] = codec.compact({"city": location.city, "country": location.country})
         doc = await self.db.customers.find_one_and_update({"_id": customer.id}, update, return_document=AFTER)
+        assert doc is not None  # the customer was read before; customers are never deleted
         await self._set_conversation_fields(customer.id, {"customer_online_until": ms(online_until)}, now)
         return codec.customer(doc)
 
@@ -240,8 +256,8 @@ class MongoStore:
     async def create_conversation(self, conversation: Conversation) -> Conversation:
         try:
             await self.db.conversations.insert_one(codec.conversation_doc(conversation))
-        except DuplicateKeyError:
-            raise AlreadyStored()
+        except DuplicateKeyError as error:
+            raise AlreadyStored() from error
         return conversation
 
     async def take_message_seq(self, conversation_id: str, member_id: str | None = None) -> Conversation | None:
@@ -253,8 +269,7 @@ class MongoStore:
         numbering, which readers never see (messages are paged by ``seq``, not
         counted by it). For a member, only while they are in the open room.
         """
-        return await changes.apply(self.db, conversation_id, domain_changes.take_number(member_id),
-                                   returning=BEFORE)
+        return await changes.apply(self.db, conversation_id, domain_changes.take_number(member_id), returning=BEFORE)
 
     async def change_conversation(self, conversation_id: str, change: Change) -> Conversation | None:
         """``change`` made in one conditional update (join, grab, leave, close); the
@@ -289,8 +304,8 @@ class MongoStore:
         """
         query, update = changes.filter_of(message.conversation_id, answer), changes.update_of(answer)
         doc = await self.db.conversations.find_one_and_update(
-            {**query, "last_message.seq": {"$lt": message.seq}}, _with_copy(update, message),
-            return_document=AFTER)
+            {**query, "last_message.seq": {"$lt": message.seq}}, _with_copy(update, message), return_document=AFTER
+        )
         if doc is None:  # a newer copy already there, or nothing left to answer
             doc = await self.db.conversations.find_one_and_update(query, update, return_document=AFTER)
             await self.offer_last_message(message)
@@ -317,8 +332,10 @@ class MongoStore:
         in Python over the whole collection.
         """
         found: dict[str, Conversation] = {}
-        for query in ({"org_id": org_id, "team_id": team_id, "participants": member_id, "closed_at": None},
-                      {"org_id": org_id, "team_id": team_id, "owner_id": member_id, "closed_at": None}):
+        for query in (
+            {"org_id": org_id, "team_id": team_id, "participants": member_id, "closed_at": None},
+            {"org_id": org_id, "team_id": team_id, "owner_id": member_id, "closed_at": None},
+        ):
             async for doc in self.db.conversations.find(query):
                 found.setdefault(doc["_id"], codec.conversation(doc))
         return list(found.values())
@@ -342,10 +359,13 @@ class MongoStore:
             doc["outbox_due"] = ms(message.created_at)
         try:
             await self.db.messages.insert_one(doc)
-        except DuplicateKeyError:
-            existing = await self.db.messages.find_one({"provider_key": doc["provider_key"]}) \
-                if doc.get("provider_key") else None
-            raise AlreadyStored(codec.message(existing) if existing else None)
+        except DuplicateKeyError as error:
+            existing = (
+                await self.db.messages.find_one({"provider_key": doc["provider_key"]})
+                if doc.get("provider_key")
+                else None
+            )
+            raise AlreadyStored(codec.message(existing) if existing else None) from error
         if offer:
             await self.offer_last_message(message)
         return message

@@ -31,8 +31,7 @@ class Notifications:
         doc = await self.collection.find_one({"_id": notification_id, "member_id": member_id})
         return codec.notification(doc) if doc else None
 
-    async def page(self, member_id: str, unread_only: bool, limit: int,
-                   older_than: str | None) -> list[Notification]:
+    async def page(self, member_id: str, unread_only: bool, limit: int, older_than: str | None) -> list[Notification]:
         """Up to ``limit`` of the member's notifications, newest first, older than the id ``older_than``."""
         query: dict[str, Any] = {"member_id": member_id}
         if unread_only:
@@ -44,6 +43,7 @@ class Notifications:
 
     async def mark_read(self, member_id: str, ids: list[str]) -> int:
         """How many of ``ids`` were the member's and unread."""
-        result = await self.collection.update_many({"_id": {"$in": ids}, "member_id": member_id},
-                                                   {"$set": {"read": True}})
+        result = await self.collection.update_many(
+            {"_id": {"$in": ids}, "member_id": member_id}, {"$set": {"read": True}}
+        )
         return result.modified_count

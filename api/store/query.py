@@ -23,7 +23,22 @@ from typing import Any
 
 from api.store.codec import ms
 from domain.criteria import (
-    Absent, All, AnyOf, Contains, Criteria, Empty, Eq, Gt, Gte, In, Lt, Lte, NonEmpty, Nothing, NotIn, Present,
+    Absent,
+    All,
+    AnyOf,
+    Contains,
+    Criteria,
+    Empty,
+    Eq,
+    Gt,
+    Gte,
+    In,
+    Lt,
+    Lte,
+    NonEmpty,
+    Nothing,
+    NotIn,
+    Present,
     TextContains,
 )
 

@@ -42,6 +42,7 @@ class Sweeps:
 
     async def oldest_due(self, now: datetime) -> datetime | None:
         """When the longest-waiting due transition fell due (metrics: how late the sweeper is)."""
-        doc = await self.conversations.find_one({"next_due_at": {"$lt": ms(now)}}, {"next_due_at": 1},
-                                                sort=[("next_due_at", 1)])
+        doc = await self.conversations.find_one(
+            {"next_due_at": {"$lt": ms(now)}}, {"next_due_at": 1}, sort=[("next_due_at", 1)]
+        )
         return codec.dt(doc["next_due_at"]) if doc else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
 from pymongo import ReturnDocument
@@ -21,12 +22,18 @@ class Teams:
         self.collection = db.teams
 
     async def create(self, org_id: str, name: str, mode: TeamMode, now: datetime) -> Team:
-        doc = {"_id": str(ObjectId()), "org_id": org_id, "name": name, "mode": mode.value, "members": [],
-               "created_at": ms(now)}
+        doc: dict[str, Any] = {
+            "_id": str(ObjectId()),
+            "org_id": org_id,
+            "name": name,
+            "mode": mode.value,
+            "members": [],
+            "created_at": ms(now),
+        }
         try:
             await self.collection.insert_one(doc)
-        except DuplicateKeyError:
-            raise AlreadyStored()
+        except DuplicateKeyError as error:
+            raise AlreadyStored() from error
         return codec.team(doc)
 
     async def get(self, org_id: str, team_id: str) -> Team | None:
@@ -44,16 +51,20 @@ class Teams:
     async def set_member(self, org_id: str, team_id: str, member_id: str, role: TeamRole) -> Team | None:
         # Two single-document steps, each atomic: drop any old role, then add the new one.
         # $addToSet, not $push: nx-27017 stores sub-documents pushed with $push as JSON strings.
-        await self.collection.update_one({"_id": team_id, "org_id": org_id},
-                                         {"$pull": {"members": {"member_id": member_id}}})
+        await self.collection.update_one(
+            {"_id": team_id, "org_id": org_id}, {"$pull": {"members": {"member_id": member_id}}}
+        )
         doc = await self.collection.find_one_and_update(
             {"_id": team_id, "org_id": org_id},
             {"$addToSet": {"members": {"member_id": member_id, "role": role.value}}},
-            return_document=ReturnDocument.AFTER)
+            return_document=ReturnDocument.AFTER,
+        )
         return codec.team(doc) if doc else None
 
     async def remove_member(self, org_id: str, team_id: str, member_id: str) -> Team | None:
         doc = await self.collection.find_one_and_update(
             {"_id": team_id, "org_id": org_id},
-            {"$pull": {"members": {"member_id": member_id}}}, return_document=ReturnDocument.AFTER)
+            {"$pull": {"members": {"member_id": member_id}}},
+            return_document=ReturnDocument.AFTER,
+        )
         return codec.team(doc) if doc else None

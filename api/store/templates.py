@@ -18,10 +18,19 @@ class Templates:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db.templates
 
-    async def create(self, org_id: str, name: str, body: str, channel: ChannelType | None,
-                     now: datetime) -> MessageTemplate:
-        doc = codec.compact({"_id": str(ObjectId()), "org_id": org_id, "name": name, "body": body,
-                             "channel": channel.value if channel else None, "created_at": ms(now)})
+    async def create(
+        self, org_id: str, name: str, body: str, channel: ChannelType | None, now: datetime
+    ) -> MessageTemplate:
+        doc = codec.compact(
+            {
+                "_id": str(ObjectId()),
+                "org_id": org_id,
+                "name": name,
+                "body": body,
+                "channel": channel.value if channel else None,
+                "created_at": ms(now),
+            }
+        )
         await self.collection.insert_one(doc)
         return codec.template(doc)
 

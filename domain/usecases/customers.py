@@ -28,8 +28,9 @@ class CustomerChanges:
     attributes: Any = UNSET
 
 
-async def update_customer(store: ConversationStore, events: EventSink, viewer: Viewer,
-                          changes: CustomerChanges, now: datetime) -> Customer:
+async def update_customer(
+    store: ConversationStore, events: EventSink, viewer: Viewer, changes: CustomerChanges, now: datetime
+) -> Customer:
     """Any member who can see one of the customer's conversations may edit them."""
     if not is_id(changes.id):
         raise not_found("customer")
@@ -49,12 +50,19 @@ async def update_customer(store: ConversationStore, events: EventSink, viewer: V
     if not update:
         return customer
     updated = await store.update_customer(customer, update, now)
-    await events.publish(Event(kind=EventKind.CUSTOMER_UPDATED, at=now, actor_id=viewer.member_id,
-                               conversation=_with_customer(conversation, updated),
-                               owner_before=conversation.owner_id))
+    await events.publish(
+        Event(
+            kind=EventKind.CUSTOMER_UPDATED,
+            at=now,
+            actor_id=viewer.member_id,
+            conversation=_with_customer(conversation, updated),
+            owner_before=conversation.owner_id,
+        )
+    )
     return updated
 
 
 def _with_customer(conversation: Conversation, customer: Customer) -> Conversation:
-    return replace(conversation, customer_name=customer.name, customer_email=customer.email,
-                   customer_phone=customer.phone)
+    return replace(
+        conversation, customer_name=customer.name, customer_email=customer.email, customer_phone=customer.phone
+    )

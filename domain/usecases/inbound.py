@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from domain import changes
 from domain.changes import Change
@@ -13,10 +13,14 @@ from domain.enums import ChannelType, EventKind, MessageKind, SenderKind
 from domain.errors import AlreadyStored, invalid
 from domain.events import Event
 from domain.ports import EventSink
-from domain.validation import check_string, check_time
 from domain.status import (
-    Thresholds, earliest_transition_after_customer_message, is_closed, next_transition_at, status_of,
+    Thresholds,
+    earliest_transition_after_customer_message,
+    is_closed,
+    next_transition_at,
+    status_of,
 )
+from domain.validation import check_string, check_time
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,14 +63,13 @@ class InboundStore(Protocol):
     async def customer(self, org_id: str, customer_id: str) -> Customer | None: ...
     async def create_customer(self, customer: Customer) -> Customer: ...
     async def update_customer(self, customer: Customer, changes: dict[str, Any], now: datetime) -> Customer: ...
-    async def take_message_seq(self, conversation_id: str, member_id: str | None = None
-                               ) -> Conversation | None: ...
-    async def record_customer_message(self, message: Message, wake: Change, reopen: Change | None = None
-                                      ) -> str: ...
+    async def take_message_seq(self, conversation_id: str, member_id: str | None = None) -> Conversation | None: ...
+    async def record_customer_message(self, message: Message, wake: Change, reopen: Change | None = None) -> str: ...
     async def create_conversation(self, conversation: Conversation) -> Conversation: ...
     async def insert_message(self, message: Message, *, offer: bool = True) -> Message: ...
-    async def set_presence(self, customer: Customer, online_until: datetime | None,
-                           location: Location | None, now: datetime) -> Customer: ...
+    async def set_presence(
+        self, customer: Customer, online_until: datetime | None, location: Location | None, now: datetime
+    ) -> Customer: ...
     async def conversation(self, org_id: str, conversation_id: str) -> Conversation | None: ...
 
 
@@ -74,9 +77,14 @@ def check_inbound(inbound: InboundMessage, now: datetime) -> None:
     """What every entry point's message must satisfy before anything is written
     (the webhook checks the same rules field by field, to name them all at once)."""
     details = inbound.customer
-    for field, value in (("customer.externalId", details.external_id), ("customer.name", details.name),
-                         ("customer.email", details.email), ("customer.phone", details.phone),
-                         ("text", inbound.text), ("messageId", inbound.provider_message_id)):
+    for field, value in (
+        ("customer.externalId", details.external_id),
+        ("customer.name", details.name),
+        ("customer.email", details.email),
+        ("customer.phone", details.phone),
+        ("text", inbound.text),
+        ("messageId", inbound.provider_message_id),
+    ):
         if value is not None:
             check_string(value, field)
     for i, attachment in enumerate(inbound.attachments):
@@ -87,8 +95,9 @@ def check_inbound(inbound: InboundMessage, now: datetime) -> None:
         check_time(inbound.sent_at, "sentAt", now)
 
 
-async def receive_customer_message(store: InboundStore, events: EventSink, channel: Channel,
-                                   inbound: InboundMessage, now: datetime, t: Thresholds) -> Receipt:
+async def receive_customer_message(
+    store: InboundStore, events: EventSink, channel: Channel, inbound: InboundMessage, now: datetime, t: Thresholds
+) -> Receipt:
     """Store one customer message exactly once and wake the conversation.
 
     A provider's retry (same ``messageId`` on the same channel) stores nothing
@@ -130,38 +139,52 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
 
     def message(seq: int) -> Message:
         return Message(
-            id=store.new_id(), org_id=channel.org_id, conversation_id=customer_id, seq=seq,
-            sender_kind=SenderKind.CUSTOMER, sender_customer_id=customer_id,
+            id=store.new_id(),
+            org_id=channel.org_id,
+            conversation_id=customer_id,
+            seq=seq,
+            sender_kind=SenderKind.CUSTOMER,
+            sender_customer_id=customer_id,
             kind=MessageKind.ATTACHMENT if inbound.attachments and not inbound.text else MessageKind.TEXT,
-            text=inbound.text, attachments=inbound.attachments, created_at=now,
-            sent_at=inbound.sent_at, provider_message_id=inbound.provider_message_id, channel_id=channel.id,
+            text=inbound.text,
+            attachments=inbound.attachments,
+            created_at=now,
+            sent_at=inbound.sent_at,
+            provider_message_id=inbound.provider_message_id,
+            channel_id=channel.id,
         )
 
     opened = None
     try:
         if before is None:
-            customer = customer or await store.customer(channel.org_id, customer_id)
+            customer = customer or await _customer(store, channel.org_id, customer_id)
             opened = await _open_conversation(store, channel, customer, message(1), t)
             if opened is None:  # the first number was taken: the conversation exists now
                 before = await store.take_message_seq(customer_id)
                 assert before is not None
-        stored = opened.last_message if opened else await store.insert_message(
-            message(before.message_seq + 1), offer=False)
+        if opened is not None:
+            stored = opened.last_message
+            assert stored is not None  # _conversation_from makes the first message the last one
+        else:
+            assert before is not None  # not opened here: its number was reserved above
+            stored = await store.insert_message(message(before.message_seq + 1), offer=False)
     except AlreadyStored as race:
         if race.existing is None:  # a reserved number taken: the store is inconsistent, not the input
             raise
-        original: Message = race.existing
+        original = cast(Message, race.existing)  # the message store hands back the stored message
         return Receipt(original.conversation_id, original.id, duplicate=True)
 
     if opened is not None:
         kind, after = EventKind.CREATED, opened
     else:
+        assert before is not None  # not opened here: its number was reserved above
         kind, after = EventKind.MESSAGE, before
     details = _changed_details(after, inbound.customer)
     if details:
-        customer = customer or await store.customer(channel.org_id, customer_id)
+        customer = customer or await _customer(store, channel.org_id, customer_id)
         await store.update_customer(customer, details, now)
     if opened is None:
+        assert before is not None  # as above
         for _ in range(3):  # judged again only if it was closed between the two reads
             change = _customer_message(before, now, t)
             after = replace(changes.effect(change, before), message_seq=stored.seq)
@@ -174,9 +197,17 @@ async def receive_customer_message(store: InboundStore, events: EventSink, chann
     if details:
         after = replace(after, **{f"customer_{k}": v for k, v in details.items()})
     after = replace(after, last_message=stored)
-    await events.publish(Event(kind=kind, conversation=after, at=now, message_id=stored.id,
-                               previous_status=None if kind is EventKind.CREATED else status_of(before, now, t),
-                               owner_before=before.owner_id if before else None))
+    await events.publish(
+        Event(
+            kind=kind,
+            conversation=after,
+            at=now,
+            message_id=stored.id,
+            # ``before`` is None exactly when this request created the conversation (CREATED)
+            previous_status=status_of(before, now, t) if before is not None else None,
+            owner_before=before.owner_id if before else None,
+        )
+    )
     return Receipt(customer_id, stored.id, duplicate=False)
 
 
@@ -191,25 +222,45 @@ def _customer_message(before: Conversation, now: datetime, t: Thresholds) -> Cha
 
 def _changed_details(conversation: Conversation, details: CustomerDetails) -> dict[str, Any]:
     """What the customer sent that differs from the conversation's copies of their details."""
-    return {k: v for k, v in (("name", details.name), ("email", details.email), ("phone", details.phone))
-            if v is not None and getattr(conversation, f"customer_{k}") != v}
+    return {
+        k: v
+        for k, v in (("name", details.name), ("email", details.email), ("phone", details.phone))
+        if v is not None and getattr(conversation, f"customer_{k}") != v
+    }
 
 
-async def _new_customer(store: InboundStore, channel: Channel, details: CustomerDetails,
-                        now: datetime) -> tuple[Customer, bool]:
+async def _new_customer(
+    store: InboundStore, channel: Channel, details: CustomerDetails, now: datetime
+) -> tuple[Customer, bool]:
     """The customer, created now (True), or as a concurrent request just created it (False)."""
     try:
-        return await store.create_customer(Customer(
-            id=store.new_id(), org_id=channel.org_id, channel_id=channel.id, channel_type=channel.type,
-            external_id=details.external_id, name=details.name, email=details.email,
-            phone=details.phone, created_at=now,
-        )), True
+        return await store.create_customer(
+            Customer(
+                id=store.new_id(),
+                org_id=channel.org_id,
+                channel_id=channel.id,
+                channel_type=channel.type,
+                external_id=details.external_id,
+                name=details.name,
+                email=details.email,
+                phone=details.phone,
+                created_at=now,
+            )
+        ), True
     except AlreadyStored as race:
-        return race.existing, False
+        return cast(Customer, race.existing), False  # the customer store hands back the one that won
 
 
-async def _open_conversation(store: InboundStore, channel: Channel, customer: Customer, first: Message,
-                             t: Thresholds) -> Conversation | None:
+async def _customer(store: InboundStore, org_id: str, customer_id: str) -> Customer:
+    """A customer this request knows exists (it was found or created above)."""
+    customer = await store.customer(org_id, customer_id)
+    assert customer is not None, "customers are never deleted"
+    return customer
+
+
+async def _open_conversation(
+    store: InboundStore, channel: Channel, customer: Customer, first: Message, t: Thresholds
+) -> Conversation | None:
     """Store the conversation's first message, then the conversation made from it
     (its id is the customer's); returns the new conversation.
 
@@ -242,38 +293,68 @@ def _conversation_from(channel: Channel, customer: Customer, first: Message, t: 
     """A new conversation as its first (customer) message leaves it."""
     now = first.created_at
     before = Conversation(
-        id=customer.id, org_id=channel.org_id, team_id=channel.team_id, channel_id=channel.id,
-        channel_type=channel.type, channel_name=channel.name, customer_id=customer.id,
-        customer_name=customer.name, customer_email=customer.email, customer_phone=customer.phone,
-        customer_online_until=customer.online_until, last_customer_message_at=now, last_message_at=now,
-        waiting_since=now, created_at=now, updated_at=now,
+        id=customer.id,
+        org_id=channel.org_id,
+        team_id=channel.team_id,
+        channel_id=channel.id,
+        channel_type=channel.type,
+        channel_name=channel.name,
+        customer_id=customer.id,
+        customer_name=customer.name,
+        customer_email=customer.email,
+        customer_phone=customer.phone,
+        customer_online_until=customer.online_until,
+        last_customer_message_at=now,
+        last_message_at=now,
+        waiting_since=now,
+        created_at=now,
+        updated_at=now,
     )
-    return replace(changes.effect(_customer_message(before, now, t), before), message_seq=first.seq,
-                   last_message=first)
+    return replace(changes.effect(_customer_message(before, now, t), before), message_seq=first.seq, last_message=first)
 
 
-async def record_presence(store: InboundStore, events: EventSink, channel: Channel, update: PresenceUpdate,
-                          now: datetime, t: Thresholds) -> Customer:
+async def record_presence(
+    store: InboundStore, events: EventSink, channel: Channel, update: PresenceUpdate, now: datetime, t: Thresholds
+) -> Customer:
     """Web-widget heartbeat: online until the presence timeout passes without another one."""
     if channel.type is not ChannelType.WEB_WIDGET:
         raise invalid("Presence is recorded for web-widget channels only.", "channel")
     customer = await store.customer_by_external_id(channel.id, update.external_id)
     if customer is None:
         try:
-            customer = await store.create_customer(Customer(
-                id=store.new_id(), org_id=channel.org_id, channel_id=channel.id, channel_type=channel.type,
-                external_id=update.external_id, created_at=now,
-            ))
+            customer = await store.create_customer(
+                Customer(
+                    id=store.new_id(),
+                    org_id=channel.org_id,
+                    channel_id=channel.id,
+                    channel_type=channel.type,
+                    external_id=update.external_id,
+                    created_at=now,
+                )
+            )
         except AlreadyStored as race:
-            customer = race.existing
+            customer = cast(Customer, race.existing)  # the customer store hands back the one that won
     online_until = now + timedelta(seconds=t.presence_timeout_s) if update.online else None
     customer = await store.set_presence(customer, online_until, update.location, now)
     conversation = await store.conversation(channel.org_id, customer.id)
     if conversation is not None:
-        await events.publish(Event(kind=EventKind.PRESENCE, conversation=conversation, at=now,
-                                   owner_before=conversation.owner_id, previous_status=status_of(conversation, now, t)))
+        await events.publish(
+            Event(
+                kind=EventKind.PRESENCE,
+                conversation=conversation,
+                at=now,
+                owner_before=conversation.owner_id,
+                previous_status=status_of(conversation, now, t),
+            )
+        )
     return customer
 
 
-__all__ = ["CustomerDetails", "InboundMessage", "PresenceUpdate", "Receipt", "receive_customer_message",
-           "record_presence"]
+__all__ = [
+    "CustomerDetails",
+    "InboundMessage",
+    "PresenceUpdate",
+    "Receipt",
+    "receive_customer_message",
+    "record_presence",
+]

@@ -16,8 +16,16 @@ def _too_many() -> Refused:
     return Refused(ErrorCode.TOO_MANY_ATTEMPTS, "Too many failed logins. Try again later.")
 
 
-async def login(store: AccountStore, hasher: PasswordHasher, attempts: LoginAttempts, email: str,
-                password: str, client_address: str, now: datetime, policy: ThrottlePolicy) -> Member:
+async def login(
+    store: AccountStore,
+    hasher: PasswordHasher,
+    attempts: LoginAttempts,
+    email: str,
+    password: str,
+    client_address: str,
+    now: datetime,
+    policy: ThrottlePolicy,
+) -> Member:
     """The same answer for an unknown email and a wrong password, and the same
     throttle for both, so neither reveals whether an account exists.
 
@@ -39,7 +47,8 @@ async def login(store: AccountStore, hasher: PasswordHasher, attempts: LoginAtte
     if await attempts.take(keys.address, now, policy.window_s) > policy.max_per_address:
         raise _too_many()
     found = await store.member_by_email(email) if email else None
-    if not await hasher.verify(found[1] if found else None, password or ""):
+    # verify() runs for an unknown email too (against no hash), so both cases take as long
+    if not await hasher.verify(found[1] if found else None, password or "") or found is None:
         await attempts.take(keys.email, now, policy.window_s)
         raise Refused(ErrorCode.INVALID_CREDENTIALS, "Wrong email or password.")
     await attempts.give_back([keys.pair, keys.address], now, policy.window_s)

@@ -11,7 +11,13 @@ from typing import Any, Protocol
 from domain import changes
 from domain.entities import Attachment, Conversation, Delivery, Message
 from domain.enums import (
-    ChannelType, DeliveryStatus, DeliveryVia, ErrorCode, EventKind, MessageKind, SenderKind,
+    ChannelType,
+    DeliveryStatus,
+    DeliveryVia,
+    ErrorCode,
+    EventKind,
+    MessageKind,
+    SenderKind,
 )
 from domain.errors import Refused, invalid
 from domain.events import Event
@@ -52,9 +58,16 @@ class MessagingSettings:
     whatsapp_window_s: float = 86400
 
 
-async def send_message(store: ConversationStore, files: FileSaver, events: EventSink, viewer: Viewer,
-                       draft: MessageDraft, now: datetime, t: Thresholds,
-                       settings: MessagingSettings) -> tuple[Message, Conversation]:
+async def send_message(
+    store: ConversationStore,
+    files: FileSaver,
+    events: EventSink,
+    viewer: Viewer,
+    draft: MessageDraft,
+    now: datetime,
+    t: Thresholds,
+    settings: MessagingSettings,
+) -> tuple[Message, Conversation]:
     """Validate everything first, then store: a refused message writes nothing.
 
     The write order (number, message, then the conversation) is explained below;
@@ -71,11 +84,18 @@ async def send_message(store: ConversationStore, files: FileSaver, events: Event
     text = await _compose_text(store, viewer, conversation, draft)
     check_uploads(draft, settings)
 
-    attachments = tuple([
-        await files.save(viewer.org_id, conversation.id, clean_line(u.filename, "attachments") or "file",
-                         u.content_type or "application/octet-stream", u.data)
-        for u in draft.uploads
-    ])
+    attachments = tuple(
+        [
+            await files.save(
+                viewer.org_id,
+                conversation.id,
+                clean_line(u.filename, "attachments") or "file",
+                u.content_type or "application/octet-stream",
+                u.data,
+            )
+            for u in draft.uploads
+        ]
+    )
     if draft.kind is MessageKind.CONFERENCE_LINK:
         attachments = (Attachment(url=conference_url(settings.conference_base_url), name="Conference"),)
 
@@ -87,24 +107,42 @@ async def send_message(store: ConversationStore, files: FileSaver, events: Event
     before = await store.take_message_seq(conversation.id, viewer.member_id)
     if before is None:
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
-    deliveries = ()
+    deliveries: tuple[Delivery, ...] = ()
     if email_fallback_active(conversation, now):
         deliveries = (Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.QUEUED, at=now),)
-    message = await store.insert_message(Message(
-        id=store.new_id(), org_id=viewer.org_id, conversation_id=conversation.id, seq=before.message_seq + 1,
-        sender_kind=SenderKind.MEMBER, sender_member_id=viewer.member_id, kind=draft.kind, text=text,
-        attachments=attachments, created_at=now, deliveries=deliveries,
-    ), offer=False)
+    message = await store.insert_message(
+        Message(
+            id=store.new_id(),
+            org_id=viewer.org_id,
+            conversation_id=conversation.id,
+            seq=before.message_seq + 1,
+            sender_kind=SenderKind.MEMBER,
+            sender_member_id=viewer.member_id,
+            kind=draft.kind,
+            text=text,
+            attachments=attachments,
+            created_at=now,
+            deliveries=deliveries,
+        ),
+        offer=False,
+    )
     answered = changes.effect(changes.answer(now, None), conversation)
     answer = changes.answer(now, next_transition_at(answered, t))
     updated = await store.record_member_message(message, answer) or replace(
-        changes.effect(answer, conversation), message_seq=message.seq)
+        changes.effect(answer, conversation), message_seq=message.seq
+    )
     updated = replace(updated, last_message=message)
-    await events.publish(Event(
-        kind=EventKind.MESSAGE, conversation=updated, at=now, actor_id=viewer.member_id,
-        previous_status=status_of(conversation, now, t), message_id=message.id,
-        owner_before=conversation.owner_id,
-    ))
+    await events.publish(
+        Event(
+            kind=EventKind.MESSAGE,
+            conversation=updated,
+            at=now,
+            actor_id=viewer.member_id,
+            previous_status=status_of(conversation, now, t),
+            message_id=message.id,
+            owner_before=conversation.owner_id,
+        )
+    )
     return message, updated
 
 
@@ -113,16 +151,19 @@ def check_kind_fits_channel(kind: MessageKind, channel: ChannelType) -> None:
         raise invalid("WhatsApp templates can only be sent on WhatsApp.", "kind")
 
 
-def check_whatsapp_window(conversation: Conversation, kind: MessageKind, now: datetime,
-                          settings: MessagingSettings) -> None:
+def check_whatsapp_window(
+    conversation: Conversation, kind: MessageKind, now: datetime, settings: MessagingSettings
+) -> None:
     """WhatsApp allows free-form messages only within 24 h of the customer's last message."""
     if conversation.channel_type is not ChannelType.WHATSAPP or kind is MessageKind.WHATSAPP_TEMPLATE:
         return
     last = conversation.last_customer_message_at
     if last is None or now - last > timedelta(seconds=settings.whatsapp_window_s):
-        raise Refused(ErrorCode.WHATSAPP_WINDOW_CLOSED,
-                      "More than 24 hours since the customer wrote: only a WhatsApp template may be sent.",
-                      "kind")
+        raise Refused(
+            ErrorCode.WHATSAPP_WINDOW_CLOSED,
+            "More than 24 hours since the customer wrote: only a WhatsApp template may be sent.",
+            "kind",
+        )
 
 
 def check_uploads(draft: MessageDraft, settings: MessagingSettings) -> None:
@@ -131,20 +172,23 @@ def check_uploads(draft: MessageDraft, settings: MessagingSettings) -> None:
             raise invalid("Attach at least one file.", "attachments")
         if len(draft.uploads) > MAX_ATTACHMENTS:
             raise invalid(f"At most {MAX_ATTACHMENTS} files per message.", "attachments")
-        if draft.kind is MessageKind.IMAGE and any(not (u.content_type or "").startswith("image/")
-                                                    for u in draft.uploads):
+        if draft.kind is MessageKind.IMAGE and any(
+            not (u.content_type or "").startswith("image/") for u in draft.uploads
+        ):
             raise invalid("IMAGE messages take image files only.", "attachments")
         if any(len(u.data) > settings.max_upload_bytes for u in draft.uploads):
-            raise Refused(ErrorCode.PAYLOAD_TOO_LARGE,
-                          f"Files are limited to {settings.max_upload_bytes} bytes.", "attachments")
+            raise Refused(
+                ErrorCode.PAYLOAD_TOO_LARGE, f"Files are limited to {settings.max_upload_bytes} bytes.", "attachments"
+            )
         for u in draft.uploads:  # every name checked before the first file is saved
             clean_line(u.filename, "attachments")
     elif draft.uploads:
         raise invalid(f"{draft.kind.value} messages take no files.", "attachments")
 
 
-async def _compose_text(store: ConversationStore, viewer: Viewer, conversation: Conversation,
-                        draft: MessageDraft) -> str | None:
+async def _compose_text(
+    store: ConversationStore, viewer: Viewer, conversation: Conversation, draft: MessageDraft
+) -> str | None:
     if draft.kind in TEMPLATE_KINDS:
         if not is_id(draft.template_id):
             raise invalid("Choose a message template.", "templateId")
@@ -165,7 +209,8 @@ def _check_variables(variables: Any) -> dict[str, Any]:
     if variables is None:
         return {}
     if not isinstance(variables, dict) or not all(
-            isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in variables.items()):
+        isinstance(k, str) and isinstance(v, (str, int, float)) for k, v in variables.items()
+    ):
         raise invalid("`variables` must map names to text or numbers.", "variables")
     for value in variables.values():
         # huge integers can't even be turned into text (Python's digit limit)
@@ -179,6 +224,3 @@ def _check_variables(variables: Any) -> dict[str, Any]:
 def conference_url(base_url: str) -> str:
     """An unguessable meeting room (128 bits of randomness)."""
     return base_url.rstrip("/") + "/imbrace-" + secrets.token_urlsafe(16)
-
-
-

@@ -56,8 +56,7 @@ def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None =
 
 def needs_team(event: Event) -> bool:
     """Whether the recipients depend on the team's members (the room alone decides the rest)."""
-    return (event.kind in (EventKind.CREATED, EventKind.REOPENED, EventKind.STATUS_CHANGED)
-            or _released(event))
+    return event.kind in (EventKind.CREATED, EventKind.REOPENED, EventKind.STATUS_CHANGED) or _released(event)
 
 
 def _released(event: Event) -> bool:
@@ -84,9 +83,18 @@ async def notify(notifications: NotificationStore, teams: TeamDirectory, event: 
     found = [r for r in recipients(event, team, sender) if r.member_id != event.actor_id]
     if not found:
         return {}
-    created = [Notification(id=notifications.new_id(), org_id=conversation.org_id, member_id=r.member_id,
-                            kind=r.kind, conversation_id=conversation.id, created_at=event.at, read=False)
-               for r in found]
+    created = [
+        Notification(
+            id=notifications.new_id(),
+            org_id=conversation.org_id,
+            member_id=r.member_id,
+            kind=r.kind,
+            conversation_id=conversation.id,
+            created_at=event.at,
+            read=False,
+        )
+        for r in found
+    ]
     await notifications.add(created)
     return {n.member_id: n.id for n in created}
 
@@ -97,8 +105,9 @@ class NotificationPage:
     has_next_page: bool
 
 
-async def notifications_of(notifications: NotificationStore, viewer: Viewer, unread_only: bool, first: int,
-                           after: str | None) -> NotificationPage:
+async def notifications_of(
+    notifications: NotificationStore, viewer: Viewer, unread_only: bool, first: int, after: str | None
+) -> NotificationPage:
     """The viewer's own notifications, newest first, after the cursor ``after`` (a notification id)."""
     if first < 0 or first > MAX_PAGE:
         raise invalid(f"`first` must be between 0 and {MAX_PAGE}.", "first")
@@ -108,8 +117,9 @@ async def notifications_of(notifications: NotificationStore, viewer: Viewer, unr
     return NotificationPage(notifications=found[:first], has_next_page=len(found) > first)
 
 
-async def notification_of(notifications: NotificationStore, viewer: Viewer,
-                          notification_id: str) -> Notification | None:
+async def notification_of(
+    notifications: NotificationStore, viewer: Viewer, notification_id: str
+) -> Notification | None:
     """One of the viewer's notifications; None for another member's."""
     return await notifications.get(viewer.member_id, notification_id)
 

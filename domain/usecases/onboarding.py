@@ -12,8 +12,8 @@ from domain.enums import ChannelType, ErrorCode, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored, Refused, forbidden, not_found
 from domain.ports import AccountStore, ConversationStore, EventSink, PasswordHasher
 from domain.status import Thresholds
-from domain.usecases.rooms import leave_team_rooms
 from domain.templates import placeholders
+from domain.usecases.rooms import leave_team_rooms
 from domain.validation import check_string, clean_email, clean_line, clean_text, is_id
 from domain.visibility import Viewer
 
@@ -28,13 +28,23 @@ def require_org_admin(viewer: Viewer) -> None:
 
 def check_password(password: str) -> str:
     if not isinstance(password, str) or not (MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH):
-        raise Refused(ErrorCode.INVALID_INPUT,
-                      f"Passwords are {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.", "password")
+        raise Refused(
+            ErrorCode.INVALID_INPUT,
+            f"Passwords are {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters.",
+            "password",
+        )
     return check_string(password, "password")
 
 
-async def create_organization(store: AccountStore, hasher: PasswordHasher, org_name: str, email: str,
-                              password: str, name: str | None, now: datetime) -> tuple[Organization, Member]:
+async def create_organization(
+    store: AccountStore,
+    hasher: PasswordHasher,
+    org_name: str,
+    email: str,
+    password: str,
+    name: str | None,
+    now: datetime,
+) -> tuple[Organization, Member]:
     """The first step of a new install: an organization and its OWNER."""
     org_name = clean_line(org_name, "org", required=True)
     email = clean_email(email, required=True)
@@ -42,13 +52,22 @@ async def create_organization(store: AccountStore, hasher: PasswordHasher, org_n
     if await store.member_by_email(email) is not None:
         raise Refused(ErrorCode.ALREADY_EXISTS, f"A member with email {email} already exists.", "email")
     org = await store.create_organization(org_name, now)
-    owner = await _create_member(store, hasher, org.id, email, name or email.split("@")[0], password,
-                                 OrgRole.OWNER, now)
+    owner = await _create_member(
+        store, hasher, org.id, email, name or email.split("@")[0], password, OrgRole.OWNER, now
+    )
     return org, owner
 
 
-async def invite_member(store: AccountStore, hasher: PasswordHasher, viewer: Viewer, email: str, name: str,
-                        password: str, role: OrgRole, now: datetime) -> Member:
+async def invite_member(
+    store: AccountStore,
+    hasher: PasswordHasher,
+    viewer: Viewer,
+    email: str,
+    name: str,
+    password: str,
+    role: OrgRole,
+    now: datetime,
+) -> Member:
     require_org_admin(viewer)
     if role is OrgRole.OWNER and viewer.org_role is not OrgRole.OWNER:
         raise forbidden("Only the owner may make another owner.")
@@ -58,12 +77,20 @@ async def invite_member(store: AccountStore, hasher: PasswordHasher, viewer: Vie
     return await _create_member(store, hasher, viewer.org_id, email, name, password, role, now)
 
 
-async def _create_member(store: AccountStore, hasher: PasswordHasher, org_id: str, email: str, name: str,
-                         password: str, role: OrgRole, now: datetime) -> Member:
+async def _create_member(
+    store: AccountStore,
+    hasher: PasswordHasher,
+    org_id: str,
+    email: str,
+    name: str,
+    password: str,
+    role: OrgRole,
+    now: datetime,
+) -> Member:
     try:
         return await store.create_member(org_id, email, name, await hasher.hash(password), role, now)
-    except AlreadyStored:
-        raise Refused(ErrorCode.ALREADY_EXISTS, f"A member with email {email} already exists.", "email")
+    except AlreadyStored as error:
+        raise Refused(ErrorCode.ALREADY_EXISTS, f"A member with email {email} already exists.", "email") from error
 
 
 async def create_team(store: AccountStore, viewer: Viewer, name: str, mode: TeamMode, now: datetime) -> Team:
@@ -71,12 +98,11 @@ async def create_team(store: AccountStore, viewer: Viewer, name: str, mode: Team
     name = clean_line(name, "name", required=True)
     try:
         return await store.create_team(viewer.org_id, name, mode, now)
-    except AlreadyStored:
-        raise Refused(ErrorCode.ALREADY_EXISTS, f"A team named {name!r} already exists.", "name")
+    except AlreadyStored as error:
+        raise Refused(ErrorCode.ALREADY_EXISTS, f"A team named {name!r} already exists.", "name") from error
 
 
-async def add_team_member(store: AccountStore, viewer: Viewer, team_id: str, member_id: str,
-                          role: TeamRole) -> Team:
+async def add_team_member(store: AccountStore, viewer: Viewer, team_id: str, member_id: str, role: TeamRole) -> Team:
     require_org_admin(viewer)
     team = await _team(store, viewer, team_id)
     if not is_id(member_id) or await store.member(viewer.org_id, member_id) is None:
@@ -91,8 +117,9 @@ class TeamRoomsStore(AccountStore, ConversationStore, Protocol):
     """Taking a member out of a team touches the team and its conversations."""
 
 
-async def remove_team_member(store: TeamRoomsStore, events: EventSink, viewer: Viewer, team_id: str,
-                             member_id: str, now: datetime, t: Thresholds) -> Team:
+async def remove_team_member(
+    store: TeamRoomsStore, events: EventSink, viewer: Viewer, team_id: str, member_id: str, now: datetime, t: Thresholds
+) -> Team:
     """Out of the team, then out of its rooms.
 
     The membership goes first, so the member can no longer act on the team's
@@ -112,8 +139,9 @@ async def remove_team_member(store: TeamRoomsStore, events: EventSink, viewer: V
     return updated
 
 
-async def connect_channel(store: AccountStore, viewer: Viewer, type_: ChannelType, name: str, team_id: str,
-                          now: datetime) -> tuple[Channel, str]:
+async def connect_channel(
+    store: AccountStore, viewer: Viewer, type_: ChannelType, name: str, team_id: str, now: datetime
+) -> tuple[Channel, str]:
     """A new channel and its ingest key, shown once; only a hash of the key is kept."""
     require_org_admin(viewer)
     name = clean_line(name, "name", required=True)
@@ -135,8 +163,9 @@ def ingest_key_matches(key: str | None, stored_hash: str) -> bool:
     return secrets.compare_digest(hash_ingest_key(key), stored_hash)
 
 
-async def create_message_template(store: AccountStore, viewer: Viewer, name: str, body: str, channel: ChannelType | None,
-                                  now: datetime) -> MessageTemplate:
+async def create_message_template(
+    store: AccountStore, viewer: Viewer, name: str, body: str, channel: ChannelType | None, now: datetime
+) -> MessageTemplate:
     """Templates are shared by the organization; admins (of the org or of a team) write them."""
     if not viewer.is_org_admin and not any(viewer.is_team_admin(t.id) for t in viewer.teams):
         raise forbidden("Only admins create message templates.")

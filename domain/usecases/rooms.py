@@ -29,8 +29,9 @@ async def _load(store: ConversationStore, viewer: Viewer, conversation_id: str) 
     return await store.conversation(viewer.org_id, conversation_id)
 
 
-async def join_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
-                            conversation_id: str, now: datetime, t: Thresholds) -> Conversation:
+async def join_conversation(
+    store: ConversationStore, events: EventSink, viewer: Viewer, conversation_id: str, now: datetime, t: Thresholds
+) -> Conversation:
     conversation = await load_visible(store, viewer, conversation_id)
     if is_closed(conversation, now, t):
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
@@ -45,8 +46,9 @@ async def join_conversation(store: ConversationStore, events: EventSink, viewer:
     return updated
 
 
-async def grab_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
-                            conversation_id: str, now: datetime, t: Thresholds) -> Conversation:
+async def grab_conversation(
+    store: ConversationStore, events: EventSink, viewer: Viewer, conversation_id: str, now: datetime, t: Thresholds
+) -> Conversation:
     """Make the caller the owner; exactly one of any number of racing callers wins.
 
     The winner is decided by one conditional update (owner still unset), never
@@ -66,8 +68,7 @@ async def grab_conversation(store: ConversationStore, events: EventSink, viewer:
     return updated
 
 
-def grab_refusal(viewer: Viewer, conversation: Conversation | None, now: datetime,
-                 t: Thresholds) -> Refused | None:
+def grab_refusal(viewer: Viewer, conversation: Conversation | None, now: datetime, t: Thresholds) -> Refused | None:
     """Why the viewer may not grab the conversation now, or None when they may
     (or already own it: grabbing again is a no-op).
 
@@ -93,12 +94,16 @@ def grab_refusal(viewer: Viewer, conversation: Conversation | None, now: datetim
 
 def may_grab_now(viewer: Viewer, conversation: Conversation | None, now: datetime, t: Thresholds) -> bool:
     """A grab by this viewer would take the conversation (what a grab offer's ``canGrab`` says)."""
-    return (conversation is not None and conversation.owner_id is None
-            and grab_refusal(viewer, conversation, now, t) is None)
+    return (
+        conversation is not None
+        and conversation.owner_id is None
+        and grab_refusal(viewer, conversation, now, t) is None
+    )
 
 
-async def leave_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
-                             conversation_id: str, now: datetime, t: Thresholds) -> Conversation:
+async def leave_conversation(
+    store: ConversationStore, events: EventSink, viewer: Viewer, conversation_id: str, now: datetime, t: Thresholds
+) -> Conversation:
     """Leave the room; an owner leaving a GRAB conversation releases it for grabbing."""
     conversation = await load_visible(store, viewer, conversation_id)
     if viewer.member_id not in conversation.participants:
@@ -111,8 +116,9 @@ async def leave_conversation(store: ConversationStore, events: EventSink, viewer
     return updated
 
 
-async def close_conversation(store: ConversationStore, events: EventSink, viewer: Viewer,
-                             conversation_id: str, now: datetime, t: Thresholds) -> Conversation:
+async def close_conversation(
+    store: ConversationStore, events: EventSink, viewer: Viewer, conversation_id: str, now: datetime, t: Thresholds
+) -> Conversation:
     """Close by hand: a member in the room, or a team or organization admin."""
     conversation = await load_visible(store, viewer, conversation_id)
     if is_closed(conversation, now, t):
@@ -126,8 +132,9 @@ async def close_conversation(store: ConversationStore, events: EventSink, viewer
     return updated
 
 
-async def leave_team_rooms(store: ConversationStore, events: EventSink, team: Team, member_id: str,
-                           now: datetime, t: Thresholds) -> int:
+async def leave_team_rooms(
+    store: ConversationStore, events: EventSink, team: Team, member_id: str, now: datetime, t: Thresholds
+) -> int:
     """A member taken out of a team leaves every open room of that team.
 
     What they owned is released (the LEFT event goes out as a release, so the
@@ -143,16 +150,35 @@ async def leave_team_rooms(store: ConversationStore, events: EventSink, team: Te
         if updated is None:  # left, closed or released meanwhile
             continue
         left += 1
-        await events.publish(Event(
-            kind=EventKind.LEFT, conversation=updated, at=now, actor_id=member_id,
-            previous_status=status_of(conversation, now, t), owner_before=conversation.owner_id,
-        ))
+        await events.publish(
+            Event(
+                kind=EventKind.LEFT,
+                conversation=updated,
+                at=now,
+                actor_id=member_id,
+                previous_status=status_of(conversation, now, t),
+                owner_before=conversation.owner_id,
+            )
+        )
     return left
 
 
-async def _publish(events: EventSink, kind: EventKind, before: Conversation, after: Conversation,
-                   viewer: Viewer, now: datetime, t: Thresholds) -> None:
-    await events.publish(Event(
-        kind=kind, conversation=after, at=now, actor_id=viewer.member_id,
-        previous_status=status_of(before, now, t), owner_before=before.owner_id,
-    ))
+async def _publish(
+    events: EventSink,
+    kind: EventKind,
+    before: Conversation,
+    after: Conversation,
+    viewer: Viewer,
+    now: datetime,
+    t: Thresholds,
+) -> None:
+    await events.publish(
+        Event(
+            kind=kind,
+            conversation=after,
+            at=now,
+            actor_id=viewer.member_id,
+            previous_status=status_of(before, now, t),
+            owner_before=before.owner_id,
+        )
+    )
