@@ -321,19 +321,7 @@ async def record_presence(
         raise invalid("Presence is recorded for web-widget channels only.", "channel")
     customer = await store.customer_by_external_id(channel.id, update.external_id)
     if customer is None:
-        try:
-            customer = await store.create_customer(
-                Customer(
-                    id=store.new_id(),
-                    org_id=channel.org_id,
-                    channel_id=channel.id,
-                    channel_type=channel.type,
-                    external_id=update.external_id,
-                    created_at=now,
-                )
-            )
-        except AlreadyStored as race:
-            customer = cast(Customer, race.existing)  # the customer store hands back the one that won
+        customer, _ = await _new_customer(store, channel, CustomerDetails(external_id=update.external_id), now)
     online_until = now + timedelta(seconds=t.presence_timeout_s) if update.online else None
     customer = await store.set_presence(customer, online_until, update.location, now)
     conversation = await store.conversation(channel.org_id, customer.id)
