@@ -37,17 +37,17 @@ members = st.sampled_from(MEMBERS)
 statuses = st.sampled_from([None, "SOON_TO_BE", "OVERDUE", "CLOSED"])
 
 
+def a_conversation(**facts) -> Conversation:
+    """The one conversation these tests change, with the facts a test cares about."""
+    return Conversation(id=CID, org_id="o1", team_id="t1", channel_id="ch1", customer_id=CID, **facts)
+
+
 @st.composite
 def conversations(draw) -> Conversation:
     closed = draw(st.booleans())
-    return Conversation(
-        id=CID,
-        org_id="o1",
-        team_id="t1",
-        channel_id="ch1",
+    return a_conversation(
         channel_type=ChannelType.WEB_WIDGET,
         channel_name="Widget",
-        customer_id=CID,
         participants=tuple(draw(st.lists(members, unique=True, max_size=3))),
         owner_id=draw(st.none() | members),
         waiting_since=draw(optional_moments),
@@ -141,14 +141,9 @@ async def test_memory_and_store_agree_on_every_change(db, start, plan):
 
 
 async def test_take_number_returns_the_conversation_before(db):
-    start = Conversation(
-        id=CID,
-        org_id="o1",
-        team_id="t1",
-        channel_id="ch1",
+    start = a_conversation(
         channel_type=ChannelType.WHATSAPP,
         channel_name="W",
-        customer_id=CID,
         last_customer_message_at=EPOCH,
         message_seq=3,
         participants=("m1",),
@@ -207,14 +202,9 @@ def test_the_updates_are_the_ones_the_store_always_sent():
             "$min": {"waiting_since": n, "next_due_at": t},
         },
     )
-    closed = Conversation(
-        id=CID,
-        org_id="o1",
-        team_id="t1",
-        channel_id="ch1",
+    closed = a_conversation(
         channel_type=ChannelType.WHATSAPP,
         channel_name="W",
-        customer_id=CID,
         last_customer_message_at=at,
         closed_at=at,
     )
