@@ -1,0 +1,88 @@
+"""A channel's provider credentials: what each provider needs, and what may be shown of them.
+
+Credentials are write-only: the API shows at most the last four characters of each
+secret (:func:`hints`), and the store keeps them encrypted (``api/secrets.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from domain.enums import ChannelType
+from domain.errors import invalid
+from domain.validation import clean_line
+
+MAX_CREDENTIAL_LENGTH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class WhatsAppCredentials:
+    """WhatsApp Cloud API: the business phone number's id, a (system user) access token, the
+    Meta app's secret (webhook signatures) and the verify token chosen for the handshake."""
+
+    phone_number_id: str
+    access_token: str
+    app_secret: str
+    verify_token: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessengerCredentials:
+    """Messenger Platform: the Facebook page's id and access token, the app secret and verify token."""
+
+    page_id: str
+    page_access_token: str
+    app_secret: str
+    verify_token: str
+
+
+Credentials = WhatsAppCredentials | MessengerCredentials
+
+CREDENTIALS_OF: dict[ChannelType, type[Credentials]] = {
+    ChannelType.WHATSAPP: WhatsAppCredentials,
+    ChannelType.FACEBOOK: MessengerCredentials,
+}
+
+# Identifiers a dashboard may show in full; everything else is a secret.
+_PUBLIC_FIELDS = frozenset({"phone_number_id", "page_id"})
+
+
+def check_credentials(type_: ChannelType, credentials: Credentials) -> Credentials:
+    """The credentials fit the channel and every field is a clean, non-empty line (named
+    ``credentials.<field>`` in the error), before anything is stored."""
+    expected = CREDENTIALS_OF.get(type_)
+    if expected is None:
+        raise invalid(f"{type_.value} channels take no provider credentials here.", "credentials")
+    if not isinstance(credentials, expected):
+        raise invalid(f"A {type_.value} channel needs {expected.__name__.removesuffix('Credentials')} credentials.", "credentials")
+    cleaned: dict[str, str] = {}
+    for f in fields(credentials):
+        value = getattr(credentials, f.name)
+        path = f"credentials.{_camel(f.name)}"
+        cleaned[f.name] = clean_line(value, path, required=True, max_length=MAX_CREDENTIAL_LENGTH)
+        if f.name in _PUBLIC_FIELDS and not cleaned[f.name].isdigit():
+            raise invalid("Meta ids are numbers.", path)
+    return expected(**cleaned)
+
+
+def hints(credentials: Credentials) -> dict[str, str]:
+    """What may be shown: public ids in full, secrets as their last four characters."""
+    return {
+        f.name: value if f.name in _PUBLIC_FIELDS else "…" + value[-4:]
+        for f in fields(credentials)
+        for value in [getattr(credentials, f.name)]
+    }
+
+
+def to_dict(credentials: Credentials) -> dict[str, str]:
+    return asdict(credentials)
+
+
+def from_dict(type_: ChannelType, data: dict[str, Any]) -> Credentials:
+    return CREDENTIALS_OF[type_](**data)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
