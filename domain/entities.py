@@ -147,20 +147,30 @@ class Conversation:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
+    """A file on a message. ``media_ref`` is the provider's handle on a file a customer sent
+    (a WhatsApp media id, a Messenger CDN URL) while it is not yet copied into the file
+    store; ``url`` is empty until then."""
+
     url: str
     mime_type: str | None = None
     name: str | None = None
     size: int | None = None
     file_id: str | None = None
+    media_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
+    """One way a message goes to the customer. ``error_code`` and ``last_error`` are the
+    provider's words on the last failure; ``provider_message_id`` its id once sent."""
+
     via: DeliveryVia
     status: DeliveryStatus
     attempts: int = 0
     last_error: str | None = None
     at: datetime | None = None
+    error_code: str | None = None
+    provider_message_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,22 @@
+"""What a provider's webhook call carries, once parsed: customer messages, statuses, watermarks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from domain.delivery import StatusReport, Watermark
+from domain.usecases.inbound import InboundMessage
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """Everything one webhook request reported, in the order the provider listed it.
+
+    Attachments of ``messages`` that still live at the provider carry a ``media_ref``
+    (and an empty ``url``): the pipeline copies them into the file store after the
+    webhook has been answered.
+    """
+
+    messages: list[InboundMessage] = field(default_factory=list)
+    statuses: list[StatusReport] = field(default_factory=list)
+    watermarks: list[Watermark] = field(default_factory=list)
