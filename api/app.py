@@ -16,6 +16,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_P
 
 from api.auth import Passwords, Tokens, load_jwt_secret
 from api.cors import cross_origin
+from api.delivery.setup import build_worker, provider_client
 from api.embedded import EmbeddedMongo
 from api.events import EventLog
 from api.graphiql import graphiql_page
@@ -24,7 +25,6 @@ from api.graphql.view import GraphQLView, authenticate_uploads, refuse_form_post
 from api.hub import EventHub
 from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
-from api.outbox import Outbox
 from api.retention import Retention
 from api.routes.files import download
 from api.routes.health import healthz
@@ -67,7 +67,7 @@ class Runtime:
 
     async def start(self, workers: bool = True, share_embedded: bool = False) -> Services:
         """Connects and prepares the database; ``workers`` also starts the background jobs
-        (event hub, sweeper, retention, email outbox) that a serving process runs.
+        (event hub, sweeper, retention, delivery worker) that a serving process runs.
         ``share_embedded`` uses the embedded database a live server already runs on the
         data directory, instead of refusing to start a second one there."""
         uri = self.settings.mongodb_uri
@@ -129,16 +129,20 @@ class Runtime:
             services.store, self.settings.event_retention_s, self.settings.login_window_s, services.clock
         )
         self.retention.start()
-        self.outbox = Outbox(services)
-        self.outbox.start()
+        self.provider_http = provider_client(self.settings.provider_timeout_s)
+        self.delivery = build_worker(services, self.provider_http)
+        services.delivery = self.delivery
+        self.delivery.start()
 
     async def stop(self) -> None:
-        for worker in ("outbox", "retention", "sweeper", "hub"):
+        for worker in ("delivery", "retention", "sweeper", "hub"):
             if getattr(self, worker, None) is not None:
                 try:  # a worker stuck on a dead database must not hold shutdown forever
                     await asyncio.wait_for(getattr(self, worker).stop(), timeout=STOP_TIMEOUT_S)
                 except (TimeoutError, Exception):
                     log.warning("%s did not stop cleanly", worker, exc_info=True)
+        if getattr(self, "provider_http", None) is not None:
+            await self.provider_http.aclose()
         if self.services is not None:
             await self.services.client.close()
         if self.embedded is not None:

@@ -62,7 +62,7 @@ class DeliveryError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Letter:
-    """Everything one fallback email says; built by the outbox from stored facts."""
+    """Everything one fallback email says; built by the email transport from stored facts."""
 
     message_id: str
     conversation_id: str
@@ -215,7 +215,7 @@ class Mailer:
     """Sends one composed email through the configured SMTP server.
 
     ``before_data`` runs after the envelope is accepted and right before the
-    message body is transmitted: the outbox records there that this attempt
+    message body is transmitted: the delivery worker records there that this attempt
     may deliver, which narrows the window in which a crash leaves the outcome
     unknown to the DATA exchange itself.
     """

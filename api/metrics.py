@@ -36,7 +36,7 @@ UNAUTHENTICATED = "unauthenticated"  # no valid token (login included): anyone c
 OTHER = "other"  # past MAX_OPERATION_NAMES
 
 OUTCOMES = ("ok", "user_errors", "error")
-TRANSPORTS = ("email",)  # the outbox is the only delivery transport so far
+TRANSPORTS = ("email", "channel")  # the delivery pipeline's transports (api/delivery)
 LOGIN_REFUSALS = (ErrorCode.INVALID_CREDENTIALS, ErrorCode.TOO_MANY_ATTEMPTS)
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -115,8 +115,9 @@ class Metrics:
         # and the series exist at 0 before the first occurrence, so rates and alerts work.
         self.published_by_kind = {kind.value: self.events_published.labels(kind.value) for kind in EventKind}
         self.published_teams_changed = self.events_published.labels("TEAMS_CHANGED")
-        self.email_failures = self.delivery_failures.labels("email")
-        self.email_depth = self.outbox_depth.labels("email")
+        for transport in TRANSPORTS:  # both series exist at 0 from the start
+            self.delivery_failures.labels(transport)
+        self.depth_by_transport = {t: self.outbox_depth.labels(t) for t in TRANSPORTS}
         self.refusals_by_code = {code: self.login_refusals.labels(code.value.lower()) for code in LOGIN_REFUSALS}
         self._operation_names: set[str] = set()
 
@@ -144,7 +145,8 @@ class Metrics:
     async def refresh_from_database(self, store: MongoStore, now: datetime) -> None:
         """The figures kept in the database: two index range reads, at scrape time only."""
         try:
-            self.email_depth.set(await store.deliveries.queued())
+            for transport, gauge in self.depth_by_transport.items():
+                gauge.set(await store.deliveries.queued(transport.upper()))
             oldest = await store.sweeps.oldest_due(now)
             self.sweeper_lag.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0)
         except PyMongoError as error:  # the scrape still answers; these two keep their last values

@@ -18,6 +18,7 @@ from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 
 if TYPE_CHECKING:  # both import the store and settings this module is imported with
+    from api.delivery.worker import DeliveryWorker
     from api.events import EventLog
     from api.hub import EventHub
 
@@ -38,5 +39,6 @@ class Services:
     links: FileLinks | None = None
     events: EventLog | None = None
     hub: EventHub | None = None
+    delivery: DeliveryWorker | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)

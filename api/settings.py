@@ -107,6 +107,11 @@ class Settings:
     email_max_attempts: int = 8
     email_backoff_s: float = 2
     public_url: str = "http://localhost:8000"
+    meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    provider_timeout_s: float = 10
+    delivery_concurrency: int = 32
+    delivery_max_attempts: int = 10
+    delivery_backoff_s: float = 1
     argon2_time_cost: int = 3
     argon2_memory_kib: int = 65536
     metrics: bool = True
@@ -226,6 +231,11 @@ class Settings:
             email_max_attempts=_int("IMBRACE_EMAIL_MAX_ATTEMPTS", 8),
             email_backoff_s=_float("IMBRACE_EMAIL_BACKOFF_S", 2),
             public_url=os.environ.get("IMBRACE_PUBLIC_URL", "http://localhost:8000"),
+            meta_graph_url=os.environ.get("IMBRACE_META_GRAPH_URL", "https://graph.facebook.com/v21.0").rstrip("/"),
+            provider_timeout_s=_float("IMBRACE_PROVIDER_TIMEOUT_S", 10),
+            delivery_concurrency=_int("IMBRACE_DELIVERY_CONCURRENCY", 32),
+            delivery_max_attempts=_int("IMBRACE_DELIVERY_MAX_ATTEMPTS", 10),
+            delivery_backoff_s=_float("IMBRACE_DELIVERY_BACKOFF_S", 1),
             argon2_time_cost=_int("IMBRACE_ARGON2_TIME_COST", 3),
             argon2_memory_kib=_int("IMBRACE_ARGON2_MEMORY_KIB", 65536),
             metrics=_bool("IMBRACE_METRICS", True),

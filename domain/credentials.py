@@ -55,7 +55,9 @@ def check_credentials(type_: ChannelType, credentials: Credentials) -> Credentia
     if expected is None:
         raise invalid(f"{type_.value} channels take no provider credentials here.", "credentials")
     if not isinstance(credentials, expected):
-        raise invalid(f"A {type_.value} channel needs {expected.__name__.removesuffix('Credentials')} credentials.", "credentials")
+        raise invalid(
+            f"A {type_.value} channel needs {expected.__name__.removesuffix('Credentials')} credentials.", "credentials"
+        )
     cleaned: dict[str, str] = {}
     for f in fields(credentials):
         value = getattr(credentials, f.name)

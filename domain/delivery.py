@@ -31,11 +31,13 @@ class Sent:
 @dataclass(frozen=True, slots=True)
 class Retry:
     """Worth trying again: connection error, timeout, 429, 5xx, or a provider code that
-    means "later". ``after_s`` is the provider's ``Retry-After`` when it gave one."""
+    means "later". ``after_s`` is the provider's ``Retry-After`` when it gave one;
+    ``unknown`` says the provider may have the message already."""
 
     reason: str
     code: str | None = None
     after_s: float | None = None
+    unknown: bool = False  # the request may have arrived (lost answer): a resend may duplicate it
 
 
 @dataclass(frozen=True, slots=True)

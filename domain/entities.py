@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from domain.delivery import TemplateCall
 from domain.enums import (
     ChannelType,
     ClosedReason,
@@ -73,6 +74,7 @@ class Channel:
     type: ChannelType
     name: str
     created_at: datetime | None = None
+    credential_hints: dict[str, str] | None = None  # None: no provider credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,6 +192,7 @@ class Message:
     provider_message_id: str | None = None
     channel_id: str | None = None
     deliveries: tuple[Delivery, ...] = ()
+    template_call: TemplateCall | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +203,8 @@ class MessageTemplate:
     body: str
     channel: ChannelType | None
     created_at: datetime | None = None
+    whatsapp_name: str | None = None
+    whatsapp_language: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -141,7 +141,7 @@ async def test_failed_email_delivery_and_outbox_depth(make_server):
 
 async def test_queued_email_counts_in_the_outbox_depth(make_server):
     server = await make_server()
-    await server.app.state.runtime.outbox.stop()  # nothing sends: the reply stays queued
+    await server.app.state.runtime.delivery.stop()  # nothing sends: the reply stays queued
     org = await new_org(server)
     chat = await open_chat(org)
     await chat.reply("Are you there?")

@@ -184,6 +184,8 @@ described(
         "PAYLOAD_TOO_LARGE": "A file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
         "WHATSAPP_WINDOW_CLOSED": "The WhatsApp window since the customer's last message has passed; only a "
         "WHATSAPP_TEMPLATE may be sent.",
+        "MESSENGER_WINDOW_CLOSED": "More than 7 days since the Facebook customer last wrote: Messenger "
+        "accepts no message from the page until they write again.",
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
     },
 )
@@ -202,7 +204,8 @@ described(
         "REOPENED": "A customer's message reopened it after it closed.",
         "CUSTOMER_UPDATED": "The customer's details changed.",
         "PRESENCE": "The web-widget customer reported their presence: online, offline, or a new location.",
-        "DELIVERY": "A message's delivery changed status (for example, an email reply was sent or failed).",
+        "DELIVERY": "A message changed after it was stored: a delivery moved (sent, delivered, read, failed) "
+        "or a file the customer sent arrived from the provider.",
         "HIDDEN": "You can no longer see it because someone else grabbed it; only its id is given.",
     },
 )
@@ -233,7 +236,10 @@ described(
     "Where a delivery stands.",
     {
         "QUEUED": "Waiting to be sent, or to be retried.",
-        "SENT": "Handed over to the mail server (or the channel).",
-        "FAILED": "Given up on: refused, or out of attempts (`IMBRACE_EMAIL_MAX_ATTEMPTS`).",
+        "SENT": "Handed over to the mail server or the channel's provider.",
+        "DELIVERED": "The provider reports it reached the customer's device.",
+        "READ": "The provider reports the customer has seen it.",
+        "FAILED": "Given up on: refused (see `errorCode` and `lastError`), or out of attempts "
+        "(`IMBRACE_DELIVERY_MAX_ATTEMPTS`, `IMBRACE_EMAIL_MAX_ATTEMPTS` for email).",
     },
 )

@@ -303,6 +303,8 @@ class Mutation:
                 "channel (`field` says which).",
                 E.WHATSAPP_WINDOW_CLOSED: "on WhatsApp, the window since the customer's last message has passed "
                 "and the message is not a WHATSAPP_TEMPLATE.",
+                E.MESSENGER_WINDOW_CLOSED: "on Facebook Messenger, more than 7 days have passed since the "
+                "customer last wrote; nothing is stored.",
                 E.PAYLOAD_TOO_LARGE: "a file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
             },
         )
@@ -326,6 +328,8 @@ class Mutation:
             message, conversation = await messaging.send_message(
                 s.store, s.files, s.events, ctx.viewer, draft, ctx.now, s.settings.thresholds, s.settings.messaging
             )
+            if message.deliveries and ctx.services.delivery is not None:
+                ctx.services.delivery.notify()  # this instance's worker looks now, not at its next poll
             return {"message": Message(entity=message), "conversation": Conversation(entity=conversation)}
 
         return await run(SendMessagePayload, action)

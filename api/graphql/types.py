@@ -203,10 +203,16 @@ class Attachment:
 
 @strawberry.type(description="One way a message was delivered to the customer.")
 class Delivery:
-    via: DeliveryVia = strawberry.field(description="EMAIL (fallback) or CHANNEL.")
-    status: DeliveryStatus = strawberry.field(description="QUEUED, SENT or FAILED.")
+    via: DeliveryVia = strawberry.field(description="EMAIL (fallback) or CHANNEL (the customer's own channel).")
+    status: DeliveryStatus = strawberry.field(description="QUEUED, SENT, DELIVERED, READ or FAILED.")
     attempts: int = strawberry.field(description="Attempts made so far.")
-    last_error: str | None = strawberry.field(description="Why the last attempt failed.")
+    last_error: str | None = strawberry.field(
+        description="Why the last attempt failed, in the provider's words (also while a retry is pending)."
+    )
+    error_code: str | None = strawberry.field(
+        description="The provider's error code for the last failure (e.g. WhatsApp `131047`: more than 24 h "
+        "since the customer wrote), or `MESSENGER_WINDOW_CLOSED`."
+    )
     at: datetime | None = strawberry.field(description="When the status last changed.")
 
 
@@ -275,7 +281,14 @@ class Message:
     @strawberry.field(description="How it reaches the customer (email fallback included).")
     def deliveries(self) -> list[Delivery]:
         return [
-            Delivery(via=d.via, status=d.status, attempts=d.attempts, last_error=d.last_error, at=d.at)
+            Delivery(
+                via=d.via,
+                status=d.status,
+                attempts=d.attempts,
+                last_error=d.last_error,
+                error_code=d.error_code,
+                at=d.at,
+            )
             for d in self.entity.deliveries
         ]
 

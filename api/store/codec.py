@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, cast, overload
 
+from domain.delivery import TemplateCall
 from domain.entities import (
     Attachment,
     Channel,
@@ -124,6 +125,7 @@ def channel(doc: dict) -> Channel:
         type=ChannelType(doc["type"]),
         name=doc["name"],
         created_at=dt(doc.get("created_at")),
+        credential_hints=doc.get("credential_hints"),
     )
 
 
@@ -231,33 +233,72 @@ def attachment(doc: dict) -> Attachment:
         name=doc.get("name"),
         size=doc.get("size"),
         file_id=doc.get("file_id"),
+        media_ref=doc.get("media_ref"),
     )
 
 
 def attachment_doc(a: Attachment) -> dict:
-    return compact({"url": a.url, "mime_type": a.mime_type, "name": a.name, "size": a.size, "file_id": a.file_id})
+    return compact(
+        {
+            "url": a.url,
+            "mime_type": a.mime_type,
+            "name": a.name,
+            "size": a.size,
+            "file_id": a.file_id,
+            "media_ref": a.media_ref,
+        }
+    )
 
 
-def delivery(doc: dict) -> Delivery:
+def delivery(doc: dict, via: str | None = None) -> Delivery:
     return Delivery(
-        via=DeliveryVia(doc["via"]),
+        via=DeliveryVia(via or doc["via"]),
         status=DeliveryStatus(doc["status"]),
         attempts=doc.get("attempts", 0),
         last_error=doc.get("last_error"),
         at=dt(doc.get("at")),
+        error_code=doc.get("error_code"),
+        provider_message_id=doc.get("provider_message_id"),
     )
 
 
 def delivery_doc(d: Delivery) -> dict:
     return compact(
         {
-            "via": d.via.value,
             "status": d.status.value,
             "attempts": d.attempts,
             "last_error": d.last_error,
             "at": ms(d.at),
+            "error_code": d.error_code,
+            "provider_message_id": d.provider_message_id,
         }
     )
+
+
+def deliveries(value: Any) -> tuple[Delivery, ...]:
+    """Stored as a map keyed by way (``{"CHANNEL": {...}, "EMAIL": {...}}``) so a provider's
+    status report can update one way under a condition on its status with dotted paths
+    (nx-27017 has no ``$elemMatch`` or positional ``$``). Messages stored before kept a
+    list with ``via`` in each item; both read the same."""
+    if isinstance(value, dict):
+        return tuple(delivery(d, via) for via, d in value.items())
+    return tuple(delivery(d) for d in value or ())
+
+
+def deliveries_doc(items: tuple[Delivery, ...]) -> dict | None:
+    return {d.via.value: delivery_doc(d) for d in items} or None
+
+
+def template_call(doc: dict | None) -> TemplateCall | None:
+    if not doc:
+        return None
+    return TemplateCall(name=doc["name"], language=doc["language"], parameters=tuple(doc.get("parameters", ())))
+
+
+def template_call_doc(call: TemplateCall | None) -> dict | None:
+    if call is None:
+        return None
+    return {"name": call.name, "language": call.language, "parameters": list(call.parameters)}
 
 
 def message(doc: dict) -> Message:
@@ -276,7 +317,8 @@ def message(doc: dict) -> Message:
         sent_at=dt(doc.get("sent_at")),
         provider_message_id=doc.get("provider_message_id"),
         channel_id=doc.get("channel_id"),
-        deliveries=tuple(delivery(d) for d in doc.get("deliveries", ())),
+        deliveries=deliveries(doc.get("deliveries")),
+        template_call=template_call(doc.get("template_call")),
     )
 
 
@@ -298,7 +340,8 @@ def message_doc(m: Message) -> dict:
             "provider_message_id": m.provider_message_id,
             "channel_id": m.channel_id,
             "provider_key": provider_key(m.channel_id, m.provider_message_id) if m.provider_message_id else None,
-            "deliveries": [delivery_doc(d) for d in m.deliveries] or None,
+            "deliveries": deliveries_doc(m.deliveries),
+            "template_call": template_call_doc(m.template_call),
         }
     )
 
@@ -324,6 +367,8 @@ def template(doc: dict) -> MessageTemplate:
         body=doc["body"],
         channel=ChannelType(doc["channel"]) if doc.get("channel") else None,
         created_at=dt(doc.get("created_at")),
+        whatsapp_name=doc.get("whatsapp_name"),
+        whatsapp_language=doc.get("whatsapp_language"),
     )
 
 

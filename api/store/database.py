@@ -31,6 +31,11 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
             {"unique": True, "partialFilterExpression": {"provider_key": {"$type": "string"}}},
         ),
         ([("outbox_due", ASCENDING)], {"partialFilterExpression": {"outbox_due": {"$exists": True}}}),
+        # a conversation's replies still to send, in order (the delivery worker's ordering check)
+        (
+            [("outbox_order", ASCENDING), ("seq", ASCENDING)],
+            {"partialFilterExpression": {"outbox_order": {"$type": "string"}}},
+        ),
     ],
     "templates": [([("org_id", ASCENDING), ("name", ASCENDING)], {})],
     "notifications": [

@@ -1,11 +1,18 @@
-"""The email outbox's queries on ``messages``: a reply's EMAIL delivery as a job with a lease.
+"""The delivery pipeline's queries on ``messages``: work still to do on a message, as a job with a lease.
 
-A message with an EMAIL delivery still to send carries ``outbox_due`` (int ms,
-indexed by a partial index), and while a worker holds it, ``outbox_claim``
-(the worker's token), ``outbox_claimed_at`` and, from the moment the body goes
-out, ``outbox_sending``. Every write after the claim is conditional on the
-token, so a worker whose lease was taken over changes nothing. The rules
-(when to retry, when a send is unknown) are in :mod:`api.outbox`.
+A message with work to do carries ``outbox_due`` (int ms, indexed by a partial
+index): an agent reply with a QUEUED delivery, or a customer message whose files
+still wait at the provider. While a worker holds it, ``outbox_claim`` (the
+worker's token), ``outbox_claimed_at`` and, from the moment the irrevocable step
+starts (the HTTP request, the SMTP DATA), ``outbox_sending``. Every write after
+the claim is conditional on the token, so a worker whose lease was taken over
+changes nothing. Outbound jobs also carry ``outbox_order`` (their conversation's
+id) while pending: the worker sends a conversation's replies in ``seq`` order by
+asking whether an earlier one is still pending. The rules (when to retry, when a
+send's outcome is unknown) are in :mod:`api.delivery`.
+
+Provider status reports update one way of a message (``deliveries.CHANNEL``) under
+a condition on its current status, so concurrent reports can only move it forward.
 """
 
 from __future__ import annotations
@@ -19,27 +26,38 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from api.store import codec
 from api.store.codec import ms
-from domain.entities import Delivery, Message
+from domain.entities import Attachment, Delivery, Message
+from domain.enums import DeliveryStatus, DeliveryVia
 
-OUTBOX_FIELDS = ("outbox_due", "outbox_claim", "outbox_claimed_at", "outbox_sending")
+OUTBOX_FIELDS = ("outbox_due", "outbox_claim", "outbox_claimed_at", "outbox_sending", "outbox_order")
+_CLAIM_FIELDS = ("outbox_claim", "outbox_claimed_at", "outbox_sending")
 
 
 @dataclass(frozen=True, slots=True)
-class EmailJob:
+class Job:
     message: Message
     token: str
-    sending: bool  # a worker had started sending the body when the lease ran out
+    sending: bool  # a worker had started the irrevocable step when its lease ran out
 
     @property
     def id(self) -> str:
         return self.message.id
 
 
+def job_fields(message: Message, outbound: bool) -> dict[str, Any]:
+    """What makes a newly stored message a job: due at once; ordered with its conversation's
+    other replies when it goes out."""
+    fields: dict[str, Any] = {"outbox_due": ms(message.created_at)}
+    if outbound:
+        fields["outbox_order"] = message.conversation_id
+    return fields
+
+
 class Deliveries:
     def __init__(self, db: AsyncDatabase) -> None:
         self.messages = db.messages
 
-    async def claim(self, due_at: datetime, lease_from: datetime, lease_s: float, token: str) -> EmailJob | None:
+    async def claim(self, due_at: datetime, lease_from: datetime, lease_s: float, token: str) -> Job | None:
         """Atomically take the oldest job due at ``due_at``, leased from ``lease_from``:
         only one worker's update can match a given due job."""
         doc = await self.messages.find_one_and_update(
@@ -56,41 +74,153 @@ class Deliveries:
         )
         if doc is None:
             return None
-        return EmailJob(message=codec.message(doc), token=token, sending=bool(doc.get("outbox_sending")))
+        return Job(message=codec.message(doc), token=token, sending=bool(doc.get("outbox_sending")))
 
-    async def drop(self, job: EmailJob) -> None:
-        """Nothing to send (no queued EMAIL delivery): the message stops being a job."""
+    async def earlier_pending(self, job: Job) -> datetime | None:
+        """When the conversation's earliest reply still pending before this one is due (None: none is)."""
+        doc = await self.messages.find_one(
+            {"outbox_order": job.message.conversation_id, "seq": {"$lt": job.message.seq}},
+            {"outbox_due": 1},
+            sort=[("seq", 1)],
+        )
+        return codec.stored_dt(doc["outbox_due"]) if doc and "outbox_due" in doc else None
+
+    async def defer(self, job: Job, until: datetime) -> bool:
+        """Hand the job back, due again at ``until`` (an earlier reply of its conversation goes first)."""
+        result = await self.messages.update_one(
+            {"_id": job.id, "outbox_claim": job.token},
+            {"$set": {"outbox_due": ms(until)}, "$unset": {f: "" for f in _CLAIM_FIELDS}},
+        )
+        return result.matched_count == 1
+
+    async def drop(self, job: Job) -> None:
+        """Nothing left to do: the message stops being a job."""
         await self.messages.update_one(
             {"_id": job.id, "outbox_claim": job.token}, {"$unset": {f: "" for f in OUTBOX_FIELDS}}
         )
 
-    async def mark_sending(self, job: EmailJob, email_message_id: str) -> bool:
-        """False when the lease was lost."""
+    async def schedule(self, message_id: str, due: datetime) -> None:
+        """Make a stored message a job (a look-up to do after the webhook was answered), unless it is one."""
+        await self.messages.update_one(
+            {"_id": message_id, "outbox_due": {"$exists": False}}, {"$set": {"outbox_due": ms(due)}}
+        )
+
+    async def mark_sending(self, job: Job, marker: str) -> bool:
+        """False when the lease was lost (then nothing may be sent)."""
         result = await self.messages.update_one(
-            {"_id": job.id, "outbox_claim": job.token}, {"$set": {"outbox_sending": email_message_id}}
+            {"_id": job.id, "outbox_claim": job.token}, {"$set": {"outbox_sending": marker}}
         )
         return result.matched_count == 1
 
-    async def was_sending(self, job: EmailJob) -> bool:
+    async def was_sending(self, job: Job) -> bool:
         doc = await self.messages.find_one({"_id": job.id, "outbox_claim": job.token}, {"outbox_sending": 1})
         return bool(doc and doc.get("outbox_sending"))
 
     async def record(
-        self, job: EmailJob, deliveries: tuple[Delivery, ...], retry_at: datetime | None, email_message_id: str | None
+        self,
+        job: Job,
+        deliveries: tuple[Delivery, ...],
+        retry_at: datetime | None,
+        extra: dict[str, Any] | None = None,
     ) -> bool:
         """Store the deliveries in one update under the claim: due again at ``retry_at``,
-        or done (``email_message_id`` kept for the thread of later emails). False when
-        the lease was lost."""
-        update: dict[str, Any] = {"$set": {"deliveries": [codec.delivery_doc(d) for d in deliveries]}}
+        or done. ``extra`` sets more fields of the message in the same write (the email's
+        Message-ID, the provider key a status report finds it by). False when the lease was lost."""
+        update: dict[str, Any] = {"$set": {"deliveries": codec.deliveries_doc(deliveries), **(extra or {})}}
         if retry_at is not None:
             update["$set"]["outbox_due"] = ms(retry_at)
-            update["$unset"] = {f: "" for f in OUTBOX_FIELDS if f != "outbox_due"}
+            update["$unset"] = {f: "" for f in _CLAIM_FIELDS}
         else:
             update["$unset"] = {f: "" for f in OUTBOX_FIELDS}
-            if email_message_id is not None:
-                update["$set"]["email_message_id"] = email_message_id
         result = await self.messages.update_one({"_id": job.id, "outbox_claim": job.token}, update)
         return result.matched_count == 1
+
+    async def keep_files(self, job: Job, attachments: tuple[Attachment, ...], retry_at: datetime | None) -> bool:
+        """A customer message's files as copied so far; due again at ``retry_at`` for the rest, or done."""
+        update: dict[str, Any] = {"$set": {"attachments": [codec.attachment_doc(a) for a in attachments]}}
+        if retry_at is not None:
+            update["$set"]["outbox_due"] = ms(retry_at)
+            update["$unset"] = {f: "" for f in _CLAIM_FIELDS}
+        else:
+            update["$unset"] = {f: "" for f in OUTBOX_FIELDS}
+        result = await self.messages.update_one({"_id": job.id, "outbox_claim": job.token}, update)
+        return result.matched_count == 1
+
+    async def bring_forward_next(self, job: Job, now: datetime) -> None:
+        """The conversation's next reply waiting behind this one becomes due now (if it is not leased)."""
+        await self.messages.find_one_and_update(
+            {
+                "outbox_order": job.message.conversation_id,
+                "seq": {"$gt": job.message.seq},
+                "outbox_claim": {"$exists": False},
+            },
+            {"$set": {"outbox_due": ms(now)}},
+            sort=[("seq", 1)],
+        )
+
+    @staticmethod
+    def provider_key_field(channel_id: str, provider_message_id: str) -> dict[str, str]:
+        """The field a provider's later status reports find a sent message by (unique per channel)."""
+        return {"provider_key": codec.provider_key(channel_id, provider_message_id)}
+
+    async def report(
+        self,
+        query: dict[str, Any],
+        status: DeliveryStatus,
+        allowed_from: tuple[DeliveryStatus, ...],
+        at: datetime,
+        error_code: str | None,
+        error_message: str | None,
+    ) -> Message | None:
+        """Move one message's CHANNEL delivery to ``status`` if it is in ``allowed_from``; the message after."""
+        path = f"deliveries.{DeliveryVia.CHANNEL.value}"
+        changes: dict[str, Any] = {f"{path}.status": status.value, f"{path}.at": ms(at)}
+        if error_code is not None:
+            changes[f"{path}.error_code"] = error_code
+        if error_message is not None:
+            changes[f"{path}.last_error"] = error_message
+        doc = await self.messages.find_one_and_update(
+            {**query, f"{path}.status": {"$in": [s.value for s in allowed_from]}},
+            {"$set": changes},
+            return_document=ReturnDocument.AFTER,
+        )
+        return codec.message(doc) if doc else None
+
+    async def report_by_provider_id(
+        self,
+        channel_id: str,
+        provider_message_id: str,
+        status: DeliveryStatus,
+        allowed_from: tuple[DeliveryStatus, ...],
+        at: datetime,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> Message | None:
+        query = {"provider_key": codec.provider_key(channel_id, provider_message_id)}
+        return await self.report(query, status, allowed_from, at, error_code, error_message)
+
+    async def report_by_id(
+        self, message_id: str, status: DeliveryStatus, allowed_from: tuple[DeliveryStatus, ...], at: datetime
+    ) -> Message | None:
+        return await self.report({"_id": message_id}, status, allowed_from, at, None, None)
+
+    async def up_to(
+        self, conversation_id: str, up_to: datetime, allowed_from: tuple[DeliveryStatus, ...], limit: int = 200
+    ) -> list[str]:
+        """Ids of the conversation's replies written by ``up_to`` whose CHANNEL delivery may move."""
+        cursor = (
+            self.messages.find(
+                {
+                    "conversation_id": conversation_id,
+                    "created_at": {"$lte": ms(up_to)},
+                    f"deliveries.{DeliveryVia.CHANNEL.value}.status": {"$in": [s.value for s in allowed_from]},
+                },
+                {"_id": 1},
+            )
+            .sort("created_at", -1)
+            .limit(limit)
+        )
+        return [doc["_id"] async for doc in cursor]
 
     async def email_ids_before(self, message: Message, limit: int) -> list[str]:
         """Message-IDs of the conversation's emails that went out before ``message``, newest first."""
@@ -108,8 +238,9 @@ class Deliveries:
         )
         return [doc["email_message_id"] async for doc in cursor if isinstance(doc.get("email_message_id"), str)]
 
-    async def queued(self) -> int:
-        """Jobs waiting or leased: the ``count`` command on the partial index (``count_documents``
-        is an aggregation that nx-27017 runs in Python over every message)."""
-        reply = await self.messages.database.command({"count": "messages", "query": {"outbox_due": {"$gte": 0}}})
+    async def queued(self, via: str) -> int:
+        """Deliveries of one way waiting or leased: the ``count`` command on the partial index
+        (``count_documents`` is an aggregation that nx-27017 runs in Python over every message)."""
+        query = {"outbox_due": {"$gte": 0}, f"deliveries.{via}.status": DeliveryStatus.QUEUED.value}
+        reply = await self.messages.database.command({"count": "messages", "query": query})
         return reply["n"]

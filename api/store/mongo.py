@@ -21,7 +21,7 @@ from pymongo.errors import DuplicateKeyError
 from api.store import changes, codec
 from api.store.channels import Channels
 from api.store.codec import ms
-from api.store.deliveries import Deliveries
+from api.store.deliveries import Deliveries, job_fields
 from api.store.events import EventStore
 from api.store.login_attempts import LoginAttempts
 from api.store.members import Members
@@ -43,7 +43,7 @@ from domain.entities import (
     Organization,
     Team,
 )
-from domain.enums import ChannelType, OrgRole, TeamMode, TeamRole
+from domain.enums import ChannelType, DeliveryStatus, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored
 from domain.visibility import Viewer
 
@@ -140,6 +140,11 @@ class MongoStore:
         self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str, now: datetime
     ) -> Channel:
         return await self._channels.create(org_id, team_id, type_, name, key_hash, now)
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        """Served from memory for a few seconds (see ``CHANNEL_CACHE_S``): every reply asks."""
+        found = await self._channels.with_key_hash(channel_id)
+        return found[0] if found else None
 
     async def channel_with_key_hash(self, channel_id: str) -> tuple[Channel, str] | None:
         return await self._channels.with_key_hash(channel_id)
@@ -355,8 +360,9 @@ class MongoStore:
         message) raises it with ``None``.
         """
         doc = codec.message_doc(message)
-        if message.deliveries:
-            doc["outbox_due"] = ms(message.created_at)
+        queued = any(d.status is DeliveryStatus.QUEUED for d in message.deliveries)
+        if queued or any(a.media_ref for a in message.attachments):
+            doc.update(job_fields(message, outbound=queued))
         try:
             await self.db.messages.insert_one(doc)
         except DuplicateKeyError as error:

@@ -9,11 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain import changes
-from domain.entities import Attachment, Conversation, Delivery, Message
+from domain.delivery import TemplateCall
+from domain.entities import Attachment, Conversation, Message, MessageTemplate
 from domain.enums import (
     ChannelType,
-    DeliveryStatus,
-    DeliveryVia,
     ErrorCode,
     EventKind,
     MessageKind,
@@ -22,8 +21,9 @@ from domain.enums import (
 from domain.errors import Refused, invalid
 from domain.events import Event
 from domain.ports import ConversationStore, EventSink, FileSaver
-from domain.status import Thresholds, email_fallback_active, is_closed, next_transition_at, status_of
-from domain.templates import render
+from domain.status import Thresholds, is_closed, next_transition_at, status_of
+from domain.templates import placeholders, render
+from domain.usecases.delivery import check_messenger_window, deliveries_for
 from domain.usecases.rooms import load_visible
 from domain.validation import clean_line, clean_text, is_id
 from domain.visibility import Viewer
@@ -81,8 +81,10 @@ async def send_message(
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
     check_kind_fits_channel(draft.kind, conversation.channel_type)
     check_whatsapp_window(conversation, draft.kind, now, settings)
-    text = await _compose_text(store, viewer, conversation, draft)
+    check_messenger_window(conversation, now)
+    text, template_call = await _compose_text(store, viewer, conversation, draft)
     check_uploads(draft, settings)
+    channel = await store.channel(conversation.channel_id)
 
     attachments = tuple(
         [
@@ -107,9 +109,6 @@ async def send_message(
     before = await store.take_message_seq(conversation.id, viewer.member_id)
     if before is None:
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
-    deliveries: tuple[Delivery, ...] = ()
-    if email_fallback_active(conversation, now):
-        deliveries = (Delivery(via=DeliveryVia.EMAIL, status=DeliveryStatus.QUEUED, at=now),)
     message = await store.insert_message(
         Message(
             id=store.new_id(),
@@ -122,7 +121,9 @@ async def send_message(
             text=text,
             attachments=attachments,
             created_at=now,
-            deliveries=deliveries,
+            channel_id=conversation.channel_id,
+            deliveries=deliveries_for(conversation, channel, now),
+            template_call=template_call,
         ),
         offer=False,
     )
@@ -188,7 +189,8 @@ def check_uploads(draft: MessageDraft, settings: MessagingSettings) -> None:
 
 async def _compose_text(
     store: ConversationStore, viewer: Viewer, conversation: Conversation, draft: MessageDraft
-) -> str | None:
+) -> tuple[str | None, TemplateCall | None]:
+    """The message's text, and for a WhatsApp template the call Meta needs to send it."""
     if draft.kind in TEMPLATE_KINDS:
         if not is_id(draft.template_id):
             raise invalid("Choose a message template.", "templateId")
@@ -200,9 +202,27 @@ async def _compose_text(
             raise invalid("This template is for another channel.", "templateId")
         if draft.kind is MessageKind.WHATSAPP_TEMPLATE and template.channel is not ChannelType.WHATSAPP:
             raise invalid("Choose a WhatsApp template.", "templateId")
-        return clean_text(render(template.body, _check_variables(draft.variables)))
+        variables = _check_variables(draft.variables)
+        text = clean_text(render(template.body, variables))
+        if draft.kind is MessageKind.WHATSAPP_TEMPLATE:
+            return text, whatsapp_call(template, variables)
+        return text, None
     required = draft.kind is MessageKind.TEXT
-    return clean_text(draft.text, required=required)
+    return clean_text(draft.text, required=required), None
+
+
+DEFAULT_WHATSAPP_LANGUAGE = "en_US"
+
+
+def whatsapp_call(template: MessageTemplate, variables: dict[str, Any]) -> TemplateCall:
+    """How Meta knows the template: its approved name (the template's own name unless set),
+    language, and the body's values in the order their placeholders first appear, which is
+    the order of WhatsApp's ``{{1}}``, ``{{2}}``…"""
+    return TemplateCall(
+        name=template.whatsapp_name or template.name,
+        language=template.whatsapp_language or DEFAULT_WHATSAPP_LANGUAGE,
+        parameters=tuple(str(variables[name]) for name in placeholders(template.body)),
+    )
 
 
 def _check_variables(variables: Any) -> dict[str, Any]:

@@ -1,0 +1,101 @@
+"""The CHANNEL transport: a reply goes to the customer through their channel's provider.
+
+It gathers what a provider module needs (the channel's decrypted credentials, the
+customer's provider id, signed public links to stored files, the Messenger window
+that applies now) into a :class:`domain.delivery.Outgoing`, and hands it to the
+module for the channel's type. Meta offers no idempotency key for either platform,
+so a send whose outcome is unknown (a worker killed mid-request, a dropped
+connection) is sent again: at-least-once (``resend_when_unknown``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Protocol
+
+from domain.delivery import (
+    Failed,
+    Outcome,
+    Outgoing,
+    OutgoingFile,
+    RetryPolicy,
+    Sent,
+    messenger_tag,
+)
+from domain.entities import Message
+from domain.enums import ChannelType, DeliveryVia, ErrorCode
+
+
+class Provider(Protocol):
+    async def send(self, credentials: Any, outgoing: Outgoing) -> Outcome: ...
+
+
+class ChannelTransport:
+    via = DeliveryVia.CHANNEL
+    label = "channel"
+    resend_when_unknown = True
+    unknown_reason = ""
+
+    def __init__(self, services: Any, providers: Mapping[ChannelType, Provider], policy: RetryPolicy) -> None:
+        self.services = services
+        self.providers = providers
+        self.policy = policy
+
+    @property
+    def attempt_timeout_s(self) -> float:
+        # several files are several requests
+        return 4 * self.services.settings.provider_timeout_s + 5
+
+    async def deliver(self, message: Message, mark_sending: Callable[[str], Awaitable[bool]]) -> Outcome:
+        store = self.services.store
+        conversation = await store.conversation(message.org_id, message.conversation_id)
+        if conversation is None:
+            return Failed("The conversation no longer exists.")
+        loaded = await self.services.credentials.load(conversation.channel_id)
+        if loaded is None or loaded[1] is None:
+            return Failed("The channel has no provider credentials: connect it to deliver replies.")
+        channel, credentials = loaded
+        provider = self.providers.get(channel.type)
+        if provider is None:
+            return Failed(f"{channel.type.value} replies are not sent by this server.")
+        customer = await store.customer(message.org_id, conversation.customer_id)
+        if customer is None:
+            return Failed("The customer no longer exists.")
+        now = self.services.clock()
+        tag = None
+        if channel.type is ChannelType.FACEBOOK:
+            tag = messenger_tag(conversation.last_customer_message_at, now)
+            if tag is None:
+                return Failed(
+                    "More than 7 days since the customer wrote: Messenger accepts no message.",
+                    ErrorCode.MESSENGER_WINDOW_CLOSED.value,
+                )
+        outgoing = Outgoing(
+            message_id=message.id,
+            kind=message.kind,
+            recipient=customer.external_id,
+            text=message.text,
+            files=self._files(message, now),
+            template=message.template_call,
+            messenger_tag=tag,
+        )
+        if not await mark_sending("request"):
+            return Failed("Lease lost before sending; another worker has the job.")
+        return await provider.send(credentials, outgoing)
+
+    def sent_fields(self, message: Message, sent: Sent) -> dict[str, Any]:
+        """The provider's id, by which its later status reports find the message."""
+        if not sent.provider_message_id or not message.channel_id:
+            return {}
+        return self.services.store.deliveries.provider_key_field(message.channel_id, sent.provider_message_id)
+
+    def _files(self, message: Message, now: Any) -> tuple[OutgoingFile, ...]:
+        """Stored files as signed, expiring absolute links the provider fetches without our token;
+        a conference link as it is."""
+        base = self.services.settings.public_url.rstrip("/")
+        links = self.services.links
+        files = []
+        for a in message.attachments:
+            url = base + links.path(a.file_id, now) if a.file_id and links else a.url
+            files.append(OutgoingFile(url=url, mime_type=a.mime_type, name=a.name))
+        return tuple(files)

@@ -1,0 +1,36 @@
+"""The delivery worker as a serving process runs it: its transports and the HTTP client they share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from api.channels.email import EmailTransport
+from api.channels.http import quiet_http_logs
+from api.delivery.channel import ChannelTransport
+from api.delivery.worker import DeliveryWorker
+from domain.delivery import RetryPolicy
+from domain.enums import DeliveryVia
+
+
+def provider_client(timeout_s: float) -> httpx.AsyncClient:
+    """One pooled client for every provider call; redirects are never followed (a provider's
+    answer can't send our token, or our server, elsewhere)."""
+    quiet_http_logs()
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(timeout_s),
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        follow_redirects=False,
+    )
+
+
+def build_worker(services: Any, http: httpx.AsyncClient, **options: Any) -> DeliveryWorker:
+    settings = services.settings
+    providers: dict[Any, Any] = {}
+    policy = RetryPolicy(max_attempts=settings.delivery_max_attempts, base_s=settings.delivery_backoff_s)
+    transports = {
+        DeliveryVia.EMAIL: EmailTransport(services),
+        DeliveryVia.CHANNEL: ChannelTransport(services, providers, policy),
+    }
+    return DeliveryWorker(services, transports, file_sources=providers, **options)
