@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from api.channels.messenger import parse
 from domain.enums import DeliveryStatus
 from domain.validation import MAX_TEXT_LENGTH, check_string
+from tests.fakes import meta_webhooks as fake
 from tests.test_channel_whatsapp_parse import json_values, mutate
 
 PAGE_ID = "682498302938465"
@@ -178,9 +179,9 @@ def test_a_get_started_or_button_tap_reads_as_the_button_title():
 
 def test_an_attachment_meta_could_not_give_is_said_rather_than_lost():
     no_address = only(webhook(attachments({"type": "image", "payload": {}})))
-    not_https = only(webhook(attachments({"type": "file", "payload": {"url": "http://plain.example/x.pdf"}})))
+    not_a_link = only(webhook(attachments({"type": "file", "payload": {"url": "javascript:alert(1)"}})))
     assert (no_address.text, no_address.attachments) == ("[Messenger image that could not be received]", ())
-    assert (not_https.text, not_https.attachments) == ("[Messenger file that could not be received]", ())
+    assert (not_a_link.text, not_a_link.attachments) == ("[Messenger file that could not be received]", ())
     assert only(webhook(event(message={"mid": "m_1"}))).text == "[Empty Messenger message]"
 
 
@@ -304,3 +305,20 @@ def test_nothing_here_mutates_the_payload():
     payload = copy.deepcopy(TEXT_WEBHOOK)
     parse(payload, PAGE_ID)
     assert payload == TEXT_WEBHOOK
+
+
+def test_the_fake_webhooks_other_tests_send_read_the_same_way():
+    """The webhook builders of tests/fakes agree with the documented examples above."""
+    url = "https://scontent.xx.fbcdn.net/v/t1.15752-9/a.png"
+    received = only(
+        fake.messenger_message(PAGE_ID, PSID, text="hi", attachments=[fake.messenger_attachment("image", url)])
+    )
+    assert (received.text, received.attachments[0].media_ref) == ("hi", url)
+    assert parse(fake.messenger_message(PAGE_ID, PSID, text="echo", is_echo=True), PAGE_ID).messages == []
+    (delivered,) = parse(fake.messenger_delivery(PAGE_ID, PSID, 1458668856253), PAGE_ID).watermarks
+    (read,) = parse(fake.messenger_read(PAGE_ID, PSID, 1458668856253), PAGE_ID).watermarks
+    assert (delivered.status, read.status, read.up_to) == (
+        DeliveryStatus.DELIVERED,
+        DeliveryStatus.READ,
+        delivered.up_to,
+    )

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 from datetime import UTC, datetime
 
 import pytest
 
 from api.channels.meta import from_unix, graph_error, handshake, may_fetch, signature_matches
+from tests.fakes.meta_webhooks import encode, sign, whatsapp_message
 
 SECRET = "6d1ff2f0c7e94b8c9a1c5d3e2f4a6b8c"
 # the body of the WhatsApp messages webhook example (docs: webhooks/reference/messages)
@@ -196,3 +198,12 @@ def test_junk_timestamps_are_no_moment(value):
 )
 def test_only_public_https_or_the_graph_origin_is_fetched(url, allowed):
     assert may_fetch(url, "http://127.0.0.1:8765/v21.0") is allowed
+
+
+def test_a_webhook_signed_as_meta_sends_it_verifies_over_the_raw_bytes_only():
+    """Meta signs its escaped serialisation (non-ASCII and ``/`` escaped); the raw body is what counts."""
+    payload = whatsapp_message("106540352242922", "16505551234", "Jürgen", text="Grüße / 👋 https://x.example/a")
+    body = encode(payload)
+    assert signature_matches(SECRET, body, sign(SECRET, body))
+    reserialised = json.dumps(json.loads(body), ensure_ascii=False).encode()
+    assert not signature_matches(SECRET, reserialised, sign(SECRET, body))

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from api.channels.whatsapp import parse
 from domain.enums import DeliveryStatus
 from domain.validation import MAX_TEXT_LENGTH, check_string
+from tests.fakes import meta_webhooks as fake
 
 PHONE_NUMBER_ID = "106540352242922"
 
@@ -417,3 +418,33 @@ def test_any_json_in_place_of_any_part_of_a_real_webhook_never_raises(example, p
     parsed = parse(payload, PHONE_NUMBER_ID)
     for received in parsed.messages:
         assert received.text or received.attachments
+
+
+def test_the_fake_webhooks_other_tests_send_read_the_same_way():
+    """The webhook builders of tests/fakes agree with the documented examples above."""
+
+    def text_of(**kwargs: Any) -> str | None:
+        return only(fake.whatsapp_message(PHONE_NUMBER_ID, "447700900123", "Ann", **kwargs)).text
+
+    assert text_of(text="hello") == "hello"
+    assert text_of(type="location") == "Shared a location: Office, Berlin\nhttps://maps.google.com/?q=52.52,13.405"
+    assert text_of(type="contacts") == "Shared a contact:\nAda Lovelace: +15551234567"
+    assert text_of(type="interactive", interactive=fake.list_reply("r1", "Express", "Next day")) == "Express\nNext day"
+    assert text_of(type="button") == "Yes"
+    assert text_of(type="unsupported") == "[Unsupported WhatsApp message: edit]"
+    document = only(
+        fake.whatsapp_message(PHONE_NUMBER_ID, "447700900123", "Ann", type="document", media_id="77", filename="a.pdf")
+    )
+    assert (document.customer.name, document.attachments[0].name, document.attachments[0].media_ref) == (
+        "Ann",
+        "a.pdf",
+        "77",
+    )
+    (failed,) = parse(
+        fake.whatsapp_status(PHONE_NUMBER_ID, "wamid.X", "failed", "447700900123"), PHONE_NUMBER_ID
+    ).statuses
+    assert (failed.status, failed.error_code, failed.error_message) == (
+        DeliveryStatus.FAILED,
+        "131026",
+        "Message undeliverable — Message Undeliverable.",
+    )

@@ -38,6 +38,7 @@ import httpx
 from api.channels.http import Answer, outcome_of, request_json
 from api.channels.inbound import Media, Parsed
 from api.channels.meta import (
+    MAX_URL_LENGTH,
     download,
     from_unix,
     graph_error,
@@ -150,7 +151,8 @@ def _attachment(item: dict[str, Any]) -> tuple[Attachment | None, str | None]:
     payload = body if isinstance(body, dict) else {}
     url = payload.get("url")
     if kind in _MEDIA_TYPES:
-        if not isinstance(url, str) or not url.startswith("https://") or len(url) > 4096:
+        # kept as Meta gave it; whether this server fetches it is fetch_media's call (may_fetch)
+        if not isinstance(url, str) or not url.startswith(("https://", "http://")) or len(url) > MAX_URL_LENGTH:
             return None, f"[Messenger {kind} that could not be received]"
         name = name_from_url(url) if kind == "file" else None
         return Attachment(url="", mime_type=guess_media_type(url, _MEDIA_TYPES[kind]), name=name, media_ref=url), None

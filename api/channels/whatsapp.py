@@ -269,19 +269,19 @@ class WhatsAppTransport:
             return requests
         first: str | None = None
         for index, body in enumerate(requests):
-            outcome = await self._post(credentials, body)
+            outcome = await self._post(credentials, outgoing.recipient, body)
             if not isinstance(outcome, Sent):
                 return outcome
             if index == 0:
                 first = outcome.provider_message_id
         return Sent(first)
 
-    async def _post(self, credentials: WhatsAppCredentials, content: dict[str, Any]) -> Outcome:
+    async def _post(self, credentials: WhatsAppCredentials, to: str, content: dict[str, Any]) -> Outcome:
         answer = await request_json(
             self._http,
             "POST",
             f"{self._base}/{credentials.phone_number_id}/messages",
-            json={"messaging_product": "whatsapp", "recipient_type": "individual", **content},
+            json={"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, **content},
             headers=_bearer(credentials),
         )
         if isinstance(answer, Retry):
