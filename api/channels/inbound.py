@@ -20,3 +20,13 @@ class Parsed:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusReport] = field(default_factory=list)
     watermarks: list[Watermark] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Media:
+    """A file a customer sent, fetched from the provider (see ``Attachment.media_ref``) and
+    ready for the file store: its bytes, the provider's media type, and a name when known."""
+
+    data: bytes
+    mime_type: str
+    name: str | None = None
