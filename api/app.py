@@ -28,6 +28,7 @@ from api.middleware import BodyLimit, RequestId
 from api.retention import Retention
 from api.routes.files import download
 from api.routes.health import healthz
+from api.routes import webhooks
 from api.routes.inbound import inbound_message, presence
 from api.services import Services, utc_now
 from api.settings import Settings
@@ -213,6 +214,10 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/channels/{channel_id}/inbound", inbound_message, methods=["POST"]),
         Route("/channels/{channel_id}/presence", presence, methods=["POST"]),
+        Route("/webhooks/whatsapp/{channel_id}", webhooks.handshake(webhooks.WHATSAPP), methods=["GET"]),
+        Route("/webhooks/whatsapp/{channel_id}", webhooks.events(webhooks.WHATSAPP), methods=["POST"]),
+        Route("/webhooks/messenger/{channel_id}", webhooks.handshake(webhooks.MESSENGER), methods=["GET"]),
+        Route("/webhooks/messenger/{channel_id}", webhooks.events(webhooks.MESSENGER), methods=["POST"]),
         Route(
             "/files/{file_id}",
             cross_origin(request_response(download), settings.allowed_origins),

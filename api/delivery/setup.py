@@ -8,10 +8,12 @@ import httpx
 
 from api.channels.email import EmailTransport
 from api.channels.http import quiet_http_logs
+from api.channels.messenger import MessengerTransport
+from api.channels.whatsapp import WhatsAppTransport
 from api.delivery.channel import ChannelTransport
 from api.delivery.worker import DeliveryWorker
 from domain.delivery import RetryPolicy
-from domain.enums import DeliveryVia
+from domain.enums import ChannelType, DeliveryVia
 
 
 def provider_client(timeout_s: float) -> httpx.AsyncClient:
@@ -20,14 +22,17 @@ def provider_client(timeout_s: float) -> httpx.AsyncClient:
     quiet_http_logs()
     return httpx.AsyncClient(
         timeout=httpx.Timeout(timeout_s),
-        limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         follow_redirects=False,
     )
 
 
-def build_worker(services: Any, http: httpx.AsyncClient, **options: Any) -> DeliveryWorker:
+def build_worker(services: Any, http: httpx.AsyncClient | None, **options: Any) -> DeliveryWorker:
     settings = services.settings
-    providers: dict[Any, Any] = {}
+    providers: dict[Any, Any] = {
+        ChannelType.WHATSAPP: WhatsAppTransport(http, settings.meta_graph_url),
+        ChannelType.FACEBOOK: MessengerTransport(http, settings.meta_graph_url),
+    }
     policy = RetryPolicy(max_attempts=settings.delivery_max_attempts, base_s=settings.delivery_backoff_s)
     transports = {
         DeliveryVia.EMAIL: EmailTransport(services),

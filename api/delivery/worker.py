@@ -21,9 +21,10 @@ Any number of server instances run it on one database:
    Each status change is published as a DELIVERY event; a rescheduled attempt only
    updates ``attempts`` / ``lastError``.
 
-Customer messages whose files still wait at the provider are jobs too: the files
-are copied into the file store (:meth:`DeliveryWorker.fetch_files`), after the
-webhook was answered, and survive a restart the same way.
+Customer messages with something left to fetch are jobs too: files still at the
+provider are copied into the file store, and a Messenger customer's name is read
+from the Graph API (:meth:`DeliveryWorker.enrich`), after the webhook was answered,
+and survive a restart the same way.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from api.store.deliveries import Deliveries, Job
 from domain.delivery import Failed, Outcome, Retry, RetryPolicy, Sent, next_attempt_at
 from domain.entities import Attachment, Delivery, Message
 from domain.enums import DeliveryStatus, DeliveryVia, SenderKind
+from domain.usecases.customers import learn_name
 from domain.usecases.delivery import announce
 
 log = logging.getLogger("imbrace.delivery")
@@ -188,7 +190,7 @@ class DeliveryWorker:
     async def process(self, job: Job) -> None:
         message = job.message
         if message.sender_kind is SenderKind.CUSTOMER:
-            await self.fetch_files(job)
+            await self.enrich(job)
             return
         queued = [d for d in message.deliveries if d.status is DeliveryStatus.QUEUED and d.via in self.transports]
         if not queued:
@@ -291,16 +293,22 @@ class DeliveryWorker:
 
     # customer files waiting at the provider
 
-    async def fetch_files(self, job: Job) -> None:
-        """Copy each file a customer sent from the provider into the file store."""
+    async def enrich(self, job: Job) -> None:
+        """What a webhook left for later on a customer message: the customer's name (Messenger
+        sends none), and each file the customer sent, copied from the provider into the file store."""
         message = job.message
+        loaded = await self.services.credentials.load(message.channel_id) if message.channel_id else None
+        source = self.file_sources.get(loaded[0].type) if loaded else None
+        now = self.services.clock()
+        names = source is not None and loaded is not None and hasattr(source, "profile_name")
+        ask_again = names and await self._learn_name(message, source, loaded[1], now)  # type: ignore[index]
+        if ask_again and not any(a.media_ref for a in message.attachments):
+            await self.jobs.defer(job, now + FILE_RETRY)
+            return
         pending = [a for a in message.attachments if a.media_ref]
         if not pending:
             await self.jobs.drop(job)
             return
-        loaded = await self.services.credentials.load(message.channel_id) if message.channel_id else None
-        source = self.file_sources.get(loaded[0].type) if loaded else None
-        now = self.services.clock()
         give_up = now - message.created_at > FILE_GIVE_UP
         attachments: list[Attachment] = []
         waiting = False
@@ -335,3 +343,15 @@ class DeliveryWorker:
         if await self.jobs.keep_files(job, tuple(attachments), None):
             updated = replace(message, attachments=tuple(attachments))
             await announce(self.services.store, self.services.events, updated, now)
+
+    async def _learn_name(self, message: Message, source: Any, credentials: Any, now: datetime) -> bool:
+        """Look the customer's name up once, if still unknown; True when it is worth asking again later."""
+        customer = await self.services.store.customer(message.org_id, message.conversation_id)
+        if customer is None or customer.name is not None or credentials is None:
+            return False
+        name = await source.profile_name(credentials, customer.external_id)
+        if isinstance(name, Retry):
+            return now - message.created_at < FILE_GIVE_UP
+        if isinstance(name, str):
+            await learn_name(self.services.store, self.services.events, customer, name, now)
+        return False

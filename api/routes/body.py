@@ -33,7 +33,11 @@ async def read_json(request: Request, limit: int) -> Any:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json":
         raise BodyError(415, "Send JSON with Content-Type: application/json.")
-    body = await read_limited(request, limit)
+    return json_of(await read_limited(request, limit))
+
+
+def json_of(body: bytes) -> Any:
+    """The JSON value of a body already read (a signed webhook's raw bytes), or a 422."""
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError:

@@ -66,3 +66,22 @@ def _with_customer(conversation: Conversation, customer: Customer) -> Conversati
     return replace(
         conversation, customer_name=customer.name, customer_email=customer.email, customer_phone=customer.phone
     )
+
+
+async def learn_name(store: ConversationStore, events: EventSink, customer: Customer, name: str, now: datetime) -> None:
+    """A name the provider told us afterwards (Messenger's profile), kept once: an agent's
+    edit made in the meantime wins, so this only fills a name still unknown."""
+    name = clean_line(name, "name") or ""
+    if not name or customer.name is not None:
+        return
+    updated = await store.update_customer(customer, {"name": name}, now)
+    conversation = await store.conversation(customer.org_id, customer.id)
+    if conversation is not None:
+        await events.publish(
+            Event(
+                kind=EventKind.CUSTOMER_UPDATED,
+                at=now,
+                conversation=_with_customer(conversation, updated),
+                owner_before=conversation.owner_id,
+            )
+        )
