@@ -26,9 +26,9 @@ from api.hub import EventHub
 from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
 from api.retention import Retention
+from api.routes import webhooks
 from api.routes.files import download
 from api.routes.health import healthz
-from api.routes import webhooks
 from api.routes.inbound import inbound_message, presence
 from api.services import Services, utc_now
 from api.settings import Settings
