@@ -79,8 +79,7 @@ class ChannelTransport:
             template=message.template_call,
             messenger_tag=tag,
         )
-        if not await mark_sending("request"):
-            return Failed("Lease lost before sending; another worker has the job.")
+        # No "sending" mark: whatever the outcome, an interrupted send is sent again.
         return await provider.send(credentials, outgoing)
 
     def sent_fields(self, message: Message, sent: Sent) -> dict[str, Any]:

@@ -6,9 +6,10 @@ Any number of server instances run it on one database:
    token and pushes ``outbox_due`` forward by the lease. Only one worker's update can
    match a given due job; a job whose worker died becomes due again when its lease ends.
 2. **Order**: a reply waits while an earlier reply of the same conversation is
-   pending (queued, leased or waiting to be retried): it is handed back, due just
-   after that one, and brought forward the moment that one is done. Different
-   conversations go out concurrently (``IMBRACE_DELIVERY_CONCURRENCY`` jobs at once).
+   pending: it is handed back, due just after that one's retry, or (while a worker
+   is sending that one) looked at again a moment later. Different conversations go
+   out concurrently (``IMBRACE_DELIVERY_CONCURRENCY`` jobs at once); due jobs are
+   found a batch per read and claimed concurrently.
 3. **Send** each QUEUED delivery of the message through its transport, which
    marks the job "sending" right before its irrevocable step.
 4. **Record** the outcome under the claim token (a worker whose lease was taken over
@@ -48,8 +49,10 @@ from domain.usecases.delivery import announce
 
 log = logging.getLogger("imbrace.delivery")
 
-# A reply handed back behind an earlier one becomes due this long after it.
+# A reply handed back behind an earlier one waiting for its retry becomes due this long
+# after it; behind one a worker is sending right now, it is looked at again this soon.
 ORDER_GAP = timedelta(milliseconds=1)
+ORDER_RECHECK = timedelta(milliseconds=50)
 # Files a customer sent: tried again this long after a failed copy, for at most a day.
 FILE_RETRY = timedelta(seconds=30)
 FILE_GIVE_UP = timedelta(days=1)
@@ -135,30 +138,48 @@ class DeliveryWorker:
         try:
             while not self._stopping.is_set():
                 await slots.acquire()
+                free = 1
+                while free < self.concurrency and not slots.locked():  # every free slot, at once
+                    await slots.acquire()
+                    free += 1
                 if self._stopping.is_set():
-                    slots.release()
+                    for _ in range(free):
+                        slots.release()
                     break
                 self._wake.clear()
                 try:
-                    job = await self.claim(self.services.clock())
+                    jobs = await self.claim_batch(self.services.clock(), free)
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # the database may be briefly unreachable: keep polling
                     log.exception("delivery claim failed")
-                    job = None
-                if job is None:
+                    jobs = []
+                for _ in range(free - len(jobs)):
                     slots.release()
+                for job in jobs:
+                    task = asyncio.create_task(self._guarded(job))
+                    self._running.add(task)
+                    task.add_done_callback(lambda t: (self._running.discard(t), slots.release(), self._wake.set()))
+                if not jobs:
                     try:
                         await asyncio.wait_for(self._wake.wait(), self.poll_s)
                     except TimeoutError:
                         pass
-                    continue
-                task = asyncio.create_task(self._guarded(job))
-                self._running.add(task)
-                task.add_done_callback(lambda t: (self._running.discard(t), slots.release(), self._wake.set()))
         finally:
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
+
+    async def claim_batch(self, now: datetime, limit: int) -> list[Job]:
+        """Up to ``limit`` due jobs: one read lists them, concurrent conditional updates claim
+        them (a job another worker took in between is simply not ours)."""
+        ids = await self.jobs.due_ids(now, limit)
+        if not ids:
+            return []
+        lease_from = max(now, self.services.clock())
+        claimed = await asyncio.gather(
+            *(self.jobs.claim_id(i, now, lease_from, self.lease_s, secrets.token_hex(12)) for i in ids)
+        )
+        return [job for job in claimed if job is not None]
 
     async def _guarded(self, job: Job) -> None:
         try:
@@ -196,15 +217,19 @@ class DeliveryWorker:
         if not queued:
             await self.jobs.drop(job)
             return
-        earlier_due = await self.jobs.earlier_pending(job)
-        if earlier_due is not None:
-            await self.jobs.defer(job, max(earlier_due, self.services.clock()) + ORDER_GAP)
+        earlier = await self.jobs.earlier_pending(job)
+        if earlier is not None:
+            due, held = earlier
+            now = self.services.clock()
+            # behind one being sent right now: look again shortly; behind one waiting for
+            # its retry: just after that retry
+            await self.jobs.defer(job, now + ORDER_RECHECK if held else max(due, now) + ORDER_GAP)
             return
         for delivery in queued:  # in practice one: a reply goes out one way
-            message = await self._attempt(job, message, delivery)
-            if message is None:
+            updated = await self._attempt(job, message, delivery)
+            if updated is None:
                 return  # lease lost: the worker that has it now carries on
-        await self.jobs.bring_forward_next(job, self.services.clock())
+            message = updated
 
     async def _attempt(self, job: Job, message: Message, delivery: Delivery) -> Message | None:
         transport = self.transports[delivery.via]
