@@ -73,6 +73,7 @@ class Channel:
     type: ChannelType
     name: str
     created_at: datetime | None = None
+    credential_hints: dict[str, str] | None = None  # None: no provider credentials
 
 
 @dataclass(frozen=True, slots=True)

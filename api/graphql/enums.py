@@ -184,6 +184,8 @@ described(
         "PAYLOAD_TOO_LARGE": "A file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
         "WHATSAPP_WINDOW_CLOSED": "The WhatsApp window since the customer's last message has passed; only a "
         "WHATSAPP_TEMPLATE may be sent.",
+        "MESSENGER_WINDOW_CLOSED": "On Messenger, more than 7 days have passed since the customer's last message "
+        "(the human agent window): Meta accepts no reply until they write again.",
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
     },
 )
@@ -234,6 +236,8 @@ described(
     {
         "QUEUED": "Waiting to be sent, or to be retried.",
         "SENT": "Handed over to the mail server (or the channel).",
+        "DELIVERED": "The channel reports it reached the customer's device.",
+        "READ": "The channel reports the customer read it.",
         "FAILED": "Given up on: refused, or out of attempts (`IMBRACE_EMAIL_MAX_ATTEMPTS`).",
     },
 )

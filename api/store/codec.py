@@ -124,6 +124,7 @@ def channel(doc: dict) -> Channel:
         type=ChannelType(doc["type"]),
         name=doc["name"],
         created_at=dt(doc.get("created_at")),
+        credential_hints=doc.get("credential_hints"),
     )
 
 
