@@ -15,6 +15,7 @@ from starlette.routing import Route, WebSocketRoute, request_response
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
 from api.auth import Passwords, Tokens, load_jwt_secret
+from api.channels.credentials import ChannelCredentials
 from api.cors import cross_origin
 from api.delivery.setup import build_worker, provider_client
 from api.embedded import EmbeddedMongo
@@ -30,6 +31,7 @@ from api.routes import webhooks
 from api.routes.files import download
 from api.routes.health import healthz
 from api.routes.inbound import inbound_message, presence
+from api.secrets import SecretBox, load_secret_key
 from api.services import Services, utc_now
 from api.settings import Settings
 from api.signing import FileLinks
@@ -71,6 +73,8 @@ class Runtime:
         (event hub, sweeper, retention, delivery worker) that a serving process runs.
         ``share_embedded`` uses the embedded database a live server already runs on the
         data directory, instead of refusing to start a second one there."""
+        # First: a missing or malformed key stops the start before anything runs.
+        box = SecretBox(load_secret_key(self.settings.secret_key, self.settings.data_dir, self.settings.production))
         uri = self.settings.mongodb_uri
         if uri is None:
             if self.embedded is None:
@@ -96,6 +100,7 @@ class Runtime:
             files=GridFiles(db),
             tokens=Tokens(secret, self.settings.jwt_ttl_s),
             passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
+            credentials=ChannelCredentials(store, box),
             events=EventLog(store, self.settings.thresholds, self.metrics),
             metrics=self.metrics,
             links=FileLinks(secret, self.settings.public_file_ttl_s),

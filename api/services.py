@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from pymongo import AsyncMongoClient
 
 from api.auth import Passwords, Tokens
+from api.channels.credentials import ChannelCredentials
 from api.metrics import Metrics
 from api.settings import Settings
 from api.signing import FileLinks
@@ -36,6 +37,7 @@ class Services:
     files: GridFiles
     tokens: Tokens
     passwords: Passwords
+    credentials: ChannelCredentials
     links: FileLinks | None = None
     events: EventLog | None = None
     hub: EventHub | None = None

@@ -64,6 +64,9 @@ class Settings:
     database: str = "imbrace"
     data_dir: Path = Path(".imbrace")
     jwt_secret: str | None = None
+    # 32 bytes in base64 or base64url: the AES-GCM key of what is encrypted at rest
+    # (``api/secrets.py``). None: generated once into ``data_dir``, outside production.
+    secret_key: str | None = None
     jwt_ttl_s: int = 12 * 3600
     env: str = "development"
     thresholds: Thresholds = field(default_factory=Thresholds)
@@ -139,6 +142,9 @@ class Settings:
                 f"IMBRACE_SOON_AFTER_S ({t.soon_after_s:g}) must be less than "
                 f"IMBRACE_OVERDUE_AFTER_S ({t.overdue_after_s:g})."
             )
+        from api.secrets import configured_key  # it raises this module's SettingsError
+
+        configured_key(self.secret_key, self.production)
         for proxy in self.trusted_proxies:
             try:
                 ipaddress.ip_network(proxy, strict=False)
@@ -193,6 +199,7 @@ class Settings:
             database=os.environ.get("IMBRACE_DATABASE", "imbrace"),
             data_dir=Path(os.environ.get("IMBRACE_DATA_DIR", ".imbrace")),
             jwt_secret=os.environ.get("IMBRACE_JWT_SECRET") or None,
+            secret_key=os.environ.get("IMBRACE_SECRET_KEY") or None,
             jwt_ttl_s=_int("IMBRACE_JWT_TTL_S", 12 * 3600),
             env=os.environ.get("IMBRACE_ENV", "development"),
             thresholds=thresholds,

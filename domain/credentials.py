@@ -55,9 +55,8 @@ def check_credentials(type_: ChannelType, credentials: Credentials) -> Credentia
     if expected is None:
         raise invalid(f"{type_.value} channels take no provider credentials here.", "credentials")
     if not isinstance(credentials, expected):
-        raise invalid(
-            f"A {type_.value} channel needs {expected.__name__.removesuffix('Credentials')} credentials.", "credentials"
-        )
+        provider = expected.__name__.removesuffix("Credentials")
+        raise invalid(f"A {type_.value} channel needs {provider} credentials.", "credentials")
     cleaned: dict[str, str] = {}
     for f in fields(credentials):
         value = getattr(credentials, f.name)
@@ -68,13 +67,22 @@ def check_credentials(type_: ChannelType, credentials: Credentials) -> Credentia
     return expected(**cleaned)
 
 
+# A secret shows its last four characters only when it is at least this long, so a
+# hint never gives away more than a quarter of one (a short verify token shows none).
+HINT_MIN_LENGTH = 16
+HINT_CHARACTERS = 4
+
+
 def hints(credentials: Credentials) -> dict[str, str]:
-    """What may be shown: public ids in full, secrets as their last four characters."""
-    return {
-        f.name: value if f.name in _PUBLIC_FIELDS else "…" + value[-4:]
-        for f in fields(credentials)
-        for value in [getattr(credentials, f.name)]
-    }
+    """What may be shown: public ids in full, secrets as "…" and their last four characters
+    (just "…" for a secret shorter than ``HINT_MIN_LENGTH``)."""
+    return {f.name: _hint(f.name, getattr(credentials, f.name)) for f in fields(credentials)}
+
+
+def _hint(name: str, value: str) -> str:
+    if name in _PUBLIC_FIELDS:
+        return value
+    return "…" + (value[-HINT_CHARACTERS:] if len(value) >= HINT_MIN_LENGTH else "")
 
 
 def to_dict(credentials: Credentials) -> dict[str, str]:

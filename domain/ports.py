@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.changes import Change
+from domain.credentials import Credentials
 from domain.entities import (
     Attachment,
     Channel,
@@ -50,12 +51,40 @@ class AccountStore(Protocol):
     async def team(self, org_id: str, team_id: str) -> Team | None: ...
     async def set_team_member(self, org_id: str, team_id: str, member_id: str, role: TeamRole) -> Team | None: ...
     async def remove_team_member(self, org_id: str, team_id: str, member_id: str) -> Team | None: ...
+    def new_id(self) -> str: ...
     async def create_channel(
-        self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str, now: datetime
-    ) -> Channel: ...
+        self,
+        org_id: str,
+        team_id: str,
+        type_: ChannelType,
+        name: str,
+        key_hash: str,
+        now: datetime,
+        *,
+        channel_id: str | None = None,
+        credentials: str | None = None,
+        credential_hints: dict[str, str] | None = None,
+    ) -> Channel:
+        """``credentials``: the sealed token (:class:`CredentialSealer`), never the clear values."""
+        ...
+
+    async def org_channel(self, org_id: str, channel_id: str) -> Channel | None: ...
+    async def set_channel_credentials(
+        self, org_id: str, channel_id: str, credentials: str, credential_hints: dict[str, str], now: datetime
+    ) -> Channel | None:
+        """Replaces the sealed credentials of the organization's channel; None when it has no such channel."""
+        ...
+
     async def create_template(
         self, org_id: str, name: str, body: str, channel: ChannelType | None, now: datetime
     ) -> MessageTemplate: ...
+
+
+class CredentialSealer(Protocol):
+    """Encrypts a channel's provider credentials into an opaque token bound to that channel
+    (``api/channels/credentials.py``); the domain never sees a key or a cipher."""
+
+    def seal(self, channel_id: str, credentials: Credentials) -> str: ...
 
 
 class ConversationStore(Protocol):
@@ -111,6 +140,7 @@ class NotificationStore(Protocol):
 __all__ = [
     "AccountStore",
     "ConversationStore",
+    "CredentialSealer",
     "EventSink",
     "FileSaver",
     "LoginAttempts",

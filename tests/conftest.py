@@ -7,6 +7,7 @@ loopback port, and talks to it over HTTP/WebSocket exactly as a frontend would.
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import os
 import tempfile
@@ -48,6 +49,10 @@ def data_dir():
         yield Path(path)
 
 
+# IMBRACE_SECRET_KEY of every test server (32 bytes, base64): one key, none generated into the shared data_dir.
+TEST_SECRET_KEY = base64.b64encode(b"test-secret-key-".ljust(32, b"k")).decode()
+
+
 def make_settings(mongo_uri: str, data_dir: Path, **overrides: Any) -> Settings:
     thresholds = overrides.pop(
         "thresholds", Thresholds(soon_after_s=3, overdue_after_s=5, auto_close_after_s=3600, presence_timeout_s=60)
@@ -58,6 +63,7 @@ def make_settings(mongo_uri: str, data_dir: Path, **overrides: Any) -> Settings:
         database="t" + uuid.uuid4().hex[:16],
         data_dir=data_dir,
         jwt_secret="test-secret-" + "x" * 32,
+        secret_key=TEST_SECRET_KEY,
         thresholds=thresholds,
         messaging=messaging,
         sweep_interval_s=0.2,

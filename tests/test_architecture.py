@@ -18,6 +18,7 @@ import pytest
 
 import domain.ports as ports
 from api.auth import Passwords
+from api.channels.credentials import ChannelCredentials
 from api.events import EventLog
 from api.store.files import GridFiles
 from api.store.mongo import MongoStore
@@ -173,6 +174,7 @@ def test_ports_are_typed():
         (GridFiles, ports.FileSaver),
         (Passwords, ports.PasswordHasher),
         (EventLog, ports.EventSink),
+        (ChannelCredentials, ports.CredentialSealer),
     ],
     ids=lambda v: v.__name__,
 )

@@ -26,7 +26,7 @@ def _env(**values: str) -> dict[str, str]:
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in ("MONGODB_URI", "IMBRACE_DATABASE", "IMBRACE_DATA_DIR", "IMBRACE_JWT_SECRET")
+        if k not in ("MONGODB_URI", "IMBRACE_DATABASE", "IMBRACE_DATA_DIR", "IMBRACE_JWT_SECRET", "IMBRACE_SECRET_KEY")
     }
     env.update(values)
     return env
@@ -234,6 +234,8 @@ def test_embedded_data_dir_survives_restarts(serves, tmp_path):
         ({"IMBRACE_OVERDUE_AFTER_S": "five minutes"}, "IMBRACE_OVERDUE_AFTER_S"),
         ({"IMBRACE_LOGIN_MAX_FAILURES": "3.5"}, "IMBRACE_LOGIN_MAX_FAILURES"),
         ({"IMBRACE_TRUSTED_PROXIES": "10.0.0.0/8, proxy.internal"}, "IMBRACE_TRUSTED_PROXIES"),
+        ({"IMBRACE_SECRET_KEY": "too-short"}, "IMBRACE_SECRET_KEY"),
+        ({"IMBRACE_ENV": "production"}, "IMBRACE_SECRET_KEY"),
     ],
 )
 def test_serve_refuses_bad_settings_in_one_line(tmp_path, values, named):

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from tests.conftest import TEST_SECRET_KEY
 from tests.world import new_org, support_desk
 from tests.ws import Subscriber
 
@@ -306,6 +307,7 @@ def test_exposure_settings_read_from_the_environment(monkeypatch):
     from api.settings import Settings
 
     monkeypatch.setenv("IMBRACE_ENV", "production")
+    monkeypatch.setenv("IMBRACE_SECRET_KEY", TEST_SECRET_KEY)  # production refuses to start without it
     prod = Settings.from_env()
     assert (prod.introspection_policy, prod.graphiql_enabled, prod.hide_suggestions) == ("authenticated", False, True)
     monkeypatch.setenv("IMBRACE_INTROSPECTION", "true")

@@ -8,4 +8,7 @@
 What the providers share (who the customer is, de-duplication, status progression,
 windows, ordering, retries, leases) is decided in ``domain/`` and ``api/delivery/``,
 never here. :mod:`api.channels.http` is the one place an HTTP answer becomes an outcome.
+
+Beside the providers: :mod:`api.channels.credentials` opens a channel's encrypted
+provider credentials, and :mod:`api.channels.urls` says where each provider calls us.
 """

@@ -15,7 +15,9 @@ from api.graphql.enums import (
     TeamMode,
     TeamRole,
 )
+from domain.credentials import Credentials, MessengerCredentials, WhatsAppCredentials
 from domain.enums import ConversationView as View
+from domain.errors import invalid
 
 
 @strawberry.input(description="Credentials.")
@@ -51,11 +53,78 @@ class RemoveTeamMemberInput:
     member_id: strawberry.ID = strawberry.field(description="Member.")
 
 
+_WRITE_ONLY = "Write-only: the API never returns it, at most its last four characters."
+_VERIFY_TOKEN = (
+    "The verify token you choose and also enter in Meta's app dashboard, for the webhook handshake. " + _WRITE_ONLY
+)
+
+
+@strawberry.input(description="WhatsApp Cloud API credentials, from the Meta app's WhatsApp settings.")
+class WhatsAppCredentialsInput:
+    phone_number_id: str = strawberry.field(description="The business phone number's id (digits), shown in full.")
+    access_token: str = strawberry.field(
+        description="A (system user) access token with the `whatsapp_business_messaging` permission. " + _WRITE_ONLY
+    )
+    app_secret: str = strawberry.field(
+        description="The Meta app's secret, which signs the webhook's requests. " + _WRITE_ONLY
+    )
+    verify_token: str = strawberry.field(description=_VERIFY_TOKEN)
+
+
+@strawberry.input(description="Messenger Platform credentials of a Facebook page.")
+class MessengerCredentialsInput:
+    page_id: str = strawberry.field(description="The Facebook page's id (digits), shown in full.")
+    page_access_token: str = strawberry.field(
+        description="The page's access token (`pages_messaging` permission). " + _WRITE_ONLY
+    )
+    app_secret: str = strawberry.field(
+        description="The Meta app's secret, which signs the webhook's requests. " + _WRITE_ONLY
+    )
+    verify_token: str = strawberry.field(description=_VERIFY_TOKEN)
+
+
+@strawberry.input(
+    description="A channel's provider credentials: set exactly one member, the one of the channel's type. "
+    "Every value is a non-empty single line of at most 2,000 characters. Stored encrypted; never returned."
+)
+class ChannelCredentialsInput:
+    whatsapp: WhatsAppCredentialsInput | None = strawberry.field(default=None, description="For a WHATSAPP channel.")
+    messenger: MessengerCredentialsInput | None = strawberry.field(
+        default=None, description="For a FACEBOOK (Messenger) channel."
+    )
+
+
+def credentials_of(given: ChannelCredentialsInput) -> Credentials:
+    """The domain's credentials from the one member set; ``INVALID_INPUT`` on ``credentials`` otherwise."""
+    members = [m for m in (given.whatsapp, given.messenger) if m is not None]
+    if len(members) != 1:
+        raise invalid("Set exactly one of `whatsapp` and `messenger`.", "credentials")
+    w, m = given.whatsapp, given.messenger
+    if w is not None:
+        return WhatsAppCredentials(w.phone_number_id, w.access_token, w.app_secret, w.verify_token)
+    assert m is not None
+    return MessengerCredentials(m.page_id, m.page_access_token, m.app_secret, m.verify_token)
+
+
 @strawberry.input(description="A channel to connect.")
 class ConnectChannelInput:
     type: ChannelType = strawberry.field(description="Channel type.")
     name: str = strawberry.field(description="Display name.")
     team_id: strawberry.ID = strawberry.field(description="Team that serves its conversations.")
+    credentials: ChannelCredentialsInput | None = strawberry.field(
+        default=None,
+        description="The provider's credentials, for WHATSAPP and FACEBOOK channels, so that the provider's "
+        "webhook (`webhookUrl`) and replies work. Omitted: the channel is reached through the generic "
+        "`/channels/{id}/inbound` webhook only; add them later with `updateChannelCredentials`.",
+    )
+
+
+@strawberry.input(description="New provider credentials for a channel.")
+class UpdateChannelCredentialsInput:
+    channel_id: strawberry.ID = strawberry.field(description="The channel.")
+    credentials: ChannelCredentialsInput = strawberry.field(
+        description="They replace the channel's credentials as a whole; the old ones are not kept."
+    )
 
 
 @strawberry.input(description="A message from an agent to the customer.")

@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from api.channels.urls import webhook_url
 from api.graphql.descriptions import mutation_description
 from api.graphql.inputs import (
     AddTeamMemberInput,
@@ -17,7 +18,9 @@ from api.graphql.inputs import (
     LoginInput,
     RemoveTeamMemberInput,
     SendMessageInput,
+    UpdateChannelCredentialsInput,
     UpdateCustomerInput,
+    credentials_of,
 )
 from api.graphql.payloads import (
     ConnectChannelPayload,
@@ -28,6 +31,7 @@ from api.graphql.payloads import (
     MessageTemplatePayload,
     SendMessagePayload,
     TeamPayload,
+    UpdateChannelCredentialsPayload,
     run,
 )
 from api.graphql.types import Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team
@@ -212,10 +216,15 @@ class Mutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Connect a channel to a team (owners and admins); returns its ingest key, only this once.",
+            "Connect a channel to a team (owners and admins); returns its ingest key, only this once, and, "
+            "for WHATSAPP and FACEBOOK, the webhook URL to paste into Meta's app dashboard. Provider "
+            "credentials are stored encrypted and never returned.",
             {
                 E.FORBIDDEN: "you are not an owner or admin.",
-                E.INVALID_INPUT: "the name is empty, too long or has control characters.",
+                E.INVALID_INPUT: "the name is empty, too long or has control characters; or the credentials "
+                "don't fit: not exactly one member set, or not the channel type's provider (`credentials`), "
+                "or a value empty, too long, with control characters, or an id not made of digits "
+                "(`credentials.accessToken` and so on).",
                 E.NOT_FOUND: "no such team (`teamId`).",
             },
         )
@@ -226,12 +235,58 @@ class Mutation:
         ctx = info.context
 
         async def action():
+            credentials = credentials_of(input.credentials) if input.credentials is not None else None
             channel, key = await onboarding.connect_channel(
-                ctx.services.store, ctx.viewer, input.type, input.name, str(input.team_id), ctx.now
+                ctx.services.store,
+                ctx.viewer,
+                input.type,
+                input.name,
+                str(input.team_id),
+                ctx.now,
+                credentials=credentials,
+                sealer=ctx.services.credentials,
             )
-            return {"channel": Channel(entity=channel), "ingest_key": key}
+            return {
+                "channel": Channel(entity=channel),
+                "ingest_key": key,
+                "webhook_url": webhook_url(ctx.services.settings.public_url, channel),
+            }
 
         return await run(ConnectChannelPayload, action)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Replace a channel's provider credentials (owners and admins); they are stored encrypted and never "
+            "returned, and the old ones are not kept.",
+            {
+                E.FORBIDDEN: "you are not an owner or admin.",
+                E.NOT_FOUND: "no such channel in your organization (`channelId`).",
+                E.INVALID_INPUT: "the credentials don't fit: not exactly one member set, or not the channel "
+                "type's provider (`credentials`), or a value empty, too long, with control characters, or an "
+                "id not made of digits (`credentials.accessToken` and so on).",
+            },
+        )
+    )
+    async def update_channel_credentials(
+        self, info: Info, input: Annotated[UpdateChannelCredentialsInput, _input("channel and its credentials")]
+    ) -> UpdateChannelCredentialsPayload:
+        ctx = info.context
+
+        async def action():
+            channel = await onboarding.update_channel_credentials(
+                ctx.services.store,
+                ctx.services.credentials,
+                ctx.viewer,
+                str(input.channel_id),
+                credentials_of(input.credentials),
+                ctx.now,
+            )
+            return {
+                "channel": Channel(entity=channel),
+                "webhook_url": webhook_url(ctx.services.settings.public_url, channel),
+            }
+
+        return await run(UpdateChannelCredentialsPayload, action)
 
     @strawberry.mutation(
         description=mutation_description(

@@ -22,6 +22,11 @@ from domain.errors import Refused
 
 P = TypeVar("P")
 
+WEBHOOK_URL = (
+    "The channel's webhook URL to paste into the provider's dashboard (as `Channel.webhookUrl`); null for "
+    "channel types without a native webhook."
+)
+
 
 def user_error(refused: Refused) -> UserError:
     return UserError(code=refused.code, message=refused.message, field=refused.field)
@@ -61,6 +66,16 @@ class ConnectChannelPayload:
     ingest_key: str | None = strawberry.field(
         default=None, description="Secret for the `X-Channel-Key` header of the inbound webhook. Shown once."
     )
+    webhook_url: str | None = strawberry.field(default=None, description=WEBHOOK_URL)
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `updateChannelCredentials`.")
+class UpdateChannelCredentialsPayload:
+    channel: Channel | None = strawberry.field(
+        default=None, description="The channel, with its new credentials' hints."
+    )
+    webhook_url: str | None = strawberry.field(default=None, description=WEBHOOK_URL)
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,6 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
+from api.channels.urls import webhook_url
 from api.graphql.enums import (
     ChannelType,
     ClosedReason,
@@ -140,6 +142,48 @@ class Channel:
     @strawberry.field(description="The team that receives this channel's conversations.")
     def team_id(self) -> strawberry.ID:
         return strawberry.ID(self.entity.team_id)
+
+    @strawberry.field(
+        description="The absolute URL to paste into the provider's dashboard (Meta's app dashboard for WHATSAPP "
+        "and FACEBOOK) as the webhook's callback URL; it answers once the channel has credentials. Null for "
+        "channel types without a native webhook, which use `/channels/{id}/inbound`."
+    )
+    def webhook_url(self, info: Info) -> str | None:
+        return webhook_url(info.context.services.settings.public_url, self.entity)
+
+    @strawberry.field(
+        description="What may be shown of the channel's provider credentials (never the secrets themselves). "
+        "Null when it has none, and for members who are not organization owners or admins.",
+        extensions=[PerViewer()],  # by the caller's role
+    )
+    def credentials(self, info: Info) -> ChannelCredentialHints | None:
+        viewer = info.context.viewer
+        if self.entity.credential_hints is None or viewer is None or not viewer.is_org_admin:
+            return None
+        return ChannelCredentialHints.of(self.entity.credential_hints)
+
+
+_HINT = 'The secret\'s last four characters after "…" (only "…" when it is shorter than 16 characters).'
+
+
+@strawberry.type(
+    description="What may be shown of a channel's provider credentials: ids in full, each secret as its last "
+    "four characters. Fields of the other provider are null."
+)
+class ChannelCredentialHints:
+    phone_number_id: str | None = strawberry.field(default=None, description="WhatsApp: the phone number's id.")
+    access_token: str | None = strawberry.field(default=None, description="WhatsApp: the access token. " + _HINT)
+    page_id: str | None = strawberry.field(default=None, description="Messenger: the Facebook page's id.")
+    page_access_token: str | None = strawberry.field(
+        default=None, description="Messenger: the page access token. " + _HINT
+    )
+    app_secret: str | None = strawberry.field(default=None, description="The Meta app's secret. " + _HINT)
+    verify_token: str | None = strawberry.field(default=None, description="The webhook's verify token. " + _HINT)
+
+    @classmethod
+    def of(cls, hints: dict[str, str]) -> ChannelCredentialHints:
+        known = {f.name for f in dataclasses.fields(cls)}  # a hint of a field this API doesn't know stays out
+        return cls(**{name: value for name, value in hints.items() if name in known})
 
 
 @strawberry.type(description="The channel a conversation came through.")

@@ -1,11 +1,21 @@
-"""The ``channels`` collection, with the ingest key's hash served from memory for a short while."""
+"""The ``channels`` collection, with what webhooks need served from memory for a short while.
+
+A channel document may hold ``credentials``, its provider credentials sealed into
+one opaque token (``api/channels/credentials.py``; never a clear field), and
+``credential_hints``, what may be shown of them. Only :meth:`Channels.read` (behind
+the webhook-facing readers) loads the token and the ingest key's hash; every other
+read leaves them out.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from api.store import codec
@@ -13,22 +23,46 @@ from api.store.codec import ms
 from domain.entities import Channel
 from domain.enums import ChannelType
 
-# How long a channel (its team, type and ingest-key hash) is served from this
-# process's memory: a channel change or removal, or a new ingest key, takes effect
-# within this bound on every instance. Only found channels are kept.
+# How long a channel (its team, type, ingest-key hash and sealed credentials) is served
+# from this process's memory: a channel change or removal, a new ingest key or new
+# credentials made on another instance take effect within this bound on every
+# instance; a change made through this process's store at once. Only found channels are kept.
 CHANNEL_CACHE_S = 10.0
+CACHED_CHANNELS = 10_000
+
+# Left out of every read that doesn't need them.
+_SECRETS: dict[str, Any] = {"ingest_key_hash": 0, "credentials": 0}
+
+
+@dataclass(frozen=True, slots=True)
+class Cached:
+    """A channel as the webhooks read it: the entity, its ingest key's hash and its sealed credentials."""
+
+    channel: Channel
+    key_hash: str
+    credentials: str | None
 
 
 class Channels:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db.channels
-        self._cache: dict[str, tuple[float, tuple[Channel, str]]] = {}
+        self._cache: dict[str, tuple[float, Cached]] = {}
 
     async def create(
-        self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str, now: datetime
+        self,
+        org_id: str,
+        team_id: str,
+        type_: ChannelType,
+        name: str,
+        key_hash: str,
+        now: datetime,
+        *,
+        channel_id: str | None = None,
+        credentials: str | None = None,
+        credential_hints: dict[str, str] | None = None,
     ) -> Channel:
-        doc = {
-            "_id": str(ObjectId()),
+        doc: dict[str, Any] = {
+            "_id": channel_id or str(ObjectId()),
             "org_id": org_id,
             "team_id": team_id,
             "type": type_.value,
@@ -36,10 +70,34 @@ class Channels:
             "ingest_key_hash": key_hash,
             "created_at": ms(now),
         }
+        if credentials is not None:
+            doc |= {
+                "credentials": credentials,
+                "credential_hints": credential_hints or {},
+                "credentials_updated_at": ms(now),
+            }
         await self.collection.insert_one(doc)
+        self._cache.pop(doc["_id"], None)
         return codec.channel(doc)
 
-    async def with_key_hash(self, channel_id: str) -> tuple[Channel, str] | None:
+    async def get(self, org_id: str, channel_id: str) -> Channel | None:
+        doc = await self.collection.find_one({"_id": channel_id, "org_id": org_id}, _SECRETS)
+        return codec.channel(doc) if doc else None
+
+    async def set_credentials(
+        self, org_id: str, channel_id: str, token: str, hints: dict[str, str], now: datetime
+    ) -> Channel | None:
+        """Replaces the organization's channel's sealed credentials; None when it has no such channel."""
+        doc = await self.collection.find_one_and_update(
+            {"_id": channel_id, "org_id": org_id},
+            {"$set": {"credentials": token, "credential_hints": hints, "credentials_updated_at": ms(now)}},
+            projection=_SECRETS,
+            return_document=ReturnDocument.AFTER,
+        )
+        self._cache.pop(channel_id, None)
+        return codec.channel(doc) if doc else None
+
+    async def read(self, channel_id: str) -> Cached | None:
         """Every webhook call asks; served from memory for up to ``CHANNEL_CACHE_S``."""
         cached = self._cache.get(channel_id)
         if cached is not None and cached[0] > time.monotonic():
@@ -48,11 +106,21 @@ class Channels:
         if doc is None:
             self._cache.pop(channel_id, None)
             return None
-        found = (codec.channel(doc), doc["ingest_key_hash"])
-        if len(self._cache) >= 10_000:
+        found = Cached(codec.channel(doc), doc["ingest_key_hash"], doc.get("credentials"))
+        if len(self._cache) >= CACHED_CHANNELS:
             self._cache.clear()
         self._cache[channel_id] = (time.monotonic() + CHANNEL_CACHE_S, found)
         return found
 
+    async def with_key_hash(self, channel_id: str) -> tuple[Channel, str] | None:
+        found = await self.read(channel_id)
+        return (found.channel, found.key_hash) if found else None
+
+    async def credentials_token(self, channel_id: str) -> tuple[Channel, str | None] | None:
+        """The channel and its sealed credentials (None: it has none)."""
+        found = await self.read(channel_id)
+        return (found.channel, found.credentials) if found else None
+
     async def of_org(self, org_id: str) -> list[Channel]:
-        return [codec.channel(d) async for d in self.collection.find({"org_id": org_id}).sort("name", 1)]
+        found = self.collection.find({"org_id": org_id}, _SECRETS).sort("name", 1)
+        return [codec.channel(d) async for d in found]

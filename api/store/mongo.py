@@ -137,9 +137,29 @@ class MongoStore:
         return await self._teams.remove_member(org_id, team_id, member_id)
 
     async def create_channel(
-        self, org_id: str, team_id: str, type_: ChannelType, name: str, key_hash: str, now: datetime
+        self,
+        org_id: str,
+        team_id: str,
+        type_: ChannelType,
+        name: str,
+        key_hash: str,
+        now: datetime,
+        *,
+        channel_id: str | None = None,
+        credentials: str | None = None,
+        credential_hints: dict[str, str] | None = None,
     ) -> Channel:
-        return await self._channels.create(org_id, team_id, type_, name, key_hash, now)
+        return await self._channels.create(
+            org_id,
+            team_id,
+            type_,
+            name,
+            key_hash,
+            now,
+            channel_id=channel_id,
+            credentials=credentials,
+            credential_hints=credential_hints,
+        )
 
     async def channel(self, channel_id: str) -> Channel | None:
         """Served from memory for a few seconds (see ``CHANNEL_CACHE_S``): every reply asks."""
@@ -151,6 +171,18 @@ class MongoStore:
 
     async def channels(self, org_id: str) -> list[Channel]:
         return await self._channels.of_org(org_id)
+
+    async def org_channel(self, org_id: str, channel_id: str) -> Channel | None:
+        return await self._channels.get(org_id, channel_id)
+
+    async def set_channel_credentials(
+        self, org_id: str, channel_id: str, credentials: str, credential_hints: dict[str, str], now: datetime
+    ) -> Channel | None:
+        return await self._channels.set_credentials(org_id, channel_id, credentials, credential_hints, now)
+
+    async def channel_credentials_token(self, channel_id: str) -> tuple[Channel, str | None] | None:
+        """The channel and its sealed provider credentials, for webhooks and deliveries (cached briefly)."""
+        return await self._channels.credentials_token(channel_id)
 
     async def create_template(
         self, org_id: str, name: str, body: str, channel: ChannelType | None, now: datetime

@@ -7,10 +7,11 @@ import secrets
 from datetime import datetime
 from typing import Protocol
 
+from domain.credentials import Credentials, check_credentials, hints
 from domain.entities import Channel, Member, MessageTemplate, Organization, Team
 from domain.enums import ChannelType, ErrorCode, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored, Refused, forbidden, not_found
-from domain.ports import AccountStore, ConversationStore, EventSink, PasswordHasher
+from domain.ports import AccountStore, ConversationStore, CredentialSealer, EventSink, PasswordHasher
 from domain.status import Thresholds
 from domain.templates import placeholders
 from domain.usecases.rooms import leave_team_rooms
@@ -140,15 +141,72 @@ async def remove_team_member(
 
 
 async def connect_channel(
-    store: AccountStore, viewer: Viewer, type_: ChannelType, name: str, team_id: str, now: datetime
+    store: AccountStore,
+    viewer: Viewer,
+    type_: ChannelType,
+    name: str,
+    team_id: str,
+    now: datetime,
+    *,
+    credentials: Credentials | None = None,
+    sealer: CredentialSealer | None = None,
 ) -> tuple[Channel, str]:
-    """A new channel and its ingest key, shown once; only a hash of the key is kept."""
+    """A new channel and its ingest key, shown once; only a hash of the key is kept.
+
+    ``credentials`` (the provider's, for WhatsApp and Messenger) are checked with
+    everything else before anything is written, then sealed by ``sealer`` under the
+    channel's id, chosen first so the token is bound to that channel.
+    """
     require_org_admin(viewer)
     name = clean_line(name, "name", required=True)
+    checked = check_credentials(type_, credentials) if credentials is not None else None
     team = await _team(store, viewer, team_id)
     key = "ik_" + secrets.token_urlsafe(32)
-    channel = await store.create_channel(viewer.org_id, team.id, type_, name, hash_ingest_key(key), now)
+    if checked is None:
+        channel = await store.create_channel(viewer.org_id, team.id, type_, name, hash_ingest_key(key), now)
+        return channel, key
+    if sealer is None:
+        raise TypeError("connect_channel needs a sealer to store credentials")
+    channel_id = store.new_id()
+    channel = await store.create_channel(
+        viewer.org_id,
+        team.id,
+        type_,
+        name,
+        hash_ingest_key(key),
+        now,
+        channel_id=channel_id,
+        credentials=sealer.seal(channel_id, checked),
+        credential_hints=hints(checked),
+    )
     return channel, key
+
+
+async def update_channel_credentials(
+    store: AccountStore,
+    sealer: CredentialSealer,
+    viewer: Viewer,
+    channel_id: str,
+    credentials: Credentials,
+    now: datetime,
+) -> Channel:
+    """Replace a channel's provider credentials (owners and admins); the old ones are gone.
+
+    A channel of another organization is reported as absent; credentials of another
+    provider than the channel's type are refused on ``credentials``. Nothing is
+    written unless everything holds.
+    """
+    require_org_admin(viewer)
+    channel = await store.org_channel(viewer.org_id, channel_id) if is_id(channel_id) else None
+    if channel is None:
+        raise not_found("channel", "channelId")
+    checked = check_credentials(channel.type, credentials)
+    updated = await store.set_channel_credentials(
+        viewer.org_id, channel.id, sealer.seal(channel.id, checked), hints(checked), now
+    )
+    if updated is None:
+        raise not_found("channel", "channelId")
+    return updated
 
 
 def hash_ingest_key(key: str) -> str:
