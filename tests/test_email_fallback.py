@@ -13,6 +13,7 @@ import email.policy
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 
 from api.delivery.setup import build_worker
@@ -58,7 +59,7 @@ async def start(make_server, smtp: SmtpServer, **overrides):
 
 def Outbox(services, **options):  # noqa: N802 - reads like the worker it builds
     """Another delivery worker on the same database (a second instance's, or one about to die)."""
-    return build_worker(services, None, **options)
+    return build_worker(services, httpx.AsyncClient(), **options)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from datetime import timedelta
 import pytest
 
 from api.delivery.setup import build_worker
+from domain.status import Thresholds
 from tests.clock import FakeClock
 from tests.fakes.meta_graph import FakeGraphAPI
 from tests.fakes.meta_webhooks import (
@@ -419,7 +420,9 @@ async def test_files_and_templates_go_out_in_whatsapps_own_shapes(desk):
 # Messenger
 
 
-async def test_a_messenger_customer_gets_a_name_and_replies_reach_them_with_the_right_window(desk):
+async def test_a_messenger_customer_gets_a_name_and_replies_reach_them_with_the_right_window(make_server, graph):
+    # conversations stay open for a month here, so only Messenger's own windows apply
+    desk = await open_desk(make_server, graph, thresholds=Thresholds(auto_close_after_s=30 * 86400))
     desk.graph.add_profile("6789012345", "Peter", "Parker")
     cid = await desk.messenger_in(text="Is the shop open?")
     deadline = asyncio.get_running_loop().time() + 8

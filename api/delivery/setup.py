@@ -27,14 +27,14 @@ def provider_client(timeout_s: float) -> httpx.AsyncClient:
     )
 
 
-def build_worker(services: Any, http: httpx.AsyncClient | None, **options: Any) -> DeliveryWorker:
+def build_worker(services: Any, http: httpx.AsyncClient, **options: Any) -> DeliveryWorker:
     settings = services.settings
     providers: dict[Any, Any] = {
         ChannelType.WHATSAPP: WhatsAppTransport(http, settings.meta_graph_url),
         ChannelType.FACEBOOK: MessengerTransport(http, settings.meta_graph_url),
     }
     policy = RetryPolicy(max_attempts=settings.delivery_max_attempts, base_s=settings.delivery_backoff_s)
-    transports = {
+    transports: dict[DeliveryVia, Any] = {
         DeliveryVia.EMAIL: EmailTransport(services),
         DeliveryVia.CHANNEL: ChannelTransport(services, providers, policy),
     }

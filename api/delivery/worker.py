@@ -31,6 +31,7 @@ and survive a restart the same way.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import secrets
 from collections.abc import Mapping
@@ -159,7 +160,7 @@ class DeliveryWorker:
                 for job in jobs:
                     task = asyncio.create_task(self._guarded(job))
                     self._running.add(task)
-                    task.add_done_callback(lambda t: (self._running.discard(t), slots.release(), self._wake.set()))
+                    task.add_done_callback(functools.partial(self._finished, slots))
                 if not jobs:
                     try:
                         await asyncio.wait_for(self._wake.wait(), self.poll_s)
@@ -168,6 +169,12 @@ class DeliveryWorker:
         finally:
             if self._running:
                 await asyncio.gather(*self._running, return_exceptions=True)
+
+    def _finished(self, slots: asyncio.Semaphore, task: asyncio.Task) -> None:
+        """A job ended: its slot is free, and whatever it left due (a follower) may be claimed."""
+        self._running.discard(task)
+        slots.release()
+        self._wake.set()
 
     async def claim_batch(self, now: datetime, limit: int) -> list[Job]:
         """Up to ``limit`` due jobs: one read lists them, concurrent conditional updates claim
