@@ -20,6 +20,16 @@ class Parsed:
     messages: list[InboundMessage] = field(default_factory=list)
     statuses: list[StatusReport] = field(default_factory=list)
     watermarks: list[Watermark] = field(default_factory=list)
+    follows: list[Follow] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """A customer followed (True) or unfollowed (False) the business account: LINE
+    ``follow``/``unfollow``, WeChat ``subscribe``/``unsubscribe``."""
+
+    external_id: str
+    following: bool
 
 
 @dataclass(frozen=True, slots=True)

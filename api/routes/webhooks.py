@@ -28,6 +28,7 @@ from domain.entities import Channel
 from domain.enums import ChannelType
 from domain.errors import Refused
 from domain.usecases.delivery import record_status, record_watermark
+from domain.usecases.customers import record_follow
 from domain.usecases.inbound import receive_customer_message
 from domain.validation import is_id
 
@@ -77,16 +78,20 @@ def events(platform: MetaPlatform) -> Callable[[Request], Any]:
             payload = json_of(body)
         except BodyError as error:
             return JSONResponse({"error": error.detail}, status_code=400)
-        await receive(services, channel, platform, platform.parse(payload, platform.account_id(credentials)))
+        parsed = platform.parse(payload, platform.account_id(credentials))
+        await receive(services, channel, parsed, look_up_names=platform.looks_up_names)
         return PlainTextResponse("EVENT_RECEIVED")
 
     return endpoint
 
 
-async def receive(services: Any, channel: Channel, platform: MetaPlatform, parsed: Parsed) -> None:
-    """Store what one webhook call carries. A message the use case refuses (say, a name with
-    control characters) is logged and skipped, not answered with an error: Meta would
-    redeliver the whole batch forever."""
+async def receive(services: Any, channel: Channel, parsed: Parsed, *, look_up_names: bool) -> None:
+    """Store what one provider webhook call carries (every provider's route ends here).
+
+    A message the use case refuses (say, a name with control characters) is logged and
+    skipped, not answered with an error: the provider would redeliver the whole batch
+    forever. ``look_up_names``: the provider sends no name, so a new customer's is read
+    from its API afterwards (a job of the delivery worker)."""
     now = services.clock()
     t = services.settings.thresholds
     queued = False
@@ -94,12 +99,12 @@ async def receive(services: Any, channel: Channel, platform: MetaPlatform, parse
         try:
             receipt = await receive_customer_message(services.store, services.events, channel, inbound, now, t)
         except Refused as refused:
-            log.warning("channel %s: a %s message was refused: %s", channel.id, platform.channel_type.value, refused)
+            log.warning("channel %s: a %s message was refused: %s", channel.id, channel.type.value, refused)
             continue
         if receipt.duplicate:
             continue
         queued = queued or any(a.media_ref for a in inbound.attachments)
-        if platform.looks_up_names and inbound.customer.name is None:
+        if look_up_names and inbound.customer.name is None:
             customer = await services.store.customer(channel.org_id, receipt.conversation_id)
             if customer is not None and customer.name is None:
                 await services.store.deliveries.schedule(receipt.message_id, now)
@@ -108,6 +113,8 @@ async def receive(services: Any, channel: Channel, platform: MetaPlatform, parse
         await record_status(services.store.deliveries, services.store, services.events, channel, report, now)
     for mark in parsed.watermarks:
         await record_watermark(services.store.deliveries, services.store, services.events, channel, mark, now)
+    for follow in parsed.follows:
+        await record_follow(services.store, services.events, channel, follow.external_id, follow.following, now)
     if queued and services.delivery is not None:
         services.delivery.notify()
 

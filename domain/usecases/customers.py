@@ -6,7 +6,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from domain.entities import Conversation, Customer
+from domain.entities import Channel, Conversation, Customer
 from domain.enums import EventKind
 from domain.errors import not_found
 from domain.events import Event
@@ -75,6 +75,30 @@ async def learn_name(store: ConversationStore, events: EventSink, customer: Cust
     if not name or customer.name is not None:
         return
     updated = await store.update_customer(customer, {"name": name}, now)
+    conversation = await store.conversation(customer.org_id, customer.id)
+    if conversation is not None:
+        await events.publish(
+            Event(
+                kind=EventKind.CUSTOMER_UPDATED,
+                at=now,
+                conversation=_with_customer(conversation, updated),
+                owner_before=conversation.owner_id,
+            )
+        )
+
+
+async def record_follow(
+    store: ConversationStore, events: EventSink, channel: Channel, external_id: str, following: bool, now: datetime
+) -> None:
+    """A customer followed or unfollowed the business account (LINE, WeChat): kept on the
+    customer as the ``following`` attribute with its time, for agents to see. Someone who
+    never wrote is not a customer yet, so an event about them changes nothing."""
+    customer_id = await store.customer_id_by_external_id(channel.id, external_id)
+    customer = await store.customer(channel.org_id, customer_id) if customer_id else None
+    if customer is None:
+        return
+    attributes = {**customer.attributes, "following": following, "followChangedAt": now.isoformat()}
+    updated = await store.update_customer(customer, {"attributes": attributes}, now)
     conversation = await store.conversation(customer.org_id, customer.id)
     if conversation is not None:
         await events.publish(
