@@ -27,8 +27,8 @@ from domain.credentials import Credentials, MessengerCredentials, WhatsAppCreden
 from domain.entities import Channel
 from domain.enums import ChannelType
 from domain.errors import Refused
-from domain.usecases.delivery import record_status, record_watermark
 from domain.usecases.customers import record_follow
+from domain.usecases.delivery import record_status, record_watermark
 from domain.usecases.inbound import receive_customer_message
 from domain.validation import is_id
 
