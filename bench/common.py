@@ -152,6 +152,12 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def server_pythonpath(env: dict) -> str:
+    """The checkout the bench runs from comes first: the ``imbrace`` script alone would import the
+    package the virtualenv was installed from (an editable install of another worktree)."""
+    return os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+
+
 def start_serve(
     name: str, workdir: Path, data_dir: Path, mongodb_uri: str | None = None, extra_env: dict | None = None
 ) -> Served:
@@ -169,6 +175,7 @@ def start_serve(
             "PYTHONUNBUFFERED": "1",
         }
     )
+    env["PYTHONPATH"] = server_pythonpath(env)
     if mongodb_uri:
         env["MONGODB_URI"] = mongodb_uri
     env.update(extra_env or {})

@@ -166,6 +166,10 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         )
     elif cross:
         out.append(("5. Cross-instance", "failed", "", "", cross.get("error", "")))
+    if b.get("delivery"):
+        from bench.delivery import rows as delivery_rows
+
+        out += delivery_rows(b["delivery"])
     return out
 
 

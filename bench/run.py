@@ -4,7 +4,9 @@
 
 Seeds a fresh embedded database (``bench.seed``) in a temporary directory,
 then runs each benchmark against its own ``imbrace serve`` process(es) on it:
-page, grab, inbound, fanout, cross (in that order, whatever ``--only`` lists).
+page, grab, inbound, fanout, cross (in that order, whatever ``--only`` lists);
+delivery runs last on a fresh data directory of its own (``bench.delivery``; with
+``--only delivery`` nothing is seeded).
 Every benchmark stops by itself; everything listens on 127.0.0.1 only.
 ``--profile`` records py-spy flame graphs of the servers during the first
 measured window of each benchmark, and writes ``profile.json``/``profile.md``
@@ -27,7 +29,7 @@ from bench.common import RESULTS, log, machine, write_json
 from bench.report import markdown
 from bench.seed import scale_value, seed_fresh
 
-ORDER = ["page", "grab", "inbound", "fanout", "cross"]
+ORDER = ["page", "grab", "inbound", "fanout", "cross", "delivery"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--fanout-rate", type=float, default=50, help="driver events/s (default 50)")
     parser.add_argument("--fanout-drive", type=float, default=15, help="driver seconds per round (default 15)")
+    from bench import delivery
+
+    delivery.add_arguments(parser, "delivery-")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -106,18 +111,21 @@ def main(argv: list[str] | None = None) -> int:
         f"work dir {workdir}, running {', '.join(b for b in ORDER if b in only)}"
     )
     try:
-        if args.data_dir is None:
+        if only == ["delivery"]:  # needs no seeded data set
+            manifest = None
+        elif args.data_dir is None:
             log("bench: seeding")
             manifest = seed_fresh(data_dir, scale)
         else:
             import json
 
             manifest = json.loads((data_dir / "manifest.json").read_text())
-        results["dataset"] = {k: manifest[k] for k in ("sizes", "status_mix", "timings", "scale")}
-        if args.data_dir is not None:  # the data set decides the scale
-            results["scale"] = scale = manifest["scale"]
-            results["scale_label"] = label = {1.0: "full", 0.02: "small"}.get(scale, f"{scale:g}")
-        log(f"bench: data set {manifest['sizes']} (seeded in {manifest['timings']['total_s']} s)")
+        if manifest is not None:
+            results["dataset"] = {k: manifest[k] for k in ("sizes", "status_mix", "timings", "scale")}
+            if args.data_dir is not None:  # the data set decides the scale
+                results["scale"] = scale = manifest["scale"]
+                results["scale_label"] = label = {1.0: "full", 0.02: "small"}.get(scale, f"{scale:g}")
+            log(f"bench: data set {manifest['sizes']} (seeded in {manifest['timings']['total_s']} s)")
         output = args.output or ("profile" if args.profile else "latest")
         results["output"] = output
         for name in ORDER:
@@ -172,6 +180,10 @@ def _run_one(name: str, manifest: dict, workdir: Path, data_dir: Path, args, inb
         from bench import fanout
 
         return fanout.run_cross(manifest, workdir, data_dir, args.runs)
+    if name == "delivery":
+        from bench import delivery
+
+        return delivery.run(workdir, delivery.options(args, "delivery_"))
     raise ValueError(name)
 
 
