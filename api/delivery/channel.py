@@ -48,22 +48,27 @@ class ChannelTransport:
 
     async def deliver(self, message: Message, mark_sending: Callable[[str], Awaitable[bool]]) -> Outcome:
         store = self.services.store
-        conversation = await store.conversation(message.org_id, message.conversation_id)
-        if conversation is None:
-            return Failed("The conversation no longer exists.")
-        loaded = await self.services.credentials.load(conversation.channel_id)
+        channel_id = message.channel_id
+        if channel_id is None:  # replies stored before they carried their channel
+            conversation = await store.conversation(message.org_id, message.conversation_id)
+            channel_id = conversation.channel_id if conversation else None
+        loaded = await self.services.credentials.load(channel_id) if channel_id else None
         if loaded is None or loaded[1] is None:
             return Failed("The channel has no provider credentials: connect it to deliver replies.")
         channel, credentials = loaded
         provider = self.providers.get(channel.type)
         if provider is None:
             return Failed(f"{channel.type.value} replies are not sent by this server.")
-        customer = await store.customer(message.org_id, conversation.customer_id)
-        if customer is None:
+        # a conversation's id is its customer's
+        recipient = await store.external_id_of(message.org_id, message.conversation_id)
+        if recipient is None:
             return Failed("The customer no longer exists.")
         now = self.services.clock()
         tag = None
-        if channel.type is ChannelType.FACEBOOK:
+        if channel.type is ChannelType.FACEBOOK:  # the window that applies now, not when it was written
+            conversation = await store.conversation(message.org_id, message.conversation_id)
+            if conversation is None:
+                return Failed("The conversation no longer exists.")
             tag = messenger_tag(conversation.last_customer_message_at, now)
             if tag is None:
                 return Failed(
@@ -73,7 +78,7 @@ class ChannelTransport:
         outgoing = Outgoing(
             message_id=message.id,
             kind=message.kind,
-            recipient=customer.external_id,
+            recipient=recipient,
             text=message.text,
             files=self._files(message, now),
             template=message.template_call,

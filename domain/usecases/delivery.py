@@ -70,9 +70,8 @@ class DeliveryStore(Protocol):
 
 
 class ConversationReader(Protocol):
-    async def conversation(self, org_id: str, conversation_id: str) -> Conversation | None: ...
     async def customer_id_by_external_id(self, channel_id: str, external_id: str) -> str | None: ...
-    async def offer_last_message(self, message: Message, *, same_seq: bool = False) -> None: ...
+    async def refresh_last_message(self, message: Message) -> Conversation | None: ...
 
 
 async def record_status(
@@ -123,8 +122,7 @@ async def record_watermark(
 
 async def announce(store: ConversationReader, events: EventSink, message: Message, now: datetime) -> None:
     """A delivery changed: the conversation's copy of the message shows it, and subscribers hear it."""
-    await store.offer_last_message(message, same_seq=True)
-    conversation = await store.conversation(message.org_id, message.conversation_id)
+    conversation = await store.refresh_last_message(message)
     if conversation is not None:
         await events.publish(
             Event(
