@@ -89,9 +89,11 @@ class ChannelTransport:
 
     def sent_fields(self, message: Message, sent: Sent) -> dict[str, Any]:
         """The provider's id, by which its later status reports find the message."""
-        if not sent.provider_message_id or not message.channel_id:
+        if not message.channel_id:
             return {}
-        return self.services.store.deliveries.provider_key_field(message.channel_id, sent.provider_message_id)
+        return self.services.store.deliveries.sent_fields(
+            message.channel_id, message.conversation_id, sent.provider_message_id
+        )
 
     def _files(self, message: Message, now: Any) -> tuple[OutgoingFile, ...]:
         """Stored files as signed, expiring absolute links the provider fetches without our token;
