@@ -157,6 +157,15 @@ class CreateMessageTemplateInput:
     name: str = strawberry.field(description="Name.")
     body: str = strawberry.field(description="Text with `{{variable}}` placeholders.")
     channel: ChannelType | None = strawberry.field(default=None, description="Only for this channel (null: any).")
+    whatsapp_name: str | None = strawberry.field(
+        default=None,
+        description="The name of the approved WhatsApp template this one stands for (lowercase letters, digits, "
+        "`_`); null: the template's `name`. Used when it is sent as a WHATSAPP_TEMPLATE.",
+    )
+    whatsapp_language: str | None = strawberry.field(
+        default=None,
+        description="The approved WhatsApp template's language code (`en_US`, `pt_BR`, `de`…); null: `en_US`.",
+    )
 
 
 @strawberry.input(description="Which conversations to list, as in the page's filter block.")

@@ -423,7 +423,8 @@ class Mutation:
             "Create a message template, shared by the organization (organization or team admins).",
             {
                 E.FORBIDDEN: "you are not an admin of the organization or of any team.",
-                E.INVALID_INPUT: "the name or body breaks a rule, or the body has more than 50 placeholders.",
+                E.INVALID_INPUT: "the name or body breaks a rule, the body has more than 50 placeholders, or "
+                "`whatsappName` / `whatsappLanguage` is not a WhatsApp template name / language code.",
             },
         )
     )
@@ -434,7 +435,14 @@ class Mutation:
 
         async def action():
             template = await onboarding.create_message_template(
-                ctx.services.store, ctx.viewer, input.name, input.body, input.channel, ctx.now
+                ctx.services.store,
+                ctx.viewer,
+                input.name,
+                input.body,
+                input.channel,
+                ctx.now,
+                whatsapp_name=input.whatsapp_name,
+                whatsapp_language=input.whatsapp_language,
             )
             return {"template": MessageTemplate(entity=template)}
 

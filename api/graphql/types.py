@@ -550,6 +550,17 @@ class MessageTemplate:
     def body(self) -> str:
         return self.entity.body
 
+    @strawberry.field(
+        description="The approved WhatsApp template sent for it as a WHATSAPP_TEMPLATE (defaults to `name`); "
+        "its body values go in the order the placeholders first appear in `body`."
+    )
+    def whatsapp_name(self) -> str:
+        return self.entity.whatsapp_name or self.entity.name
+
+    @strawberry.field(description="The WhatsApp template's language code (default `en_US`).")
+    def whatsapp_language(self) -> str:
+        return self.entity.whatsapp_language or "en_US"
+
     @strawberry.field(description="Channel it is for (null: any channel).")
     def channel(self) -> ChannelType | None:
         return self.entity.channel

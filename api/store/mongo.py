@@ -186,9 +186,19 @@ class MongoStore:
         return await self._channels.credentials_token(channel_id)
 
     async def create_template(
-        self, org_id: str, name: str, body: str, channel: ChannelType | None, now: datetime
+        self,
+        org_id: str,
+        name: str,
+        body: str,
+        channel: ChannelType | None,
+        now: datetime,
+        *,
+        whatsapp_name: str | None = None,
+        whatsapp_language: str | None = None,
     ) -> MessageTemplate:
-        return await self._templates.create(org_id, name, body, channel, now)
+        return await self._templates.create(
+            org_id, name, body, channel, now, whatsapp_name=whatsapp_name, whatsapp_language=whatsapp_language
+        )
 
     async def template(self, org_id: str, template_id: str) -> MessageTemplate | None:
         return await self._templates.get(org_id, template_id)
