@@ -37,11 +37,21 @@ class MessengerCredentials:
     verify_token: str
 
 
-Credentials = WhatsAppCredentials | MessengerCredentials
+@dataclass(frozen=True, slots=True)
+class LineCredentials:
+    """LINE Messaging API: the channel secret (webhook signatures) and a channel access token
+    (push messages, content and profiles), both from the LINE Developers Console."""
+
+    channel_secret: str
+    channel_access_token: str
+
+
+Credentials = WhatsAppCredentials | MessengerCredentials | LineCredentials
 
 CREDENTIALS_OF: dict[ChannelType, type[Credentials]] = {
     ChannelType.WHATSAPP: WhatsAppCredentials,
     ChannelType.FACEBOOK: MessengerCredentials,
+    ChannelType.LINE: LineCredentials,
 }
 
 # Identifiers a dashboard may show in full; everything else is a secret.

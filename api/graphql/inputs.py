@@ -15,7 +15,7 @@ from api.graphql.enums import (
     TeamMode,
     TeamRole,
 )
-from domain.credentials import Credentials, MessengerCredentials, WhatsAppCredentials
+from domain.credentials import Credentials, LineCredentials, MessengerCredentials, WhatsAppCredentials
 from domain.enums import ConversationView as View
 from domain.errors import invalid
 
@@ -83,6 +83,17 @@ class MessengerCredentialsInput:
     verify_token: str = strawberry.field(description=_VERIFY_TOKEN)
 
 
+@strawberry.input(description="LINE Messaging API credentials, from the channel's page in the LINE Developers Console.")
+class LineCredentialsInput:
+    channel_secret: str = strawberry.field(
+        description="The channel secret (Basic settings), which signs the webhook's requests. " + _WRITE_ONLY
+    )
+    channel_access_token: str = strawberry.field(
+        description="A long-lived channel access token (Messaging API tab), for replies, files and names. "
+        + _WRITE_ONLY
+    )
+
+
 @strawberry.input(
     description="A channel's provider credentials: set exactly one member, the one of the channel's type. "
     "Every value is a non-empty single line of at most 2,000 characters. Stored encrypted; never returned."
@@ -92,14 +103,17 @@ class ChannelCredentialsInput:
     messenger: MessengerCredentialsInput | None = strawberry.field(
         default=None, description="For a FACEBOOK (Messenger) channel."
     )
+    line: LineCredentialsInput | None = strawberry.field(default=None, description="For a LINE channel.")
 
 
 def credentials_of(given: ChannelCredentialsInput) -> Credentials:
     """The domain's credentials from the one member set; ``INVALID_INPUT`` on ``credentials`` otherwise."""
-    members = [m for m in (given.whatsapp, given.messenger) if m is not None]
+    members = [m for m in (given.whatsapp, given.messenger, given.line) if m is not None]
     if len(members) != 1:
-        raise invalid("Set exactly one of `whatsapp` and `messenger`.", "credentials")
+        raise invalid("Set exactly one of `whatsapp`, `messenger` and `line`.", "credentials")
     w, m = given.whatsapp, given.messenger
+    if given.line is not None:
+        return LineCredentials(given.line.channel_secret, given.line.channel_access_token)
     if w is not None:
         return WhatsAppCredentials(w.phone_number_id, w.access_token, w.app_secret, w.verify_token)
     assert m is not None
@@ -113,7 +127,7 @@ class ConnectChannelInput:
     team_id: strawberry.ID = strawberry.field(description="Team that serves its conversations.")
     credentials: ChannelCredentialsInput | None = strawberry.field(
         default=None,
-        description="The provider's credentials, for WHATSAPP and FACEBOOK channels, so that the provider's "
+        description="The provider's credentials, for WHATSAPP, FACEBOOK and LINE channels, so that the provider's "
         "webhook (`webhookUrl`) and replies work. Omitted: the channel is reached through the generic "
         "`/channels/{id}/inbound` webhook only; add them later with `updateChannelCredentials`.",
     )

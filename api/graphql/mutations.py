@@ -217,7 +217,7 @@ class Mutation:
     @strawberry.mutation(
         description=mutation_description(
             "Connect a channel to a team (owners and admins); returns its ingest key, only this once, and, "
-            "for WHATSAPP and FACEBOOK, the webhook URL to paste into Meta's app dashboard. Provider "
+            "for WHATSAPP, FACEBOOK and LINE, the webhook URL to paste into the provider's dashboard. Provider "
             "credentials are stored encrypted and never returned.",
             {
                 E.FORBIDDEN: "you are not an owner or admin.",

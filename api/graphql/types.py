@@ -145,8 +145,8 @@ class Channel:
 
     @strawberry.field(
         description="The absolute URL to paste into the provider's dashboard (Meta's app dashboard for WHATSAPP "
-        "and FACEBOOK) as the webhook's callback URL; it answers once the channel has credentials. Null for "
-        "channel types without a native webhook, which use `/channels/{id}/inbound`."
+        "and FACEBOOK, the LINE Developers Console for LINE) as the webhook's callback URL; it answers once the "
+        "channel has credentials. Null for channel types without a native webhook, which use `/channels/{id}/inbound`."
     )
     def webhook_url(self, info: Info) -> str | None:
         return webhook_url(info.context.services.settings.public_url, self.entity)
@@ -179,6 +179,10 @@ class ChannelCredentialHints:
     )
     app_secret: str | None = strawberry.field(default=None, description="The Meta app's secret. " + _HINT)
     verify_token: str | None = strawberry.field(default=None, description="The webhook's verify token. " + _HINT)
+    channel_secret: str | None = strawberry.field(default=None, description="LINE: the channel secret. " + _HINT)
+    channel_access_token: str | None = strawberry.field(
+        default=None, description="LINE: the channel access token. " + _HINT
+    )
 
     @classmethod
     def of(cls, hints: dict[str, str]) -> ChannelCredentialHints:

@@ -21,7 +21,7 @@ from domain.ports import EventSink
 from domain.status import email_fallback_active
 
 # Channels whose replies this server sends itself, once their provider credentials are set.
-NATIVE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.FACEBOOK})
+NATIVE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.FACEBOOK, ChannelType.LINE})
 
 
 def sends_natively(channel: Channel | None) -> bool:
