@@ -111,6 +111,7 @@ class Settings:
     email_backoff_s: float = 2
     public_url: str = "http://localhost:8000"
     meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    wechat_api_url: str = "https://api.weixin.qq.com"
     provider_timeout_s: float = 10
     delivery_concurrency: int = 32
     delivery_max_attempts: int = 10
@@ -239,6 +240,7 @@ class Settings:
             email_backoff_s=_float("IMBRACE_EMAIL_BACKOFF_S", 2),
             public_url=os.environ.get("IMBRACE_PUBLIC_URL", "http://localhost:8000"),
             meta_graph_url=os.environ.get("IMBRACE_META_GRAPH_URL", "https://graph.facebook.com/v21.0").rstrip("/"),
+            wechat_api_url=os.environ.get("IMBRACE_WECHAT_API_URL", "https://api.weixin.qq.com").rstrip("/"),
             provider_timeout_s=_float("IMBRACE_PROVIDER_TIMEOUT_S", 10),
             delivery_concurrency=_int("IMBRACE_DELIVERY_CONCURRENCY", 32),
             delivery_max_attempts=_int("IMBRACE_DELIVERY_MAX_ATTEMPTS", 10),

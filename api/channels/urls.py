@@ -10,6 +10,7 @@ from domain.enums import ChannelType
 WEBHOOK_PATHS: dict[ChannelType, str] = {
     ChannelType.WHATSAPP: "/webhooks/whatsapp",
     ChannelType.FACEBOOK: "/webhooks/messenger",
+    ChannelType.WECHAT: "/webhooks/wechat",
 }
 
 
