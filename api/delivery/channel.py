@@ -2,10 +2,11 @@
 
 It gathers what a provider module needs (the channel's decrypted credentials, the
 customer's provider id, signed public links to stored files, the Messenger window
-that applies now) into a :class:`domain.delivery.Outgoing`, and hands it to the
-module for the channel's type. Meta offers no idempotency key for either platform,
-so a send whose outcome is unknown (a worker killed mid-request, a dropped
-connection) is sent again: at-least-once (``resend_when_unknown``).
+that applies now, whether WeChat's 48 h window is still open) into a
+:class:`domain.delivery.Outgoing`, and hands it to the module for the channel's type.
+Neither Meta nor WeChat offers an idempotency key, so a send whose outcome is unknown (a
+worker killed mid-request, a dropped connection) is sent again: at-least-once
+(``resend_when_unknown``).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from domain.delivery import (
     RetryPolicy,
     Sent,
     messenger_tag,
+    wechat_window_open,
 )
 from domain.entities import Message
 from domain.enums import ChannelType, DeliveryVia, ErrorCode
@@ -75,6 +77,11 @@ class ChannelTransport:
                     "More than 7 days since the customer wrote: Messenger accepts no message.",
                     ErrorCode.MESSENGER_WINDOW_CLOSED.value,
                 )
+        if channel.type is ChannelType.WECHAT and not wechat_window_open(conversation.last_customer_message_at, now):
+            return Failed(
+                "More than 48 hours since the customer wrote: WeChat accepts no customer service message.",
+                ErrorCode.WECHAT_WINDOW_CLOSED.value,
+            )
         outgoing = Outgoing(
             message_id=message.id,
             kind=message.kind,
@@ -103,5 +110,5 @@ class ChannelTransport:
         files = []
         for a in message.attachments:
             url = base + links.path(a.file_id, now) if a.file_id and links else a.url
-            files.append(OutgoingFile(url=url, mime_type=a.mime_type, name=a.name))
+            files.append(OutgoingFile(url=url, mime_type=a.mime_type, name=a.name, file_id=a.file_id))
         return tuple(files)

@@ -15,7 +15,13 @@ from api.graphql.enums import (
     TeamMode,
     TeamRole,
 )
-from domain.credentials import Credentials, LineCredentials, MessengerCredentials, WhatsAppCredentials
+from domain.credentials import (
+    Credentials,
+    LineCredentials,
+    MessengerCredentials,
+    WeChatCredentials,
+    WhatsAppCredentials,
+)
 from domain.enums import ConversationView as View
 from domain.errors import invalid
 
@@ -95,6 +101,20 @@ class LineCredentialsInput:
 
 
 @strawberry.input(
+    description="WeChat Official Account credentials, from the Official Accounts Platform's developer settings."
+)
+class WeChatCredentialsInput:
+    app_id: str = strawberry.field(description="The official account's AppID (`wx…`), shown in full.")
+    app_secret: str = strawberry.field(
+        description="The official account's AppSecret, which fetches access tokens. " + _WRITE_ONLY
+    )
+    token: str = strawberry.field(
+        description="The Token entered in the account's server configuration, which signs the webhook's "
+        "requests. " + _WRITE_ONLY
+    )
+
+
+@strawberry.input(
     description="A channel's provider credentials: set exactly one member, the one of the channel's type. "
     "Every value is a non-empty single line of at most 2,000 characters. Stored encrypted; never returned."
 )
@@ -104,18 +124,21 @@ class ChannelCredentialsInput:
         default=None, description="For a FACEBOOK (Messenger) channel."
     )
     line: LineCredentialsInput | None = strawberry.field(default=None, description="For a LINE channel.")
+    wechat: WeChatCredentialsInput | None = strawberry.field(default=None, description="For a WECHAT channel.")
 
 
 def credentials_of(given: ChannelCredentialsInput) -> Credentials:
     """The domain's credentials from the one member set; ``INVALID_INPUT`` on ``credentials`` otherwise."""
-    members = [m for m in (given.whatsapp, given.messenger, given.line) if m is not None]
+    members = [m for m in (given.whatsapp, given.messenger, given.line, given.wechat) if m is not None]
     if len(members) != 1:
-        raise invalid("Set exactly one of `whatsapp`, `messenger` and `line`.", "credentials")
+        raise invalid("Set exactly one of `whatsapp`, `messenger`, `line` and `wechat`.", "credentials")
     w, m = given.whatsapp, given.messenger
     if given.line is not None:
         return LineCredentials(given.line.channel_secret, given.line.channel_access_token)
     if w is not None:
         return WhatsAppCredentials(w.phone_number_id, w.access_token, w.app_secret, w.verify_token)
+    if given.wechat is not None:
+        return WeChatCredentials(given.wechat.app_id, given.wechat.app_secret, given.wechat.token)
     assert m is not None
     return MessengerCredentials(m.page_id, m.page_access_token, m.app_secret, m.verify_token)
 
@@ -127,7 +150,7 @@ class ConnectChannelInput:
     team_id: strawberry.ID = strawberry.field(description="Team that serves its conversations.")
     credentials: ChannelCredentialsInput | None = strawberry.field(
         default=None,
-        description="The provider's credentials, for WHATSAPP, FACEBOOK and LINE channels, so that the provider's "
+        description="The provider's credentials, for WHATSAPP, FACEBOOK, LINE and WECHAT channels, so that the provider's "
         "webhook (`webhookUrl`) and replies work. Omitted: the channel is reached through the generic "
         "`/channels/{id}/inbound` webhook only; add them later with `updateChannelCredentials`.",
     )

@@ -224,7 +224,7 @@ class Mutation:
                 E.INVALID_INPUT: "the name is empty, too long or has control characters; or the credentials "
                 "don't fit: not exactly one member set, or not the channel type's provider (`credentials`), "
                 "or a value empty, too long, with control characters, or an id not made of digits "
-                "(`credentials.accessToken` and so on).",
+                "(a WeChat AppID: of letters and digits) (`credentials.accessToken` and so on).",
                 E.NOT_FOUND: "no such team (`teamId`).",
             },
         )
@@ -263,7 +263,8 @@ class Mutation:
                 E.NOT_FOUND: "no such channel in your organization (`channelId`).",
                 E.INVALID_INPUT: "the credentials don't fit: not exactly one member set, or not the channel "
                 "type's provider (`credentials`), or a value empty, too long, with control characters, or an "
-                "id not made of digits (`credentials.accessToken` and so on).",
+                "id not made of digits (a WeChat AppID: of letters and digits) (`credentials.accessToken` and "
+                "so on).",
             },
         )
     )
@@ -360,6 +361,8 @@ class Mutation:
                 "and the message is not a WHATSAPP_TEMPLATE.",
                 E.MESSENGER_WINDOW_CLOSED: "on Facebook Messenger, more than 7 days have passed since the "
                 "customer last wrote; nothing is stored.",
+                E.WECHAT_WINDOW_CLOSED: "on WeChat, more than 48 hours have passed since the customer last "
+                "wrote; nothing is stored.",
                 E.PAYLOAD_TOO_LARGE: "a file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
             },
         )

@@ -27,6 +27,7 @@ from api.store.login_attempts import LoginAttempts
 from api.store.members import Members
 from api.store.notifications import Notifications
 from api.store.organizations import Organizations
+from api.store.provider_tokens import ProviderTokens
 from api.store.sweeps import Sweeps
 from api.store.teams import Teams
 from api.store.templates import Templates
@@ -74,6 +75,7 @@ class MongoStore:
         self.notifications = Notifications(db)
         self.deliveries = Deliveries(db)
         self.sweeps = Sweeps(db)
+        self.provider_tokens = ProviderTokens(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
         self._customer_ids: OrderedDict[tuple[str, str], str] = OrderedDict()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from domain.delivery import StatusReport, Watermark, messenger_tag, statuses_that_may_become
+from domain.delivery import StatusReport, Watermark, messenger_tag, statuses_that_may_become, wechat_window_open
 from domain.entities import Channel, Conversation, Delivery, Message
 from domain.enums import ChannelType, DeliveryStatus, DeliveryVia, ErrorCode, EventKind
 from domain.errors import Refused
@@ -21,7 +21,7 @@ from domain.ports import EventSink
 from domain.status import email_fallback_active
 
 # Channels whose replies this server sends itself, once their provider credentials are set.
-NATIVE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.FACEBOOK, ChannelType.LINE})
+NATIVE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.FACEBOOK, ChannelType.LINE, ChannelType.WECHAT})
 
 
 def sends_natively(channel: Channel | None) -> bool:
@@ -46,6 +46,18 @@ def check_messenger_window(conversation: Conversation, now: datetime) -> None:
         raise Refused(
             ErrorCode.MESSENGER_WINDOW_CLOSED,
             "More than 7 days since the customer wrote: Messenger accepts no message until they write again.",
+            "kind",
+        )
+
+
+def check_wechat_window(conversation: Conversation, now: datetime) -> None:
+    """WeChat takes an official account's customer service message only within 48 h of the
+    customer's last message: say so before storing a reply that could never be delivered."""
+    last_wrote = conversation.last_customer_message_at
+    if conversation.channel_type is ChannelType.WECHAT and not wechat_window_open(last_wrote, now):
+        raise Refused(
+            ErrorCode.WECHAT_WINDOW_CLOSED,
+            "More than 48 hours since the customer wrote: WeChat accepts no message until they write again.",
             "kind",
         )
 
