@@ -27,6 +27,9 @@ from domain.delivery import (
 from domain.entities import Message
 from domain.enums import ChannelType, DeliveryVia, ErrorCode
 
+# Channels whose provider refuses replies some time after the customer last wrote.
+WINDOWED = frozenset({ChannelType.FACEBOOK, ChannelType.WECHAT})
+
 
 class Provider(Protocol):
     async def send(self, credentials: Any, outgoing: Outgoing) -> Outcome: ...
@@ -67,21 +70,21 @@ class ChannelTransport:
             return Failed("The customer no longer exists.")
         now = self.services.clock()
         tag = None
-        if channel.type is ChannelType.FACEBOOK:  # the window that applies now, not when it was written
+        if channel.type in WINDOWED:  # the window that applies now, not when the reply was written
             conversation = await store.conversation(message.org_id, message.conversation_id)
             if conversation is None:
                 return Failed("The conversation no longer exists.")
-            tag = messenger_tag(conversation.last_customer_message_at, now)
-            if tag is None:
+            last_wrote = conversation.last_customer_message_at
+            if channel.type is ChannelType.FACEBOOK and (tag := messenger_tag(last_wrote, now)) is None:
                 return Failed(
                     "More than 7 days since the customer wrote: Messenger accepts no message.",
                     ErrorCode.MESSENGER_WINDOW_CLOSED.value,
                 )
-        if channel.type is ChannelType.WECHAT and not wechat_window_open(conversation.last_customer_message_at, now):
-            return Failed(
-                "More than 48 hours since the customer wrote: WeChat accepts no customer service message.",
-                ErrorCode.WECHAT_WINDOW_CLOSED.value,
-            )
+            if channel.type is ChannelType.WECHAT and not wechat_window_open(last_wrote, now):
+                return Failed(
+                    "More than 48 hours since the customer wrote: WeChat accepts no customer service message.",
+                    ErrorCode.WECHAT_WINDOW_CLOSED.value,
+                )
         outgoing = Outgoing(
             message_id=message.id,
             kind=message.kind,

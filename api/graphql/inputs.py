@@ -150,7 +150,8 @@ class ConnectChannelInput:
     team_id: strawberry.ID = strawberry.field(description="Team that serves its conversations.")
     credentials: ChannelCredentialsInput | None = strawberry.field(
         default=None,
-        description="The provider's credentials, for WHATSAPP, FACEBOOK, LINE and WECHAT channels, so that the provider's "
+        description="The provider's credentials, for WHATSAPP, FACEBOOK, LINE and WECHAT channels, so that "
+        "the provider's "
         "webhook (`webhookUrl`) and replies work. Omitted: the channel is reached through the generic "
         "`/channels/{id}/inbound` webhook only; add them later with `updateChannelCredentials`.",
     )
