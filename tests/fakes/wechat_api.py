@@ -85,6 +85,7 @@ class RecordedRequest:
     kind: str  # "token" | "send" | "upload" | "media" | "video" | "unknown"
     received_at: float
     answer: dict[str, Any] | None = None  # the JSON answered, when it was JSON
+    answered_at: float | None = None  # time.monotonic() when the JSON answer was made
 
     @property
     def errcode(self) -> int:
@@ -116,6 +117,7 @@ class FakeWeChatAPI:
 
     apps: Mapping[str, str] = field(default_factory=dict)
     expires_in: int = 7200
+    latency_s: float = 0.0  # every send waits this long before its answer (benchmarks: 0.05)
     requests: list[RecordedRequest] = field(default_factory=list, init=False)
 
     def __post_init__(self) -> None:
@@ -248,7 +250,7 @@ class FakeWeChatAPI:
         return record
 
     def _json(self, record: RecordedRequest, answer: dict[str, Any], status: int = 200) -> Response:
-        record.answer = answer
+        record.answer, record.answered_at = answer, time.monotonic()
         return JSONResponse(answer, status, media_type="application/json; encoding=utf-8")
 
     def _check_token(self, request: Request) -> str:
@@ -288,6 +290,8 @@ class FakeWeChatAPI:
 
     async def _send(self, request: Request) -> Response:
         record = await self._record(request, "send")
+        if self.latency_s > 0:
+            await asyncio.sleep(self.latency_s)
         try:
             self._check_token(request)
             check_send(record.raw_body, record.body, set(self.media) | {m for m, _ in self.uploads})
