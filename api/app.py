@@ -27,7 +27,7 @@ from api.hub import EventHub
 from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
 from api.retention import Retention
-from api.routes import webhooks
+from api.routes import line_webhooks, webhooks, wechat_webhooks
 from api.routes.files import download
 from api.routes.health import healthz
 from api.routes.inbound import inbound_message, presence
@@ -241,6 +241,9 @@ def create_app(
         Route("/webhooks/whatsapp/{channel_id}", webhooks.events(webhooks.WHATSAPP), methods=["POST"]),
         Route("/webhooks/messenger/{channel_id}", webhooks.handshake(webhooks.MESSENGER), methods=["GET"]),
         Route("/webhooks/messenger/{channel_id}", webhooks.events(webhooks.MESSENGER), methods=["POST"]),
+        Route("/webhooks/line/{channel_id}", line_webhooks.events, methods=["POST"]),
+        Route("/webhooks/wechat/{channel_id}", wechat_webhooks.handshake, methods=["GET"]),
+        Route("/webhooks/wechat/{channel_id}", wechat_webhooks.events, methods=["POST"]),
         Route(
             "/files/{file_id}",
             cross_origin(request_response(download), settings.allowed_origins),

@@ -112,6 +112,9 @@ class Settings:
     email_backoff_s: float = 2
     public_url: str = "http://localhost:8000"
     meta_graph_url: str = "https://graph.facebook.com/v21.0"
+    line_api_url: str = "https://api.line.me"
+    line_data_api_url: str = "https://api-data.line.me"
+    wechat_api_url: str = "https://api.weixin.qq.com"
     provider_timeout_s: float = 10
     delivery_concurrency: int = 32
     delivery_max_attempts: int = 10
@@ -255,6 +258,9 @@ class Settings:
             email_backoff_s=_float("IMBRACE_EMAIL_BACKOFF_S", 2),
             public_url=os.environ.get("IMBRACE_PUBLIC_URL", "http://localhost:8000"),
             meta_graph_url=os.environ.get("IMBRACE_META_GRAPH_URL", "https://graph.facebook.com/v21.0").rstrip("/"),
+            line_api_url=os.environ.get("IMBRACE_LINE_API_URL", "https://api.line.me").rstrip("/"),
+            line_data_api_url=os.environ.get("IMBRACE_LINE_DATA_API_URL", "https://api-data.line.me").rstrip("/"),
+            wechat_api_url=os.environ.get("IMBRACE_WECHAT_API_URL", "https://api.weixin.qq.com").rstrip("/"),
             provider_timeout_s=_float("IMBRACE_PROVIDER_TIMEOUT_S", 10),
             delivery_concurrency=_int("IMBRACE_DELIVERY_CONCURRENCY", 32),
             delivery_max_attempts=_int("IMBRACE_DELIVERY_MAX_ATTEMPTS", 10),

@@ -80,7 +80,15 @@ class AccountStore(Protocol):
         ...
 
     async def create_template(
-        self, org_id: str, name: str, body: str, channel: ChannelType | None, now: datetime
+        self,
+        org_id: str,
+        name: str,
+        body: str,
+        channel: ChannelType | None,
+        now: datetime,
+        *,
+        whatsapp_name: str | None = None,
+        whatsapp_language: str | None = None,
     ) -> MessageTemplate: ...
 
 

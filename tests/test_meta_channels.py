@@ -404,7 +404,15 @@ async def test_files_and_templates_go_out_in_whatsapps_own_shapes(desk):
     template = await desk.org.gql(
         """mutation($i: CreateMessageTemplateInput!) { createMessageTemplate(input: $i) {
         template { id } errors { code } } }""",
-        {"i": {"name": "order_update", "body": "Hi {{name}}, order {{order}} ships today.", "channel": "WHATSAPP"}},
+        {
+            "i": {
+                "name": "Order update",
+                "body": "Hi {{name}}, order {{order}} ships today.",
+                "channel": "WHATSAPP",
+                "whatsappName": "order_update",
+                "whatsappLanguage": "de",
+            }
+        },
     )
     template_id = template["createMessageTemplate"]["template"]["id"]
     await desk.reply(
@@ -413,6 +421,7 @@ async def test_files_and_templates_go_out_in_whatsapps_own_shapes(desk):
     await desk.graph.wait_until(lambda: len(desk.graph.sent_whatsapp()) == 2)
     sent = desk.graph.sent_whatsapp()[1].body
     assert sent["type"] == "template" and sent["template"]["name"] == "order_update"
+    assert sent["template"]["language"] == {"code": "de"}
     parameters = sent["template"]["components"][0]["parameters"]
     assert [p["text"] for p in parameters] == ["Carol", "A-17"]  # in the order the body names them
 

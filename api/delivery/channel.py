@@ -2,10 +2,11 @@
 
 It gathers what a provider module needs (the channel's decrypted credentials, the
 customer's provider id, signed public links to stored files, the Messenger window
-that applies now) into a :class:`domain.delivery.Outgoing`, and hands it to the
-module for the channel's type. Meta offers no idempotency key for either platform,
-so a send whose outcome is unknown (a worker killed mid-request, a dropped
-connection) is sent again: at-least-once (``resend_when_unknown``).
+that applies now, whether WeChat's 48 h window is still open) into a
+:class:`domain.delivery.Outgoing`, and hands it to the module for the channel's type.
+Neither Meta nor WeChat offers an idempotency key, so a send whose outcome is unknown (a
+worker killed mid-request, a dropped connection) is sent again: at-least-once
+(``resend_when_unknown``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,13 @@ from domain.delivery import (
     RetryPolicy,
     Sent,
     messenger_tag,
+    wechat_window_open,
 )
 from domain.entities import Message
 from domain.enums import ChannelType, DeliveryVia, ErrorCode
+
+# Channels whose provider refuses replies some time after the customer last wrote.
+WINDOWED = frozenset({ChannelType.FACEBOOK, ChannelType.WECHAT})
 
 
 class Provider(Protocol):
@@ -54,10 +59,11 @@ class ChannelTransport:
 
     async def deliver(self, message: Message, mark_sending: Callable[[str], Awaitable[bool]]) -> Outcome:
         store = self.services.store
-        conversation = await store.conversation(message.org_id, message.conversation_id)
-        if conversation is None:
-            return Failed("The conversation no longer exists.")
-        loaded = await self.services.credentials.load(conversation.channel_id)
+        channel_id = message.channel_id
+        if channel_id is None:  # replies stored before they carried their channel
+            conversation = await store.conversation(message.org_id, message.conversation_id)
+            channel_id = conversation.channel_id if conversation else None
+        loaded = await self.services.credentials.load(channel_id) if channel_id else None
         if loaded is None:
             return Failed("The channel no longer exists.")
         channel, credentials = loaded
@@ -66,22 +72,31 @@ class ChannelTransport:
             return Failed(f"{channel.type.value} replies are not sent by this server.")
         if credentials is None and needs_credentials(provider):
             return Failed("The channel has no provider credentials: connect it to deliver replies.")
-        customer = await store.customer(message.org_id, conversation.customer_id)
-        if customer is None:
+        # a conversation's id is its customer's
+        recipient = await store.external_id_of(message.org_id, message.conversation_id)
+        if recipient is None:
             return Failed("The customer no longer exists.")
         now = self.services.clock()
         tag = None
-        if channel.type is ChannelType.FACEBOOK:
-            tag = messenger_tag(conversation.last_customer_message_at, now)
-            if tag is None:
+        if channel.type in WINDOWED:  # the window that applies now, not when the reply was written
+            conversation = await store.conversation(message.org_id, message.conversation_id)
+            if conversation is None:
+                return Failed("The conversation no longer exists.")
+            last_wrote = conversation.last_customer_message_at
+            if channel.type is ChannelType.FACEBOOK and (tag := messenger_tag(last_wrote, now)) is None:
                 return Failed(
                     "More than 7 days since the customer wrote: Messenger accepts no message.",
                     ErrorCode.MESSENGER_WINDOW_CLOSED.value,
                 )
+            if channel.type is ChannelType.WECHAT and not wechat_window_open(last_wrote, now):
+                return Failed(
+                    "More than 48 hours since the customer wrote: WeChat accepts no customer service message.",
+                    ErrorCode.WECHAT_WINDOW_CLOSED.value,
+                )
         outgoing = Outgoing(
             message_id=message.id,
             kind=message.kind,
-            recipient=customer.external_id,
+            recipient=recipient,
             text=message.text,
             files=self._files(message, now),
             template=message.template_call,
@@ -92,9 +107,11 @@ class ChannelTransport:
 
     def sent_fields(self, message: Message, sent: Sent) -> dict[str, Any]:
         """The provider's id, by which its later status reports find the message."""
-        if not sent.provider_message_id or not message.channel_id:
+        if not message.channel_id:
             return {}
-        return self.services.store.deliveries.provider_key_field(message.channel_id, sent.provider_message_id)
+        return self.services.store.deliveries.sent_fields(
+            message.channel_id, message.conversation_id, sent.provider_message_id
+        )
 
     def _files(self, message: Message, now: Any) -> tuple[OutgoingFile, ...]:
         """Stored files as signed, expiring absolute links the provider fetches without our token;
@@ -104,5 +121,5 @@ class ChannelTransport:
         files = []
         for a in message.attachments:
             url = base + links.path(a.file_id, now) if a.file_id and links else a.url
-            files.append(OutgoingFile(url=url, mime_type=a.mime_type, name=a.name))
+            files.append(OutgoingFile(url=url, mime_type=a.mime_type, name=a.name, file_id=a.file_id))
         return tuple(files)

@@ -186,6 +186,8 @@ described(
         "WHATSAPP_TEMPLATE may be sent.",
         "MESSENGER_WINDOW_CLOSED": "More than 7 days since the Facebook customer last wrote: Messenger "
         "accepts no message from the page until they write again.",
+        "WECHAT_WINDOW_CLOSED": "More than 48 hours since the WeChat customer last wrote: WeChat accepts no "
+        "customer service message from the official account until they write again.",
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
         "RATE_LIMITED": "Web widget: too many sessions or messages from one visitor or client address; retry "
         "after the time given (see docs/web-widget.md).",

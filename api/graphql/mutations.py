@@ -222,7 +222,7 @@ class Mutation:
     @strawberry.mutation(
         description=mutation_description(
             "Connect a channel to a team (owners and admins); returns its ingest key, only this once, and, "
-            "for WHATSAPP and FACEBOOK, the webhook URL to paste into Meta's app dashboard. Provider "
+            "for WHATSAPP, FACEBOOK and LINE, the webhook URL to paste into the provider's dashboard. Provider "
             "credentials are stored encrypted and never returned. A WEB_WIDGET channel also gets its public "
             "widget key, the script tag to paste, and, with `identityVerification`, its identity secret (once).",
             {
@@ -230,8 +230,9 @@ class Mutation:
                 E.INVALID_INPUT: "the name is empty, too long or has control characters; or the credentials "
                 "don't fit: not exactly one member set, or not the channel type's provider (`credentials`), "
                 "or a value empty, too long, with control characters, or an id not made of digits "
-                "(`credentials.accessToken` and so on); or an allowed origin is not an origin, there are more "
-                "than 20, or they are given for another type than WEB_WIDGET (`allowedOrigins`).",
+                "(a WeChat AppID: of letters and digits) (`credentials.accessToken` and so on); or an allowed "
+                "origin is not an origin, there are more than 20, or they are given for another type than "
+                "WEB_WIDGET (`allowedOrigins`).",
                 E.NOT_FOUND: "no such team (`teamId`).",
             },
         )
@@ -364,7 +365,8 @@ class Mutation:
                 E.NOT_FOUND: "no such channel in your organization (`channelId`).",
                 E.INVALID_INPUT: "the credentials don't fit: not exactly one member set, or not the channel "
                 "type's provider (`credentials`), or a value empty, too long, with control characters, or an "
-                "id not made of digits (`credentials.accessToken` and so on).",
+                "id not made of digits (a WeChat AppID: of letters and digits) (`credentials.accessToken` and "
+                "so on).",
             },
         )
     )
@@ -461,6 +463,8 @@ class Mutation:
                 "and the message is not a WHATSAPP_TEMPLATE.",
                 E.MESSENGER_WINDOW_CLOSED: "on Facebook Messenger, more than 7 days have passed since the "
                 "customer last wrote; nothing is stored.",
+                E.WECHAT_WINDOW_CLOSED: "on WeChat, more than 48 hours have passed since the customer last "
+                "wrote; nothing is stored.",
                 E.PAYLOAD_TOO_LARGE: "a file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
             },
         )
@@ -524,7 +528,8 @@ class Mutation:
             "Create a message template, shared by the organization (organization or team admins).",
             {
                 E.FORBIDDEN: "you are not an admin of the organization or of any team.",
-                E.INVALID_INPUT: "the name or body breaks a rule, or the body has more than 50 placeholders.",
+                E.INVALID_INPUT: "the name or body breaks a rule, the body has more than 50 placeholders, or "
+                "`whatsappName` / `whatsappLanguage` is not a WhatsApp template name / language code.",
             },
         )
     )
@@ -535,7 +540,14 @@ class Mutation:
 
         async def action():
             template = await onboarding.create_message_template(
-                ctx.services.store, ctx.viewer, input.name, input.body, input.channel, ctx.now
+                ctx.services.store,
+                ctx.viewer,
+                input.name,
+                input.body,
+                input.channel,
+                ctx.now,
+                whatsapp_name=input.whatsapp_name,
+                whatsapp_language=input.whatsapp_language,
             )
             return {"template": MessageTemplate(entity=template)}
 

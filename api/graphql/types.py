@@ -146,8 +146,9 @@ class Channel:
 
     @strawberry.field(
         description="The absolute URL to paste into the provider's dashboard (Meta's app dashboard for WHATSAPP "
-        "and FACEBOOK) as the webhook's callback URL; it answers once the channel has credentials. Null for "
-        "channel types without a native webhook, which use `/channels/{id}/inbound`."
+        "and FACEBOOK, the LINE Developers Console for LINE, the Official Accounts Platform's server "
+        "configuration for WECHAT) as the webhook's callback URL; it answers once the channel has credentials. "
+        "Null for channel types without a native webhook, which use `/channels/{id}/inbound`."
     )
     def webhook_url(self, info: Info) -> str | None:
         return webhook_url(info.context.services.settings.public_url, self.entity)
@@ -223,8 +224,18 @@ class ChannelCredentialHints:
     page_access_token: str | None = strawberry.field(
         default=None, description="Messenger: the page access token. " + _HINT
     )
-    app_secret: str | None = strawberry.field(default=None, description="The Meta app's secret. " + _HINT)
+    app_secret: str | None = strawberry.field(
+        default=None, description="The Meta app's secret, or the WeChat AppSecret. " + _HINT
+    )
     verify_token: str | None = strawberry.field(default=None, description="The webhook's verify token. " + _HINT)
+    channel_secret: str | None = strawberry.field(default=None, description="LINE: the channel secret. " + _HINT)
+    channel_access_token: str | None = strawberry.field(
+        default=None, description="LINE: the channel access token. " + _HINT
+    )
+    app_id: str | None = strawberry.field(default=None, description="WeChat: the official account's AppID.")
+    token: str | None = strawberry.field(
+        default=None, description="WeChat: the server configuration's Token (webhook signatures). " + _HINT
+    )
 
     @classmethod
     def of(cls, hints: dict[str, str]) -> ChannelCredentialHints:
@@ -322,7 +333,7 @@ class Delivery:
     )
     error_code: str | None = strawberry.field(
         description="The provider's error code for the last failure (e.g. WhatsApp `131047`: more than 24 h "
-        "since the customer wrote), or `MESSENGER_WINDOW_CLOSED`."
+        "since the customer wrote), `MESSENGER_WINDOW_CLOSED` or `WECHAT_WINDOW_CLOSED`."
     )
     at: datetime | None = strawberry.field(description="When the status last changed.")
 
@@ -616,6 +627,17 @@ class MessageTemplate:
     @strawberry.field(description="Body with placeholders.")
     def body(self) -> str:
         return self.entity.body
+
+    @strawberry.field(
+        description="The approved WhatsApp template sent for it as a WHATSAPP_TEMPLATE (defaults to `name`); "
+        "its body values go in the order the placeholders first appear in `body`."
+    )
+    def whatsapp_name(self) -> str:
+        return self.entity.whatsapp_name or self.entity.name
+
+    @strawberry.field(description="The WhatsApp template's language code (default `en_US`).")
+    def whatsapp_language(self) -> str:
+        return self.entity.whatsapp_language or "en_US"
 
     @strawberry.field(description="Channel it is for (null: any channel).")
     def channel(self) -> ChannelType | None:

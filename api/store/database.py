@@ -35,11 +35,11 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
             {"unique": True, "partialFilterExpression": {"provider_key": {"$type": "string"}}},
         ),
         ([("outbox_due", ASCENDING)], {"partialFilterExpression": {"outbox_due": {"$exists": True}}}),
-        # a conversation's replies still to send, in order (the delivery worker's ordering check)
-        (
-            [("outbox_order", ASCENDING), ("seq", ASCENDING)],
-            {"partialFilterExpression": {"outbox_order": {"$type": "string"}}},
-        ),
+        # A conversation's replies still to send (the delivery worker's ordering check) and
+        # those still awaiting a provider's receipt (Messenger watermarks). Single fields:
+        # nx-27017 uses no compound index for these (see api/store/deliveries.py).
+        ([("outbox_order", ASCENDING)], {"partialFilterExpression": {"outbox_order": {"$type": "string"}}}),
+        ([("receipt_pending", ASCENDING)], {"partialFilterExpression": {"receipt_pending": {"$type": "string"}}}),
     ],
     "templates": [([("org_id", ASCENDING), ("name", ASCENDING)], {})],
     "notifications": [

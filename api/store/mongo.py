@@ -27,6 +27,7 @@ from api.store.login_attempts import LoginAttempts
 from api.store.members import Members
 from api.store.notifications import Notifications
 from api.store.organizations import Organizations
+from api.store.provider_tokens import ProviderTokens
 from api.store.rate_limits import RateLimits
 from api.store.sweeps import Sweeps
 from api.store.teams import Teams
@@ -78,9 +79,11 @@ class MongoStore:
         self.notifications = Notifications(db)
         self.deliveries = Deliveries(db)
         self.sweeps = Sweeps(db)
+        self.provider_tokens = ProviderTokens(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
         self._customer_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
+        self._external_ids: dict[str, str] = {}
 
     async def ping(self) -> None:
         await self.db.command("ping")
@@ -206,9 +209,19 @@ class MongoStore:
         return await self._channels.credentials_token(channel_id)
 
     async def create_template(
-        self, org_id: str, name: str, body: str, channel: ChannelType | None, now: datetime
+        self,
+        org_id: str,
+        name: str,
+        body: str,
+        channel: ChannelType | None,
+        now: datetime,
+        *,
+        whatsapp_name: str | None = None,
+        whatsapp_language: str | None = None,
     ) -> MessageTemplate:
-        return await self._templates.create(org_id, name, body, channel, now)
+        return await self._templates.create(
+            org_id, name, body, channel, now, whatsapp_name=whatsapp_name, whatsapp_language=whatsapp_language
+        )
 
     async def template(self, org_id: str, template_id: str) -> MessageTemplate | None:
         return await self._templates.get(org_id, template_id)
@@ -250,7 +263,21 @@ class MongoStore:
         customer = await self.customer_by_external_id(channel_id, external_id)
         return customer.id if customer else None
 
+    async def external_id_of(self, org_id: str, customer_id: str) -> str | None:
+        """The customer's id at the provider (never changes), from memory once this process has seen it."""
+        known = self._external_ids.get(customer_id)
+        if known is not None:
+            return known
+        customer = await self.customer(org_id, customer_id)
+        if customer is None:
+            return None
+        self._remember_customer_id(customer.channel_id, customer.external_id, customer.id)
+        return customer.external_id
+
     def _remember_customer_id(self, channel_id: str, external_id: str, customer_id: str) -> None:
+        self._external_ids[customer_id] = external_id
+        if len(self._external_ids) > CUSTOMER_IDS_CACHED:
+            self._external_ids.pop(next(iter(self._external_ids)))
         self._customer_ids[(channel_id, external_id)] = customer_id
         self._customer_ids.move_to_end((channel_id, external_id))
         if len(self._customer_ids) > CUSTOMER_IDS_CACHED:
@@ -479,6 +506,19 @@ class MongoStore:
         for query in attempts:
             if (await self.db.conversations.update_one(query, snapshot)).matched_count:
                 return
+
+    async def refresh_last_message(self, message: Message) -> Conversation | None:
+        """A stored message changed (a delivery moved, a file arrived): the conversation's copy
+        shows it unless a newer message's copy is there; returns the conversation after, in
+        the same round trip when the copy was this message's."""
+        doc = await self.db.conversations.find_one_and_update(
+            {"_id": message.conversation_id, "last_message.seq": {"$lte": message.seq}},
+            {"$set": {"last_message": codec.last_message_doc(message)}},
+            return_document=AFTER,
+        )
+        if doc is not None:
+            return codec.conversation(doc)
+        return await self.conversation(message.org_id, message.conversation_id)
 
     async def first_message(self, conversation_id: str) -> Message | None:
         doc = await self.db.messages.find_one({"conversation_id": conversation_id, "seq": 1})

@@ -19,7 +19,15 @@ class Templates:
         self.collection = db.templates
 
     async def create(
-        self, org_id: str, name: str, body: str, channel: ChannelType | None, now: datetime
+        self,
+        org_id: str,
+        name: str,
+        body: str,
+        channel: ChannelType | None,
+        now: datetime,
+        *,
+        whatsapp_name: str | None = None,
+        whatsapp_language: str | None = None,
     ) -> MessageTemplate:
         doc = codec.compact(
             {
@@ -29,6 +37,8 @@ class Templates:
                 "body": body,
                 "channel": channel.value if channel else None,
                 "created_at": ms(now),
+                "whatsapp_name": whatsapp_name,
+                "whatsapp_language": whatsapp_language,
             }
         )
         await self.collection.insert_one(doc)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from domain.delivery import StatusReport, Watermark, messenger_tag, statuses_that_may_become
+from domain.delivery import StatusReport, Watermark, messenger_tag, statuses_that_may_become, wechat_window_open
 from domain.entities import Channel, Conversation, Delivery, Message
 from domain.enums import ChannelType, DeliveryStatus, DeliveryVia, ErrorCode, EventKind
 from domain.errors import Refused
@@ -21,9 +21,11 @@ from domain.events import Event
 from domain.ports import EventSink
 from domain.status import email_fallback_active
 
-# Channels whose replies this server sends itself: WhatsApp and Messenger once their provider
-# credentials are set; the web widget once it is set up (its visitors are served by this server).
-NATIVE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.FACEBOOK, ChannelType.WEB_WIDGET})
+# Channels whose replies this server sends itself: the providers' once their credentials are
+# set; the web widget once it is set up (its visitors are served by this server).
+NATIVE_CHANNELS = frozenset(
+    {ChannelType.WHATSAPP, ChannelType.FACEBOOK, ChannelType.LINE, ChannelType.WECHAT, ChannelType.WEB_WIDGET}
+)
 
 
 def sends_natively(channel: Channel | None) -> bool:
@@ -56,6 +58,18 @@ def check_messenger_window(conversation: Conversation, now: datetime) -> None:
         )
 
 
+def check_wechat_window(conversation: Conversation, now: datetime) -> None:
+    """WeChat takes an official account's customer service message only within 48 h of the
+    customer's last message: say so before storing a reply that could never be delivered."""
+    last_wrote = conversation.last_customer_message_at
+    if conversation.channel_type is ChannelType.WECHAT and not wechat_window_open(last_wrote, now):
+        raise Refused(
+            ErrorCode.WECHAT_WINDOW_CLOSED,
+            "More than 48 hours since the customer wrote: WeChat accepts no message until they write again.",
+            "kind",
+        )
+
+
 class DeliveryStore(Protocol):
     async def report_by_provider_id(
         self,
@@ -76,9 +90,8 @@ class DeliveryStore(Protocol):
 
 
 class ConversationReader(Protocol):
-    async def conversation(self, org_id: str, conversation_id: str) -> Conversation | None: ...
     async def customer_id_by_external_id(self, channel_id: str, external_id: str) -> str | None: ...
-    async def offer_last_message(self, message: Message, *, same_seq: bool = False) -> None: ...
+    async def refresh_last_message(self, message: Message) -> Conversation | None: ...
 
 
 async def record_status(
@@ -129,8 +142,7 @@ async def record_watermark(
 
 async def announce(store: ConversationReader, events: EventSink, message: Message, now: datetime) -> None:
     """A delivery changed: the conversation's copy of the message shows it, and subscribers hear it."""
-    await store.offer_last_message(message, same_seq=True)
-    conversation = await store.conversation(message.org_id, message.conversation_id)
+    conversation = await store.refresh_last_message(message)
     if conversation is not None:
         await events.publish(
             Event(

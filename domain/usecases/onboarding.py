@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 from datetime import datetime
 from typing import Protocol
@@ -10,7 +11,7 @@ from typing import Protocol
 from domain.credentials import Credentials, check_credentials, hints
 from domain.entities import Channel, Member, MessageTemplate, Organization, Team, WidgetSettings
 from domain.enums import ChannelType, ErrorCode, OrgRole, TeamMode, TeamRole
-from domain.errors import AlreadyStored, Refused, forbidden, not_found
+from domain.errors import AlreadyStored, Refused, forbidden, invalid, not_found
 from domain.ports import AccountStore, ConversationStore, CredentialSealer, EventSink, PasswordHasher
 from domain.status import Thresholds
 from domain.templates import placeholders
@@ -226,16 +227,35 @@ def ingest_key_matches(key: str | None, stored_hash: str) -> bool:
 
 
 async def create_message_template(
-    store: AccountStore, viewer: Viewer, name: str, body: str, channel: ChannelType | None, now: datetime
+    store: AccountStore,
+    viewer: Viewer,
+    name: str,
+    body: str,
+    channel: ChannelType | None,
+    now: datetime,
+    *,
+    whatsapp_name: str | None = None,
+    whatsapp_language: str | None = None,
 ) -> MessageTemplate:
-    """Templates are shared by the organization; admins (of the org or of a team) write them."""
+    """Templates are shared by the organization; admins (of the org or of a team) write them.
+    ``whatsapp_name``/``whatsapp_language`` say which approved WhatsApp template it stands for."""
     if not viewer.is_org_admin and not any(viewer.is_team_admin(t.id) for t in viewer.teams):
         raise forbidden("Only admins create message templates.")
     name = clean_line(name, "name", required=True)
     body = clean_text(body, "body")
     if len(placeholders(body)) > 50:
         raise Refused(ErrorCode.INVALID_INPUT, "At most 50 placeholders per template.", "body")
-    return await store.create_template(viewer.org_id, name, body, channel, now)
+    if whatsapp_name is not None and not WHATSAPP_TEMPLATE_NAME.fullmatch(whatsapp_name):
+        raise invalid("WhatsApp template names are lowercase letters, digits and `_`.", "whatsappName")
+    if whatsapp_language is not None and not WHATSAPP_LANGUAGE.fullmatch(whatsapp_language):
+        raise invalid("Use a WhatsApp language code such as `en_US` or `de`.", "whatsappLanguage")
+    return await store.create_template(
+        viewer.org_id, name, body, channel, now, whatsapp_name=whatsapp_name, whatsapp_language=whatsapp_language
+    )
+
+
+WHATSAPP_TEMPLATE_NAME = re.compile(r"[a-z0-9_]{1,512}")
+WHATSAPP_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
 
 
 async def _team(store: AccountStore, viewer: Viewer, team_id: str) -> Team:
