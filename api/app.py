@@ -40,6 +40,7 @@ from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 from api.sweeper import Sweeper
+from api.widget import assets as widget_assets
 
 log = logging.getLogger("imbrace")
 STOP_TIMEOUT_S = 5
@@ -232,6 +233,7 @@ def create_app(
         # every method reaches the view, which answers the ones it refuses (405) in JSON
         Route("/graphql", cross_origin(graphql_http, settings.allowed_origins)),
     ]
+    routes.extend(widget_assets.routes())  # /widget.js and its demo page
     if graphiql:
         routes.extend(graphiql.routes())
     if settings.metrics:
