@@ -25,11 +25,12 @@ CHROMIUM = os.environ.get("IMBRACE_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 class PageHost:
-    """Serves fixed HTML pages from its own origin (http://127.0.0.1:<port>)."""
+    """Serves fixed HTML pages from its own origin (http://127.0.0.1:<port>), each with
+    ``headers`` (a Content-Security-Policy, say) when given."""
 
-    def __init__(self, pages: dict[str, str]) -> None:
+    def __init__(self, pages: dict[str, str], headers: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        routes = [Route(path, _page(html)) for path, html in pages.items()]
+        routes = [Route(path, _page(html, headers)) for path, html in pages.items()]
         self.server = uvicorn.Server(
             uvicorn.Config(
                 Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
@@ -51,9 +52,9 @@ class PageHost:
             await self.task
 
 
-def _page(html: str):
+def _page(html: str, headers: dict[str, str] | None = None):
     async def endpoint(request):
-        return HTMLResponse(html)
+        return HTMLResponse(html, headers=headers)
 
     return endpoint
 

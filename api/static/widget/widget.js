@@ -60,7 +60,8 @@
   const ACK_WITHIN_MS = 10000;
   const TYPING_EVERY_MS = 3000; // setTyping(true) at most this often while the visitor types
   const TYPING_IDLE_MS = 4000; // … and setTyping(false) after this long without a key
-  const AGENT_TYPING_SHOWN_MS = 8000; // if the agent's "stopped" never comes
+  const AGENT_TYPING_SHOWN_MS = 7000; // typing counts as over after 6 s without a repeat
+  const NO_ANSWER_MS = 120000; // unanswered this long: ask for an email even if the visitor stays
 
   // Storage: the visitor id lives in localStorage (a returning visitor keeps their
   // conversation), the session token in sessionStorage (this tab only). Both fall back
@@ -99,20 +100,21 @@
 
   // ---------------------------------------------------------------- GraphQL documents
 
-  const ATTACHMENT_FIELDS = "name contentType size url";
+  const ATTACHMENT_FIELDS = "url name mimeType size";
   const MESSAGE_FIELDS = `id sender agentName text createdAt status attachments { ${ATTACHMENT_FIELDS} }`;
-  const Q_VISITOR = "query Visitor { visitor { name email agentsOnline } }";
+  const Q_VISITOR = "query Visitor { visitor { visitorId name email conversationId } }";
   const Q_MESSAGES = `query Messages($last: Int, $before: String) {
     messages(last: $last, before: $before) {
       edges { cursor node { ${MESSAGE_FIELDS} } }
       pageInfo { hasPreviousPage startCursor }
+      eventCursor
     }
   }`;
   const M_SEND = `mutation Send($input: WidgetSendMessageInput!) {
-    sendMessage(input: $input) { message { ${MESSAGE_FIELDS} } errors { code message } }
+    sendMessage(input: $input) { message { ${MESSAGE_FIELDS} } errors { code message retryAfterSeconds } }
   }`;
   const M_PROFILE = `mutation Profile($input: UpdateProfileInput!) {
-    updateProfile(input: $input) { visitor { name email } errors { code message } }
+    updateProfile(input: $input) { visitor { name email } errors { code message retryAfterSeconds } }
   }`;
   const M_READ = `mutation Read($input: MarkReadInput!) { markRead(input: $input) { errors { code message } } }`;
   const M_TYPING = `mutation Typing($input: SetTypingInput!) { setTyping(input: $input) { errors { code message } } }`;
@@ -478,7 +480,7 @@ button, input, textarea { font: inherit; color: inherit; }
     session: null, // {token, visitorId, expiresAt, conversationId}
     starting: null, // the promise of the session being created
     fatal: null, // a reason the widget can't work here (origin, identity, unknown key)
-    visitor: null, // {name, email, agentsOnline}
+    visitor: null, // {visitorId, name, email, conversationId}
     cursor: tab.get("cursor"), // the last widgetEvents cursor seen: resume point
     messages: new Map(), // id -> {message, node}
     pending: new Map(), // local id -> {text, files, node, realId}
@@ -487,7 +489,8 @@ button, input, textarea { font: inherit; color: inherit; }
     historyLoaded: false,
     unread: 0,
     readUpTo: null, // the agent message we last marked read
-    emailState: tab.get("email") || "", // "", "asked", "saved", "dismissed"
+    // the email prompt: "" (not asked), "asked", "saved-now" (thanks shown), "saved", "known", "dismissed"
+    emailState: tab.get("email") || "",
   };
 
   // ---------------------------------------------------------------- status line
@@ -501,8 +504,7 @@ button, input, textarea { font: inherit; color: inherit; }
   }
   function showConnected() {
     if (state.fatal) return;
-    if (state.visitor && state.visitor.agentsOnline === false) setStatus("online", "We're away: we'll reply by email");
-    else setStatus("online", "Online");
+    setStatus("online", "Online");
   }
 
   // ---------------------------------------------------------------- HTTP
@@ -550,8 +552,16 @@ button, input, textarea { font: inherit; color: inherit; }
         body: JSON.stringify(body),
       });
     } catch (error) {
-      // A network error, or a CORS refusal, which the browser reports the same way
-      throw new WidgetError("Can't reach the chat.", "NETWORK");
+      // A network error, or a CORS refusal, which the browser reports the same way. When the
+      // server does answer a request the page can't read (no-cors), the network is fine and
+      // this page's origin is most likely not one the widget allows.
+      const reachable = await fetch(SERVER + "/healthz", { mode: "no-cors", cache: "no-store", credentials: "omit" }).then(
+        () => true,
+        () => false,
+      );
+      throw reachable
+        ? new WidgetError(FATAL.ORIGIN_NOT_ALLOWED, "ORIGIN_REFUSED")
+        : new WidgetError("Can't reach the chat.", "NETWORK");
     }
     const answer = await response.json().catch(() => ({}));
     if (response.status === 201 || response.status === 200) {
@@ -610,14 +620,20 @@ button, input, textarea { font: inherit; color: inherit; }
               fail(error.message, error.code);
               throw error;
             }
-            const wait = error.retryAfterMs || backoff(attempt);
+            // not final (a proxy's error page looks the same), but no reason to insist either
+            const refused = error.code === "ORIGIN_REFUSED";
+            const wait = error.retryAfterMs || (refused ? Math.max(60000, backoff(attempt + 7)) : backoff(attempt));
+            if (refused) host.dataset.error = "ORIGIN_NOT_ALLOWED";
             setStatus(
               "error",
               error.code === "RATE_LIMITED"
                 ? `Too many requests, retrying in ${Math.ceil(wait / 1000)} s`
-                : "Can't reach the chat, retrying…",
+                : refused
+                  ? error.message
+                  : "Can't reach the chat, retrying…",
             );
             await sleep(wait);
+            delete host.dataset.error;
             setStatus("connecting", "Connecting…");
           }
         }
@@ -702,8 +718,8 @@ button, input, textarea { font: inherit; color: inherit; }
   async function mutate(query, input, field, files) {
     const data = await graphql(query, { input }, files);
     const payload = data[field];
-    if (payload && payload.errors && payload.errors.length)
-      throw new WidgetError(payload.errors[0].message, payload.errors[0].code);
+    const refusal = payload && payload.errors && payload.errors[0];
+    if (refusal) throw new WidgetError(refusal.message, refusal.code, (refusal.retryAfterSeconds || 0) * 1000 || undefined);
     return payload;
   }
 
@@ -763,7 +779,7 @@ button, input, textarea { font: inherit; color: inherit; }
       this.socket = socket;
       this.subscribed = false;
       socket.addEventListener("open", () => {
-        this.send({ type: "connection_init", payload: { token: session.token } });
+        this.send({ type: "connection_init", payload: { token: session.token, pageUrl: location.href.slice(0, 2000) } });
         this.timers.ack = setTimeout(() => socket.close(4408, "Connection initialisation timeout"), ACK_WITHIN_MS);
       });
       socket.addEventListener("message", (event) => this.receive(socket, event.data));
@@ -775,6 +791,23 @@ button, input, textarea { font: inherit; color: inherit; }
 
     send(message) {
       if (this.socket && this.socket.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+    },
+
+    /** Accepted: the history first if this tab has none (its eventCursor is where the stream
+     * starts, so nothing falls between the two), then the subscription from the cursor. */
+    async ready(socket) {
+      try {
+        if (!state.historyLoaded) await loadHistory(false);
+      } catch (error) {
+        console.warn("iMBrace widget: history", error.message);
+        if (socket === this.socket) socket.close(4000, "history unavailable"); // retried with backoff
+        return;
+      }
+      if (socket !== this.socket) return;
+      this.attempt = 0;
+      this.subscribe();
+      showConnected();
+      loadVisitor().catch((error) => console.warn("iMBrace widget: visitor", error.message));
     },
 
     subscribe() {
@@ -795,11 +828,8 @@ button, input, textarea { font: inherit; color: inherit; }
       switch (message.type) {
         case "connection_ack":
           clearTimeout(this.timers.ack);
-          this.attempt = 0;
-          this.subscribe();
           this.heartbeat();
-          showConnected();
-          onConnected();
+          this.ready(socket);
           break;
         case "ping":
           this.send({ type: "pong" });
@@ -818,8 +848,8 @@ button, input, textarea { font: inherit; color: inherit; }
           if (message.id === this.opId) this.refused(message.payload);
           break;
         case "complete":
-          // the server ended the subscription (it shouldn't): subscribe again, from the cursor
-          if (message.id === this.opId) this.timers.resubscribe = setTimeout(() => this.subscribe(), 1000);
+          // the server ended the stream (this tab fell too far behind): again, from the cursor
+          if (message.id === this.opId) this.timers.resubscribe = setTimeout(() => this.subscribe(), 100);
           break;
       }
     },
@@ -900,22 +930,9 @@ button, input, textarea { font: inherit; color: inherit; }
     tab.set("cursor", cursor);
   }
 
-  /** Once per (re)connection: what the visitor looks like now, and the history if this tab
-   * hasn't loaded it (events after the cursor are replayed by the subscription itself). */
-  async function onConnected() {
-    try {
-      if (!state.historyLoaded) await loadHistory(false);
-      await loadVisitor();
-    } catch (error) {
-      console.warn("iMBrace widget:", error.message);
-    }
-  }
-
   async function loadVisitor() {
     const data = await graphql(Q_VISITOR, {});
     state.visitor = data.visitor;
-    if (state.visitor && state.visitor.email && state.emailState !== "saved") setEmailState("known");
-    if (!live.socket || live.socket.readyState === WebSocket.OPEN) showConnected();
     considerEmail();
   }
 
@@ -927,7 +944,12 @@ button, input, textarea { font: inherit; color: inherit; }
 
   function render(message, node) {
     const sender = senderOf(message);
-    const status = message.status ? String(message.status).toLowerCase() : "";
+    // agents' messages: SENT, DELIVERED, READ (by this visitor); the visitor's own: stored ("sent")
+    const status = message.status
+      ? String(message.status).toLowerCase()
+      : sender === "customer" && !String(message.id).startsWith("local-")
+        ? "sent"
+        : "";
     const attrs = {
       class: "message",
       part: "message",
@@ -970,7 +992,7 @@ button, input, textarea { font: inherit; color: inherit; }
     const url = file.url ? new URL(file.url, SERVER).href : null;
     const name = file.name || "file";
     if (!url) return el("span", { class: "attachment", text: name });
-    if (/^image\//.test(file.contentType || "")) {
+    if (/^image\//.test(file.mimeType || "")) {
       return el("a", { class: "attachment", href: url, target: "_blank", rel: "noopener noreferrer" }, [
         el("img", { src: url, alt: name, loading: "lazy" }),
       ]);
@@ -1047,14 +1069,17 @@ button, input, textarea { font: inherit; color: inherit; }
     ui.log.scrollTop = ui.log.scrollHeight;
   }
 
-  function hasAgentAnswer() {
-    for (const { message } of state.messages.values()) if (message.sender === "AGENT") return true;
-    return false;
-  }
-  function visitorHasWritten() {
-    if (state.pending.size) return true;
-    for (const { message } of state.messages.values()) if (message.sender !== "AGENT") return true;
-    return false;
+  /** When the visitor's unanswered messages began (ms), or null when the last word is an agent's
+   * (or nobody wrote yet). */
+  function waitingSince() {
+    let since = null;
+    const all = [...state.messages.values()].map((entry) => entry.message).sort((a, b) => timeOf(a) - timeOf(b));
+    for (const message of all) {
+      if (message.sender === "AGENT") since = null;
+      else if (since === null) since = timeOf(message);
+    }
+    if (since === null && state.pending.size) since = Date.now();
+    return since;
   }
 
   async function loadHistory(replace) {
@@ -1065,10 +1090,18 @@ button, input, textarea { font: inherit; color: inherit; }
       state.messages.clear();
     }
     for (const edge of connection.edges || []) upsert(edge.node);
+    // a first load starts the stream where this page was read; a tab that has a cursor keeps
+    // its own (older) one, and what it replays twice is dropped by message id
+    if (!state.cursor && connection.eventCursor) setCursor(connection.eventCursor);
     state.hasOlder = !!(connection.pageInfo && connection.pageInfo.hasPreviousPage);
     state.olderCursor = connection.pageInfo && connection.pageInfo.startCursor;
     ui.older.hidden = !state.hasOlder;
     state.historyLoaded = true;
+    if (!state.open) {
+      let unread = 0;
+      for (const { message } of state.messages.values()) if (message.sender === "AGENT" && message.status !== "READ") unread++;
+      setUnread(unread);
+    }
     scrollToEnd();
     considerEmail();
     maybeMarkRead();
@@ -1167,7 +1200,7 @@ button, input, textarea { font: inherit; color: inherit; }
       text: text || null,
       createdAt: new Date().toISOString(),
       status: null,
-      attachments: files.map((file) => ({ name: file.name, size: file.size, contentType: file.type })),
+      attachments: files.map((file) => ({ name: file.name, size: file.size, mimeType: file.type })),
     };
     const node = render(draft);
     node.dataset.status = "pending";
@@ -1197,8 +1230,9 @@ button, input, textarea { font: inherit; color: inherit; }
       considerEmail();
     } catch (error) {
       if (error.code === "RATE_LIMITED") {
-        setStatus("error", `Too many messages, sending again in ${Math.ceil(error.retryAfterMs / 1000)} s`);
-        await sleep(error.retryAfterMs);
+        const wait = error.retryAfterMs || 5000;
+        setStatus("error", `Too many messages, sending again in ${Math.ceil(wait / 1000)} s`);
+        await sleep(wait);
         showConnected();
         return deliver(localId, pending, draft);
       }
@@ -1246,14 +1280,19 @@ button, input, textarea { font: inherit; color: inherit; }
   /** "We'll reply by email": asked when the visitor wrote, nobody answered yet and they
    * are leaving (tab hidden, page hidden, pointer out through the top of the window), or
    * at once when no agent is online. Shown until they save an email or dismiss it. */
+  let noAnswerTimer = null;
   function considerEmail(leaving) {
-    if (state.fatal || ["saved", "known", "dismissed"].includes(state.emailState)) return renderEmail();
-    if (state.visitor && state.visitor.email) return setEmailState("known");
-    const away = state.visitor && state.visitor.agentsOnline === false;
-    if (away || (leaving && visitorHasWritten() && !hasAgentAnswer())) {
-      if (state.emailState !== "asked") setEmailState("asked", away ? "away" : "leaving");
-      return;
-    }
+    clearTimeout(noAnswerTimer);
+    if (state.fatal || ["saved", "saved-now", "known", "dismissed"].includes(state.emailState)) return renderEmail();
+    if ((state.visitor && state.visitor.email) || IDENTITY.email) return setEmailState("known");
+    const since = waitingSince();
+    if (since === null) return state.emailState === "asked" ? setEmailState("") : renderEmail(); // answered
+    if (state.emailState === "asked") return renderEmail();
+    if (leaving) return setEmailState("asked", "leaving");
+    // nobody answered for a while: the team is probably away
+    const left = since + NO_ANSWER_MS - Date.now();
+    if (left <= 0) return setEmailState("asked", "waiting");
+    noAnswerTimer = setTimeout(() => considerEmail(false), left);
     renderEmail();
   }
 
@@ -1282,8 +1321,8 @@ button, input, textarea { font: inherit; color: inherit; }
       return;
     }
     const text =
-      state.emailReason === "away" || (state.visitor && state.visitor.agentsOnline === false)
-        ? "We're away right now. Leave your email and we'll reply by email."
+      state.emailReason === "waiting"
+        ? "We seem to be away right now. Leave your email and we'll reply by email."
         : "No one has answered yet. Leave your email and we'll reply by email.";
     const note = el("p", { class: "note", "data-imbrace": "email-error", role: "alert", hidden: true });
     const input = el("input", {
