@@ -1,4 +1,4 @@
-"""Forgetting on schedule: old events and expired login-throttle counters.
+"""Forgetting on schedule: old events and expired login-throttle and widget rate counters.
 
 Events are kept for ``IMBRACE_EVENT_RETENTION_S`` so a client can resume
 after a disconnect; login counters only until their window has ended. Deleting
@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from api.periodic import Periodic
 from api.store.mongo import MongoStore
+from domain.widget import SESSION_WINDOW_S
 
 
 class Retention:
@@ -31,7 +32,9 @@ class Retention:
         await self._periodic.stop()
 
     async def purge(self, now: datetime) -> tuple[int, int]:
-        """Returns (events deleted, login records deleted)."""
+        """Returns (events deleted, login records deleted); the web widget's rate counters go too
+        once their longest window (an hour) is over."""
         events = await self.store.events.forget_before(now - timedelta(seconds=self.event_retention_s))
         logins = await self.store.login_attempts.forget_before(now - timedelta(seconds=self.login_window_s))
+        await self.store.rate_limits.forget_before(now - timedelta(seconds=SESSION_WINDOW_S))
         return events, logins

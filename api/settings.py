@@ -11,6 +11,7 @@ from pathlib import Path
 from domain.status import Thresholds
 from domain.throttle import ThrottlePolicy
 from domain.usecases.messaging import MessagingSettings
+from domain.widget import WidgetLimits
 
 
 class SettingsError(ValueError):
@@ -119,6 +120,13 @@ class Settings:
     argon2_memory_kib: int = 65536
     metrics: bool = True
     metrics_token: str | None = None
+    widget_session_ttl_s: int = 86400
+    widget_sessions_per_hour: int = 120
+    widget_messages_per_minute: int = 20
+    widget_messages_per_address_per_minute: int = 60
+    # A geoip2fast data file with cities (its project publishes them); None: the country
+    # database bundled with geoip2fast, IPv4 and IPv6.
+    geoip_data_file: str | None = None
 
     @property
     def production(self) -> bool:
@@ -132,6 +140,14 @@ class Settings:
             max_per_address=self.login_max_failures_per_address,
             email_delay_after=self.login_email_delay_after,
             email_max_delay_s=self.login_email_max_delay_s,
+        )
+
+    @property
+    def widget_limits(self) -> WidgetLimits:
+        return WidgetLimits(
+            sessions_per_address_per_hour=self.widget_sessions_per_hour,
+            messages_per_visitor_per_minute=self.widget_messages_per_minute,
+            messages_per_address_per_minute=self.widget_messages_per_address_per_minute,
         )
 
     def validate(self) -> Settings:
@@ -247,5 +263,10 @@ class Settings:
             argon2_memory_kib=_int("IMBRACE_ARGON2_MEMORY_KIB", 65536),
             metrics=_bool("IMBRACE_METRICS", True),
             metrics_token=os.environ.get("IMBRACE_METRICS_TOKEN") or None,
+            widget_session_ttl_s=_int("IMBRACE_WIDGET_SESSION_TTL_S", 86400),
+            widget_sessions_per_hour=_int("IMBRACE_WIDGET_SESSIONS_PER_HOUR", 120),
+            widget_messages_per_minute=_int("IMBRACE_WIDGET_MESSAGES_PER_MINUTE", 20),
+            widget_messages_per_address_per_minute=_int("IMBRACE_WIDGET_MESSAGES_PER_ADDRESS_PER_MINUTE", 60),
+            geoip_data_file=os.environ.get("IMBRACE_GEOIP_DATA_FILE") or None,
         )
         return settings.validate()

@@ -16,7 +16,9 @@ from domain.visibility import Viewer, Visibility, can_see
 @dataclass(frozen=True, slots=True)
 class Event:
     """One change. ``conversation`` is the state after it; ``owner_before`` lets a
-    subscriber who could see it before a grab learn that it is now hidden."""
+    subscriber who could see it before a grab learn that it is now hidden. ``typing``
+    (TYPING events, which are never replayed) says whether the actor (a member, or the
+    customer when ``actor_id`` is None) started or stopped typing."""
 
     kind: EventKind
     conversation: Conversation
@@ -27,6 +29,7 @@ class Event:
     owner_before: str | None = None
     new_status: ConversationStatus | None = None
     id: int | None = None
+    typing: bool | None = None
 
 
 def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:

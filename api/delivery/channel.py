@@ -30,6 +30,12 @@ class Provider(Protocol):
     async def send(self, credentials: Any, outgoing: Outgoing) -> Outcome: ...
 
 
+def needs_credentials(provider: Provider) -> bool:
+    """Providers reached through a third party need the channel's credentials; the web widget,
+    whose visitors this server serves itself, says it doesn't (``needs_credentials = False``)."""
+    return getattr(provider, "needs_credentials", True)
+
+
 class ChannelTransport:
     via = DeliveryVia.CHANNEL
     label = "channel"
@@ -52,12 +58,14 @@ class ChannelTransport:
         if conversation is None:
             return Failed("The conversation no longer exists.")
         loaded = await self.services.credentials.load(conversation.channel_id)
-        if loaded is None or loaded[1] is None:
-            return Failed("The channel has no provider credentials: connect it to deliver replies.")
+        if loaded is None:
+            return Failed("The channel no longer exists.")
         channel, credentials = loaded
         provider = self.providers.get(channel.type)
         if provider is None:
             return Failed(f"{channel.type.value} replies are not sent by this server.")
+        if credentials is None and needs_credentials(provider):
+            return Failed("The channel has no provider credentials: connect it to deliver replies.")
         customer = await store.customer(message.org_id, conversation.customer_id)
         if customer is None:
             return Failed("The customer no longer exists.")

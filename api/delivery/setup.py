@@ -10,6 +10,7 @@ from api.channels.email import EmailTransport
 from api.channels.http import quiet_http_logs
 from api.channels.messenger import MessengerTransport
 from api.channels.whatsapp import WhatsAppTransport
+from api.channels.widget import WidgetTransport
 from api.delivery.channel import ChannelTransport
 from api.delivery.worker import DeliveryWorker
 from domain.delivery import RetryPolicy
@@ -32,6 +33,7 @@ def build_worker(services: Any, http: httpx.AsyncClient, **options: Any) -> Deli
     providers: dict[Any, Any] = {
         ChannelType.WHATSAPP: WhatsAppTransport(http, settings.meta_graph_url),
         ChannelType.FACEBOOK: MessengerTransport(http, settings.meta_graph_url),
+        ChannelType.WEB_WIDGET: WidgetTransport(),
     }
     policy = RetryPolicy(max_attempts=settings.delivery_max_attempts, base_s=settings.delivery_backoff_s)
     transports: dict[DeliveryVia, Any] = {

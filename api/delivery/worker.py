@@ -301,11 +301,18 @@ class DeliveryWorker:
                 error_code=outcome.code,  # type: ignore[union-attr]
                 at=now,
             )
-        deliveries = tuple(delivery if d.via is transport.via else d for d in message.deliveries)
-        if not await self.jobs.record(job, deliveries, retry_at, extra):
+        updated, written = await self.jobs.record(job, delivery, retry_at, extra)
+        if updated is None:
             log.warning("delivery job %s: lease lost before recording %s", job.id, delivery.status.value)
             return None
-        updated = replace(message, deliveries=deliveries)
+        if not written:  # a status report moved this way on meanwhile (the widget's DELIVERED/READ): it stands
+            log.info(
+                "delivery %s %s: reported past QUEUED meanwhile; %s not recorded",
+                job.id,
+                transport.label,
+                delivery.status.value,
+            )
+            return updated
         if delivery.status is DeliveryStatus.FAILED:
             self.services.metrics.delivery_failures.labels(transport.label).inc()
         log.info(

@@ -117,6 +117,42 @@ class ConnectChannelInput:
         "webhook (`webhookUrl`) and replies work. Omitted: the channel is reached through the generic "
         "`/channels/{id}/inbound` webhook only; add them later with `updateChannelCredentials`.",
     )
+    allowed_origins: list[str] | None = strawberry.field(
+        default=None,
+        description="WEB_WIDGET only: the exact origins whose pages may embed the widget (scheme, host and "
+        "optional port, no path, e.g. `https://shop.example.com`), at most 20; omitted: none yet (add them with "
+        "`updateChannel`).",
+    )
+    identity_verification: bool = strawberry.field(
+        default=False,
+        description="WEB_WIDGET only: draw an identity secret (returned once, in `identitySecret`) so that sites "
+        "can bind sessions to their own users.",
+    )
+
+
+@strawberry.input(description="Changes to a channel; omitted fields are kept.")
+class UpdateChannelInput:
+    id: strawberry.ID = strawberry.field(description="The channel.")
+    name: str | None = strawberry.field(default=None, description="A new display name.")
+    allowed_origins: list[str] | None = strawberry.field(
+        default=None,
+        description="WEB_WIDGET only: the origins that may embed the widget from now on, replacing the list "
+        "(at most 20); sessions already started from an origin taken off are refused from then on.",
+    )
+    rotate_widget_key: bool = strawberry.field(
+        default=False,
+        description="WEB_WIDGET only: draw a new widget key; the old one starts no more sessions (update the "
+        "snippet on the site).",
+    )
+    rotate_identity_secret: bool = strawberry.field(
+        default=False,
+        description="WEB_WIDGET only: draw a new identity secret (returned once, in `identitySecret`), which also "
+        "turns identity verification on; hashes made with the old one are refused from then on.",
+    )
+    disable_identity_verification: bool = strawberry.field(
+        default=False,
+        description="WEB_WIDGET only: forget the identity secret; sessions can then be anonymous only.",
+    )
 
 
 @strawberry.input(description="New provider credentials for a channel.")

@@ -57,6 +57,12 @@ class EventStore:
         cursor = self.collection.find({"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}).sort("seq", 1)
         return await cursor.to_list()
 
+    async def of_conversation_between(self, org_id: str, conversation_id: str, after: int, up_to: int) -> list[dict]:
+        cursor = self.collection.find(
+            {"conversation_id": conversation_id, "seq": {"$gt": after, "$lte": up_to}, "org_id": org_id}
+        ).sort("seq", 1)
+        return await cursor.to_list()
+
     async def after(self, event_id: int, limit: int) -> list[dict]:
         return await self.collection.find({"seq": {"$gt": event_id}}).sort("seq", 1).limit(limit).to_list()
 
@@ -100,7 +106,10 @@ def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str
             "message_id": event.message_id,
             "owner_before": event.owner_before,
             "conversation": codec.conversation_doc(event.conversation),
+            # a copy of the conversation's id, indexed: a widget visitor's stream replays its own
+            "conversation_id": event.conversation.id,
             "notified": notified or None,
+            "typing": event.typing,
         }
     )
 
@@ -116,4 +125,5 @@ def event_from_doc(doc: dict) -> Event:
         new_status=ConversationStatus(doc["new_status"]) if doc.get("new_status") else None,
         message_id=doc.get("message_id"),
         owner_before=doc.get("owner_before"),
+        typing=doc.get("typing"),
     )

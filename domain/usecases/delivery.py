@@ -2,8 +2,9 @@
 
 The worker that sends (``api/delivery``) and the provider modules (``api/channels``)
 carry out what is decided here: a reply on a natively connected channel gets a
-CHANNEL delivery, a web-widget reply to an offline customer with an email an EMAIL
-one, both QUEUED in the same write as the message. Status reports only move a
+CHANNEL delivery (for the web widget: the visitor's history and stream), a web-widget
+reply to an offline customer with an email an EMAIL one as well, all QUEUED in the
+same write as the message. Status reports only move a
 delivery forward (:func:`domain.delivery.may_become`), whatever order they arrive in.
 """
 
@@ -20,12 +21,17 @@ from domain.events import Event
 from domain.ports import EventSink
 from domain.status import email_fallback_active
 
-# Channels whose replies this server sends itself, once their provider credentials are set.
-NATIVE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.FACEBOOK})
+# Channels whose replies this server sends itself: WhatsApp and Messenger once their provider
+# credentials are set; the web widget once it is set up (its visitors are served by this server).
+NATIVE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.FACEBOOK, ChannelType.WEB_WIDGET})
 
 
 def sends_natively(channel: Channel | None) -> bool:
-    return channel is not None and channel.type in NATIVE_CHANNELS and channel.credential_hints is not None
+    if channel is None or channel.type not in NATIVE_CHANNELS:
+        return False
+    if channel.type is ChannelType.WEB_WIDGET:
+        return channel.widget is not None
+    return channel.credential_hints is not None
 
 
 def deliveries_for(conversation: Conversation, channel: Channel | None, now: datetime) -> tuple[Delivery, ...]:
