@@ -139,7 +139,9 @@ class WidgetSocket(Subscriber):
 
     async def connect(self) -> dict:
         headers = {"Origin": self.origin} if self.origin else None
-        self.socket = await websockets.connect(self.url, subprotocols=["graphql-transport-ws"], additional_headers=headers)
+        self.socket = await websockets.connect(
+            self.url, subprotocols=["graphql-transport-ws"], additional_headers=headers
+        )
         await self.socket.send(json.dumps({"type": "connection_init", "payload": {"token": self.token}}))
         return await self.receive()
 
@@ -193,7 +195,9 @@ async def test_connecting_a_widget_returns_its_key_snippet_and_secret_once(serve
     desk = await widget_desk(server, origins=("https://Shop.Example.com:443/", "http://localhost:3000"), identity=True)
     assert desk.key.startswith("wk_") and len(desk.key) > 30
     assert desk.secret is not None and len(desk.secret) == 64
-    data = await desk.org.gql("{ channels { id type widget { widgetKey allowedOrigins identityVerification snippet } } }")
+    data = await desk.org.gql(
+        "{ channels { id type widget { widgetKey allowedOrigins identityVerification snippet } } }"
+    )
     (channel,) = data["channels"]
     assert channel["widget"] == {
         "widgetKey": desk.key,
