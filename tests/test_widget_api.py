@@ -16,6 +16,7 @@ import httpx
 import pytest
 import websockets
 
+from domain.status import Thresholds
 from domain.widget import identity_hash
 from tests.clock import FakeClock
 from tests.smtp_server import SmtpServer
@@ -44,7 +45,8 @@ CONVERSATION = """query($id: ID!) { conversation(id: $id) { id emailFallbackActi
     messages(last: 50) { edges { node { id text sender { kind } deliveries { via status } } } } } }"""
 
 SEND = """mutation($i: WidgetSendMessageInput!) { sendMessage(input: $i) {
-    message { id sender text status attachments { url name size } } errors { code field message retryAfterSeconds } } }"""
+    message { id sender text status attachments { url name size } }
+    errors { code field message retryAfterSeconds } } }"""
 MESSAGES = """query($last: Int, $before: String) { messages(last: $last, before: $before) {
     eventCursor pageInfo { hasPreviousPage startCursor }
     edges { cursor node { id sender agentName text status createdAt } } } }"""
@@ -54,6 +56,15 @@ MARK_READ = """mutation($id: ID!) { markRead(input: {upToMessageId: $id}) { mark
 TYPING = """mutation($t: Boolean!) { setTyping(input: {typing: $t}) { typing errors { code } } }"""
 PROFILE = """mutation($i: UpdateProfileInput!) { updateProfile(input: $i) {
     visitor { visitorId name email conversationId } errors { code field retryAfterSeconds } } }"""
+
+
+# Long enough that no status changes with time while a test runs (the sweeper stays quiet).
+CALM = Thresholds(soon_after_s=600, overdue_after_s=900, auto_close_after_s=86400, presence_timeout_s=60)
+
+
+@pytest.fixture
+async def server(make_server):
+    return await make_server(thresholds=CALM)
 
 
 @dataclass
@@ -137,6 +148,11 @@ class WidgetSocket(Subscriber):
     def __init__(self, server, token: str, origin: str | None) -> None:
         super().__init__(f"ws://127.0.0.1:{server.port}/widget/graphql", token, origin)
 
+    async def __aenter__(self) -> WidgetSocket:
+        acknowledged = await self.connect()
+        assert acknowledged["type"] == "connection_ack", acknowledged
+        return self
+
     async def connect(self) -> dict:
         headers = {"Origin": self.origin} if self.origin else None
         self.socket = await websockets.connect(
@@ -144,6 +160,17 @@ class WidgetSocket(Subscriber):
         )
         await self.socket.send(json.dumps({"type": "connection_init", "payload": {"token": self.token}}))
         return await self.receive()
+
+
+async def refused_with(socket: Subscriber, code: int) -> None:
+    """The socket is closed with ``code`` once its ``connection_init`` is read."""
+    try:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await socket.connect()
+            await socket.receive()
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == code, closed.value
+    finally:
+        await socket.close()
 
 
 async def visit(server, key: str, origin: str = SITE, **body) -> Visitor:
@@ -188,6 +215,14 @@ async def next_event(socket: Subscriber, timeout: float = 5) -> dict:
     return (await socket.next_data(timeout))["widgetEvents"]
 
 
+async def agent_event(socket: Subscriber, skip: tuple[str, ...] = ("PRESENCE",)) -> dict:
+    """The agents' next conversation event, past those of the kinds in ``skip``."""
+    while True:
+        event = (await socket.next_data())["conversationEvents"]
+        if event["kind"] not in skip:
+            return event
+
+
 # Channel set-up
 
 
@@ -212,7 +247,6 @@ async def test_connecting_a_widget_returns_its_key_snippet_and_secret_once(serve
     doc = await raw_db[server.settings.database].channels.find_one({"_id": desk.channel_id})
     assert desk.secret not in json.dumps(doc, default=str)
     assert doc["widget_secret"].startswith("v1.")
-    sdl = server.app.state.runtime.services  # noqa: F841 - the schema has no field that returns it
     assert "identitySecret" not in json.dumps(await desk.org.gql("{ channels { id name type widget { snippet } } }"))
 
 
@@ -352,3 +386,506 @@ async def test_without_identity_verification_an_identifier_is_refused(server):
         "INVALID_INPUT",
         "identifier",
     )
+
+
+# The visitor's schema
+
+
+async def test_a_visitor_reaches_only_their_own_conversation(server):
+    desk = await widget_desk(server)
+    ann, bob = await visit(server, desk.key), await visit(server, desk.key)
+    ann_message = await ann.send("I am Ann")
+    conversation_id = (await ann.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    async with bob.socket() as bob_socket, ann.socket() as ann_socket:
+        await bob_socket.subscribe(EVENTS)
+        await ann_socket.subscribe(EVENTS)
+        await widget_subscribed(server, 2)
+        reply = await agent_reply(desk, conversation_id, "Hello Ann")
+        assert (await next_event(ann_socket))["message"]["id"] == reply["id"]
+        assert await bob_socket.nothing_within(0.5)
+    assert (await bob.gql(MESSAGES))["messages"]["edges"] == []
+    refused = (await bob.gql(MARK_READ, {"id": reply["id"]}))["markRead"]
+    assert refused == {"marked": None, "errors": [{"code": "NOT_FOUND", "field": "upToMessageId"}]}
+    assert (await bob.gql(MARK_READ, {"id": ann_message["id"]}))["markRead"]["errors"][0]["code"] == "NOT_FOUND"
+    assert (await bob.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"] is None
+
+
+async def test_widget_and_agent_tokens_never_cross(server):
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key)
+    # a widget token on the agent API: HTTP and WebSocket
+    answer = await server.gql("{ me { id } }", token=visitor.token, expect_errors=True)
+    assert answer["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    await refused_with(Subscriber(server.ws_url, visitor.token), 4403)
+    # an agent token on the widget API: HTTP and WebSocket
+    response = await visitor.post({"query": "{ visitor { visitorId } }"}, token=desk.org.owner.token)
+    assert response.status_code == 401
+    assert response.json()["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert response.headers["access-control-allow-origin"] == SITE  # the widget may read it and start over
+    await refused_with(WidgetSocket(server, desk.org.owner.token, SITE), 4403)
+    # the token only works from the origin its session started on
+    response = await visitor.post({"query": "{ visitor { visitorId } }"}, origin=OTHER_SITE)
+    assert response.status_code == 403 and "access-control-allow-origin" not in response.headers
+    await refused_with(WidgetSocket(server, visitor.token, OTHER_SITE), 4403)
+    # and with it: the visitor, with CORS for the session's origin
+    response = await visitor.post({"query": "{ visitor { visitorId } }"})
+    assert response.json() == {"data": {"visitor": {"visitorId": visitor.visitor_id}}}
+    assert response.headers["access-control-allow-origin"] == SITE
+    async with visitor.socket() as ws:
+        assert ws.socket is not None
+    # no token, GET, form posts
+    assert (await server.http.post("/widget/graphql", json={"query": "{ __typename }"})).status_code == 401
+    assert (await server.http.get("/widget/graphql", headers={"Origin": SITE})).status_code == 405
+    form = await server.http.post(
+        "/widget/graphql",
+        content=b"query=%7B__typename%7D",
+        headers={"Authorization": f"Bearer {visitor.token}", "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert form.status_code == 415
+
+
+async def test_a_conversation_through_the_widget_with_delivery_states(server):
+    desk = await widget_desk(server)
+    visitor = await visit(
+        server,
+        desk.key,
+        name="Carol",
+        pageUrl="https://shop.example.com/checkout",
+        timeZone="Asia/Hong_Kong",
+        language="zh-HK",
+    )
+    async with Subscriber(server.ws_url, desk.org.owner.token) as agents, visitor.socket() as widget:
+        await agents.subscribe(AGENT_EVENTS)
+        await widget.subscribe(EVENTS)
+        await server.subscribed(2)
+        await widget_subscribed(server)
+        mine = await visitor.send("Do you ship to Kowloon?")
+        assert mine["sender"] == "VISITOR" and mine["status"] is None
+        created = (await agents.next_data())["conversationEvents"]
+        assert created["kind"] == "CREATED"
+        assert created["conversation"]["customer"] == {
+            "online": True,
+            "pageUrl": "https://shop.example.com/checkout",
+            "timeZone": "Asia/Hong_Kong",
+            "language": "zh-HK",
+        }
+        conversation_id = created["conversationId"]
+        echo = await next_event(widget)  # the visitor's own message, for their other tabs
+        assert (echo["kind"], echo["message"]["id"], echo["message"]["sender"]) == ("MESSAGE", mine["id"], "VISITOR")
+
+        reply = await agent_reply(desk, conversation_id, "We do!")
+        assert [d["via"] for d in reply["deliveries"]] == ["CHANNEL"]  # online: no email
+        event = await next_event(widget)
+        assert event["kind"] == "MESSAGE"
+        assert event["message"] == {
+            "id": reply["id"],
+            "sender": "AGENT",
+            "agentName": "Alice",
+            "text": "We do!",
+            "status": event["message"]["status"],
+        }
+        # agents see the reply go SENT, then DELIVERED once the widget's stream carried it
+        statuses = []
+        while "DELIVERED" not in statuses:
+            agent_event = (await agents.next_data())["conversationEvents"]
+            if agent_event["kind"] == "DELIVERY":
+                assert agent_event["message"]["id"] == reply["id"]
+                statuses.append(agent_event["message"]["deliveries"][0]["status"])
+        assert statuses[-1] == "DELIVERED" and set(statuses) <= {"SENT", "DELIVERED"}
+
+        read = (await visitor.gql(MARK_READ, {"id": reply["id"]}))["markRead"]
+        assert read == {"marked": 1, "errors": []}
+        while True:
+            agent_event = (await agents.next_data())["conversationEvents"]
+            if agent_event["kind"] == "DELIVERY" and agent_event["message"]["deliveries"][0]["status"] == "READ":
+                break
+        # the widget hears its reply's status move too
+        while (event := await next_event(widget))["message"]["status"] != "READ":
+            assert event["kind"] == "DELIVERY"
+    seen = await conversation(desk, conversation_id)
+    by_id = {e["node"]["id"]: e["node"] for e in seen["messages"]["edges"]}
+    assert by_id[reply["id"]]["deliveries"] == [{"via": "CHANNEL", "status": "READ"}]
+    assert by_id[mine["id"]]["sender"] == {"kind": "CUSTOMER"}
+    page = (await visitor.gql(MESSAGES))["messages"]
+    assert [(e["node"]["sender"], e["node"]["status"]) for e in page["edges"]] == [("VISITOR", None), ("AGENT", "READ")]
+    assert seen["customer"]["name"] == "Carol"
+
+
+async def test_resuming_with_after_loses_nothing_and_replays_no_typing(server):
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key)
+    await visitor.send("Hi")
+    conversation_id = (await visitor.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    first = await agent_reply(desk, conversation_id, "First")
+    page = (await visitor.gql(MESSAGES))["messages"]
+    assert [e["node"]["text"] for e in page["edges"]] == ["Hi", "First"]
+    cursor = page["eventCursor"]
+    # offline for a while: two replies and some typing happen
+    await desk.org.gql(AGENT_TYPING, {"id": conversation_id, "typing": True}, as_=desk.agent)
+    second = await agent_reply(desk, conversation_id, "Second")
+    await desk.org.gql(AGENT_TYPING, {"id": conversation_id, "typing": False}, as_=desk.agent)
+    third = await agent_reply(desk, conversation_id, "Third")
+    async with visitor.socket() as widget:
+        await widget.subscribe(EVENTS, {"after": cursor})
+        got = []
+        while third["id"] not in [e["message"]["id"] for e in got if e["kind"] == "MESSAGE"]:
+            got.append(await next_event(widget))
+        messages = [e["message"]["id"] for e in got if e["kind"] == "MESSAGE"]
+        # `eventCursor` is where the stream stood before the page was read: what the page
+        # already had may come again (the widget keeps one per id), nothing after it is lost
+        assert [m for m in messages if m != first["id"]] == [second["id"], third["id"]]
+        assert all(e["kind"] != "TYPING" for e in got)
+        assert [int(e["cursor"]) for e in got] == sorted(int(e["cursor"]) for e in got)
+        last = got[-1]["cursor"]
+    # a reconnect from the last cursor: only what came after it, live included
+    fourth = await agent_reply(desk, conversation_id, "Fourth")
+    async with visitor.socket() as widget:
+        await widget.subscribe(EVENTS, {"after": last})
+        event = await next_event(widget)
+        while event["kind"] != "MESSAGE":
+            event = await next_event(widget)
+        assert event["message"]["id"] == fourth["id"]
+        await widget_subscribed(server)
+        fifth = await agent_reply(desk, conversation_id, "Fifth")
+        event = await next_event(widget)
+        while event["kind"] != "MESSAGE":
+            event = await next_event(widget)
+        assert event["message"]["id"] == fifth["id"]
+        await widget.subscribe(EVENTS, {"after": "not-a-cursor"})
+        refused = await widget.receive()
+        assert refused["type"] in ("error", "next") and "after" in json.dumps(refused)
+
+
+async def test_typing_both_ways_is_told_live_and_never_replayed(server):
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key)
+    # before the first message there is no conversation, and nobody to tell
+    assert (await visitor.gql(TYPING, {"t": True}))["setTyping"] == {"typing": True, "errors": []}
+    await visitor.send("Hello")
+    conversation_id = (await visitor.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    await desk.org.gql(JOIN, {"id": conversation_id}, as_=desk.agent)
+    async with Subscriber(server.ws_url, desk.org.owner.token) as agents, visitor.socket() as widget:
+        await agents.subscribe(AGENT_EVENTS)
+        await widget.subscribe(EVENTS)
+        await server.subscribed(2)
+        await widget_subscribed(server)
+        assert (await visitor.gql(TYPING, {"t": True}))["setTyping"]["errors"] == []
+        typing = await agent_event(agents)
+        assert (typing["kind"], typing["typing"], typing["actor"], typing["conversationId"]) == (
+            "TYPING",
+            True,
+            None,
+            conversation_id,
+        )
+        cursor = typing["id"]
+        # a repeat within two seconds is not told again; a change is
+        await visitor.gql(TYPING, {"t": True})
+        await visitor.gql(TYPING, {"t": False})
+        stopped = await agent_event(agents)
+        assert (stopped["kind"], stopped["typing"]) == ("TYPING", False)
+
+        data = await desk.org.gql(AGENT_TYPING, {"id": conversation_id, "typing": True}, as_=desk.agent)
+        assert data["setTyping"] == {"conversationId": conversation_id, "errors": []}
+        event = await next_event(widget)
+        assert (event["kind"], event["typing"], event["agentName"], event["message"]) == ("TYPING", True, "Alice", None)
+        agent_typing = await agent_event(agents)
+        assert (agent_typing["kind"], agent_typing["actor"]) == ("TYPING", {"id": desk.agent.id})
+    # nothing of it is replayed to a resuming agent or visitor
+    async with Subscriber(server.ws_url, desk.org.owner.token) as agents:
+        await agents.subscribe(AGENT_EVENTS, {"after": str(int(cursor) - 1)})
+        assert await agents.nothing_within(0.5)
+    async with visitor.socket() as widget:
+        await widget.subscribe(EVENTS, {"after": str(int(cursor) - 1)})
+        assert await widget.nothing_within(0.5)
+    # an agent can't type into a conversation they can't see
+    outsider = await new_org(server, "Other")
+    refused = await outsider.gql(AGENT_TYPING, {"id": conversation_id, "typing": True})
+    assert refused["setTyping"]["errors"] == [{"code": "NOT_FOUND"}]
+
+
+# Presence, location and the email fallback
+
+
+@pytest.fixture
+async def smtp():
+    server = await SmtpServer().start()
+    yield server
+    await server.stop()
+
+
+async def test_presence_comes_from_the_widget_socket_and_the_email_fallback_follows(make_server, smtp):
+    clock = FakeClock()
+    server = await make_server(
+        clock=clock,
+        thresholds=CALM,
+        smtp_host="127.0.0.1",
+        smtp_port=smtp.port,
+        smtp_timeout_s=2,
+        smtp_from="support@shop.example.com",
+    )
+    presence = server.services.presence
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key, name="Carol", email="carol@example.com")
+    await visitor.send("Anyone there?")
+    conversation_id = (await visitor.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    await desk.org.gql(JOIN, {"id": conversation_id}, as_=desk.agent)
+    before = await conversation(desk, conversation_id)
+    assert before["customer"]["online"] is False  # a session alone is not presence
+    async with Subscriber(server.ws_url, desk.org.owner.token) as agents:
+        await agents.subscribe(AGENT_EVENTS)
+        await server.subscribed(1)
+        async with visitor.socket():
+            came = await agent_event(agents, skip=())
+            assert (came["kind"], came["conversation"]["customer"]["online"]) == ("PRESENCE", True)
+            now = await conversation(desk, conversation_id)
+            assert now["customer"]["online"] is True and now["emailFallbackActive"] is False
+            reply = await agent_reply(desk, conversation_id, "Here!")
+            assert [d["via"] for d in reply["deliveries"]] == ["CHANNEL"]
+            # the socket stays open past the timeout: the visitor stays online
+            for _ in range(3):
+                clock.advance(40)
+                await presence.tick(clock())
+            assert (await conversation(desk, conversation_id))["customer"]["online"] is True
+        # closed: online for the timeout after the last socket, then offline
+        await eventually(lambda: _async(not presence.online_here(conversation_id)))
+        clock.advance(30)
+        await presence.tick(clock())
+        assert (await conversation(desk, conversation_id))["customer"]["online"] is True
+        clock.advance(31)
+        await presence.tick(clock())
+        went = await agent_event(agents, skip=("DELIVERY", "MESSAGE"))
+        assert (went["kind"], went["conversation"]["customer"]["online"]) == ("PRESENCE", False)
+        after = await conversation(desk, conversation_id)
+        assert after["customer"]["online"] is False and after["emailFallbackActive"] is True
+        # the next reply goes by email as well, and stays in the widget's history
+        late = await agent_reply(desk, conversation_id, "Sorry we missed you: your parcel ships Monday.")
+        assert sorted(d["via"] for d in late["deliveries"]) == ["CHANNEL", "EMAIL"]
+        [mail] = await smtp.wait_for(1)
+        assert mail.rcpt_tos == ["carol@example.com"]
+        assert "your parcel ships Monday" in mail.message.get_body(("plain",)).get_content()
+    # the visitor comes back: the reply is there, and now DELIVERED to the widget too
+    back = await visit(server, desk.key, visitorId=visitor.visitor_id)
+    page = (await back.gql(MESSAGES))["messages"]["edges"]
+    assert [e["node"]["text"] for e in page][-1] == "Sorry we missed you: your parcel ships Monday."
+    assert page[-1]["node"]["status"] == "DELIVERED"
+
+    async def delivered_both_ways():
+        messages = (await conversation(desk, conversation_id))["messages"]["edges"]
+        deliveries = {d["via"]: d["status"] for d in messages[-1]["node"]["deliveries"]}
+        return deliveries == {"CHANNEL": "DELIVERED", "EMAIL": "SENT"}
+
+    await eventually(delivered_both_ways)
+    last_active = (await conversation(desk, conversation_id))["customer"]["lastActiveAt"]
+    assert last_active >= before["customer"]["lastActiveAt"]
+
+
+async def _async(value):
+    return value
+
+
+async def test_location_comes_from_the_client_address_behind_a_trusted_proxy(make_server):
+    proxied = await make_server(thresholds=CALM, trusted_proxies=("127.0.0.1/32",))
+    desk = await widget_desk(proxied)
+    visitor = await visit(
+        proxied, desk.key, headers={"X-Forwarded-For": "8.8.8.8"}, timeZone="America/New_York", language="en-US"
+    )
+    await visitor.send("Hi from New York")
+    conversation_id = (await visitor.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    customer = (await conversation(desk, conversation_id))["customer"]
+    assert customer["location"] == {"city": None, "country": "United States", "countryCode": "US"}
+    assert (customer["timeZone"], customer["language"]) == ("America/New_York", "en-US")
+
+    # without a trusted proxy the header is anyone's to write: the peer (loopback) has no location
+    direct = await make_server(thresholds=CALM)
+    desk = await widget_desk(direct)
+    visitor = await visit(direct, desk.key, headers={"X-Forwarded-For": "8.8.8.8"})
+    await visitor.send("Hi")
+    conversation_id = (await visitor.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    assert (await conversation(desk, conversation_id))["customer"]["location"] is None
+
+
+# Abuse
+
+
+async def test_rate_limits_answer_their_errors_over_http_and_websocket(make_server):
+    clock = FakeClock()
+    server = await make_server(
+        clock=clock,
+        thresholds=CALM,
+        widget_sessions_per_hour=2,
+        widget_messages_per_minute=2,
+        widget_messages_per_address_per_minute=3,
+    )
+    desk = await widget_desk(server)
+    ann, bob = await visit(server, desk.key), await visit(server, desk.key)
+    third = await session_response(server, desk.key)
+    assert (third.status_code, third.json()["code"]) == (429, "RATE_LIMITED")
+    assert 3590 <= int(third.headers["retry-after"]) <= 3600
+    assert third.headers["access-control-allow-origin"] == SITE
+
+    await ann.send("one")
+    await ann.send("two")
+    refused = (await ann.gql(SEND, {"i": {"text": "three"}}))["sendMessage"]
+    assert refused["message"] is None
+    [error] = refused["errors"]
+    assert error["code"] == "RATE_LIMITED" and 1 <= error["retryAfterSeconds"] <= 60
+    async with ann.socket() as widget:
+        await widget.subscribe(SEND, {"i": {"text": "four, over the socket"}})
+        over_ws = (await widget.next_data())["sendMessage"]
+        assert [e["code"] for e in over_ws["errors"]] == ["RATE_LIMITED"]
+    # the address's budget is shared by its visitors (refused messages don't spend it)
+    await bob.send("bob's first")
+    by_address = (await bob.gql(SEND, {"i": {"text": "bob's second"}}))["sendMessage"]["errors"]
+    assert [e["code"] for e in by_address] == ["RATE_LIMITED"] and "address" in by_address[0]["message"]
+    # profile updates are counted as messages
+    assert [e["code"] for e in (await ann.gql(PROFILE, {"i": {"name": "Ann"}}))["updateProfile"]["errors"]] == [
+        "RATE_LIMITED"
+    ]
+    # a minute later the budgets are back
+    clock.advance(61)
+    await ann.send("later")
+    clock.advance(3600)
+    assert (await session_response(server, desk.key)).status_code == 201
+
+
+async def test_message_and_file_limits_are_the_agent_sides(server):
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key)
+
+    async def refused(variables) -> list[tuple[str, str]]:
+        errors = (await visitor.gql(SEND, variables))["sendMessage"]["errors"]
+        return [(e["code"], e["field"]) for e in errors]
+
+    assert await refused({"i": {"text": "x" * 4097}}) == [("INVALID_INPUT", "text")]
+    assert await refused({"i": {"text": "   "}}) == [("INVALID_INPUT", "text")]
+    assert await refused({"i": {"text": "nul \x00"}}) == [("INVALID_INPUT", "text")]
+
+    async def upload(files: dict, text: str | None = "See attached") -> dict:
+        paths = {str(i): [f"variables.i.attachments.{i}"] for i in range(len(files))}
+        response = await server.http.post(
+            "/widget/graphql",
+            headers={"Authorization": f"Bearer {visitor.token}", "Origin": SITE},
+            data={
+                "operations": json.dumps(
+                    {"query": SEND, "variables": {"i": {"text": text, "attachments": [None] * len(files)}}}
+                ),
+                "map": json.dumps(paths),
+            },
+            files=files,
+        )
+        assert response.status_code == 200, response.text
+        return response.json()["data"]["sendMessage"]
+
+    limit = server.settings.messaging.max_upload_bytes
+    too_big = await upload({"0": ("big.bin", b"x" * (limit + 1), "application/octet-stream")})
+    assert [(e["code"], e["field"]) for e in too_big["errors"]] == [("PAYLOAD_TOO_LARGE", "attachments")]
+    too_many = await upload({str(i): (f"f{i}.txt", b"hi", "text/plain") for i in range(11)})
+    assert [(e["code"], e["field"]) for e in too_many["errors"]] == [("INVALID_INPUT", "attachments")]
+    sent = await upload({"0": ("note.txt", b"hello file", "text/plain")}, text=None)
+    assert sent["errors"] == []
+    [attachment] = sent["message"]["attachments"]
+    assert (attachment["name"], attachment["size"]) == ("note.txt", 10)
+    assert attachment["url"].startswith("/files/") and "signature=" in attachment["url"]
+    download = await server.http.get(attachment["url"])  # a signed link: no token needed
+    assert download.status_code == 200 and download.content == b"hello file"
+    conversation_id = (await visitor.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    messages = (await conversation(desk, conversation_id))["messages"]["edges"]
+    assert [e["node"]["text"] for e in messages] == [None]
+
+
+# Changing the channel
+
+
+async def test_update_channel_rotates_the_key_the_secret_and_the_origins(server):
+    desk = await widget_desk(server, origins=(SITE,), identity=True)
+    visitor = await visit(server, desk.key)
+    data = (await desk.org.gql(UPDATE, {"i": {"id": desk.channel_id, "rotateWidgetKey": True}}))["updateChannel"]
+    new_key = data["widgetKey"]
+    assert data["errors"] == [] and new_key != desk.key and new_key in data["widgetSnippet"]
+    assert data["identitySecret"] is None and data["channel"]["widget"]["identityVerification"] is True
+    old = await session_response(server, desk.key)
+    assert (old.status_code, old.json()["code"]) == (404, "UNKNOWN_WIDGET")
+    assert (await session_response(server, new_key)).status_code == 201
+    # a session already started goes on until the origin is taken off
+    assert (await visitor.gql("{ visitor { visitorId } }"))["visitor"]["visitorId"] == visitor.visitor_id
+
+    moved = "https://www.example.com"
+    data = await desk.org.gql(UPDATE, {"i": {"id": desk.channel_id, "allowedOrigins": [moved]}})
+    assert data["updateChannel"]["channel"]["widget"]["allowedOrigins"] == [moved]
+    assert (await session_response(server, new_key)).status_code == 403
+    assert (await session_response(server, new_key, origin=moved)).status_code == 201
+    assert (await visitor.post({"query": "{ visitor { visitorId } }"})).status_code == 403
+    await refused_with(visitor.socket(), 4403)
+
+    proof = identity_hash(desk.secret, "user-7")
+    assert (
+        await session_response(server, new_key, origin=moved, identifier="user-7", identifierHash=proof)
+    ).status_code == 201
+    rotated = (await desk.org.gql(UPDATE, {"i": {"id": desk.channel_id, "rotateIdentitySecret": True}}))[
+        "updateChannel"
+    ]
+    secret = rotated["identitySecret"]
+    assert secret and secret != desk.secret
+    stale = await session_response(server, new_key, origin=moved, identifier="user-7", identifierHash=proof)
+    assert stale.status_code == 401
+    fresh = identity_hash(secret, "user-7")
+    assert (
+        await session_response(server, new_key, origin=moved, identifier="user-7", identifierHash=fresh)
+    ).status_code == 201
+    off = await desk.org.gql(UPDATE, {"i": {"id": desk.channel_id, "disableIdentityVerification": True}})
+    assert off["updateChannel"]["channel"]["widget"]["identityVerification"] is False
+    now_off = await session_response(server, new_key, origin=moved, identifier="user-7", identifierHash=fresh)
+    assert (now_off.status_code, now_off.json()["field"]) == (400, "identifier")
+
+    both = await desk.org.gql(
+        UPDATE, {"i": {"id": desk.channel_id, "rotateIdentitySecret": True, "disableIdentityVerification": True}}
+    )
+    assert [e["code"] for e in both["updateChannel"]["errors"]] == ["INVALID_INPUT"]
+    member = await desk.org.gql(UPDATE, {"i": {"id": desk.channel_id, "rotateWidgetKey": True}}, as_=desk.agent)
+    assert [e["code"] for e in member["updateChannel"]["errors"]] == ["FORBIDDEN"]
+    stranger = await new_org(server, "Other")
+    theirs = await stranger.gql(UPDATE, {"i": {"id": desk.channel_id, "name": "Mine now"}})
+    assert [e["code"] for e in theirs["updateChannel"]["errors"]] == ["NOT_FOUND"]
+
+
+async def test_a_widget_channel_connected_before_the_widget_gets_its_settings_from_update_channel(server):
+    org = await new_org(server)
+    team = await org.team("Web")
+    legacy = await org.channel(team, "WEB_WIDGET")
+    await server.db.channels.update_one(  # as a channel connected before the widget existed: no widget settings
+        {"_id": legacy.id}, {"$unset": {"widget_key": "", "widget_origins": "", "widget_verified": ""}}
+    )
+    server.services.store._channels._cache.clear()
+    data = (await org.gql(UPDATE, {"i": {"id": legacy.id, "allowedOrigins": [SITE]}}))["updateChannel"]
+    assert data["errors"] == [] and data["widgetKey"].startswith("wk_")
+    assert (await session_response(server, data["widgetKey"])).status_code == 201
+
+
+async def test_the_visitor_updates_their_profile_and_agents_hear_it(server):
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key)
+    await visitor.send("Hi")
+    conversation_id = (await visitor.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    async with Subscriber(server.ws_url, desk.org.owner.token) as agents:
+        await agents.subscribe(AGENT_EVENTS)
+        await server.subscribed(1)
+        data = await visitor.gql(
+            PROFILE, {"i": {"name": "Dana", "email": "DANA@example.com", "pageUrl": "https://shop.example.com/faq"}}
+        )
+        assert data["updateProfile"]["visitor"] == {
+            "visitorId": visitor.visitor_id,
+            "name": "Dana",
+            "email": "dana@example.com",
+            "conversationId": conversation_id,
+        }
+        assert (await agent_event(agents))["kind"] == "CUSTOMER_UPDATED"
+    customer = (await conversation(desk, conversation_id))["customer"]
+    assert (customer["name"], customer["email"], customer["pageUrl"]) == (
+        "Dana",
+        "dana@example.com",
+        "https://shop.example.com/faq",
+    )
+    bad = (await visitor.gql(PROFILE, {"i": {"email": "not an email"}}))["updateProfile"]["errors"]
+    assert [(e["code"], e["field"]) for e in bad] == [("INVALID_INPUT", "email")]
+    cleared = (await visitor.gql(PROFILE, {"i": {"email": None}}))["updateProfile"]["visitor"]
+    assert cleared["email"] is None and cleared["name"] == "Dana"

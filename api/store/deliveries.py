@@ -150,8 +150,11 @@ class Deliveries:
         delivery: Delivery,
         retry_at: datetime | None,
         extra: dict[str, Any] | None = None,
+        *,
+        finish: bool = True,
     ) -> tuple[Message | None, bool]:
-        """Store one way's outcome under the claim: due again at ``retry_at``, or done. ``extra``
+        """Store one way's outcome under the claim; with ``finish`` (the job's last way) the job is
+        then due again at ``retry_at``, or done, else it stays claimed for its next way. ``extra``
         sets more fields of the message in the same write (the email's Message-ID, the provider
         key a status report finds it by).
 
@@ -161,10 +164,10 @@ class Deliveries:
         (None: the lease was lost) and whether the outcome was written."""
         path = f"deliveries.{delivery.via.value}"
         job_update: dict[str, Any] = {"$set": dict(extra or {})}
-        if retry_at is not None:
+        if finish and retry_at is not None:
             job_update["$set"]["outbox_due"] = ms(retry_at)
             job_update["$unset"] = {f: "" for f in _CLAIM_FIELDS}
-        else:
+        elif finish:
             job_update["$unset"] = {f: "" for f in OUTBOX_FIELDS}
         claimed = {"_id": job.id, "outbox_claim": job.token}
         doc = await self.messages.find_one_and_update(
@@ -176,6 +179,9 @@ class Deliveries:
             return codec.message(doc), True
         if not job_update["$set"]:
             del job_update["$set"]
+        if not job_update:  # nothing to change: read it, still under the claim
+            doc = await self.messages.find_one(claimed)
+            return (codec.message(doc) if doc else None), False
         doc = await self.messages.find_one_and_update(claimed, job_update, return_document=ReturnDocument.AFTER)
         return (codec.message(doc) if doc else None), False
 

@@ -29,3 +29,7 @@ class TypingGate:
             self._last.clear()
         self._last[key] = (typing, now)
         return True
+
+    def forget(self, conversation_id: str, actor_id: str | None) -> None:
+        """Nothing was told after all (nobody to tell yet): the next one is told at once."""
+        self._last.pop((conversation_id, actor_id), None)

@@ -415,7 +415,9 @@ class Mutation:
         async def action():
             session = ctx.session
             if s.typing is None or s.typing.should_tell(session.conversation_id, None, input.typing):
-                await widget.set_visitor_typing(s.store, s.events, session, input.typing, ctx.now)
+                told = await widget.set_visitor_typing(s.store, s.events, session, input.typing, ctx.now)
+                if not told and s.typing is not None:
+                    s.typing.forget(session.conversation_id, None)
             return {"typing": input.typing}
 
         return await run(SetTypingPayload, action)
