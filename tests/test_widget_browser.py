@@ -88,14 +88,15 @@ def shop_page(inbox: str, key: str, **attributes: str) -> str:
     return SHOP.format(server=inbox, key=html.escape(key), attributes=extra)
 
 
-def tiny_png() -> bytes:
-    """A 2x2 PNG, for the file upload."""
+def striped_png(width: int = 200, height: int = 130) -> bytes:
+    """A small PNG (a striped sweater swatch), for the file upload."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
 
-    rows = b"".join(b"\x00" + bytes([47, 84, 235] * 2) for _ in range(2))
-    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    colours = ((47, 84, 235), (245, 245, 250), (214, 51, 108))
+    rows = b"".join(b"\x00" + bytes(colours[(y // 13) % 3]) * width for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
 
 
@@ -303,20 +304,24 @@ async def test_a_visitor_chats_with_an_agent_from_another_origin_under_a_strict_
 
             # A file: the visitor attaches one; it shows inline, the agent has it
             await widget(page, "file-input").set_input_files(
-                files=[{"name": "sweater.png", "mimeType": "image/png", "buffer": tiny_png()}]
+                files=[{"name": "sweater.png", "mimeType": "image/png", "buffer": striped_png()}]
             )
             await expect(mine).to_have_count(2)
             image = mine.nth(1).locator("img")
             await expect(image).to_have_attribute("alt", "sweater.png")
             await expect(mine.nth(1)).to_have_attribute("data-status", "sent")
-            assert await image.evaluate("img => img.complete && img.naturalWidth") == 2
+            await page.wait_for_function(
+                "img => img.complete && img.naturalWidth === 200", arg=await image.element_handle()
+            )
             found = await desk.conversation(conversation_id)
             assert found["messages"]["edges"][-1]["node"]["attachments"] == [
                 {"name": "sweater.png", "mimeType": "image/png"}
             ]
-            await page.keyboard.type("This one, in blue?")
+            await widget(page, "input").fill("This one, in blue?")
             await widget(page, "send").click()
             await expect(mine).to_have_count(3)
+            await expect(mine.nth(2)).to_have_attribute("data-status", "sent")
+            await page.mouse.move(10, 10)
 
             screenshot = SCREENSHOT if os.environ.get("IMBRACE_SCREENSHOT") == "1" else tmp_path / "widget.png"
             await page.screenshot(path=str(screenshot))
@@ -340,6 +345,7 @@ async def test_a_visitor_chats_with_an_agent_from_another_origin_under_a_strict_
             await asyncio.sleep(1)
             await network.restore()
             await theirs.filter(has_text="Blue is in stock.").wait_for(timeout=15_000)
+            await expect(theirs.filter(has_text="Blue is in stock.")).to_have_attribute("data-status", "read")
             await expect(widget(page, "status")).to_have_attribute("data-state", "online")
             await expect(theirs).to_have_count(2)
             resumed = [f for n, f in sent if n > sockets_before and f.get("type") == "subscribe"]
@@ -394,15 +400,18 @@ async def test_a_page_from_an_origin_not_allowed_cannot_start_a_session(server):
         desk = await widget_desk(server, [allowed.origin])
         stranger.pages["/"] = shop_page(server.url, desk.key)
         page = await browser.new_page()
-        sessions = []
-        page.on("response", lambda r: sessions.append((r.request.method, r.status)) if "/sessions" in r.url else None)
+        answered, failed, sockets = [], [], []
+        page.on("response", lambda r: answered.append(r.url) if "/widget/v1/sessions" in r.url else None)
+        page.on("requestfailed", lambda r: failed.append(r.method) if "/widget/v1/sessions" in r.url else None)
+        page.on("websocket", lambda socket: sockets.append(socket))
         await page.goto(stranger.origin + "/")
         await widget(page, "launcher").click()
         status = widget(page, "status")
         await expect(status).to_have_attribute("data-state", "error")
         await expect(status).to_have_text("This chat isn't available on this site.")
-        # the preflight was refused, so the session request itself was never sent
-        assert sessions and all(method == "OPTIONS" and code == 403 for method, code in sessions)
+        # the browser refused the session request (its preflight got no CORS answer): no token, no socket
+        assert failed == ["POST"] and answered == [] and sockets == []
+        assert await server.db.customers.count_documents({}) == 0
         assert (await desk.org.gql(CONVERSATIONS, as_=desk.agent))["conversations"]["edges"] == []
 
 

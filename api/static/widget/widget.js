@@ -168,7 +168,7 @@ button, input, textarea { font: inherit; color: inherit; }
   border: 0; background: transparent; color: inherit; cursor: pointer;
   width: 36px; height: 36px; border-radius: 8px; display: flex; align-items: center; justify-content: center;
 }
-.icon-button:hover { background: rgba(0, 0, 0, .08); }
+.icon-button:hover:not(:disabled) { background: rgba(0, 0, 0, .08); }
 .icon-button svg { width: 20px; height: 20px; }
 .log { flex: 1; overflow-y: auto; padding: 12px 14px; display: flex; flex-direction: column; gap: 6px; }
 .older { align-self: center; border: 1px solid var(--line); background: var(--bg); border-radius: 14px; padding: 3px 12px; cursor: pointer; color: var(--muted); }
@@ -189,6 +189,7 @@ button, input, textarea { font: inherit; color: inherit; }
 .retry { border: 0; background: none; color: var(--error); text-decoration: underline; cursor: pointer; padding: 0; font-size: 11px; }
 .attachment { display: block; margin-top: 4px; }
 .attachment img { display: block; max-width: 220px; max-height: 220px; border-radius: 10px; }
+.message .bubble.media { padding: 0; background: transparent !important; }
 .typing { padding: 0 16px 6px; font-size: 12px; color: var(--muted); min-height: 18px; }
 .email { margin: 0 12px 8px; padding: 10px 12px; border: 1px solid var(--line); border-radius: 12px; background: #fafbfd; }
 .email p { margin: 0 0 8px; }
@@ -495,9 +496,7 @@ button, input, textarea { font: inherit; color: inherit; }
 
   // ---------------------------------------------------------------- status line
 
-  let statusTimer = null;
   function setStatus(kind, text) {
-    clearTimeout(statusTimer);
     ui.status.dataset.state = kind;
     ui.status.textContent = text;
     host.dataset.state = kind;
@@ -530,6 +529,7 @@ button, input, textarea { font: inherit; color: inherit; }
 
   /** POST /widget/v1/sessions: a token for this visitor. Fatal answers (origin, identity,
    * unknown key) stop the widget; rate limits and network errors are retried. */
+  const omitted = new Set(); // details the server refused (a page URL it can't take, say): sent no more
   async function createSession() {
     const body = {
       widgetKey: KEY,
@@ -542,6 +542,7 @@ button, input, textarea { font: inherit; color: inherit; }
       timeZone: safe(() => Intl.DateTimeFormat().resolvedOptions().timeZone),
       language: navigator.language || undefined,
     };
+    for (const field of omitted) delete body[field];
     let response;
     try {
       response = await fetch(SESSIONS_URL, {
@@ -578,9 +579,14 @@ button, input, textarea { font: inherit; color: inherit; }
     if (response.status === 429) throw new WidgetError("Too many attempts.", "RATE_LIMITED", retryAfter(response));
     const code = answer.code || { 401: "IDENTITY_MISMATCH", 403: "ORIGIN_NOT_ALLOWED", 404: "UNKNOWN_WIDGET" }[response.status];
     if (FATAL[code]) throw new WidgetError(FATAL[code], code);
-    if (response.status === 400 && body.visitorId) {
-      local.set("visitorId", null); // a visitor id the server can't read: start afresh
-      throw new WidgetError(answer.error || "Invalid visitor.", "RETRY");
+    if (response.status === 400) {
+      const field = answer.field;
+      if (field === "visitorId") local.set("visitorId", null); // one the server can't read: start afresh
+      else if (field === "identifier" || field === "identifierHash") throw new WidgetError(FATAL.IDENTITY_MISMATCH, "IDENTITY_MISMATCH");
+      else if (field === "widgetKey" || !(field in body)) throw new WidgetError(FATAL.UNKNOWN_WIDGET, "UNKNOWN_WIDGET");
+      else omitted.add(field); // name, email, pageUrl, timeZone, language: optional, so without it
+      console.warn("iMBrace widget:", answer.error);
+      throw new WidgetError(answer.error || "Invalid session request.", "RETRY", 100);
     }
     throw new WidgetError(answer.error || "The chat is unavailable.", answer.code || "UNAVAILABLE");
   }
@@ -738,7 +744,7 @@ button, input, textarea { font: inherit; color: inherit; }
     socket: null,
     attempt: 0,
     timers: {},
-    stopped: false,
+    stopped: true, // until the widget starts (a returning visitor, or the panel opened)
     subscribed: false,
 
     start() {
@@ -958,7 +964,9 @@ button, input, textarea { font: inherit; color: inherit; }
       "data-id": message.id,
       "data-status": status || null,
     };
-    const bubble = el("div", { class: "bubble" });
+    const images = (message.attachments || []).filter((file) => file.url && /^image\//.test(file.mimeType || ""));
+    const mediaOnly = !message.text && images.length && images.length === (message.attachments || []).length;
+    const bubble = el("div", { class: mediaOnly ? "bubble media" : "bubble" });
     if (message.text) bubble.append(richText(message.text));
     for (const file of message.attachments || []) bubble.append(renderAttachment(file));
     const time = new Date(message.createdAt || Date.now());
@@ -1209,10 +1217,16 @@ button, input, textarea { font: inherit; color: inherit; }
     ui.log.append(node);
     ui.empty.hidden = true;
     scrollToEnd();
-    deliver(localId, pending, draft);
+    queue(localId, pending);
   }
 
-  async function deliver(localId, pending, draft) {
+  // One send at a time, so the server stores the visitor's messages in the order written
+  let sending = Promise.resolve();
+  function queue(localId, pending) {
+    sending = sending.then(() => deliver(localId, pending));
+  }
+
+  async function deliver(localId, pending) {
     const input = { text: pending.text || null };
     if (pending.files.length) input.attachments = pending.files.map(() => null);
     try {
@@ -1234,7 +1248,7 @@ button, input, textarea { font: inherit; color: inherit; }
         setStatus("error", `Too many messages, sending again in ${Math.ceil(wait / 1000)} s`);
         await sleep(wait);
         showConnected();
-        return deliver(localId, pending, draft);
+        return deliver(localId, pending);
       }
       pending.node.dataset.status = "failed";
       const retry = el("button", {
@@ -1246,7 +1260,7 @@ button, input, textarea { font: inherit; color: inherit; }
         onclick: () => {
           retry.remove();
           pending.node.dataset.status = "pending";
-          deliver(localId, pending, draft);
+          queue(localId, pending);
         },
       });
       const meta = pending.node.querySelector(".meta");
@@ -1412,7 +1426,8 @@ button, input, textarea { font: inherit; color: inherit; }
     ui.launcher.setAttribute("aria-label", "Close chat");
     start();
     scrollToEnd();
-    if (!ui.input.disabled) ui.input.focus({ preventScroll: true });
+    // the input takes the focus, except on touch screens where that would pop the keyboard up
+    if (!ui.input.disabled && !matchMedia("(pointer: coarse)").matches) ui.input.focus({ preventScroll: true });
     maybeMarkRead();
   }
 
