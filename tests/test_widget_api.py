@@ -889,3 +889,23 @@ async def test_the_visitor_updates_their_profile_and_agents_hear_it(server):
     assert [(e["code"], e["field"]) for e in bad] == [("INVALID_INPUT", "email")]
     cleared = (await visitor.gql(PROFILE, {"i": {"email": None}}))["updateProfile"]["visitor"]
     assert cleared["email"] is None and cleared["name"] == "Dana"
+
+
+# The schema itself
+
+
+def test_the_widget_schema_is_described_and_committed():
+    from pathlib import Path
+
+    from api.cli import export_widget_schema
+    from api.settings import Settings
+    from api.widget.view import build_widget_schema
+    from tests.test_schema_descriptions import undescribed
+
+    missing = undescribed(build_widget_schema(Settings())._schema)
+    assert not missing, f"{len(missing)} without a description:\n" + "\n".join(missing)
+    committed = (Path(__file__).resolve().parent.parent / "docs" / "widget-schema.graphql").read_text()
+    assert export_widget_schema().strip() == committed.strip(), (
+        "docs/widget-schema.graphql is stale: regenerate it with "
+        "`imbrace export-schema --widget > docs/widget-schema.graphql`"
+    )

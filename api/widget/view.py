@@ -230,6 +230,6 @@ def widget_view(settings: Settings, metrics: Any) -> WidgetView:
         keep_alive_interval=settings.ws_keepalive_s,
         subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL],
         multipart_uploads_enabled=True,
-        max_subscriptions_per_connection=5,
+        max_subscriptions_per_connection=10,  # in-flight operations, mutations over the socket included
         metrics=metrics,
     )
