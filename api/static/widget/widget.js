@@ -63,10 +63,18 @@
   const AGENT_TYPING_SHOWN_MS = 7000; // typing counts as over after 6 s without a repeat
   const NO_ANSWER_MS = 120000; // unanswered this long: ask for an email even if the visitor stays
 
-  // Storage: the visitor id lives in localStorage (a returning visitor keeps their
-  // conversation), the session token in sessionStorage (this tab only). Both fall back
-  // to memory where storage is refused (private modes, sandboxed frames).
-  const scope = "imbrace:" + KEY + (IDENTITY.identifier ? ":" + IDENTITY.identifier : "") + ":";
+  // Storage: the visitor id and the session (token, expiry) live in localStorage, so a
+  // returning visitor keeps their conversation and new tabs don't each start a session
+  // (sessions per address are limited); the stream's cursor and the panel's state are
+  // per tab (sessionStorage). Both fall back to memory where storage is refused (private
+  // modes, sandboxed frames). A signed-in visitor's entries are their own: the scope
+  // names the identifier and the start of its hash, so another user on the same browser,
+  // or a page that forged the hash, never picks up their session.
+  const scope =
+    "imbrace:" +
+    KEY +
+    (IDENTITY.identifier ? ":" + IDENTITY.identifier + ":" + String(IDENTITY.identifierHash).slice(0, 16) : "") +
+    ":";
   const memory = {};
   function store(kind) {
     let area = null;
@@ -573,7 +581,7 @@ button, input, textarea { font: inherit; color: inherit; }
         expiresAt: answer.expiresAt,
         conversationId: answer.conversationId || null,
       };
-      tab.set("session", JSON.stringify(session));
+      local.set("session", JSON.stringify(session));
       return session;
     }
     if (response.status === 429) throw new WidgetError("Too many attempts.", "RATE_LIMITED", retryAfter(response));
@@ -601,7 +609,7 @@ button, input, textarea { font: inherit; color: inherit; }
 
   function storedSession() {
     try {
-      const session = JSON.parse(tab.get("session") || "null");
+      const session = JSON.parse(local.get("session") || "null");
       if (session && session.token && (!session.expiresAt || Date.parse(session.expiresAt) - Date.now() > 60000))
         return session;
     } catch (_) {
@@ -653,7 +661,7 @@ button, input, textarea { font: inherit; color: inherit; }
   /** Drops a token the server refused (expired, revoked) and makes a new one. */
   async function renewSession() {
     state.session = null;
-    tab.set("session", null);
+    local.set("session", null);
     return ensureSession();
   }
 
