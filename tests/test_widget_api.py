@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -601,6 +602,11 @@ async def test_typing_both_ways_is_told_live_and_never_replayed(server):
     outsider = await new_org(server, "Other")
     refused = await outsider.gql(AGENT_TYPING, {"id": conversation_id, "typing": True})
     assert refused["setTyping"]["errors"] == [{"code": "NOT_FOUND"}]
+    # typing rides the event log a minute at most (for the other instances), the rest stays
+    assert await server.db.events.count_documents({"kind": "TYPING"}) == 3
+    await server.app.state.runtime.retention.purge(server.services.clock() + timedelta(seconds=61))
+    assert await server.db.events.count_documents({"kind": "TYPING"}) == 0
+    assert await server.db.events.count_documents({"kind": "CREATED"}) == 1
 
 
 # Presence, location and the email fallback
@@ -909,3 +915,37 @@ def test_the_widget_schema_is_described_and_committed():
         "docs/widget-schema.graphql is stale: regenerate it with "
         "`imbrace export-schema --widget > docs/widget-schema.graphql`"
     )
+
+
+async def test_a_delivered_report_that_beats_the_worker_stands(server):
+    """The widget may report DELIVERED (or READ) before the delivery worker has recorded SENT:
+    the worker then ends the job without writing its SENT over it."""
+    from api.delivery.setup import build_worker
+
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key)
+    await visitor.send("Hi")
+    conversation_id = (await visitor.gql("{ visitor { conversationId } }"))["visitor"]["conversationId"]
+    await server.services.delivery.stop()  # this instance's worker looks away
+    reply = await agent_reply(desk, conversation_id, "Hello")
+    assert reply["deliveries"] == [{"via": "CHANNEL", "status": "QUEUED"}]
+    page = (await visitor.gql(MESSAGES))["messages"]["edges"]
+    assert page[-1]["node"]["status"] == "DELIVERED"  # fetched: the browser has it
+    async with httpx.AsyncClient() as http:
+        worker = build_worker(server.services, http)
+        assert await worker.run_once() == 1
+    messages = (await conversation(desk, conversation_id))["messages"]["edges"]
+    assert messages[-1]["node"]["deliveries"] == [{"via": "CHANNEL", "status": "DELIVERED"}]
+    assert await server.db.messages.count_documents({"outbox_due": {"$exists": True}}) == 0
+
+
+async def test_the_widget_socket_closes_when_its_session_expires(make_server):
+    server = await make_server(thresholds=CALM, widget_session_ttl_s=1)
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key)
+    async with visitor.socket() as widget:
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            while True:
+                await widget.receive(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
+    assert (await visitor.post({"query": "{ visitor { visitorId } }"})).status_code == 401

@@ -87,6 +87,10 @@ class EventStore:
                     # getMores a second, each holding the embedded database's only lock.
                     await asyncio.sleep(idle)
 
+    async def forget_typing_before(self, moment: datetime) -> int:
+        """Typing indicators older than ``moment``: they only travel to the other instances' hubs."""
+        return (await self.collection.delete_many({"at": {"$lt": ms(moment)}, "kind": "TYPING"})).deleted_count
+
     async def forget_before(self, moment: datetime) -> int:
         """Events older than ``moment``; returns how many were deleted."""
         return (await self.collection.delete_many({"at": {"$lt": ms(moment)}})).deleted_count

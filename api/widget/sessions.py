@@ -10,6 +10,7 @@ up for the visitor's location. The rules are :func:`domain.usecases.widget.start
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,11 +19,14 @@ from starlette.responses import JSONResponse, Response
 
 from api.client_address import client_address
 from api.routes.body import BodyError, read_json
+from api.secrets import SecretError
 from api.widget.cors import allow, preflight, refusal, request_origin
 from domain.enums import ErrorCode
 from domain.errors import Refused
 from domain.usecases.widget import SessionRequest, start_session
 from domain.widget import RateLimited
+
+log = logging.getLogger("imbrace.widget")
 
 STATUS = {
     ErrorCode.INVALID_INPUT: 400,
@@ -76,6 +80,9 @@ async def sessions(request: Request) -> Response:
             now,
             services.settings.widget_limits,
         )
+    except SecretError:
+        log.exception("widget %s: its identity secret can't be opened with this server's key", values["widget_key"])
+        return refusal(500, "INTERNAL_SERVER_ERROR", "This widget's identity verification is misconfigured.", cors)
     except RateLimited as limited:
         return refusal(429, "RATE_LIMITED", limited.message, {**cors, "Retry-After": str(limited.retry_after_s)})
     except Refused as refused:
