@@ -460,6 +460,7 @@ async def test_on_a_phone_the_panel_fills_the_screen(server):
         await widget(page, "launcher").tap()
         panel = widget(page, "panel")
         await expect(panel).to_be_visible()
+        await panel.evaluate("panel => Promise.all(panel.getAnimations().map(a => a.finished))")  # it slides in
         assert await panel.bounding_box() == {"x": 0, "y": 0, "width": 375, "height": 667}
         await expect(widget(page, "launcher")).to_be_hidden()  # the panel's own close button takes over
         await widget(page, "input").fill("Hello from my phone")
@@ -468,3 +469,17 @@ async def test_on_a_phone_the_panel_fills_the_screen(server):
         await widget(page, "close").tap()
         await expect(panel).to_be_hidden()
         await expect(widget(page, "launcher")).to_be_visible()
+
+
+async def test_the_demo_page_chats_under_its_own_strict_csp(server):
+    desk = await widget_desk(server, [server.url])  # the demo page is on the server's own origin
+    async with chromium() as browser:
+        page = await browser.new_page()
+        await page.add_init_script(WATCH_CSP)
+        await page.goto(f"{server.url}/widget/demo?key={desk.key}")
+        await widget(page, "launcher").click()
+        await expect(widget(page, "status")).to_have_attribute("data-state", "online")
+        await widget(page, "input").fill("Trying the demo")
+        await page.keyboard.press("Enter")
+        await expect(widget(page, "message", sender="customer")).to_have_attribute("data-status", "sent")
+        assert await page.evaluate("window.__violations") == []
