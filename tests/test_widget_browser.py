@@ -483,3 +483,34 @@ async def test_the_demo_page_chats_under_its_own_strict_csp(server):
         await page.keyboard.press("Enter")
         await expect(widget(page, "message", sender="customer")).to_have_attribute("data-status", "sent")
         assert await page.evaluate("window.__violations") == []
+
+
+async def test_an_expired_session_is_renewed_and_the_stream_resumes(make_server):
+    server = await make_server(widget_session_ttl_s=2)
+    async with PageHost() as shop, chromium() as browser:
+        desk = await widget_desk(server, [shop.origin])
+        shop.pages["/"] = shop_page(server.url, desk.key)
+        page = await browser.new_page()
+        sessions, sockets = [], []
+        page.on("response", lambda r: sessions.append(r.status) if r.url.endswith("/widget/v1/sessions") else None)
+        page.on("websocket", lambda socket: sockets.append(socket))
+        await page.goto(shop.origin + "/")
+        await widget(page, "launcher").click()
+        await widget(page, "input").fill("Is anyone there?")
+        await page.keyboard.press("Enter")
+        await expect(widget(page, "message", sender="customer")).to_have_attribute("data-status", "sent")
+        conversation_id = (await desk.org.gql(CONVERSATIONS, as_=desk.agent))["conversations"]["edges"][0]["node"]["id"]
+        joined = await desk.org.gql(JOIN, {"id": conversation_id}, as_=desk.agent)
+        assert joined["joinConversation"]["errors"] == [], joined
+        # the server closes the socket when the token expires (4401): a new session, a new socket
+        await wait_until(lambda: asyncio.sleep(0, len(sessions) >= 2 and len(sockets) >= 2), 10, "a new session")
+        await desk.reply(conversation_id, "Yes, I'm here.")
+        await widget(page, "message", sender="agent").filter(has_text="Yes, I'm here.").wait_for()
+        # and HTTP requests with an expired token get a new one too
+        await asyncio.sleep(2.5)
+        await widget(page, "input").fill("Great!")
+        await page.keyboard.press("Enter")
+        await expect(widget(page, "message", sender="customer")).to_have_count(2)
+        await expect(widget(page, "message", sender="customer").nth(1)).to_have_attribute("data-status", "sent")
+        assert set(sessions) == {201}
+        await expect(widget(page, "message")).to_have_count(3)
