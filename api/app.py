@@ -40,6 +40,7 @@ from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 from api.sweeper import Sweeper
+from api.widget import assets as widget_assets
 from api.widget.ephemeral import TypingGate
 from api.widget.geo import Geo
 from api.widget.presence import VisitorPresence
@@ -257,6 +258,7 @@ def create_app(
         WebSocketRoute("/widget/graphql", widget),
         Route("/widget/graphql", widget_graphql_http),
     ]
+    routes.extend(widget_assets.routes())  # /widget.js and its demo page
     if graphiql:
         routes.extend(graphiql.routes())
     if settings.metrics:
