@@ -16,7 +16,8 @@ from domain.visibility import Viewer, Visibility, can_see
 @dataclass(frozen=True, slots=True)
 class Event:
     """One change. ``conversation`` is the state after it; ``owner_before`` lets a
-    subscriber who could see it before a grab learn that it is now hidden."""
+    subscriber who could see it before a grab learn that it is now hidden.
+    ``by_app``: ``actor_id`` is an app's (its API key's id), not a member's."""
 
     kind: EventKind
     conversation: Conversation
@@ -27,6 +28,7 @@ class Event:
     owner_before: str | None = None
     new_status: ConversationStatus | None = None
     id: int | None = None
+    by_app: bool = False
 
 
 def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:
