@@ -15,10 +15,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from api.metrics import Metrics
-from api.store.events import TEAMS_CHANGED, EventStore, event_from_doc
+from api.store.events import TEAMS_CHANGED, EventStore, event_from_doc, is_conversation_event
 from domain.events import Event
 
 log = logging.getLogger("imbrace.hub")
@@ -98,6 +99,8 @@ class Audience:
         org_id = doc.get("org_id", "")  # "" (no such organization or team) where missing
         if doc.get("kind") == TEAMS_CHANGED:
             return set(self.by_org.get(org_id, ()))
+        if not is_conversation_event(doc):
+            return set()  # news for the instance (see EventHub.observe), not for subscribers
         team_id = (doc.get("conversation") or {}).get("team_id", "")
         found = set(self.whole_org.get(org_id, ()))
         found.update(self.by_team.get((org_id, team_id), ()))
@@ -141,6 +144,7 @@ class EventHub:
         # newest event dispatched: lets a subscriber behind in its queue judge an
         # older event against what the conversation has become since.
         self._newest: OrderedDict[str, tuple[int, dict]] = OrderedDict()
+        self._watchers: dict[str, list[Callable[[dict], None]]] = {}
 
     async def start(self) -> None:
         self.dispatched_id = await self.events.newest_id()
@@ -162,6 +166,12 @@ class EventHub:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def observe(self, kind: str, callback: Callable[[dict], None]) -> None:
+        """Call ``callback`` with every event of ``kind`` this instance dispatches, whichever
+        instance wrote it: how something is made to hold on every instance (a revoked
+        API key refused everywhere at once). It runs in the reader's loop: keep it short."""
+        self._watchers.setdefault(kind, []).append(callback)
 
     def subscribe(
         self, org_id: str, team_ids: frozenset[str] | None = None, member_id: str | None = None
@@ -240,6 +250,11 @@ class EventHub:
             self._newest.popitem(last=False)
 
     def _deliver(self, doc: dict) -> None:
+        for callback in self._watchers.get(doc.get("kind", ""), ()):
+            try:
+                callback(doc)
+            except Exception:  # noqa: BLE001 - one watcher's bug must not stop the reader
+                log.exception("event watcher failed on %s", doc.get("kind"))
         self._remember(doc)
         teams_changed = doc.get("kind") == TEAMS_CHANGED
         dispatched = DispatchedEvent(doc)

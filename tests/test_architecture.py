@@ -169,6 +169,7 @@ def test_ports_are_typed():
         (MongoStore, ports.ConversationStore),
         (MongoStore, ports.TeamDirectory),
         (MongoStore, ports.LoginAttempts),
+        (MongoStore, ports.ApiKeyStore),
         (MongoStore, InboundStore),
         (Notifications, ports.NotificationStore),
         (GridFiles, ports.FileSaver),

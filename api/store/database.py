@@ -44,6 +44,7 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
     ],
     "events": [([("seq", ASCENDING)], {"unique": True}), ([("at", ASCENDING)], {})],
     "login_attempts": [([("at", ASCENDING)], {})],  # retention; counters are read by _id
+    "api_keys": [([("key_hash", ASCENDING)], {"unique": True}), ([("org_id", ASCENDING)], {})],
 }
 
 
