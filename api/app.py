@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute, request_response
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from api.api_keys import ApiKeyRegistry
 from api.auth import Passwords, Tokens, load_jwt_secret
 from api.channels.credentials import ChannelCredentials
 from api.cors import cross_origin
@@ -117,6 +118,7 @@ class Runtime:
             identity_secrets=IdentitySecretBox(box),
             geo=Geo(self.settings.geoip_data_file),
             typing=TypingGate(),
+            api_keys=ApiKeyRegistry(store, self.clock),
         )
         self.services.presence = VisitorPresence(self.services)
         if workers:
@@ -134,6 +136,8 @@ class Runtime:
         self.hub = EventHub(services.store.events, self.metrics)
         await self.hub.start()
         services.hub = self.hub
+        assert services.api_keys is not None  # start() made it
+        services.api_keys.follow(self.hub)
         services.events.on_publish = self.hub.wake
         self.sweeper = Sweeper(
             services.store,

@@ -15,10 +15,11 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from api.metrics import Metrics
-from api.store.events import TEAMS_CHANGED, EventStore, event_from_doc
+from api.store.events import TEAMS_CHANGED, EventStore, event_from_doc, is_conversation_event
 from domain.enums import EventKind
 from domain.events import Event
 
@@ -104,6 +105,8 @@ class Audience:
         org_id = doc.get("org_id", "")  # "" (no such organization or team) where missing
         if doc.get("kind") == TEAMS_CHANGED:  # a visitor's stream doesn't depend on teams
             return {s for s in self.by_org.get(org_id, ()) if s.conversation_id is None}
+        if not is_conversation_event(doc):
+            return set()  # news for the instance (see EventHub.observe), not for subscribers
         conversation = doc.get("conversation") or {}
         team_id = conversation.get("team_id", "")
         found = set(self.whole_org.get(org_id, ()))
@@ -155,6 +158,7 @@ class EventHub:
         # newest event dispatched: lets a subscriber behind in its queue judge an
         # older event against what the conversation has become since.
         self._newest: OrderedDict[str, tuple[int, dict]] = OrderedDict()
+        self._watchers: dict[str, list[Callable[[dict], None]]] = {}
 
     async def start(self) -> None:
         self.dispatched_id = await self.events.newest_id()
@@ -176,6 +180,12 @@ class EventHub:
 
     def wake(self) -> None:
         self._wake.set()
+
+    def observe(self, kind: str, callback: Callable[[dict], None]) -> None:
+        """Call ``callback`` with every event of ``kind`` this instance dispatches, whichever
+        instance wrote it: how something is made to hold on every instance (a revoked
+        API key refused everywhere at once). It runs in the reader's loop: keep it short."""
+        self._watchers.setdefault(kind, []).append(callback)
 
     def subscribe(
         self,
@@ -266,6 +276,11 @@ class EventHub:
             self._newest.popitem(last=False)
 
     def _deliver(self, doc: dict) -> None:
+        for callback in self._watchers.get(doc.get("kind", ""), ()):
+            try:
+                callback(doc)
+            except Exception:  # noqa: BLE001 - one watcher's bug must not stop the reader
+                log.exception("event watcher failed on %s", doc.get("kind"))
         if doc.get("kind") != EventKind.TYPING.value:  # says nothing of the conversation's state
             self._remember(doc)
         teams_changed = doc.get("kind") == TEAMS_CHANGED

@@ -19,6 +19,7 @@ from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 
 if TYPE_CHECKING:  # both import the store and settings this module is imported with
+    from api.api_keys import ApiKeyRegistry
     from api.delivery.worker import DeliveryWorker
     from api.events import EventLog
     from api.hub import EventHub
@@ -47,6 +48,7 @@ class Services:
     events: EventLog | None = None
     hub: EventHub | None = None
     delivery: DeliveryWorker | None = None
+    api_keys: ApiKeyRegistry | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)
     # the web widget's visitor side (api/widget)

@@ -160,6 +160,12 @@ def take_number(member_id: str | None = None) -> Change:
     return Change(when=when, inc={"message_seq": 1})
 
 
+def take_open_number() -> Change:
+    """Reserve the next message number while the conversation is open: an app's reply
+    (apps are never in a room)."""
+    return Change(when=OPEN, inc={"message_seq": 1})
+
+
 def wake(now: datetime, due_by: datetime) -> Change:
     """A customer message on an open conversation: it waits from its first unanswered
     message (``lower`` sets it only if unset), and is due no later than ``due_by``."""
@@ -231,5 +237,6 @@ __all__ = [
     "reopen",
     "reschedule",
     "take_number",
+    "take_open_number",
     "wake",
 ]

@@ -11,6 +11,7 @@ from typing import Any
 
 from domain.delivery import TemplateCall
 from domain.enums import (
+    ApiKeyScope,
     ChannelType,
     ClosedReason,
     DeliveryStatus,
@@ -210,6 +211,7 @@ class Message:
     channel_id: str | None = None
     deliveries: tuple[Delivery, ...] = ()
     template_call: TemplateCall | None = None
+    sender_app_id: str | None = None  # the API key of an APP message
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,3 +235,24 @@ class Notification:
     conversation_id: str
     created_at: datetime
     read: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An integration's credential, acting as an app (never a member) of its organization.
+
+    The key itself is shown once and never stored: only its SHA-256 hash is kept
+    (by the store, not here) with ``prefix``, its first characters, to recognise it.
+    ``team_ids`` empty: every team of the organization, present and future.
+    """
+
+    id: str
+    org_id: str
+    name: str
+    prefix: str
+    scopes: tuple[ApiKeyScope, ...]
+    team_ids: tuple[str, ...]
+    created_at: datetime
+    created_by: str | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

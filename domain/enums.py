@@ -66,6 +66,7 @@ class SenderKind(str, Enum):
     CUSTOMER = "CUSTOMER"
     MEMBER = "MEMBER"
     SYSTEM = "SYSTEM"
+    APP = "APP"
 
 
 class MessageKind(str, Enum):
@@ -137,3 +138,11 @@ class DeliveryStatus(str, Enum):
     DELIVERED = "DELIVERED"
     READ = "READ"
     FAILED = "FAILED"
+
+
+class ApiKeyScope(str, Enum):
+    """What an API key's app may do (``api/graphql/scopes.py`` maps each root field to one)."""
+
+    READ_CONVERSATIONS = "READ_CONVERSATIONS"
+    SEND_MESSAGES = "SEND_MESSAGES"
+    MANAGE_WEBHOOKS = "MANAGE_WEBHOOKS"

@@ -18,7 +18,8 @@ class Event:
     """One change. ``conversation`` is the state after it; ``owner_before`` lets a
     subscriber who could see it before a grab learn that it is now hidden. ``typing``
     (TYPING events, which are never replayed) says whether the actor (a member, or the
-    customer when ``actor_id`` is None) started or stopped typing."""
+    customer when ``actor_id`` is None) started or stopped typing.
+    ``by_app``: ``actor_id`` is an app's (its API key's id), not a member's."""
 
     kind: EventKind
     conversation: Conversation
@@ -30,6 +31,7 @@ class Event:
     new_status: ConversationStatus | None = None
     id: int | None = None
     typing: bool | None = None
+    by_app: bool = False
 
 
 def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:

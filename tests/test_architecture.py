@@ -172,6 +172,7 @@ def test_ports_are_typed():
         (MongoStore, ports.ConversationStore),
         (MongoStore, ports.TeamDirectory),
         (MongoStore, ports.LoginAttempts),
+        (MongoStore, ports.ApiKeyStore),
         (MongoStore, InboundStore),
         (MongoStore, WidgetStore),
         (RateLimits, RateCounters),

@@ -147,6 +147,7 @@ described(
         "CUSTOMER": "The customer, through the channel.",
         "MEMBER": "A member of the organization.",
         "SYSTEM": "The server itself, for automatic messages.",
+        "APP": "An integration, with an API key (`sender.app` names it).",
     },
 )
 MessageKind = d.MessageKind
@@ -172,7 +173,8 @@ described(
         "INVALID_CREDENTIALS": "Wrong email or password.",
         "TOO_MANY_ATTEMPTS": "Too many failed logins recently (per address, per email and address, or an "
         "email's growing delay: see README Security); try again later.",
-        "FORBIDDEN": "Your role doesn't allow this.",
+        "FORBIDDEN": "Your role doesn't allow this; or, for an API key, its scopes don't (then a top-level "
+        "error, before anything runs).",
         "NOT_FOUND": "No such object, or you may not see it (both answer the same).",
         "INVALID_INPUT": "An input value breaks a rule; `field` names it.",
         "ALREADY_EXISTS": "Something with this unique value (email, team name) already exists.",
@@ -251,5 +253,18 @@ described(
         "READ": "The provider (or the web widget) reports the customer has seen it.",
         "FAILED": "Given up on: refused (see `errorCode` and `lastError`), or out of attempts "
         "(`IMBRACE_DELIVERY_MAX_ATTEMPTS`, `IMBRACE_EMAIL_MAX_ATTEMPTS` for email).",
+    },
+)
+ApiKeyScope = d.ApiKeyScope
+described(
+    ApiKeyScope,
+    "What an API key's app may do, always within the key's teams.",
+    {
+        "READ_CONVERSATIONS": "Read conversations, their messages and customers (`conversation`, "
+        "`conversations`, `conversationCounts`, `teams`) and follow them (`conversationEvents`, "
+        "`messageAdded`).",
+        "SEND_MESSAGES": "Send messages (`sendMessage`) in any open conversation of its teams, without joining "
+        "it, as the message's APP sender; list `messageTemplates`.",
+        "MANAGE_WEBHOOKS": "Manage the organization's integrator webhooks.",
     },
 )

@@ -75,8 +75,8 @@ NO_CONVERSATION = "the conversation doesn't exist or you may not see it."
 
 @strawberry.type(
     description="The root of all writes. Every mutation but `login` needs "
-    "`Authorization: Bearer <token>`; expected failures come back in the payload's "
-    "`errors`, with the other payload fields null."
+    "`Authorization: Bearer <token>` (a member's token, or an API key whose scopes allow it); expected failures "
+    "come back in the payload's `errors`, with the other payload fields null."
 )
 class Mutation:
     @strawberry.mutation(
@@ -398,6 +398,7 @@ class Mutation:
                 E.NOT_FOUND: NO_CONVERSATION,
                 E.CONVERSATION_CLOSED: "the conversation is closed.",
                 E.GRAB_REQUIRED: "you are a representative of its GRAB team and have not grabbed it.",
+                E.FORBIDDEN: "you are an app (API key): apps never join.",
             },
         )
     )
@@ -451,7 +452,8 @@ class Mutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Send a message to the customer (you must be in the room). A refused message stores nothing.",
+            "Send a message to the customer (you must be in the room; an app with SEND_MESSAGES sends in any "
+            "open conversation of its teams without joining). A refused message stores nothing.",
             {
                 E.NOT_FOUND: "the conversation doesn't exist or you may not see it, or no such template "
                 "(`templateId`).",

@@ -47,8 +47,9 @@ FILTER = strawberry.argument(
 
 
 @strawberry.type(
-    description="The root of all reads. Every field needs `Authorization: Bearer <token>`; without a "
-    "valid token the whole request fails with the top-level error `UNAUTHENTICATED`."
+    description="The root of all reads. Every field needs `Authorization: Bearer <token>` (a member's token, or "
+    "an API key whose scopes allow it); without a valid token the whole request fails with the top-level error "
+    "`UNAUTHENTICATED`."
 )
 class Query:
     @strawberry.field(description="You.")
@@ -66,7 +67,10 @@ class Query:
     async def members(self, info: Info) -> list[Member]:
         return [Member(entity=m) for m in await info.context.services.store.members(info.context.viewer.org_id)]
 
-    @strawberry.field(description="Teams you belong to (all teams for organization owners and admins).")
+    @strawberry.field(
+        description="Teams you belong to (all teams for organization owners and admins; for an API key's app, "
+        "its teams)."
+    )
     def teams(self, info: Info) -> list[Team]:
         viewer = info.context.viewer
         return [Team(entity=t) for t in teams_visible_to(viewer, viewer.teams)]

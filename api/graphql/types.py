@@ -338,11 +338,29 @@ class Delivery:
     at: datetime | None = strawberry.field(description="When the status last changed.")
 
 
+@strawberry.type(description="An integration acting through an API key: the sender or actor of what it does.")
+class App:
+    id: strawberry.ID = strawberry.field(description="Its API key's id.")
+    name: str = strawberry.field(description="Its API key's name.")
+
+    @classmethod
+    def of(cls, key: e.ApiKey) -> App:
+        return cls(id=strawberry.ID(key.id), name=key.name)
+
+
 @strawberry.type(description="Who sent a message.")
 class Sender:
-    kind: SenderKind = strawberry.field(description="CUSTOMER, MEMBER or SYSTEM.")
+    kind: SenderKind = strawberry.field(description="CUSTOMER, MEMBER, APP or SYSTEM.")
     member_id: strawberry.Private[str | None]
     customer_id: strawberry.Private[str | None]
+    app_id: strawberry.Private[str | None] = None
+
+    @strawberry.field(description="The app, for messages an integration sent with an API key.")
+    async def app(self, info: Info) -> App | None:
+        if not self.app_id:
+            return None
+        found = await info.context.loaders.app.load(self.app_id)
+        return App.of(found) if found else None
 
     @strawberry.field(description="The member, for member messages.")
     async def member(self, info: Info) -> Member | None:
@@ -378,7 +396,9 @@ class Message:
     @strawberry.field(description="Who sent it.")
     def sender(self) -> Sender:
         m = self.entity
-        return Sender(kind=m.sender_kind, member_id=m.sender_member_id, customer_id=m.sender_customer_id)
+        return Sender(
+            kind=m.sender_kind, member_id=m.sender_member_id, customer_id=m.sender_customer_id, app_id=m.sender_app_id
+        )
 
     @strawberry.field(description="What it carries.")
     def kind(self) -> MessageKind:

@@ -6,6 +6,11 @@ of ``_id`` (nx-27017 scans the whole collection for a range on ``_id``, but
 runs a range on an indexed field in SQL). Readers get the documents as
 stored: the hub routes them by their fields and subscribers decode them with
 :func:`event_from_doc`.
+
+Two kinds carry no conversation, only news every instance must act on:
+``TEAMS_CHANGED`` (subscribers re-read their teams) and ``API_KEY_REVOKED``
+(instances forget the key and close its WebSockets); see
+:func:`is_conversation_event`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from domain.enums import ConversationStatus, EventKind
 from domain.events import Event
 
 TEAMS_CHANGED = "TEAMS_CHANGED"
+API_KEY_REVOKED = "API_KEY_REVOKED"
 WATCH_AWAIT_MS = 200
 WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
@@ -47,6 +53,18 @@ class EventStore:
     async def append_teams_changed(self, event_id: int, org_id: str, at: datetime) -> None:
         await self.collection.insert_one(
             {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": TEAMS_CHANGED, "at": ms(at)}
+        )
+
+    async def append_api_key_revoked(self, event_id: int, org_id: str, key_id: str, at: datetime) -> None:
+        await self.collection.insert_one(
+            {
+                "_id": event_id,
+                "seq": event_id,
+                "org_id": org_id,
+                "kind": API_KEY_REVOKED,
+                "key_id": key_id,
+                "at": ms(at),
+            }
         )
 
     async def newest_id(self) -> int:
@@ -105,6 +123,7 @@ def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str
             "kind": event.kind.value,
             "at": ms(event.at),
             "actor_id": event.actor_id,
+            "actor_app": True if event.by_app else None,
             "previous_status": event.previous_status.value if event.previous_status else None,
             "new_status": event.new_status.value if event.new_status else None,
             "message_id": event.message_id,
@@ -130,4 +149,11 @@ def event_from_doc(doc: dict) -> Event:
         message_id=doc.get("message_id"),
         owner_before=doc.get("owner_before"),
         typing=doc.get("typing"),
+        by_app=bool(doc.get("actor_app")),
     )
+
+
+def is_conversation_event(doc: dict) -> bool:
+    """An event about a conversation (what :func:`event_from_doc` decodes), not a
+    ``TEAMS_CHANGED`` or ``API_KEY_REVOKED`` notice."""
+    return "conversation" in doc

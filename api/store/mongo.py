@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from api.store import changes, codec
+from api.store.api_keys import ApiKeys
 from api.store.channels import Channels
 from api.store.codec import ms
 from api.store.deliveries import Deliveries, job_fields
@@ -35,6 +36,7 @@ from api.store.templates import Templates
 from domain import changes as domain_changes
 from domain.changes import Change
 from domain.entities import (
+    ApiKey,
     Channel,
     Conversation,
     Customer,
@@ -80,6 +82,7 @@ class MongoStore:
         self.deliveries = Deliveries(db)
         self.sweeps = Sweeps(db)
         self.provider_tokens = ProviderTokens(db)
+        self.api_keys = ApiKeys(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
         self._customer_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -136,6 +139,18 @@ class MongoStore:
 
     async def teams(self, org_id: str) -> tuple[Team, ...]:
         return await self._teams.of_org(org_id)
+
+    async def create_api_key(self, key: ApiKey, key_hash: str) -> ApiKey:
+        return await self.api_keys.create(key, key_hash)
+
+    async def api_key(self, org_id: str, key_id: str) -> ApiKey | None:
+        return await self.api_keys.get(org_id, key_id)
+
+    async def api_keys_of(self, org_id: str) -> list[ApiKey]:
+        return await self.api_keys.of_org(org_id)
+
+    async def revoke_api_key(self, org_id: str, key_id: str, now: datetime) -> ApiKey | None:
+        return await self.api_keys.revoke(org_id, key_id, now)
 
     async def set_team_member(self, org_id: str, team_id: str, member_id: str, role: TeamRole) -> Team | None:
         return await self._teams.set_member(org_id, team_id, member_id, role)
@@ -382,6 +397,10 @@ class MongoStore:
         counted by it). For a member, only while they are in the open room.
         """
         return await changes.apply(self.db, conversation_id, domain_changes.take_number(member_id), returning=BEFORE)
+
+    async def take_open_message_seq(self, conversation_id: str) -> Conversation | None:
+        """As :meth:`take_message_seq`, for an app's reply: only while the conversation is open."""
+        return await changes.apply(self.db, conversation_id, domain_changes.take_open_number(), returning=BEFORE)
 
     async def change_conversation(self, conversation_id: str, change: Change) -> Conversation | None:
         """``change`` made in one conditional update (join, grab, leave, close); the

@@ -7,7 +7,7 @@ from datetime import datetime
 from domain import changes
 from domain.entities import Conversation, Team
 from domain.enums import ClosedReason, ErrorCode, EventKind, TeamMode
-from domain.errors import Refused, not_found
+from domain.errors import Refused, forbidden, not_found
 from domain.events import Event
 from domain.ports import ConversationStore, EventSink
 from domain.status import Thresholds, is_closed, status_of
@@ -32,6 +32,8 @@ async def _load(store: ConversationStore, viewer: Viewer, conversation_id: str) 
 async def join_conversation(
     store: ConversationStore, events: EventSink, viewer: Viewer, conversation_id: str, now: datetime, t: Thresholds
 ) -> Conversation:
+    if viewer.app is not None:
+        raise forbidden("Apps (API keys) never join conversations.")
     conversation = await load_visible(store, viewer, conversation_id)
     if is_closed(conversation, now, t):
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
