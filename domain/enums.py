@@ -37,13 +37,15 @@ class ConversationStatus(str, Enum):
 
 
 class StatusFilter(str, Enum):
-    """What the sidebar filters on: statuses plus web-widget presence."""
+    """What the sidebar filters on, in the page's words (a conversation can match several),
+    plus web-widget presence."""
 
     ONLINE = "ONLINE"
     REP_NEEDED = "REP_NEEDED"
     PENDING = "PENDING"
     SOON_TO_BE = "SOON_TO_BE"
     OVERDUE = "OVERDUE"
+    REPLIED = "REPLIED"
     CLOSED = "CLOSED"
 
 

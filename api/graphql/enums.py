@@ -102,13 +102,19 @@ described(
 StatusFilter = d.StatusFilter
 described(
     StatusFilter,
-    "Sidebar status filters: statuses, plus ONLINE (web-widget customer online).",
+    "Sidebar status filters, in the page's words, plus ONLINE (web-widget customer online). Unlike the one "
+    "`status` a conversation shows (by precedence), a conversation can match several: a customer who has waited "
+    "past the overdue line with nobody in the room is both REP_NEEDED and OVERDUE, and `conversationCounts` "
+    "counts it under each.",
     {
         "ONLINE": "Open Web Widget conversations whose customer is online now, whatever their status.",
-        "REP_NEEDED": "Conversations with status REP_NEEDED.",
-        "PENDING": "Conversations with status PENDING.",
-        "SOON_TO_BE": "Conversations with status SOON_TO_BE.",
-        "OVERDUE": "Conversations with status OVERDUE.",
+        "REP_NEEDED": "Open conversations whose customer waits with nobody in the room, however long they have waited.",
+        "PENDING": "Open conversations whose customer waits with someone in the room, however long they have waited.",
+        "SOON_TO_BE": 'Open conversations whose customer has waited past the "soon" threshold '
+        '(`IMBRACE_SOON_AFTER_S`) but not the "overdue" one, whoever is in the room.',
+        "OVERDUE": 'Open conversations whose customer has waited past the "overdue" threshold '
+        "(`IMBRACE_OVERDUE_AFTER_S`), whoever is in the room.",
+        "REPLIED": "Open conversations waiting on the customer: a member answered their last message.",
         "CLOSED": "Closed conversations; listed only when this filter is asked for.",
     },
 )

@@ -176,6 +176,11 @@ class ConversationFilter:
         default=None, description="Any of these (CLOSED must be listed for closed ones to appear)."
     )
     channels: list[ChannelType] | None = strawberry.field(default=None, description="Only these channel types.")
+    channel_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Only conversations that came through these channels (ids of `channels`); with `channels`, "
+        "both apply. An empty list matches nothing.",
+    )
     search: str | None = strawberry.field(
         default=None, description="Customer name, email or phone contains this text (case-insensitive, literal)."
     )
