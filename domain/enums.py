@@ -98,6 +98,7 @@ class ErrorCode(str, Enum):
     WHATSAPP_WINDOW_CLOSED = "WHATSAPP_WINDOW_CLOSED"
     MESSENGER_WINDOW_CLOSED = "MESSENGER_WINDOW_CLOSED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    CONVERSATION_CHANGED = "CONVERSATION_CHANGED"
 
 
 class EventKind(str, Enum):
@@ -113,6 +114,8 @@ class EventKind(str, Enum):
     PRESENCE = "PRESENCE"
     DELIVERY = "DELIVERY"
     HIDDEN = "HIDDEN"
+    TRANSFERRED = "TRANSFERRED"
+    RELEASED = "RELEASED"
 
 
 class NotificationKind(str, Enum):
@@ -120,6 +123,7 @@ class NotificationKind(str, Enum):
     GRAB_OFFER = "GRAB_OFFER"
     NEW_MESSAGE = "NEW_MESSAGE"
     WAITING_TOO_LONG = "WAITING_TOO_LONG"
+    TRANSFERRED = "TRANSFERRED"
 
 
 class DeliveryVia(str, Enum):

@@ -24,6 +24,7 @@ from api.store.files import GridFiles
 from api.store.mongo import MongoStore
 from api.store.notifications import Notifications
 from domain.usecases.inbound import InboundStore
+from domain.usecases.rooms import TransferStore
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = re.compile(r"^\$[A-Za-z]+$")
@@ -170,6 +171,7 @@ def test_ports_are_typed():
         (MongoStore, ports.TeamDirectory),
         (MongoStore, ports.LoginAttempts),
         (MongoStore, InboundStore),
+        (MongoStore, TransferStore),
         (Notifications, ports.NotificationStore),
         (GridFiles, ports.FileSaver),
         (Passwords, ports.PasswordHasher),

@@ -193,6 +193,8 @@ described(
         "MESSENGER_WINDOW_CLOSED": "More than 7 days since the Facebook customer last wrote: Messenger "
         "accepts no message from the page until they write again.",
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
+        "CONVERSATION_CHANGED": "The conversation changed while you acted on it (another admin transferred it, "
+        "or it kept changing); look at it again before retrying.",
     },
 )
 EventKind = d.EventKind
@@ -212,7 +214,12 @@ described(
         "PRESENCE": "The web-widget customer reported their presence: online, offline, or a new location.",
         "DELIVERY": "A message changed after it was stored: a delivery moved (sent, delivered, read, failed) "
         "or a file the customer sent arrived from the provider.",
-        "HIDDEN": "You can no longer see it because someone else grabbed it; only its id is given.",
+        "HIDDEN": "You can no longer see it because someone else grabbed it, or it was transferred to another "
+        "team or owner; only its id is given.",
+        "TRANSFERRED": "An admin transferred it to another team or handed it to a representative "
+        "(`transferConversation`); `note` says why.",
+        "RELEASED": "Its owner or an admin gave a grabbed conversation back to its GRAB team's queue "
+        "(`releaseConversation`).",
     },
 )
 NotificationKind = d.NotificationKind
@@ -221,10 +228,13 @@ described(
     "Why a member was notified.",
     {
         "NEW_CONVERSATION": "A conversation opened, reopened or was released in your COLLABORATION team.",
-        "GRAB_OFFER": "A conversation opened, reopened or was released in your GRAB team and may be grabbed.",
+        "GRAB_OFFER": "A conversation opened, reopened, was released or was transferred to your GRAB team, and may "
+        "be grabbed.",
         "NEW_MESSAGE": "The customer wrote in a conversation you are in.",
         "WAITING_TOO_LONG": "A customer has waited SOON_TO_BE or OVERDUE long in a room you are in (or, in an "
         "empty room, of a team you administer).",
+        "TRANSFERRED": "An admin transferred a conversation to your COLLABORATION team, or handed one to you "
+        "(you own it now); the TRANSFERRED event carries their note.",
     },
 )
 DeliveryVia = d.DeliveryVia

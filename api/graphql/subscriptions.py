@@ -87,6 +87,10 @@ class ConversationEvent:
     def at(self) -> datetime:
         return self.event.at
 
+    @strawberry.field(description="For TRANSFERRED: the note the admin wrote, if any (null for HIDDEN).")
+    def note(self) -> str | None:
+        return None if self.delivered_kind is Kind.HIDDEN else self.event.note
+
 
 def judged(dispatched: DispatchedEvent, context, flt: listing.ConversationFilter) -> Kind | None:
     """What this subscriber receives, judged once per (visibility, filter) for each event."""
