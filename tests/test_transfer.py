@@ -10,6 +10,7 @@ update) are played on the use case with an in-memory store.
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -22,6 +23,8 @@ from domain.errors import Refused
 from domain.status import Thresholds
 from domain.usecases import rooms
 from domain.visibility import Viewer
+from tests import conftest
+from tests.test_conversation_list import Commands, tag_requests
 from tests.world import Org, Person, grab_desk, new_org
 from tests.ws import Subscriber
 
@@ -541,3 +544,74 @@ async def test_only_the_owner_or_an_admin_releases_even_if_others_could_see_it(m
 def test_a_release_needs_an_owner():
     with pytest.raises(ValueError):
         changes.release(replace(open_conversation(), owner_id=None), NOW)
+
+
+# --- cost -------------------------------------------------------------------------------------------
+
+
+async def test_a_transfer_and_a_release_cost_a_fixed_few_commands(mongo_uri, data_dir):
+    """MongoDB commands per request, as the README states them (the event log's two commands included),
+    for the mutation itself: fields of members in the selection (``owner``, ``representatives``) add
+    one batched read, as anywhere else."""
+    commands = Commands()
+    server = conftest.Server(conftest.make_settings(mongo_uri, data_dir, thresholds=CALM), [commands])
+    server.server.config.app = tag_requests(server.app)
+    await server.start()
+    try:
+        org, front, front_channel, (ann, ben, lead), grab, channel, (alice, bob, boss) = await two_desks(server)
+        offered = (await org.customer_writes(front_channel, "o", "hi"))["conversationId"]
+        handed = (await org.customer_writes(channel, "h", "hi"))["conversationId"]
+        await room(org, "joinConversation", offered, ann)
+        await room(org, "grabConversation", handed, alice)
+
+        async def cost(tag: str, query: str, variables: dict) -> list[str]:
+            response = await server.http.post(
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers={"Authorization": f"Bearer {org.owner.token}", "X-Cost-Tag": tag},
+            )
+            body = response.json()
+            assert "errors" not in body and all(not v["errors"] for v in body["data"].values()), body
+            return commands.by_tag[tag]
+
+        transfer_ = """mutation($i: TransferConversationInput!) { transferConversation(input: $i) {
+            conversation { id status } note errors { code } } }"""
+        release_ = "mutation($id: ID!) { releaseConversation(id: $id) { conversation { id status } errors { code } } }"
+        measured = {
+            "transfer, offered to a GRAB team, one in the room": await cost(
+                "offer", transfer_, {"i": {"id": offered, "toTeamId": grab, "note": "n"}}
+            ),
+            "transfer, handed to a representative": await cost(
+                "hand", transfer_, {"i": {"id": handed, "toMemberId": bob.id}}
+            ),
+            "release": await cost("release", release_, {"id": handed}),
+        }
+        print("\nMongoDB commands per request:", json.dumps(measured, indent=1))
+        event_log = ["findAndModify counters", "insert events"]
+        assert measured["transfer, offered to a GRAB team, one in the room"] == [
+            "aggregate members",  # authentication: the viewer and every team of the organization
+            "find conversations",
+            "find members",  # is anyone left in the room an organization admin?
+            "findAndModify conversations",
+            "find teams",  # who is offered it
+            "insert notifications",
+            *event_log,
+        ]
+        assert measured["transfer, handed to a representative"] == [
+            "aggregate members",
+            "find conversations",
+            "find members",  # the representative (and the room, in the same read)
+            "findAndModify conversations",
+            "insert notifications",
+            *event_log,
+        ]
+        assert measured["release"] == [
+            "aggregate members",
+            "find conversations",
+            "findAndModify conversations",
+            "find teams",
+            "insert notifications",
+            *event_log,
+        ]
+    finally:
+        await server.stop()
