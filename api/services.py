@@ -22,6 +22,11 @@ if TYPE_CHECKING:  # both import the store and settings this module is imported 
     from api.delivery.worker import DeliveryWorker
     from api.events import EventLog
     from api.hub import EventHub
+    from api.widget.ephemeral import TypingGate
+    from api.widget.geo import Geo
+    from api.widget.presence import VisitorPresence
+    from api.widget.secrets import IdentitySecretBox
+    from api.widget.tokens import WidgetTokens
 
 
 def utc_now() -> datetime:
@@ -44,3 +49,9 @@ class Services:
     delivery: DeliveryWorker | None = None
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)
+    # the web widget's visitor side (api/widget)
+    widget_tokens: WidgetTokens | None = None
+    identity_secrets: IdentitySecretBox | None = None
+    geo: Geo | None = None
+    presence: VisitorPresence | None = None
+    typing: TypingGate | None = None

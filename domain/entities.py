@@ -67,6 +67,17 @@ class Team:
 
 
 @dataclass(frozen=True, slots=True)
+class WidgetSettings:
+    """How a WEB_WIDGET channel is embedded: its public key (``wk_…``, in the pages' script tag),
+    the exact origins that may embed it, and whether sessions may be bound to a site's own user
+    ids (identity verification; the secret itself stays sealed in the store)."""
+
+    key: str
+    allowed_origins: tuple[str, ...] = ()
+    identity_verification: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     id: str
     org_id: str
@@ -75,12 +86,14 @@ class Channel:
     name: str
     created_at: datetime | None = None
     credential_hints: dict[str, str] | None = None  # None: no provider credentials
+    widget: WidgetSettings | None = None  # WEB_WIDGET channels set up for the widget
 
 
 @dataclass(frozen=True, slots=True)
 class Location:
     city: str | None = None
     country: str | None = None
+    country_code: str | None = None  # ISO 3166-1 alpha-2, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,10 @@ class Customer:
     last_active_at: datetime | None = None
     location: Location | None = None
     created_at: datetime | None = None
+    # what the web widget's page reports: its IANA time zone, language tag and the page's URL
+    time_zone: str | None = None
+    language: str | None = None
+    page_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,9 @@ from domain.visibility import Viewer, Visibility, can_see
 class Event:
     """One change. ``conversation`` is the state after it; ``owner_before`` (and, for a
     transfer, ``team_before``) lets a subscriber who could see it before a grab or a
-    transfer learn that it is now hidden. ``note`` is what the admin wrote with a transfer."""
+    transfer learn that it is now hidden. ``note`` is what the admin wrote with a transfer.
+    ``typing`` (TYPING events, which are never replayed) says whether the actor (a member,
+    or the customer when ``actor_id`` is None) started or stopped typing."""
 
     kind: EventKind
     conversation: Conversation
@@ -30,6 +32,7 @@ class Event:
     id: int | None = None
     team_before: str | None = None
     note: str | None = None
+    typing: bool | None = None
 
 
 def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:

@@ -25,6 +25,7 @@ from domain.entities import (
     Notification,
     Organization,
     Team,
+    WidgetSettings,
 )
 from domain.enums import ChannelType, OrgRole, TeamMode, TeamRole
 from domain.events import Event
@@ -64,8 +65,11 @@ class AccountStore(Protocol):
         channel_id: str | None = None,
         credentials: str | None = None,
         credential_hints: dict[str, str] | None = None,
+        widget: WidgetSettings | None = None,
+        widget_secret: str | None = None,
     ) -> Channel:
-        """``credentials``: the sealed token (:class:`CredentialSealer`), never the clear values."""
+        """``credentials``: the sealed token (:class:`CredentialSealer`), never the clear values;
+        ``widget_secret``: a web widget's identity secret, sealed too."""
         ...
 
     async def org_channel(self, org_id: str, channel_id: str) -> Channel | None: ...

@@ -126,6 +126,10 @@ async def test_connecting_returns_the_webhook_url_and_only_hints(meta, caplog):
         "verifyToken": "…" + WHATSAPP["verifyToken"][-4:],
         "pageId": None,
         "pageAccessToken": None,
+        "channelSecret": None,
+        "channelAccessToken": None,
+        "appId": None,
+        "token": None,
     }
     assert fb["credentials"] == {
         "pageId": MESSENGER["pageId"],
@@ -134,6 +138,10 @@ async def test_connecting_returns_the_webhook_url_and_only_hints(meta, caplog):
         "verifyToken": "…" + MESSENGER["verifyToken"][-4:],
         "phoneNumberId": None,
         "accessToken": None,
+        "channelSecret": None,
+        "channelAccessToken": None,
+        "appId": None,
+        "token": None,
     }
     # every field of every channel, read back by the owner: not one secret
     answered = json.dumps([whatsapp, messenger, await org.gql(CHANNELS)])

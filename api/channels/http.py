@@ -16,7 +16,7 @@ from __future__ import annotations
 import email.utils
 import logging
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,11 +27,13 @@ from domain.delivery import Failed, Retry
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A provider's HTTP answer: status, parsed JSON body (None if not JSON) and ``Retry-After`` in seconds."""
+    """A provider's HTTP answer: status, parsed JSON body (None if not JSON), ``Retry-After`` in
+    seconds, and the response headers (case-insensitive; LINE names the accepted request in one)."""
 
     status: int
     body: Any
     retry_after_s: float | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,7 @@ async def request_json(
         body = response.json()
     except ValueError:
         body = None
-    return Answer(response.status_code, body, retry_after(response.headers.get("retry-after")))
+    return Answer(response.status_code, body, retry_after(response.headers.get("retry-after")), response.headers)
 
 
 def outcome_of(answer: Answer, code: str | None, message: str, retry_codes: Collection[str] = ()) -> Retry | Failed:

@@ -295,6 +295,9 @@ async def download(
                         None,
                         retry_after(response.headers.get("retry-after")),
                     )
+                if response.status_code == 202:  # taken, not ready: LINE prepares videos and audio first
+                    waited = retry_after(response.headers.get("retry-after"))
+                    return Retry("The provider is still preparing the file.", None, waited)
                 if response.status_code != 200:
                     return Failed(f"The provider refused the media download (HTTP {response.status_code}).")
                 declared = response.headers.get("content-length", "")

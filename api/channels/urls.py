@@ -10,6 +10,8 @@ from domain.enums import ChannelType
 WEBHOOK_PATHS: dict[ChannelType, str] = {
     ChannelType.WHATSAPP: "/webhooks/whatsapp",
     ChannelType.FACEBOOK: "/webhooks/messenger",
+    ChannelType.LINE: "/webhooks/line",
+    ChannelType.WECHAT: "/webhooks/wechat",
 }
 
 

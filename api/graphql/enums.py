@@ -78,8 +78,8 @@ described(
     "Where customers write from.",
     {
         "FACEBOOK": "Facebook Messenger.",
-        "WEB_WIDGET": "The chat widget on the organization's website; reports whether the customer is online, "
-        "and replies go out by email while they are offline.",
+        "WEB_WIDGET": "The chat widget on the organization's website (one script tag, see `Channel.widget`); "
+        "reports whether the customer is online and where, and replies go out by email while they are offline.",
         "LINE": "LINE.",
         "WECHAT": "WeChat.",
         "WHATSAPP": "WhatsApp; free-form replies only within the window after the customer's last message, "
@@ -192,9 +192,16 @@ described(
         "WHATSAPP_TEMPLATE may be sent.",
         "MESSENGER_WINDOW_CLOSED": "More than 7 days since the Facebook customer last wrote: Messenger "
         "accepts no message from the page until they write again.",
+        "WECHAT_WINDOW_CLOSED": "More than 48 hours since the WeChat customer last wrote: WeChat accepts no "
+        "customer service message from the official account until they write again.",
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
         "CONVERSATION_CHANGED": "The conversation changed while you acted on it (another admin transferred it, "
         "or it kept changing); look at it again before retrying.",
+        "RATE_LIMITED": "Web widget: too many sessions or messages from one visitor or client address; retry "
+        "after the time given (see docs/web-widget.md).",
+        "UNKNOWN_WIDGET": "Web widget: no widget has this key (or it was rotated away).",
+        "ORIGIN_NOT_ALLOWED": "Web widget: the page's origin is not one of the channel's allowed origins.",
+        "IDENTITY_MISMATCH": "Web widget: the identifier's hash is not HMAC-SHA256(identitySecret, identifier).",
     },
 )
 EventKind = d.EventKind
@@ -211,9 +218,12 @@ described(
         "CLOSED": "It closed, by hand or for inactivity.",
         "REOPENED": "A customer's message reopened it after it closed.",
         "CUSTOMER_UPDATED": "The customer's details changed.",
-        "PRESENCE": "The web-widget customer reported their presence: online, offline, or a new location.",
+        "PRESENCE": "The web-widget customer came online (opened the widget) or went offline, or reported "
+        "their presence through the presence webhook.",
         "DELIVERY": "A message changed after it was stored: a delivery moved (sent, delivered, read, failed) "
         "or a file the customer sent arrived from the provider.",
+        "TYPING": "Someone started or stopped typing (`typing`): the web-widget visitor (`actor` null) or a member "
+        "(`actor`). Never stored, never replayed; treat `typing: true` as over after 6 s without a repeat.",
         "HIDDEN": "You can no longer see it because someone else grabbed it, or it was transferred to another "
         "team or owner; only its id is given.",
         "TRANSFERRED": "An admin transferred it to another team or handed it to a representative "
@@ -243,7 +253,7 @@ described(
     "How a message reaches the customer.",
     {
         "EMAIL": "By email, because the web-widget customer was offline (email fallback).",
-        "CHANNEL": "Through the customer's channel.",
+        "CHANNEL": "Through the customer's channel (for the web widget: the visitor's chat history and stream).",
     },
 )
 DeliveryStatus = d.DeliveryStatus
@@ -253,8 +263,8 @@ described(
     {
         "QUEUED": "Waiting to be sent, or to be retried.",
         "SENT": "Handed over to the mail server or the channel's provider.",
-        "DELIVERED": "The provider reports it reached the customer's device.",
-        "READ": "The provider reports the customer has seen it.",
+        "DELIVERED": "The provider (or the web widget) reports it reached the customer's device.",
+        "READ": "The provider (or the web widget) reports the customer has seen it.",
         "FAILED": "Given up on: refused (see `errorCode` and `lastError`), or out of attempts "
         "(`IMBRACE_DELIVERY_MAX_ATTEMPTS`, `IMBRACE_EMAIL_MAX_ATTEMPTS` for email).",
     },

@@ -91,6 +91,13 @@ class ConversationEvent:
     def note(self) -> str | None:
         return None if self.delivered_kind is Kind.HIDDEN else self.event.note
 
+    @strawberry.field(
+        description="For TYPING: whether `actor` (a member), or the web-widget visitor when `actor` is null, "
+        "started (true) or stopped (false) typing; null for other kinds."
+    )
+    def typing(self) -> bool | None:
+        return self.event.typing if self.delivered_kind is Kind.TYPING else None
+
 
 def judged(dispatched: DispatchedEvent, context, flt: listing.ConversationFilter) -> Kind | None:
     """What this subscriber receives, judged once per (visibility, filter) for each event."""

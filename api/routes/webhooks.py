@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from api.channels import messenger, meta, whatsapp
 from api.channels.inbound import Parsed
 from api.routes.body import BodyError, json_of, read_limited
-from domain.credentials import Credentials, MessengerCredentials, WhatsAppCredentials
+from domain.credentials import MessengerCredentials, WhatsAppCredentials
 from domain.entities import Channel
 from domain.enums import ChannelType
 from domain.errors import Refused
@@ -119,7 +119,9 @@ async def receive(services: Any, channel: Channel, parsed: Parsed, *, look_up_na
         services.delivery.notify()
 
 
-async def _connected_channel(request: Request, platform: MetaPlatform) -> tuple[Channel, Credentials] | Response:
+async def _connected_channel(
+    request: Request, platform: MetaPlatform
+) -> tuple[Channel, WhatsAppCredentials | MessengerCredentials] | Response:
     """The channel of the URL with its credentials; 404 for an unknown channel, one of
     another type, or one without credentials (nothing about which)."""
     services = request.app.state.services
@@ -128,4 +130,6 @@ async def _connected_channel(request: Request, platform: MetaPlatform) -> tuple[
     expected = WhatsAppCredentials if platform.channel_type is ChannelType.WHATSAPP else MessengerCredentials
     if loaded is None or loaded[0].type is not platform.channel_type or not isinstance(loaded[1], expected):
         return JSONResponse({"error": "No such channel."}, status_code=404)
-    return loaded
+    channel, credentials = loaded
+    assert isinstance(credentials, (WhatsAppCredentials, MessengerCredentials))  # checked just above
+    return channel, credentials

@@ -57,6 +57,12 @@ class EventStore:
         cursor = self.collection.find({"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}).sort("seq", 1)
         return await cursor.to_list()
 
+    async def of_conversation_between(self, org_id: str, conversation_id: str, after: int, up_to: int) -> list[dict]:
+        cursor = self.collection.find(
+            {"conversation_id": conversation_id, "seq": {"$gt": after, "$lte": up_to}, "org_id": org_id}
+        ).sort("seq", 1)
+        return await cursor.to_list()
+
     async def after(self, event_id: int, limit: int) -> list[dict]:
         return await self.collection.find({"seq": {"$gt": event_id}}).sort("seq", 1).limit(limit).to_list()
 
@@ -81,6 +87,10 @@ class EventStore:
                     # getMores a second, each holding the embedded database's only lock.
                     await asyncio.sleep(idle)
 
+    async def forget_typing_before(self, moment: datetime) -> int:
+        """Typing indicators older than ``moment``: they only travel to the other instances' hubs."""
+        return (await self.collection.delete_many({"at": {"$lt": ms(moment)}, "kind": "TYPING"})).deleted_count
+
     async def forget_before(self, moment: datetime) -> int:
         """Events older than ``moment``; returns how many were deleted."""
         return (await self.collection.delete_many({"at": {"$lt": ms(moment)}})).deleted_count
@@ -102,7 +112,10 @@ def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str
             "team_before": event.team_before,
             "note": event.note,
             "conversation": codec.conversation_doc(event.conversation),
+            # a copy of the conversation's id, indexed: a widget visitor's stream replays its own
+            "conversation_id": event.conversation.id,
             "notified": notified or None,
+            "typing": event.typing,
         }
     )
 
@@ -120,4 +133,5 @@ def event_from_doc(doc: dict) -> Event:
         owner_before=doc.get("owner_before"),
         team_before=doc.get("team_before"),
         note=doc.get("note"),
+        typing=doc.get("typing"),
     )

@@ -23,7 +23,7 @@ from domain.events import Event
 from domain.ports import ConversationStore, EventSink, FileSaver
 from domain.status import Thresholds, is_closed, next_transition_at, status_of
 from domain.templates import placeholders, render
-from domain.usecases.delivery import check_messenger_window, deliveries_for
+from domain.usecases.delivery import check_messenger_window, check_wechat_window, deliveries_for
 from domain.usecases.rooms import load_visible
 from domain.validation import clean_line, clean_text, is_id
 from domain.visibility import Viewer
@@ -82,6 +82,7 @@ async def send_message(
     check_kind_fits_channel(draft.kind, conversation.channel_type)
     check_whatsapp_window(conversation, draft.kind, now, settings)
     check_messenger_window(conversation, now)
+    check_wechat_window(conversation, now)
     text, template_call = await _compose_text(store, viewer, conversation, draft)
     check_uploads(draft, settings)
     channel = await store.channel(conversation.channel_id)
