@@ -101,7 +101,9 @@ class Audience:
             _discard(index, key, subscription)
 
     def of(self, doc: dict) -> set[Subscription]:
-        """Who may care about an event: every subscription of the organization for a team change."""
+        """Who may care about an event: whoever sees the whole organization, the conversation's team
+        (and its team before a transfer), the notified members; everyone of the organization for a
+        team change."""
         org_id = doc.get("org_id", "")  # "" (no such organization or team) where missing
         if doc.get("kind") == TEAMS_CHANGED:  # a visitor's stream doesn't depend on teams
             return {s for s in self.by_org.get(org_id, ()) if s.conversation_id is None}
@@ -111,6 +113,8 @@ class Audience:
         team_id = conversation.get("team_id", "")
         found = set(self.whole_org.get(org_id, ()))
         found.update(self.by_team.get((org_id, team_id), ()))
+        if doc.get("team_before"):  # a transfer: the old team's subscribers learn it is gone
+            found.update(self.by_team.get((org_id, doc["team_before"]), ()))
         for member_id in doc.get("notified") or ():
             found.update(s for s in self.by_member.get(member_id, ()) if s.org_id == org_id)
         found.update(s for s in self.by_conversation.get(conversation.get("_id", ""), ()) if s.org_id == org_id)

@@ -37,13 +37,15 @@ class ConversationStatus(str, Enum):
 
 
 class StatusFilter(str, Enum):
-    """What the sidebar filters on: statuses plus web-widget presence."""
+    """What the sidebar filters on, in the page's words (a conversation can match several),
+    plus web-widget presence."""
 
     ONLINE = "ONLINE"
     REP_NEEDED = "REP_NEEDED"
     PENDING = "PENDING"
     SOON_TO_BE = "SOON_TO_BE"
     OVERDUE = "OVERDUE"
+    REPLIED = "REPLIED"
     CLOSED = "CLOSED"
 
 
@@ -98,6 +100,7 @@ class ErrorCode(str, Enum):
     MESSENGER_WINDOW_CLOSED = "MESSENGER_WINDOW_CLOSED"
     WECHAT_WINDOW_CLOSED = "WECHAT_WINDOW_CLOSED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    CONVERSATION_CHANGED = "CONVERSATION_CHANGED"
     RATE_LIMITED = "RATE_LIMITED"
     UNKNOWN_WIDGET = "UNKNOWN_WIDGET"
     ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
@@ -118,6 +121,8 @@ class EventKind(str, Enum):
     DELIVERY = "DELIVERY"
     TYPING = "TYPING"
     HIDDEN = "HIDDEN"
+    TRANSFERRED = "TRANSFERRED"
+    RELEASED = "RELEASED"
 
 
 class NotificationKind(str, Enum):
@@ -125,6 +130,7 @@ class NotificationKind(str, Enum):
     GRAB_OFFER = "GRAB_OFFER"
     NEW_MESSAGE = "NEW_MESSAGE"
     WAITING_TOO_LONG = "WAITING_TOO_LONG"
+    TRANSFERRED = "TRANSFERRED"
 
 
 class DeliveryVia(str, Enum):

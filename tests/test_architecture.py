@@ -26,6 +26,7 @@ from api.store.notifications import Notifications
 from api.store.rate_limits import RateLimits
 from api.widget.secrets import IdentitySecretBox
 from domain.usecases.inbound import InboundStore
+from domain.usecases.rooms import TransferStore
 from domain.usecases.widget import IdentitySecrets, RateCounters, WidgetStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -174,6 +175,7 @@ def test_ports_are_typed():
         (MongoStore, ports.LoginAttempts),
         (MongoStore, ports.ApiKeyStore),
         (MongoStore, InboundStore),
+        (MongoStore, TransferStore),
         (MongoStore, WidgetStore),
         (RateLimits, RateCounters),
         (IdentitySecretBox, IdentitySecrets),

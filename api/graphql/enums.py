@@ -102,13 +102,19 @@ described(
 StatusFilter = d.StatusFilter
 described(
     StatusFilter,
-    "Sidebar status filters: statuses, plus ONLINE (web-widget customer online).",
+    "Sidebar status filters, in the page's words, plus ONLINE (web-widget customer online). Unlike the one "
+    "`status` a conversation shows (by precedence), a conversation can match several: a customer who has waited "
+    "past the overdue line with nobody in the room is both REP_NEEDED and OVERDUE, and `conversationCounts` "
+    "counts it under each.",
     {
         "ONLINE": "Open Web Widget conversations whose customer is online now, whatever their status.",
-        "REP_NEEDED": "Conversations with status REP_NEEDED.",
-        "PENDING": "Conversations with status PENDING.",
-        "SOON_TO_BE": "Conversations with status SOON_TO_BE.",
-        "OVERDUE": "Conversations with status OVERDUE.",
+        "REP_NEEDED": "Open conversations whose customer waits with nobody in the room, however long they have waited.",
+        "PENDING": "Open conversations whose customer waits with someone in the room, however long they have waited.",
+        "SOON_TO_BE": 'Open conversations whose customer has waited past the "soon" threshold '
+        '(`IMBRACE_SOON_AFTER_S`) but not the "overdue" one, whoever is in the room.',
+        "OVERDUE": 'Open conversations whose customer has waited past the "overdue" threshold '
+        "(`IMBRACE_OVERDUE_AFTER_S`), whoever is in the room.",
+        "REPLIED": "Open conversations waiting on the customer: a member answered their last message.",
         "CLOSED": "Closed conversations; listed only when this filter is asked for.",
     },
 )
@@ -191,6 +197,8 @@ described(
         "WECHAT_WINDOW_CLOSED": "More than 48 hours since the WeChat customer last wrote: WeChat accepts no "
         "customer service message from the official account until they write again.",
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
+        "CONVERSATION_CHANGED": "The conversation changed while you acted on it (another admin transferred it, "
+        "or it kept changing); look at it again before retrying.",
         "RATE_LIMITED": "Web widget: too many sessions or messages from one visitor or client address; retry "
         "after the time given (see docs/web-widget.md).",
         "UNKNOWN_WIDGET": "Web widget: no widget has this key (or it was rotated away).",
@@ -218,7 +226,12 @@ described(
         "or a file the customer sent arrived from the provider.",
         "TYPING": "Someone started or stopped typing (`typing`): the web-widget visitor (`actor` null) or a member "
         "(`actor`). Never stored, never replayed; treat `typing: true` as over after 6 s without a repeat.",
-        "HIDDEN": "You can no longer see it because someone else grabbed it; only its id is given.",
+        "HIDDEN": "You can no longer see it because someone else grabbed it, or it was transferred to another "
+        "team or owner; only its id is given.",
+        "TRANSFERRED": "An admin transferred it to another team or handed it to a representative "
+        "(`transferConversation`); `note` says why.",
+        "RELEASED": "Its owner or an admin gave a grabbed conversation back to its GRAB team's queue "
+        "(`releaseConversation`).",
     },
 )
 NotificationKind = d.NotificationKind
@@ -227,10 +240,13 @@ described(
     "Why a member was notified.",
     {
         "NEW_CONVERSATION": "A conversation opened, reopened or was released in your COLLABORATION team.",
-        "GRAB_OFFER": "A conversation opened, reopened or was released in your GRAB team and may be grabbed.",
+        "GRAB_OFFER": "A conversation opened, reopened, was released or was transferred to your GRAB team, and may "
+        "be grabbed.",
         "NEW_MESSAGE": "The customer wrote in a conversation you are in.",
         "WAITING_TOO_LONG": "A customer has waited SOON_TO_BE or OVERDUE long in a room you are in (or, in an "
         "empty room, of a team you administer).",
+        "TRANSFERRED": "An admin transferred a conversation to your COLLABORATION team, or handed one to you "
+        "(you own it now); the TRANSFERRED event carries their note.",
     },
 )
 DeliveryVia = d.DeliveryVia

@@ -215,6 +215,26 @@ class SendMessageInput:
     )
 
 
+@strawberry.input(description="Where to hand a conversation: another team, or a representative of a GRAB team.")
+class TransferConversationInput:
+    id: strawberry.ID = strawberry.field(description="The conversation.")
+    to_team_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The team it goes to; that team's mode applies. Omitted: its own team (then `toMemberId` "
+        "is needed).",
+    )
+    to_member_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A representative of the GRAB team it goes to, who owns it at once (instead of it being "
+        "offered to the team). Not for COLLABORATION teams.",
+    )
+    note: str | None = strawberry.field(
+        default=None,
+        description="Why, for the members it goes to (up to 4,096 characters); kept on the TRANSFERRED event "
+        "(`ConversationEvent.note`).",
+    )
+
+
 @strawberry.input(description="Changes to a customer; omitted fields are kept, null clears.")
 class UpdateCustomerInput:
     id: strawberry.ID = strawberry.field(description="Customer.")
@@ -250,6 +270,11 @@ class ConversationFilter:
         default=None, description="Any of these (CLOSED must be listed for closed ones to appear)."
     )
     channels: list[ChannelType] | None = strawberry.field(default=None, description="Only these channel types.")
+    channel_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Only conversations that came through these channels (ids of `channels`); with `channels`, "
+        "both apply. An empty list matches nothing.",
+    )
     search: str | None = strawberry.field(
         default=None, description="Customer name, email or phone contains this text (case-insensitive, literal)."
     )

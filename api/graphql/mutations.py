@@ -18,6 +18,7 @@ from api.graphql.inputs import (
     LoginInput,
     RemoveTeamMemberInput,
     SendMessageInput,
+    TransferConversationInput,
     UpdateChannelCredentialsInput,
     UpdateChannelInput,
     UpdateCustomerInput,
@@ -33,6 +34,7 @@ from api.graphql.payloads import (
     SendMessagePayload,
     SetTypingPayload,
     TeamPayload,
+    TransferConversationPayload,
     UpdateChannelCredentialsPayload,
     UpdateChannelPayload,
     run,
@@ -43,6 +45,7 @@ from domain.enums import ChannelType
 from domain.enums import ErrorCode as E
 from domain.errors import Refused, invalid
 from domain.usecases import customers, login, messaging, onboarding, rooms, widget
+from domain.visibility import can_see
 
 
 class UploadedFile:
@@ -399,6 +402,7 @@ class Mutation:
                 E.CONVERSATION_CLOSED: "the conversation is closed.",
                 E.GRAB_REQUIRED: "you are a representative of its GRAB team and have not grabbed it.",
                 E.FORBIDDEN: "you are an app (API key): apps never join.",
+                E.CONVERSATION_CHANGED: "it kept being transferred while you joined; look at it again.",
             },
         )
     )
@@ -449,6 +453,68 @@ class Mutation:
         self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
     ) -> ConversationPayload:
         return await _room_action(info, rooms.close_conversation, id)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Hand an open conversation to another team, or to a representative of a GRAB team (admins of its "
+            "team, and organization owners and admins). The target team's mode applies: a COLLABORATION team "
+            "lists it to all its members (TRANSFERRED notifications); a GRAB team offers it to its members "
+            "(GRAB_OFFER), unless `toMemberId` names the representative who owns it at once (a TRANSFERRED "
+            "notification to them). Members who can no longer see it leave the room and get HIDDEN; the "
+            "customer's wait goes on. One conditional update: a grab or transfer that lands first wins.",
+            {
+                E.NOT_FOUND: "the conversation doesn't exist or you may not see it (`id`); or no such team in "
+                "your organization (`toTeamId`), or no such member (`toMemberId`).",
+                E.FORBIDDEN: "you are not an admin of its team nor an owner or admin of the organization.",
+                E.INVALID_INPUT: "`toTeamId` is its own team and no `toMemberId` is given; `toMemberId` is given "
+                "for a COLLABORATION team, is not a representative of the GRAB team (admins never own), or "
+                "already owns it; or the note breaks a text rule (`field` says which).",
+                E.CONVERSATION_CLOSED: "the conversation is closed (a customer message reopens it in its team).",
+                E.ALREADY_GRABBED: "someone grabbed it (or was handed it) since you read it; nothing changed.",
+                E.CONVERSATION_CHANGED: "another admin transferred it since you read it, or it kept changing; "
+                "nothing changed.",
+            },
+        )
+    )
+    async def transfer_conversation(
+        self, info: Info, input: Annotated[TransferConversationInput, _input("conversation and where it goes")]
+    ) -> TransferConversationPayload:
+        ctx = info.context
+
+        async def action():
+            request = rooms.TransferRequest(
+                conversation_id=str(input.id),
+                to_team_id=str(input.to_team_id) if input.to_team_id is not None else None,
+                to_member_id=str(input.to_member_id) if input.to_member_id is not None else None,
+                note=input.note,
+            )
+            done = await rooms.transfer_conversation(
+                ctx.services.store, ctx.services.events, ctx.viewer, request, ctx.now, ctx.services.settings.thresholds
+            )
+            seen = can_see(ctx.viewer, done.conversation)  # what you may not see behaves as absent
+            return {"conversation": Conversation(entity=done.conversation) if seen else None, "note": done.note}
+
+        return await run(TransferConversationPayload, action)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Give a grabbed conversation back to its GRAB team's queue: nobody owns it, its owner leaves the "
+            "room, and the team gets new grab offers (its owner, or an admin of its team or the organization). "
+            "Releasing a conversation nobody owns is a no-op.",
+            {
+                E.NOT_FOUND: NO_CONVERSATION,
+                E.NOT_GRAB_TEAM: "its team works in COLLABORATION mode.",
+                E.FORBIDDEN: "you neither own it nor are an admin of its team or the organization.",
+                E.CONVERSATION_CLOSED: "the conversation is closed.",
+                E.ALREADY_GRABBED: "someone else owns it since you read it; nothing changed.",
+                E.CONVERSATION_CHANGED: "it was transferred since you read it, or kept changing; nothing changed.",
+            },
+        )
+    )
+    async def release_conversation(
+        self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
+    ) -> ConversationPayload:
+        return await _room_action(info, rooms.release_conversation, id)
 
     @strawberry.mutation(
         description=mutation_description(

@@ -108,9 +108,20 @@ class UpdateChannelCredentialsPayload:
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
-@strawberry.type(description="Result of a conversation action (join, grab, leave, close).")
+@strawberry.type(description="Result of a conversation action (join, grab, leave, close, release).")
 class ConversationPayload:
     conversation: Conversation | None = strawberry.field(default=None, description="The conversation after it.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `transferConversation`.")
+class TransferConversationPayload:
+    conversation: Conversation | None = strawberry.field(
+        default=None,
+        description="The conversation after it; null also when the transfer took it out of your sight (a team "
+        "admin sending it to a team they are not in).",
+    )
+    note: str | None = strawberry.field(default=None, description="The note, as kept on the TRANSFERRED event.")
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 

@@ -38,6 +38,7 @@ def to_domain_filter(flt: ConversationFilter | None) -> listing.ConversationFilt
         statuses=tuple(flt.statuses) if flt.statuses is not None else None,
         channels=tuple(flt.channels) if flt.channels is not None else None,
         search=flt.search,
+        channel_ids=tuple(str(c) for c in flt.channel_ids) if flt.channel_ids is not None else None,
     )
 
 
@@ -120,7 +121,10 @@ class Query:
             total=lambda: ctx.services.lister.count(criteria),
         )
 
-    @strawberry.field(description="Sidebar badges: how many conversations each status filter would list.")
+    @strawberry.field(
+        description="Sidebar badges: how many conversations each status filter would list, one badge per "
+        "`StatusFilter` value (a conversation matching several filters is counted under each)."
+    )
     async def conversation_counts(
         self,
         info: Info,

@@ -94,6 +94,10 @@ class ConversationEvent:
     def at(self) -> datetime:
         return self.event.at
 
+    @strawberry.field(description="For TRANSFERRED: the note the admin wrote, if any (null for HIDDEN).")
+    def note(self) -> str | None:
+        return None if self.delivered_kind is Kind.HIDDEN else self.event.note
+
     @strawberry.field(
         description="For TYPING: whether `actor` (a member), or the web-widget visitor when `actor` is null, "
         "started (true) or stopped (false) typing; null for other kinds."

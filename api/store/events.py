@@ -128,6 +128,8 @@ def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str
             "new_status": event.new_status.value if event.new_status else None,
             "message_id": event.message_id,
             "owner_before": event.owner_before,
+            "team_before": event.team_before,
+            "note": event.note,
             "conversation": codec.conversation_doc(event.conversation),
             # a copy of the conversation's id, indexed: a widget visitor's stream replays its own
             "conversation_id": event.conversation.id,
@@ -148,6 +150,8 @@ def event_from_doc(doc: dict) -> Event:
         new_status=ConversationStatus(doc["new_status"]) if doc.get("new_status") else None,
         message_id=doc.get("message_id"),
         owner_before=doc.get("owner_before"),
+        team_before=doc.get("team_before"),
+        note=doc.get("note"),
         typing=doc.get("typing"),
         by_app=bool(doc.get("actor_app")),
     )
