@@ -52,13 +52,17 @@ class ProviderTokens:
         """Whether ``holder`` now holds the refresh lease (for ``lease_s`` from ``now``): only
         one conditional update can take a lease that is free or run out."""
         until = ms(now + timedelta(seconds=lease_s))
+        # Only a token still due: an instance that read the document before another stored a
+        # fresh token must not refresh it again (every document has ``refresh_at``, so no
+        # ``$or`` with "missing" is needed, which nx-27017 mis-nests beside other fields).
         claimed = await self.collection.find_one_and_update(
-            {"_id": key, "lease_until": {"$lte": ms(now)}}, {"$set": {"lease": holder, "lease_until": until}}
+            {"_id": key, "lease_until": {"$lte": ms(now)}, "refresh_at": {"$lte": ms(now)}},
+            {"$set": {"lease": holder, "lease_until": until}},
         )
         if claimed is not None:
             return True
         try:
-            await self.collection.insert_one({"_id": key, "lease": holder, "lease_until": until})
+            await self.collection.insert_one({"_id": key, "lease": holder, "lease_until": until, "refresh_at": 0})
         except DuplicateKeyError:
             return False  # there is a document, and its lease is held
         return True

@@ -59,7 +59,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -67,7 +66,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from api.embedded import free_port
-from tests.serving import start_serving
+from tests.fakes.served import ServedInLoop
 
 _TRANSPORT = "fake_line.transport"  # scope key: the connection's transport, for drop_next
 
@@ -170,7 +169,7 @@ def _utf16_units(text: str) -> int:
 
 
 @dataclass
-class FakeLineAPI:
+class FakeLineAPI(ServedInLoop):
     """The fake server: ``async with FakeLineAPI(tokens=[...]) as line``, or ``start()``/``stop()``."""
 
     tokens: Iterable[str] = ()
@@ -196,26 +195,9 @@ class FakeLineAPI:
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             ]
         )
-        config = uvicorn.Config(
-            self._asgi,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            interface="asgi3",
-            lifespan="off",
-            proxy_headers=False,
-            timeout_keep_alive=120,  # longer than any client's keep-alive
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._task: asyncio.Task | None = None
+        self._serve(self._asgi)
 
     # -- lifecycle ---------------------------------------------------------------
-
-    @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def api_url(self) -> str:
@@ -226,22 +208,6 @@ class FakeLineAPI:
     def data_api_url(self) -> str:
         """Stands in for ``https://api-data.line.me``."""
         return f"{self.origin}/data"
-
-    async def start(self) -> FakeLineAPI:
-        self._task = await start_serving(self._server)
-        return self
-
-    async def stop(self) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
-            self._task = None
-
-    async def __aenter__(self) -> FakeLineAPI:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     # -- set-up ------------------------------------------------------------------
 

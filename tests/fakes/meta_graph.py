@@ -82,7 +82,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -90,7 +89,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from api.embedded import free_port
-from tests.serving import start_serving
+from tests.fakes.served import ServedInLoop
 
 GRAPH_VERSION = "v21.0"
 _TRANSPORT = "fake_graph.transport"  # scope key: the connection's transport, for drop_next
@@ -207,7 +206,7 @@ def _new_id() -> str:
 
 
 @dataclass
-class FakeGraphAPI:
+class FakeGraphAPI(ServedInLoop):
     """The fake server: ``async with FakeGraphAPI(tokens=[...]) as graph``, or ``start()``/``stop()``."""
 
     tokens: Iterable[str] = ()
@@ -231,48 +230,13 @@ class FakeGraphAPI:
                 Route("/{path:path}", self._unknown, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
             ]
         )
-        config = uvicorn.Config(
-            self._asgi,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            access_log=False,
-            interface="asgi3",  # a bound method: uvicorn's guess would take it for ASGI 2
-            lifespan="off",
-            proxy_headers=False,
-            backlog=4096,
-            # longer than any client's keep-alive, so a client never reuses a connection the fake is closing
-            timeout_keep_alive=120,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._task: asyncio.Task | None = None
+        self._serve(self._asgi, backlog=4096)
 
     # -- lifecycle ---------------------------------------------------------------
 
     @property
-    def origin(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
     def base_url(self) -> str:
         return f"{self.origin}/{GRAPH_VERSION}"
-
-    async def start(self) -> FakeGraphAPI:
-        self._task = await start_serving(self._server)
-        return self
-
-    async def stop(self) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
-            self._task = None
-
-    async def __aenter__(self) -> FakeGraphAPI:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
 
     # -- set-up ------------------------------------------------------------------
 

@@ -55,7 +55,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -63,7 +62,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from api.embedded import free_port
-from tests.serving import start_serving
+from tests.fakes.served import ServedInLoop
 
 TOKEN_OVERLAP_S = 300  # an old token stays valid this long after a new one is fetched
 MESSAGE_TYPES = ("text", "image", "voice", "video", "music", "news", "mpnews", "msgmenu", "wxcard", "miniprogrampage")
@@ -112,7 +111,7 @@ class _Refused(Exception):
 
 
 @dataclass
-class FakeWeChatAPI:
+class FakeWeChatAPI(ServedInLoop):
     """``async with FakeWeChatAPI(apps={app_id: app_secret}) as wechat``, or ``start()``/``stop()``."""
 
     apps: Mapping[str, str] = field(default_factory=dict)
@@ -141,41 +140,13 @@ class FakeWeChatAPI:
                 Route("/{path:path}", self._unknown, methods=["GET", "POST"]),
             ]
         )
-        config = uvicorn.Config(
-            self._app,
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            access_log=False,  # the query strings carry secrets and tokens
-            lifespan="off",
-            proxy_headers=False,
-            timeout_keep_alive=120,
-            timeout_graceful_shutdown=2,
-        )
-        self._server = uvicorn.Server(config)
-        self._task: asyncio.Task | None = None
+        self._serve(self._app)
 
     # -- lifecycle ---------------------------------------------------------------
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self) -> FakeWeChatAPI:
-        self._task = await start_serving(self._server)
-        return self
-
-    async def stop(self) -> None:
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
-            self._task = None
-
-    async def __aenter__(self) -> FakeWeChatAPI:
-        return await self.start()
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.stop()
+        return self.origin
 
     # -- set-up and faults ----------------------------------------------------------
 
