@@ -24,6 +24,7 @@ from api.channels.line import LineTransport, retry_key
 from domain.credentials import LineCredentials
 from domain.delivery import Failed, Outgoing, OutgoingFile, Retry, Sent
 from domain.enums import MessageKind
+from tests.channel_desk import DeliveryWaits
 from tests.clock import FakeClock
 from tests.fakes import line_webhooks as hooks
 from tests.fakes.line_api import FakeLineAPI
@@ -48,7 +49,7 @@ CONVERSATION = """query($id: ID!) { conversation(id: $id) { customer { name attr
 
 
 @dataclass
-class Desk:
+class Desk(DeliveryWaits):
     org: Org
     agent: Person
     line: FakeLineAPI
@@ -100,18 +101,6 @@ class Desk:
             files={"0": (name, data, mime)},
         )
         assert upload.status_code == 200 and upload.json()["data"]["sendMessage"]["errors"] == [], upload.text
-
-    async def delivery(self, conversation_id: str, message_id: str) -> dict:
-        [message] = [m for m in await self.messages(conversation_id) if m["id"] == message_id]
-        [delivery] = message["deliveries"]
-        return delivery
-
-    async def wait_delivery(self, conversation_id: str, message_id: str, status: str, timeout_s: float = 8) -> dict:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while (delivery := await self.delivery(conversation_id, message_id))["status"] != status:
-            assert asyncio.get_running_loop().time() < deadline, delivery
-            await asyncio.sleep(0.05)
-        return delivery
 
     async def wait_conversation(self, conversation_id: str, predicate, timeout_s: float = 8) -> dict:
         deadline = asyncio.get_running_loop().time() + timeout_s

@@ -18,6 +18,7 @@ import pytest
 
 from api.delivery.setup import build_worker
 from domain.status import Thresholds
+from tests.channel_desk import DeliveryWaits
 from tests.clock import FakeClock
 from tests.fakes.meta_graph import FakeGraphAPI
 from tests.fakes.meta_webhooks import (
@@ -54,7 +55,7 @@ CONVERSATION = """query($id: ID!) { conversation(id: $id) { customer { name phon
 
 
 @dataclass
-class Desk:
+class Desk(DeliveryWaits):
     org: Org
     agent: Person
     graph: FakeGraphAPI
@@ -102,25 +103,6 @@ class Desk:
     async def messages(self, conversation_id: str) -> list[dict]:
         data = await self.org.gql(CONVERSATION, {"id": conversation_id}, as_=self.agent)
         return [e["node"] for e in data["conversation"]["messages"]["edges"]]
-
-    async def delivery(self, conversation_id: str, message_id: str) -> dict:
-        [message] = [m for m in await self.messages(conversation_id) if m["id"] == message_id]
-        [delivery] = message["deliveries"]
-        return delivery
-
-    async def wait_delivery(self, conversation_id: str, message_id: str, status: str, timeout_s: float = 8) -> dict:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while (delivery := await self.delivery(conversation_id, message_id))["status"] != status:
-            assert asyncio.get_running_loop().time() < deadline, delivery
-            await asyncio.sleep(0.05)
-        return delivery
-
-    async def wait_messages(self, conversation_id: str, predicate, timeout_s: float = 8) -> list[dict]:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not predicate(messages := await self.messages(conversation_id)):
-            assert asyncio.get_running_loop().time() < deadline, messages
-            await asyncio.sleep(0.05)
-        return messages
 
 
 @pytest.fixture

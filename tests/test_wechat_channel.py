@@ -22,6 +22,7 @@ from api.channels import wechat
 from api.delivery.setup import build_worker, wechat_tokens
 from domain.credentials import WeChatCredentials
 from domain.status import Thresholds
+from tests.channel_desk import DeliveryWaits
 from tests.clock import FakeClock
 from tests.fakes import wechat_webhooks as push
 from tests.fakes.wechat_api import FakeWeChatAPI
@@ -47,7 +48,7 @@ CONVERSATION = """query($id: ID!) { conversation(id: $id) { customer { name attr
 
 
 @dataclass
-class Desk:
+class Desk(DeliveryWaits):
     org: Org
     agent: Person
     api: FakeWeChatAPI
@@ -88,25 +89,6 @@ class Desk:
 
     async def messages(self, conversation_id: str) -> list[dict]:
         return [e["node"] for e in (await self.conversation(conversation_id))["messages"]["edges"]]
-
-    async def delivery(self, conversation_id: str, message_id: str) -> dict:
-        [message] = [m for m in await self.messages(conversation_id) if m["id"] == message_id]
-        [delivery] = message["deliveries"]
-        return delivery
-
-    async def wait_delivery(self, conversation_id: str, message_id: str, status: str, timeout_s: float = 8) -> dict:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while (delivery := await self.delivery(conversation_id, message_id))["status"] != status:
-            assert asyncio.get_running_loop().time() < deadline, delivery
-            await asyncio.sleep(0.05)
-        return delivery
-
-    async def wait_messages(self, conversation_id: str, predicate, timeout_s: float = 8) -> list[dict]:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not predicate(messages := await self.messages(conversation_id)):
-            assert asyncio.get_running_loop().time() < deadline, messages
-            await asyncio.sleep(0.05)
-        return messages
 
     async def upload_image(self, conversation_id: str, data: bytes, name: str = "photo.png") -> None:
         await self.org.gql(JOIN, {"id": conversation_id}, as_=self.agent)
