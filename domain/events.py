@@ -16,7 +16,10 @@ from domain.visibility import Viewer, Visibility, can_see
 @dataclass(frozen=True, slots=True)
 class Event:
     """One change. ``conversation`` is the state after it; ``owner_before`` lets a
-    subscriber who could see it before a grab learn that it is now hidden."""
+    subscriber who could see it before a grab learn that it is now hidden.
+    ``line_id``: the system line the change wrote into the history (pushed by
+    ``messageAdded``); ``mentioned``: members an internal note mentions, told by a
+    MENTION notification (decided by the use case, who can see the conversation)."""
 
     kind: EventKind
     conversation: Conversation
@@ -27,6 +30,8 @@ class Event:
     owner_before: str | None = None
     new_status: ConversationStatus | None = None
     id: int | None = None
+    line_id: str | None = None
+    mentioned: tuple[str, ...] = ()
 
 
 def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:

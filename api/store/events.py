@@ -101,6 +101,7 @@ def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str
             "owner_before": event.owner_before,
             "conversation": codec.conversation_doc(event.conversation),
             "notified": notified or None,
+            "line_id": event.line_id,
         }
     )
 
@@ -116,4 +117,5 @@ def event_from_doc(doc: dict) -> Event:
         new_status=ConversationStatus(doc["new_status"]) if doc.get("new_status") else None,
         message_id=doc.get("message_id"),
         owner_before=doc.get("owner_before"),
+        line_id=doc.get("line_id"),
     )

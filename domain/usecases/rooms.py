@@ -1,4 +1,8 @@
-"""Entering and leaving a conversation's room: join, grab, leave, close."""
+"""Entering and leaving a conversation's room: join, grab, leave, close.
+
+Each of them also writes a system line into the conversation's history (who did
+what), numbered by the room change itself (:mod:`domain.usecases.lines`).
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,12 @@ from datetime import datetime
 
 from domain import changes
 from domain.entities import Conversation, Team
-from domain.enums import ClosedReason, ErrorCode, EventKind, TeamMode
+from domain.enums import ClosedReason, ErrorCode, EventKind, SystemAction, TeamMode
 from domain.errors import Refused, not_found
 from domain.events import Event
 from domain.ports import ConversationStore, EventSink
 from domain.status import Thresholds, is_closed, status_of
+from domain.usecases.lines import write_line
 from domain.validation import is_id
 from domain.visibility import Viewer, can_grab, can_see, is_admin_of, is_grab_representative
 
@@ -39,10 +44,11 @@ async def join_conversation(
         return conversation
     if is_grab_representative(viewer, conversation) and conversation.owner_id != viewer.member_id:
         raise Refused(ErrorCode.GRAB_REQUIRED, "Grab this conversation before joining it.")
-    updated = await store.change_conversation(conversation.id, changes.join(viewer.member_id, now))
+    updated = await store.change_conversation(conversation.id, changes.numbered(changes.join(viewer.member_id, now)))
     if updated is None:
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
-    await _publish(events, EventKind.JOINED, conversation, updated, viewer, now, t)
+    line = await write_line(store, updated, SystemAction.JOINED, now, actor=viewer)
+    await _publish(events, EventKind.JOINED, conversation, updated, viewer, now, t, line.id)
     return updated
 
 
@@ -61,10 +67,11 @@ async def grab_conversation(
     assert conversation is not None
     if conversation.owner_id == viewer.member_id:
         return conversation
-    updated = await store.change_conversation(conversation.id, changes.grab(viewer.member_id, now))
+    updated = await store.change_conversation(conversation.id, changes.numbered(changes.grab(viewer.member_id, now)))
     if updated is None:
         raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
-    await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t)
+    line = await write_line(store, updated, SystemAction.GRABBED, now, actor=viewer)
+    await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t, line.id)
     return updated
 
 
@@ -109,10 +116,13 @@ async def leave_conversation(
     if viewer.member_id not in conversation.participants:
         raise Refused(ErrorCode.NOT_JOINED, "You are not in this conversation.")
     release = conversation.owner_id == viewer.member_id
-    updated = await store.change_conversation(conversation.id, changes.leave(viewer.member_id, now, release=release))
+    leave = changes.numbered(changes.leave(viewer.member_id, now, release=release))
+    updated = await store.change_conversation(conversation.id, leave)
     if updated is None:
         raise Refused(ErrorCode.NOT_JOINED, "You are not in this conversation.")
-    await _publish(events, EventKind.LEFT, conversation, updated, viewer, now, t)
+    action = SystemAction.RELEASED if release else SystemAction.LEFT
+    line = await write_line(store, updated, action, now, actor=viewer)
+    await _publish(events, EventKind.LEFT, conversation, updated, viewer, now, t, line.id)
     return updated
 
 
@@ -125,31 +135,44 @@ async def close_conversation(
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
     if viewer.member_id not in conversation.participants and not is_admin_of(viewer, conversation):
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before closing it.")
-    updated = await store.change_conversation(conversation.id, changes.close(ClosedReason.MANUAL, now, now))
+    close = changes.numbered(changes.close(ClosedReason.MANUAL, now, now))
+    updated = await store.change_conversation(conversation.id, close)
     if updated is None:
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
-    await _publish(events, EventKind.CLOSED, conversation, updated, viewer, now, t)
+    line = await write_line(store, updated, SystemAction.CLOSED, now, actor=viewer)
+    await _publish(events, EventKind.CLOSED, conversation, updated, viewer, now, t, line.id)
     return updated
 
 
 async def leave_team_rooms(
-    store: ConversationStore, events: EventSink, team: Team, member_id: str, now: datetime, t: Thresholds
+    store: ConversationStore,
+    events: EventSink,
+    team: Team,
+    member_id: str,
+    now: datetime,
+    t: Thresholds,
+    *,
+    by: Viewer | None = None,
+    member_name: str | None = None,
 ) -> int:
-    """A member taken out of a team leaves every open room of that team.
+    """A member taken out of a team (``by`` an admin) leaves every open room of that team.
 
     What they owned is released (the LEFT event goes out as a release, so the
     team gets new grab offers), and they stop being told of its messages and
     waits because notifications follow the room. Closed conversations keep
-    their owner: their history stays private to the owner and admins.
-    Returns how many rooms were left.
+    their owner: their history stays private to the owner and admins. Each
+    room's history says who took whom out. Returns how many rooms were left.
     """
     left = 0
     for conversation in await store.open_rooms_of(team.org_id, team.id, member_id):
         release = conversation.owner_id == member_id
-        updated = await store.change_conversation(conversation.id, changes.leave(member_id, now, release=release))
+        leave = changes.numbered(changes.leave(member_id, now, release=release))
+        updated = await store.change_conversation(conversation.id, leave)
         if updated is None:  # left, closed or released meanwhile
             continue
         left += 1
+        action = SystemAction.RELEASED if release else SystemAction.LEFT
+        line = await write_line(store, updated, action, now, actor=by, target_id=member_id, target_name=member_name)
         await events.publish(
             Event(
                 kind=EventKind.LEFT,
@@ -158,6 +181,7 @@ async def leave_team_rooms(
                 actor_id=member_id,
                 previous_status=status_of(conversation, now, t),
                 owner_before=conversation.owner_id,
+                line_id=line.id,
             )
         )
     return left
@@ -171,6 +195,7 @@ async def _publish(
     viewer: Viewer,
     now: datetime,
     t: Thresholds,
+    line_id: str | None = None,
 ) -> None:
     await events.publish(
         Event(
@@ -180,5 +205,6 @@ async def _publish(
             actor_id=viewer.member_id,
             previous_status=status_of(before, now, t),
             owner_before=before.owner_id,
+            line_id=line_id,
         )
     )
