@@ -101,7 +101,8 @@ class Desk:
 
     async def messages(self, conversation_id: str) -> list[dict]:
         data = await self.org.gql(CONVERSATION, {"id": conversation_id}, as_=self.agent)
-        return [e["node"] for e in data["conversation"]["messages"]["edges"]]
+        # the channel's messages: the history's own lines (the agent joining) aside
+        return [e["node"] for e in data["conversation"]["messages"]["edges"] if e["node"]["kind"] != "SYSTEM"]
 
     async def delivery(self, conversation_id: str, message_id: str) -> dict:
         [message] = [m for m in await self.messages(conversation_id) if m["id"] == message_id]
