@@ -37,13 +37,15 @@ class ConversationStatus(str, Enum):
 
 
 class StatusFilter(str, Enum):
-    """What the sidebar filters on: statuses plus web-widget presence."""
+    """What the sidebar filters on, in the page's words (a conversation can match several),
+    plus web-widget presence."""
 
     ONLINE = "ONLINE"
     REP_NEEDED = "REP_NEEDED"
     PENDING = "PENDING"
     SOON_TO_BE = "SOON_TO_BE"
     OVERDUE = "OVERDUE"
+    REPLIED = "REPLIED"
     CLOSED = "CLOSED"
 
 
@@ -66,6 +68,7 @@ class SenderKind(str, Enum):
     CUSTOMER = "CUSTOMER"
     MEMBER = "MEMBER"
     SYSTEM = "SYSTEM"
+    APP = "APP"
 
 
 class MessageKind(str, Enum):
@@ -109,7 +112,13 @@ class ErrorCode(str, Enum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     WHATSAPP_WINDOW_CLOSED = "WHATSAPP_WINDOW_CLOSED"
     MESSENGER_WINDOW_CLOSED = "MESSENGER_WINDOW_CLOSED"
+    WECHAT_WINDOW_CLOSED = "WECHAT_WINDOW_CLOSED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    CONVERSATION_CHANGED = "CONVERSATION_CHANGED"
+    RATE_LIMITED = "RATE_LIMITED"
+    UNKNOWN_WIDGET = "UNKNOWN_WIDGET"
+    ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
+    IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
 
 
 class EventKind(str, Enum):
@@ -124,8 +133,11 @@ class EventKind(str, Enum):
     CUSTOMER_UPDATED = "CUSTOMER_UPDATED"
     PRESENCE = "PRESENCE"
     DELIVERY = "DELIVERY"
+    TYPING = "TYPING"
     HIDDEN = "HIDDEN"
     READ = "READ"  # a member marked messages read: only that member's own subscriptions receive it
+    TRANSFERRED = "TRANSFERRED"
+    RELEASED = "RELEASED"
 
 
 class NotificationKind(str, Enum):
@@ -134,6 +146,7 @@ class NotificationKind(str, Enum):
     NEW_MESSAGE = "NEW_MESSAGE"
     WAITING_TOO_LONG = "WAITING_TOO_LONG"
     MENTION = "MENTION"
+    TRANSFERRED = "TRANSFERRED"
 
 
 class DeliveryVia(str, Enum):
@@ -147,3 +160,11 @@ class DeliveryStatus(str, Enum):
     DELIVERED = "DELIVERED"
     READ = "READ"
     FAILED = "FAILED"
+
+
+class ApiKeyScope(str, Enum):
+    """What an API key's app may do (``api/graphql/scopes.py`` maps each root field to one)."""
+
+    READ_CONVERSATIONS = "READ_CONVERSATIONS"
+    SEND_MESSAGES = "SEND_MESSAGES"
+    MANAGE_WEBHOOKS = "MANAGE_WEBHOOKS"

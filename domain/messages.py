@@ -43,14 +43,18 @@ def system_line(
     actor_name: str | None = None,
     target_id: str | None = None,
     target_name: str | None = None,
+    note: str | None = None,
+    removed: bool = False,
 ) -> Message:
     """The SYSTEM line recording ``action`` in the history of ``conversation``, as the change
     that reserved the line's number left it (its ``message_seq`` is the line's number:
     see :func:`domain.changes.numbered`).
 
     ``actor``: who did it (None: the customer, or the server's timer); ``target``: whom it
-    concerns when that is someone else (a transfer's new owner, a member taken out of
-    the team). The text is written once, with the names of the moment.
+    concerns when that is someone else (a transfer's new owner, or its team when
+    ``target_id`` is None; the owner an admin released it from; a member taken out of the
+    team, ``removed``); ``note``: a transfer's reason. The text is written once, with the
+    names of the moment.
     """
     return Message(
         id=message_id,
@@ -59,31 +63,53 @@ def system_line(
         seq=conversation.message_seq,
         sender_kind=SenderKind.SYSTEM,
         kind=MessageKind.SYSTEM,
-        text=line_text(action, actor_name, target_name, conversation.customer_name),
+        text=line_text(
+            action,
+            actor_name,
+            target_name,
+            conversation.customer_name,
+            note=note,
+            removed=removed,
+            about_someone=target_id is not None and target_id != actor_id,
+        ),
         created_at=at,
         customer_messages=conversation.customer_messages,
         system=SystemLine(action=action, actor_id=actor_id, target_id=target_id),
     )
 
 
-def line_text(action: SystemAction, actor_name: str | None, target_name: str | None, customer_name: str | None) -> str:
+def line_text(
+    action: SystemAction,
+    actor_name: str | None,
+    target_name: str | None,
+    customer_name: str | None,
+    *,
+    note: str | None = None,
+    removed: bool = False,
+    about_someone: bool = False,
+) -> str:
+    """The line's words. ``removed``: the target was taken out of the team by the actor;
+    ``about_someone``: the action concerned someone other than the actor (an admin
+    releasing a conversation from its owner)."""
     actor = actor_name or "Someone"
     target = target_name or "someone"
     match action:
         case SystemAction.JOINED:
             return f"{actor} joined the conversation."
-        case SystemAction.LEFT if target_name:
+        case SystemAction.LEFT if removed:
             return f"{target} left the conversation (taken out of the team by {actor})."
         case SystemAction.LEFT:
             return f"{actor} left the conversation."
-        case SystemAction.RELEASED if target_name:
+        case SystemAction.RELEASED if removed:
             return f"{target} left and released the conversation (taken out of the team by {actor})."
+        case SystemAction.RELEASED if about_someone:
+            return f"{actor} released the conversation back to the team."
         case SystemAction.RELEASED:
             return f"{actor} left and released the conversation."
         case SystemAction.GRABBED:
             return f"{actor} grabbed the conversation."
         case SystemAction.TRANSFERRED:
-            return f"{actor} transferred the conversation to {target}."
+            return f"{actor} transferred the conversation to {target}." + (f" Note: {note}" if note else "")
         case SystemAction.CLOSED if actor_name:
             return f"{actor} closed the conversation."
         case SystemAction.CLOSED:

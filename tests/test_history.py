@@ -158,3 +158,26 @@ async def test_lines_never_move_a_conversation_while_the_list_is_paged(server):
             break
         after = page["pageInfo"]["endCursor"]
     assert sorted(seen) == sorted(cids) and len(seen) == 3
+
+
+async def test_transfers_and_releases_are_in_the_history_too(server):
+    org, team, channel, alice, bob, boss = await grab_desk(server, "LINE")
+    front = await org.team("Front")
+    cid = (await org.customer_writes(channel, "c1", "Hello"))["conversationId"]
+    transfer = """mutation($i: TransferConversationInput!) { transferConversation(input: $i) { errors { code } } }"""
+    handed = await org.gql(transfer, {"i": {"id": cid, "toMemberId": alice.id}}, as_=boss)
+    assert handed["transferConversation"]["errors"] == []
+    await act(org, "releaseConversation", cid, boss)  # an admin gives it back for its owner
+    moved = await org.gql(transfer, {"i": {"id": cid, "toTeamId": front, "note": "Asks for a quote"}})
+    assert moved["transferConversation"]["errors"] == []
+    assert lines(await history(org, cid, org.owner))[1:] == [
+        ("SYSTEM", "boss transferred the conversation to alice.", "TRANSFERRED", "boss", "alice"),
+        ("SYSTEM", "boss released the conversation back to the team.", "RELEASED", "boss", "alice"),
+        (
+            "SYSTEM",
+            "Owner transferred the conversation to Front. Note: Asks for a quote",
+            "TRANSFERRED",
+            "Owner",
+            None,
+        ),
+    ]

@@ -147,3 +147,32 @@ async def test_refused_notes_store_nothing(server):
     assert await server.db.conversations.find_one({"_id": cid}) == conversation_before
     assert await server.db.messages.count_documents({"conversation_id": cid}) == messages_before
     assert await server.db.notifications.count_documents({}) == notifications_before
+
+
+async def test_the_web_widget_visitor_never_sees_notes_nor_system_lines(make_server):
+    from tests.test_widget_api import CALM, EVENTS, MARK_READ, MESSAGES, next_event, visit, widget_desk
+    from tests.test_widget_api import widget_subscribed as following
+
+    server = await make_server(thresholds=CALM)
+    desk = await widget_desk(server)
+    visitor = await visit(server, desk.key, name="Carol")
+    async with visitor.socket() as widget:
+        await widget.subscribe(EVENTS)
+        await following(server)
+        mine = await visitor.send("Hello?")
+        assert (await next_event(widget))["message"]["id"] == mine["id"]  # their own, for their other tabs
+        cid = (await desk.org.gql("{ conversations { edges { node { id } } } }"))["conversations"]["edges"][0]["node"][
+            "id"
+        ]
+        assert (await desk.org.gql(JOIN, {"id": cid}, as_=desk.agent))["joinConversation"]["errors"] == []
+        secret = await note(desk.org, cid, "Do not offer a discount", desk.agent)
+        assert secret["errors"] == []
+        reply = await desk.org.gql(SEND, {"i": {"conversationId": cid, "text": "Hi Carol"}}, as_=desk.agent)
+        # the next thing the widget hears is the reply: not the join line, not the note
+        event = await next_event(widget)
+        assert (event["kind"], event["message"]["text"]) == ("MESSAGE", "Hi Carol")
+        assert event["message"]["id"] == reply["sendMessage"]["message"]["id"]
+    page = (await visitor.gql(MESSAGES))["messages"]
+    assert [e["node"]["text"] for e in page["edges"]] == ["Hello?", "Hi Carol"]
+    refused = (await visitor.gql(MARK_READ, {"id": secret["message"]["id"]}))["markRead"]
+    assert refused["errors"] == [{"code": "NOT_FOUND", "field": "upToMessageId"}]

@@ -7,8 +7,8 @@ line (``line_id``), so ``messageAdded`` pushes it, and a conversation shown as o
 the event already pages it. A failure between the change and the line leaves an
 unused number, which readers never see.
 
-Any use case that changes a room (a transfer, a release) calls :func:`write_line`
-with the conversation its numbered change returned.
+Any use case that changes a room (joins, grabs, transfers, releases...) calls
+:func:`write_line` with the conversation its numbered change returned.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ async def write_line(
     actor: Viewer | None = None,
     target_id: str | None = None,
     target_name: str | None = None,
+    note: str | None = None,
+    removed: bool = False,
 ) -> Message:
     """Store the line recording ``action`` by ``actor`` (None: the customer or the server) on
     ``conversation`` as its numbered change returned it; never the conversation's last message."""
@@ -48,6 +50,8 @@ async def write_line(
         actor_name=actor.name if actor else None,
         target_id=target_id,
         target_name=target_name,
+        note=note,
+        removed=removed,
     )
     return await store.insert_message(line, offer=False)
 
