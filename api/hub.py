@@ -38,10 +38,10 @@ class DispatchedEvent:
     subscriber works out is there for the next: the decoded event, verdicts
     per judgment key (:func:`domain.events.judgment_key`), the payload per
     delivered kind (whose shared results let equal operations share an
-    execution), and the loading of its message.
+    execution), and the loading of its message and of its system line.
     """
 
-    __slots__ = ("doc", "_event", "verdicts", "payloads", "message")
+    __slots__ = ("doc", "_event", "verdicts", "payloads", "message", "line")
 
     def __init__(self, doc: dict) -> None:
         self.doc = doc
@@ -49,6 +49,7 @@ class DispatchedEvent:
         self.verdicts: dict[tuple, Any] = {}
         self.payloads: dict[Any, Any] = {}
         self.message: asyncio.Future | None = None
+        self.line: asyncio.Future | None = None  # the system line the change wrote, if any
 
     @property
     def event(self) -> Event:

@@ -26,9 +26,10 @@ from domain import changes
 from domain.changes import OPEN, as_read
 from domain.criteria import Criteria, all_of
 from domain.entities import Conversation
-from domain.enums import ClosedReason, ConversationStatus, EventKind
+from domain.enums import ClosedReason, ConversationStatus, EventKind, SystemAction
 from domain.events import Event
 from domain.status import Thresholds, closed_at, next_transition_at, unannounced_transition
+from domain.usecases.lines import write_line
 
 log = logging.getLogger("imbrace.sweeper")
 BATCH = 500
@@ -91,7 +92,7 @@ class Sweeper:
         if status is ConversationStatus.CLOSED:  # the owner stays: see domain.changes.close
             at = closed_at(conversation, now, self.thresholds)
             assert at is not None  # set for every CLOSED conversation
-            change = changes.close(ClosedReason.INACTIVITY, at, now)
+            change = changes.numbered(changes.close(ClosedReason.INACTIVITY, at, now))  # with its history line
         else:
             after = changes.effect(changes.announce(status.value, None), conversation)
             change = changes.announce(status.value, next_transition_at(after, self.thresholds))
@@ -99,6 +100,7 @@ class Sweeper:
         if updated is None:
             return 0
         kind = EventKind.CLOSED if status is ConversationStatus.CLOSED else EventKind.STATUS_CHANGED
+        line = await write_line(self.store, updated, SystemAction.CLOSED, now) if kind is EventKind.CLOSED else None
         await self.events.publish(
             Event(
                 kind=kind,
@@ -107,6 +109,7 @@ class Sweeper:
                 previous_status=previous,
                 new_status=status,
                 owner_before=conversation.owner_id,
+                line_id=line.id if line else None,
             )
         )
         return 1

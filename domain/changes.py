@@ -11,7 +11,8 @@ computes and the document the database keeps can't drift apart.
 Semantics follow MongoDB's update operators: ``add`` appends only what is not
 there yet (``$addToSet``), ``remove`` takes out every equal element
 (``$pull``), ``inc`` counts a missing number as 0, ``lower`` sets a missing
-field or a larger one (``$min``). Nothing is set to ``None``: a field is
+field or a larger one (``$min``), ``mark`` raises one member's read mark in
+``reads`` (a ``$max`` of each of its parts). Nothing is set to ``None``: a field is
 cleared (``$unset``), because explicit nulls match differently on nx-27017.
 """
 
@@ -22,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 from domain.criteria import Absent, All, Contains, Criteria, Eq, Lte, all_of, matches
-from domain.entities import Conversation
+from domain.entities import Conversation, ReadMark
 from domain.enums import ClosedReason
 
 ALWAYS: Criteria = All(())
@@ -43,10 +44,13 @@ class Change:
     remove: dict[str, Any] = field(default_factory=dict)
     inc: dict[str, int] = field(default_factory=dict)
     lower: dict[str, Any] = field(default_factory=dict)
+    mark: ReadMark | None = None
 
     def __post_init__(self) -> None:
         # MongoDB refuses an update naming one path twice, and the entity has only its fields.
         named = [*self.set, *self.clear, *self.add, *self.remove, *self.inc, *self.lower]
+        if self.mark is not None:
+            named.append("reads")
         if len(named) != len(set(named)):
             raise ValueError(f"a field is changed twice: {named}")
         if unknown := set(named) - _FIELDS:
@@ -68,7 +72,11 @@ def assign(**values: Any) -> Change:
 
 def merge(*changes: Change) -> Change:
     """All the changes in one update, under all their conditions."""
+    marks = [c.mark for c in changes if c.mark is not None]
+    if len(marks) > 1:
+        raise ValueError("one read mark per update")
     return Change(
+        mark=marks[0] if marks else None,
         when=all_of(*(c.when for c in changes if c.when != ALWAYS)),
         set={k: v for c in changes for k, v in c.set.items()},
         clear=tuple(k for c in changes for k in c.clear),
@@ -100,7 +108,22 @@ def effect(change: Change, conversation: Conversation) -> Conversation:
     for name, value in change.lower.items():
         current = getattr(conversation, name)
         values[name] = value if current is None else min(current, value)
+    if change.mark is not None:
+        values["reads"] = raised(conversation.reads, change.mark)
     return replace(conversation, **values)
+
+
+def raised(reads: tuple[ReadMark, ...], mark: ReadMark) -> tuple[ReadMark, ...]:
+    """The marks with ``mark`` taken in: each of its parts only ever goes up; ordered by member."""
+    current = next((r for r in reads if r.member_id == mark.member_id), None)
+    if current is not None:
+        mark = ReadMark(
+            member_id=mark.member_id,
+            seq=max(current.seq, mark.seq),
+            customer_messages=max(current.customer_messages, mark.customer_messages),
+            at=max(current.at, mark.at),
+        )
+    return tuple(sorted((*(r for r in reads if r.member_id != mark.member_id), mark), key=lambda r: r.member_id))
 
 
 def as_read(conversation: Conversation, *names: str) -> Criteria:
@@ -193,9 +216,34 @@ def close(reason: ClosedReason, at: datetime, now: datetime) -> Change:
 
 
 def take_number(member_id: str | None = None) -> Change:
-    """Reserve the next message number; a member's only while they are in the open room."""
-    when = ALWAYS if member_id is None else all_of(Contains("participants", member_id), OPEN)
-    return Change(when=when, inc={"message_seq": 1})
+    """Reserve the next message number; a member's only while they are in the open room.
+    Without a member it is a customer message's, also counted in ``customer_messages``
+    (in the same update, so the message knows how many customer messages it closes)."""
+    if member_id is None:
+        return Change(inc={"message_seq": 1, "customer_messages": 1})
+    return Change(when=all_of(Contains("participants", member_id), OPEN), inc={"message_seq": 1})
+
+
+def number_line() -> Change:
+    """Reserve the next message number for an internal note or a system line: at any time,
+    and nothing else moves (no waiting, no answer, no last message)."""
+    return Change(inc={"message_seq": 1})
+
+
+def numbered(change: Change) -> Change:
+    """``change`` also reserving the number of the system line that records it: the line
+    costs no extra update, and the conversation the change returns carries its number."""
+    return merge(change, number_line())
+
+
+def mark_read(mark: ReadMark) -> Change:
+    """Raise the member's read mark (never lowered)."""
+    return Change(mark=mark)
+
+
+def read_to_the_end(member_id: str, condition: Criteria) -> Change:
+    """The member has read everything the customer wrote, if ``condition`` still holds."""
+    return Change(when=condition, add={"read_by": member_id})
 
 
 def take_open_number() -> Change:
@@ -206,10 +254,11 @@ def take_open_number() -> Change:
 
 def wake(now: datetime, due_by: datetime) -> Change:
     """A customer message on an open conversation: it waits from its first unanswered
-    message (``lower`` sets it only if unset), and is due no later than ``due_by``."""
+    message (``lower`` sets it only if unset), and is due no later than ``due_by``; nobody
+    has read it yet (``read_by`` emptied)."""
     return Change(
         when=OPEN,
-        set={"last_customer_message_at": now, "last_message_at": now, "updated_at": now},
+        set={"last_customer_message_at": now, "last_message_at": now, "updated_at": now, "read_by": ()},
         lower={"waiting_since": now, "next_due_at": due_by},
     )
 
@@ -228,6 +277,7 @@ def reopen(before: Conversation, now: datetime, next_due_at: datetime | None) ->
                 "participants": (),
                 "waiting_since": now,
                 "reopened_at": now,
+                "read_by": (),
             },
             clear=("closed_at", "closed_reason", "owner_id", "announced_status"),
         ),
@@ -271,7 +321,12 @@ __all__ = [
     "grab",
     "join",
     "leave",
+    "mark_read",
     "merge",
+    "number_line",
+    "numbered",
+    "raised",
+    "read_to_the_end",
     "release",
     "reopen",
     "reschedule",

@@ -84,6 +84,14 @@ class Contains:
 
 
 @dataclass(frozen=True, slots=True)
+class Lacks:
+    """The array field does not contain ``value`` (a missing field qualifies)."""
+
+    field: str
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
 class Empty:
     """The array field is empty."""
 
@@ -131,6 +139,7 @@ Criteria = (
     | Present
     | Absent
     | Contains
+    | Lacks
     | Empty
     | NonEmpty
     | TextContains
@@ -182,6 +191,8 @@ def matches(criteria: Criteria, record: Any) -> bool:
             return _get(record, field) is None
         case Contains(field, value):
             return value in (_get(record, field) or ())
+        case Lacks(field, value):
+            return value not in (_get(record, field) or ())
         case Empty(field):
             return not _get(record, field)
         case NonEmpty(field):

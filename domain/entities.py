@@ -20,6 +20,7 @@ from domain.enums import (
     NotificationKind,
     OrgRole,
     SenderKind,
+    SystemAction,
     TeamMode,
     TeamRole,
 )
@@ -131,6 +132,11 @@ class Conversation:
     ``next_due_at`` is when the sweeper should look at it next: never later than
     :func:`domain.status.next_transition_at`, possibly earlier. ``reopened_at`` is
     when a customer message last reopened it.
+
+    Read state: ``customer_messages`` counts the customer's messages (taken with
+    their numbers, in the same update); ``reads`` holds each member's read mark;
+    ``read_by`` the members who have read everything the customer wrote (every
+    customer message empties it), so "unread for me" is an indexed filter.
     """
 
     id: str
@@ -158,11 +164,38 @@ class Conversation:
     last_message: Message | None = None
     next_due_at: datetime | None = None
     reopened_at: datetime | None = None
+    customer_messages: int = 0
+    read_by: tuple[str, ...] = ()
+    reads: tuple[ReadMark, ...] = ()  # ordered by member id
+
+    def read_mark(self, member_id: str) -> ReadMark | None:
+        return next((mark for mark in self.reads if mark.member_id == member_id), None)
 
     def __post_init__(self) -> None:
         # Opened by the customer's first message: status rules rely on it.
         if self.last_customer_message_at is None:
             raise ValueError("a conversation starts with a customer message: last_customer_message_at is required")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadMark:
+    """How far a member has read a conversation: up to message number ``seq``, which
+    came after ``customer_messages`` customer messages; ``at``: when they said so."""
+
+    member_id: str
+    seq: int
+    customer_messages: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SystemLine:
+    """What a SYSTEM message records: ``action`` by ``actor_id`` (None: the customer or
+    the server), about ``target_id`` when it concerns someone else (a transfer's new owner)."""
+
+    action: SystemAction
+    actor_id: str | None = None
+    target_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +244,10 @@ class Message:
     channel_id: str | None = None
     deliveries: tuple[Delivery, ...] = ()
     template_call: TemplateCall | None = None
+    # the conversation's customer_messages as of this message (itself included): a read
+    # mark up to this message knows how many customer messages it covers
+    customer_messages: int = 0
+    system: SystemLine | None = None  # SYSTEM lines only
     sender_app_id: str | None = None  # the API key of an APP message
 
 

@@ -78,6 +78,20 @@ class MessageKind(str, Enum):
     TEMPLATE = "TEMPLATE"
     CONFERENCE_LINK = "CONFERENCE_LINK"
     WHATSAPP_TEMPLATE = "WHATSAPP_TEMPLATE"
+    NOTE = "NOTE"  # an internal note: agents only, never sent to the customer
+    SYSTEM = "SYSTEM"  # a line the server writes into the history (who joined, grabbed, closed...)
+
+
+class SystemAction(str, Enum):
+    """What a SYSTEM line in a conversation's history records."""
+
+    JOINED = "JOINED"
+    LEFT = "LEFT"
+    RELEASED = "RELEASED"
+    GRABBED = "GRABBED"
+    TRANSFERRED = "TRANSFERRED"
+    CLOSED = "CLOSED"
+    REOPENED = "REOPENED"
 
 
 class ErrorCode(str, Enum):
@@ -121,6 +135,7 @@ class EventKind(str, Enum):
     DELIVERY = "DELIVERY"
     TYPING = "TYPING"
     HIDDEN = "HIDDEN"
+    READ = "READ"  # a member marked messages read: only that member's own subscriptions receive it
     TRANSFERRED = "TRANSFERRED"
     RELEASED = "RELEASED"
 
@@ -130,6 +145,7 @@ class NotificationKind(str, Enum):
     GRAB_OFFER = "GRAB_OFFER"
     NEW_MESSAGE = "NEW_MESSAGE"
     WAITING_TOO_LONG = "WAITING_TOO_LONG"
+    MENTION = "MENTION"
     TRANSFERRED = "TRANSFERRED"
 
 

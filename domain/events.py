@@ -20,7 +20,10 @@ class Event:
     transfer learn that it is now hidden. ``note`` is what the admin wrote with a transfer.
     ``typing`` (TYPING events, which are never replayed) says whether the actor (a member,
     or the customer when ``actor_id`` is None) started or stopped typing.
-    ``by_app``: ``actor_id`` is an app's (its API key's id), not a member's."""
+    ``by_app``: ``actor_id`` is an app's (its API key's id), not a member's.
+    ``line_id``: the system line the change wrote into the history (pushed by
+    ``messageAdded``); ``mentioned``: members an internal note mentions, told by a
+    MENTION notification (decided by the use case, who can see the conversation)."""
 
     kind: EventKind
     conversation: Conversation
@@ -35,6 +38,8 @@ class Event:
     note: str | None = None
     typing: bool | None = None
     by_app: bool = False
+    line_id: str | None = None
+    mentioned: tuple[str, ...] = ()
 
 
 def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:

@@ -23,8 +23,8 @@ from api.store import codec
 from api.store.database import connect
 from domain import changes
 from domain.changes import OPEN, Change, as_read
-from domain.criteria import Eq, all_of, any_of
-from domain.entities import Conversation
+from domain.criteria import Eq, Lte, all_of, any_of
+from domain.entities import Conversation, ReadMark
 from domain.enums import ChannelType, ClosedReason
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
@@ -38,6 +38,9 @@ optional_moments = st.none() | moments
 members = st.sampled_from(MEMBERS)
 teams = st.sampled_from(TEAMS)
 statuses = st.sampled_from([None, "SOON_TO_BE", "OVERDUE", "CLOSED"])
+read_marks = st.builds(
+    ReadMark, member_id=members, seq=st.integers(0, 6), customer_messages=st.integers(0, 6), at=moments
+)
 
 
 def a_conversation(**facts) -> Conversation:
@@ -66,6 +69,11 @@ def conversations(draw) -> Conversation:
         updated_at=draw(optional_moments),
         announced_status=draw(statuses),
         next_due_at=draw(optional_moments),
+        customer_messages=draw(st.integers(0, 5)),
+        read_by=tuple(draw(st.lists(members, unique=True, max_size=3))),
+        reads=tuple(
+            sorted(draw(st.lists(read_marks, unique_by=lambda m: m.member_id, max_size=3)), key=lambda m: m.member_id)
+        ),
     )
 
 
@@ -86,6 +94,10 @@ steps = st.one_of(
     st.tuples(st.just("announce"), statuses.filter(bool), optional_moments),
     st.tuples(st.just("sweeper_close"), moments, moments),
     st.tuples(st.just("reschedule"), optional_moments),
+    st.tuples(st.just("number_line")),
+    st.tuples(st.just("numbered_join"), members, moments),
+    st.tuples(st.just("mark_read"), read_marks),
+    st.tuples(st.just("mark_read_to_the_end"), read_marks, st.booleans()),
 )
 
 
@@ -122,6 +134,17 @@ def change_of(step: tuple, read: Conversation) -> Change:
             return changes.close(ClosedReason.INACTIVITY, at, now).provided(claim)
         case ("reschedule", moment):
             return changes.reschedule(moment).provided(all_of(claim, as_read(read, "next_due_at")))
+        case ("number_line",):
+            return changes.number_line()
+        case ("numbered_join", member, now):
+            return changes.numbered(changes.join(member, now))
+        case ("mark_read", mark):
+            return changes.mark_read(mark)
+        case ("mark_read_to_the_end", mark, by_count):
+            condition = (
+                Lte("customer_messages", mark.customer_messages) if by_count else Lte("last_message.seq", mark.seq)
+            )
+            return changes.merge(changes.mark_read(mark), changes.read_to_the_end(mark.member_id, condition))
     raise AssertionError(step)
 
 
@@ -250,7 +273,7 @@ def test_the_updates_are_the_ones_the_store_always_sent():
     assert compiled(changes.wake(now, at)) == (
         {"_id": CID, "closed_at": None},
         {
-            "$set": {"last_customer_message_at": n, "last_message_at": n, "updated_at": n},
+            "$set": {"last_customer_message_at": n, "last_message_at": n, "updated_at": n, "read_by": []},
             "$min": {"waiting_since": n, "next_due_at": t},
         },
     )
@@ -270,6 +293,7 @@ def test_the_updates_are_the_ones_the_store_always_sent():
                 "participants": [],
                 "waiting_since": n,
                 "reopened_at": n,
+                "read_by": [],
                 "next_due_at": t,
             },
             "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""},
@@ -278,6 +302,18 @@ def test_the_updates_are_the_ones_the_store_always_sent():
     assert compiled(changes.take_number("m1")) == (
         {"_id": CID, "participants": "m1", "closed_at": None},
         {"$inc": {"message_seq": 1}},
+    )
+    # a customer message's number also counts it, in the same update
+    assert compiled(changes.take_number()) == ({"_id": CID}, {"$inc": {"message_seq": 1, "customer_messages": 1}})
+    assert compiled(changes.numbered(changes.join("m1", now))) == (
+        {"_id": CID, "closed_at": None},
+        {"$set": {"updated_at": n}, "$addToSet": {"participants": "m1"}, "$inc": {"message_seq": 1}},
+    )
+    mark = ReadMark(member_id="m1", seq=4, customer_messages=2, at=now)
+    read_all = changes.read_to_the_end("m1", Lte("customer_messages", 2))
+    assert compiled(changes.merge(changes.mark_read(mark), read_all)) == (
+        {"_id": CID, "customer_messages": {"$lte": 2}},
+        {"$addToSet": {"read_by": "m1"}, "$max": {"reads.m1.seq": 4, "reads.m1.n": 2, "reads.m1.at": n}},
     )
 
 

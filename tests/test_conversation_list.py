@@ -746,6 +746,7 @@ def tag_requests(app):
 FULL_PAGE = """query($first: Int!, $after: String) { conversations(first: $first, after: $after) {
     totalCount pageInfo { hasNextPage endCursor }
     edges { cursor node { id status waitingSince joinedByMe representativeCount emailFallbackActive
+        unreadCount lastReadAt
         customer { id name email phone online }
         team { id name mode }
         channel { id type name }
@@ -815,8 +816,17 @@ async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_u
         )
         assert "errors" not in response.json()
         measured["counts"] = commands.by_tag["counts"]
+        response = await server.http.post(
+            "/graphql",
+            json={"query": "{ conversationCounts { status count unread } }"},
+            headers={"Authorization": f"Bearer {org.owner.token}", "X-Cost-Tag": "counts-unread"},
+        )
+        assert "errors" not in response.json()
+        measured["counts with unread"] = commands.by_tag["counts-unread"]
         print("\nMongoDB commands per request:", json.dumps(measured, indent=1))
-        # auth, page, total, customers, members: lastMessage is the conversation's own copy
+        # auth, page, total, customers, members: lastMessage is the conversation's own copy, and
+        # unreadCount / lastReadAt are read off the same row (the caller's mark and the customer
+        # message count live on the conversation): no command for them, per page or per row
         assert len(measured[10]) == len(measured[50]) == 5, measured
         assert measured[10][0] == "aggregate members", "authentication: one load_viewer aggregation"
         assert not [c for c in measured[10] + measured[50] if "messages" in c], "the page reads no messages"
@@ -825,6 +835,9 @@ async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_u
         assert measured["counts"][0] == "aggregate members", measured
         assert len(measured["counts"]) == 1 + len(STATUSES), measured
         assert all(c.endswith(" conversations") for c in measured["counts"][1:]), measured
+        # each badge's `unread`, when asked for: one more indexed count per badge, sent together
+        assert len(measured["counts with unread"]) == 1 + 2 * len(STATUSES), measured
+        assert all(c.endswith(" conversations") for c in measured["counts with unread"][1:]), measured
     finally:
         await server.stop()
 

@@ -335,7 +335,12 @@ async def test_a_customer_message_that_could_not_be_stored_wakes_nothing_and_its
         assert response.status_code == 202 and response.json()["duplicate"] is duplicate
     after = (await org.gql(CONVERSATION, {"id": cid}))["conversation"]
     assert after["status"] == "PENDING" and after["lastMessage"]["text"] == "One more thing"
-    assert [e["node"]["text"] for e in after["messages"]["edges"]] == ["Hello?", "Hi!", "One more thing"]
+    assert [e["node"]["text"] for e in after["messages"]["edges"]] == [
+        "Hello?",
+        "agent joined the conversation.",
+        "Hi!",
+        "One more thing",
+    ]
 
 
 async def test_a_first_message_that_could_not_be_stored_leaves_no_conversation(server):
@@ -376,7 +381,8 @@ async def test_concurrent_messages_on_a_closed_conversation_reopen_it_once(serve
     after_close = kinds[kinds.index("CLOSED") + 1 :]
     assert sorted(after_close) == ["MESSAGE"] * 5 + ["REOPENED"], kinds
     conversation = (await org.gql(CONVERSATION, {"id": cid}))["conversation"]
-    assert conversation["status"] == "REP_NEEDED" and len(conversation["messages"]["edges"]) == 7
+    # the first message, the close's line, six messages and one reopen's line
+    assert conversation["status"] == "REP_NEEDED" and len(conversation["messages"]["edges"]) == 9
 
 
 async def test_concurrent_messages_after_an_unswept_inactivity_close_reopen_it_once(make_server):

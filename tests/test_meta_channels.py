@@ -102,7 +102,8 @@ class Desk(DeliveryWaits):
 
     async def messages(self, conversation_id: str) -> list[dict]:
         data = await self.org.gql(CONVERSATION, {"id": conversation_id}, as_=self.agent)
-        return [e["node"] for e in data["conversation"]["messages"]["edges"]]
+        # the channel's messages: the history's own lines (the agent joining) aside
+        return [e["node"] for e in data["conversation"]["messages"]["edges"] if e["node"]["kind"] != "SYSTEM"]
 
 
 @pytest.fixture

@@ -49,11 +49,12 @@ async def test_a_replay_never_shows_the_loser_what_the_winner_of_a_grab_wrote(se
         events = [e["conversationEvents"] for e in await sub.collect(4)]
     assert [e["kind"] for e in events] == ["CREATED", "GRABBED", "MESSAGE", "MESSAGE"]
     texts = [[m["node"]["text"] for m in e["conversation"]["messages"]["edges"]] for e in events]
+    grabbed = "alice grabbed the conversation."  # the history's own line
     assert texts == [
         ["hello, anyone?"],
-        ["hello, anyone?"],
-        ["hello, anyone?", "alice's private reply"],
-        ["hello, anyone?", "alice's private reply", "my card number is ..."],
+        ["hello, anyone?", grabbed],
+        ["hello, anyone?", grabbed, "alice's private reply"],
+        ["hello, anyone?", grabbed, "alice's private reply", "my card number is ..."],
     ]
     assert events[0]["conversation"]["owner"] is None and events[1]["conversation"]["owner"] == {"name": "alice"}
 

@@ -116,9 +116,10 @@ async def test_message_added_for_the_chat_pane(server):
             """mutation($i: SendMessageInput!) { sendMessage(input: $i) { errors { code } } }""",
             {"i": {"conversationId": cid, "text": "agent reply"}},
         )
-        got = [m["messageAdded"] for m in await sub.collect(2)]
+        got = [m["messageAdded"] for m in await sub.collect(3)]
         assert got == [
             {"text": "second", "sender": {"kind": "CUSTOMER"}},
+            {"text": "Owner joined the conversation.", "sender": {"kind": "SYSTEM"}},  # the history's line
             {"text": "agent reply", "sender": {"kind": "MEMBER"}},
         ]
 

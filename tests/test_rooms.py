@@ -508,7 +508,18 @@ async def test_every_message_kind_is_stored_and_uploads_are_served_to_members_on
         as_=rep,
     )
     kinds = [e["node"]["kind"] for e in data["conversation"]["messages"]["edges"]]
-    assert kinds == ["TEXT", "TEXT", "TEXT", "TEMPLATE", "CONFERENCE_LINK", "CONFERENCE_LINK", "ATTACHMENT", "IMAGE"]
+    # the customer's message, the line saying the rep joined, then the rep's messages
+    assert kinds == [
+        "TEXT",
+        "SYSTEM",
+        "TEXT",
+        "TEXT",
+        "TEMPLATE",
+        "CONFERENCE_LINK",
+        "CONFERENCE_LINK",
+        "ATTACHMENT",
+        "IMAGE",
+    ]
     assert data["conversation"]["status"] == "REPLIED" and data["conversation"]["waitingSince"] is None
 
 

@@ -88,7 +88,9 @@ class Desk(DeliveryWaits):
         return (await self.org.gql(CONVERSATION, {"id": conversation_id}, as_=self.agent))["conversation"]
 
     async def messages(self, conversation_id: str) -> list[dict]:
-        return [e["node"] for e in (await self.conversation(conversation_id))["messages"]["edges"]]
+        # the channel's messages: the history's own lines (the agent joining) aside
+        edges = (await self.conversation(conversation_id))["messages"]["edges"]
+        return [e["node"] for e in edges if e["node"]["kind"] != "SYSTEM"]
 
     async def upload_image(self, conversation_id: str, data: bytes, name: str = "photo.png") -> None:
         await self.org.gql(JOIN, {"id": conversation_id}, as_=self.agent)

@@ -167,6 +167,24 @@ described(
         "TEMPLATE": "A message template, rendered with `variables`.",
         "CONFERENCE_LINK": "A link to a new video conference room.",
         "WHATSAPP_TEMPLATE": "A WhatsApp template (WhatsApp only); may be sent outside the WhatsApp window.",
+        "NOTE": "An internal note (`addNote`): members only, never sent to the customer, never an answer.",
+        "SYSTEM": "A line the server writes into the history: who joined, left, grabbed, transferred, closed or "
+        "reopened the conversation (see `system`). Never sent to the customer.",
+    },
+)
+SystemAction = d.SystemAction
+described(
+    SystemAction,
+    "What a SYSTEM line in a conversation's history records.",
+    {
+        "JOINED": "A member joined the room.",
+        "LEFT": "A member left the room (or was taken out of the team: then `target` is them and `actor` the admin).",
+        "RELEASED": "The owner left the room of a GRAB conversation, releasing it for grabbing.",
+        "GRABBED": "A representative grabbed the conversation.",
+        "TRANSFERRED": "A member transferred the conversation (`target`: to whom).",
+        "CLOSED": "The conversation was closed, by a member (`actor`) or after a period without customer "
+        "messages (no `actor`).",
+        "REOPENED": "The customer wrote again after it closed (no `actor`); the line follows their message.",
     },
 )
 ErrorCode = d.ErrorCode
@@ -212,7 +230,7 @@ described(
     "What happened to a conversation.",
     {
         "CREATED": "A customer's first message opened it.",
-        "MESSAGE": "A new message.",
+        "MESSAGE": "A new message, or an internal note (`message.kind` NOTE).",
         "STATUS_CHANGED": "Its status changed with time (SOON_TO_BE, OVERDUE).",
         "JOINED": "A member joined the room.",
         "LEFT": "A member left the room (an owner leaving releases the conversation for grabbing).",
@@ -232,6 +250,8 @@ described(
         "(`transferConversation`); `note` says why.",
         "RELEASED": "Its owner or an admin gave a grabbed conversation back to its GRAB team's queue "
         "(`releaseConversation`).",
+        "READ": "You marked it read (`markConversationRead`), perhaps in another tab; only your own "
+        "subscriptions receive it, with `message` the message read up to.",
     },
 )
 NotificationKind = d.NotificationKind
@@ -245,6 +265,7 @@ described(
         "NEW_MESSAGE": "The customer wrote in a conversation you are in.",
         "WAITING_TOO_LONG": "A customer has waited SOON_TO_BE or OVERDUE long in a room you are in (or, in an "
         "empty room, of a team you administer).",
+        "MENTION": "An internal note mentions you (`@` and your name) in a conversation you can see.",
         "TRANSFERRED": "An admin transferred a conversation to your COLLABORATION team, or handed one to you "
         "(you own it now); the TRANSFERRED event carries their note.",
     },

@@ -215,6 +215,23 @@ class SendMessageInput:
     )
 
 
+@strawberry.input(description="How far you have read a conversation.")
+class MarkConversationReadInput:
+    conversation_id: strawberry.ID = strawberry.field(description="The conversation (one you can see).")
+    up_to_message_id: strawberry.ID = strawberry.field(
+        description="The newest message you have read, of that conversation: it and everything before it are read."
+    )
+
+
+@strawberry.input(description="An internal note: members only, never sent to the customer.")
+class AddNoteInput:
+    conversation_id: strawberry.ID = strawberry.field(description="The conversation (one you can see).")
+    text: str = strawberry.field(
+        description="The note, 1 to 4,096 characters; `@name` mentions a member of your organization by their "
+        "display name (they get a MENTION notification if they can see the conversation)."
+    )
+
+
 @strawberry.input(description="Where to hand a conversation: another team, or a representative of a GRAB team.")
 class TransferConversationInput:
     id: strawberry.ID = strawberry.field(description="The conversation.")

@@ -67,11 +67,19 @@ GROUPED_FIELDS = frozenset({"conversationEvents"})
 
 class GroupRoot:
     """Root value of a grouped stream: where it starts (None: live), and where the resolver
-    stopped at a team change."""
+    stopped at a team change.
+
+    A READ event belongs to one member: the resolver yields it only when that member is in
+    the group (``member_ids``), naming them in ``only_for``, and the group writes that one
+    result to that member's operations alone. The stream yields one result at a time and
+    the group writes it before asking for the next, so ``only_for`` is the current one's.
+    """
 
     def __init__(self, start_after: int | None = None) -> None:
         self.start_after = start_after
         self.resume_after: int | None = None
+        self.only_for: str | None = None
+        self.member_ids: Callable[[], set[str]] = set
 
 
 class Resume:
@@ -147,7 +155,11 @@ class Group:
         self.members: dict[Operation, tuple[Any, asyncio.Future]] = {}
         self.closing = False
         self.root = GroupRoot(start_after)
+        self.root.member_ids = self._member_ids
         self.task = asyncio.create_task(self._run(handler, operation), name="subscription-group")
+
+    def _member_ids(self) -> set[str]:
+        return {h.context.viewer.member_id for h, _ in self.members.values() if h.context.viewer is not None}
 
     def join(self, handler, operation: Operation) -> asyncio.Future:
         done = asyncio.get_running_loop().create_future()
@@ -236,8 +248,12 @@ class Group:
         if result.extensions:
             payload["extensions"] = result.extensions
         body = json.dumps(payload)
+        only_for, self.root.only_for = self.root.only_for, None
         for operation, (handler, done) in list(self.members.items()):
             if operation.completed or done.done():
+                continue
+            viewer = handler.context.viewer
+            if only_for is not None and (viewer is None or viewer.member_id != only_for):
                 continue
             try:
                 await handler.send_text(f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{body}}}')

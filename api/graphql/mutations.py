@@ -10,12 +10,14 @@ from strawberry.types import Info
 from api.channels.urls import webhook_url
 from api.graphql.descriptions import mutation_description
 from api.graphql.inputs import (
+    AddNoteInput,
     AddTeamMemberInput,
     ConnectChannelInput,
     CreateMessageTemplateInput,
     CreateTeamInput,
     InviteMemberInput,
     LoginInput,
+    MarkConversationReadInput,
     RemoveTeamMemberInput,
     SendMessageInput,
     TransferConversationInput,
@@ -25,10 +27,12 @@ from api.graphql.inputs import (
     credentials_of,
 )
 from api.graphql.payloads import (
+    AddNotePayload,
     ConnectChannelPayload,
     ConversationPayload,
     CustomerPayload,
     LoginPayload,
+    MarkConversationReadPayload,
     MemberPayload,
     MessageTemplatePayload,
     SendMessagePayload,
@@ -44,7 +48,7 @@ from api.widget.snippet import widget_snippet
 from domain.enums import ChannelType
 from domain.enums import ErrorCode as E
 from domain.errors import Refused, invalid
-from domain.usecases import customers, login, messaging, onboarding, rooms, widget
+from domain.usecases import customers, login, messaging, notes, onboarding, reading, rooms, widget
 from domain.visibility import can_see
 
 
@@ -561,6 +565,62 @@ class Mutation:
             return {"message": Message(entity=message), "conversation": Conversation(entity=conversation)}
 
         return await run(SendMessagePayload, action)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Mark a conversation read for you, up to a message: `unreadCount` counts the customer's messages "
+            "after it. A mark never goes back (an older message keeps the newer mark). When it moves, your other "
+            "tabs get a READ event. Any member who can see the conversation may mark it, open or closed.",
+            {
+                E.NOT_FOUND: "the conversation doesn't exist or you may not see it, or the message is not one of "
+                "its messages (`upToMessageId`).",
+                E.INVALID_INPUT: "`upToMessageId` is not a message id.",
+            },
+        )
+    )
+    async def mark_conversation_read(
+        self, info: Info, input: Annotated[MarkConversationReadInput, _input("conversation and message")]
+    ) -> MarkConversationReadPayload:
+        ctx = info.context
+        s = ctx.services
+
+        async def action():
+            conversation = await reading.mark_conversation_read(
+                s.store,
+                s.events,
+                ctx.viewer,
+                str(input.conversation_id),
+                str(input.up_to_message_id),
+                ctx.now,
+                s.settings.thresholds,
+            )
+            return {"conversation": Conversation(entity=conversation)}
+
+        return await run(MarkConversationReadPayload, action)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Add an internal note to a conversation (any member who can see it, open or closed): a message of "
+            "kind NOTE that members see in `messages` and `messageAdded`, never sent to the customer, never an "
+            "answer (status, waiting and `lastMessage` stay as they are). `@name` mentions tell those members "
+            "(MENTION notification) if they can see the conversation.",
+            {
+                E.NOT_FOUND: NO_CONVERSATION,
+                E.INVALID_INPUT: "the text is empty, longer than 4,096 characters, or not well-formed (`text`).",
+            },
+        )
+    )
+    async def add_note(self, info: Info, input: Annotated[AddNoteInput, _input("note")]) -> AddNotePayload:
+        ctx = info.context
+        s = ctx.services
+
+        async def action():
+            note, conversation = await notes.add_note(
+                s.store, s.events, ctx.viewer, str(input.conversation_id), input.text, ctx.now, s.settings.thresholds
+            )
+            return {"message": Message(entity=note), "conversation": Conversation(entity=conversation)}
+
+        return await run(AddNotePayload, action)
 
     @strawberry.mutation(
         description=mutation_description(

@@ -132,6 +132,21 @@ class SendMessagePayload:
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
+@strawberry.type(description="Result of `markConversationRead`.")
+class MarkConversationReadPayload:
+    conversation: Conversation | None = strawberry.field(
+        default=None, description="The conversation, with your `unreadCount` and `lastReadAt` after the mark."
+    )
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `addNote`.")
+class AddNotePayload:
+    message: Message | None = strawberry.field(default=None, description="The stored note (kind NOTE).")
+    conversation: Conversation | None = strawberry.field(default=None, description="The conversation after it.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
 @strawberry.type(description="Result of `updateCustomer`.")
 class CustomerPayload:
     customer: Customer | None = strawberry.field(default=None, description="The customer after the change.")

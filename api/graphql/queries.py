@@ -22,9 +22,11 @@ from api.graphql.types import (
     Team,
 )
 from domain import listing
+from domain.criteria import all_of
 from domain.enums import StatusFilter
 from domain.errors import Refused
 from domain.listing import MAX_PAGE_SIZE
+from domain.reading import unread_criteria
 from domain.usecases.rooms import load_visible
 from domain.visibility import teams_visible_to
 
@@ -141,7 +143,12 @@ class Query:
         narrowing = listing.narrowing_criteria(ctx.viewer, to_domain_filter(filter))
         per_status = {s: listing.count_criteria(s, ctx.now, t) for s in StatusFilter}
         counts = await ctx.services.lister.counts(narrowing, per_status)
-        return [StatusCount(status=s, count=counts[s]) for s in StatusFilter]
+        unread = unread_criteria(ctx.viewer.member_id)
+
+        def unread_of(status: StatusFilter):
+            return lambda: ctx.services.lister.count(all_of(narrowing, per_status[status], unread))
+
+        return [StatusCount(status=s, count=counts[s], unread_of=unread_of(s)) for s in StatusFilter]
 
     @strawberry.field(description="Message templates, optionally only those usable on a channel type.")
     async def message_templates(

@@ -83,7 +83,10 @@ class ConversationEvent:
         found = await info.context.loaders.app.load(self.event.actor_id)
         return App.of(found) if found else None
 
-    @strawberry.field(description="The message, for MESSAGE, CREATED and REOPENED events.")
+    @strawberry.field(
+        description="The message, for MESSAGE (also an internal note), CREATED and REOPENED events; for READ, "
+        "the message read up to."
+    )
     async def message(self, info: Info) -> Message | None:
         if not self.event.message_id or self.delivered_kind is Kind.HIDDEN:
             return None
@@ -133,6 +136,25 @@ async def message_of(dispatched: DispatchedEvent, store) -> Message_ | None:
         doc = dispatched.doc
         dispatched.message = asyncio.ensure_future(store.message(doc["org_id"], doc["message_id"]))
     return await asyncio.shield(dispatched.message)
+
+
+async def line_of(dispatched: DispatchedEvent, store) -> Message_ | None:
+    """The system line the event's change wrote, read once for every subscriber of this process."""
+    if dispatched.line is None:
+        doc = dispatched.doc
+        dispatched.line = asyncio.ensure_future(store.message(doc["org_id"], doc["line_id"]))
+    return await asyncio.shield(dispatched.line)
+
+
+MESSAGE_KINDS = frozenset(k.value for k in (Kind.MESSAGE, Kind.CREATED, Kind.REOPENED, Kind.DELIVERY))
+
+
+def _reader_here(root, viewer: Viewer, reader: str | None) -> bool:
+    """A READ event goes to its reader's subscriptions only: this stream's member, or one
+    of the members a shared stream serves (:class:`api.graphql.multiplex.GroupRoot`)."""
+    if isinstance(root, GroupRoot):
+        return reader in root.member_ids()
+    return reader == viewer.member_id
 
 
 def _parse_after(after: strawberry.ID | None) -> int | None:
@@ -265,16 +287,23 @@ class Subscription:
         ] = None,
     ) -> AsyncGenerator[ConversationEvent, None]:
         flt = to_domain_filter(filter)
-        async for dispatched, _viewer, now_state in follow(info, _parse_after(after)):
-            if dispatched.doc["kind"] == TEAMS_CHANGED:
+        root = info.root_value
+        async for dispatched, viewer, now_state in follow(info, _parse_after(after)):
+            doc = dispatched.doc
+            if doc["kind"] == TEAMS_CHANGED:
+                continue
+            if doc["kind"] == Kind.READ.value and not _reader_here(root, viewer, doc.get("actor_id")):
                 continue
             kind = judged(dispatched, info.context, flt)
             if kind is not None and visible_now(info.context.visibility(), kind, now_state):
+                if doc["kind"] == Kind.READ.value and isinstance(root, GroupRoot):
+                    root.only_for = doc.get("actor_id")  # the group writes it to the reader's operations only
                 yield payload(dispatched, kind)
 
     @strawberry.subscription(
         description="New messages (and delivery updates) in one conversation, or in every "
-        "conversation you can see when `conversationId` is omitted."
+        "conversation you can see when `conversationId` is omitted: customers' and members' messages, "
+        "internal notes, and the system lines joins, leaves, grabs, closes and reopens write into the history."
     )
     async def message_added(
         self,
@@ -288,12 +317,7 @@ class Subscription:
     ) -> AsyncGenerator[Message, None]:
         async for dispatched, _viewer, now_state in follow(info, None):
             doc = dispatched.doc
-            if doc["kind"] not in (
-                Kind.MESSAGE.value,
-                Kind.CREATED.value,
-                Kind.REOPENED.value,
-                Kind.DELIVERY.value,
-            ) or not doc.get("message_id"):
+            if not (doc.get("message_id") and doc["kind"] in MESSAGE_KINDS) and not doc.get("line_id"):
                 continue
             event = dispatched.event
             if conversation_id is not None and event.conversation.id != str(conversation_id):
@@ -301,9 +325,14 @@ class Subscription:
             visibility = info.context.visibility()
             if not can_see(visibility, event.conversation) or not visible_now(visibility, event.kind, now_state):
                 continue
-            found = await message_of(dispatched, info.context.services.store)
-            if found is not None:
-                yield Message(entity=found)
+            if doc.get("message_id") and doc["kind"] in MESSAGE_KINDS:
+                found = await message_of(dispatched, info.context.services.store)
+                if found is not None:
+                    yield Message(entity=found)
+            if doc.get("line_id"):  # after the message: a reopen's line follows the message that reopened it
+                line = await line_of(dispatched, info.context.services.store)
+                if line is not None:
+                    yield Message(entity=line)
 
     @strawberry.subscription(description="Your notifications as they are created.")
     async def notification_received(self, info: Info) -> AsyncGenerator[Notification, None]:

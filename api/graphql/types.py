@@ -25,6 +25,7 @@ from api.graphql.enums import (
     OrgRole,
     SenderKind,
     StatusFilter,
+    SystemAction,
     TeamMode,
     TeamRole,
 )
@@ -32,6 +33,7 @@ from api.graphql.viewer_fields import PerViewer
 from api.widget.snippet import widget_snippet
 from domain import entities as e
 from domain.errors import invalid
+from domain.reading import unread_count
 from domain.status import closed_at, closed_reason, customer_online, email_fallback_active, status_of
 
 T = TypeVar("T")
@@ -377,6 +379,35 @@ class Sender:
         return Customer(entity=found) if found else None
 
 
+@strawberry.type(description="What a SYSTEM line records: what happened, who did it, and whom it concerned.")
+class SystemLine:
+    entity: strawberry.Private[e.SystemLine]
+
+    @strawberry.field(description="What happened.")
+    def action(self) -> SystemAction:
+        return self.entity.action
+
+    @strawberry.field(
+        description="Who did it; null when the customer (REOPENED) or the server (a CLOSED for inactivity) did."
+    )
+    async def actor(self, info: Info) -> Member | None:
+        return await _member(info, self.entity.actor_id)
+
+    @strawberry.field(
+        description="Whom it concerned when that is not the actor: the new owner of a transfer, the member an "
+        "admin took out of the team."
+    )
+    async def target(self, info: Info) -> Member | None:
+        return await _member(info, self.entity.target_id)
+
+
+async def _member(info: Info, member_id: str | None) -> Member | None:
+    if not member_id:
+        return None
+    found = await info.context.loaders.member.load(member_id)
+    return Member(entity=found) if found else None
+
+
 @strawberry.type(description="One message of a conversation.")
 class Message:
     entity: strawberry.Private[e.Message]
@@ -419,6 +450,10 @@ class Message:
     @strawberry.field(description="When the customer's channel says it was sent, if it did.")
     def sent_at(self) -> datetime | None:
         return self.entity.sent_at
+
+    @strawberry.field(description="For SYSTEM lines: what happened and who did it; null for other kinds.")
+    def system(self) -> SystemLine | None:
+        return SystemLine(entity=self.entity.system) if self.entity.system else None
 
     @strawberry.field(description="How it reaches the customer (email fallback included).")
     def deliveries(self) -> list[Delivery]:
@@ -545,6 +580,25 @@ class Conversation:
         found = self.entity.last_message
         return Message(entity=found) if found else None
 
+    @strawberry.field(
+        description="How many of the customer's messages you have not read (after your `markConversationRead` "
+        "mark; all of them if you never marked it). Colleagues' replies, notes and system lines never count. "
+        "Inside an event: as of that event.",
+        extensions=[PerViewer()],
+    )
+    def unread_count(self, info: Info) -> int:
+        viewer = info.context.viewer
+        return unread_count(self.entity, viewer.member_id) if viewer else 0
+
+    @strawberry.field(
+        description="When you last marked it read (`markConversationRead`); null if you never did.",
+        extensions=[PerViewer()],
+    )
+    def last_read_at(self, info: Info) -> datetime | None:
+        viewer = info.context.viewer
+        mark = self.entity.read_mark(viewer.member_id) if viewer else None
+        return mark.at if mark else None
+
     @strawberry.field(description="When the customer last wrote.")
     def last_customer_message_at(self) -> datetime | None:
         return self.entity.last_customer_message_at
@@ -630,6 +684,15 @@ class ConversationConnection:
 class StatusCount:
     status: StatusFilter = strawberry.field(description="The status filter.")
     count: int = strawberry.field(description="Matching conversations.")
+    unread_of: strawberry.Private[Callable[[], Awaitable[int]]]
+
+    @strawberry.field(
+        description="How many of them have customer messages you have not read (`Conversation.unreadCount` above "
+        "0): one more indexed count, made only when asked for.",
+        extensions=[PerViewer()],  # counted for the caller
+    )
+    async def unread(self) -> int:
+        return await self.unread_of()
 
 
 @strawberry.type(description="A reusable message with `{{variable}}` placeholders.")

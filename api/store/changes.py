@@ -4,8 +4,9 @@ The condition becomes the filter beside ``_id`` (through :func:`api.store.query.
 the rest one update document: ``set`` → ``$set``, ``clear`` → ``$unset``,
 ``add`` → ``$addToSet`` (nx-27017 stores a ``$push``ed sub-document as a JSON
 string; these are scalars either way), ``remove`` → ``$pull``, ``inc`` → ``$inc``,
-``lower`` → ``$min``. Values are stored as the codec stores them: moments as
-int ms, enums as their value, tuples as arrays.
+``lower`` → ``$min``, ``mark`` → ``$max`` of each part of ``reads.<member>``.
+Values are stored as the codec stores them: moments as int ms, enums as their
+value, tuples as arrays.
 """
 
 from __future__ import annotations
@@ -49,6 +50,11 @@ def update_of(change: Change) -> dict[str, Any]:
             update[operator] = {name: _stored(value) for name, value in values.items()}
     if change.clear:
         update["$unset"] = {name: "" for name in change.clear}
+    if change.mark is not None:
+        # each part raised on its own path: a whole sub-document can't be $max-ed on nx-27017,
+        # and concurrent marks of other members (other paths) are left alone
+        path = f"reads.{change.mark.member_id}"
+        update["$max"] = {f"{path}.{part}": value for part, value in codec.read_mark_doc(change.mark).items()}
     return update
 
 

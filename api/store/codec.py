@@ -26,6 +26,8 @@ from domain.entities import (
     MessageTemplate,
     Notification,
     Organization,
+    ReadMark,
+    SystemLine,
     Team,
     TeamMembership,
     WidgetSettings,
@@ -39,6 +41,7 @@ from domain.enums import (
     NotificationKind,
     OrgRole,
     SenderKind,
+    SystemAction,
     TeamMode,
     TeamRole,
 )
@@ -236,8 +239,31 @@ def conversation(doc: dict) -> Conversation:
         closed_reason=ClosedReason(doc["closed_reason"]) if doc.get("closed_reason") else None,
         announced_status=doc.get("announced_status"),
         last_message=message(doc["last_message"]) if doc.get("last_message") else None,
+        customer_messages=doc.get("customer_messages", 0),
+        read_by=tuple(doc.get("read_by", ())),
+        reads=reads(doc.get("reads")),
         **{name: dt(doc.get(name)) for name in CONVERSATION_TIMES},
     )
+
+
+def reads(value: Any) -> tuple[ReadMark, ...]:
+    """Stored as a map by member id (``{"<member>": {"seq", "n", "at"}}``), so one member's mark
+    is raised with ``$max`` on its own paths; ordered by member id."""
+    if not isinstance(value, dict):
+        return ()
+    return tuple(
+        ReadMark(member_id=k, seq=v.get("seq", 0), customer_messages=v.get("n", 0), at=stored_dt(v.get("at")))
+        for k, v in sorted(value.items())
+        if isinstance(v, dict)
+    )
+
+
+def reads_doc(marks: tuple[ReadMark, ...]) -> dict | None:
+    return {m.member_id: read_mark_doc(m) for m in marks} or None
+
+
+def read_mark_doc(mark: ReadMark) -> dict:
+    return {"seq": mark.seq, "n": mark.customer_messages, "at": ms(mark.at)}
 
 
 def conversation_doc(c: Conversation) -> dict:
@@ -259,6 +285,9 @@ def conversation_doc(c: Conversation) -> dict:
             "closed_reason": c.closed_reason.value if c.closed_reason else None,
             "announced_status": c.announced_status,
             "last_message": last_message_doc(c.last_message) if c.last_message else None,
+            "customer_messages": c.customer_messages,
+            "read_by": list(c.read_by),
+            "reads": reads_doc(c.reads),
             **{name: ms(getattr(c, name)) for name in CONVERSATION_TIMES},
         }
     )
@@ -358,7 +387,21 @@ def message(doc: dict) -> Message:
         channel_id=doc.get("channel_id"),
         deliveries=deliveries(doc.get("deliveries")),
         template_call=template_call(doc.get("template_call")),
+        customer_messages=doc.get("customer_messages", 0),
+        system=system_line(doc.get("system")),
     )
+
+
+def system_line(doc: Any) -> SystemLine | None:
+    if not isinstance(doc, dict):
+        return None
+    return SystemLine(action=SystemAction(doc["action"]), actor_id=doc.get("actor_id"), target_id=doc.get("target_id"))
+
+
+def system_line_doc(line: SystemLine | None) -> dict | None:
+    if line is None:
+        return None
+    return compact({"action": line.action.value, "actor_id": line.actor_id, "target_id": line.target_id})
 
 
 def message_doc(m: Message) -> dict:
@@ -382,6 +425,8 @@ def message_doc(m: Message) -> dict:
             "provider_key": provider_key(m.channel_id, m.provider_message_id) if m.provider_message_id else None,
             "deliveries": deliveries_doc(m.deliveries),
             "template_call": template_call_doc(m.template_call),
+            "customer_messages": m.customer_messages or None,
+            "system": system_line_doc(m.system),
         }
     )
 

@@ -134,6 +134,7 @@ def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str
             # a copy of the conversation's id, indexed: a widget visitor's stream replays its own
             "conversation_id": event.conversation.id,
             "notified": notified or None,
+            "line_id": event.line_id,
             "typing": event.typing,
         }
     )
@@ -150,6 +151,7 @@ def event_from_doc(doc: dict) -> Event:
         new_status=ConversationStatus(doc["new_status"]) if doc.get("new_status") else None,
         message_id=doc.get("message_id"),
         owner_before=doc.get("owner_before"),
+        line_id=doc.get("line_id"),
         team_before=doc.get("team_before"),
         note=doc.get("note"),
         typing=doc.get("typing"),

@@ -24,6 +24,7 @@ from domain.criteria import Criteria, all_of
 from domain.entities import Conversation
 from domain.enums import ConversationOrder, StatusFilter
 from domain.errors import invalid
+from domain.messages import HISTORY_ONLY
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +165,15 @@ class ConversationLister:
         """Conversations active after t0, at their position as of t0, if still ahead of the cursor."""
         if not moved:
             return []
+        # notes and system lines never move a conversation (its key is its last message's)
         pipeline = [
-            {"$match": {"conversation_id": {"$in": [d["_id"] for d in moved]}, "created_at": {"$lte": t0}}},
+            {
+                "$match": {
+                    "conversation_id": {"$in": [d["_id"] for d in moved]},
+                    "created_at": {"$lte": t0},
+                    "kind": {"$nin": [kind.value for kind in HISTORY_ONLY]},
+                }
+            },
             {"$sort": {"created_at": -1}},
             {"$group": {"_id": "$conversation_id", "at": {"$first": "$created_at"}}},
         ]

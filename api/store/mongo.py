@@ -50,6 +50,7 @@ from domain.entities import (
 )
 from domain.enums import ChannelType, DeliveryStatus, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored
+from domain.messages import HIDDEN_FROM_CUSTOMERS
 from domain.visibility import Viewer
 from domain.widget import ChannelChanges, VisitorDetails
 
@@ -551,8 +552,14 @@ class MongoStore:
         doc = await self.db.messages.find_one({"_id": message_id, "org_id": org_id})
         return codec.message(doc) if doc else None
 
-    async def messages_page(self, conversation_id: str, last: int, before_seq: int | None) -> list[Message]:
+    async def messages_page(
+        self, conversation_id: str, last: int, before_seq: int | None, *, for_customer: bool = False
+    ) -> list[Message]:
+        """The ``last + 1`` newest messages before ``before_seq``, newest first. ``for_customer``
+        leaves out what the customer never sees (:func:`domain.messages.customer_can_see`)."""
         query: dict[str, Any] = {"conversation_id": conversation_id}
+        if for_customer:
+            query["kind"] = {"$nin": [kind.value for kind in HIDDEN_FROM_CUSTOMERS]}
         if before_seq is not None:
             query["seq"] = {"$lt": before_seq}
         cursor = self.db.messages.find(query).sort("seq", -1).limit(last + 1)

@@ -33,6 +33,7 @@ from domain.criteria import (
     Gt,
     Gte,
     In,
+    Lacks,
     Lt,
     Lte,
     NonEmpty,
@@ -75,6 +76,9 @@ def to_mongo(criteria: Criteria) -> dict[str, Any]:
             return {field: None}
         case Contains(field, value):
             return {field: _scalar(value)}
+        case Lacks(field, value):
+            # not ``$ne``: nx-27017's find (unlike its count) matches an array holding the value
+            return {field: {"$nin": [_scalar(value)]}}
         case Empty(field):
             return {field: {"$size": 0}}
         case NonEmpty(field):

@@ -27,6 +27,7 @@ from domain.entities import Message as Message_
 from domain.enums import DeliveryStatus as Status
 from domain.enums import ErrorCode, EventKind, SenderKind
 from domain.errors import Refused, invalid
+from domain.messages import customer_can_see
 from domain.usecases import widget
 from domain.widget import RateLimited
 
@@ -245,7 +246,8 @@ class Query:
         services = ctx.services
         before_seq = message_seq_from_cursor(before) if before else None
         cursor = str(services.hub.dispatched_id) if services.hub is not None else "0"
-        found = await services.store.messages_page(ctx.session.conversation_id, last, before_seq)
+        # never an internal note or a system line (domain.messages.customer_can_see)
+        found = await services.store.messages_page(ctx.session.conversation_id, last, before_seq, for_customer=True)
         has_previous = len(found) > last
         page = list(reversed(found[:last]))
         store = services.store
@@ -468,6 +470,8 @@ class _Stream:
             return None
         message = await message_of(dispatched, ctx.services.store)
         if message is None or message.conversation_id != ctx.session.conversation_id:
+            return None
+        if not customer_can_see(message):  # an internal note (its MESSAGE event is for members)
             return None
         if kind == EventKind.DELIVERY.value:
             if not widget.is_agent_message(message):

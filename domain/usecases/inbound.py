@@ -9,7 +9,7 @@ from typing import Any, Protocol, cast
 from domain import changes
 from domain.changes import Change
 from domain.entities import Attachment, Channel, Conversation, Customer, Location, Message
-from domain.enums import ChannelType, EventKind, MessageKind, SenderKind
+from domain.enums import ChannelType, EventKind, MessageKind, SenderKind, SystemAction
 from domain.errors import AlreadyStored, invalid
 from domain.events import Event
 from domain.ports import EventSink
@@ -20,6 +20,7 @@ from domain.status import (
     next_transition_at,
     status_of,
 )
+from domain.usecases.lines import write_line
 from domain.validation import check_string, check_time
 
 
@@ -71,6 +72,7 @@ class InboundStore(Protocol):
         self, customer: Customer, online_until: datetime | None, location: Location | None, now: datetime
     ) -> Customer: ...
     async def conversation(self, org_id: str, conversation_id: str) -> Conversation | None: ...
+    async def change_conversation(self, conversation_id: str, change: Change) -> Conversation | None: ...
 
 
 def check_inbound(inbound: InboundMessage, now: datetime) -> None:
@@ -137,7 +139,7 @@ async def receive_customer_message(
     else:
         before = await store.take_message_seq(customer_id)
 
-    def message(seq: int) -> Message:
+    def message(seq: int, customer_messages: int) -> Message:
         return Message(
             id=store.new_id(),
             org_id=channel.org_id,
@@ -152,13 +154,15 @@ async def receive_customer_message(
             sent_at=inbound.sent_at,
             provider_message_id=inbound.provider_message_id,
             channel_id=channel.id,
+            customer_messages=customer_messages,
         )
 
     opened = None
+    line_id: str | None = None
     try:
         if before is None:
             customer = customer or await _customer(store, channel.org_id, customer_id)
-            opened = await _open_conversation(store, channel, customer, message(1), t)
+            opened = await _open_conversation(store, channel, customer, message(1, 1), t)
             if opened is None:  # the first number was taken: the conversation exists now
                 before = await store.take_message_seq(customer_id)
                 assert before is not None
@@ -167,7 +171,9 @@ async def receive_customer_message(
             assert stored is not None  # _conversation_from makes the first message the last one
         else:
             assert before is not None  # not opened here: its number was reserved above
-            stored = await store.insert_message(message(before.message_seq + 1), offer=False)
+            stored = await store.insert_message(
+                message(before.message_seq + 1, before.customer_messages + 1), offer=False
+            )
     except AlreadyStored as race:
         if race.existing is None:  # a reserved number taken: the store is inconsistent, not the input
             raise
@@ -187,13 +193,21 @@ async def receive_customer_message(
         assert before is not None  # as above
         for _ in range(3):  # judged again only if it was closed between the two reads
             change = _customer_message(before, now, t)
-            after = replace(changes.effect(change, before), message_seq=stored.seq)
+            after = replace(
+                changes.effect(change, before), message_seq=stored.seq, customer_messages=stored.customer_messages
+            )
             reopen = change if is_closed(before, now, t) else None
             outcome = await store.record_customer_message(stored, changes.wake(now, due_by), reopen)
             if outcome != "CLOSED":
                 break
             before = await store.conversation(channel.org_id, customer_id) or before
         kind = EventKind.REOPENED if outcome == "REOPENED" else EventKind.MESSAGE
+        if kind is EventKind.REOPENED:  # the history says so, right after the message that reopened it
+            numbered = await store.change_conversation(customer_id, changes.number_line())
+            if numbered is not None:
+                line = await write_line(store, numbered, SystemAction.REOPENED, now)
+                after = replace(after, message_seq=max(after.message_seq, line.seq))
+                line_id = line.id
     if details:
         after = replace(after, **{f"customer_{k}": v for k, v in details.items()})
     after = replace(after, last_message=stored)
@@ -206,6 +220,7 @@ async def receive_customer_message(
             # ``before`` is None exactly when this request created the conversation (CREATED)
             previous_status=status_of(before, now, t) if before is not None else None,
             owner_before=before.owner_id if before else None,
+            line_id=line_id,
         )
     )
     return Receipt(customer_id, stored.id, duplicate=False)
@@ -310,7 +325,12 @@ def _conversation_from(channel: Channel, customer: Customer, first: Message, t: 
         created_at=now,
         updated_at=now,
     )
-    return replace(changes.effect(_customer_message(before, now, t), before), message_seq=first.seq, last_message=first)
+    return replace(
+        changes.effect(_customer_message(before, now, t), before),
+        message_seq=first.seq,
+        last_message=first,
+        customer_messages=first.customer_messages,
+    )
 
 
 async def record_presence(

@@ -134,6 +134,7 @@ async def send_message(
             channel_id=conversation.channel_id,
             deliveries=deliveries_for(conversation, channel, now),
             template_call=template_call,
+            customer_messages=before.customer_messages,
         ),
         offer=False,
     )
@@ -159,6 +160,8 @@ async def send_message(
 
 
 def check_kind_fits_channel(kind: MessageKind, channel: ChannelType) -> None:
+    if kind in (MessageKind.NOTE, MessageKind.SYSTEM):
+        raise invalid("Notes are added with `addNote`, and only the server writes system lines.", "kind")
     if kind is MessageKind.WHATSAPP_TEMPLATE and channel is not ChannelType.WHATSAPP:
         raise invalid("WhatsApp templates can only be sent on WhatsApp.", "kind")
 

@@ -41,8 +41,12 @@ def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None =
     one handed to a representative tells them alone (TRANSFERRED). A customer
     message notifies the members in the room. A customer waiting too long alerts
     the room, or the team's admins when nobody is in it.
+    An internal note tells the members it mentions (MENTION; the use case keeps
+    only those who can see the conversation).
     """
     conversation = event.conversation
+    if event.kind is EventKind.MESSAGE and event.mentioned:
+        return [Recipient(member_id, NotificationKind.MENTION) for member_id in event.mentioned]
     if event.kind is EventKind.MESSAGE and sender_kind is SenderKind.CUSTOMER:
         return [Recipient(member_id, NotificationKind.NEW_MESSAGE) for member_id in conversation.participants]
     if event.kind is EventKind.TRANSFERRED and conversation.owner_id is not None:

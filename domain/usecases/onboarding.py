@@ -137,7 +137,10 @@ async def remove_team_member(
     if updated is None:
         raise not_found("team", "teamId")
     await events.publish_teams_changed(viewer.org_id, now)
-    await leave_team_rooms(store, events, updated, member_id, now, t)
+    member = await store.member(viewer.org_id, member_id)  # named in the rooms' histories
+    await leave_team_rooms(
+        store, events, updated, member_id, now, t, by=viewer, member_name=member.name if member else None
+    )
     return updated
 
 

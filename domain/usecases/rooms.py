@@ -1,5 +1,9 @@
 """Entering and leaving a conversation's room: join, grab, leave, close, and, for admins
-and owners, handing it on: transfer and release."""
+and owners, handing it on: transfer and release.
+
+Each of them also writes a system line into the conversation's history (who did
+what), numbered by the room change itself (:mod:`domain.usecases.lines`).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,12 @@ from typing import Protocol
 
 from domain import changes
 from domain.entities import Conversation, Member, Team
-from domain.enums import ClosedReason, ErrorCode, EventKind, OrgRole, TeamMode, TeamRole
+from domain.enums import ClosedReason, ErrorCode, EventKind, OrgRole, SystemAction, TeamMode, TeamRole
 from domain.errors import Refused, forbidden, invalid, not_found
 from domain.events import Event
 from domain.ports import ConversationStore, EventSink
 from domain.status import Thresholds, is_closed, status_of
+from domain.usecases.lines import write_line
 from domain.validation import clean_text, is_id
 from domain.visibility import Viewer, can_grab, can_see, is_admin_of, is_grab_representative
 
@@ -52,9 +57,11 @@ async def join_conversation(
         if is_grab_representative(viewer, conversation) and conversation.owner_id != viewer.member_id:
             raise Refused(ErrorCode.GRAB_REQUIRED, "Grab this conversation before joining it.")
         team_id = None if viewer.is_org_admin else conversation.team_id
-        updated = await store.change_conversation(conversation.id, changes.join(viewer.member_id, now, team_id=team_id))
+        join = changes.numbered(changes.join(viewer.member_id, now, team_id=team_id))
+        updated = await store.change_conversation(conversation.id, join)
         if updated is not None:
-            await _publish(events, EventKind.JOINED, conversation, updated, viewer, now, t)
+            line = await write_line(store, updated, SystemAction.JOINED, now, actor=viewer)
+            await _publish(events, EventKind.JOINED, conversation, updated, viewer, now, t, line.id)
             return updated
     raise _kept_changing()
 
@@ -75,10 +82,11 @@ async def grab_conversation(
         assert conversation is not None
         if conversation.owner_id == viewer.member_id:
             return conversation
-        grab = changes.grab(viewer.member_id, now, team_id=conversation.team_id)
+        grab = changes.numbered(changes.grab(viewer.member_id, now, team_id=conversation.team_id))
         updated = await store.change_conversation(conversation.id, grab)
         if updated is not None:
-            await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t)
+            line = await write_line(store, updated, SystemAction.GRABBED, now, actor=viewer)
+            await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t, line.id)
             return updated
     raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
 
@@ -124,10 +132,13 @@ async def leave_conversation(
     if viewer.member_id not in conversation.participants:
         raise Refused(ErrorCode.NOT_JOINED, "You are not in this conversation.")
     release = conversation.owner_id == viewer.member_id
-    updated = await store.change_conversation(conversation.id, changes.leave(viewer.member_id, now, release=release))
+    leave = changes.numbered(changes.leave(viewer.member_id, now, release=release))
+    updated = await store.change_conversation(conversation.id, leave)
     if updated is None:
         raise Refused(ErrorCode.NOT_JOINED, "You are not in this conversation.")
-    await _publish(events, EventKind.LEFT, conversation, updated, viewer, now, t)
+    action = SystemAction.RELEASED if release else SystemAction.LEFT
+    line = await write_line(store, updated, action, now, actor=viewer)
+    await _publish(events, EventKind.LEFT, conversation, updated, viewer, now, t, line.id)
     return updated
 
 
@@ -140,31 +151,46 @@ async def close_conversation(
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
     if viewer.member_id not in conversation.participants and not is_admin_of(viewer, conversation):
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before closing it.")
-    updated = await store.change_conversation(conversation.id, changes.close(ClosedReason.MANUAL, now, now))
+    close = changes.numbered(changes.close(ClosedReason.MANUAL, now, now))
+    updated = await store.change_conversation(conversation.id, close)
     if updated is None:
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is already closed.")
-    await _publish(events, EventKind.CLOSED, conversation, updated, viewer, now, t)
+    line = await write_line(store, updated, SystemAction.CLOSED, now, actor=viewer)
+    await _publish(events, EventKind.CLOSED, conversation, updated, viewer, now, t, line.id)
     return updated
 
 
 async def leave_team_rooms(
-    store: ConversationStore, events: EventSink, team: Team, member_id: str, now: datetime, t: Thresholds
+    store: ConversationStore,
+    events: EventSink,
+    team: Team,
+    member_id: str,
+    now: datetime,
+    t: Thresholds,
+    *,
+    by: Viewer | None = None,
+    member_name: str | None = None,
 ) -> int:
-    """A member taken out of a team leaves every open room of that team.
+    """A member taken out of a team (``by`` an admin) leaves every open room of that team.
 
     What they owned is released (the LEFT event goes out as a release, so the
     team gets new grab offers), and they stop being told of its messages and
     waits because notifications follow the room. Closed conversations keep
-    their owner: their history stays private to the owner and admins.
-    Returns how many rooms were left.
+    their owner: their history stays private to the owner and admins. Each
+    room's history says who took whom out. Returns how many rooms were left.
     """
     left = 0
     for conversation in await store.open_rooms_of(team.org_id, team.id, member_id):
         release = conversation.owner_id == member_id
-        updated = await store.change_conversation(conversation.id, changes.leave(member_id, now, release=release))
+        leave = changes.numbered(changes.leave(member_id, now, release=release))
+        updated = await store.change_conversation(conversation.id, leave)
         if updated is None:  # left, closed or released meanwhile
             continue
         left += 1
+        action = SystemAction.RELEASED if release else SystemAction.LEFT
+        line = await write_line(
+            store, updated, action, now, actor=by, target_id=member_id, target_name=member_name, removed=True
+        )
         await events.publish(
             Event(
                 kind=EventKind.LEFT,
@@ -173,6 +199,7 @@ async def leave_team_rooms(
                 actor_id=member_id,
                 previous_status=status_of(conversation, now, t),
                 owner_before=conversation.owner_id,
+                line_id=line.id,
             )
         )
     return left
@@ -231,10 +258,20 @@ async def transfer_conversation(
         target = _target_team(viewer, conversation, request)
         if is_closed(conversation, now, t):
             raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
-        owner_id, room = await _owner_and_room(store, viewer, conversation, target, request.to_member_id)
-        change = changes.transfer(conversation, target.id, room, owner_id, now)
+        owner_id, room, owner_name = await _owner_and_room(store, viewer, conversation, target, request.to_member_id)
+        change = changes.numbered(changes.transfer(conversation, target.id, room, owner_id, now))
         updated = await store.change_conversation(conversation.id, change)
         if updated is not None:
+            line = await write_line(
+                store,
+                updated,
+                SystemAction.TRANSFERRED,
+                now,
+                actor=viewer,
+                target_id=owner_id,
+                target_name=owner_name or target.name,
+                note=note,
+            )
             await events.publish(
                 Event(
                     kind=EventKind.TRANSFERRED,
@@ -245,6 +282,7 @@ async def transfer_conversation(
                     owner_before=conversation.owner_id,
                     team_before=conversation.team_id,
                     note=note,
+                    line_id=line.id,
                 )
             )
             return Transferred(updated, note)
@@ -268,13 +306,14 @@ def _target_team(viewer: Viewer, conversation: Conversation, request: TransferRe
 
 async def _owner_and_room(
     store: TransferStore, viewer: Viewer, conversation: Conversation, target: Team, member_id: str | None
-) -> tuple[str | None, tuple[str, ...]]:
+) -> tuple[str | None, tuple[str, ...], str | None]:
     """The new owner (``member_id`` once checked: a representative of the GRAB team it goes
     to; admins never own) and who of the room stays: those who may see the conversation in
     ``target`` without grabbing it (its admins, all its members in COLLABORATION,
     organization admins), and the new owner. A GRAB team's other representatives leave:
     they grab to enter. One read of members at most: the new owner, and those of the room
-    the team alone doesn't keep (are they organization admins?).
+    the team alone doesn't keep (are they organization admins?). Also the new owner's
+    name, for the history's line.
     """
     if member_id is not None and target.mode is not TeamMode.GRAB:
         raise invalid(
@@ -304,7 +343,8 @@ async def _owner_and_room(
     room = tuple(m for m in conversation.participants if m == member_id or kept_by_team(m) or m in org_admins)
     if member_id is not None and member_id not in room:
         room = (*room, member_id)
-    return member_id, room
+    owner_name = members[member_id].name if member_id is not None else None
+    return member_id, room, owner_name
 
 
 _ORG_ADMINS = (OrgRole.OWNER, OrgRole.ADMIN)
@@ -348,9 +388,11 @@ async def release_conversation(
             raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
         if owner is None:  # nobody's: nothing to give back
             return conversation
-        updated = await store.change_conversation(conversation.id, changes.release(conversation, now))
+        updated = await store.change_conversation(conversation.id, changes.numbered(changes.release(conversation, now)))
         if updated is not None:
-            await _publish(events, EventKind.RELEASED, conversation, updated, viewer, now, t)
+            taken_from = None if owner == viewer.member_id else owner  # an admin gives it back for its owner
+            line = await write_line(store, updated, SystemAction.RELEASED, now, actor=viewer, target_id=taken_from)
+            await _publish(events, EventKind.RELEASED, conversation, updated, viewer, now, t, line.id)
             return updated
         read = conversation
     raise _kept_changing()
@@ -364,6 +406,7 @@ async def _publish(
     viewer: Viewer,
     now: datetime,
     t: Thresholds,
+    line_id: str | None = None,
 ) -> None:
     await events.publish(
         Event(
@@ -373,5 +416,6 @@ async def _publish(
             actor_id=viewer.member_id,
             previous_status=status_of(before, now, t),
             owner_before=before.owner_id,
+            line_id=line_id,
         )
     )

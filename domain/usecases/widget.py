@@ -19,6 +19,7 @@ from domain.entities import Channel, Conversation, Customer, Location, Message, 
 from domain.enums import ChannelType, DeliveryStatus, DeliveryVia, ErrorCode, EventKind, MessageKind, SenderKind
 from domain.errors import AlreadyStored, Refused, invalid, not_found
 from domain.events import Event
+from domain.messages import customer_can_see
 from domain.ports import AccountStore, ConversationStore, EventSink, FileSaver
 from domain.status import Thresholds, customer_online, status_of
 from domain.usecases.delivery import ConversationReader, DeliveryStore, announce
@@ -537,7 +538,7 @@ async def mark_read(
     """The visitor has seen the conversation up to this message: every agent message written by
     then becomes READ (agents hear each, DELIVERY); returns how many moved."""
     message = await store.message(session.org_id, up_to_message_id) if is_id(up_to_message_id) else None
-    if message is None or message.conversation_id != session.conversation_id:
+    if message is None or message.conversation_id != session.conversation_id or not customer_can_see(message):
         raise not_found("message", "upToMessageId")
     allowed = statuses_that_may_become(DeliveryStatus.READ)
     moved = 0
