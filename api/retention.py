@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from api.periodic import Periodic
 from api.store.mongo import MongoStore
 
+WEBHOOK_DELIVERIES_KEPT = timedelta(days=7)  # webhooks' delivery logs
+
 
 class Retention:
     def __init__(
@@ -31,7 +33,11 @@ class Retention:
         await self._periodic.stop()
 
     async def purge(self, now: datetime) -> tuple[int, int]:
-        """Returns (events deleted, login records deleted)."""
-        events = await self.store.events.forget_before(now - timedelta(seconds=self.event_retention_s))
+        """Returns (events deleted, login records deleted). An organization's events that one of
+        its enabled webhooks has not handled yet are kept until it has (at most
+        ``IMBRACE_WEBHOOK_DISABLE_AFTER_S``, after which a failing webhook is disabled)."""
+        holds = await self.store.webhooks.holds()
+        events = await self.store.events.forget_before(now - timedelta(seconds=self.event_retention_s), holds)
         logins = await self.store.login_attempts.forget_before(now - timedelta(seconds=self.login_window_s))
+        await self.store.webhooks.forget_deliveries_before(now - WEBHOOK_DELIVERIES_KEPT)
         return events, logins

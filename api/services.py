@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # both import the store and settings this module is imported 
     from api.delivery.worker import DeliveryWorker
     from api.events import EventLog
     from api.hub import EventHub
+    from api.webhooks import WebhookService
 
 
 def utc_now() -> datetime:
@@ -42,5 +43,6 @@ class Services:
     events: EventLog | None = None
     hub: EventHub | None = None
     delivery: DeliveryWorker | None = None
+    webhooks: WebhookService | None = None  # integrators' webhooks (api/webhooks/)
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)

@@ -121,6 +121,10 @@ class Settings:
     argon2_memory_kib: int = 65536
     metrics: bool = True
     metrics_token: str | None = None
+    # integrators' webhooks (api/webhooks/)
+    webhook_disable_after_s: float = 5 * 86400
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = 10
 
     @property
     def production(self) -> bool:
@@ -251,5 +255,8 @@ class Settings:
             argon2_memory_kib=_int("IMBRACE_ARGON2_MEMORY_KIB", 65536),
             metrics=_bool("IMBRACE_METRICS", True),
             metrics_token=os.environ.get("IMBRACE_METRICS_TOKEN") or None,
+            webhook_disable_after_s=_float("IMBRACE_WEBHOOK_DISABLE_AFTER_S", 5 * 86400),
+            webhook_allow_private=_bool("IMBRACE_WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_timeout_s=_float("IMBRACE_WEBHOOK_TIMEOUT_S", 10),
         )
         return settings.validate()

@@ -118,6 +118,7 @@ class NotificationKind(str, Enum):
     GRAB_OFFER = "GRAB_OFFER"
     NEW_MESSAGE = "NEW_MESSAGE"
     WAITING_TOO_LONG = "WAITING_TOO_LONG"
+    WEBHOOK_DISABLED = "WEBHOOK_DISABLED"
 
 
 class DeliveryVia(str, Enum):

@@ -31,6 +31,9 @@ class Viewer:
     org_role: OrgRole
     name: str = ""
     teams: tuple[Team, ...] = field(default=())
+    # Set for an integration (a webhook), not a member: the teams whose conversations it
+    # sees, all of them, as an admin of each team does. None for members.
+    integration_team_ids: frozenset[str] | None = None
 
     @property
     def is_org_admin(self) -> bool:
@@ -76,6 +79,8 @@ class Visibility:
 
 
 def visibility_of(viewer: Viewer) -> Visibility:
+    if viewer.integration_team_ids is not None:
+        return Visibility(org_id=viewer.org_id, whole_org=False, open_team_ids=viewer.integration_team_ids)
     if viewer.is_org_admin:
         return Visibility(org_id=viewer.org_id, whole_org=True)
     open_teams: set[str] = set()

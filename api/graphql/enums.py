@@ -219,6 +219,8 @@ described(
         "NEW_MESSAGE": "The customer wrote in a conversation you are in.",
         "WAITING_TOO_LONG": "A customer has waited SOON_TO_BE or OVERDUE long in a room you are in (or, in an "
         "empty room, of a team you administer).",
+        "WEBHOOK_DISABLED": "A webhook of your organization failed for `IMBRACE_WEBHOOK_DISABLE_AFTER_S` without a "
+        "break, or its query stopped being valid, and was disabled (owners and admins; `webhookId` names it).",
     },
 )
 DeliveryVia = d.DeliveryVia

@@ -73,9 +73,10 @@ def build_schema(settings: Settings | None = None) -> Schema:
     ]
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.subscriptions import Subscription
+    from api.graphql.webhooks import WebhookMutation, WebhookQuery
 
-    query = merged_root("Query", (Query, NotificationQuery))
-    mutation = merged_root("Mutation", (Mutation, NotificationMutation))
+    query = merged_root("Query", (Query, NotificationQuery, WebhookQuery))
+    mutation = merged_root("Mutation", (Mutation, NotificationMutation, WebhookMutation))
     return Schema(
         query=query,
         mutation=mutation,

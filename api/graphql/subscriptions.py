@@ -117,6 +117,17 @@ async def message_of(dispatched: DispatchedEvent, store) -> Message_ | None:
     return await asyncio.shield(dispatched.message)
 
 
+class OneEvent:
+    """Root value that runs a subscription for one stored event and ends (an integrator's
+    webhook, :mod:`api.webhooks.execution`): the same resolvers judge and render it, so a
+    webhook's payload is what a live subscriber with its visibility would receive.
+    ``dispatched`` None checks the document and yields nothing."""
+
+    def __init__(self, dispatched: DispatchedEvent | None, now_state: Conversation_ | Gone | None) -> None:
+        self.dispatched = dispatched
+        self.now_state = now_state
+
+
 def _parse_after(after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
@@ -144,8 +155,12 @@ async def follow(
     right after it.
     """
     ctx = info.context
-    hub = ctx.services.hub
     root = info.root_value
+    if isinstance(root, OneEvent):
+        if root.dispatched is not None and root.dispatched.doc.get("conversation") is not None:
+            yield root.dispatched, ctx.viewer, root.now_state
+        return
+    hub = ctx.services.hub
     grouped = isinstance(root, GroupRoot)
     if isinstance(root, Resume) and after is None:
         after = root.resume_after
@@ -247,8 +262,8 @@ class Subscription:
     ) -> AsyncGenerator[ConversationEvent, None]:
         flt = to_domain_filter(filter)
         async for dispatched, _viewer, now_state in follow(info, _parse_after(after)):
-            if dispatched.doc["kind"] == TEAMS_CHANGED:
-                continue
+            if dispatched.doc["kind"] == TEAMS_CHANGED or dispatched.doc.get("conversation") is None:
+                continue  # not about a conversation: a team change, notifications only (NOTIFIED)
             kind = judged(dispatched, info.context, flt)
             if kind is not None and visible_now(info.context.visibility(), kind, now_state):
                 yield payload(dispatched, kind)

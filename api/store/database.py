@@ -44,6 +44,8 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
     ],
     "events": [([("seq", ASCENDING)], {"unique": True}), ([("at", ASCENDING)], {})],
     "login_attempts": [([("at", ASCENDING)], {})],  # retention; counters are read by _id
+    "webhooks": [([("org_id", ASCENDING)], {}), ([("enabled", ASCENDING)], {})],
+    "webhook_deliveries": [([("webhook_id", ASCENDING)], {}), ([("at", ASCENDING)], {})],  # the page; retention
 }
 
 

@@ -25,6 +25,7 @@ from domain.enums import ConversationStatus, EventKind
 from domain.events import Event
 
 TEAMS_CHANGED = "TEAMS_CHANGED"
+NOTIFIED = "NOTIFIED"  # notifications about no conversation; like TEAMS_CHANGED, not a conversation event
 WATCH_AWAIT_MS = 200
 WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
@@ -57,6 +58,22 @@ class EventStore:
         cursor = self.collection.find({"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}).sort("seq", 1)
         return await cursor.to_list()
 
+    async def of_org_page(self, org_id: str, after: int, up_to: int, limit: int) -> list[dict]:
+        """At most ``limit`` of :meth:`of_org_between` (a webhook catching up reads in pages)."""
+        query = {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}
+        return await self.collection.find(query).sort("seq", 1).limit(limit).to_list()
+
+    async def oldest_id_of(self, org_id: str) -> int | None:
+        """The organization's oldest event still kept (a replay can't start before it)."""
+        first = await self.collection.find_one({"org_id": org_id}, sort=[("seq", 1)], projection={"_id": 1})
+        return first["_id"] if first else None
+
+    async def append_notified(self, event_id: int, org_id: str, at: datetime, notified: dict[str, str]) -> None:
+        """Notifications about no conversation (a webhook disabled), pushed to the members they name."""
+        await self.collection.insert_one(
+            {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": NOTIFIED, "at": ms(at), "notified": notified}
+        )
+
     async def after(self, event_id: int, limit: int) -> list[dict]:
         return await self.collection.find({"seq": {"$gt": event_id}}).sort("seq", 1).limit(limit).to_list()
 
@@ -81,9 +98,20 @@ class EventStore:
                     # getMores a second, each holding the embedded database's only lock.
                     await asyncio.sleep(idle)
 
-    async def forget_before(self, moment: datetime) -> int:
-        """Events older than ``moment``; returns how many were deleted."""
-        return (await self.collection.delete_many({"at": {"$lt": ms(moment)}})).deleted_count
+    async def forget_before(self, moment: datetime, holds: dict[str, int] | None = None) -> int:
+        """Events older than ``moment``; returns how many were deleted.
+
+        ``holds`` (organization id -> event id) keeps an organization's events after that id
+        however old: a webhook's endpoint that was down gets them all when it is back.
+        """
+        cutoff = {"$lt": ms(moment)}
+        if not holds:
+            return (await self.collection.delete_many({"at": cutoff})).deleted_count
+        deleted = (await self.collection.delete_many({"at": cutoff, "org_id": {"$nin": list(holds)}})).deleted_count
+        for org_id, kept_after in holds.items():
+            query = {"at": cutoff, "org_id": org_id, "seq": {"$lte": kept_after}}
+            deleted += (await self.collection.delete_many(query)).deleted_count
+        return deleted
 
 
 def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str, Any]:
