@@ -12,6 +12,7 @@ from strawberry.types import Info
 from api.graphql.descriptions import mutation_description
 from api.graphql.payloads import run
 from api.graphql.types import Edge, PageInfo, Team, UserError
+from api.graphql.viewer_fields import PerViewer
 from api.webhooks.execution import DEFAULT_QUERY
 from domain import webhooks as w
 from domain.enums import ErrorCode as E
@@ -105,7 +106,10 @@ class Webhook:
     def default_query(self) -> bool:
         return self.entity.query is None
 
-    @strawberry.field(description="The teams whose conversations it sees (all of them, as those teams' admins do).")
+    @strawberry.field(
+        description="The teams whose conversations it sees (all of them, as those teams' admins do).",
+        extensions=[PerViewer()],
+    )
     def teams(self, info: Info) -> list[Team]:
         wanted = set(self.entity.team_ids)
         return [Team(entity=t) for t in info.context.viewer.teams if t.id in wanted]
@@ -158,7 +162,7 @@ class Webhook:
     def updated_at(self) -> datetime | None:
         return self.entity.updated_at
 
-    @strawberry.field(description="Its delivery attempts (kept 7 days), newest first.")
+    @strawberry.field(description="Its delivery attempts (kept 7 days), newest first.", extensions=[PerViewer()])
     async def deliveries(
         self,
         info: Info,

@@ -50,6 +50,11 @@ class EventStore:
             {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": TEAMS_CHANGED, "at": ms(at)}
         )
 
+    async def issued_id(self) -> int:
+        """The last id the counter handed out (its event may still be on its way, or deleted since)."""
+        doc = await self.counters.find_one({"_id": "events"})
+        return doc["n"] if doc else 0
+
     async def newest_id(self) -> int:
         last = await self.collection.find_one({}, sort=[("seq", -1)], projection={"_id": 1})
         return last["_id"] if last else 0

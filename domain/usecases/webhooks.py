@@ -65,9 +65,9 @@ class WebhookStore(Protocol):
 
 
 class EventPositions(Protocol):
-    """Where the event log stands: a new webhook starts after its newest event."""
+    """Where the event log stands: a new webhook starts after the last id handed out."""
 
-    async def newest_id(self) -> int: ...
+    async def issued_id(self) -> int: ...
     async def oldest_id_of(self, org_id: str) -> int | None: ...
 
 
@@ -163,7 +163,7 @@ async def create_webhook(
         enabled=True,
         created_at=now,
         updated_at=now,
-        cursor=await events.newest_id(),
+        cursor=await events.issued_id(),
     )
     secret = new_secret()
     await store.add(webhook, sealer.seal(webhook.id, secret))
@@ -225,7 +225,7 @@ async def redeliver_webhook(
     their original ``webhook-id``s, then carries on with new ones."""
     webhook = await webhook_of(store, viewer, webhook_id)
     first = _event_id(from_event_id)
-    newest = await events.newest_id()
+    newest = await events.issued_id()
     if first > newest:
         raise invalid(f"No event {first} yet: the newest is {newest}.", "fromEventId")
     oldest = await events.oldest_id_of(viewer.org_id)
