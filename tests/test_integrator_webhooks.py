@@ -350,7 +350,8 @@ async def test_the_request_goes_to_the_checked_address(server, receiver, monkeyp
 
     async def resolve(host, port):
         lookups.append(host)
-        return [ipaddress.ip_address("127.0.0.1")] if host == "receiver.test" else []
+        # nothing listens on the first address: the next one checked is tried
+        return [ipaddress.ip_address(a) for a in ("127.0.0.2", "127.0.0.1")] if host == "receiver.test" else []
 
     monkeypatch.setattr(address, "resolve_host", resolve)
     org, team, agent, channel = await desk(server)
@@ -398,7 +399,15 @@ async def test_a_webhook_never_sees_beyond_its_teams(server, receiver):
     await org.customer_writes(other_channel, "o1", "still not yours")
     await org.customer_writes(grab_channel, "g1", "private to alice, not to the integration")
     got = [g.json["data"]["conversationEvents"] for g in await receiver.wait_for(3)]
-    await asyncio.sleep(0.5)
+    outsider = await new_org(server, "Outsider")
+    outsider_channel = await outsider.channel(await outsider.team("Theirs"))
+    await outsider.customer_writes(outsider_channel, "x1", "another organization")
+    newest = await server.services.store.events.issued_id()
+
+    async def passed_it():
+        return int((await state(org, created["webhook"]["id"]))["lastEventId"]) >= newest
+
+    await until(passed_it)  # moved past the other organization's event, sending nothing
     assert [e["kind"] for e in got] == ["CREATED", "GRABBED", "MESSAGE"]
     assert len(receiver.requests) == 3
     assert {e["conversationId"] for e in got} == {cid} and {e["conversation"]["team"]["id"] for e in got} == {grab}

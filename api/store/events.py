@@ -68,6 +68,12 @@ class EventStore:
         query = {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}
         return await self.collection.find(query).sort("seq", 1).limit(limit).to_list()
 
+    async def any_of_org_between(self, org_id: str, after: int, up_to: int) -> bool:
+        found = await self.collection.find_one(
+            {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}, projection={"_id": 1}
+        )
+        return found is not None
+
     async def oldest_id_of(self, org_id: str) -> int | None:
         """The organization's oldest event still kept (a replay can't start before it)."""
         first = await self.collection.find_one({"org_id": org_id}, sort=[("seq", 1)], projection={"_id": 1})

@@ -148,10 +148,19 @@ class Webhooks:
 
     # the follower (api.webhooks.follower)
 
-    async def claimable(self, now: datetime, frontier: int, limit: int) -> list[str]:
-        """Ids of enabled webhooks behind ``frontier``, free, and not waiting for a retry."""
-        docs = await self.collection.find(_claimable(now, frontier), {"_id": 1}).limit(limit).to_list()
-        return [d["_id"] for d in docs]
+    async def claimable(self, now: datetime, frontier: int, limit: int) -> list[tuple[str, str, int]]:
+        """(id, organization, cursor) of enabled webhooks behind ``frontier``, free, and not
+        waiting for a retry."""
+        projection = {"org_id": 1, "cursor": 1}
+        docs = await self.collection.find(_claimable(now, frontier), projection).limit(limit).to_list()
+        return [(d["_id"], d["org_id"], d["cursor"]) for d in docs]
+
+    async def skip_to(self, webhook_id: str, cursor: int, frontier: int, now: datetime) -> None:
+        """Moves an idle webhook past events of other organizations, without a lease: only if
+        nobody moved it (or took it) since its cursor was read."""
+        await self.collection.update_one(
+            {"_id": webhook_id, "cursor": cursor, "lease_until": {"$lte": ms(now)}}, {"$set": {"cursor": frontier}}
+        )
 
     async def claim(self, webhook_id: str, now: datetime, frontier: int, lease_s: float, token: str) -> Claim | None:
         doc = await self.collection.find_one_and_update(

@@ -29,9 +29,10 @@ from api.addresses import IPAddress, is_local_name, is_public, kind_of
 
 @dataclass(frozen=True, slots=True)
 class Pinned:
-    """A request target: the URL with the checked address as its host, and the name to present."""
+    """A request target: the URL with each checked address as its host (tried in the resolver's
+    order while connecting fails), and the name to present."""
 
-    url: httpx.URL
+    urls: tuple[httpx.URL, ...]
     host_header: str
     sni_hostname: str | None
 
@@ -81,7 +82,7 @@ async def pinned(url: str, allow_private: bool) -> Pinned | str:
             what = "is" if literal else "resolves to"
             return f"{host} {what} {kind_of(refused)}, which webhooks may not call."
     return Pinned(
-        url=parsed.copy_with(host=str(addresses[0])),
+        urls=tuple(parsed.copy_with(host=str(a)) for a in addresses),
         host_header=parsed.netloc.decode("ascii"),
         sni_hostname=host if parsed.scheme == "https" and not literal else None,
     )

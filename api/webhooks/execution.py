@@ -97,7 +97,8 @@ class Execution:
         deliver nothing for it. :class:`QueryInvalid` when its document no longer runs."""
         conversation_id = doc["conversation"]["_id"]
         now_state: Conversation | Gone = states.get(conversation_id, GONE)
-        results = await self._run(webhook.query or DEFAULT_QUERY, viewer, OneEvent(DispatchedEvent(doc), now_state))
+        root = OneEvent(DispatchedEvent(doc), now_state)
+        results = await self._run(webhook.query or DEFAULT_QUERY, viewer, root, f"webhook:{webhook.id}")
         if not results:
             return None
         result = results[0]
@@ -134,8 +135,10 @@ class Execution:
             return str(error)
         return None
 
-    async def _run(self, query: str, viewer: Viewer, root: OneEvent) -> list[Any]:
-        context = Context(services=self.services, viewer=viewer, now=self.services.clock(), request_id="webhook")
+    async def _run(self, query: str, viewer: Viewer, root: OneEvent, request_id: str = "webhook") -> list[Any]:
+        """The results of the subscription for ``root``'s event (one, or none); ``request_id``
+        names the webhook in the log line of an error the result masks."""
+        context = Context(services=self.services, viewer=viewer, now=self.services.clock(), request_id=request_id)
         source = await self.schema.subscribe(query, context_value=context, root_value=root)
         results = []
         async with aclosing(source):

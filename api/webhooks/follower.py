@@ -46,6 +46,7 @@ from domain.webhooks import Webhook, WebhookDelivery, message_id, retry_delay, s
 log = logging.getLogger("imbrace.webhooks")
 
 PAGE = 100
+STOP_WAIT_S = 3.0  # within the application's shutdown budget for each worker
 # Kinds in the log that only mean something live (a widget's typing indicator): never sent.
 EPHEMERAL_KINDS = frozenset({"TYPING"})
 
@@ -94,15 +95,16 @@ class WebhookFollower:
         """A webhook changed in this process: look now rather than at the next poll."""
         self._wake.set()
 
-    async def stop(self) -> None:
-        """Stops claiming; webhooks in hand are released after their current send."""
+    async def stop(self, timeout_s: float = STOP_WAIT_S) -> None:
+        """Stops claiming; webhooks in hand are released after their current send, or, past
+        ``timeout_s``, left to their leases (an event cut off is sent again, same id)."""
         task, self._task = self._task, None
         if task is None:
             return
         self._stopping.set()
         self._wake.set()
         try:
-            await asyncio.wait_for(asyncio.shield(task), self.services.settings.webhook_timeout_s + 2)
+            await asyncio.wait_for(asyncio.shield(task), timeout_s)
         except TimeoutError:
             task.cancel()
             for running in list(self._running.values()):
@@ -136,8 +138,12 @@ class WebhookFollower:
         now = self.services.clock()
         frontier = self.services.hub.dispatched_id
         taken = 0
-        for webhook_id in await self.store.claimable(now, frontier, free + len(self._running)):
+        events = self.services.store.events
+        for webhook_id, org_id, cursor in await self.store.claimable(now, frontier, free + len(self._running)):
             if webhook_id in self._running or taken >= free:
+                continue
+            if not await events.any_of_org_between(org_id, cursor, frontier):
+                await self.store.skip_to(webhook_id, cursor, frontier, now)  # only other organizations' events
                 continue
             claim = await self.store.claim(webhook_id, now, frontier, self.lease_s, secrets.token_hex(12))
             if claim is None:

@@ -67,18 +67,25 @@ class Sender:
                 target = await pinned(url, self.allow_private)
                 if isinstance(target, str):
                     return Answer(False, elapsed(), error=f"Not sent: {target}")
-                request = self._client.build_request(
-                    "POST",
-                    target.url,
-                    content=body,
-                    headers={**headers, "host": target.host_header},
-                    extensions={"sni_hostname": target.sni_hostname} if target.sni_hostname else None,
-                )
-                response = await self._client.send(request, stream=True, follow_redirects=False)
-                try:
-                    kept = await _read_some(response)
-                finally:
-                    await response.aclose()
+                for position, address in enumerate(target.urls):
+                    request = self._client.build_request(
+                        "POST",
+                        address,
+                        content=body,
+                        headers={**headers, "host": target.host_header},
+                        extensions={"sni_hostname": target.sni_hostname} if target.sni_hostname else None,
+                    )
+                    try:
+                        response = await self._client.send(request, stream=True, follow_redirects=False)
+                    except httpx.ConnectError:
+                        if position + 1 == len(target.urls):
+                            raise
+                        continue  # nothing was sent: the next address (IPv4 after an unreachable IPv6)
+                    try:
+                        kept = await _read_some(response)
+                    finally:
+                        await response.aclose()
+                    break
         except TimeoutError:
             return Answer(False, elapsed(), error=f"No answer within {self.timeout_s:g} s.")
         except httpx.HTTPError as error:
