@@ -118,6 +118,8 @@ class Execution:
             document = parse(query)
         except GraphQLError as error:
             return f"The query does not parse: {error.message}"
+        except RecursionError:
+            return "The query does not parse: it is nested too deeply."
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
         if len(operations) != 1 or operations[0].operation is not OperationType.SUBSCRIPTION:
             return "The query must be exactly one subscription operation."

@@ -147,12 +147,13 @@ async def create_webhook(
     """A new webhook, delivering the events after the newest one; returns it and its secret,
     which is never shown again."""
     require_manager(viewer)
-    url = await _checked_url(checks, draft.url)
+    # the cheap checks first; the URL's, which may ask DNS, last
     team_ids = await _checked_teams(teams, viewer, draft.team_ids)
-    query = await _checked_query(checks, draft.query)
     description = clean_line(draft.description, "description", max_length=MAX_DESCRIPTION_LENGTH)
     if await store.count(viewer.org_id) >= MAX_WEBHOOKS_PER_ORG:
         raise invalid(f"An organization has at most {MAX_WEBHOOKS_PER_ORG} webhooks.", "url")
+    query = await _checked_query(checks, draft.query)
+    url = await _checked_url(checks, draft.url)
     webhook = Webhook(
         id=store.new_id(),
         org_id=viewer.org_id,
