@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 import pytest
 
 import api.webhooks.address as address
+from api.embedded import free_port
 from domain.status import Thresholds
 from domain.webhooks import RETRY_DELAYS_S, url_problem
 from tests.clock import FakeClock
@@ -508,3 +509,24 @@ async def test_managing_webhooks(server, receiver):
         "mutation($id: ID!) { deleteWebhook(id: $id) { deletedId errors { code } } }", {"id": webhook_id}
     )
     assert again["deleteWebhook"]["errors"] == [{"code": "NOT_FOUND"}]
+
+
+async def test_timeouts_and_connection_errors_are_failures(make_server, receiver):
+    server = await make_server(webhook_allow_private=True, thresholds=CALM, webhook_timeout_s=0.5)
+    org, team, agent, channel = await desk(server)
+    ping = """mutation($id: ID!) { pingWebhook(id: $id) { delivery { succeeded statusCode error latencyMs } } }"""
+    slow = await create(org, receiver.url, [team])
+    receiver.hold = asyncio.Event()
+    timed_out = (await org.gql(ping, {"id": slow["webhook"]["id"]}))["pingWebhook"]["delivery"]
+    receiver.hold.set()
+    assert (timed_out["succeeded"], timed_out["statusCode"]) == (False, None)
+    assert timed_out["error"] == "No answer within 0.5 s." and 450 <= timed_out["latencyMs"] < 2000
+    closed = await create(org, f"http://127.0.0.1:{free_port()}/hook", [team])
+    refused = (await org.gql(ping, {"id": closed["webhook"]["id"]}))["pingWebhook"]["delivery"]
+    assert refused == {
+        "succeeded": False,
+        "statusCode": None,
+        "error": refused["error"],
+        "latencyMs": refused["latencyMs"],
+    }
+    assert refused["error"].startswith("Could not deliver (ConnectError)")
