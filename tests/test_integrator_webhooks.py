@@ -172,8 +172,13 @@ async def test_a_receiver_down_then_up_gets_everything_in_order(make_server, rec
     await asyncio.sleep(0.5)
     assert len(receiver.requests) == 1  # the events after it wait their turn
     clock.advance(RETRY_DELAYS_S[0] * 1.2)
-    second = (await failed_attempts(org, webhook_id, 2))["deliveries"]["edges"][0]["node"]
+    failing = await failed_attempts(org, webhook_id, 2)
+    second = failing["deliveries"]["edges"][0]["node"]
     assert RETRY_DELAYS_S[1] * 0.9 <= seconds_between(second["nextRetryAt"], second["at"]) <= RETRY_DELAYS_S[1] * 1.1
+    # a change of settings is no success: the endpoint's failures are kept
+    await org.gql(UPDATE, {"i": {"id": webhook_id, "description": "CRM"}})
+    kept = await state(org, webhook_id)
+    assert (kept["failedAttempts"], kept["failingSince"]) == (2, failing["failingSince"])
     # down longer than the event retention: the events it has not had are kept for it
     runtime = server.app.state.runtime
     await runtime.retention.purge(clock() + timedelta(days=3))

@@ -173,6 +173,9 @@ class WebhookFollower:
         viewer = await self.execution.viewer(webhook)
         cursor = webhook.cursor
         pending = claim.pending
+        # The first event sent is the one that failed before, if one did (a change of settings
+        # drops the body kept for it, not the failures: they are the endpoint's).
+        failing = webhook.attempts > 0
         async with Sender(settings.webhook_allow_private, settings.webhook_timeout_s) as sender:
             while True:
                 frontier = self.services.hub.dispatched_id
@@ -191,17 +194,16 @@ class WebhookFollower:
                     if body is None:
                         cursor = event_id
                         continue
-                    retried = pending is not None and pending[0] == event_id
                     answer = await self._send(sender, claim, event_id, body)
                     now = self.services.clock()
                     if answer.succeeded:
                         await self._log(webhook, event_id, answer, now, None)
                         if not await self.store.advance(claim, event_id, now, self.lease_s):
                             return  # the lease was taken over or broken by a change: stop here
-                        cursor, pending = event_id, None
+                        cursor, pending, failing = event_id, None, False
                         continue
-                    attempts = (webhook.attempts if retried else 0) + 1
-                    since = (webhook.failing_since if retried else None) or now
+                    attempts = (webhook.attempts if failing else 0) + 1
+                    since = (webhook.failing_since if failing else None) or now
                     await self._failed(claim, cursor, (event_id, body.decode()), attempts, since, answer, now)
                     return
                 if len(docs) < PAGE:
