@@ -535,3 +535,33 @@ async def test_timeouts_and_connection_errors_are_failures(make_server, receiver
         "latencyMs": refused["latencyMs"],
     }
     assert refused["error"].startswith("Could not deliver (ConnectError)")
+
+
+def test_the_webhook_root_fields_are_listed_for_api_key_scopes():
+    from api.graphql.schema import build_schema
+    from api.graphql.strawberry_adapter import graphql_schema_of
+    from api.graphql.webhooks import ROOT_FIELDS
+    from api.settings import Settings
+
+    schema = graphql_schema_of(build_schema(Settings()))
+    found = {
+        (root.name, name)
+        for root in (schema.query_type, schema.mutation_type)
+        for name in root.fields
+        if "ebhook" in name
+    }
+    assert found == ROOT_FIELDS
+
+
+def test_a_caller_held_to_some_teams_reaches_only_webhooks_of_those():
+    """Owners and admins reach every team; a caller that sees some teams only (an app acting
+    through an API key, once it may manage webhooks) reaches webhooks within them."""
+    from domain.enums import OrgRole
+    from domain.usecases.webhooks import _within_reach
+    from domain.visibility import Viewer
+
+    admin = Viewer(member_id="m", org_id="o", org_role=OrgRole.ADMIN)
+    held = Viewer(member_id="k", org_id="o", org_role=OrgRole.MEMBER, integration_team_ids=frozenset({"t1", "t2"}))
+    assert _within_reach(admin, ("t1", "t9"))
+    assert _within_reach(held, ("t1",)) and _within_reach(held, ("t1", "t2"))
+    assert not _within_reach(held, ("t1", "t9"))

@@ -18,6 +18,20 @@ from domain import webhooks as w
 from domain.enums import ErrorCode as E
 from domain.usecases import webhooks as uc
 
+# This module's root fields: what an API key's MANAGE_WEBHOOKS scope opens (APP_FIELDS in
+# api/graphql/scopes.py, branch api-keys); a test keeps the list whole.
+ROOT_FIELDS = frozenset(
+    {
+        ("Query", "webhooks"),
+        ("Query", "webhook"),
+        ("Mutation", "createWebhook"),
+        ("Mutation", "updateWebhook"),
+        ("Mutation", "deleteWebhook"),
+        ("Mutation", "rotateWebhookSecret"),
+        ("Mutation", "redeliverWebhook"),
+        ("Mutation", "pingWebhook"),
+    }
+)
 _MANAGERS = "Organization owners and admins only (`FORBIDDEN` otherwise)."
 _QUERY = (
     "A GraphQL subscription document over `conversationEvents` or `messageAdded`, with a filter if you like, "

@@ -22,7 +22,7 @@ from domain.enums import NotificationKind
 from domain.errors import forbidden, invalid, not_found
 from domain.ports import NotificationStore
 from domain.validation import check_string, clean_line, is_id
-from domain.visibility import Viewer
+from domain.visibility import Viewer, visibility_of
 from domain.webhooks import (
     MAX_DESCRIPTION_LENGTH,
     MAX_QUERY_LENGTH,
@@ -99,8 +99,16 @@ def may_manage_webhooks(viewer: Viewer) -> bool:
 
     Hook for API keys (branch ``api-keys``): a caller authenticated by an API key whose
     scopes include MANAGE_WEBHOOKS may too; extend this test, nothing else decides it.
+    Such a caller is held to its teams already: it names only teams it sees, and sees
+    only webhooks all of whose teams it sees (:func:`_within_reach`).
     """
     return viewer.is_org_admin
+
+
+def _within_reach(viewer: Viewer, team_ids: tuple[str, ...]) -> bool:
+    """Whether the caller may see every conversation of these teams (owners and admins: any team)."""
+    reach = visibility_of(viewer).team_ids
+    return reach is None or set(team_ids) <= reach
 
 
 def require_manager(viewer: Viewer) -> None:
@@ -245,7 +253,8 @@ async def redeliver_webhook(
 async def find_webhook(store: WebhookStore, viewer: Viewer, webhook_id: str) -> Webhook | None:
     """The organization's webhook with this id; None when there is none."""
     require_manager(viewer)
-    return await store.get(viewer.org_id, webhook_id) if is_id(webhook_id) else None
+    found = await store.get(viewer.org_id, webhook_id) if is_id(webhook_id) else None
+    return found if found is not None and _within_reach(viewer, found.team_ids) else None
 
 
 async def webhook_of(store: WebhookStore, viewer: Viewer, webhook_id: str) -> Webhook:
@@ -257,7 +266,7 @@ async def webhook_of(store: WebhookStore, viewer: Viewer, webhook_id: str) -> We
 
 async def webhooks_of(store: WebhookStore, viewer: Viewer) -> list[Webhook]:
     require_manager(viewer)
-    return await store.of_org(viewer.org_id)
+    return [found for found in await store.of_org(viewer.org_id) if _within_reach(viewer, found.team_ids)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -328,7 +337,8 @@ async def _checked_teams(teams: Teams, viewer: Viewer, team_ids: Any) -> tuple[s
         raise invalid(f"At most {MAX_TEAMS} teams.", "teamIds")
     unique = tuple(dict.fromkeys(str(t) for t in team_ids))
     for team_id in unique:
-        if not is_id(team_id) or await teams.team(viewer.org_id, team_id) is None:
+        found = await teams.team(viewer.org_id, team_id) if is_id(team_id) else None
+        if found is None or not _within_reach(viewer, (team_id,)):
             raise not_found("team", "teamIds")
     return unique
 
