@@ -412,7 +412,8 @@ class WebhookMutation:
     @strawberry.mutation(
         description=mutation_description(
             "Send a webhook's events again from an event id (owners and admins): that event and every later one, "
-            "in order, with their original `webhook-id`s, then new events as usual.",
+            "in order, with their original `webhook-id`s, then new events as usual. It sets the webhook's place: "
+            "an id after an event that keeps failing skips that event (and any before it not yet delivered).",
             {
                 E.FORBIDDEN: _NOT_MANAGER,
                 E.NOT_FOUND: _NO_WEBHOOK,
