@@ -15,6 +15,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute, request_response
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL, GRAPHQL_WS_PROTOCOL
 
+from api.api_keys import ApiKeyRegistry
 from api.auth import Passwords, Tokens, load_jwt_secret
 from api.channels.credentials import ChannelCredentials
 from api.cors import cross_origin
@@ -28,7 +29,7 @@ from api.hub import EventHub
 from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
 from api.retention import Retention
-from api.routes import line_webhooks, webhooks
+from api.routes import line_webhooks, webhooks, wechat_webhooks
 from api.routes.files import download
 from api.routes.health import healthz
 from api.routes.inbound import inbound_message, presence
@@ -42,6 +43,14 @@ from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 from api.sweeper import Sweeper
 from api.webhooks import WebhookService
+from api.widget import assets as widget_assets
+from api.widget.ephemeral import TypingGate
+from api.widget.geo import Geo
+from api.widget.presence import VisitorPresence
+from api.widget.secrets import IdentitySecretBox
+from api.widget.sessions import sessions as widget_sessions
+from api.widget.tokens import WidgetTokens
+from api.widget.view import widget_http, widget_view
 
 log = logging.getLogger("imbrace")
 STOP_TIMEOUT_S = 5
@@ -109,7 +118,13 @@ class Runtime:
             metrics=self.metrics,
             links=FileLinks(secret, self.settings.public_file_ttl_s),
             clock=self.clock,
+            widget_tokens=WidgetTokens(secret, self.settings.widget_session_ttl_s),
+            identity_secrets=IdentitySecretBox(box),
+            geo=Geo(self.settings.geoip_data_file),
+            typing=TypingGate(),
+            api_keys=ApiKeyRegistry(store, self.clock),
         )
+        self.services.presence = VisitorPresence(self.services)
         self.services.webhooks = WebhookService(self.services, self._schema, box)
         if workers:
             await self._start_workers()
@@ -131,6 +146,8 @@ class Runtime:
         self.hub = EventHub(services.store.events, self.metrics)
         await self.hub.start()
         services.hub = self.hub
+        assert services.api_keys is not None  # start() made it
+        services.api_keys.follow(self.hub)
         services.events.on_publish = self.hub.wake
         self.sweeper = Sweeper(
             services.store,
@@ -149,11 +166,14 @@ class Runtime:
         self.delivery = build_worker(services, self.provider_http)
         services.delivery = self.delivery
         self.delivery.start()
+        self.widget_presence = services.presence
+        if self.widget_presence is not None:
+            self.widget_presence.start()
         assert services.webhooks is not None  # start() made it just before
         self.webhooks = services.webhooks.start_follower()
 
     async def stop(self) -> None:
-        for worker in ("webhooks", "delivery", "retention", "sweeper", "hub"):
+        for worker in ("webhooks", "widget_presence", "delivery", "retention", "sweeper", "hub"):
             if getattr(self, worker, None) is not None:
                 try:  # a worker stuck on a dead database must not hold shutdown forever
                     await asyncio.wait_for(getattr(self, worker).stop(), timeout=STOP_TIMEOUT_S)
@@ -201,6 +221,7 @@ def create_app(
         services = await runtime.start()
         app.state.services = services
         holder["view"].services = services
+        holder["widget"].services = services
         try:
             yield
         finally:
@@ -226,8 +247,10 @@ def create_app(
         metrics=metrics,
     )
     holder["view"] = view
+    holder["widget"] = widget = widget_view(settings, metrics)
     multipart_limit = 2 * (settings.messaging.max_upload_bytes + 1) + settings.max_body_bytes
     graphql_http = BodyLimit(refuse_form_posts(authenticate_uploads(view)), settings.max_body_bytes, multipart_limit)
+    widget_graphql_http = BodyLimit(widget_http(widget), settings.max_body_bytes, multipart_limit)
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/channels/{channel_id}/inbound", inbound_message, methods=["POST"]),
@@ -237,6 +260,8 @@ def create_app(
         Route("/webhooks/messenger/{channel_id}", webhooks.handshake(webhooks.MESSENGER), methods=["GET"]),
         Route("/webhooks/messenger/{channel_id}", webhooks.events(webhooks.MESSENGER), methods=["POST"]),
         Route("/webhooks/line/{channel_id}", line_webhooks.events, methods=["POST"]),
+        Route("/webhooks/wechat/{channel_id}", wechat_webhooks.handshake, methods=["GET"]),
+        Route("/webhooks/wechat/{channel_id}", wechat_webhooks.events, methods=["POST"]),
         Route(
             "/files/{file_id}",
             cross_origin(request_response(download), settings.allowed_origins),
@@ -245,7 +270,12 @@ def create_app(
         WebSocketRoute("/graphql", view),
         # every method reaches the view, which answers the ones it refuses (405) in JSON
         Route("/graphql", cross_origin(graphql_http, settings.allowed_origins)),
+        # the web widget's visitor side (CORS per channel: api/widget/cors.py)
+        Route("/widget/v1/sessions", widget_sessions, methods=["POST", "OPTIONS"]),
+        WebSocketRoute("/widget/graphql", widget),
+        Route("/widget/graphql", widget_graphql_http),
     ]
+    routes.extend(widget_assets.routes())  # /widget.js and its demo page
     if graphiql:
         routes.extend(graphiql.routes())
     if settings.metrics:

@@ -102,14 +102,37 @@ class ViewerSource(Protocol):
     async def viewer(self, member_id: str, org_id: str) -> Viewer | None: ...
 
 
+class AppSource(Protocol):
+    """API keys (:class:`api.api_keys.ApiKeyRegistry`): the app a key acts as."""
+
+    async def viewer(self, token: str) -> Viewer | None: ...
+    async def reload(self, viewer: Viewer) -> Viewer | None: ...
+
+
+API_KEY_PREFIX = "imb_"  # an API key (:mod:`domain.usecases.api_keys`), not a JWT
+
+
 async def load_viewer(store: ViewerSource, member_id: str, org_id: str) -> Viewer | None:
     """The caller and every team of their organization (one MongoDB command, see
     :meth:`api.store.members.Members.viewer`); None once the member is gone."""
     return await store.viewer(member_id, org_id)
 
 
-async def viewer_from_header(store: ViewerSource, tokens: Tokens, header: str | None) -> Viewer | None:
+async def reload_viewer(store: ViewerSource, apps: AppSource | None, viewer: Viewer) -> Viewer | None:
+    """The same caller with their teams as they are now (subscriptions, after a team change);
+    None once the member is gone or the app's key revoked."""
+    if viewer.app is not None:
+        return await apps.reload(viewer) if apps is not None else None
+    return await load_viewer(store, viewer.member_id, viewer.org_id)
+
+
+async def viewer_from_header(
+    store: ViewerSource, tokens: Tokens, header: str | None, apps: AppSource | None = None
+) -> Viewer | None:
+    """A member's JWT, or (with ``apps``) an API key: ``Bearer imb_…`` acts as an app."""
     token = bearer_token(header)
+    if token is not None and token.startswith(API_KEY_PREFIX):
+        return await apps.viewer(token) if apps is not None else None
     identity = tokens.read(token) if token else None
     if identity is None:
         return None

@@ -27,7 +27,10 @@ def main(argv: list[str] | None = None) -> int:
     init.add_argument("--password", required=True)
     init.add_argument("--name", default=None)
 
-    commands.add_parser("export-schema", help="Print the GraphQL schema (SDL).")
+    export = commands.add_parser("export-schema", help="Print the GraphQL schema (SDL).")
+    export.add_argument(
+        "--widget", action="store_true", help="The web widget visitors' schema (/widget/graphql) instead."
+    )
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -39,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as error:  # an operator's typo: one line naming the setting, no traceback
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(export_schema())
+    print(export_widget_schema() if getattr(args, "widget", False) else export_schema())
     return 0
 
 
@@ -127,6 +130,12 @@ def export_schema() -> str:
     from api.graphql.schema import build_schema
 
     return build_schema(Settings()).as_str()
+
+
+def export_widget_schema() -> str:
+    from api.widget.view import build_widget_schema
+
+    return build_widget_schema(Settings()).as_str()
 
 
 if __name__ == "__main__":

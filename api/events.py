@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import datetime
 
 from api.metrics import Metrics
-from api.store.events import TEAMS_CHANGED
+from api.store.events import API_KEY_REVOKED, TEAMS_CHANGED
 from api.store.mongo import MongoStore
 from domain.events import Event
 from domain.status import Thresholds, status_of
@@ -44,6 +44,14 @@ class EventLog:
         event_id = await self.store.events.next_id()
         await self.store.events.append_teams_changed(event_id, org_id, at)
         self.metrics.published(TEAMS_CHANGED)
+        self._wake()
+
+    async def publish_api_key_revoked(self, org_id: str, key_id: str, at: datetime) -> None:
+        """Every instance forgets the key and closes the WebSockets opened with it
+        (:class:`api.api_keys.ApiKeyRegistry`, told by its hub)."""
+        event_id = await self.store.events.next_id()
+        await self.store.events.append_api_key_revoked(event_id, org_id, key_id, at)
+        self.metrics.published(API_KEY_REVOKED)
         self._wake()
 
     async def publish_notified(self, org_id: str, at: datetime, notified: dict[str, str]) -> None:

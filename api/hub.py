@@ -15,10 +15,12 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from api.metrics import Metrics
-from api.store.events import TEAMS_CHANGED, EventStore, event_from_doc
+from api.store.events import NOTIFIED, TEAMS_CHANGED, EventStore, event_from_doc, is_conversation_event
+from domain.enums import EventKind
 from domain.events import Event
 
 log = logging.getLogger("imbrace.hub")
@@ -61,27 +63,32 @@ class Subscription:
 
     ``team_ids`` are the teams whose conversations it may see (None: the whole
     organization); ``member_id``, when set, asks only for events that notify
-    that member. The hub hands each event only to the subscriptions that may
-    care about it, so the cost of an event grows with its audience, not with
-    every connected client.
+    that member; ``conversation_id``, only for one conversation's events (a web
+    widget visitor's own). The hub hands each event only to the subscriptions
+    that may care about it, so the cost of an event grows with its audience, not
+    with every connected client.
     """
 
-    def __init__(self, org_id: str, team_ids: frozenset[str] | None, member_id: str | None) -> None:
+    def __init__(
+        self, org_id: str, team_ids: frozenset[str] | None, member_id: str | None, conversation_id: str | None = None
+    ) -> None:
         self.org_id = org_id
         self.team_ids = team_ids
         self.member_id = member_id
+        self.conversation_id = conversation_id
         self.queue: asyncio.Queue = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = False
 
 
 class Audience:
-    """Subscriptions indexed by organization, team and notified member."""
+    """Subscriptions indexed by organization, team, notified member and conversation."""
 
     def __init__(self) -> None:
         self.by_org: dict[str, set[Subscription]] = {}
         self.whole_org: dict[str, set[Subscription]] = {}
         self.by_team: dict[tuple[str, str], set[Subscription]] = {}
         self.by_member: dict[str, set[Subscription]] = {}
+        self.by_conversation: dict[str, set[Subscription]] = {}
 
     def add(self, subscription: Subscription) -> None:
         self.by_org.setdefault(subscription.org_id, set()).add(subscription)
@@ -94,15 +101,25 @@ class Audience:
             _discard(index, key, subscription)
 
     def of(self, doc: dict) -> set[Subscription]:
-        """Who may care about an event: every subscription of the organization for a team change."""
+        """Who may care about an event: whoever sees the whole organization, the conversation's team
+        (and its team before a transfer), the notified members; everyone of the organization for a
+        team change."""
         org_id = doc.get("org_id", "")  # "" (no such organization or team) where missing
-        if doc.get("kind") == TEAMS_CHANGED:
-            return set(self.by_org.get(org_id, ()))
-        team_id = (doc.get("conversation") or {}).get("team_id", "")
+        if doc.get("kind") == TEAMS_CHANGED:  # a visitor's stream doesn't depend on teams
+            return {s for s in self.by_org.get(org_id, ()) if s.conversation_id is None}
+        if doc.get("kind") == NOTIFIED:  # notifications about no conversation: the members they name
+            return {s for m in doc.get("notified") or () for s in self.by_member.get(m, ()) if s.org_id == org_id}
+        if not is_conversation_event(doc):
+            return set()  # news for the instance (see EventHub.observe), not for subscribers
+        conversation = doc.get("conversation") or {}
+        team_id = conversation.get("team_id", "")
         found = set(self.whole_org.get(org_id, ()))
         found.update(self.by_team.get((org_id, team_id), ()))
+        if doc.get("team_before"):  # a transfer: the old team's subscribers learn it is gone
+            found.update(self.by_team.get((org_id, doc["team_before"]), ()))
         for member_id in doc.get("notified") or ():
             found.update(s for s in self.by_member.get(member_id, ()) if s.org_id == org_id)
+        found.update(s for s in self.by_conversation.get(conversation.get("_id", ""), ()) if s.org_id == org_id)
         return found
 
     def _buckets(self, subscription: Subscription):
@@ -110,13 +127,19 @@ class Audience:
             yield index.setdefault(key, set())
 
     def _keys(self, subscription: Subscription):
-        if subscription.member_id is not None:
+        if subscription.conversation_id is not None:
+            yield self.by_conversation, subscription.conversation_id
+        elif subscription.member_id is not None:
             yield self.by_member, subscription.member_id
         elif subscription.team_ids is None:
             yield self.whole_org, subscription.org_id
         else:
             for team_id in subscription.team_ids:
                 yield self.by_team, (subscription.org_id, team_id)
+
+
+def _replays(doc: dict) -> bool:
+    return doc.get("kind") != EventKind.TYPING.value
 
 
 def _discard(index: dict, key, subscription: Subscription) -> None:
@@ -141,6 +164,7 @@ class EventHub:
         # newest event dispatched: lets a subscriber behind in its queue judge an
         # older event against what the conversation has become since.
         self._newest: OrderedDict[str, tuple[int, dict]] = OrderedDict()
+        self._watchers: dict[str, list[Callable[[dict], None]]] = {}
 
     async def start(self) -> None:
         self.dispatched_id = await self.events.newest_id()
@@ -163,10 +187,20 @@ class EventHub:
     def wake(self) -> None:
         self._wake.set()
 
+    def observe(self, kind: str, callback: Callable[[dict], None]) -> None:
+        """Call ``callback`` with every event of ``kind`` this instance dispatches, whichever
+        instance wrote it: how something is made to hold on every instance (a revoked
+        API key refused everywhere at once). It runs in the reader's loop: keep it short."""
+        self._watchers.setdefault(kind, []).append(callback)
+
     def subscribe(
-        self, org_id: str, team_ids: frozenset[str] | None = None, member_id: str | None = None
+        self,
+        org_id: str,
+        team_ids: frozenset[str] | None = None,
+        member_id: str | None = None,
+        conversation_id: str | None = None,
     ) -> Subscription:
-        subscription = Subscription(org_id, team_ids, member_id)
+        subscription = Subscription(org_id, team_ids, member_id, conversation_id)
         self.audience.add(subscription)
         return subscription
 
@@ -180,8 +214,16 @@ class EventHub:
         self.audience.add(subscription)
 
     async def replay(self, org_id: str, after: int, up_to: int) -> list[DispatchedEvent]:
-        """Stored events a reconnecting client missed (kept for the retention period)."""
-        return [DispatchedEvent(doc) for doc in await self.events.of_org_between(org_id, after, up_to)]
+        """Stored events a reconnecting client missed (kept for the retention period); typing
+        indicators are never replayed (they only mean something live)."""
+        return [DispatchedEvent(doc) for doc in await self.events.of_org_between(org_id, after, up_to) if _replays(doc)]
+
+    async def replay_conversation(
+        self, org_id: str, conversation_id: str, after: int, up_to: int
+    ) -> list[DispatchedEvent]:
+        """One conversation's stored events after ``after`` (a widget visitor resuming)."""
+        found = await self.events.of_conversation_between(org_id, conversation_id, after, up_to)
+        return [DispatchedEvent(doc) for doc in found if _replays(doc)]
 
     async def _follow(self) -> None:
         # Not asyncio.wait_for: on Python 3.11 it can swallow a cancellation that
@@ -240,12 +282,18 @@ class EventHub:
             self._newest.popitem(last=False)
 
     def _deliver(self, doc: dict) -> None:
-        self._remember(doc)
+        for callback in self._watchers.get(doc.get("kind", ""), ()):
+            try:
+                callback(doc)
+            except Exception:  # noqa: BLE001 - one watcher's bug must not stop the reader
+                log.exception("event watcher failed on %s", doc.get("kind"))
+        if doc.get("kind") != EventKind.TYPING.value:  # says nothing of the conversation's state
+            self._remember(doc)
         teams_changed = doc.get("kind") == TEAMS_CHANGED
         dispatched = DispatchedEvent(doc)
         delivered = 0
         for subscription in self.audience.of(doc):
-            if teams_changed and subscription.member_id is None:
+            if teams_changed and subscription.member_id is None and subscription.conversation_id is None:
                 # Until it has re-read its teams, it may care about any team's events.
                 self.follow_teams(subscription, None)
             try:

@@ -1,4 +1,5 @@
-"""Forgetting on schedule: old events and expired login-throttle counters.
+"""Forgetting on schedule: old events (typing indicators after a minute) and expired
+login-throttle and widget rate counters.
 
 Events are kept for ``IMBRACE_EVENT_RETENTION_S`` so a client can resume
 after a disconnect; login counters only until their window has ended. Deleting
@@ -11,6 +12,11 @@ from datetime import datetime, timedelta
 
 from api.periodic import Periodic
 from api.store.mongo import MongoStore
+from domain.widget import SESSION_WINDOW_S
+
+# Typing indicators ride the event log only to reach every instance's subscribers; they are
+# never replayed, so they go after a minute instead of with the other events.
+TYPING_KEPT_S = 60
 
 WEBHOOK_DELIVERIES_KEPT = timedelta(days=7)  # webhooks' delivery logs
 
@@ -33,11 +39,14 @@ class Retention:
         await self._periodic.stop()
 
     async def purge(self, now: datetime) -> tuple[int, int]:
-        """Returns (events deleted, login records deleted). An organization's events that one of
-        its enabled webhooks has not handled yet are kept until it has (at most
+        """Returns (events deleted, login records deleted); the web widget's rate counters go too
+        once their longest window (an hour) is over. An organization's events that one of its
+        enabled webhooks has not handled yet are kept until it has (at most
         ``IMBRACE_WEBHOOK_DISABLE_AFTER_S``, after which a failing webhook is disabled)."""
         holds = await self.store.webhooks.holds()
         events = await self.store.events.forget_before(now - timedelta(seconds=self.event_retention_s), holds)
         logins = await self.store.login_attempts.forget_before(now - timedelta(seconds=self.login_window_s))
+        await self.store.rate_limits.forget_before(now - timedelta(seconds=SESSION_WINDOW_S))
+        await self.store.events.forget_typing_before(now - timedelta(seconds=TYPING_KEPT_S))
         await self.store.webhooks.forget_deliveries_before(now - WEBHOOK_DELIVERIES_KEPT)
         return events, logins

@@ -19,10 +19,16 @@ from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 
 if TYPE_CHECKING:  # both import the store and settings this module is imported with
+    from api.api_keys import ApiKeyRegistry
     from api.delivery.worker import DeliveryWorker
     from api.events import EventLog
     from api.hub import EventHub
     from api.webhooks import WebhookService
+    from api.widget.ephemeral import TypingGate
+    from api.widget.geo import Geo
+    from api.widget.presence import VisitorPresence
+    from api.widget.secrets import IdentitySecretBox
+    from api.widget.tokens import WidgetTokens
 
 
 def utc_now() -> datetime:
@@ -43,6 +49,13 @@ class Services:
     events: EventLog | None = None
     hub: EventHub | None = None
     delivery: DeliveryWorker | None = None
+    api_keys: ApiKeyRegistry | None = None
     webhooks: WebhookService | None = None  # integrators' webhooks (api/webhooks/)
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)
+    # the web widget's visitor side (api/widget)
+    widget_tokens: WidgetTokens | None = None
+    identity_secrets: IdentitySecretBox | None = None
+    geo: Geo | None = None
+    presence: VisitorPresence | None = None
+    typing: TypingGate | None = None

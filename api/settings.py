@@ -11,6 +11,7 @@ from pathlib import Path
 from domain.status import Thresholds
 from domain.throttle import ThrottlePolicy
 from domain.usecases.messaging import MessagingSettings
+from domain.widget import WidgetLimits
 
 
 class SettingsError(ValueError):
@@ -113,6 +114,7 @@ class Settings:
     meta_graph_url: str = "https://graph.facebook.com/v21.0"
     line_api_url: str = "https://api.line.me"
     line_data_api_url: str = "https://api-data.line.me"
+    wechat_api_url: str = "https://api.weixin.qq.com"
     provider_timeout_s: float = 10
     delivery_concurrency: int = 32
     delivery_max_attempts: int = 10
@@ -121,6 +123,13 @@ class Settings:
     argon2_memory_kib: int = 65536
     metrics: bool = True
     metrics_token: str | None = None
+    widget_session_ttl_s: int = 86400
+    widget_sessions_per_hour: int = 120
+    widget_messages_per_minute: int = 20
+    widget_messages_per_address_per_minute: int = 60
+    # A geoip2fast data file with cities (its project publishes them); None: the country
+    # database bundled with geoip2fast, IPv4 and IPv6.
+    geoip_data_file: str | None = None
     # integrators' webhooks (api/webhooks/)
     webhook_disable_after_s: float = 5 * 86400
     webhook_allow_private: bool = False
@@ -138,6 +147,14 @@ class Settings:
             max_per_address=self.login_max_failures_per_address,
             email_delay_after=self.login_email_delay_after,
             email_max_delay_s=self.login_email_max_delay_s,
+        )
+
+    @property
+    def widget_limits(self) -> WidgetLimits:
+        return WidgetLimits(
+            sessions_per_address_per_hour=self.widget_sessions_per_hour,
+            messages_per_visitor_per_minute=self.widget_messages_per_minute,
+            messages_per_address_per_minute=self.widget_messages_per_address_per_minute,
         )
 
     def validate(self) -> Settings:
@@ -247,6 +264,7 @@ class Settings:
             meta_graph_url=os.environ.get("IMBRACE_META_GRAPH_URL", "https://graph.facebook.com/v21.0").rstrip("/"),
             line_api_url=os.environ.get("IMBRACE_LINE_API_URL", "https://api.line.me").rstrip("/"),
             line_data_api_url=os.environ.get("IMBRACE_LINE_DATA_API_URL", "https://api-data.line.me").rstrip("/"),
+            wechat_api_url=os.environ.get("IMBRACE_WECHAT_API_URL", "https://api.weixin.qq.com").rstrip("/"),
             provider_timeout_s=_float("IMBRACE_PROVIDER_TIMEOUT_S", 10),
             delivery_concurrency=_int("IMBRACE_DELIVERY_CONCURRENCY", 32),
             delivery_max_attempts=_int("IMBRACE_DELIVERY_MAX_ATTEMPTS", 10),
@@ -255,6 +273,11 @@ class Settings:
             argon2_memory_kib=_int("IMBRACE_ARGON2_MEMORY_KIB", 65536),
             metrics=_bool("IMBRACE_METRICS", True),
             metrics_token=os.environ.get("IMBRACE_METRICS_TOKEN") or None,
+            widget_session_ttl_s=_int("IMBRACE_WIDGET_SESSION_TTL_S", 86400),
+            widget_sessions_per_hour=_int("IMBRACE_WIDGET_SESSIONS_PER_HOUR", 120),
+            widget_messages_per_minute=_int("IMBRACE_WIDGET_MESSAGES_PER_MINUTE", 20),
+            widget_messages_per_address_per_minute=_int("IMBRACE_WIDGET_MESSAGES_PER_ADDRESS_PER_MINUTE", 60),
+            geoip_data_file=os.environ.get("IMBRACE_GEOIP_DATA_FILE") or None,
             webhook_disable_after_s=_float("IMBRACE_WEBHOOK_DISABLE_AFTER_S", 5 * 86400),
             webhook_allow_private=_bool("IMBRACE_WEBHOOK_ALLOW_PRIVATE", False),
             webhook_timeout_s=_float("IMBRACE_WEBHOOK_TIMEOUT_S", 10),

@@ -1,16 +1,22 @@
 """Benchmark 6: delivery, an agent's ``sendMessage`` to the provider's receipt.
 
-    python -m bench.delivery [--rate 50 --paced-s 20 --push-clients 32 --push-s 20] [--profile]
+    python -m bench.delivery [--channel whatsapp|line|wechat|all]
+        [--rate 50 --paced-s 20 --push-clients 32 --push-s 20] [--profile]
 
 A fresh ``imbrace serve`` process (embedded nx-27017 database, its own empty data
-directory) with ``IMBRACE_META_GRAPH_URL`` pointing at the fake Graph API
-(``tests/fakes/meta_graph.py``) answering every send after 50 ms. The fake runs in
-a process of its own (``--graph-server``), so that the driver's event loop, busy
-issuing mutations, never delays the moment a send is recorded as received.
+directory) pointing at the channel's fake provider, answering every send after
+50 ms: WhatsApp, ``IMBRACE_META_GRAPH_URL`` at the fake Graph API
+(``tests/fakes/meta_graph.py``); LINE, ``IMBRACE_LINE_API_URL`` and
+``IMBRACE_LINE_DATA_API_URL`` at the fake Messaging API (``tests/fakes/line_api.py``);
+WeChat, ``IMBRACE_WECHAT_API_URL`` at the fake official-account API
+(``tests/fakes/wechat_api.py``). The fake runs in a process of its own
+(``--fake-server CHANNEL``), so that the driver's event loop, busy issuing
+mutations, never delays the moment a send is recorded as received. ``--channel all``
+runs the three one after the other, each on a fresh server, database and fake.
 
-Set-up, all through the public API: one organization, a team, an agent, a
-WhatsApp channel connected with credentials; 200 customers write once each via
-signed webhooks (200 conversations inside the 24 h window); the agent joins all.
+Set-up, all through the public API: one organization, a team, an agent, one
+channel connected with credentials; 200 customers write once each via signed
+webhooks (200 conversations inside the channel's window); the agent joins all.
 
 1. **Paced**: ``--rate`` sendMessage/s for ``--paced-s`` seconds, round-robin over
    the conversations (open loop: a send is issued at its scheduled time, unless
@@ -25,8 +31,9 @@ process on the host). After each phase the driver waits for the backlog to
 drain, then checks: every stored reply reached the fake exactly once (lost,
 duplicated counted apart) and per conversation in increasing sequence order.
 
-Writes ``bench/results/delivery.json`` and ``delivery.md`` (``--output``);
-``python -m bench.run --only delivery`` runs the same with its defaults.
+Writes ``bench/results/delivery.json`` and ``delivery.md`` (``--output``), rows per
+channel with ``--channel all``; ``python -m bench.run --only delivery`` runs the same
+with its defaults (``--delivery-channel``).
 """
 
 from __future__ import annotations
@@ -66,6 +73,14 @@ PHONE_NUMBER_ID = "106540352242922"
 WA_TOKEN = "EAAbenchWHATSAPPtoken0001"
 APP_SECRET = "bench-app-secret-5e2d"
 VERIFY_TOKEN = "bench-verify-4411"
+LINE_SECRET = "be4c4b1f0e2d3a5b6c7d8e9f0a1b2c3d"
+LINE_TOKEN = "lineBenchACCESStoken/0123456789abcdefXYZ="
+WECHAT_APP_ID = "wx5f2b7c9e1a3dbe6c"
+WECHAT_APP_SECRET = "3c9a6f0e8b7d4c2a1f5e9d8c7b6abe4e"
+WECHAT_TOKEN = "benchServerToken7Kq2"
+CHANNELS = ("whatsapp", "line", "wechat")
+LABELS = {"whatsapp": "WhatsApp", "line": "LINE", "wechat": "WeChat"}
+FAKES = {"whatsapp": "fake Graph API", "line": "fake LINE API", "wechat": "fake WeChat API"}
 OWNER_EMAIL = "owner@bench.example.com"
 AGENT_EMAIL = "agent@bench.example.com"
 CONVERSATIONS = 200
@@ -86,19 +101,78 @@ CHECKOUT = Path(__file__).resolve().parent.parent  # the fake and the driver run
 TEXT = re.compile(r"^bench p(\d) c(\d+) n(\d+) t([\d.]+)$")
 
 
-# --- the fake Graph API in its own process -------------------------------------------------------
+# --- the fake provider in its own process ------------------------------------------------------
 
 
-def graph_server(latency_s: float, token: str) -> None:
-    """``--graph-server``: runs the fake, prints its base URL, then obeys stdin lines:
-    ``count`` (accepted WhatsApp sends so far), ``dump PATH`` (every send as JSON), ``quit``."""
+def _normalize_sends(channel: str, fake) -> list[dict]:
+    """Every send request the fake received, as ``{received_at, answered_at, outcome, status, to, text}``
+    (``outcome`` "accepted" when the provider took it)."""
+    out = []
+    if channel == "whatsapp":
+        for r in fake.sends():
+            body = r.body if isinstance(r.body, dict) else {}
+            text = (body.get("text") or {}).get("body") if isinstance(body.get("text"), dict) else None
+            out.append(
+                {"received_at": r.received_at, "answered_at": r.answered_at, "outcome": r.outcome, "status": r.status}
+                | {"to": body.get("to"), "text": text}
+            )
+    elif channel == "line":
+        for r in fake.push_requests():
+            body = r.body if isinstance(r.body, dict) else {}
+            texts = [m.get("text") for m in body.get("messages") or [] if isinstance(m, dict)]
+            out.append(
+                {"received_at": r.received_at, "answered_at": r.answered_at, "outcome": r.outcome, "status": r.status}
+                | {"to": body.get("to"), "text": texts[0] if len(texts) == 1 else None}
+            )
+    else:
+        for r in fake.sends():
+            body = r.body if isinstance(r.body, dict) else {}
+            content = body.get("text") if isinstance(body.get("text"), dict) else {}
+            ok = r.answer == {"errcode": 0, "errmsg": "ok"}
+            out.append(
+                {"received_at": r.received_at, "answered_at": r.answered_at}
+                | {"outcome": "accepted" if ok else f"errcode {r.errcode}", "status": r.errcode}
+                | {"to": body.get("touser"), "text": content.get("content")}
+            )
+    return out
+
+
+def _peak_concurrency(sends: list[dict]) -> int:
+    """The most sends the fake held at once (received, not yet answered)."""
+    edges = sorted(
+        [(s["received_at"], 1) for s in sends] + [(s["answered_at"], -1) for s in sends if s["answered_at"] is not None]
+    )
+    in_flight = peak = 0
+    for _, step in edges:
+        in_flight += step
+        peak = max(peak, in_flight)
+    return peak
+
+
+def fake_server(channel: str, latency_s: float) -> None:
+    """``--fake-server CHANNEL``: runs the channel's fake, prints ``fake URL...``, then obeys stdin
+    lines: ``count`` (sends accepted so far), ``dump PATH`` (every send as JSON), ``quit``."""
     sys.path.insert(0, str(CHECKOUT))
-    from tests.fakes.meta_graph import FakeGraphAPI
 
     async def main() -> None:
-        fake = FakeGraphAPI(tokens=[token], latency_s=latency_s)
+        if channel == "whatsapp":
+            from tests.fakes.meta_graph import FakeGraphAPI
+
+            fake = FakeGraphAPI(tokens=[WA_TOKEN], latency_s=latency_s)
+            accepted = lambda: len(fake.sent_whatsapp())  # noqa: E731
+        elif channel == "line":
+            from tests.fakes.line_api import FakeLineAPI
+
+            fake = FakeLineAPI(tokens=[LINE_TOKEN], latency_s=latency_s)
+            accepted = lambda: len(fake.pushes())  # noqa: E731
+        else:
+            from tests.fakes.wechat_api import FakeWeChatAPI
+
+            fake = FakeWeChatAPI(apps={WECHAT_APP_ID: WECHAT_APP_SECRET}, latency_s=latency_s)
+            accepted = lambda: len(fake.sent())  # noqa: E731
         await fake.start()
-        print(f"graph {fake.base_url}", flush=True)
+        urls = [fake.api_url, fake.data_api_url] if channel == "line" else [fake.base_url]
+        print("fake", *urls, flush=True)
         loop = asyncio.get_running_loop()
         lines: asyncio.Queue[str] = asyncio.Queue()
 
@@ -111,20 +185,10 @@ def graph_server(latency_s: float, token: str) -> None:
         while True:
             command, _, arg = (await lines.get()).strip().partition(" ")
             if command == "count":
-                print(len(fake.sent_whatsapp()), flush=True)
+                print(accepted(), flush=True)
             elif command == "dump":
-                sends = [
-                    {
-                        "received_at": r.received_at,
-                        "answered_at": r.answered_at,
-                        "outcome": r.outcome,
-                        "status": r.status,
-                        "to": (r.body or {}).get("to") if isinstance(r.body, dict) else None,
-                        "text": ((r.body or {}).get("text") or {}).get("body") if isinstance(r.body, dict) else None,
-                    }
-                    for r in fake.sends()
-                ]
-                Path(arg).write_text(json.dumps({"sends": sends, "peak_concurrency": fake.peak_concurrency()}))
+                sends = _normalize_sends(channel, fake)
+                Path(arg).write_text(json.dumps({"sends": sends, "peak_concurrency": _peak_concurrency(sends)}))
                 print("dumped", flush=True)
             elif command == "quit":
                 break
@@ -133,29 +197,40 @@ def graph_server(latency_s: float, token: str) -> None:
     asyncio.run(main())
 
 
-class GraphProcess:
-    def __init__(self, workdir: Path, latency_s: float) -> None:
+class FakeProcess:
+    def __init__(self, workdir: Path, channel: str, latency_s: float) -> None:
         self.workdir = workdir
+        self.channel = channel
         self.latency_s = latency_s
 
-    async def start(self) -> GraphProcess:
+    async def start(self) -> FakeProcess:
+        log_path = self.workdir / f"fake-{self.channel}.log"
         self.proc = await asyncio.create_subprocess_exec(
             common.python(),
             "-m",
             "bench.delivery",
-            "--graph-server",
+            "--fake-server",
+            self.channel,
             "--latency",
             str(self.latency_s),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
-            stderr=open(self.workdir / "graph.log", "wb"),
+            stderr=open(log_path, "wb"),
             cwd=str(CHECKOUT),
         )
         line = (await asyncio.wait_for(self.proc.stdout.readline(), 60)).decode().split()
-        if not line or line[0] != "graph":
-            raise RuntimeError(f"fake Graph API did not start; see {self.workdir / 'graph.log'}")
-        self.base_url = line[1]
+        if not line or line[0] != "fake":
+            raise RuntimeError(f"{FAKES[self.channel]} did not start; see {log_path}")
+        self.urls = line[1:]
         return self
+
+    def server_env(self) -> dict[str, str]:
+        """What points ``imbrace serve`` at this fake."""
+        if self.channel == "whatsapp":
+            return {"IMBRACE_META_GRAPH_URL": self.urls[0]}
+        if self.channel == "line":
+            return {"IMBRACE_LINE_API_URL": self.urls[0], "IMBRACE_LINE_DATA_API_URL": self.urls[1]}
+        return {"IMBRACE_WECHAT_API_URL": self.urls[0]}
 
     @property
     def pid(self) -> int:
@@ -170,7 +245,7 @@ class GraphProcess:
         return int(await self._ask("count"))
 
     async def dump(self) -> dict:
-        path = self.workdir / f"graph-{time.time_ns()}.json"
+        path = self.workdir / f"fake-{self.channel}-{time.time_ns()}.json"
         await self._ask(f"dump {path}")
         return json.loads(path.read_text())
 
@@ -214,10 +289,56 @@ def init_org(workdir: Path, data_dir: Path, env: dict) -> None:
     )
 
 
-async def set_up(url: str, db_uri: str, n: int) -> dict:
-    from pymongo import AsyncMongoClient
+CONNECTION = {  # connectChannel's type, name and credentials input, per channel
+    "whatsapp": (
+        "WHATSAPP",
+        {
+            "whatsapp": {
+                "phoneNumberId": PHONE_NUMBER_ID,
+                "accessToken": WA_TOKEN,
+                "appSecret": APP_SECRET,
+                "verifyToken": VERIFY_TOKEN,
+            }
+        },
+    ),
+    "line": ("LINE", {"line": {"channelSecret": LINE_SECRET, "channelAccessToken": LINE_TOKEN}}),
+    "wechat": ("WECHAT", {"wechat": {"appId": WECHAT_APP_ID, "appSecret": WECHAT_APP_SECRET, "token": WECHAT_TOKEN}}),
+}
 
-    from tests.fakes.meta_webhooks import signed_post, whatsapp_message
+
+def customer_ids(channel: str, n: int) -> list[str]:
+    """The customers' ids on the channel, as the provider shapes them."""
+    if channel == "whatsapp":
+        return [f"1555{i:07d}" for i in range(n)]
+    if channel == "line":
+        return [f"U{i:032x}" for i in range(n)]  # U and 32 hexadecimal digits
+    return [f"oBench{i:022d}" for i in range(n)]  # a 28-character openid
+
+
+async def customer_writes(client: httpx.AsyncClient, channel: str, webhook: str, external_id: str, i: int) -> None:
+    """One customer's first message, posted and signed as the provider does."""
+    if channel == "whatsapp":
+        from tests.fakes.meta_webhooks import signed_post, whatsapp_message
+
+        payload = whatsapp_message(PHONE_NUMBER_ID, external_id, f"Customer {i}", text="Where is my order?")
+        response = await signed_post(client, webhook, payload, APP_SECRET)
+        assert response.status_code == 200, response.text
+    elif channel == "line":
+        from tests.fakes import line_webhooks
+
+        payload = line_webhooks.callback(line_webhooks.text(external_id, "Where is my order?"))
+        response = await line_webhooks.signed_post(client, webhook, payload, LINE_SECRET)
+        assert response.status_code == 200, response.text
+    else:
+        from tests.fakes import wechat_webhooks
+
+        body = wechat_webhooks.text(external_id, "Where is my order?")
+        response = await wechat_webhooks.push(client, webhook, WECHAT_TOKEN, body)
+        assert (response.status_code, response.text) == (200, "success"), response.text
+
+
+async def set_up(url: str, db_uri: str, n: int, channel: str = "whatsapp") -> dict:
+    from pymongo import AsyncMongoClient
 
     async with httpx.AsyncClient(base_url=url, timeout=60) as client:
         owner = (await gql(client, LOGIN, {"i": {"email": OWNER_EMAIL, "password": PASSWORD}}))["login"]["token"]
@@ -228,38 +349,29 @@ async def set_up(url: str, db_uri: str, n: int) -> dict:
             client, ADD, {"i": {"teamId": team["team"]["id"], "memberId": agent_id, "role": "REPRESENTATIVE"}}, owner
         )
         assert added["addTeamMember"]["errors"] == [], added
-        credentials = {
-            "whatsapp": {
-                "phoneNumberId": PHONE_NUMBER_ID,
-                "accessToken": WA_TOKEN,
-                "appSecret": APP_SECRET,
-                "verifyToken": VERIFY_TOKEN,
-            }
-        }
-        connect = {"type": "WHATSAPP", "name": "WhatsApp", "teamId": team["team"]["id"], "credentials": credentials}
-        wa = (await gql(client, CONNECT, {"i": connect}, owner))["connectChannel"]
-        assert wa["errors"] == [], wa
-        channel_id = wa["channel"]["id"]
-        webhook = "/webhooks/whatsapp/" + channel_id
+        kind, credentials = CONNECTION[channel]
+        connect = {"type": kind, "name": LABELS[channel], "teamId": team["team"]["id"], "credentials": credentials}
+        connected = (await gql(client, CONNECT, {"i": connect}, owner))["connectChannel"]
+        assert connected["errors"] == [], connected
+        channel_id = connected["channel"]["id"]
+        webhook = f"/webhooks/{channel}/{channel_id}"
         agent = (await gql(client, LOGIN, {"i": {"email": AGENT_EMAIL, "password": PASSWORD}}))["login"]["token"]
 
-        wa_ids = [f"1555{i:07d}" for i in range(n)]
+        external_ids = customer_ids(channel, n)
         gate = asyncio.Semaphore(16)
 
-        async def customer_writes(i: int) -> None:
+        async def writes(i: int) -> None:
             async with gate:
-                payload = whatsapp_message(PHONE_NUMBER_ID, wa_ids[i], f"Customer {i}", text="Where is my order?")
-                response = await signed_post(client, webhook, payload, APP_SECRET)
-                assert response.status_code == 200, response.text
+                await customer_writes(client, channel, webhook, external_ids[i], i)
 
-        await asyncio.gather(*(customer_writes(i) for i in range(n)))
+        await asyncio.gather(*(writes(i) for i in range(n)))
         mongo = AsyncMongoClient(db_uri)
         try:
             docs = await mongo["imbrace"].customers.find({"channel_id": channel_id}).to_list(None)
         finally:
             await mongo.close()
-        by_wa = {d["external_id"]: d["_id"] for d in docs}
-        conversations = [by_wa[w] for w in wa_ids]  # the conversation id is the customer's
+        by_external = {d["external_id"]: d["_id"] for d in docs}
+        conversations = [by_external[e] for e in external_ids]  # the conversation id is the customer's
 
         async def join(cid: str) -> None:
             async with gate:
@@ -267,7 +379,12 @@ async def set_up(url: str, db_uri: str, n: int) -> dict:
                 assert joined["joinConversation"]["errors"] == [], joined
 
         await asyncio.gather(*(join(c) for c in conversations))
-    return {"agent_token": agent, "channel_id": channel_id, "conversations": conversations, "wa_ids": wa_ids}
+    return {
+        "agent_token": agent,
+        "channel_id": channel_id,
+        "conversations": conversations,
+        "external_ids": external_ids,
+    }
 
 
 # --- the phases -----------------------------------------------------------------------------------
@@ -344,11 +461,11 @@ class Driver:
         await self.client.aclose()
 
 
-async def drain(graph: GraphProcess, expected: int, timeout: float = 120) -> float:
+async def drain(fake: FakeProcess, expected: int, timeout: float = 120) -> float:
     """Seconds until the fake has accepted ``expected`` sends (or the timeout)."""
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout:
-        if await graph.count() >= expected:
+        if await fake.count() >= expected:
             break
         await asyncio.sleep(0.1)
     return round(time.monotonic() - t0, 2)
@@ -413,11 +530,13 @@ def check(driver: Driver, sends: list[dict], phase: int, window: tuple[float, fl
     }
 
 
-async def _run(workdir: Path, args) -> dict:
+async def _run(workdir: Path, args, channel: str) -> dict:
+    workdir = workdir / channel
+    workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "delivery-data"
-    graph = await GraphProcess(workdir, args.latency).start()
+    fake = await FakeProcess(workdir, channel, args.latency).start()
     env = {
-        "IMBRACE_META_GRAPH_URL": graph.base_url,
+        **fake.server_env(),
         "IMBRACE_SECRET_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
         **({"IMBRACE_DELIVERY_CONCURRENCY": str(args.concurrency)} if args.concurrency else {}),
     }
@@ -427,52 +546,56 @@ async def _run(workdir: Path, args) -> dict:
     try:
         # the server also answers webhooks at its own address (IMBRACE_PUBLIC_URL only names them)
         setup_t = time.monotonic()
-        world = await set_up(serve.url, serve.db_uri, args.conversations)
+        world = await set_up(serve.url, serve.db_uri, args.conversations, channel)
         setup_s = round(time.monotonic() - setup_t, 1)
-        log(f"delivery: set up {len(world['conversations'])} conversations in {setup_s} s")
-        pids = {"server": serve.pid, "db": serve.db_pid, "graph": graph.pid, "driver": os.getpid()}
+        log(f"delivery {channel}: set up {len(world['conversations'])} conversations in {setup_s} s")
+        pids = {"server": serve.pid, "db": serve.db_pid, "fake": fake.pid, "driver": os.getpid()}
         clients = max(args.push_clients, 64)
         driver = Driver(serve.url, world["agent_token"], world["conversations"], clients)
         # warm-up: one send per 10 conversations, not counted
         await asyncio.gather(*(driver.send(0, c) for c in range(0, len(world["conversations"]), 10)))
-        await drain(graph, sum(1 for r in driver.sent.values() if r["stored"]), 30)
+        await drain(fake, sum(1 for r in driver.sent.values() if r["stored"]), 30)
         out: dict = {
+            "channel": channel,
             "conversations": len(world["conversations"]),
-            "graph_latency_s": args.latency,
-            "graph_process": "separate (bench.delivery --graph-server)",
+            "fake_latency_s": args.latency,
+            "fake_process": f"separate (bench.delivery --fake-server {channel})",
             "delivery_concurrency": args.concurrency or "server default (32)",
             "setup_s": setup_s,
         }
         stored_so_far = lambda: sum(1 for r in driver.sent.values() if r["stored"])  # noqa: E731
 
-        log(f"delivery: phase 1, {args.rate:g} sendMessage/s for {args.paced_s:g} s")
+        log(f"delivery {channel}: phase 1, {args.rate:g} sendMessage/s for {args.paced_s:g} s")
         meter = CpuMeter(pids)
         paced = await driver.paced(args.rate, args.paced_s)
         end = time.monotonic()
         usage = meter.read()
-        drain_s = await drain(graph, stored_so_far())
+        drain_s = await drain(fake, stored_so_far())
         out["paced"] = {**{k: v for k, v in paced.items() if k != "start"}, "drain_s": drain_s, "usage": usage}
 
-        log(f"delivery: phase 2, {args.push_clients} closed-loop clients for {args.push_s:g} s")
+        log(f"delivery {channel}: phase 2, {args.push_clients} closed-loop clients for {args.push_s:g} s")
         meter = CpuMeter(pids)
         if args.profile:
-            maybe_profile("delivery-push", {"server": serve.pid, "db": serve.db_pid})
+            maybe_profile(
+                f"delivery-push-{channel}" if channel != "whatsapp" else "delivery-push",
+                {"server": serve.pid, "db": serve.db_pid},
+            )
         push = await driver.push(args.push_clients, args.push_s)
         end2 = time.monotonic()
         usage2 = meter.read()
-        drain_s2 = await drain(graph, stored_so_far())
+        drain_s2 = await drain(fake, stored_so_far())
         out["push"] = {**{k: v for k, v in push.items() if k != "start"}, "drain_s": drain_s2, "usage": usage2}
 
-        dump = await graph.dump()
+        dump = await fake.dump()
         out["paced"].update(check(driver, dump["sends"], 1, (paced["start"], end)))
         out["push"].update(check(driver, dump["sends"], 2, (push["start"], end2)))
-        out["graph_peak_concurrency"] = dump["peak_concurrency"]
-        out["graph_sends_not_accepted"] = sum(1 for s in dump["sends"] if s["outcome"] != "accepted")
+        out["fake_peak_concurrency"] = dump["peak_concurrency"]
+        out["fake_sends_not_accepted"] = sum(1 for s in dump["sends"] if s["outcome"] != "accepted")
         out["db_deliveries"] = await _db_statuses(serve.db_uri)
         for name in ("paced", "push"):
             p = out[name]
             log(
-                f"delivery: {name}: stored {p['stored']}, received {p['received']}, lost {p['lost']}, "
+                f"delivery {channel}: {name}: stored {p['stored']}, received {p['received']}, lost {p['lost']}, "
                 f"dup {p['duplicated']}, out of order {p['out_of_order']}, p50 {p['latency_from_issue']['p50_ms']} ms, "
                 f"p99 {p['latency_from_issue']['p99_ms']} ms, {p['deliveries_per_s_in_window']} deliveries/s, "
                 f"server CPU {p['usage'].get('server_cpu_pct')}%, db {p['usage'].get('db_cpu_pct')}%"
@@ -489,7 +612,7 @@ async def _run(workdir: Path, args) -> dict:
         if driver is not None:
             await driver.close()
         serve.stop()
-        await graph.stop()
+        await fake.stop()
 
 
 async def _db_statuses(uri: str) -> dict:
@@ -507,8 +630,24 @@ async def _db_statuses(uri: str) -> dict:
         await mongo.close()
 
 
+def channels_of(choice: str) -> list[str]:
+    return list(CHANNELS) if choice == "all" else [choice]
+
+
 def run(workdir: Path, args) -> dict:
-    return asyncio.run(_run(workdir, args))
+    """One channel's figures; with ``--channel all``, ``{"channels": {channel: figures}}`` (each
+    channel on a fresh server, database and fake, one after the other)."""
+    channels = channels_of(getattr(args, "channel", "whatsapp"))
+    if len(channels) == 1:
+        return asyncio.run(_run(workdir, args, channels[0]))
+    out: dict = {"channels": {}}
+    for channel in channels:
+        try:
+            out["channels"][channel] = asyncio.run(_run(workdir, args, channel))
+        except Exception as e:  # one channel failing leaves the others' figures
+            log(f"delivery {channel}: failed: {type(e).__name__}: {e}")
+            out["channels"][channel] = {"channel": channel, "error": f"{type(e).__name__}: {e}"[:500]}
+    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
@@ -518,13 +657,19 @@ def add_arguments(parser: argparse.ArgumentParser, prefix: str = "") -> None:
     parser.add_argument(f"--{prefix}push-clients", type=int, default=32, help="phase 2 closed-loop clients")
     parser.add_argument(f"--{prefix}push-s", type=float, default=20, help="phase 2 seconds (default 20)")
     parser.add_argument(f"--{prefix}conversations", type=int, default=CONVERSATIONS)
-    parser.add_argument(f"--{prefix}latency", type=float, default=LATENCY_S, help="fake Graph API latency, s")
+    parser.add_argument(
+        f"--{prefix}channel",
+        choices=(*CHANNELS, "all"),
+        default="whatsapp",
+        help="the provider (default whatsapp); all: the three in turn, rows per channel",
+    )
+    parser.add_argument(f"--{prefix}latency", type=float, default=LATENCY_S, help="fake provider's latency per send, s")
     parser.add_argument(
         f"--{prefix}concurrency", type=int, default=None, help="IMBRACE_DELIVERY_CONCURRENCY (default: server's)"
     )
 
 
-OPTIONS = ("rate", "paced_s", "push_clients", "push_s", "conversations", "latency", "concurrency")
+OPTIONS = ("channel", "rate", "paced_s", "push_clients", "push_s", "conversations", "latency", "concurrency")
 
 
 def options(args: argparse.Namespace, prefix: str = "") -> argparse.Namespace:
@@ -533,22 +678,27 @@ def options(args: argparse.Namespace, prefix: str = "") -> argparse.Namespace:
 
 
 def rows(d: dict) -> list[tuple[str, str, str, str, str]]:
-    """(benchmark, measured, target, met, notes), as ``bench.report`` lays them out."""
+    """(benchmark, measured, target, met, notes), as ``bench.report`` lays them out: a paced and a
+    push row per channel."""
+    if "channels" in d:
+        return [row for one in d["channels"].values() for row in rows(one)]
+    label = LABELS.get(d.get("channel", "whatsapp"), d.get("channel"))
     if "error" in d:
-        return [("6. Delivery", "failed", "", "", d["error"])]
+        return [(f"6. Delivery, {label}", "failed", "", "", d["error"])]
+    fake = FAKES.get(d.get("channel", "whatsapp"), "fake")
     out = []
-    for name, label in (("paced", "paced"), ("push", "push")):
+    for name in ("paced", "push"):
         p = d[name]
         lat = p["latency_from_issue"]
         if name == "paced":
             title = (
-                f"6. Delivery, sendMessage to fake Graph API receipt ({int(d['graph_latency_s'] * 1000)} ms), "
+                f"6. Delivery, {label}: sendMessage to {fake} receipt ({int(d['fake_latency_s'] * 1000)} ms), "
                 f"{d['conversations']} conversations, paced {p['offered_per_s']:g}/s"
             )
             target = f"p99 < {TARGETS['p99_ms']} ms, 0 lost, 0 out of order"
             ok = (lat["p99_ms"] or 1e9) < TARGETS["p99_ms"] and p["lost"] == 0 and p["out_of_order"] == 0
         else:
-            title = f"6. Delivery, push: {p['clients']} closed-loop clients"
+            title = f"6. Delivery, {label}, push: {p['clients']} closed-loop clients"
             target = f">= {TARGETS['push_deliveries_per_s']} deliveries/s, 0 lost, 0 out of order"
             ok = (p["deliveries_per_s_in_window"] or 0) >= TARGETS["push_deliveries_per_s"] and (
                 p["lost"] == 0 and p["out_of_order"] == 0
@@ -562,10 +712,10 @@ def rows(d: dict) -> list[tuple[str, str, str, str, str]]:
                 f"lost {p['lost']}, duplicated {p['duplicated']}, out of order {p['out_of_order']}",
                 target,
                 "yes" if ok else "**no**",
-                f"{label}: {p['stored']} stored of {p['issued']} issued, errors {p['mutation_errors'] or 0}; "
+                f"{name}: {p['stored']} stored of {p['issued']} issued, errors {p['mutation_errors'] or 0}; "
                 f"sendMessage p50 {p['send_mutation']['p50_ms']} ms / p99 {p['send_mutation']['p99_ms']} ms; "
                 f"drained {p['drain_s']} s after the window; CPU server {u.get('server_cpu_pct')}%, "
-                f"db {u.get('db_cpu_pct')}%, fake {u.get('graph_cpu_pct')}%, driver {u.get('driver_cpu_pct')}%",
+                f"db {u.get('db_cpu_pct')}%, fake {u.get('fake_cpu_pct')}%, driver {u.get('driver_cpu_pct')}%",
             )
         )
     return out
@@ -581,7 +731,7 @@ def markdown(results: dict) -> str:
         "",
         f"Machine: {m['nproc']} cores ({m['cpu_model']}), {m['ram_gb']} GB RAM, Python {m['python']}, {m['date']}; "
         f"load average at start {m['loadavg_at_start']}. Server code at commit `{m.get('git_commit')}`. "
-        "Server, embedded database, the fake Graph API (its own process) and the driver share the cores.",
+        "Server, embedded database, the fake provider (its own process) and the driver share the cores.",
         "",
         "Latency: the fake's receipt (`received_at`, `time.monotonic()`) minus the moment the driver issued "
         "`sendMessage` (same clock). Deliveries/s: first receipts at the fake inside the phase's window / "
@@ -592,13 +742,16 @@ def markdown(results: dict) -> str:
     ]
     for row in rows(d):
         lines.append("| " + " | ".join(row) + " |")
-    if "error" not in d:
-        lines += [
-            "",
-            f"Fake Graph API: peak {d['graph_peak_concurrency']} sends in flight; "
-            f"{d['graph_sends_not_accepted']} not accepted. Stored deliveries at the end: {d['db_deliveries']}. "
-            f"Set-up (200 signed webhooks, joins) {d['setup_s']} s. Wall {results.get('wall_s')} s.",
-        ]
+    lines.append("")
+    for one in d["channels"].values() if "channels" in d else [d]:
+        if "error" in one:
+            continue
+        lines.append(
+            f"{LABELS[one['channel']]}: {FAKES[one['channel']]} peak {one['fake_peak_concurrency']} sends in flight; "
+            f"{one['fake_sends_not_accepted']} not accepted. Stored deliveries at the end: {one['db_deliveries']}. "
+            f"Set-up ({one['conversations']} signed webhooks, joins) {one['setup_s']} s."
+        )
+    lines.append(f"Wall {results.get('wall_s')} s.")
     return "\n".join(lines) + "\n"
 
 
@@ -611,10 +764,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="py-spy the server and db during phase 2")
     parser.add_argument("--profile-seconds", type=float, default=10)
     parser.add_argument("--profile-dir", type=Path, default=RESULTS)
-    parser.add_argument("--graph-server", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fake-server", choices=CHANNELS, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    if args.graph_server:
-        graph_server(args.latency, WA_TOKEN)
+    if args.fake_server:
+        fake_server(args.fake_server, args.latency)
         return 0
     common.raise_nofile()
     if args.profile:
@@ -624,7 +777,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"command": command.strip(), "machine": machine()}
     workdir = Path(tempfile.mkdtemp(prefix="imbrace-bench-delivery-"))
     started = time.monotonic()
-    log(f"bench: delivery, work dir {workdir}")
+    log(f"bench: delivery ({args.channel}), work dir {workdir}")
     try:
         results["delivery"] = run(workdir, args)
     finally:

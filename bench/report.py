@@ -170,6 +170,10 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         from bench.delivery import rows as delivery_rows
 
         out += delivery_rows(b["delivery"])
+    if b.get("widget"):
+        from bench.widget import rows as widget_rows
+
+        out += widget_rows(b["widget"])
     return out
 
 

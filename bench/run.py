@@ -6,7 +6,8 @@ Seeds a fresh embedded database (``bench.seed``) in a temporary directory,
 then runs each benchmark against its own ``imbrace serve`` process(es) on it:
 page, grab, inbound, fanout, cross (in that order, whatever ``--only`` lists);
 delivery runs last on a fresh data directory of its own (``bench.delivery``; with
-``--only delivery`` nothing is seeded).
+``--only delivery`` nothing is seeded); widget (``bench.widget``, 2,000 web widget
+visitors) likewise, but only when ``--only`` names it.
 Every benchmark stops by itself; everything listens on 127.0.0.1 only.
 ``--profile`` records py-spy flame graphs of the servers during the first
 measured window of each benchmark, and writes ``profile.json``/``profile.md``
@@ -29,7 +30,9 @@ from bench.common import RESULTS, log, machine, write_json
 from bench.report import markdown
 from bench.seed import scale_value, seed_fresh
 
-ORDER = ["page", "grab", "inbound", "fanout", "cross", "delivery"]
+ORDER = ["page", "grab", "inbound", "fanout", "cross", "delivery", "widget"]
+OPT_IN = {"widget"}  # only with --only: not part of the default suite (several minutes of set-up)
+NEEDS_NO_SEED = {"delivery", "widget"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,7 +42,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--scale", default="small", help="small (1/50, the default), full (the issue's data set), or a fraction of full"
     )
-    parser.add_argument("--only", default=",".join(ORDER), help="comma-separated subset of " + ",".join(ORDER))
+    parser.add_argument(
+        "--only",
+        default=",".join(b for b in ORDER if b not in OPT_IN),
+        help="comma-separated subset of " + ",".join(ORDER) + " (widget runs only when named)",
+    )
     parser.add_argument("--runs", type=int, default=3, help="repeated runs per benchmark (default 3)")
     parser.add_argument(
         "--duration",
@@ -60,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     from bench import delivery
 
     delivery.add_arguments(parser, "delivery-")
+    from bench import widget
+
+    widget.add_arguments(parser, "widget-")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -111,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         f"work dir {workdir}, running {', '.join(b for b in ORDER if b in only)}"
     )
     try:
-        if only == ["delivery"]:  # needs no seeded data set
+        if set(only) <= NEEDS_NO_SEED:  # needs no seeded data set
             manifest = None
         elif args.data_dir is None:
             log("bench: seeding")
@@ -184,6 +194,11 @@ def _run_one(name: str, manifest: dict, workdir: Path, data_dir: Path, args, inb
         from bench import delivery
 
         return delivery.run(workdir, delivery.options(args, "delivery_"))
+    if name == "widget":
+        from bench import widget
+
+        (workdir / "widget").mkdir(parents=True, exist_ok=True)
+        return widget.run(workdir / "widget", widget.options(args, "widget_"))
     raise ValueError(name)
 
 

@@ -115,16 +115,54 @@ OPEN: Criteria = Absent("closed_at")
 # The changes the use cases and the sweeper make.
 
 
-def join(member_id: str, now: datetime) -> Change:
-    return Change(when=OPEN, add={"participants": member_id}, set={"updated_at": now})
+def join(member_id: str, now: datetime, *, team_id: str | None = None) -> Change:
+    """Into the room; given ``team_id``, only while the conversation is still that team's
+    (a transfer in between may have taken it out of the joiner's sight)."""
+    when = OPEN if team_id is None else all_of(OPEN, Eq("team_id", team_id))
+    return Change(when=when, add={"participants": member_id}, set={"updated_at": now})
 
 
-def grab(member_id: str, now: datetime) -> Change:
-    """The whole race in one condition: only a still-unowned open conversation is taken."""
+def grab(member_id: str, now: datetime, *, team_id: str) -> Change:
+    """The whole race in one condition: only a still-unowned open conversation of the
+    grabber's team is taken (not one transferred away in between)."""
     return Change(
-        when=all_of(Absent("owner_id"), OPEN),
+        when=all_of(Absent("owner_id"), OPEN, Eq("team_id", team_id)),
         set={"owner_id": member_id, "updated_at": now},
         add={"participants": member_id},
+    )
+
+
+def transfer(
+    before: Conversation, team_id: str, participants: tuple[str, ...], owner_id: str | None, now: datetime
+) -> Change:
+    """To ``team_id`` (possibly its own, for a new owner): the room becomes ``participants``
+    (those who may still see it, and the new owner), owned by ``owner_id`` or by nobody.
+    The customer's wait and everything it derives from stay as they are.
+
+    Only if team, owner and room are still as ``before`` was read: a grab, join, leave,
+    release, transfer or close in between makes it fail instead of landing stale (the room
+    is set whole, so a join it didn't see would otherwise be undone, or kept unchecked).
+    """
+    return merge(
+        Change(
+            when=all_of(OPEN, as_read(before, "team_id", "owner_id", "participants")),
+            set={"team_id": team_id, "participants": participants, "updated_at": now},
+        ),
+        assign(owner_id=owner_id),
+    )
+
+
+def release(before: Conversation, now: datetime) -> Change:
+    """A grabbed conversation back to its team's queue: no owner, the owner out of the room
+    (admins in it stay). Only if it is still the same team's and still that member's."""
+    owner = before.owner_id
+    if owner is None:
+        raise ValueError("only an owned conversation is released")
+    return Change(
+        when=all_of(OPEN, as_read(before, "team_id", "owner_id")),
+        clear=("owner_id",),
+        remove={"participants": owner},
+        set={"updated_at": now},
     )
 
 
@@ -158,6 +196,12 @@ def take_number(member_id: str | None = None) -> Change:
     """Reserve the next message number; a member's only while they are in the open room."""
     when = ALWAYS if member_id is None else all_of(Contains("participants", member_id), OPEN)
     return Change(when=when, inc={"message_seq": 1})
+
+
+def take_open_number() -> Change:
+    """Reserve the next message number while the conversation is open: an app's reply
+    (apps are never in a room)."""
+    return Change(when=OPEN, inc={"message_seq": 1})
 
 
 def wake(now: datetime, due_by: datetime) -> Change:
@@ -228,8 +272,11 @@ __all__ = [
     "join",
     "leave",
     "merge",
+    "release",
     "reopen",
     "reschedule",
     "take_number",
+    "take_open_number",
+    "transfer",
     "wake",
 ]

@@ -46,16 +46,30 @@ class LineCredentials:
     channel_access_token: str
 
 
-Credentials = WhatsAppCredentials | MessengerCredentials | LineCredentials
+@dataclass(frozen=True, slots=True)
+class WeChatCredentials:
+    """WeChat Official Account: its AppID and AppSecret (access tokens) and the Token entered in
+    its server configuration (the webhook's signature)."""
+
+    app_id: str
+    app_secret: str
+    token: str
+
+
+Credentials = WhatsAppCredentials | MessengerCredentials | LineCredentials | WeChatCredentials
 
 CREDENTIALS_OF: dict[ChannelType, type[Credentials]] = {
     ChannelType.WHATSAPP: WhatsAppCredentials,
     ChannelType.FACEBOOK: MessengerCredentials,
     ChannelType.LINE: LineCredentials,
+    ChannelType.WECHAT: WeChatCredentials,
 }
 
 # Identifiers a dashboard may show in full; everything else is a secret.
-_PUBLIC_FIELDS = frozenset({"phone_number_id", "page_id"})
+_PUBLIC_FIELDS = frozenset({"phone_number_id", "page_id", "app_id"})
+# Public ids made of digits only (Meta's); a WeChat AppID is letters and digits (``wx…``).
+_DIGIT_FIELDS = frozenset({"phone_number_id", "page_id"})
+_ALPHANUMERIC_FIELDS = frozenset({"app_id"})
 
 
 def check_credentials(type_: ChannelType, credentials: Credentials) -> Credentials:
@@ -72,8 +86,10 @@ def check_credentials(type_: ChannelType, credentials: Credentials) -> Credentia
         value = getattr(credentials, f.name)
         path = f"credentials.{_camel(f.name)}"
         cleaned[f.name] = clean_line(value, path, required=True, max_length=MAX_CREDENTIAL_LENGTH)
-        if f.name in _PUBLIC_FIELDS and not cleaned[f.name].isdigit():
+        if f.name in _DIGIT_FIELDS and not cleaned[f.name].isdigit():
             raise invalid("Meta ids are numbers.", path)
+        if f.name in _ALPHANUMERIC_FIELDS and not (cleaned[f.name].isascii() and cleaned[f.name].isalnum()):
+            raise invalid("A WeChat AppID is made of letters and digits.", path)
     return expected(**cleaned)
 
 

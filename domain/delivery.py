@@ -1,6 +1,6 @@
 """Getting an agent's message to the customer: what a send can come back as, and the rules
 every channel shares (which deliveries a message gets, how a status may move, when to try
-again, which Messenger window applies).
+again, which Messenger window applies, whether WeChat's is still open).
 
 Provider modules (``api/channels/``) only translate: a stored message into the
 provider's request, the provider's answer into one :data:`Outcome`, a webhook into
@@ -56,11 +56,13 @@ Outcome = Sent | Retry | Failed
 
 @dataclass(frozen=True, slots=True)
 class OutgoingFile:
-    """A stored file as the provider fetches it: a signed, expiring absolute URL."""
+    """A stored file as the provider fetches it: a signed, expiring absolute URL. ``file_id``
+    names it in our file store, for a provider that takes uploads rather than links (WeChat)."""
 
     url: str
     mime_type: str | None = None
     name: str | None = None
+    file_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,3 +188,12 @@ def messenger_tag(last_customer_message_at: datetime | None, now: datetime) -> M
     if waited <= MESSENGER_HUMAN_AGENT_WINDOW:
         return MessengerTag.HUMAN_AGENT
     return None
+
+
+WECHAT_WINDOW = timedelta(hours=48)
+
+
+def wechat_window_open(last_customer_message_at: datetime | None, now: datetime) -> bool:
+    """WeChat's rule for customer service messages: an official account may write to a
+    follower only within 48 h of their last message (``errcode`` 45015 after that)."""
+    return last_customer_message_at is not None and now - last_customer_message_at <= WECHAT_WINDOW

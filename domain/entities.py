@@ -11,6 +11,7 @@ from typing import Any
 
 from domain.delivery import TemplateCall
 from domain.enums import (
+    ApiKeyScope,
     ChannelType,
     ClosedReason,
     DeliveryStatus,
@@ -67,6 +68,17 @@ class Team:
 
 
 @dataclass(frozen=True, slots=True)
+class WidgetSettings:
+    """How a WEB_WIDGET channel is embedded: its public key (``wk_…``, in the pages' script tag),
+    the exact origins that may embed it, and whether sessions may be bound to a site's own user
+    ids (identity verification; the secret itself stays sealed in the store)."""
+
+    key: str
+    allowed_origins: tuple[str, ...] = ()
+    identity_verification: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Channel:
     id: str
     org_id: str
@@ -75,12 +87,14 @@ class Channel:
     name: str
     created_at: datetime | None = None
     credential_hints: dict[str, str] | None = None  # None: no provider credentials
+    widget: WidgetSettings | None = None  # WEB_WIDGET channels set up for the widget
 
 
 @dataclass(frozen=True, slots=True)
 class Location:
     city: str | None = None
     country: str | None = None
+    country_code: str | None = None  # ISO 3166-1 alpha-2, when known
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +112,10 @@ class Customer:
     last_active_at: datetime | None = None
     location: Location | None = None
     created_at: datetime | None = None
+    # what the web widget's page reports: its IANA time zone, language tag and the page's URL
+    time_zone: str | None = None
+    language: str | None = None
+    page_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +211,7 @@ class Message:
     channel_id: str | None = None
     deliveries: tuple[Delivery, ...] = ()
     template_call: TemplateCall | None = None
+    sender_app_id: str | None = None  # the API key of an APP message
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,3 +239,24 @@ class Notification:
     created_at: datetime
     read: bool = False
     webhook_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An integration's credential, acting as an app (never a member) of its organization.
+
+    The key itself is shown once and never stored: only its SHA-256 hash is kept
+    (by the store, not here) with ``prefix``, its first characters, to recognise it.
+    ``team_ids`` empty: every team of the organization, present and future.
+    """
+
+    id: str
+    org_id: str
+    name: str
+    prefix: str
+    scopes: tuple[ApiKeyScope, ...]
+    team_ids: tuple[str, ...]
+    created_at: datetime
+    created_by: str | None = None
+    last_used_at: datetime | None = None
+    revoked_at: datetime | None = None

@@ -37,13 +37,15 @@ class ConversationStatus(str, Enum):
 
 
 class StatusFilter(str, Enum):
-    """What the sidebar filters on: statuses plus web-widget presence."""
+    """What the sidebar filters on, in the page's words (a conversation can match several),
+    plus web-widget presence."""
 
     ONLINE = "ONLINE"
     REP_NEEDED = "REP_NEEDED"
     PENDING = "PENDING"
     SOON_TO_BE = "SOON_TO_BE"
     OVERDUE = "OVERDUE"
+    REPLIED = "REPLIED"
     CLOSED = "CLOSED"
 
 
@@ -66,6 +68,7 @@ class SenderKind(str, Enum):
     CUSTOMER = "CUSTOMER"
     MEMBER = "MEMBER"
     SYSTEM = "SYSTEM"
+    APP = "APP"
 
 
 class MessageKind(str, Enum):
@@ -95,7 +98,13 @@ class ErrorCode(str, Enum):
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
     WHATSAPP_WINDOW_CLOSED = "WHATSAPP_WINDOW_CLOSED"
     MESSENGER_WINDOW_CLOSED = "MESSENGER_WINDOW_CLOSED"
+    WECHAT_WINDOW_CLOSED = "WECHAT_WINDOW_CLOSED"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"
+    CONVERSATION_CHANGED = "CONVERSATION_CHANGED"
+    RATE_LIMITED = "RATE_LIMITED"
+    UNKNOWN_WIDGET = "UNKNOWN_WIDGET"
+    ORIGIN_NOT_ALLOWED = "ORIGIN_NOT_ALLOWED"
+    IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
 
 
 class EventKind(str, Enum):
@@ -110,7 +119,10 @@ class EventKind(str, Enum):
     CUSTOMER_UPDATED = "CUSTOMER_UPDATED"
     PRESENCE = "PRESENCE"
     DELIVERY = "DELIVERY"
+    TYPING = "TYPING"
     HIDDEN = "HIDDEN"
+    TRANSFERRED = "TRANSFERRED"
+    RELEASED = "RELEASED"
 
 
 class NotificationKind(str, Enum):
@@ -118,6 +130,7 @@ class NotificationKind(str, Enum):
     GRAB_OFFER = "GRAB_OFFER"
     NEW_MESSAGE = "NEW_MESSAGE"
     WAITING_TOO_LONG = "WAITING_TOO_LONG"
+    TRANSFERRED = "TRANSFERRED"
     WEBHOOK_DISABLED = "WEBHOOK_DISABLED"
 
 
@@ -132,3 +145,11 @@ class DeliveryStatus(str, Enum):
     DELIVERED = "DELIVERED"
     READ = "READ"
     FAILED = "FAILED"
+
+
+class ApiKeyScope(str, Enum):
+    """What an API key's app may do (``api/graphql/scopes.py`` maps each root field to one)."""
+
+    READ_CONVERSATIONS = "READ_CONVERSATIONS"
+    SEND_MESSAGES = "SEND_MESSAGES"
+    MANAGE_WEBHOOKS = "MANAGE_WEBHOOKS"

@@ -15,8 +15,12 @@ from domain.visibility import Viewer, Visibility, can_see
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One change. ``conversation`` is the state after it; ``owner_before`` lets a
-    subscriber who could see it before a grab learn that it is now hidden."""
+    """One change. ``conversation`` is the state after it; ``owner_before`` (and, for a
+    transfer, ``team_before``) lets a subscriber who could see it before a grab or a
+    transfer learn that it is now hidden. ``note`` is what the admin wrote with a transfer.
+    ``typing`` (TYPING events, which are never replayed) says whether the actor (a member,
+    or the customer when ``actor_id`` is None) started or stopped typing.
+    ``by_app``: ``actor_id`` is an app's (its API key's id), not a member's."""
 
     kind: EventKind
     conversation: Conversation
@@ -27,22 +31,32 @@ class Event:
     owner_before: str | None = None
     new_status: ConversationStatus | None = None
     id: int | None = None
+    team_before: str | None = None
+    note: str | None = None
+    typing: bool | None = None
+    by_app: bool = False
 
 
 def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:
-    return can_see(viewer, replace(event.conversation, owner_id=event.owner_before))
+    team_id = event.team_before or event.conversation.team_id
+    return can_see(viewer, replace(event.conversation, owner_id=event.owner_before, team_id=team_id))
+
+
+# The events that can take a conversation out of the sight of someone who saw it.
+HIDING = (EventKind.GRABBED, EventKind.TRANSFERRED)
 
 
 def route_event(viewer: Viewer | Visibility, event: Event, criteria: Criteria) -> EventKind | None:
     """Which event kind this subscriber receives, if any.
 
     Visible and matching the subscription's filter: the event itself. No longer
-    visible because someone else grabbed it, but visible before: ``HIDDEN``
-    (once, so the frontend can drop the row). Otherwise nothing.
+    visible because someone else grabbed it, or it was transferred to another team
+    or owner, but visible before: ``HIDDEN`` (once, so the frontend can drop the
+    row). Otherwise nothing.
     """
     if can_see(viewer, event.conversation):
         return event.kind if matches(criteria, event.conversation) else None
-    if event.kind is EventKind.GRABBED and visible_before(viewer, event):
+    if event.kind in HIDING and visible_before(viewer, event):
         return EventKind.HIDDEN
     return None
 

@@ -31,6 +31,7 @@ class ConversationFilter:
     statuses: tuple[StatusFilter, ...] | None = None
     channels: tuple[ChannelType, ...] | None = None
     search: str | None = None
+    channel_ids: tuple[str, ...] | None = None
 
 
 def check_page_size(first: int) -> None:
@@ -39,7 +40,7 @@ def check_page_size(first: int) -> None:
 
 
 def narrowing_criteria(viewer: Viewer, flt: ConversationFilter) -> Criteria:
-    """Everything but the status: visibility, view, teams, channels, search."""
+    """Everything but the status: visibility, view, teams, channel types and channels, search."""
     if flt.search is not None and len(flt.search) > MAX_SEARCH_LENGTH:
         raise invalid(f"`search` is limited to {MAX_SEARCH_LENGTH} characters.", "search")
     parts: list[Criteria] = [visible_criteria(viewer)]
@@ -49,6 +50,8 @@ def narrowing_criteria(viewer: Viewer, flt: ConversationFilter) -> Criteria:
         parts.append(In("team_id", tuple(flt.team_ids)) if flt.team_ids else Nothing())
     if flt.channels is not None:
         parts.append(In("channel_type", tuple(c.value for c in flt.channels)) if flt.channels else Nothing())
+    if flt.channel_ids is not None:
+        parts.append(In("channel_id", tuple(flt.channel_ids)) if flt.channel_ids else Nothing())
     if flt.search and flt.search.strip():
         parts.append(TextContains(SEARCH_FIELDS, flt.search.strip()))
     return all_of(*parts)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from domain.changes import Change
 from domain.credentials import Credentials
 from domain.entities import (
+    ApiKey,
     Attachment,
     Channel,
     Conversation,
@@ -25,6 +26,7 @@ from domain.entities import (
     Notification,
     Organization,
     Team,
+    WidgetSettings,
 )
 from domain.enums import ChannelType, OrgRole, TeamMode, TeamRole
 from domain.events import Event
@@ -38,6 +40,7 @@ class PasswordHasher(Protocol):
 class EventSink(Protocol):
     async def publish(self, event: Event) -> None: ...
     async def publish_teams_changed(self, org_id: str, at: datetime) -> None: ...
+    async def publish_api_key_revoked(self, org_id: str, key_id: str, at: datetime) -> None: ...
 
 
 class AccountStore(Protocol):
@@ -64,8 +67,11 @@ class AccountStore(Protocol):
         channel_id: str | None = None,
         credentials: str | None = None,
         credential_hints: dict[str, str] | None = None,
+        widget: WidgetSettings | None = None,
+        widget_secret: str | None = None,
     ) -> Channel:
-        """``credentials``: the sealed token (:class:`CredentialSealer`), never the clear values."""
+        """``credentials``: the sealed token (:class:`CredentialSealer`), never the clear values;
+        ``widget_secret``: a web widget's identity secret, sealed too."""
         ...
 
     async def org_channel(self, org_id: str, channel_id: str) -> Channel | None: ...
@@ -88,6 +94,19 @@ class AccountStore(Protocol):
     ) -> MessageTemplate: ...
 
 
+class ApiKeyStore(Protocol):
+    """API keys, stored with their hash (never the key); ``teams`` checks the teams a key names."""
+
+    def new_id(self) -> str: ...
+    async def teams(self, org_id: str) -> tuple[Team, ...]: ...
+    async def create_api_key(self, key: ApiKey, key_hash: str) -> ApiKey: ...
+    async def api_key(self, org_id: str, key_id: str) -> ApiKey | None: ...
+    async def api_keys_of(self, org_id: str) -> list[ApiKey]: ...
+    async def revoke_api_key(self, org_id: str, key_id: str, now: datetime) -> ApiKey | None:
+        """Marks the key revoked; None when the organization has no such key still working."""
+        ...
+
+
 class CredentialSealer(Protocol):
     """Encrypts a channel's provider credentials into an opaque token bound to that channel
     (``api/channels/credentials.py``); the domain never sees a key or a cipher."""
@@ -100,6 +119,7 @@ class ConversationStore(Protocol):
     async def change_conversation(self, conversation_id: str, change: Change) -> Conversation | None: ...
     async def open_rooms_of(self, org_id: str, team_id: str, member_id: str) -> list[Conversation]: ...
     async def take_message_seq(self, conversation_id: str, member_id: str | None = None) -> Conversation | None: ...
+    async def take_open_message_seq(self, conversation_id: str) -> Conversation | None: ...
     async def record_member_message(self, message: Message, answer: Change) -> Conversation | None: ...
     async def insert_message(self, message: Message, *, offer: bool = True) -> Message: ...
     async def customer(self, org_id: str, customer_id: str) -> Customer | None: ...
@@ -148,6 +168,7 @@ class NotificationStore(Protocol):
 
 __all__ = [
     "AccountStore",
+    "ApiKeyStore",
     "ConversationStore",
     "CredentialSealer",
     "EventSink",

@@ -81,8 +81,21 @@ def online_criteria(now: datetime) -> Criteria:
 
 
 def filter_criteria(status: StatusFilter, now: datetime, t: Thresholds) -> Criteria:
+    """What a sidebar filter selects, in the page's words; unlike the one ``status`` a
+    conversation shows (by precedence, :func:`status_of`), a conversation can match several.
+
+    REP_NEEDED and PENDING say who is in the room while the customer waits, however
+    long; SOON_TO_BE and OVERDUE say how long they have waited, whoever is in the room;
+    REPLIED, the customer is the one expected to write. A customer who has waited past
+    the overdue line with nobody in the room is both REP_NEEDED and OVERDUE.
+    """
     if status is StatusFilter.ONLINE:
         return online_criteria(now)
+    if status is StatusFilter.REP_NEEDED:
+        return all_of(open_criteria(now, t), Present("waiting_since"), Empty("participants"))
+    if status is StatusFilter.PENDING:
+        return all_of(open_criteria(now, t), Present("waiting_since"), NonEmpty("participants"))
+    # SOON_TO_BE, OVERDUE (by waiting time alone), REPLIED and CLOSED select what the status says
     return status_criteria(ConversationStatus(status.value), now, t)
 
 

@@ -1,9 +1,11 @@
 """Who sees which conversation, and who may enter, grab or close it.
 
 The caller is a :class:`Viewer`: a member, their organization role and the
-teams they belong to. Visibility is one criteria tree (:func:`visible_criteria`)
-so the list query, the counts, a single lookup and the realtime fan-out all
-apply the same rule. Anything a viewer can't see must behave as absent.
+teams they belong to; or an app acting through an API key (:class:`App`), which
+sees every conversation of its teams and is never in a room. Visibility is one
+criteria tree (:func:`visible_criteria`) so the list query, the counts, a single
+lookup and the realtime fan-out all apply the same rule. Anything a viewer can't
+see must behave as absent.
 """
 
 from __future__ import annotations
@@ -20,20 +22,39 @@ from domain.criteria import (
     any_of,
     matches,
 )
-from domain.entities import Conversation, Team
-from domain.enums import OrgRole, TeamMode, TeamRole
+from domain.entities import ApiKey, Conversation, Team
+from domain.enums import ApiKeyScope, OrgRole, TeamMode, TeamRole
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    """An integration acting through an API key: what its scopes allow, in its teams.
+
+    It sees every conversation of its teams (GRAB teams' grabbed ones too, as a
+    team admin does), never another team's, and never joins or grabs.
+    ``team_ids`` None: every team of the organization, present and future.
+    """
+
+    key_id: str
+    scopes: frozenset[ApiKeyScope]
+    team_ids: frozenset[str] | None = None
+
+    def sees_team(self, team_id: str) -> bool:
+        return self.team_ids is None or team_id in self.team_ids
 
 
 @dataclass(frozen=True, slots=True)
 class Viewer:
+    """Who asks. For an app, ``member_id`` is its API key's id (the actor id of what it
+    does; no member has it), ``org_role`` is MEMBER (never an admin) and ``teams`` are
+    only its teams."""
+
     member_id: str
     org_id: str
     org_role: OrgRole
     name: str = ""
     teams: tuple[Team, ...] = field(default=())
-    # Set for an integration (a webhook), not a member: the teams whose conversations it
-    # sees, all of them, as an admin of each team does. None for members.
-    integration_team_ids: frozenset[str] | None = None
+    app: App | None = None
 
     @property
     def is_org_admin(self) -> bool:
@@ -78,9 +99,30 @@ class Visibility:
         return None if self.whole_org else self.open_team_ids | self.grab_team_ids
 
 
+def app_viewer(key: ApiKey, org_teams: tuple[Team, ...]) -> Viewer:
+    """The viewer an API key acts as, given every team of its organization."""
+    team_ids = frozenset(key.team_ids) or None
+    app = App(key_id=key.id, scopes=frozenset(key.scopes), team_ids=team_ids)
+    return Viewer(
+        member_id=key.id,
+        org_id=key.org_id,
+        org_role=OrgRole.MEMBER,
+        name=key.name,
+        teams=tuple(t for t in org_teams if app.sees_team(t.id)),
+        app=app,
+    )
+
+
+def has_scope(viewer: Viewer, scope: ApiKeyScope) -> bool:
+    """An app whose API key has ``scope`` (members have no scopes: their role decides)."""
+    return viewer.app is not None and scope in viewer.app.scopes
+
+
 def visibility_of(viewer: Viewer) -> Visibility:
-    if viewer.integration_team_ids is not None:
-        return Visibility(org_id=viewer.org_id, whole_org=False, open_team_ids=viewer.integration_team_ids)
+    if viewer.app is not None:
+        if viewer.app.team_ids is None:
+            return Visibility(org_id=viewer.org_id, whole_org=True)
+        return Visibility(org_id=viewer.org_id, whole_org=False, open_team_ids=viewer.app.team_ids)
     if viewer.is_org_admin:
         return Visibility(org_id=viewer.org_id, whole_org=True)
     open_teams: set[str] = set()
@@ -139,8 +181,10 @@ def is_grab_representative(viewer: Viewer, conversation: Conversation) -> bool:
 
 
 def can_grab(viewer: Viewer, team: Team) -> bool:
+    """Representatives of a GRAB team; never admins, never apps."""
     return (
-        team.mode is TeamMode.GRAB
+        viewer.app is None
+        and team.mode is TeamMode.GRAB
         and team.role_of(viewer.member_id) is TeamRole.REPRESENTATIVE
         and not viewer.is_org_admin
     )
@@ -151,7 +195,9 @@ def is_admin_of(viewer: Viewer, conversation: Conversation) -> bool:
 
 
 def teams_visible_to(viewer: Viewer, all_teams: tuple[Team, ...]) -> tuple[Team, ...]:
-    """Org admins see every team; others the teams they belong to."""
+    """Org admins see every team; apps their API key's teams; others the teams they belong to."""
+    if viewer.app is not None:
+        return tuple(t for t in all_teams if viewer.app.sees_team(t.id))
     if viewer.is_org_admin:
         return all_teams
     return tuple(t for t in all_teams if t.role_of(viewer.member_id) is not None)

@@ -25,11 +25,18 @@ CHROMIUM = os.environ.get("IMBRACE_TEST_CHROMIUM", "/usr/bin/chromium")
 
 
 class PageHost:
-    """Serves fixed HTML pages from its own origin (http://127.0.0.1:<port>)."""
+    """Serves fixed HTML pages from its own origin (http://127.0.0.1:<port>).
 
-    def __init__(self, pages: dict[str, str]) -> None:
+    ``pages`` (path -> HTML) may be added to after the start: a page that must name
+    this origin's own address, or a key made for it, is written once ``origin`` is known.
+    ``headers`` go with every page (a Content-Security-Policy, say).
+    """
+
+    def __init__(self, pages: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> None:
         self.port = free_port()
-        routes = [Route(path, _page(html)) for path, html in pages.items()]
+        self.pages = dict(pages or {})
+        self.headers = dict(headers or {})
+        routes = [Route("/{path:path}", self._serve)]
         self.server = uvicorn.Server(
             uvicorn.Config(
                 Starlette(routes=routes), host="127.0.0.1", port=self.port, log_level="warning", lifespan="off"
@@ -50,12 +57,11 @@ class PageHost:
         if self.task:
             await self.task
 
-
-def _page(html: str):
-    async def endpoint(request):
-        return HTMLResponse(html)
-
-    return endpoint
+    async def _serve(self, request) -> HTMLResponse:
+        html = self.pages.get(request.url.path)
+        if html is None:
+            return HTMLResponse("Not found", status_code=404)
+        return HTMLResponse(html, headers=self.headers)
 
 
 @contextlib.asynccontextmanager

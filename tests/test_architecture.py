@@ -24,11 +24,15 @@ from api.store.events import EventStore
 from api.store.files import GridFiles
 from api.store.mongo import MongoStore
 from api.store.notifications import Notifications
+from api.store.rate_limits import RateLimits
 from api.store.webhooks import Webhooks
 from api.webhooks import WebhookService
 from api.webhooks.signing import WebhookSecrets
+from api.widget.secrets import IdentitySecretBox
 from domain.usecases import webhooks
 from domain.usecases.inbound import InboundStore
+from domain.usecases.rooms import TransferStore
+from domain.usecases.widget import IdentitySecrets, RateCounters, WidgetStore
 
 ROOT = Path(__file__).resolve().parent.parent
 OPERATOR = re.compile(r"^\$[A-Za-z]+$")
@@ -174,7 +178,12 @@ def test_ports_are_typed():
         (MongoStore, ports.ConversationStore),
         (MongoStore, ports.TeamDirectory),
         (MongoStore, ports.LoginAttempts),
+        (MongoStore, ports.ApiKeyStore),
         (MongoStore, InboundStore),
+        (MongoStore, TransferStore),
+        (MongoStore, WidgetStore),
+        (RateLimits, RateCounters),
+        (IdentitySecretBox, IdentitySecrets),
         (Notifications, ports.NotificationStore),
         (GridFiles, ports.FileSaver),
         (Passwords, ports.PasswordHasher),

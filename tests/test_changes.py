@@ -10,6 +10,7 @@ condition held and on every field of the conversation.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -28,18 +29,22 @@ from domain.enums import ChannelType, ClosedReason
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 MEMBERS = ("m1", "m2", "m3")
+TEAMS = ("t1", "t2")
 CID = "c1"
 
 # Moments as stored: whole milliseconds, a few apart so that equal ones happen.
 moments = st.integers(0, 12).map(lambda s: EPOCH + timedelta(seconds=s))
 optional_moments = st.none() | moments
 members = st.sampled_from(MEMBERS)
+teams = st.sampled_from(TEAMS)
 statuses = st.sampled_from([None, "SOON_TO_BE", "OVERDUE", "CLOSED"])
 
 
 def a_conversation(**facts) -> Conversation:
     """The one conversation these tests change, with the facts a test cares about."""
-    return Conversation(id=CID, org_id="o1", team_id="t1", channel_id="ch1", customer_id=CID, **facts)
+    return Conversation(
+        **{"id": CID, "org_id": "o1", "team_id": "t1", "channel_id": "ch1", "customer_id": CID, **facts}
+    )
 
 
 @st.composite
@@ -48,6 +53,7 @@ def conversations(draw) -> Conversation:
     return a_conversation(
         channel_type=ChannelType.WEB_WIDGET,
         channel_name="Widget",
+        team_id=draw(teams),
         participants=tuple(draw(st.lists(members, unique=True, max_size=3))),
         owner_id=draw(st.none() | members),
         waiting_since=draw(optional_moments),
@@ -66,8 +72,11 @@ def conversations(draw) -> Conversation:
 # A step builds its change from the conversation as last read (the use cases and
 # the sweeper condition on what they read), which is sometimes stale.
 steps = st.one_of(
-    st.tuples(st.just("join"), members, moments),
+    st.tuples(st.just("join"), members, moments, st.booleans()),
     st.tuples(st.just("grab"), members, moments),
+    # to a team (maybe the same), keeping those of the room in ``keep``, owned by someone or nobody
+    st.tuples(st.just("transfer"), teams, st.lists(members, unique=True), st.none() | members, moments),
+    st.tuples(st.just("release"), members, moments),
     st.tuples(st.just("leave"), members, moments, st.booleans()),
     st.tuples(st.just("close"), st.sampled_from(ClosedReason), moments, moments),
     st.tuples(st.just("take_number"), st.none() | members),
@@ -83,10 +92,18 @@ steps = st.one_of(
 def change_of(step: tuple, read: Conversation) -> Change:
     claim = all_of(OPEN, as_read(read, "announced_status", "waiting_since", "last_customer_message_at"))
     match step:
-        case ("join", member, now):
-            return changes.join(member, now)
+        case ("join", member, now, of_team):
+            return changes.join(member, now, team_id=read.team_id if of_team else None)
         case ("grab", member, now):
-            return changes.grab(member, now)
+            return changes.grab(member, now, team_id=read.team_id)
+        case ("transfer", team, keep, owner, now):
+            room = tuple(p for p in read.participants if p in keep)
+            if owner is not None and owner not in room:
+                room += (owner,)
+            return changes.transfer(read, team, room, owner, now)
+        case ("release", member, now):
+            # read unowned: as if it had been read owned by ``member`` (a stale claim)
+            return changes.release(read if read.owner_id else replace(read, owner_id=member), now)
         case ("leave", member, now, release):
             return changes.leave(member, now, release=release)
         case ("close", reason, at, now):
@@ -119,7 +136,7 @@ async def db(mongo_uri):
         await client.close()
 
 
-@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(start=conversations(), plan=st.lists(st.tuples(steps, st.booleans(), st.booleans()), min_size=1, max_size=8))
 async def test_memory_and_store_agree_on_every_change(db, start, plan):
     await db.conversations.delete_many({})
@@ -163,13 +180,48 @@ def test_the_updates_are_the_ones_the_store_always_sent():
     def compiled(change: Change) -> tuple[dict, dict]:
         return store_changes.filter_of(CID, change), store_changes.update_of(change)
 
-    assert compiled(changes.grab("m1", now)) == (
-        {"_id": CID, "owner_id": None, "closed_at": None},
+    assert compiled(changes.grab("m1", now, team_id="t1")) == (
+        {"_id": CID, "owner_id": None, "closed_at": None, "team_id": {"$eq": "t1"}},
         {"$set": {"owner_id": "m1", "updated_at": n}, "$addToSet": {"participants": "m1"}},
     )
     assert compiled(changes.join("m1", now)) == (
         {"_id": CID, "closed_at": None},
         {"$set": {"updated_at": n}, "$addToSet": {"participants": "m1"}},
+    )
+    assert compiled(changes.join("m1", now, team_id="t1")) == (
+        {"_id": CID, "closed_at": None, "team_id": {"$eq": "t1"}},
+        {"$set": {"updated_at": n}, "$addToSet": {"participants": "m1"}},
+    )
+    owned = a_conversation(
+        channel_type=ChannelType.LINE,
+        channel_name="L",
+        last_customer_message_at=at,
+        owner_id="m1",
+        participants=("m1", "m2"),
+    )
+    assert compiled(changes.transfer(owned, "t2", ("m2",), None, now)) == (
+        {
+            "_id": CID,
+            "closed_at": None,
+            "team_id": {"$eq": "t1"},
+            "owner_id": {"$eq": "m1"},
+            "participants": {"$eq": ["m1", "m2"]},
+        },
+        {"$set": {"team_id": "t2", "participants": ["m2"], "updated_at": n}, "$unset": {"owner_id": ""}},
+    )
+    assert compiled(changes.transfer(replace(owned, owner_id=None), "t1", ("m2", "m3"), "m3", now)) == (
+        {
+            "_id": CID,
+            "closed_at": None,
+            "team_id": {"$eq": "t1"},
+            "owner_id": None,
+            "participants": {"$eq": ["m1", "m2"]},
+        },
+        {"$set": {"team_id": "t1", "participants": ["m2", "m3"], "updated_at": n, "owner_id": "m3"}},
+    )
+    assert compiled(changes.release(owned, now)) == (
+        {"_id": CID, "closed_at": None, "team_id": {"$eq": "t1"}, "owner_id": {"$eq": "m1"}},
+        {"$set": {"updated_at": n}, "$pull": {"participants": "m1"}, "$unset": {"owner_id": ""}},
     )
     assert compiled(changes.leave("m1", now, release=True)) == (
         {"_id": CID, "participants": "m1", "owner_id": {"$eq": "m1"}},

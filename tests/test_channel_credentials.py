@@ -128,6 +128,8 @@ async def test_connecting_returns_the_webhook_url_and_only_hints(meta, caplog):
         "pageAccessToken": None,
         "channelSecret": None,
         "channelAccessToken": None,
+        "appId": None,
+        "token": None,
     }
     assert fb["credentials"] == {
         "pageId": MESSENGER["pageId"],
@@ -138,6 +140,8 @@ async def test_connecting_returns_the_webhook_url_and_only_hints(meta, caplog):
         "accessToken": None,
         "channelSecret": None,
         "channelAccessToken": None,
+        "appId": None,
+        "token": None,
     }
     # every field of every channel, read back by the owner: not one secret
     answered = json.dumps([whatsapp, messenger, await org.gql(CHANNELS)])

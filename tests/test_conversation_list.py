@@ -24,7 +24,7 @@ from tests.world import Org, Person, new_org
 
 # Long enough that nothing changes status by itself while a test runs.
 CALM = Thresholds(soon_after_s=600, overdue_after_s=1200, auto_close_after_s=3600, presence_timeout_s=600)
-STATUSES = ["ONLINE", "REP_NEEDED", "PENDING", "SOON_TO_BE", "OVERDUE", "CLOSED"]
+STATUSES = ["ONLINE", "REP_NEEDED", "PENDING", "SOON_TO_BE", "OVERDUE", "REPLIED", "CLOSED"]
 
 LIST = """query($f: ConversationFilter, $o: ConversationOrder, $first: Int!, $after: String) {
     conversations(filter: $f, orderBy: $o, first: $first, after: $after) {
@@ -244,7 +244,9 @@ async def test_views_filters_and_combinations_list_exactly_the_expected_rows(inb
         (owner, {"statuses": ["OVERDUE"]}, []),
         (owner, {"statuses": ["REP_NEEDED", "CLOSED"]}, ["Ann", "Fay", "Dan"]),
         (owner, {"statuses": ["PENDING", "ONLINE"]}, ["Ann", "Eve", "Bob"]),
-        (owner, {"statuses": STATUSES}, ["Ann", "Fay", "Eve", "Dan", "Bob"]),
+        (owner, {"statuses": ["REPLIED"]}, ["Gil", "Cat"]),
+        (owner, {"statuses": ["REPLIED", "PENDING"]}, ["Gil", "Cat", "Eve", "Bob"]),
+        (owner, {"statuses": STATUSES}, ["Ann", "Gil", "Cat", "Fay", "Eve", "Dan", "Bob"]),
         (c, {"statuses": ["CLOSED"]}, ["Dan"]),
         (b, {"statuses": ["PENDING"]}, []),
         # teams
@@ -292,6 +294,36 @@ async def test_views_filters_and_combinations_list_exactly_the_expected_rows(inb
         assert await names(org, viewer, flt) == full(*expected), (viewer, flt)
 
 
+async def test_channel_ids_narrow_the_list_and_the_badges_to_those_channels(inbox, calm_server):
+    org, owner = inbox.org, inbox.org.owner
+    ids = {c["name"]: c["id"] for c in (await org.gql("{ channels { id name } }"))["channels"]}
+    other = await new_org(calm_server, "Other")
+    foreign = await other.channel(await other.team("Theirs"), "LINE", "Line")
+    await other.customer_writes(foreign, "x", customer={"name": "Xavier Elsewhere"})
+    cases = [
+        (owner, {"channelIds": [ids["Line"]]}, ["Cat", "Bob"]),
+        (owner, {"channelIds": [ids["Site"], ids["WA"]]}, ["Ann", "Gil", "Fay", "Eve"]),
+        (owner, {"channelIds": [ids["Site"]], "statuses": ["CLOSED"]}, ["Dan"]),
+        (owner, {"channelIds": [ids["Site"]], "channels": ["WEB_WIDGET"]}, ["Ann"]),
+        (owner, {"channelIds": [ids["Site"]], "channels": ["LINE"]}, []),  # both apply
+        (owner, {"channelIds": []}, []),
+        (owner, {"channelIds": ["0123456789abcdef01234567", "not an id"]}, []),
+        (owner, {"channelIds": [foreign.id]}, []),  # another organization's channel
+        (inbox.rep_b, {"channelIds": [ids["WA"]]}, ["Fay"]),  # still only what you may see
+        (inbox.agent_c, {"channelIds": [ids["WA"], ids["Line"]]}, ["Cat", "Bob"]),
+    ]
+    for viewer, flt, expected in cases:
+        assert await names(org, viewer, flt) == full(*expected), (viewer, flt)
+    zero = dict.fromkeys(STATUSES, 0)
+    assert await counts(org, owner, {"channelIds": [ids["WA"]]}) == {
+        **zero,
+        "REP_NEEDED": 1,
+        "PENDING": 1,
+        "REPLIED": 1,
+    }
+    assert await counts(org, owner, {"channelIds": [foreign.id]}) == zero
+
+
 async def test_statuses_shown_on_rows_agree_with_the_filters(inbox):
     shot = await snapshot(inbox.org, inbox.org.owner)
     assert shot.rows == dict(
@@ -303,26 +335,27 @@ async def test_statuses_shown_on_rows_agree_with_the_filters(inbox):
     )
     closed = await listing(inbox.org, inbox.org.owner, {"statuses": ["CLOSED"]})
     assert [e["node"]["status"] for e in closed["edges"]] == ["CLOSED"]
-    for status in ("REP_NEEDED", "PENDING"):
+    # nobody has waited past the "soon" line here, so each row's badge is the one filter it matches
+    for status in ("REP_NEEDED", "PENDING", "REPLIED"):
         assert shot.by_status[status] == [name for name, shown in shot.rows.items() if shown == status]
 
 
 async def test_counts_per_viewer_and_equal_to_total_count_of_the_same_filter(inbox):
     org = inbox.org
     zero = dict.fromkeys(STATUSES, 0)
-    everything = {**zero, "ONLINE": 1, "REP_NEEDED": 2, "PENDING": 2, "CLOSED": 1}
-    grab_team = {**zero, "REP_NEEDED": 1, "PENDING": 1}
+    everything = {**zero, "ONLINE": 1, "REP_NEEDED": 2, "PENDING": 2, "REPLIED": 2, "CLOSED": 1}
+    grab_team = {**zero, "REP_NEEDED": 1, "PENDING": 1, "REPLIED": 1}
     expected = [
         (org.owner, None, everything),
         (inbox.org_admin, None, everything),
         (inbox.grab_admin, None, grab_team),
         (inbox.rep_a, None, grab_team),
         (inbox.rep_b, None, {**zero, "REP_NEEDED": 1}),
-        (inbox.agent_c, None, {**zero, "ONLINE": 1, "REP_NEEDED": 1, "PENDING": 1, "CLOSED": 1}),
+        (inbox.agent_c, None, {**zero, "ONLINE": 1, "REP_NEEDED": 1, "PENDING": 1, "REPLIED": 1, "CLOSED": 1}),
         (org.owner, {"channels": ["WHATSAPP"]}, grab_team),
         (org.owner, {"teamIds": [inbox.collab], "search": "ANN"}, {**zero, "ONLINE": 1, "REP_NEEDED": 1}),
         (inbox.agent_c, {"teamIds": [inbox.grab]}, zero),
-        (inbox.agent_c, {"view": "JOINED"}, {**zero, "PENDING": 1}),
+        (inbox.agent_c, {"view": "JOINED"}, {**zero, "PENDING": 1, "REPLIED": 1}),
         (inbox.rep_b, {"search": "evans"}, zero),
         # `statuses` don't narrow the badges: each badge covers its own status
         (org.owner, {"statuses": ["CLOSED"]}, everything),
@@ -451,6 +484,7 @@ async def test_online_filter_follows_presence(calm_server):
         "PENDING": 0,
         "SOON_TO_BE": 0,
         "OVERDUE": 0,
+        "REPLIED": 0,
         "CLOSED": 1,
     }
 
@@ -489,29 +523,33 @@ async def test_statuses_flip_with_time_alone(make_server):
         "PENDING": ["Pat Pending"],
         "SOON_TO_BE": [],
         "OVERDUE": [],
+        "REPLIED": ["Rex Replied"],
         "CLOSED": [],
     }
     assert (
         shot.badges
         == shot.totals
-        == {"ONLINE": 1, "REP_NEEDED": 1, "PENDING": 1, "SOON_TO_BE": 0, "OVERDUE": 0, "CLOSED": 0}
+        == {"ONLINE": 1, "REP_NEEDED": 1, "PENDING": 1, "SOON_TO_BE": 0, "OVERDUE": 0, "REPLIED": 1, "CLOSED": 0}
     )
 
+    # the badge on the row moves to SOON_TO_BE; the filters keep saying who is in the room too,
+    # so each waiting conversation is now listed (and counted) under two filters
     clock.advance(soon + 1)
     shot = await snapshot(org, owner)
     assert shot.rows == {"Pat Pending": "SOON_TO_BE", "Nell Needy": "SOON_TO_BE", "Rex Replied": "REPLIED"}
     assert shot.by_status == {
         "ONLINE": ["Nell Needy"],
-        "REP_NEEDED": [],
-        "PENDING": [],
+        "REP_NEEDED": ["Nell Needy"],
+        "PENDING": ["Pat Pending"],
         "SOON_TO_BE": ["Pat Pending", "Nell Needy"],
         "OVERDUE": [],
+        "REPLIED": ["Rex Replied"],
         "CLOSED": [],
     }
     assert (
         shot.badges
         == shot.totals
-        == {"ONLINE": 1, "REP_NEEDED": 0, "PENDING": 0, "SOON_TO_BE": 2, "OVERDUE": 0, "CLOSED": 0}
+        == {"ONLINE": 1, "REP_NEEDED": 1, "PENDING": 1, "SOON_TO_BE": 2, "OVERDUE": 0, "REPLIED": 1, "CLOSED": 0}
     )
 
     clock.advance(overdue - soon)
@@ -519,23 +557,28 @@ async def test_statuses_flip_with_time_alone(make_server):
     assert shot.rows == {"Pat Pending": "OVERDUE", "Nell Needy": "OVERDUE", "Rex Replied": "REPLIED"}
     assert shot.by_status == {
         "ONLINE": [],
-        "REP_NEEDED": [],
-        "PENDING": [],
+        "REP_NEEDED": ["Nell Needy"],
+        "PENDING": ["Pat Pending"],
         "SOON_TO_BE": [],
         "OVERDUE": ["Pat Pending", "Nell Needy"],
+        "REPLIED": ["Rex Replied"],
         "CLOSED": [],
     }, "presence timed out too"
     assert (
         shot.badges
         == shot.totals
-        == {"ONLINE": 0, "REP_NEEDED": 0, "PENDING": 0, "SOON_TO_BE": 0, "OVERDUE": 2, "CLOSED": 0}
+        == {"ONLINE": 0, "REP_NEEDED": 1, "PENDING": 1, "SOON_TO_BE": 0, "OVERDUE": 2, "REPLIED": 1, "CLOSED": 0}
     )
+    # several filters at once list each conversation once
+    assert await names(org, owner, {"statuses": ["REP_NEEDED", "OVERDUE", "PENDING"]}) == ["Pat Pending", "Nell Needy"]
     assert await names(org, owner, order="WAITING_LONGEST") == ["Nell Needy", "Pat Pending", "Rex Replied"]
     # a customer writing again doesn't reset the wait; a reply ends it
     await org.customer_writes(web, "p", "hello??")
     assert await names(org, owner, {"statuses": ["OVERDUE"]}) == ["Pat Pending", "Nell Needy"]
     await reply(org, pend["conversationId"], agent)
     assert await names(org, owner, {"statuses": ["OVERDUE"]}) == ["Nell Needy"]
+    assert await names(org, owner, {"statuses": ["REPLIED"]}) == ["Pat Pending", "Rex Replied"]
+    assert await names(org, owner, {"statuses": ["PENDING"]}) == []
 
 
 async def test_search_takes_regex_metacharacters_literally(calm_server):
@@ -778,7 +821,7 @@ async def test_a_full_page_costs_the_same_few_commands_whatever_its_size(mongo_u
         assert measured[10][0] == "aggregate members", "authentication: one load_viewer aggregation"
         assert not [c for c in measured[10] + measured[50] if "messages" in c], "the page reads no messages"
         assert len(measured["10 after a cursor"]) == len(measured["50 after a cursor"]) == 5, measured
-        # badges: one indexed count per status ($facet can't use indexes), sent together
+        # badges: one indexed count per status filter value ($facet can't use indexes), sent together
         assert measured["counts"][0] == "aggregate members", measured
         assert len(measured["counts"]) == 1 + len(STATUSES), measured
         assert all(c.endswith(" conversations") for c in measured["counts"][1:]), measured

@@ -15,7 +15,7 @@ from domain.status import Thresholds
 from domain.webhooks import RETRY_DELAYS_S, url_problem
 from tests.clock import FakeClock
 from tests.fakes.webhook_receiver import Receiver
-from tests.world import new_org
+from tests.world import Person, new_org
 from tests.ws import Subscriber
 
 CREATE = """mutation($i: CreateWebhookInput!) { createWebhook(input: $i) {
@@ -537,11 +537,12 @@ async def test_timeouts_and_connection_errors_are_failures(make_server, receiver
     assert refused["error"].startswith("Could not deliver (ConnectError)")
 
 
-def test_the_webhook_root_fields_are_listed_for_api_key_scopes():
+def test_an_api_key_with_manage_webhooks_opens_every_webhook_field():
     from api.graphql.schema import build_schema
+    from api.graphql.scopes import APP_FIELDS
     from api.graphql.strawberry_adapter import graphql_schema_of
-    from api.graphql.webhooks import ROOT_FIELDS
     from api.settings import Settings
+    from domain.enums import ApiKeyScope
 
     schema = graphql_schema_of(build_schema(Settings()))
     found = {
@@ -550,18 +551,53 @@ def test_the_webhook_root_fields_are_listed_for_api_key_scopes():
         for name in root.fields
         if "ebhook" in name
     }
-    assert found == ROOT_FIELDS
+    opened = {field for field, scope in APP_FIELDS.items() if scope is ApiKeyScope.MANAGE_WEBHOOKS}
+    assert found == opened and len(found) == 8
 
 
 def test_a_caller_held_to_some_teams_reaches_only_webhooks_of_those():
-    """Owners and admins reach every team; a caller that sees some teams only (an app acting
-    through an API key, once it may manage webhooks) reaches webhooks within them."""
-    from domain.enums import OrgRole
-    from domain.usecases.webhooks import _within_reach
-    from domain.visibility import Viewer
+    """Owners and admins reach every team; an app acting through an API key with MANAGE_WEBHOOKS
+    reaches only webhooks within its key's teams."""
+    from domain.enums import ApiKeyScope, OrgRole
+    from domain.usecases.webhooks import _within_reach, may_manage_webhooks
+    from domain.visibility import App, Viewer
 
     admin = Viewer(member_id="m", org_id="o", org_role=OrgRole.ADMIN)
-    held = Viewer(member_id="k", org_id="o", org_role=OrgRole.MEMBER, integration_team_ids=frozenset({"t1", "t2"}))
+    app = App(key_id="k", scopes=frozenset({ApiKeyScope.MANAGE_WEBHOOKS}), team_ids=frozenset({"t1", "t2"}))
+    held = Viewer(member_id="k", org_id="o", org_role=OrgRole.MEMBER, app=app)
+    reader = Viewer(
+        member_id="r", org_id="o", org_role=OrgRole.MEMBER, app=App("r", frozenset({ApiKeyScope.READ_CONVERSATIONS}))
+    )
+    assert may_manage_webhooks(admin) and may_manage_webhooks(held) and not may_manage_webhooks(reader)
     assert _within_reach(admin, ("t1", "t9"))
     assert _within_reach(held, ("t1",)) and _within_reach(held, ("t1", "t2"))
     assert not _within_reach(held, ("t1", "t9"))
+
+
+async def test_an_api_key_with_manage_webhooks_manages_the_webhooks_of_its_teams(server, receiver):
+    org, team, agent, channel = await desk(server)
+    other = await org.team("Elsewhere")
+    theirs = await create(org, receiver.url, [other])  # the owner's, on a team the key doesn't have
+
+    async def key(scopes):
+        data = await org.gql(
+            """mutation($i: CreateApiKeyInput!) { createApiKey(input: $i) { key errors { code } } }""",
+            {"i": {"name": "Integrator", "scopes": scopes, "teamIds": [team]}},
+        )
+        return Person("", "", data["createApiKey"]["key"])
+
+    manager, reader = await key(["MANAGE_WEBHOOKS"]), await key(["READ_CONVERSATIONS"])
+    created = await org.gql(CREATE, {"i": {"url": receiver.url, "teamIds": [team]}}, as_=manager)
+    assert created["createWebhook"]["errors"] == [] and created["createWebhook"]["secret"].startswith("whsec_")
+    beyond = await org.gql(CREATE, {"i": {"url": receiver.url, "teamIds": [team, other]}}, as_=manager)
+    assert [(e["code"], e["field"]) for e in beyond["createWebhook"]["errors"]] == [("NOT_FOUND", "teamIds")]
+    listed = await org.gql("{ webhooks { id } }", as_=manager)
+    assert listed["webhooks"] == [{"id": created["createWebhook"]["webhook"]["id"]}]
+    hidden = await org.gql("query($id: ID!) { webhook(id: $id) { id } }", {"id": theirs["webhook"]["id"]}, as_=manager)
+    assert hidden["webhook"] is None
+    denied = await server.gql("{ webhooks { id } }", token=reader.token, expect_errors=True)
+    assert denied["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    receiver.secrets = [created["createWebhook"]["secret"]]
+    await org.customer_writes(channel, "c1", "for the integrator")
+    got = (await receiver.wait_for(1))[0]
+    assert got.verified_by == [0] and got.json["data"]["conversationEvents"]["message"]["text"] == "for the integrator"

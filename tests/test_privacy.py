@@ -136,3 +136,34 @@ async def test_can_grab_says_what_grabbing_would_answer(server):
     assert (await org.gql(GRAB, {"id": cid}, as_=alice))["grabConversation"]["errors"] == [
         {"code": "CONVERSATION_CLOSED"}
     ]
+
+
+async def test_a_replay_shows_the_old_team_only_that_a_transferred_conversation_is_gone(server):
+    org, team, channel, alice, bob, boss = await grab_team(server)
+    front = await org.team("Front")
+    ann = await org.member("ann")
+    await org.add(front, ann)
+    cid = (await org.customer_writes(await org.channel(front, "WEB_WIDGET", "Site"), "c1", "hi"))["conversationId"]
+    assert (await org.gql(JOIN, {"id": cid}, as_=ann))["joinConversation"]["errors"] == []
+    moved = await org.gql(
+        """mutation($i: TransferConversationInput!) { transferConversation(input: $i) { errors { code } } }""",
+        {"i": {"id": cid, "toTeamId": team, "toMemberId": alice.id, "note": "for alice only"}},
+    )
+    assert moved["transferConversation"]["errors"] == []
+    assert (await org.gql(SEND, {"i": {"conversationId": cid, "text": "alice's private reply"}}, as_=alice))[
+        "sendMessage"
+    ]["errors"] == []
+    await org.customer_writes(await org.channel(front, "LINE", "Line"), "other", "unrelated")
+
+    async with Subscriber(server.ws_url, ann.token) as sub:
+        await sub.subscribe(REPLAY, {"after": "0"})
+        got = [(await sub.next_data())["conversationEvents"] for _ in range(2)]
+        assert await sub.nothing_within(0.5)
+    # ann learns it is gone, and nothing of what came before or after the transfer (her own join included)
+    assert [(e["kind"], e["conversationId"], e["conversation"]) for e in got][0] == ("HIDDEN", cid, None)
+    assert got[1]["kind"] == "CREATED" and got[1]["conversationId"] != cid
+    # bob, a representative of the team it went to, never saw it and sees nothing of it now
+    async with Subscriber(server.ws_url, bob.token) as sub:
+        await sub.subscribe(REPLAY, {"after": "0"})
+        assert await sub.nothing_within(0.5)
+    assert (await org.gql(CONVERSATION, {"id": cid}, as_=bob))["conversation"] is None

@@ -3,13 +3,16 @@
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+from domain.criteria import matches
 from domain.entities import Conversation
 from domain.enums import ChannelType
 from domain.enums import ConversationStatus as S
+from domain.enums import StatusFilter as F
 from domain.status import (
     Thresholds,
     closed_reason,
     earliest_transition_after_customer_message,
+    filter_criteria,
     next_transition_at,
     status_of,
     unannounced_transition,
@@ -46,6 +49,30 @@ def test_each_status_at_its_boundary():
     assert status_of(quiet, NOW, T) is S.CLOSED and closed_reason(quiet, NOW, T).value == "INACTIVITY"
     manual = conversation(closed_at=NOW)
     assert status_of(manual, NOW, T) is S.CLOSED and closed_reason(manual, NOW, T).value == "MANUAL"
+
+
+def test_filters_say_who_is_in_the_room_and_how_long_the_customer_waited():
+    """The page's words: a conversation can match several filters; its badge is one of them."""
+    waiting = lambda seconds, **more: conversation(waiting_since=NOW - timedelta(seconds=seconds), **more)  # noqa: E731
+
+    def matched(c: Conversation) -> set[F]:
+        return {f for f in F if f is not F.ONLINE and matches(filter_criteria(f, NOW, T), c)}
+
+    cases = {
+        waiting(10): {F.REP_NEEDED},
+        waiting(10, participants=("m",)): {F.PENDING},
+        waiting(200): {F.REP_NEEDED, F.SOON_TO_BE},
+        waiting(200, participants=("m",)): {F.PENDING, F.SOON_TO_BE},
+        waiting(400): {F.REP_NEEDED, F.OVERDUE},
+        waiting(400, participants=("m", "n")): {F.PENDING, F.OVERDUE},
+        conversation(): {F.REPLIED},
+        conversation(participants=("m",)): {F.REPLIED},
+        conversation(closed_at=NOW, waiting_since=NOW): {F.CLOSED},
+        waiting(400, last_customer_message_at=NOW - timedelta(seconds=86401)): {F.CLOSED},
+    }
+    for c, expected in cases.items():
+        assert matched(c) == expected, c
+        assert F(status_of(c, NOW, T).value) in expected, c
 
 
 def test_time_driven_transitions_name_the_status_they_leave():

@@ -76,6 +76,7 @@ class EmailTransport:
         if not to_email:
             raise DeliveryError("The customer has no email address.", permanent=True)
         agent = await store.member(message.org_id, message.sender_member_id) if message.sender_member_id else None
+        app = await store.api_key(message.org_id, message.sender_app_id) if message.sender_app_id else None
         org = await store.organization(message.org_id)
         return Letter(
             message_id=message.id,
@@ -84,7 +85,7 @@ class EmailTransport:
             text=message.text,
             attachments=self._customer_links(message.attachments),
             created_at=message.created_at,
-            agent_name=agent.name if agent else None,
+            agent_name=agent.name if agent else app.name if app else None,  # an app signs with its key's name
             org_name=org.name if org else None,
             to_email=to_email,
             to_name=customer.name if customer else conversation.customer_name,

@@ -11,6 +11,7 @@ WEBHOOK_PATHS: dict[ChannelType, str] = {
     ChannelType.WHATSAPP: "/webhooks/whatsapp",
     ChannelType.FACEBOOK: "/webhooks/messenger",
     ChannelType.LINE: "/webhooks/line",
+    ChannelType.WECHAT: "/webhooks/wechat",
 }
 
 

@@ -2,10 +2,11 @@
 
 It gathers what a provider module needs (the channel's decrypted credentials, the
 customer's provider id, signed public links to stored files, the Messenger window
-that applies now) into a :class:`domain.delivery.Outgoing`, and hands it to the
-module for the channel's type. Meta offers no idempotency key for either platform,
-so a send whose outcome is unknown (a worker killed mid-request, a dropped
-connection) is sent again: at-least-once (``resend_when_unknown``).
+that applies now, whether WeChat's 48 h window is still open) into a
+:class:`domain.delivery.Outgoing`, and hands it to the module for the channel's type.
+Neither Meta nor WeChat offers an idempotency key, so a send whose outcome is unknown (a
+worker killed mid-request, a dropped connection) is sent again: at-least-once
+(``resend_when_unknown``).
 """
 
 from __future__ import annotations
@@ -21,13 +22,23 @@ from domain.delivery import (
     RetryPolicy,
     Sent,
     messenger_tag,
+    wechat_window_open,
 )
 from domain.entities import Message
 from domain.enums import ChannelType, DeliveryVia, ErrorCode
 
+# Channels whose provider refuses replies some time after the customer last wrote.
+WINDOWED = frozenset({ChannelType.FACEBOOK, ChannelType.WECHAT})
+
 
 class Provider(Protocol):
     async def send(self, credentials: Any, outgoing: Outgoing) -> Outcome: ...
+
+
+def needs_credentials(provider: Provider) -> bool:
+    """Providers reached through a third party need the channel's credentials; the web widget,
+    whose visitors this server serves itself, says it doesn't (``needs_credentials = False``)."""
+    return getattr(provider, "needs_credentials", True)
 
 
 class ChannelTransport:
@@ -53,27 +64,34 @@ class ChannelTransport:
             conversation = await store.conversation(message.org_id, message.conversation_id)
             channel_id = conversation.channel_id if conversation else None
         loaded = await self.services.credentials.load(channel_id) if channel_id else None
-        if loaded is None or loaded[1] is None:
-            return Failed("The channel has no provider credentials: connect it to deliver replies.")
+        if loaded is None:
+            return Failed("The channel no longer exists.")
         channel, credentials = loaded
         provider = self.providers.get(channel.type)
         if provider is None:
             return Failed(f"{channel.type.value} replies are not sent by this server.")
+        if credentials is None and needs_credentials(provider):
+            return Failed("The channel has no provider credentials: connect it to deliver replies.")
         # a conversation's id is its customer's
         recipient = await store.external_id_of(message.org_id, message.conversation_id)
         if recipient is None:
             return Failed("The customer no longer exists.")
         now = self.services.clock()
         tag = None
-        if channel.type is ChannelType.FACEBOOK:  # the window that applies now, not when it was written
+        if channel.type in WINDOWED:  # the window that applies now, not when the reply was written
             conversation = await store.conversation(message.org_id, message.conversation_id)
             if conversation is None:
                 return Failed("The conversation no longer exists.")
-            tag = messenger_tag(conversation.last_customer_message_at, now)
-            if tag is None:
+            last_wrote = conversation.last_customer_message_at
+            if channel.type is ChannelType.FACEBOOK and (tag := messenger_tag(last_wrote, now)) is None:
                 return Failed(
                     "More than 7 days since the customer wrote: Messenger accepts no message.",
                     ErrorCode.MESSENGER_WINDOW_CLOSED.value,
+                )
+            if channel.type is ChannelType.WECHAT and not wechat_window_open(last_wrote, now):
+                return Failed(
+                    "More than 48 hours since the customer wrote: WeChat accepts no customer service message.",
+                    ErrorCode.WECHAT_WINDOW_CLOSED.value,
                 )
         outgoing = Outgoing(
             message_id=message.id,
@@ -103,5 +121,5 @@ class ChannelTransport:
         files = []
         for a in message.attachments:
             url = base + links.path(a.file_id, now) if a.file_id and links else a.url
-            files.append(OutgoingFile(url=url, mime_type=a.mime_type, name=a.name))
+            files.append(OutgoingFile(url=url, mime_type=a.mime_type, name=a.name, file_id=a.file_id))
         return tuple(files)

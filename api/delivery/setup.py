@@ -10,7 +10,9 @@ from api.channels.email import EmailTransport
 from api.channels.http import quiet_http_logs
 from api.channels.line import LineTransport
 from api.channels.messenger import MessengerTransport
+from api.channels.wechat import WeChatTokens, WeChatTransport
 from api.channels.whatsapp import WhatsAppTransport
+from api.channels.widget import WidgetTransport
 from api.delivery.channel import ChannelTransport
 from api.delivery.worker import DeliveryWorker
 from domain.delivery import RetryPolicy
@@ -28,12 +30,28 @@ def provider_client(timeout_s: float) -> httpx.AsyncClient:
     )
 
 
+def wechat_tokens(services: Any, http: httpx.AsyncClient) -> WeChatTokens:
+    """WeChat access tokens shared through the database by every instance, sealed like credentials."""
+    return WeChatTokens(
+        http,
+        services.settings.wechat_api_url,
+        services.store.provider_tokens,
+        services.credentials.box,
+        services.clock,
+        lease_s=2 * services.settings.provider_timeout_s + 5,
+    )
+
+
 def build_worker(services: Any, http: httpx.AsyncClient, **options: Any) -> DeliveryWorker:
     settings = services.settings
     providers: dict[Any, Any] = {
         ChannelType.WHATSAPP: WhatsAppTransport(http, settings.meta_graph_url),
         ChannelType.FACEBOOK: MessengerTransport(http, settings.meta_graph_url),
         ChannelType.LINE: LineTransport(http, settings.line_api_url, settings.line_data_api_url),
+        ChannelType.WECHAT: WeChatTransport(
+            http, settings.wechat_api_url, wechat_tokens(services, http), services.files
+        ),
+        ChannelType.WEB_WIDGET: WidgetTransport(),
     }
     policy = RetryPolicy(max_attempts=settings.delivery_max_attempts, base_s=settings.delivery_backoff_s)
     transports: dict[DeliveryVia, Any] = {

@@ -232,17 +232,23 @@ class DeliveryWorker:
             # its retry: just after that retry
             await self.jobs.defer(job, now + ORDER_RECHECK if held else max(due, now) + ORDER_GAP)
             return
-        for delivery in queued:  # in practice one: a reply goes out one way
-            updated = await self._attempt(job, message, delivery)
-            if updated is None:
+        # Usually one way; a web-widget reply to an offline visitor goes two (the widget's
+        # history, and email). The job ends with its last way, due again at the earliest retry.
+        retry_at: datetime | None = None
+        for index, delivery in enumerate(queued):
+            done = await self._attempt(job, message, delivery, index == len(queued) - 1, retry_at)
+            if done is None:
                 return  # lease lost: the worker that has it now carries on
-            message = updated
+            message, retry_at = done
 
-    async def _attempt(self, job: Job, message: Message, delivery: Delivery) -> Message | None:
+    async def _attempt(
+        self, job: Job, message: Message, delivery: Delivery, final: bool, earlier_retry: datetime | None
+    ) -> tuple[Message, datetime | None] | None:
         transport = self.transports[delivery.via]
         attempts = delivery.attempts + 1
         if job.sending and not transport.resend_when_unknown:
-            return await self._record(job, message, transport, Failed(transport.unknown_reason), attempts)
+            outcome: Outcome = Failed(transport.unknown_reason)
+            return await self._record(job, message, transport, outcome, attempts, final, earlier_retry)
 
         async def mark_sending(marker: str) -> bool:
             return await self.jobs.mark_sending(job, marker)
@@ -262,11 +268,20 @@ class DeliveryWorker:
             and await self.jobs.was_sending(job)
         ):
             outcome = Failed(transport.unknown_reason)
-        return await self._record(job, message, transport, outcome, attempts)
+        return await self._record(job, message, transport, outcome, attempts, final, earlier_retry)
 
     async def _record(
-        self, job: Job, message: Message, transport: Transport, outcome: Outcome, attempts: int
-    ) -> Message | None:
+        self,
+        job: Job,
+        message: Message,
+        transport: Transport,
+        outcome: Outcome,
+        attempts: int,
+        final: bool = True,
+        earlier_retry: datetime | None = None,
+    ) -> tuple[Message, datetime | None] | None:
+        """Store one way's outcome; with the job's last way, end the job or make it due again at
+        the earliest retry of its ways. Returns the message as stored and that retry time."""
         now = self.services.clock()
         retry_at = None
         extra: dict[str, Any] = {}
@@ -301,11 +316,19 @@ class DeliveryWorker:
                 error_code=outcome.code,  # type: ignore[union-attr]
                 at=now,
             )
-        deliveries = tuple(delivery if d.via is transport.via else d for d in message.deliveries)
-        if not await self.jobs.record(job, deliveries, retry_at, extra):
+        pending = min((t for t in (retry_at, earlier_retry) if t is not None), default=None)
+        updated, written = await self.jobs.record(job, delivery, pending, extra, finish=final)
+        if updated is None:
             log.warning("delivery job %s: lease lost before recording %s", job.id, delivery.status.value)
             return None
-        updated = replace(message, deliveries=deliveries)
+        if not written:  # a status report moved this way on meanwhile (the widget's DELIVERED/READ): it stands
+            log.info(
+                "delivery %s %s: reported past QUEUED meanwhile; %s not recorded",
+                job.id,
+                transport.label,
+                delivery.status.value,
+            )
+            return updated, pending
         if delivery.status is DeliveryStatus.FAILED:
             self.services.metrics.delivery_failures.labels(transport.label).inc()
         log.info(
@@ -321,7 +344,7 @@ class DeliveryWorker:
                 await announce(self.services.store, self.services.events, updated, now)
             except PyMongoError:  # the outcome is stored; only the announcement is lost
                 log.exception("delivery %s: event not published", job.id)
-        return updated
+        return updated, pending
 
     # customer files waiting at the provider
 

@@ -9,7 +9,7 @@ from typing import Any
 from strawberry.dataloader import DataLoader
 
 from api.services import Services
-from domain.entities import Conversation, Customer, Member
+from domain.entities import ApiKey, Conversation, Customer, Member
 from domain.visibility import Viewer, Visibility, visibility_of
 
 
@@ -68,6 +68,11 @@ class Loaders:
             found = {c.id: c for c in await store.conversations_by_ids(org(), list(set(ids)))}
             return [found.get(i) for i in ids]
 
+        async def apps(ids: list[str]) -> list[ApiKey | None]:
+            found = {k.id: k for k in await store.api_keys.by_ids(org(), list(set(ids)))}
+            return [found.get(i) for i in ids]
+
         self.customer = DataLoader(load_fn=customers)
+        self.app = DataLoader(load_fn=apps)
         self.conversation = DataLoader(load_fn=conversations)
         self.member = DataLoader(load_fn=members)

@@ -78,8 +78,8 @@ described(
     "Where customers write from.",
     {
         "FACEBOOK": "Facebook Messenger.",
-        "WEB_WIDGET": "The chat widget on the organization's website; reports whether the customer is online, "
-        "and replies go out by email while they are offline.",
+        "WEB_WIDGET": "The chat widget on the organization's website (one script tag, see `Channel.widget`); "
+        "reports whether the customer is online and where, and replies go out by email while they are offline.",
         "LINE": "LINE.",
         "WECHAT": "WeChat.",
         "WHATSAPP": "WhatsApp; free-form replies only within the window after the customer's last message, "
@@ -102,13 +102,19 @@ described(
 StatusFilter = d.StatusFilter
 described(
     StatusFilter,
-    "Sidebar status filters: statuses, plus ONLINE (web-widget customer online).",
+    "Sidebar status filters, in the page's words, plus ONLINE (web-widget customer online). Unlike the one "
+    "`status` a conversation shows (by precedence), a conversation can match several: a customer who has waited "
+    "past the overdue line with nobody in the room is both REP_NEEDED and OVERDUE, and `conversationCounts` "
+    "counts it under each.",
     {
         "ONLINE": "Open Web Widget conversations whose customer is online now, whatever their status.",
-        "REP_NEEDED": "Conversations with status REP_NEEDED.",
-        "PENDING": "Conversations with status PENDING.",
-        "SOON_TO_BE": "Conversations with status SOON_TO_BE.",
-        "OVERDUE": "Conversations with status OVERDUE.",
+        "REP_NEEDED": "Open conversations whose customer waits with nobody in the room, however long they have waited.",
+        "PENDING": "Open conversations whose customer waits with someone in the room, however long they have waited.",
+        "SOON_TO_BE": 'Open conversations whose customer has waited past the "soon" threshold '
+        '(`IMBRACE_SOON_AFTER_S`) but not the "overdue" one, whoever is in the room.',
+        "OVERDUE": 'Open conversations whose customer has waited past the "overdue" threshold '
+        "(`IMBRACE_OVERDUE_AFTER_S`), whoever is in the room.",
+        "REPLIED": "Open conversations waiting on the customer: a member answered their last message.",
         "CLOSED": "Closed conversations; listed only when this filter is asked for.",
     },
 )
@@ -147,6 +153,7 @@ described(
         "CUSTOMER": "The customer, through the channel.",
         "MEMBER": "A member of the organization.",
         "SYSTEM": "The server itself, for automatic messages.",
+        "APP": "An integration, with an API key (`sender.app` names it).",
     },
 )
 MessageKind = d.MessageKind
@@ -172,7 +179,8 @@ described(
         "INVALID_CREDENTIALS": "Wrong email or password.",
         "TOO_MANY_ATTEMPTS": "Too many failed logins recently (per address, per email and address, or an "
         "email's growing delay: see README Security); try again later.",
-        "FORBIDDEN": "Your role doesn't allow this.",
+        "FORBIDDEN": "Your role doesn't allow this; or, for an API key, its scopes don't (then a top-level "
+        "error, before anything runs).",
         "NOT_FOUND": "No such object, or you may not see it (both answer the same).",
         "INVALID_INPUT": "An input value breaks a rule; `field` names it.",
         "ALREADY_EXISTS": "Something with this unique value (email, team name) already exists.",
@@ -186,7 +194,16 @@ described(
         "WHATSAPP_TEMPLATE may be sent.",
         "MESSENGER_WINDOW_CLOSED": "More than 7 days since the Facebook customer last wrote: Messenger "
         "accepts no message from the page until they write again.",
+        "WECHAT_WINDOW_CLOSED": "More than 48 hours since the WeChat customer last wrote: WeChat accepts no "
+        "customer service message from the official account until they write again.",
         "SERVICE_UNAVAILABLE": "The database is unavailable (top-level error); try again shortly.",
+        "CONVERSATION_CHANGED": "The conversation changed while you acted on it (another admin transferred it, "
+        "or it kept changing); look at it again before retrying.",
+        "RATE_LIMITED": "Web widget: too many sessions or messages from one visitor or client address; retry "
+        "after the time given (see docs/web-widget.md).",
+        "UNKNOWN_WIDGET": "Web widget: no widget has this key (or it was rotated away).",
+        "ORIGIN_NOT_ALLOWED": "Web widget: the page's origin is not one of the channel's allowed origins.",
+        "IDENTITY_MISMATCH": "Web widget: the identifier's hash is not HMAC-SHA256(identitySecret, identifier).",
     },
 )
 EventKind = d.EventKind
@@ -203,10 +220,18 @@ described(
         "CLOSED": "It closed, by hand or for inactivity.",
         "REOPENED": "A customer's message reopened it after it closed.",
         "CUSTOMER_UPDATED": "The customer's details changed.",
-        "PRESENCE": "The web-widget customer reported their presence: online, offline, or a new location.",
+        "PRESENCE": "The web-widget customer came online (opened the widget) or went offline, or reported "
+        "their presence through the presence webhook.",
         "DELIVERY": "A message changed after it was stored: a delivery moved (sent, delivered, read, failed) "
         "or a file the customer sent arrived from the provider.",
-        "HIDDEN": "You can no longer see it because someone else grabbed it; only its id is given.",
+        "TYPING": "Someone started or stopped typing (`typing`): the web-widget visitor (`actor` null) or a member "
+        "(`actor`). Never stored, never replayed; treat `typing: true` as over after 6 s without a repeat.",
+        "HIDDEN": "You can no longer see it because someone else grabbed it, or it was transferred to another "
+        "team or owner; only its id is given.",
+        "TRANSFERRED": "An admin transferred it to another team or handed it to a representative "
+        "(`transferConversation`); `note` says why.",
+        "RELEASED": "Its owner or an admin gave a grabbed conversation back to its GRAB team's queue "
+        "(`releaseConversation`).",
     },
 )
 NotificationKind = d.NotificationKind
@@ -215,10 +240,13 @@ described(
     "Why a member was notified.",
     {
         "NEW_CONVERSATION": "A conversation opened, reopened or was released in your COLLABORATION team.",
-        "GRAB_OFFER": "A conversation opened, reopened or was released in your GRAB team and may be grabbed.",
+        "GRAB_OFFER": "A conversation opened, reopened, was released or was transferred to your GRAB team, and may "
+        "be grabbed.",
         "NEW_MESSAGE": "The customer wrote in a conversation you are in.",
         "WAITING_TOO_LONG": "A customer has waited SOON_TO_BE or OVERDUE long in a room you are in (or, in an "
         "empty room, of a team you administer).",
+        "TRANSFERRED": "An admin transferred a conversation to your COLLABORATION team, or handed one to you "
+        "(you own it now); the TRANSFERRED event carries their note.",
         "WEBHOOK_DISABLED": "A webhook of your organization failed for `IMBRACE_WEBHOOK_DISABLE_AFTER_S` without a "
         "break, or its query stopped being valid, and was disabled (owners and admins; `webhookId` names it).",
     },
@@ -229,7 +257,7 @@ described(
     "How a message reaches the customer.",
     {
         "EMAIL": "By email, because the web-widget customer was offline (email fallback).",
-        "CHANNEL": "Through the customer's channel.",
+        "CHANNEL": "Through the customer's channel (for the web widget: the visitor's chat history and stream).",
     },
 )
 DeliveryStatus = d.DeliveryStatus
@@ -239,9 +267,22 @@ described(
     {
         "QUEUED": "Waiting to be sent, or to be retried.",
         "SENT": "Handed over to the mail server or the channel's provider.",
-        "DELIVERED": "The provider reports it reached the customer's device.",
-        "READ": "The provider reports the customer has seen it.",
+        "DELIVERED": "The provider (or the web widget) reports it reached the customer's device.",
+        "READ": "The provider (or the web widget) reports the customer has seen it.",
         "FAILED": "Given up on: refused (see `errorCode` and `lastError`), or out of attempts "
         "(`IMBRACE_DELIVERY_MAX_ATTEMPTS`, `IMBRACE_EMAIL_MAX_ATTEMPTS` for email).",
+    },
+)
+ApiKeyScope = d.ApiKeyScope
+described(
+    ApiKeyScope,
+    "What an API key's app may do, always within the key's teams.",
+    {
+        "READ_CONVERSATIONS": "Read conversations, their messages and customers (`conversation`, "
+        "`conversations`, `conversationCounts`, `teams`) and follow them (`conversationEvents`, "
+        "`messageAdded`).",
+        "SEND_MESSAGES": "Send messages (`sendMessage`) in any open conversation of its teams, without joining "
+        "it, as the message's APP sender; list `messageTemplates`.",
+        "MANAGE_WEBHOOKS": "Manage the organization's integrator webhooks.",
     },
 )

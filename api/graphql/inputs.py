@@ -15,7 +15,13 @@ from api.graphql.enums import (
     TeamMode,
     TeamRole,
 )
-from domain.credentials import Credentials, LineCredentials, MessengerCredentials, WhatsAppCredentials
+from domain.credentials import (
+    Credentials,
+    LineCredentials,
+    MessengerCredentials,
+    WeChatCredentials,
+    WhatsAppCredentials,
+)
 from domain.enums import ConversationView as View
 from domain.errors import invalid
 
@@ -95,6 +101,20 @@ class LineCredentialsInput:
 
 
 @strawberry.input(
+    description="WeChat Official Account credentials, from the Official Accounts Platform's developer settings."
+)
+class WeChatCredentialsInput:
+    app_id: str = strawberry.field(description="The official account's AppID (`wx…`), shown in full.")
+    app_secret: str = strawberry.field(
+        description="The official account's AppSecret, which fetches access tokens. " + _WRITE_ONLY
+    )
+    token: str = strawberry.field(
+        description="The Token entered in the account's server configuration, which signs the webhook's "
+        "requests. " + _WRITE_ONLY
+    )
+
+
+@strawberry.input(
     description="A channel's provider credentials: set exactly one member, the one of the channel's type. "
     "Every value is a non-empty single line of at most 2,000 characters. Stored encrypted; never returned."
 )
@@ -104,18 +124,21 @@ class ChannelCredentialsInput:
         default=None, description="For a FACEBOOK (Messenger) channel."
     )
     line: LineCredentialsInput | None = strawberry.field(default=None, description="For a LINE channel.")
+    wechat: WeChatCredentialsInput | None = strawberry.field(default=None, description="For a WECHAT channel.")
 
 
 def credentials_of(given: ChannelCredentialsInput) -> Credentials:
     """The domain's credentials from the one member set; ``INVALID_INPUT`` on ``credentials`` otherwise."""
-    members = [m for m in (given.whatsapp, given.messenger, given.line) if m is not None]
+    members = [m for m in (given.whatsapp, given.messenger, given.line, given.wechat) if m is not None]
     if len(members) != 1:
-        raise invalid("Set exactly one of `whatsapp`, `messenger` and `line`.", "credentials")
+        raise invalid("Set exactly one of `whatsapp`, `messenger`, `line` and `wechat`.", "credentials")
     w, m = given.whatsapp, given.messenger
     if given.line is not None:
         return LineCredentials(given.line.channel_secret, given.line.channel_access_token)
     if w is not None:
         return WhatsAppCredentials(w.phone_number_id, w.access_token, w.app_secret, w.verify_token)
+    if given.wechat is not None:
+        return WeChatCredentials(given.wechat.app_id, given.wechat.app_secret, given.wechat.token)
     assert m is not None
     return MessengerCredentials(m.page_id, m.page_access_token, m.app_secret, m.verify_token)
 
@@ -127,9 +150,46 @@ class ConnectChannelInput:
     team_id: strawberry.ID = strawberry.field(description="Team that serves its conversations.")
     credentials: ChannelCredentialsInput | None = strawberry.field(
         default=None,
-        description="The provider's credentials, for WHATSAPP, FACEBOOK and LINE channels, so that the provider's "
+        description="The provider's credentials, for WHATSAPP, FACEBOOK, LINE and WECHAT channels, so that "
+        "the provider's "
         "webhook (`webhookUrl`) and replies work. Omitted: the channel is reached through the generic "
         "`/channels/{id}/inbound` webhook only; add them later with `updateChannelCredentials`.",
+    )
+    allowed_origins: list[str] | None = strawberry.field(
+        default=None,
+        description="WEB_WIDGET only: the exact origins whose pages may embed the widget (scheme, host and "
+        "optional port, no path, e.g. `https://shop.example.com`), at most 20; omitted: none yet (add them with "
+        "`updateChannel`).",
+    )
+    identity_verification: bool = strawberry.field(
+        default=False,
+        description="WEB_WIDGET only: draw an identity secret (returned once, in `identitySecret`) so that sites "
+        "can bind sessions to their own users.",
+    )
+
+
+@strawberry.input(description="Changes to a channel; omitted fields are kept.")
+class UpdateChannelInput:
+    id: strawberry.ID = strawberry.field(description="The channel.")
+    name: str | None = strawberry.field(default=None, description="A new display name.")
+    allowed_origins: list[str] | None = strawberry.field(
+        default=None,
+        description="WEB_WIDGET only: the origins that may embed the widget from now on, replacing the list "
+        "(at most 20); sessions already started from an origin taken off are refused from then on.",
+    )
+    rotate_widget_key: bool = strawberry.field(
+        default=False,
+        description="WEB_WIDGET only: draw a new widget key; the old one starts no more sessions (update the "
+        "snippet on the site).",
+    )
+    rotate_identity_secret: bool = strawberry.field(
+        default=False,
+        description="WEB_WIDGET only: draw a new identity secret (returned once, in `identitySecret`), which also "
+        "turns identity verification on; hashes made with the old one are refused from then on.",
+    )
+    disable_identity_verification: bool = strawberry.field(
+        default=False,
+        description="WEB_WIDGET only: forget the identity secret; sessions can then be anonymous only.",
     )
 
 
@@ -152,6 +212,26 @@ class SendMessageInput:
     variables: JSON | None = strawberry.field(default=None, description="Values for the template's placeholders.")
     attachments: list[Upload] | None = strawberry.field(
         default=None, description="Files (ATTACHMENT, IMAGE), sent as a GraphQL multipart request."
+    )
+
+
+@strawberry.input(description="Where to hand a conversation: another team, or a representative of a GRAB team.")
+class TransferConversationInput:
+    id: strawberry.ID = strawberry.field(description="The conversation.")
+    to_team_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="The team it goes to; that team's mode applies. Omitted: its own team (then `toMemberId` "
+        "is needed).",
+    )
+    to_member_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A representative of the GRAB team it goes to, who owns it at once (instead of it being "
+        "offered to the team). Not for COLLABORATION teams.",
+    )
+    note: str | None = strawberry.field(
+        default=None,
+        description="Why, for the members it goes to (up to 4,096 characters); kept on the TRANSFERRED event "
+        "(`ConversationEvent.note`).",
     )
 
 
@@ -190,6 +270,11 @@ class ConversationFilter:
         default=None, description="Any of these (CLOSED must be listed for closed ones to appear)."
     )
     channels: list[ChannelType] | None = strawberry.field(default=None, description="Only these channel types.")
+    channel_ids: list[strawberry.ID] | None = strawberry.field(
+        default=None,
+        description="Only conversations that came through these channels (ids of `channels`); with `channels`, "
+        "both apply. An empty list matches nothing.",
+    )
     search: str | None = strawberry.field(
         default=None, description="Customer name, email or phone contains this text (case-insensitive, literal)."
     )

@@ -24,6 +24,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
 from contextlib import aclosing, suppress
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
@@ -41,7 +42,8 @@ from graphql import (
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 
-from api.auth import load_viewer
+from api.auth import reload_viewer
+from api.graphql.scopes import app_may
 from api.graphql.strawberry_adapter import (
     BaseGraphQLWSHandler,
     Operation,
@@ -109,6 +111,8 @@ class Multiplexer:
         context = handler.context
         if context.viewer is None:
             return None
+        if context.viewer.app is not None and not app_may(context.viewer.app, "Subscription", shape.field.name.value):
+            return None  # runs alone, to be refused by its scopes (a group member never runs the check)
         per_member = shape.per_viewer or view_names_the_member((arguments.get("filter") or {}).get("view"))
         member = context.viewer.member_id if per_member else None
         return operation.query, operation.operation_name, variables, context.visibility(), member
@@ -203,7 +207,8 @@ class Group:
             for context in contexts.values():
                 member = (context.viewer.member_id, context.viewer.org_id)
                 if member not in viewers:
-                    viewers[member] = await load_viewer(context.services.store, *member)
+                    services = context.services
+                    viewers[member] = await reload_viewer(services.store, services.api_keys, context.viewer)
                 context.refresh(viewers[member], utc_now())
         except Exception:  # noqa: BLE001 - each member's own stream will retry
             log.warning("could not re-read teams after a team change; members resume alone", exc_info=True)
@@ -243,18 +248,25 @@ class Group:
 class ClosesWhenTokenExpires:
     """A WebSocket lives no longer than the token it was opened with: at the token's
     ``exp`` it is closed with 4401, and the client must reconnect with a fresh token.
+    One opened with an API key is closed with 4401 as soon as this instance learns
+    the key is revoked (:meth:`api.api_keys.ApiKeyRegistry.on_revoked`).
 
-    One timer per connection, armed once ``connection_init`` is accepted and
-    cancelled when the connection ends.
+    One timer (or revocation watch) per connection, armed once ``connection_init``
+    is accepted and cancelled when the connection ends.
     """
 
     _expiry: asyncio.TimerHandle | None = None
+    _unwatch: Callable[[], None] | None = None
     _closing: asyncio.Task | None = None
     # the handler's, which this is mixed into
     context: Any
     websocket: Any
 
     def _arm_expiry(self) -> None:
+        app = getattr(getattr(self.context, "viewer", None), "app", None)
+        keys = getattr(getattr(self.context, "services", None), "api_keys", None)
+        if app is not None and keys is not None and self._unwatch is None:
+            self._unwatch = keys.on_revoked(app.key_id, self._revoked)
         expires = getattr(self.context, "token_expires_at", None)
         if expires is None or self._expiry is not None:
             return
@@ -262,15 +274,20 @@ class ClosesWhenTokenExpires:
         self._expiry = loop.call_later(max(expires - time.time(), 0), self._expired)
 
     def _expired(self) -> None:
-        self._closing = asyncio.create_task(self._close_expired())
+        self._closing = asyncio.create_task(self._close(4401, "Token expired"))
 
-    async def _close_expired(self) -> None:
+    def _revoked(self) -> None:
+        self._closing = asyncio.create_task(self._close(4401, "API key revoked"))
+
+    async def _close(self, code: int, reason: str) -> None:
         with suppress(Exception):  # already closing: nothing left to do
-            await self.websocket.close(code=4401, reason="Token expired")
+            await self.websocket.close(code=code, reason=reason)
 
     def _disarm_expiry(self) -> None:
         if self._expiry is not None:
             self._expiry.cancel()
+        if self._unwatch is not None:
+            self._unwatch()
 
 
 class LegacyHandler(ClosesWhenTokenExpires, BaseGraphQLWSHandler["Context", None]):

@@ -18,7 +18,9 @@ from api.graphql.inputs import (
     LoginInput,
     RemoveTeamMemberInput,
     SendMessageInput,
+    TransferConversationInput,
     UpdateChannelCredentialsInput,
+    UpdateChannelInput,
     UpdateCustomerInput,
     credentials_of,
 )
@@ -30,14 +32,20 @@ from api.graphql.payloads import (
     MemberPayload,
     MessageTemplatePayload,
     SendMessagePayload,
+    SetTypingPayload,
     TeamPayload,
+    TransferConversationPayload,
     UpdateChannelCredentialsPayload,
+    UpdateChannelPayload,
     run,
 )
 from api.graphql.types import Channel, Conversation, Customer, Member, Message, MessageTemplate, Organization, Team
+from api.widget.snippet import widget_snippet
+from domain.enums import ChannelType
 from domain.enums import ErrorCode as E
-from domain.errors import Refused
-from domain.usecases import customers, login, messaging, onboarding, rooms
+from domain.errors import Refused, invalid
+from domain.usecases import customers, login, messaging, onboarding, rooms, widget
+from domain.visibility import can_see
 
 
 class UploadedFile:
@@ -70,8 +78,8 @@ NO_CONVERSATION = "the conversation doesn't exist or you may not see it."
 
 @strawberry.type(
     description="The root of all writes. Every mutation but `login` needs "
-    "`Authorization: Bearer <token>`; expected failures come back in the payload's "
-    "`errors`, with the other payload fields null."
+    "`Authorization: Bearer <token>` (a member's token, or an API key whose scopes allow it); expected failures "
+    "come back in the payload's `errors`, with the other payload fields null."
 )
 class Mutation:
     @strawberry.mutation(
@@ -218,13 +226,16 @@ class Mutation:
         description=mutation_description(
             "Connect a channel to a team (owners and admins); returns its ingest key, only this once, and, "
             "for WHATSAPP, FACEBOOK and LINE, the webhook URL to paste into the provider's dashboard. Provider "
-            "credentials are stored encrypted and never returned.",
+            "credentials are stored encrypted and never returned. A WEB_WIDGET channel also gets its public "
+            "widget key, the script tag to paste, and, with `identityVerification`, its identity secret (once).",
             {
                 E.FORBIDDEN: "you are not an owner or admin.",
                 E.INVALID_INPUT: "the name is empty, too long or has control characters; or the credentials "
                 "don't fit: not exactly one member set, or not the channel type's provider (`credentials`), "
                 "or a value empty, too long, with control characters, or an id not made of digits "
-                "(`credentials.accessToken` and so on).",
+                "(a WeChat AppID: of letters and digits) (`credentials.accessToken` and so on); or an allowed "
+                "origin is not an origin, there are more than 20, or they are given for another type than "
+                "WEB_WIDGET (`allowedOrigins`).",
                 E.NOT_FOUND: "no such team (`teamId`).",
             },
         )
@@ -233,26 +244,120 @@ class Mutation:
         self, info: Info, input: Annotated[ConnectChannelInput, _input("channel to connect")]
     ) -> ConnectChannelPayload:
         ctx = info.context
+        s = ctx.services
 
         async def action():
+            if input.type is ChannelType.WEB_WIDGET and input.credentials is None:
+                channel, key, secret = await widget.connect_widget_channel(
+                    s.store,
+                    s.identity_secrets,
+                    ctx.viewer,
+                    input.name,
+                    str(input.team_id),
+                    ctx.now,
+                    allowed_origins=input.allowed_origins,
+                    identity_verification=input.identity_verification,
+                )
+                assert channel.widget is not None  # just set up
+                return {
+                    "channel": Channel(entity=channel),
+                    "ingest_key": key,
+                    "webhook_url": None,
+                    "widget_key": channel.widget.key,
+                    "widget_snippet": widget_snippet(s.settings.public_url, channel.widget.key),
+                    "identity_secret": secret,
+                }
+            if input.allowed_origins is not None or input.identity_verification:
+                raise invalid("Only WEB_WIDGET channels take widget settings.", "allowedOrigins")
             credentials = credentials_of(input.credentials) if input.credentials is not None else None
             channel, key = await onboarding.connect_channel(
-                ctx.services.store,
+                s.store,
                 ctx.viewer,
                 input.type,
                 input.name,
                 str(input.team_id),
                 ctx.now,
                 credentials=credentials,
-                sealer=ctx.services.credentials,
+                sealer=s.credentials,
             )
             return {
                 "channel": Channel(entity=channel),
                 "ingest_key": key,
-                "webhook_url": webhook_url(ctx.services.settings.public_url, channel),
+                "webhook_url": webhook_url(s.settings.public_url, channel),
             }
 
         return await run(ConnectChannelPayload, action)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Change a channel (owners and admins): rename it; for a WEB_WIDGET channel, replace its allowed "
+            "origins, draw a new widget key or identity secret (returned once), or turn identity verification "
+            "off. Nothing is written unless everything holds.",
+            {
+                E.FORBIDDEN: "you are not an owner or admin.",
+                E.NOT_FOUND: "no such channel in your organization (`id`).",
+                E.INVALID_INPUT: "the name is empty, too long or has control characters; an allowed origin is "
+                "not an origin or there are more than 20 (`allowedOrigins`); widget settings for another type "
+                "than WEB_WIDGET (`id`); or both `rotateIdentitySecret` and `disableIdentityVerification`.",
+            },
+        )
+    )
+    async def update_channel(
+        self, info: Info, input: Annotated[UpdateChannelInput, _input("changes")]
+    ) -> UpdateChannelPayload:
+        ctx = info.context
+        s = ctx.services
+
+        async def action():
+            channel, secret = await widget.update_channel(
+                s.store,
+                s.identity_secrets,
+                ctx.viewer,
+                str(input.id),
+                ctx.now,
+                name=input.name,
+                allowed_origins=input.allowed_origins,
+                rotate_widget_key=input.rotate_widget_key,
+                rotate_identity_secret=input.rotate_identity_secret,
+                disable_identity_verification=input.disable_identity_verification,
+            )
+            key = channel.widget.key if channel.widget else None
+            return {
+                "channel": Channel(entity=channel),
+                "widget_key": key,
+                "widget_snippet": widget_snippet(s.settings.public_url, key) if key else None,
+                "identity_secret": secret,
+            }
+
+        return await run(UpdateChannelPayload, action)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Tell the conversation's web-widget visitor (and the other members) that you started or stopped "
+            "typing. Nothing is stored: repeat `typing: true` every few seconds while typing (it counts as "
+            "over after 6 s), and send `false` when you stop.",
+            {E.NOT_FOUND: NO_CONVERSATION},
+        )
+    )
+    async def set_typing(
+        self,
+        info: Info,
+        conversation_id: Annotated[strawberry.ID, CONVERSATION_ID],
+        typing: Annotated[bool, strawberry.argument(description="Whether you are typing now.")],
+    ) -> SetTypingPayload:
+        ctx = info.context
+        s = ctx.services
+
+        async def action():
+            if s.typing is not None and not s.typing.should_tell(str(conversation_id), ctx.viewer.member_id, typing):
+                conversation = await rooms.load_visible(s.store, ctx.viewer, str(conversation_id))
+            else:
+                conversation = await widget.set_member_typing(
+                    s.store, s.events, ctx.viewer, str(conversation_id), typing, ctx.now
+                )
+            return {"conversation_id": strawberry.ID(conversation.id)}
+
+        return await run(SetTypingPayload, action)
 
     @strawberry.mutation(
         description=mutation_description(
@@ -263,7 +368,8 @@ class Mutation:
                 E.NOT_FOUND: "no such channel in your organization (`channelId`).",
                 E.INVALID_INPUT: "the credentials don't fit: not exactly one member set, or not the channel "
                 "type's provider (`credentials`), or a value empty, too long, with control characters, or an "
-                "id not made of digits (`credentials.accessToken` and so on).",
+                "id not made of digits (a WeChat AppID: of letters and digits) (`credentials.accessToken` and "
+                "so on).",
             },
         )
     )
@@ -295,6 +401,8 @@ class Mutation:
                 E.NOT_FOUND: NO_CONVERSATION,
                 E.CONVERSATION_CLOSED: "the conversation is closed.",
                 E.GRAB_REQUIRED: "you are a representative of its GRAB team and have not grabbed it.",
+                E.FORBIDDEN: "you are an app (API key): apps never join.",
+                E.CONVERSATION_CHANGED: "it kept being transferred while you joined; look at it again.",
             },
         )
     )
@@ -348,7 +456,70 @@ class Mutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Send a message to the customer (you must be in the room). A refused message stores nothing.",
+            "Hand an open conversation to another team, or to a representative of a GRAB team (admins of its "
+            "team, and organization owners and admins). The target team's mode applies: a COLLABORATION team "
+            "lists it to all its members (TRANSFERRED notifications); a GRAB team offers it to its members "
+            "(GRAB_OFFER), unless `toMemberId` names the representative who owns it at once (a TRANSFERRED "
+            "notification to them). Members who can no longer see it leave the room and get HIDDEN; the "
+            "customer's wait goes on. One conditional update: a grab or transfer that lands first wins.",
+            {
+                E.NOT_FOUND: "the conversation doesn't exist or you may not see it (`id`); or no such team in "
+                "your organization (`toTeamId`), or no such member (`toMemberId`).",
+                E.FORBIDDEN: "you are not an admin of its team nor an owner or admin of the organization.",
+                E.INVALID_INPUT: "`toTeamId` is its own team and no `toMemberId` is given; `toMemberId` is given "
+                "for a COLLABORATION team, is not a representative of the GRAB team (admins never own), or "
+                "already owns it; or the note breaks a text rule (`field` says which).",
+                E.CONVERSATION_CLOSED: "the conversation is closed (a customer message reopens it in its team).",
+                E.ALREADY_GRABBED: "someone grabbed it (or was handed it) since you read it; nothing changed.",
+                E.CONVERSATION_CHANGED: "another admin transferred it since you read it, or it kept changing; "
+                "nothing changed.",
+            },
+        )
+    )
+    async def transfer_conversation(
+        self, info: Info, input: Annotated[TransferConversationInput, _input("conversation and where it goes")]
+    ) -> TransferConversationPayload:
+        ctx = info.context
+
+        async def action():
+            request = rooms.TransferRequest(
+                conversation_id=str(input.id),
+                to_team_id=str(input.to_team_id) if input.to_team_id is not None else None,
+                to_member_id=str(input.to_member_id) if input.to_member_id is not None else None,
+                note=input.note,
+            )
+            done = await rooms.transfer_conversation(
+                ctx.services.store, ctx.services.events, ctx.viewer, request, ctx.now, ctx.services.settings.thresholds
+            )
+            seen = can_see(ctx.viewer, done.conversation)  # what you may not see behaves as absent
+            return {"conversation": Conversation(entity=done.conversation) if seen else None, "note": done.note}
+
+        return await run(TransferConversationPayload, action)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Give a grabbed conversation back to its GRAB team's queue: nobody owns it, its owner leaves the "
+            "room, and the team gets new grab offers (its owner, or an admin of its team or the organization). "
+            "Releasing a conversation nobody owns is a no-op.",
+            {
+                E.NOT_FOUND: NO_CONVERSATION,
+                E.NOT_GRAB_TEAM: "its team works in COLLABORATION mode.",
+                E.FORBIDDEN: "you neither own it nor are an admin of its team or the organization.",
+                E.CONVERSATION_CLOSED: "the conversation is closed.",
+                E.ALREADY_GRABBED: "someone else owns it since you read it; nothing changed.",
+                E.CONVERSATION_CHANGED: "it was transferred since you read it, or kept changing; nothing changed.",
+            },
+        )
+    )
+    async def release_conversation(
+        self, info: Info, id: Annotated[strawberry.ID, CONVERSATION_ID]
+    ) -> ConversationPayload:
+        return await _room_action(info, rooms.release_conversation, id)
+
+    @strawberry.mutation(
+        description=mutation_description(
+            "Send a message to the customer (you must be in the room; an app with SEND_MESSAGES sends in any "
+            "open conversation of its teams without joining). A refused message stores nothing.",
             {
                 E.NOT_FOUND: "the conversation doesn't exist or you may not see it, or no such template "
                 "(`templateId`).",
@@ -360,6 +531,8 @@ class Mutation:
                 "and the message is not a WHATSAPP_TEMPLATE.",
                 E.MESSENGER_WINDOW_CLOSED: "on Facebook Messenger, more than 7 days have passed since the "
                 "customer last wrote; nothing is stored.",
+                E.WECHAT_WINDOW_CLOSED: "on WeChat, more than 48 hours have passed since the customer last "
+                "wrote; nothing is stored.",
                 E.PAYLOAD_TOO_LARGE: "a file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
             },
         )

@@ -28,6 +28,13 @@ WEBHOOK_URL = (
 )
 
 
+WIDGET_SNIPPET = "WEB_WIDGET: the script tag to paste into the site's pages."
+IDENTITY_SECRET = (
+    "WEB_WIDGET: the identity secret just drawn, shown only this once (it is stored encrypted and never "
+    "returned again): the site's server signs its users' ids with it. Null when none was drawn."
+)
+
+
 def user_error(refused: Refused) -> UserError:
     return UserError(code=refused.code, message=refused.message, field=refused.field)
 
@@ -67,6 +74,28 @@ class ConnectChannelPayload:
         default=None, description="Secret for the `X-Channel-Key` header of the inbound webhook. Shown once."
     )
     webhook_url: str | None = strawberry.field(default=None, description=WEBHOOK_URL)
+    widget_key: str | None = strawberry.field(
+        default=None, description="WEB_WIDGET: the public widget key for the pages' script tag."
+    )
+    widget_snippet: str | None = strawberry.field(default=None, description=WIDGET_SNIPPET)
+    identity_secret: str | None = strawberry.field(default=None, description=IDENTITY_SECRET)
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `updateChannel`.")
+class UpdateChannelPayload:
+    channel: Channel | None = strawberry.field(default=None, description="The channel after the change.")
+    widget_key: str | None = strawberry.field(
+        default=None, description="WEB_WIDGET: the widget key now (a new one after `rotateWidgetKey`)."
+    )
+    widget_snippet: str | None = strawberry.field(default=None, description=WIDGET_SNIPPET)
+    identity_secret: str | None = strawberry.field(default=None, description=IDENTITY_SECRET)
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `setTyping`.")
+class SetTypingPayload:
+    conversation_id: strawberry.ID | None = strawberry.field(default=None, description="The conversation.")
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
@@ -79,9 +108,20 @@ class UpdateChannelCredentialsPayload:
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
-@strawberry.type(description="Result of a conversation action (join, grab, leave, close).")
+@strawberry.type(description="Result of a conversation action (join, grab, leave, close, release).")
 class ConversationPayload:
     conversation: Conversation | None = strawberry.field(default=None, description="The conversation after it.")
+    errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
+
+
+@strawberry.type(description="Result of `transferConversation`.")
+class TransferConversationPayload:
+    conversation: Conversation | None = strawberry.field(
+        default=None,
+        description="The conversation after it; null also when the transfer took it out of your sight (a team "
+        "admin sending it to a team they are not in).",
+    )
+    note: str | None = strawberry.field(default=None, description="The note, as kept on the TRANSFERRED event.")
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 

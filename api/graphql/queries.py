@@ -38,6 +38,7 @@ def to_domain_filter(flt: ConversationFilter | None) -> listing.ConversationFilt
         statuses=tuple(flt.statuses) if flt.statuses is not None else None,
         channels=tuple(flt.channels) if flt.channels is not None else None,
         search=flt.search,
+        channel_ids=tuple(str(c) for c in flt.channel_ids) if flt.channel_ids is not None else None,
     )
 
 
@@ -47,8 +48,9 @@ FILTER = strawberry.argument(
 
 
 @strawberry.type(
-    description="The root of all reads. Every field needs `Authorization: Bearer <token>`; without a "
-    "valid token the whole request fails with the top-level error `UNAUTHENTICATED`."
+    description="The root of all reads. Every field needs `Authorization: Bearer <token>` (a member's token, or "
+    "an API key whose scopes allow it); without a valid token the whole request fails with the top-level error "
+    "`UNAUTHENTICATED`."
 )
 class Query:
     @strawberry.field(description="You.")
@@ -66,7 +68,10 @@ class Query:
     async def members(self, info: Info) -> list[Member]:
         return [Member(entity=m) for m in await info.context.services.store.members(info.context.viewer.org_id)]
 
-    @strawberry.field(description="Teams you belong to (all teams for organization owners and admins).")
+    @strawberry.field(
+        description="Teams you belong to (all teams for organization owners and admins; for an API key's app, "
+        "its teams)."
+    )
     def teams(self, info: Info) -> list[Team]:
         viewer = info.context.viewer
         return [Team(entity=t) for t in teams_visible_to(viewer, viewer.teams)]
@@ -116,7 +121,10 @@ class Query:
             total=lambda: ctx.services.lister.count(criteria),
         )
 
-    @strawberry.field(description="Sidebar badges: how many conversations each status filter would list.")
+    @strawberry.field(
+        description="Sidebar badges: how many conversations each status filter would list, one badge per "
+        "`StatusFilter` value (a conversation matching several filters is counted under each)."
+    )
     async def conversation_counts(
         self,
         info: Info,

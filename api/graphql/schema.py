@@ -18,6 +18,7 @@ from api.graphql.extensions import (
 )
 from api.graphql.mutations import Mutation
 from api.graphql.queries import Query
+from api.graphql.scopes import RequireScopes
 from api.graphql.sharing import SharedEventExecutor
 from api.graphql.strawberry_adapter import SchemaBase
 from api.settings import Settings
@@ -69,14 +70,16 @@ def build_schema(settings: Settings | None = None) -> Schema:
         lambda: SafeParserCache(maxsize=256),
         lambda: DocumentValidationCache(hide_suggestions=hide_suggestions),
         lambda: AddValidationRules(rules),
+        RequireScopes,
         lambda: QueryCostLimit(max_nodes=settings.max_query_nodes),
     ]
+    from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.subscriptions import Subscription
     from api.graphql.webhooks import WebhookMutation, WebhookQuery
 
-    query = merged_root("Query", (Query, NotificationQuery, WebhookQuery))
-    mutation = merged_root("Mutation", (Mutation, NotificationMutation, WebhookMutation))
+    query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery))
+    mutation = merged_root("Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation))
     return Schema(
         query=query,
         mutation=mutation,

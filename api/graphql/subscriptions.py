@@ -20,16 +20,16 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
-from api.auth import load_viewer
+from api.auth import reload_viewer
 from api.graphql.enums import ConversationStatus, EventKind
 from api.graphql.inputs import ConversationFilter
 from api.graphql.multiplex import GroupRoot, Resume
 from api.graphql.notifications import Notification, load_notification
 from api.graphql.queries import to_domain_filter
-from api.graphql.types import Conversation, Member, Message, Moment, stored_int
+from api.graphql.types import App, Conversation, Member, Message, Moment, stored_int
 from api.hub import DispatchedEvent
 from api.store import codec
-from api.store.events import TEAMS_CHANGED
+from api.store.events import TEAMS_CHANGED, is_conversation_event
 from domain import listing
 from domain.entities import Conversation as Conversation_
 from domain.entities import Message as Message_
@@ -69,12 +69,19 @@ class ConversationEvent:
     def previous_status(self) -> ConversationStatus | None:
         return None if self.delivered_kind is Kind.HIDDEN else self.event.previous_status
 
-    @strawberry.field(description="Who made the change (null for customers and timers).")
+    @strawberry.field(description="Who made the change (null for customers, timers and apps).")
     async def actor(self, info: Info) -> Member | None:
-        if not self.event.actor_id or self.delivered_kind is Kind.HIDDEN:
+        if not self.event.actor_id or self.event.by_app or self.delivered_kind is Kind.HIDDEN:
             return None
         found = await info.context.loaders.member.load(self.event.actor_id)
         return Member(entity=found) if found else None
+
+    @strawberry.field(description="The app (an API key's integration) that made the change; null otherwise.")
+    async def app(self, info: Info) -> App | None:
+        if not self.event.actor_id or not self.event.by_app or self.delivered_kind is Kind.HIDDEN:
+            return None
+        found = await info.context.loaders.app.load(self.event.actor_id)
+        return App.of(found) if found else None
 
     @strawberry.field(description="The message, for MESSAGE, CREATED and REOPENED events.")
     async def message(self, info: Info) -> Message | None:
@@ -86,6 +93,17 @@ class ConversationEvent:
     @strawberry.field(description="When it happened.")
     def at(self) -> datetime:
         return self.event.at
+
+    @strawberry.field(description="For TRANSFERRED: the note the admin wrote, if any (null for HIDDEN).")
+    def note(self) -> str | None:
+        return None if self.delivered_kind is Kind.HIDDEN else self.event.note
+
+    @strawberry.field(
+        description="For TYPING: whether `actor` (a member), or the web-widget visitor when `actor` is null, "
+        "started (true) or stopped (false) typing; null for other kinds."
+    )
+    def typing(self) -> bool | None:
+        return self.event.typing if self.delivered_kind is Kind.TYPING else None
 
 
 def judged(dispatched: DispatchedEvent, context, flt: listing.ConversationFilter) -> Kind | None:
@@ -157,16 +175,14 @@ async def follow(
     ctx = info.context
     root = info.root_value
     if isinstance(root, OneEvent):
-        if root.dispatched is not None and root.dispatched.doc.get("conversation") is not None:
+        if root.dispatched is not None and is_conversation_event(root.dispatched.doc):
             yield root.dispatched, ctx.viewer, root.now_state
         return
     hub = ctx.services.hub
     grouped = isinstance(root, GroupRoot)
     if isinstance(root, Resume) and after is None:
         after = root.resume_after
-        ctx.refresh(
-            await load_viewer(ctx.services.store, ctx.viewer.member_id, ctx.viewer.org_id), ctx.services.clock()
-        )
+        ctx.refresh(await reload_viewer(ctx.services.store, ctx.services.api_keys, ctx.viewer), ctx.services.clock())
         if ctx.viewer is None:
             return
     elif grouped and after is None:
@@ -188,6 +204,8 @@ async def follow(
         last = frontier
         for dispatched in backlog:
             doc = dispatched.doc
+            if doc["kind"] != TEAMS_CHANGED and not is_conversation_event(doc):
+                continue  # news for the instances (a revoked API key), not for subscribers
             viewer = await _judge_viewer(ctx, doc, viewer, follow_teams)
             if viewer is None:
                 return
@@ -221,7 +239,7 @@ async def _conversations_now(ctx, backlog: list[DispatchedEvent]) -> dict[str, C
 
 async def _judge_viewer(ctx, doc: dict, viewer, follow_teams):
     if doc["kind"] == TEAMS_CHANGED:
-        viewer = await load_viewer(ctx.services.store, viewer.member_id, viewer.org_id)
+        viewer = await reload_viewer(ctx.services.store, ctx.services.api_keys, viewer)
         ctx.refresh(viewer, ctx.services.clock())
         if viewer is not None:
             follow_teams()
@@ -232,8 +250,9 @@ async def _judge_viewer(ctx, doc: dict, viewer, follow_teams):
 
 @strawberry.type(
     description="The root of realtime streams, over WebSocket (`graphql-transport-ws`). "
-    'Authenticate in `connection_init` with `{"authorization": "Bearer <token>"}`; '
-    "a bad or missing token closes the socket with code 4403."
+    'Authenticate in `connection_init` with `{"authorization": "Bearer <token>"}` (a member\'s token, or an '
+    "API key); a bad or missing token closes the socket with code 4403, and an expired token or a revoked API "
+    "key closes it with 4401."
 )
 class Subscription:
     @strawberry.subscription(
@@ -262,7 +281,7 @@ class Subscription:
     ) -> AsyncGenerator[ConversationEvent, None]:
         flt = to_domain_filter(filter)
         async for dispatched, _viewer, now_state in follow(info, _parse_after(after)):
-            if dispatched.doc["kind"] == TEAMS_CHANGED or dispatched.doc.get("conversation") is None:
+            if not is_conversation_event(dispatched.doc):
                 continue  # not about a conversation: a team change, notifications only (NOTIFIED)
             kind = judged(dispatched, info.context, flt)
             if kind is not None and visible_now(info.context.visibility(), kind, now_state):

@@ -29,6 +29,7 @@ from api.graphql.enums import (
     TeamRole,
 )
 from api.graphql.viewer_fields import PerViewer
+from api.widget.snippet import widget_snippet
 from domain import entities as e
 from domain.errors import invalid
 from domain.status import closed_at, closed_reason, customer_online, email_fallback_active, status_of
@@ -145,8 +146,9 @@ class Channel:
 
     @strawberry.field(
         description="The absolute URL to paste into the provider's dashboard (Meta's app dashboard for WHATSAPP "
-        "and FACEBOOK, the LINE Developers Console for LINE) as the webhook's callback URL; it answers once the "
-        "channel has credentials. Null for channel types without a native webhook, which use `/channels/{id}/inbound`."
+        "and FACEBOOK, the LINE Developers Console for LINE, the Official Accounts Platform's server "
+        "configuration for WECHAT) as the webhook's callback URL; it answers once the channel has credentials. "
+        "Null for channel types without a native webhook, which use `/channels/{id}/inbound`."
     )
     def webhook_url(self, info: Info) -> str | None:
         return webhook_url(info.context.services.settings.public_url, self.entity)
@@ -161,6 +163,51 @@ class Channel:
         if self.entity.credential_hints is None or viewer is None or not viewer.is_org_admin:
             return None
         return ChannelCredentialHints.of(self.entity.credential_hints)
+
+    @strawberry.field(
+        description="A WEB_WIDGET channel's embedding settings: its widget key, allowed origins, whether identity "
+        "verification is on, and the script tag to paste. Null for other channel types, for a web widget "
+        "connected before these settings existed (set them with `updateChannel`), and for members who are not "
+        "organization owners or admins.",
+        extensions=[PerViewer()],  # by the caller's role
+    )
+    def widget(self, info: Info) -> ChannelWidget | None:
+        viewer = info.context.viewer
+        if self.entity.widget is None or viewer is None or not viewer.is_org_admin:
+            return None
+        return ChannelWidget(settings=self.entity.widget, public_url=info.context.services.settings.public_url)
+
+
+@strawberry.type(description="How a WEB_WIDGET channel is embedded in web pages.")
+class ChannelWidget:
+    settings: strawberry.Private[e.WidgetSettings]
+    public_url: strawberry.Private[str]
+
+    @strawberry.field(
+        description="The widget key (`wk_…`): public, it goes into every page's script tag and only names the "
+        "channel (it is not the ingest key). `updateChannel(rotateWidgetKey: true)` replaces it."
+    )
+    def widget_key(self) -> str:
+        return self.settings.key
+
+    @strawberry.field(
+        description="The exact origins (scheme, host and port) whose pages may start widget sessions; "
+        "sessions from any other origin are refused."
+    )
+    def allowed_origins(self) -> list[str]:
+        return list(self.settings.allowed_origins)
+
+    @strawberry.field(
+        description="Whether sites may bind sessions to their own users with `identifier` and "
+        "`identifierHash` = hex HMAC-SHA256(identitySecret, identifier). The secret itself is shown only "
+        "when it is drawn."
+    )
+    def identity_verification(self) -> bool:
+        return self.settings.identity_verification
+
+    @strawberry.field(description="The script tag to paste into the site's pages (from `IMBRACE_PUBLIC_URL`).")
+    def snippet(self) -> str:
+        return widget_snippet(self.public_url, self.settings.key)
 
 
 _HINT = 'The secret\'s last four characters after "…" (only "…" when it is shorter than 16 characters).'
@@ -177,11 +224,17 @@ class ChannelCredentialHints:
     page_access_token: str | None = strawberry.field(
         default=None, description="Messenger: the page access token. " + _HINT
     )
-    app_secret: str | None = strawberry.field(default=None, description="The Meta app's secret. " + _HINT)
+    app_secret: str | None = strawberry.field(
+        default=None, description="The Meta app's secret, or the WeChat AppSecret. " + _HINT
+    )
     verify_token: str | None = strawberry.field(default=None, description="The webhook's verify token. " + _HINT)
     channel_secret: str | None = strawberry.field(default=None, description="LINE: the channel secret. " + _HINT)
     channel_access_token: str | None = strawberry.field(
         default=None, description="LINE: the channel access token. " + _HINT
+    )
+    app_id: str | None = strawberry.field(default=None, description="WeChat: the official account's AppID.")
+    token: str | None = strawberry.field(
+        default=None, description="WeChat: the server configuration's Token (webhook signatures). " + _HINT
     )
 
     @classmethod
@@ -197,10 +250,14 @@ class ChannelRef:
     name: str = strawberry.field(description="Channel name.")
 
 
-@strawberry.type(description="Where a web-widget customer is, as the widget reports it.")
+@strawberry.type(
+    description="Where a web-widget customer is: looked up from their address when they open the widget "
+    "(or as the presence webhook reports it)."
+)
 class Location:
-    city: str | None = strawberry.field(description="City.")
+    city: str | None = strawberry.field(description="City (only with a city-level GeoIP database).")
     country: str | None = strawberry.field(description="Country.")
+    country_code: str | None = strawberry.field(default=None, description="ISO 3166-1 alpha-2 country code.")
 
 
 @strawberry.type(description="Someone who writes to the organization through a channel.")
@@ -227,18 +284,35 @@ class Customer:
     def attributes(self) -> JSON:
         return self.entity.attributes  # type: ignore[return-value]  # strawberry's JSON scalar takes any JSON value
 
-    @strawberry.field(description="Web widget open now (a heartbeat within the presence timeout).")
+    @strawberry.field(
+        description="Web widget open now: a widget socket is open, or closed less than `IMBRACE_PRESENCE_TIMEOUT_S` "
+        "ago (or a presence-webhook heartbeat within that timeout)."
+    )
     def online(self, info: Info) -> bool:
         return customer_online(self.entity.online_until, info.context.now)
 
-    @strawberry.field(description="Last web-widget activity.")
+    @strawberry.field(
+        description="Last web-widget activity: opening the widget, writing, reading, typing, editing their details."
+    )
     def last_active_at(self) -> datetime | None:
         return self.entity.last_active_at
 
-    @strawberry.field(description="Last reported web-widget location.")
+    @strawberry.field(description="Where the web-widget customer is, from their address (see `Location`).")
     def location(self) -> Location | None:
         loc = self.entity.location
-        return Location(city=loc.city, country=loc.country) if loc else None
+        return Location(city=loc.city, country=loc.country, country_code=loc.country_code) if loc else None
+
+    @strawberry.field(description="The IANA time zone the web widget's page reports (e.g. `Europe/Berlin`).")
+    def time_zone(self) -> str | None:
+        return self.entity.time_zone
+
+    @strawberry.field(description="The language the web widget's page reports (a BCP 47 tag, e.g. `de-DE`).")
+    def language(self) -> str | None:
+        return self.entity.language
+
+    @strawberry.field(description="The URL of the page the web-widget customer is on (or was on last).")
+    def page_url(self) -> str | None:
+        return self.entity.page_url
 
 
 @strawberry.type(description="A file or link attached to a message.")
@@ -259,16 +333,34 @@ class Delivery:
     )
     error_code: str | None = strawberry.field(
         description="The provider's error code for the last failure (e.g. WhatsApp `131047`: more than 24 h "
-        "since the customer wrote), or `MESSENGER_WINDOW_CLOSED`."
+        "since the customer wrote), `MESSENGER_WINDOW_CLOSED` or `WECHAT_WINDOW_CLOSED`."
     )
     at: datetime | None = strawberry.field(description="When the status last changed.")
 
 
+@strawberry.type(description="An integration acting through an API key: the sender or actor of what it does.")
+class App:
+    id: strawberry.ID = strawberry.field(description="Its API key's id.")
+    name: str = strawberry.field(description="Its API key's name.")
+
+    @classmethod
+    def of(cls, key: e.ApiKey) -> App:
+        return cls(id=strawberry.ID(key.id), name=key.name)
+
+
 @strawberry.type(description="Who sent a message.")
 class Sender:
-    kind: SenderKind = strawberry.field(description="CUSTOMER, MEMBER or SYSTEM.")
+    kind: SenderKind = strawberry.field(description="CUSTOMER, MEMBER, APP or SYSTEM.")
     member_id: strawberry.Private[str | None]
     customer_id: strawberry.Private[str | None]
+    app_id: strawberry.Private[str | None] = None
+
+    @strawberry.field(description="The app, for messages an integration sent with an API key.")
+    async def app(self, info: Info) -> App | None:
+        if not self.app_id:
+            return None
+        found = await info.context.loaders.app.load(self.app_id)
+        return App.of(found) if found else None
 
     @strawberry.field(description="The member, for member messages.")
     async def member(self, info: Info) -> Member | None:
@@ -304,7 +396,9 @@ class Message:
     @strawberry.field(description="Who sent it.")
     def sender(self) -> Sender:
         m = self.entity
-        return Sender(kind=m.sender_kind, member_id=m.sender_member_id, customer_id=m.sender_customer_id)
+        return Sender(
+            kind=m.sender_kind, member_id=m.sender_member_id, customer_id=m.sender_customer_id, app_id=m.sender_app_id
+        )
 
     @strawberry.field(description="What it carries.")
     def kind(self) -> MessageKind:

@@ -18,7 +18,7 @@ from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
-from api.auth import bearer_token, viewer_from_header
+from api.auth import API_KEY_PREFIX, bearer_token, viewer_from_header
 from api.client_address import client_address
 from api.graphql import media
 from api.graphql.context import Context
@@ -168,7 +168,9 @@ class GraphQLView(GraphQL[Context, None]):
         viewer, unavailable = None, False
         if isinstance(request, Request):
             try:
-                viewer = await viewer_from_header(services.store, services.tokens, request.headers.get("authorization"))
+                viewer = await viewer_from_header(
+                    services.store, services.tokens, request.headers.get("authorization"), services.api_keys
+                )
             except ConnectionFailure:
                 unavailable = True
         request_id = request.scope.get("state", {}).get("request_id", "-")
@@ -184,13 +186,16 @@ class GraphQLView(GraphQL[Context, None]):
         )
 
     async def on_ws_connect(self, context: Context):
-        """Subscriptions authenticate in ``connection_init``: {"authorization": "Bearer <token>"}."""
+        """Subscriptions authenticate in ``connection_init``: {"authorization": "Bearer <token>"}
+        (a member's token, or an API key: ``Bearer imb_…``)."""
         params = context.connection_params if isinstance(context.connection_params, dict) else {}
         header = params.get("authorization") or params.get("Authorization")
         viewer = None
         if isinstance(header, str):
             try:
-                viewer = await viewer_from_header(self.services.store, self.services.tokens, header)
+                viewer = await viewer_from_header(
+                    self.services.store, self.services.tokens, header, self.services.api_keys
+                )
             except ConnectionFailure as error:
                 raise ConnectionRejectionError({"message": "Service unavailable, retry shortly."}) from error
         if viewer is None:
@@ -244,18 +249,27 @@ UNAUTHENTICATED = {
 def authenticate_uploads(view: GraphQLView):
     """Multipart (file upload) posts need a valid token before their body is read.
 
-    Every upload mutation needs a member, so without a valid bearer token there
-    is nothing to receive: the answer (what GraphQL says to any unauthenticated
-    operation) goes out at once and tens of megabytes are never taken in. Only
-    the token is checked here (no database); GraphQL still loads the member.
+    Every upload mutation needs a member (or an app), so without a valid bearer
+    token there is nothing to receive: the answer (what GraphQL says to any
+    unauthenticated operation) goes out at once and tens of megabytes are never
+    taken in. Only the token is checked here (no database; for an API key, the
+    known keys, read once when new); GraphQL still loads the caller.
     """
+
+    async def valid(token: str | None) -> bool:
+        if token is None:
+            return False
+        if token.startswith(API_KEY_PREFIX):
+            keys = view.services.api_keys
+            return keys is not None and await keys.key(token) is not None
+        return view.services.tokens.read(token) is not None
 
     async def endpoint(scope, receive, send):
         if scope["type"] == "http" and scope["method"] == "POST":
             headers = dict(scope.get("headers") or [])
             if headers.get(b"content-type", b"").split(b";")[0].strip().lower() == b"multipart/form-data":
                 token = bearer_token(headers.get(b"authorization", b"").decode("latin-1"))
-                if token is None or view.services.tokens.read(token) is None:
+                if not await valid(token):
                     await JSONResponse(UNAUTHENTICATED)(scope, receive, send)
                     return
         await view(scope, receive, send)

@@ -18,21 +18,7 @@ from domain import webhooks as w
 from domain.enums import ErrorCode as E
 from domain.usecases import webhooks as uc
 
-# This module's root fields: what an API key's MANAGE_WEBHOOKS scope opens (APP_FIELDS in
-# api/graphql/scopes.py, branch api-keys); a test keeps the list whole.
-ROOT_FIELDS = frozenset(
-    {
-        ("Query", "webhooks"),
-        ("Query", "webhook"),
-        ("Mutation", "createWebhook"),
-        ("Mutation", "updateWebhook"),
-        ("Mutation", "deleteWebhook"),
-        ("Mutation", "rotateWebhookSecret"),
-        ("Mutation", "redeliverWebhook"),
-        ("Mutation", "pingWebhook"),
-    }
-)
-_MANAGERS = "Organization owners and admins only (`FORBIDDEN` otherwise)."
+_MANAGERS = "Organization owners and admins, or an API key with MANAGE_WEBHOOKS (`FORBIDDEN` otherwise)."
 _QUERY = (
     "A GraphQL subscription document over `conversationEvents` or `messageAdded`, with a filter if you like, "
     "as a live subscription would send it (no variables, no `after`); each event it would deliver is POSTed "
@@ -271,9 +257,10 @@ class PingWebhookPayload:
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
+_WHO = " For owners and admins, and apps whose API key has MANAGE_WEBHOOKS."
 _WEBHOOK_ID = strawberry.argument(description="The webhook's id.")
 _NO_WEBHOOK = "no such webhook in your organization."
-_NOT_MANAGER = "you are not an owner or admin of the organization."
+_NOT_MANAGER = "you are not an owner or admin of the organization, nor an API key with MANAGE_WEBHOOKS."
 
 
 def _unset(value):
@@ -304,8 +291,8 @@ class WebhookQuery:
 class WebhookMutation:
     @strawberry.mutation(
         description=mutation_description(
-            "Create a webhook (owners and admins): from now on, every event of its teams' conversations that its "
-            "`query` would deliver is POSTed to its URL, signed. Returns the signing secret, only this once.",
+            "Create a webhook: from now on, every event of its teams' conversations that its "
+            "`query` would deliver is POSTed to its URL, signed. Returns the signing secret, only this once." + _WHO,
             {
                 E.FORBIDDEN: _NOT_MANAGER,
                 E.INVALID_INPUT: "the URL is not valid, not https in production, or its host is or resolves to a "
@@ -341,8 +328,8 @@ class WebhookMutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Change a webhook (owners and admins). Deliveries in progress stop and resume with the new settings; "
-            "`enabled: true` resumes a disabled webhook where it stopped.",
+            "Change a webhook. Deliveries in progress stop and resume with the new settings; "
+            "`enabled: true` resumes a disabled webhook where it stopped." + _WHO,
             {
                 E.FORBIDDEN: _NOT_MANAGER,
                 E.NOT_FOUND: _NO_WEBHOOK + " Or no such team (`teamIds`).",
@@ -374,7 +361,7 @@ class WebhookMutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Delete a webhook and its delivery log (owners and admins); nothing more is sent to it.",
+            "Delete a webhook and its delivery log; nothing more is sent to it." + _WHO,
             {E.FORBIDDEN: _NOT_MANAGER, E.NOT_FOUND: _NO_WEBHOOK},
         )
     )
@@ -389,8 +376,8 @@ class WebhookMutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Give a webhook a new signing secret (owners and admins), returned only this once. For 24 hours "
-            "deliveries carry a signature with each secret, so the receiver can switch whenever it likes.",
+            "Give a webhook a new signing secret, returned only this once. For 24 hours "
+            "deliveries carry a signature with each secret, so the receiver can switch whenever it likes." + _WHO,
             {E.FORBIDDEN: _NOT_MANAGER, E.NOT_FOUND: _NO_WEBHOOK},
         )
     )
@@ -411,9 +398,9 @@ class WebhookMutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Send a webhook's events again from an event id (owners and admins): that event and every later one, "
+            "Send a webhook's events again from an event id: that event and every later one, "
             "in order, with their original `webhook-id`s, then new events as usual. It sets the webhook's place: "
-            "an id after an event that keeps failing skips that event (and any before it not yet delivered).",
+            "an id after an event that keeps failing skips that event (and any before it not yet delivered)." + _WHO,
             {
                 E.FORBIDDEN: _NOT_MANAGER,
                 E.NOT_FOUND: _NO_WEBHOOK,
@@ -439,9 +426,9 @@ class WebhookMutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Send a test request to a webhook now (owners and admins), signed like every delivery, with the body "
+            "Send a test request to a webhook now, signed like every delivery, with the body "
             '`{"extensions": {"ping": {"webhookId", "at"}}}`; answers how it went. When it gets through, an event '
-            "waiting for its retry is tried at once.",
+            "waiting for its retry is tried at once." + _WHO,
             {E.FORBIDDEN: _NOT_MANAGER, E.NOT_FOUND: _NO_WEBHOOK},
         )
     )

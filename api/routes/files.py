@@ -7,19 +7,24 @@ from starlette.responses import JSONResponse, Response
 
 from api.auth import viewer_from_header
 from api.store.files import StoredFile
-from domain.visibility import can_see
+from domain.enums import ApiKeyScope
+from domain.visibility import can_see, has_scope
 
 
 async def download(request: Request) -> Response:
     """``?expires=&signature=`` (see ``api.signing``) opens that one file without a token;
-    anything else needs a member's bearer token."""
+    anything else needs a member's bearer token, or an API key with READ_CONVERSATIONS."""
     services = request.app.state.services
     file_id = request.path_params["file_id"]
     if "signature" in request.query_params or "expires" in request.query_params:
         return await _signed_download(request, services, file_id)
-    viewer = await viewer_from_header(services.store, services.tokens, request.headers.get("authorization"))
+    viewer = await viewer_from_header(
+        services.store, services.tokens, request.headers.get("authorization"), services.api_keys
+    )
     if viewer is None:
         return JSONResponse({"error": "Authentication required."}, status_code=401)
+    if viewer.app is not None and not has_scope(viewer, ApiKeyScope.READ_CONVERSATIONS):
+        return JSONResponse({"error": "This API key's scopes don't include READ_CONVERSATIONS."}, status_code=403)
     info = await services.files.info(file_id)
     conversation = None
     if info is not None and info.org_id == viewer.org_id:

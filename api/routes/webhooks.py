@@ -130,4 +130,6 @@ async def _connected_channel(
     expected = WhatsAppCredentials if platform.channel_type is ChannelType.WHATSAPP else MessengerCredentials
     if loaded is None or loaded[0].type is not platform.channel_type or not isinstance(loaded[1], expected):
         return JSONResponse({"error": "No such channel."}, status_code=404)
-    return loaded
+    channel, credentials = loaded
+    assert isinstance(credentials, (WhatsAppCredentials, MessengerCredentials))  # checked just above
+    return channel, credentials

@@ -2,9 +2,12 @@
 
 A channel document may hold ``credentials``, its provider credentials sealed into
 one opaque token (``api/channels/credentials.py``; never a clear field), and
-``credential_hints``, what may be shown of them. Only :meth:`Channels.read` (behind
-the webhook-facing readers) loads the token and the ingest key's hash; every other
-read leaves them out.
+``credential_hints``, what may be shown of them. A web widget's channel also holds
+``widget_key`` (public, unique), ``widget_origins``, ``widget_verified`` and, when
+identity verification is on, ``widget_secret``, its identity secret sealed the same way
+(``api/widget/secrets.py``). Only :meth:`Channels.read` (behind the webhook- and
+widget-facing readers) loads the tokens and the ingest key's hash; every other read
+leaves them out.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from api.store import codec
 from api.store.codec import ms
-from domain.entities import Channel
+from domain.entities import Channel, WidgetSettings
 from domain.enums import ChannelType
+from domain.widget import ChannelChanges
 
 # How long a channel (its team, type, ingest-key hash and sealed credentials) is served
 # from this process's memory: a channel change or removal, a new ingest key or new
@@ -31,7 +35,9 @@ CHANNEL_CACHE_S = 10.0
 CACHED_CHANNELS = 10_000
 
 # Left out of every read that doesn't need them.
-_SECRETS: dict[str, Any] = {"ingest_key_hash": 0, "credentials": 0}
+_SECRETS: dict[str, Any] = {"ingest_key_hash": 0, "credentials": 0, "widget_secret": 0}
+# Origins some widget allows, as the CORS preflight asks (kept like channels; bounded).
+KNOWN_ORIGINS_CACHED = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,12 +47,15 @@ class Cached:
     channel: Channel
     key_hash: str
     credentials: str | None
+    widget_secret: str | None = None
 
 
 class Channels:
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db.channels
         self._cache: dict[str, tuple[float, Cached]] = {}
+        self._by_widget_key: dict[str, str] = {}  # widget key -> channel id (checked against the channel)
+        self._known_origins: dict[str, tuple[float, bool]] = {}
 
     async def create(
         self,
@@ -60,6 +69,8 @@ class Channels:
         channel_id: str | None = None,
         credentials: str | None = None,
         credential_hints: dict[str, str] | None = None,
+        widget: WidgetSettings | None = None,
+        widget_secret: str | None = None,
     ) -> Channel:
         doc: dict[str, Any] = {
             "_id": channel_id or str(ObjectId()),
@@ -76,8 +87,13 @@ class Channels:
                 "credential_hints": credential_hints or {},
                 "credentials_updated_at": ms(now),
             }
+        if widget is not None:
+            doc |= codec.widget_fields(widget)
+            if widget_secret is not None:
+                doc["widget_secret"] = widget_secret
         await self.collection.insert_one(doc)
         self._cache.pop(doc["_id"], None)
+        self._known_origins.clear()
         return codec.channel(doc)
 
     async def get(self, org_id: str, channel_id: str) -> Channel | None:
@@ -97,6 +113,58 @@ class Channels:
         self._cache.pop(channel_id, None)
         return codec.channel(doc) if doc else None
 
+    async def update(self, org_id: str, channel_id: str, changes: ChannelChanges, now: datetime) -> Channel | None:
+        """A new name, new widget settings, a new sealed identity secret, or none; None when the
+        organization has no such channel."""
+        to_set: dict[str, Any] = {"updated_at": ms(now)}
+        if changes.name is not None:
+            to_set["name"] = changes.name
+        if changes.widget is not None:
+            to_set |= codec.widget_fields(changes.widget)
+        if changes.identity_secret is not None:
+            to_set["widget_secret"] = changes.identity_secret
+        update: dict[str, Any] = {"$set": to_set}
+        if changes.clear_identity_secret:
+            update["$unset"] = {"widget_secret": ""}
+        doc = await self.collection.find_one_and_update(
+            {"_id": channel_id, "org_id": org_id}, update, projection=_SECRETS, return_document=ReturnDocument.AFTER
+        )
+        self._cache.pop(channel_id, None)
+        self._known_origins.clear()
+        return codec.channel(doc) if doc else None
+
+    async def by_widget_key(self, key: str) -> Cached | None:
+        """The channel whose widget has this key (every widget session asks; served like :meth:`read`).
+        A key rotated away on this instance stops working at once, on others within ``CHANNEL_CACHE_S``."""
+        channel_id = self._by_widget_key.get(key)
+        if channel_id is None:
+            doc = await self.collection.find_one({"widget_key": key}, {"_id": 1})
+            if doc is None:
+                return None
+            channel_id = doc["_id"]
+            if len(self._by_widget_key) >= CACHED_CHANNELS:
+                self._by_widget_key.clear()
+            self._by_widget_key[key] = channel_id
+        found = await self.read(channel_id)
+        if found is None or found.channel.widget is None or found.channel.widget.key != key:
+            self._by_widget_key.pop(key, None)
+            return None
+        return found
+
+    async def widget_origin_known(self, origin: str) -> bool:
+        """Whether some web widget allows ``origin`` (a CORS preflight carries no widget key).
+        Answers, yes or no, are kept for ``CHANNEL_CACHE_S``."""
+        cached = self._known_origins.get(origin)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        # `$in`, not equality: nx-27017 answers an equality on an indexed array field from the
+        # index's whole-value entries, so it never matches one element (see docs/embedded-server.md)
+        known = await self.collection.find_one({"widget_origins": {"$in": [origin]}}, {"_id": 1}) is not None
+        if len(self._known_origins) >= KNOWN_ORIGINS_CACHED:
+            self._known_origins.clear()
+        self._known_origins[origin] = (time.monotonic() + CHANNEL_CACHE_S, known)
+        return known
+
     async def read(self, channel_id: str) -> Cached | None:
         """Every webhook call asks; served from memory for up to ``CHANNEL_CACHE_S``."""
         cached = self._cache.get(channel_id)
@@ -106,7 +174,7 @@ class Channels:
         if doc is None:
             self._cache.pop(channel_id, None)
             return None
-        found = Cached(codec.channel(doc), doc["ingest_key_hash"], doc.get("credentials"))
+        found = Cached(codec.channel(doc), doc["ingest_key_hash"], doc.get("credentials"), doc.get("widget_secret"))
         if len(self._cache) >= CACHED_CHANNELS:
             self._cache.clear()
         self._cache[channel_id] = (time.monotonic() + CHANNEL_CACHE_S, found)

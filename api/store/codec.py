@@ -28,6 +28,7 @@ from domain.entities import (
     Organization,
     Team,
     TeamMembership,
+    WidgetSettings,
 )
 from domain.enums import (
     ChannelType,
@@ -126,7 +127,29 @@ def channel(doc: dict) -> Channel:
         name=doc["name"],
         created_at=dt(doc.get("created_at")),
         credential_hints=doc.get("credential_hints"),
+        widget=widget(doc),
     )
+
+
+def widget(doc: dict) -> WidgetSettings | None:
+    """A web widget's settings are top-level fields of its channel (``widget_key`` has a unique
+    index); ``widget_verified`` says whether the sealed ``widget_secret`` beside it is set."""
+    key = doc.get("widget_key")
+    if not isinstance(key, str):
+        return None
+    return WidgetSettings(
+        key=key,
+        allowed_origins=tuple(doc.get("widget_origins") or ()),
+        identity_verification=bool(doc.get("widget_verified")),
+    )
+
+
+def widget_fields(settings: WidgetSettings) -> dict[str, Any]:
+    return {
+        "widget_key": settings.key,
+        "widget_origins": list(settings.allowed_origins),
+        "widget_verified": settings.identity_verification,
+    }
 
 
 def customer(doc: dict) -> Customer:
@@ -143,9 +166,20 @@ def customer(doc: dict) -> Customer:
         attributes=doc.get("attributes") or {},
         online_until=dt(doc.get("online_until")),
         last_active_at=dt(doc.get("last_active_at")),
-        location=Location(location.get("city"), location.get("country")) if location else None,
+        location=location_of(location) if location else None,
         created_at=dt(doc.get("created_at")),
+        time_zone=doc.get("time_zone"),
+        language=doc.get("language"),
+        page_url=doc.get("page_url"),
     )
+
+
+def location_of(doc: dict) -> Location:
+    return Location(doc.get("city"), doc.get("country"), doc.get("country_code"))
+
+
+def location_doc(location: Location) -> dict[str, Any]:
+    return compact({"city": location.city, "country": location.country, "country_code": location.country_code})
 
 
 def customer_doc(c: Customer) -> dict:
@@ -162,7 +196,11 @@ def customer_doc(c: Customer) -> dict:
             "attributes": c.attributes or None,
             "online_until": ms(c.online_until),
             "last_active_at": ms(c.last_active_at),
+            "location": location_doc(c.location) if c.location else None,
             "created_at": ms(c.created_at),
+            "time_zone": c.time_zone,
+            "language": c.language,
+            "page_url": c.page_url,
         }
     )
 
@@ -313,6 +351,7 @@ def message(doc: dict) -> Message:
         created_at=stored_dt(doc["created_at"]),
         sender_member_id=doc.get("sender_member_id"),
         sender_customer_id=doc.get("sender_customer_id"),
+        sender_app_id=doc.get("sender_app_id"),
         attachments=tuple(attachment(a) for a in doc.get("attachments", ())),
         sent_at=dt(doc.get("sent_at")),
         provider_message_id=doc.get("provider_message_id"),
@@ -335,6 +374,7 @@ def message_doc(m: Message) -> dict:
             "created_at": ms(m.created_at),
             "sender_member_id": m.sender_member_id,
             "sender_customer_id": m.sender_customer_id,
+            "sender_app_id": m.sender_app_id,
             "attachments": [attachment_doc(a) for a in m.attachments] or None,
             "sent_at": ms(m.sent_at),
             "provider_message_id": m.provider_message_id,

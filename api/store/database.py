@@ -9,7 +9,11 @@ from pymongo.monitoring import CommandListener
 INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
     "members": [([("email", ASCENDING)], {"unique": True}), ([("org_id", ASCENDING)], {})],
     "teams": [([("org_id", ASCENDING), ("name", ASCENDING)], {"unique": True})],
-    "channels": [([("org_id", ASCENDING)], {})],
+    "channels": [
+        ([("org_id", ASCENDING)], {}),
+        ([("widget_key", ASCENDING)], {"unique": True, "partialFilterExpression": {"widget_key": {"$type": "string"}}}),
+        ([("widget_origins", ASCENDING)], {}),  # the widget CORS preflight: does any widget allow this origin?
+    ],
     "customers": [([("channel_id", ASCENDING), ("external_id", ASCENDING)], {"unique": True})],
     "conversations": [
         ([("org_id", ASCENDING), ("last_message_at", DESCENDING)], {}),
@@ -42,8 +46,14 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
         ([("member_id", ASCENDING), ("created_at", DESCENDING)], {}),
         ([("conversation_id", ASCENDING), ("kind", ASCENDING)], {}),
     ],
-    "events": [([("seq", ASCENDING)], {"unique": True}), ([("at", ASCENDING)], {})],
+    "events": [
+        ([("seq", ASCENDING)], {"unique": True}),
+        ([("at", ASCENDING)], {}),
+        ([("conversation_id", ASCENDING), ("seq", ASCENDING)], {}),  # a widget visitor resuming its stream
+    ],
     "login_attempts": [([("at", ASCENDING)], {})],  # retention; counters are read by _id
+    "rate_limits": [([("at", ASCENDING)], {})],  # retention; counters are read by _id
+    "api_keys": [([("key_hash", ASCENDING)], {"unique": True}), ([("org_id", ASCENDING)], {})],
     "webhooks": [([("org_id", ASCENDING)], {}), ([("enabled", ASCENDING)], {})],
     "webhook_deliveries": [([("webhook_id", ASCENDING)], {}), ([("at", ASCENDING)], {})],  # the page; retention
 }

@@ -150,21 +150,43 @@ class Deliveries:
     async def record(
         self,
         job: Job,
-        deliveries: tuple[Delivery, ...],
+        delivery: Delivery,
         retry_at: datetime | None,
         extra: dict[str, Any] | None = None,
-    ) -> bool:
-        """Store the deliveries in one update under the claim: due again at ``retry_at``,
-        or done. ``extra`` sets more fields of the message in the same write (the email's
-        Message-ID, the provider key a status report finds it by). False when the lease was lost."""
-        update: dict[str, Any] = {"$set": {"deliveries": codec.deliveries_doc(deliveries), **(extra or {})}}
-        if retry_at is not None:
-            update["$set"]["outbox_due"] = ms(retry_at)
-            update["$unset"] = {f: "" for f in _CLAIM_FIELDS}
-        else:
-            update["$unset"] = {f: "" for f in OUTBOX_FIELDS}
-        result = await self.messages.update_one({"_id": job.id, "outbox_claim": job.token}, update)
-        return result.matched_count == 1
+        *,
+        finish: bool = True,
+    ) -> tuple[Message | None, bool]:
+        """Store one way's outcome under the claim; with ``finish`` (the job's last way) the job is
+        then due again at ``retry_at``, or done, else it stays claimed for its next way. ``extra``
+        sets more fields of the message in the same write (the email's Message-ID, the provider
+        key a status report finds it by).
+
+        Only that way is written, and only while it is still QUEUED: a report that moved it on
+        meanwhile (the web widget saying DELIVERED or READ while the worker records SENT) is
+        kept, and only the job's fields change. Returns the message as stored after the write
+        (None: the lease was lost) and whether the outcome was written."""
+        path = f"deliveries.{delivery.via.value}"
+        job_update: dict[str, Any] = {"$set": dict(extra or {})}
+        if finish and retry_at is not None:
+            job_update["$set"]["outbox_due"] = ms(retry_at)
+            job_update["$unset"] = {f: "" for f in _CLAIM_FIELDS}
+        elif finish:
+            job_update["$unset"] = {f: "" for f in OUTBOX_FIELDS}
+        claimed = {"_id": job.id, "outbox_claim": job.token}
+        doc = await self.messages.find_one_and_update(
+            {**claimed, f"{path}.status": DeliveryStatus.QUEUED.value},
+            {**job_update, "$set": {**job_update["$set"], path: codec.delivery_doc(delivery)}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is not None:
+            return codec.message(doc), True
+        if not job_update["$set"]:
+            del job_update["$set"]
+        if not job_update:  # nothing to change: read it, still under the claim
+            doc = await self.messages.find_one(claimed)
+            return (codec.message(doc) if doc else None), False
+        doc = await self.messages.find_one_and_update(claimed, job_update, return_document=ReturnDocument.AFTER)
+        return (codec.message(doc) if doc else None), False
 
     async def keep_files(self, job: Job, attachments: tuple[Attachment, ...], retry_at: datetime | None) -> bool:
         """A customer message's files as copied so far; due again at ``retry_at`` for the rest, or done."""

@@ -6,6 +6,11 @@ of ``_id`` (nx-27017 scans the whole collection for a range on ``_id``, but
 runs a range on an indexed field in SQL). Readers get the documents as
 stored: the hub routes them by their fields and subscribers decode them with
 :func:`event_from_doc`.
+
+Two kinds carry no conversation, only news every instance must act on:
+``TEAMS_CHANGED`` (subscribers re-read their teams) and ``API_KEY_REVOKED``
+(instances forget the key and close its WebSockets); see
+:func:`is_conversation_event`.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from domain.enums import ConversationStatus, EventKind
 from domain.events import Event
 
 TEAMS_CHANGED = "TEAMS_CHANGED"
+API_KEY_REVOKED = "API_KEY_REVOKED"
 NOTIFIED = "NOTIFIED"  # notifications about no conversation; like TEAMS_CHANGED, not a conversation event
 WATCH_AWAIT_MS = 200
 WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
@@ -55,12 +61,30 @@ class EventStore:
         doc = await self.counters.find_one({"_id": "events"})
         return doc["n"] if doc else 0
 
+    async def append_api_key_revoked(self, event_id: int, org_id: str, key_id: str, at: datetime) -> None:
+        await self.collection.insert_one(
+            {
+                "_id": event_id,
+                "seq": event_id,
+                "org_id": org_id,
+                "kind": API_KEY_REVOKED,
+                "key_id": key_id,
+                "at": ms(at),
+            }
+        )
+
     async def newest_id(self) -> int:
         last = await self.collection.find_one({}, sort=[("seq", -1)], projection={"_id": 1})
         return last["_id"] if last else 0
 
     async def of_org_between(self, org_id: str, after: int, up_to: int) -> list[dict]:
         cursor = self.collection.find({"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}).sort("seq", 1)
+        return await cursor.to_list()
+
+    async def of_conversation_between(self, org_id: str, conversation_id: str, after: int, up_to: int) -> list[dict]:
+        cursor = self.collection.find(
+            {"conversation_id": conversation_id, "seq": {"$gt": after, "$lte": up_to}, "org_id": org_id}
+        ).sort("seq", 1)
         return await cursor.to_list()
 
     async def of_org_page(self, org_id: str, after: int, up_to: int, limit: int) -> list[dict]:
@@ -109,6 +133,10 @@ class EventStore:
                     # getMores a second, each holding the embedded database's only lock.
                     await asyncio.sleep(idle)
 
+    async def forget_typing_before(self, moment: datetime) -> int:
+        """Typing indicators older than ``moment``: they only travel to the other instances' hubs."""
+        return (await self.collection.delete_many({"at": {"$lt": ms(moment)}, "kind": "TYPING"})).deleted_count
+
     async def forget_before(self, moment: datetime, holds: dict[str, int] | None = None) -> int:
         """Events older than ``moment``; returns how many were deleted.
 
@@ -134,12 +162,18 @@ def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str
             "kind": event.kind.value,
             "at": ms(event.at),
             "actor_id": event.actor_id,
+            "actor_app": True if event.by_app else None,
             "previous_status": event.previous_status.value if event.previous_status else None,
             "new_status": event.new_status.value if event.new_status else None,
             "message_id": event.message_id,
             "owner_before": event.owner_before,
+            "team_before": event.team_before,
+            "note": event.note,
             "conversation": codec.conversation_doc(event.conversation),
+            # a copy of the conversation's id, indexed: a widget visitor's stream replays its own
+            "conversation_id": event.conversation.id,
             "notified": notified or None,
+            "typing": event.typing,
         }
     )
 
@@ -155,4 +189,14 @@ def event_from_doc(doc: dict) -> Event:
         new_status=ConversationStatus(doc["new_status"]) if doc.get("new_status") else None,
         message_id=doc.get("message_id"),
         owner_before=doc.get("owner_before"),
+        team_before=doc.get("team_before"),
+        note=doc.get("note"),
+        typing=doc.get("typing"),
+        by_app=bool(doc.get("actor_app")),
     )
+
+
+def is_conversation_event(doc: dict) -> bool:
+    """An event about a conversation (what :func:`event_from_doc` decodes), not a
+    ``TEAMS_CHANGED``, ``API_KEY_REVOKED`` or ``NOTIFIED`` notice."""
+    return "conversation" in doc

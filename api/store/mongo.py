@@ -19,6 +19,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
 from api.store import changes, codec
+from api.store.api_keys import ApiKeys
 from api.store.channels import Channels
 from api.store.codec import ms
 from api.store.deliveries import Deliveries, job_fields
@@ -27,6 +28,8 @@ from api.store.login_attempts import LoginAttempts
 from api.store.members import Members
 from api.store.notifications import Notifications
 from api.store.organizations import Organizations
+from api.store.provider_tokens import ProviderTokens
+from api.store.rate_limits import RateLimits
 from api.store.sweeps import Sweeps
 from api.store.teams import Teams
 from api.store.templates import Templates
@@ -34,6 +37,7 @@ from api.store.webhooks import Webhooks
 from domain import changes as domain_changes
 from domain.changes import Change
 from domain.entities import (
+    ApiKey,
     Channel,
     Conversation,
     Customer,
@@ -43,10 +47,12 @@ from domain.entities import (
     MessageTemplate,
     Organization,
     Team,
+    WidgetSettings,
 )
 from domain.enums import ChannelType, DeliveryStatus, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored
 from domain.visibility import Viewer
+from domain.widget import ChannelChanges, VisitorDetails
 
 AFTER = ReturnDocument.AFTER
 BEFORE = ReturnDocument.BEFORE
@@ -71,10 +77,13 @@ class MongoStore:
         self._channels = Channels(db)
         self._templates = Templates(db)
         self.login_attempts = LoginAttempts(db)
+        self.rate_limits = RateLimits(db)
         self.events = EventStore(db)
         self.notifications = Notifications(db)
         self.deliveries = Deliveries(db)
         self.sweeps = Sweeps(db)
+        self.provider_tokens = ProviderTokens(db)
+        self.api_keys = ApiKeys(db)
         self.webhooks = Webhooks(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
@@ -136,6 +145,18 @@ class MongoStore:
     async def teams(self, org_id: str) -> tuple[Team, ...]:
         return await self._teams.of_org(org_id)
 
+    async def create_api_key(self, key: ApiKey, key_hash: str) -> ApiKey:
+        return await self.api_keys.create(key, key_hash)
+
+    async def api_key(self, org_id: str, key_id: str) -> ApiKey | None:
+        return await self.api_keys.get(org_id, key_id)
+
+    async def api_keys_of(self, org_id: str) -> list[ApiKey]:
+        return await self.api_keys.of_org(org_id)
+
+    async def revoke_api_key(self, org_id: str, key_id: str, now: datetime) -> ApiKey | None:
+        return await self.api_keys.revoke(org_id, key_id, now)
+
     async def set_team_member(self, org_id: str, team_id: str, member_id: str, role: TeamRole) -> Team | None:
         return await self._teams.set_member(org_id, team_id, member_id, role)
 
@@ -154,6 +175,8 @@ class MongoStore:
         channel_id: str | None = None,
         credentials: str | None = None,
         credential_hints: dict[str, str] | None = None,
+        widget: WidgetSettings | None = None,
+        widget_secret: str | None = None,
     ) -> Channel:
         return await self._channels.create(
             org_id,
@@ -165,7 +188,22 @@ class MongoStore:
             channel_id=channel_id,
             credentials=credentials,
             credential_hints=credential_hints,
+            widget=widget,
+            widget_secret=widget_secret,
         )
+
+    async def update_channel(
+        self, org_id: str, channel_id: str, changes: ChannelChanges, now: datetime
+    ) -> Channel | None:
+        return await self._channels.update(org_id, channel_id, changes, now)
+
+    async def widget_channel(self, widget_key: str) -> tuple[Channel, str | None] | None:
+        """The channel with this widget key and its sealed identity secret (cached briefly)."""
+        found = await self._channels.by_widget_key(widget_key)
+        return (found.channel, found.widget_secret) if found else None
+
+    async def widget_origin_known(self, origin: str) -> bool:
+        return await self._channels.widget_origin_known(origin)
 
     async def channel(self, channel_id: str) -> Channel | None:
         """Served from memory for a few seconds (see ``CHANNEL_CACHE_S``): every reply asks."""
@@ -300,11 +338,38 @@ class MongoStore:
         else:
             update["$unset"] = {"online_until": ""}
         if location is not None:
-            update["$set"]["location"] = codec.compact({"city": location.city, "country": location.country})
+            update["$set"]["location"] = codec.location_doc(location)
         doc = await self.db.customers.find_one_and_update({"_id": customer.id}, update, return_document=AFTER)
         assert doc is not None  # the customer was read before; customers are never deleted
         await self._set_conversation_fields(customer.id, {"customer_online_until": ms(online_until)}, now)
         return codec.customer(doc)
+
+    async def set_visitor_details(self, customer_id: str, details: VisitorDetails, now: datetime) -> None:
+        """What a widget's page reports about its visitor; ``last_active_at`` moves to ``now``."""
+        to_set: dict[str, Any] = {}
+        for name in ("page_url", "time_zone", "language"):
+            if getattr(details, name) is not None:
+                to_set[name] = getattr(details, name)
+        if details.location is not None:
+            to_set["location"] = codec.location_doc(details.location)
+        update: dict[str, Any] = {"$max": {"last_active_at": ms(now)}}
+        if to_set:
+            update["$set"] = to_set
+        await self.db.customers.update_one({"_id": customer_id}, update)
+
+    async def touch_visitor(self, customer_id: str, now: datetime) -> None:
+        await self.db.customers.update_one({"_id": customer_id}, {"$max": {"last_active_at": ms(now)}})
+
+    async def visitors_online(self, customer_ids: list[str], online_until: datetime) -> None:
+        """Online until at least ``online_until`` (``$max``: a socket closing on one instance
+        never shortens what another instance's open socket keeps), with the conversations' copies."""
+        if not customer_ids:
+            return
+        until = ms(online_until)
+        await self.db.customers.update_many({"_id": {"$in": customer_ids}}, {"$max": {"online_until": until}})
+        await self.db.conversations.update_many(
+            {"_id": {"$in": customer_ids}}, {"$max": {"customer_online_until": until}}
+        )
 
     async def _set_conversation_fields(self, conversation_id: str, fields: dict[str, Any], now: datetime) -> None:
         update: dict[str, Any] = {"$set": {"updated_at": ms(now)}}
@@ -337,6 +402,10 @@ class MongoStore:
         counted by it). For a member, only while they are in the open room.
         """
         return await changes.apply(self.db, conversation_id, domain_changes.take_number(member_id), returning=BEFORE)
+
+    async def take_open_message_seq(self, conversation_id: str) -> Conversation | None:
+        """As :meth:`take_message_seq`, for an app's reply: only while the conversation is open."""
+        return await changes.apply(self.db, conversation_id, domain_changes.take_open_number(), returning=BEFORE)
 
     async def change_conversation(self, conversation_id: str, change: Change) -> Conversation | None:
         """``change`` made in one conditional update (join, grab, leave, close); the

@@ -153,4 +153,6 @@ def _value(value: Any) -> Any:
         return ms(value)
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, tuple):  # a whole array, as stored (``as_read`` of the room)
+        return [_value(v) for v in value]
     return value

@@ -7,9 +7,9 @@ filter, visibility at the event's moment and now, HIDDEN) and render the selecti
 webhook receives exactly what a subscriber with its visibility receives over WebSocket,
 as the same JSON (``{"data": …}``, with ``errors`` when a field failed).
 
-The caller is the webhook itself, an integration: a :class:`domain.visibility.Viewer` that
-is no member, whose teams are the webhook's, and which sees every conversation of them as
-their admins do (grabbed ones included). ``joinedByMe`` is always false for it.
+The caller is the webhook itself, as an app (the same kind of caller as an API key's, with
+READ_CONVERSATIONS and the webhook's teams): no member, it sees every conversation of its
+teams as their admins do (grabbed ones included), and ``joinedByMe`` is always false for it.
 """
 
 from __future__ import annotations
@@ -26,9 +26,9 @@ from api.graphql.subscriptions import OneEvent
 from api.hub import DispatchedEvent
 from api.services import Services
 from domain.entities import Conversation
-from domain.enums import OrgRole
+from domain.enums import ApiKeyScope, OrgRole
 from domain.events import GONE, Gone
-from domain.visibility import Viewer
+from domain.visibility import App, Viewer
 from domain.webhooks import Webhook
 
 # The root fields a webhook may follow (a notification stream belongs to a member).
@@ -153,11 +153,11 @@ class Execution:
 
 
 def integration_viewer(org_id: str, webhook_id: str, teams: tuple) -> Viewer:
-    return Viewer(
-        member_id=f"webhook:{webhook_id}",
-        org_id=org_id,
-        org_role=OrgRole.MEMBER,
-        name="Webhook",
-        teams=teams,
-        integration_team_ids=frozenset(team.id for team in teams),
+    """The webhook as an app (:class:`domain.visibility.App`) that may read conversations, of
+    exactly these teams (none left: it sees nothing), as an API key's app does."""
+    app = App(
+        key_id=f"webhook:{webhook_id}",
+        scopes=frozenset({ApiKeyScope.READ_CONVERSATIONS}),
+        team_ids=frozenset(team.id for team in teams),
     )
+    return Viewer(member_id=app.key_id, org_id=org_id, org_role=OrgRole.MEMBER, name="Webhook", teams=teams, app=app)

@@ -36,10 +36,12 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
+from api.store.events import is_conversation_event
 from api.store.webhooks import Claim, SealedSecret
 from api.webhooks.execution import Execution, QueryInvalid
 from api.webhooks.sender import Answer, Sender
 from api.webhooks.signing import WebhookSecrets, headers
+from domain.enums import EventKind
 from domain.usecases.webhooks import notify_disabled
 from domain.webhooks import Webhook, WebhookDelivery, message_id, retry_delay, should_disable
 
@@ -47,8 +49,8 @@ log = logging.getLogger("imbrace.webhooks")
 
 PAGE = 100
 STOP_WAIT_S = 3.0  # within the application's shutdown budget for each worker
-# Kinds in the log that only mean something live (a widget's typing indicator): never sent.
-EPHEMERAL_KINDS = frozenset({"TYPING"})
+# Kinds in the log that only mean something live (typing indicators): never sent.
+EPHEMERAL_KINDS = frozenset({EventKind.TYPING.value})
 
 
 class WebhookFollower:
@@ -215,7 +217,7 @@ class WebhookFollower:
     async def _body(self, claim: Claim, viewer, doc: dict, states, pending) -> bytes | None:
         """The payload for ``doc`` (the one sent before, when it is being retried); None: nothing
         to send. :class:`QueryInvalid` when the webhook's document no longer runs."""
-        if doc.get("conversation") is None or doc.get("kind") in EPHEMERAL_KINDS:
+        if not is_conversation_event(doc) or doc.get("kind") in EPHEMERAL_KINDS:
             return None
         if pending is not None and pending[0] == doc["_id"]:
             return pending[1].encode()

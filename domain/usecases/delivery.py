@@ -2,8 +2,9 @@
 
 The worker that sends (``api/delivery``) and the provider modules (``api/channels``)
 carry out what is decided here: a reply on a natively connected channel gets a
-CHANNEL delivery, a web-widget reply to an offline customer with an email an EMAIL
-one, both QUEUED in the same write as the message. Status reports only move a
+CHANNEL delivery (for the web widget: the visitor's history and stream), a web-widget
+reply to an offline customer with an email an EMAIL one as well, all QUEUED in the
+same write as the message. Status reports only move a
 delivery forward (:func:`domain.delivery.may_become`), whatever order they arrive in.
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from domain.delivery import StatusReport, Watermark, messenger_tag, statuses_that_may_become
+from domain.delivery import StatusReport, Watermark, messenger_tag, statuses_that_may_become, wechat_window_open
 from domain.entities import Channel, Conversation, Delivery, Message
 from domain.enums import ChannelType, DeliveryStatus, DeliveryVia, ErrorCode, EventKind
 from domain.errors import Refused
@@ -20,12 +21,19 @@ from domain.events import Event
 from domain.ports import EventSink
 from domain.status import email_fallback_active
 
-# Channels whose replies this server sends itself, once their provider credentials are set.
-NATIVE_CHANNELS = frozenset({ChannelType.WHATSAPP, ChannelType.FACEBOOK, ChannelType.LINE})
+# Channels whose replies this server sends itself: the providers' once their credentials are
+# set; the web widget once it is set up (its visitors are served by this server).
+NATIVE_CHANNELS = frozenset(
+    {ChannelType.WHATSAPP, ChannelType.FACEBOOK, ChannelType.LINE, ChannelType.WECHAT, ChannelType.WEB_WIDGET}
+)
 
 
 def sends_natively(channel: Channel | None) -> bool:
-    return channel is not None and channel.type in NATIVE_CHANNELS and channel.credential_hints is not None
+    if channel is None or channel.type not in NATIVE_CHANNELS:
+        return False
+    if channel.type is ChannelType.WEB_WIDGET:
+        return channel.widget is not None
+    return channel.credential_hints is not None
 
 
 def deliveries_for(conversation: Conversation, channel: Channel | None, now: datetime) -> tuple[Delivery, ...]:
@@ -46,6 +54,18 @@ def check_messenger_window(conversation: Conversation, now: datetime) -> None:
         raise Refused(
             ErrorCode.MESSENGER_WINDOW_CLOSED,
             "More than 7 days since the customer wrote: Messenger accepts no message until they write again.",
+            "kind",
+        )
+
+
+def check_wechat_window(conversation: Conversation, now: datetime) -> None:
+    """WeChat takes an official account's customer service message only within 48 h of the
+    customer's last message: say so before storing a reply that could never be delivered."""
+    last_wrote = conversation.last_customer_message_at
+    if conversation.channel_type is ChannelType.WECHAT and not wechat_window_open(last_wrote, now):
+        raise Refused(
+            ErrorCode.WECHAT_WINDOW_CLOSED,
+            "More than 48 hours since the customer wrote: WeChat accepts no message until they write again.",
             "kind",
         )
 

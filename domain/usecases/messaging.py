@@ -23,7 +23,7 @@ from domain.events import Event
 from domain.ports import ConversationStore, EventSink, FileSaver
 from domain.status import Thresholds, is_closed, next_transition_at, status_of
 from domain.templates import placeholders, render
-from domain.usecases.delivery import check_messenger_window, deliveries_for
+from domain.usecases.delivery import check_messenger_window, check_wechat_window, deliveries_for
 from domain.usecases.rooms import load_visible
 from domain.validation import clean_line, clean_text, is_id
 from domain.visibility import Viewer
@@ -72,16 +72,20 @@ async def send_message(
 
     The write order (number, message, then the conversation) is explained below;
     the files of a FILE message are saved before any of them, and an orphan file
-    is harmless.
+    is harmless. A member sends from inside the room; an app (an API key with
+    SEND_MESSAGES, checked before this runs) never joins, and sends in any open
+    conversation of its teams, as the message's APP sender.
     """
+    app = viewer.app is not None
     conversation = await load_visible(store, viewer, draft.conversation_id)
     if is_closed(conversation, now, t):
         raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
-    if viewer.member_id not in conversation.participants:
+    if not app and viewer.member_id not in conversation.participants:
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
     check_kind_fits_channel(draft.kind, conversation.channel_type)
     check_whatsapp_window(conversation, draft.kind, now, settings)
     check_messenger_window(conversation, now)
+    check_wechat_window(conversation, now)
     text, template_call = await _compose_text(store, viewer, conversation, draft)
     check_uploads(draft, settings)
     channel = await store.channel(conversation.channel_id)
@@ -106,17 +110,23 @@ async def send_message(
     # one update says the customer is answered and makes it the last message.
     # A failure in between leaves at most an unused number, or a stored reply the
     # conversation does not mention yet; never a REPLIED conversation without it.
-    before = await store.take_message_seq(conversation.id, viewer.member_id)
-    if before is None:
-        raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
+    if app:
+        before = await store.take_open_message_seq(conversation.id)
+        if before is None:
+            raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+    else:
+        before = await store.take_message_seq(conversation.id, viewer.member_id)
+        if before is None:
+            raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
     message = await store.insert_message(
         Message(
             id=store.new_id(),
             org_id=viewer.org_id,
             conversation_id=conversation.id,
             seq=before.message_seq + 1,
-            sender_kind=SenderKind.MEMBER,
-            sender_member_id=viewer.member_id,
+            sender_kind=SenderKind.APP if app else SenderKind.MEMBER,
+            sender_member_id=None if app else viewer.member_id,
+            sender_app_id=viewer.member_id if app else None,
             kind=draft.kind,
             text=text,
             attachments=attachments,
@@ -142,6 +152,7 @@ async def send_message(
             previous_status=status_of(conversation, now, t),
             message_id=message.id,
             owner_before=conversation.owner_id,
+            by_app=app,
         )
     )
     return message, updated

@@ -32,19 +32,27 @@ class Recipient:
 def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None = None) -> list[Recipient]:
     """Members to notify of ``event``.
 
-    A conversation that opens (or reopens, or is released by its owner in a
-    GRAB team) is announced to the whole team: NEW_CONVERSATION in
-    COLLABORATION teams, GRAB_OFFER in GRAB teams (admins see the offer but
-    can't grab: whether an offer can be taken is judged when it is read, by
-    :func:`domain.usecases.rooms.may_grab_now`). A customer message notifies the members in the room. A
-    customer waiting too long alerts the room, or the team's admins when
-    nobody is in it.
+    A conversation that opens (or reopens, or is released in a GRAB team) is
+    announced to the whole team: NEW_CONVERSATION in COLLABORATION teams,
+    GRAB_OFFER in GRAB teams (admins see the offer but can't grab: whether an
+    offer can be taken is judged when it is read, by
+    :func:`domain.usecases.rooms.may_grab_now`). A conversation transferred to a
+    team is announced the same way, but as TRANSFERRED in a COLLABORATION team;
+    one handed to a representative tells them alone (TRANSFERRED). A customer
+    message notifies the members in the room. A customer waiting too long alerts
+    the room, or the team's admins when nobody is in it.
     """
     conversation = event.conversation
     if event.kind is EventKind.MESSAGE and sender_kind is SenderKind.CUSTOMER:
         return [Recipient(member_id, NotificationKind.NEW_MESSAGE) for member_id in conversation.participants]
+    if event.kind is EventKind.TRANSFERRED and conversation.owner_id is not None:
+        return [Recipient(conversation.owner_id, NotificationKind.TRANSFERRED)]
     if team is None:
         return []
+    if event.kind is EventKind.TRANSFERRED and team.mode is TeamMode.COLLABORATION:
+        return [Recipient(m.member_id, NotificationKind.TRANSFERRED) for m in team.memberships]
+    if event.kind is EventKind.TRANSFERRED:
+        return [Recipient(m.member_id, NotificationKind.GRAB_OFFER) for m in team.memberships]
     if event.kind in (EventKind.CREATED, EventKind.REOPENED) or _released(event):
         if team.mode is TeamMode.GRAB:
             return [Recipient(m.member_id, NotificationKind.GRAB_OFFER) for m in team.memberships]
@@ -55,12 +63,21 @@ def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None =
 
 
 def needs_team(event: Event) -> bool:
-    """Whether the recipients depend on the team's members (the room alone decides the rest)."""
-    return event.kind in (EventKind.CREATED, EventKind.REOPENED, EventKind.STATUS_CHANGED) or _released(event)
+    """Whether the recipients depend on the team's members (the room or the new owner decides the rest)."""
+    return (
+        event.kind in (EventKind.CREATED, EventKind.REOPENED, EventKind.STATUS_CHANGED)
+        or _released(event)
+        or (event.kind is EventKind.TRANSFERRED and event.conversation.owner_id is None)
+    )
 
 
 def _released(event: Event) -> bool:
-    return event.kind is EventKind.LEFT and event.owner_before is not None and event.conversation.owner_id is None
+    """Its owner gave it up: left the room (or was taken out of the team), or it was released."""
+    return (
+        event.kind in (EventKind.LEFT, EventKind.RELEASED)
+        and event.owner_before is not None
+        and event.conversation.owner_id is None
+    )
 
 
 def _waiting_too_long(event: Event, team: Team) -> list[Recipient]:

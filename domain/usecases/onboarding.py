@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 
 from domain.credentials import Credentials, check_credentials, hints
-from domain.entities import Channel, Member, MessageTemplate, Organization, Team
+from domain.entities import Channel, Member, MessageTemplate, Organization, Team, WidgetSettings
 from domain.enums import ChannelType, ErrorCode, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored, Refused, forbidden, invalid, not_found
 from domain.ports import AccountStore, ConversationStore, CredentialSealer, EventSink, PasswordHasher
@@ -151,24 +151,26 @@ async def connect_channel(
     *,
     credentials: Credentials | None = None,
     sealer: CredentialSealer | None = None,
+    channel_id: str | None = None,
+    widget: WidgetSettings | None = None,
+    widget_secret: str | None = None,
 ) -> tuple[Channel, str]:
     """A new channel and its ingest key, shown once; only a hash of the key is kept.
 
     ``credentials`` (the provider's, for WhatsApp and Messenger) are checked with
     everything else before anything is written, then sealed by ``sealer`` under the
-    channel's id, chosen first so the token is bound to that channel.
+    channel's id, chosen first so the token is bound to that channel. ``widget`` and
+    ``widget_secret`` (already sealed under ``channel_id``) are a web widget's settings
+    (:func:`domain.usecases.widget.connect_widget_channel`).
     """
     require_org_admin(viewer)
     name = clean_line(name, "name", required=True)
     checked = check_credentials(type_, credentials) if credentials is not None else None
     team = await _team(store, viewer, team_id)
     key = "ik_" + secrets.token_urlsafe(32)
-    if checked is None:
-        channel = await store.create_channel(viewer.org_id, team.id, type_, name, hash_ingest_key(key), now)
-        return channel, key
-    if sealer is None:
+    if checked is not None and sealer is None:
         raise TypeError("connect_channel needs a sealer to store credentials")
-    channel_id = store.new_id()
+    channel_id = channel_id or store.new_id()
     channel = await store.create_channel(
         viewer.org_id,
         team.id,
@@ -177,8 +179,10 @@ async def connect_channel(
         hash_ingest_key(key),
         now,
         channel_id=channel_id,
-        credentials=sealer.seal(channel_id, checked),
-        credential_hints=hints(checked),
+        credentials=sealer.seal(channel_id, checked) if checked is not None and sealer is not None else None,
+        credential_hints=hints(checked) if checked is not None else None,
+        widget=widget,
+        widget_secret=widget_secret,
     )
     return channel, key
 

@@ -1,18 +1,25 @@
-"""Entering and leaving a conversation's room: join, grab, leave, close."""
+"""Entering and leaving a conversation's room: join, grab, leave, close, and, for admins
+and owners, handing it on: transfer and release."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from domain import changes
-from domain.entities import Conversation, Team
-from domain.enums import ClosedReason, ErrorCode, EventKind, TeamMode
-from domain.errors import Refused, not_found
+from domain.entities import Conversation, Member, Team
+from domain.enums import ClosedReason, ErrorCode, EventKind, OrgRole, TeamMode, TeamRole
+from domain.errors import Refused, forbidden, invalid, not_found
 from domain.events import Event
 from domain.ports import ConversationStore, EventSink
 from domain.status import Thresholds, is_closed, status_of
-from domain.validation import is_id
+from domain.validation import clean_text, is_id
 from domain.visibility import Viewer, can_grab, can_see, is_admin_of, is_grab_representative
+
+# A conditional update that fails because something else changed the conversation since it
+# was read is judged again from a fresh read, this many times in all.
+ATTEMPTS = 3
 
 
 async def load_visible(store: ConversationStore, viewer: Viewer, conversation_id: str) -> Conversation:
@@ -32,18 +39,24 @@ async def _load(store: ConversationStore, viewer: Viewer, conversation_id: str) 
 async def join_conversation(
     store: ConversationStore, events: EventSink, viewer: Viewer, conversation_id: str, now: datetime, t: Thresholds
 ) -> Conversation:
-    conversation = await load_visible(store, viewer, conversation_id)
-    if is_closed(conversation, now, t):
-        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
-    if viewer.member_id in conversation.participants:
-        return conversation
-    if is_grab_representative(viewer, conversation) and conversation.owner_id != viewer.member_id:
-        raise Refused(ErrorCode.GRAB_REQUIRED, "Grab this conversation before joining it.")
-    updated = await store.change_conversation(conversation.id, changes.join(viewer.member_id, now))
-    if updated is None:
-        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
-    await _publish(events, EventKind.JOINED, conversation, updated, viewer, now, t)
-    return updated
+    """Into the room, only while the conversation is still of the team the viewer saw it in
+    (organization admins see every team); a close or transfer in between is judged afresh."""
+    if viewer.app is not None:
+        raise forbidden("Apps (API keys) never join conversations.")
+    for _ in range(ATTEMPTS):
+        conversation = await load_visible(store, viewer, conversation_id)
+        if is_closed(conversation, now, t):
+            raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+        if viewer.member_id in conversation.participants:
+            return conversation
+        if is_grab_representative(viewer, conversation) and conversation.owner_id != viewer.member_id:
+            raise Refused(ErrorCode.GRAB_REQUIRED, "Grab this conversation before joining it.")
+        team_id = None if viewer.is_org_admin else conversation.team_id
+        updated = await store.change_conversation(conversation.id, changes.join(viewer.member_id, now, team_id=team_id))
+        if updated is not None:
+            await _publish(events, EventKind.JOINED, conversation, updated, viewer, now, t)
+            return updated
+    raise _kept_changing()
 
 
 async def grab_conversation(
@@ -51,21 +64,23 @@ async def grab_conversation(
 ) -> Conversation:
     """Make the caller the owner; exactly one of any number of racing callers wins.
 
-    The winner is decided by one conditional update (owner still unset), never
-    by what was read before it.
+    The winner is decided by one conditional update (owner still unset, team still the
+    one judged), never by what was read before it; a loser is judged again on what won.
     """
-    conversation = await _load(store, viewer, conversation_id)
-    refusal = grab_refusal(viewer, conversation, now, t)
-    if refusal is not None:
-        raise refusal
-    assert conversation is not None
-    if conversation.owner_id == viewer.member_id:
-        return conversation
-    updated = await store.change_conversation(conversation.id, changes.grab(viewer.member_id, now))
-    if updated is None:
-        raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
-    await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t)
-    return updated
+    for _ in range(ATTEMPTS):
+        conversation = await _load(store, viewer, conversation_id)
+        refusal = grab_refusal(viewer, conversation, now, t)
+        if refusal is not None:
+            raise refusal
+        assert conversation is not None
+        if conversation.owner_id == viewer.member_id:
+            return conversation
+        grab = changes.grab(viewer.member_id, now, team_id=conversation.team_id)
+        updated = await store.change_conversation(conversation.id, grab)
+        if updated is not None:
+            await _publish(events, EventKind.GRABBED, conversation, updated, viewer, now, t)
+            return updated
+    raise Refused(ErrorCode.ALREADY_GRABBED, "Another representative grabbed it first.")
 
 
 def grab_refusal(viewer: Viewer, conversation: Conversation | None, now: datetime, t: Thresholds) -> Refused | None:
@@ -161,6 +176,184 @@ async def leave_team_rooms(
             )
         )
     return left
+
+
+@dataclass(frozen=True, slots=True)
+class TransferRequest:
+    """Where ``transferConversation`` sends a conversation: to another team (``to_team_id``),
+    straight to a representative of a GRAB team (``to_member_id``, in that team or the
+    conversation's own), with the admin's ``note``."""
+
+    conversation_id: str
+    to_team_id: str | None = None
+    to_member_id: str | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Transferred:
+    conversation: Conversation
+    note: str | None  # as kept on the TRANSFERRED event
+
+
+class TransferStore(ConversationStore, Protocol):
+    async def members_by_ids(self, org_id: str, ids: list[str]) -> list[Member]: ...
+
+
+async def transfer_conversation(
+    store: TransferStore, events: EventSink, viewer: Viewer, request: TransferRequest, now: datetime, t: Thresholds
+) -> Transferred:
+    """Hand the conversation to another team, or to a representative, in one conditional update.
+
+    The target team's mode applies: a COLLABORATION team lists it to all its members; a
+    GRAB team offers it to its representatives, unless it goes straight to one of them
+    (``to_member_id``), who then owns it and enters the room. Who can no longer see it
+    leaves the room (the old team's members, the previous owner); the target team's
+    admins (and its members, in COLLABORATION) and organization admins stay in it. The
+    customer still waits as before. Team admins of the conversation's team and organization admins
+    may transfer. The note is kept on the TRANSFERRED event.
+
+    Decided on one read: a grab, transfer or close that lands first makes the update fail,
+    and the caller learns which (ALREADY_GRABBED, CONVERSATION_CHANGED, CONVERSATION_CLOSED);
+    a room that only changed (a join, a leave) is read again and the transfer retried.
+    """
+    note = clean_text(request.note, "note", required=False)
+    read: Conversation | None = None
+    for _ in range(ATTEMPTS):
+        conversation = await load_visible(store, viewer, request.conversation_id)
+        if read is not None:
+            _raise_if_taken_meanwhile(read, conversation)
+        if not is_admin_of(viewer, conversation):
+            raise Refused(
+                ErrorCode.FORBIDDEN,
+                "Only admins of its team, and organization owners and admins, transfer a conversation.",
+            )
+        target = _target_team(viewer, conversation, request)
+        if is_closed(conversation, now, t):
+            raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+        owner_id, room = await _owner_and_room(store, viewer, conversation, target, request.to_member_id)
+        change = changes.transfer(conversation, target.id, room, owner_id, now)
+        updated = await store.change_conversation(conversation.id, change)
+        if updated is not None:
+            await events.publish(
+                Event(
+                    kind=EventKind.TRANSFERRED,
+                    conversation=updated,
+                    at=now,
+                    actor_id=viewer.member_id,
+                    previous_status=status_of(conversation, now, t),
+                    owner_before=conversation.owner_id,
+                    team_before=conversation.team_id,
+                    note=note,
+                )
+            )
+            return Transferred(updated, note)
+        read = conversation
+    raise _kept_changing()
+
+
+def _target_team(viewer: Viewer, conversation: Conversation, request: TransferRequest) -> Team:
+    """The team it goes to (its own when none is named), of the viewer's organization."""
+    team_id = request.to_team_id if request.to_team_id is not None else conversation.team_id
+    target = viewer.team(team_id)  # the viewer carries every team of the organization
+    if target is None:
+        raise not_found("team", "toTeamId")
+    if request.to_member_id is None and target.id == conversation.team_id:
+        raise invalid(
+            "It already is this team's: name another team (`toTeamId`), or a representative (`toMemberId`).",
+            "toTeamId",
+        )
+    return target
+
+
+async def _owner_and_room(
+    store: TransferStore, viewer: Viewer, conversation: Conversation, target: Team, member_id: str | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """The new owner (``member_id`` once checked: a representative of the GRAB team it goes
+    to; admins never own) and who of the room stays: those who may see the conversation in
+    ``target`` without grabbing it (its admins, all its members in COLLABORATION,
+    organization admins), and the new owner. A GRAB team's other representatives leave:
+    they grab to enter. One read of members at most: the new owner, and those of the room
+    the team alone doesn't keep (are they organization admins?).
+    """
+    if member_id is not None and target.mode is not TeamMode.GRAB:
+        raise invalid(
+            "A COLLABORATION team's conversations are joined by its members, not handed to one: "
+            "leave `toMemberId` out.",
+            "toMemberId",
+        )
+
+    def kept_by_team(someone: str) -> bool:
+        role = target.role_of(someone)
+        return role is TeamRole.ADMIN or (role is not None and target.mode is TeamMode.COLLABORATION)
+
+    undecided = [m for m in conversation.participants if m != member_id and not kept_by_team(m)]
+    wanted = ([member_id] if member_id is not None and is_id(member_id) else []) + undecided
+    members = {m.id: m for m in await store.members_by_ids(viewer.org_id, wanted)} if wanted else {}
+    if member_id is not None:
+        owner = members.get(member_id)
+        if owner is None:
+            raise not_found("member", "toMemberId")
+        if target.role_of(member_id) is not TeamRole.REPRESENTATIVE or owner.role in _ORG_ADMINS:
+            raise invalid(
+                "Only a representative of the GRAB team it goes to can own it (admins never do).", "toMemberId"
+            )
+        if conversation.owner_id == member_id:
+            raise invalid("It is already theirs.", "toMemberId")
+    org_admins = {m for m in undecided if m in members and members[m].role in _ORG_ADMINS}
+    room = tuple(m for m in conversation.participants if m == member_id or kept_by_team(m) or m in org_admins)
+    if member_id is not None and member_id not in room:
+        room = (*room, member_id)
+    return member_id, room
+
+
+_ORG_ADMINS = (OrgRole.OWNER, OrgRole.ADMIN)
+
+
+def _raise_if_taken_meanwhile(read: Conversation, now_read: Conversation) -> None:
+    """After a failed conditional update: refuse when someone else acted on what this one
+    was decided on (its owner or its team), rather than undo what they did."""
+    if now_read.owner_id is not None and now_read.owner_id != read.owner_id:
+        raise Refused(ErrorCode.ALREADY_GRABBED, "Someone else owns it now: it was grabbed or handed over meanwhile.")
+    if now_read.team_id != read.team_id:
+        raise Refused(ErrorCode.CONVERSATION_CHANGED, "It was transferred meanwhile; look at it again.")
+
+
+def _kept_changing() -> Refused:
+    return Refused(ErrorCode.CONVERSATION_CHANGED, "It kept changing while this was tried; look at it again.")
+
+
+async def release_conversation(
+    store: ConversationStore, events: EventSink, viewer: Viewer, conversation_id: str, now: datetime, t: Thresholds
+) -> Conversation:
+    """Give a grabbed conversation back to its GRAB team's queue: no owner, the owner out of
+    the room, new grab offers to the team. By its owner, or an admin of its team or the
+    organization; releasing a conversation nobody owns is a no-op. One conditional update:
+    still that owner's, in that team, open."""
+    read: Conversation | None = None
+    for _ in range(ATTEMPTS):
+        conversation = await load_visible(store, viewer, conversation_id)
+        if read is not None:
+            _raise_if_taken_meanwhile(read, conversation)
+        team = viewer.team(conversation.team_id)
+        if team is None or team.mode is not TeamMode.GRAB:
+            raise Refused(ErrorCode.NOT_GRAB_TEAM, "Only conversations of GRAB teams are grabbed and released.")
+        owner = conversation.owner_id
+        if owner is not None and owner != viewer.member_id and not is_admin_of(viewer, conversation):
+            raise Refused(
+                ErrorCode.FORBIDDEN,
+                "Only its owner, or an admin of its team or the organization, releases a conversation.",
+            )
+        if is_closed(conversation, now, t):
+            raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
+        if owner is None:  # nobody's: nothing to give back
+            return conversation
+        updated = await store.change_conversation(conversation.id, changes.release(conversation, now))
+        if updated is not None:
+            await _publish(events, EventKind.RELEASED, conversation, updated, viewer, now, t)
+            return updated
+        read = conversation
+    raise _kept_changing()
 
 
 async def _publish(

@@ -1,9 +1,10 @@
 """Integrators' webhooks: who may manage them, what they may point at and receive, replays,
 and who is told when one is given up on.
 
-Webhooks are managed by the organization's owners and admins (:func:`may_manage_webhooks`
-is the one place that says so). Each webhook sees the conversations of the teams it names,
-all of them, as an admin of those teams does (GRAB privacy protects representatives from
+Webhooks are managed by the organization's owners and admins, and by apps whose API key
+has MANAGE_WEBHOOKS (:func:`may_manage_webhooks` is the one place that says so). Each
+webhook sees the conversations of the teams it names, all of them, as an admin of those
+teams does (GRAB privacy protects representatives from
 each other, not from the admins who set the webhook up). Where a URL resolves, and
 whether a query is a valid subscription, are judged by the API (``checks``), which knows
 the network and the schema.
@@ -18,11 +19,11 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from domain.entities import Notification, Team
-from domain.enums import NotificationKind
+from domain.enums import ApiKeyScope, NotificationKind
 from domain.errors import forbidden, invalid, not_found
 from domain.ports import NotificationStore
 from domain.validation import check_string, clean_line, is_id
-from domain.visibility import Viewer, visibility_of
+from domain.visibility import Viewer, has_scope, visibility_of
 from domain.webhooks import (
     MAX_DESCRIPTION_LENGTH,
     MAX_QUERY_LENGTH,
@@ -95,14 +96,12 @@ class AdminDirectory(Protocol):
 
 
 def may_manage_webhooks(viewer: Viewer) -> bool:
-    """Organization owners and admins.
+    """Organization owners and admins, and apps whose API key has the MANAGE_WEBHOOKS scope.
 
-    Hook for API keys (branch ``api-keys``): a caller authenticated by an API key whose
-    scopes include MANAGE_WEBHOOKS may too; extend this test, nothing else decides it.
-    Such a caller is held to its teams already: it names only teams it sees, and sees
-    only webhooks all of whose teams it sees (:func:`_within_reach`).
+    An app is held to its key's teams: it names only teams it sees, and sees only the
+    webhooks all of whose teams it sees (:func:`_within_reach`).
     """
-    return viewer.is_org_admin
+    return viewer.is_org_admin or has_scope(viewer, ApiKeyScope.MANAGE_WEBHOOKS)
 
 
 def _within_reach(viewer: Viewer, team_ids: tuple[str, ...]) -> bool:
@@ -113,7 +112,7 @@ def _within_reach(viewer: Viewer, team_ids: tuple[str, ...]) -> bool:
 
 def require_manager(viewer: Viewer) -> None:
     if not may_manage_webhooks(viewer):
-        raise forbidden("Only organization owners and admins may manage webhooks.")
+        raise forbidden("Only organization owners and admins (or an API key with MANAGE_WEBHOOKS) manage webhooks.")
 
 
 def new_secret() -> str:

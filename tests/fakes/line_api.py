@@ -174,6 +174,7 @@ class FakeLineAPI:
     """The fake server: ``async with FakeLineAPI(tokens=[...]) as line``, or ``start()``/``stop()``."""
 
     tokens: Iterable[str] = ()
+    latency_s: float = 0.0  # added to every push (benchmarks: 0.05)
     requests: list[RecordedRequest] = field(default_factory=list, init=False)  # every request, in arrival order
 
     def __post_init__(self) -> None:
@@ -311,7 +312,8 @@ class FakeLineAPI:
         self._faults.extend([_Drop(accepted)] * n)
 
     def delay_next(self, n: int, seconds: float) -> None:
-        """The next ``n`` pushes wait ``seconds`` before their outcome (queued apart from faults)."""
+        """The next ``n`` pushes wait ``seconds`` (on top of ``latency_s``) before their outcome
+        (queued apart from faults)."""
         self._delays.extend([seconds] * n)
 
     # -- reading what happened -----------------------------------------------------
@@ -396,7 +398,7 @@ class FakeLineAPI:
             return self._answer(record, "conflict", response)
         # the fault is chosen on arrival, so concurrent pushes meet them in arrival order
         fault = self._faults.popleft() if self._faults else None
-        delay = self._delays.popleft() if self._delays else 0.0
+        delay = self.latency_s + (self._delays.popleft() if self._delays else 0.0)
         if delay > 0:
             await asyncio.sleep(delay)
         if isinstance(fault, _Failure):
