@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import shlex
+from typing import Any
 
 from pymongo.errors import ConnectionFailure
 from starlette.applications import Starlette
@@ -41,6 +42,7 @@ from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
 from api.sweeper import Sweeper
+from api.webhooks import WebhookService
 from api.widget import assets as widget_assets
 from api.widget.ephemeral import TypingGate
 from api.widget.geo import Geo
@@ -76,6 +78,8 @@ class Runtime:
         self.embedded = embedded
         self.setup_hint = setup_hint
         self.services: Services | None = None
+        # the application's GraphQL schema (create_app sets it); webhooks execute with it
+        self.schema: Any = None
 
     async def start(self, workers: bool = True, share_embedded: bool = False) -> Services:
         """Connects and prepares the database; ``workers`` also starts the background jobs
@@ -121,6 +125,7 @@ class Runtime:
             api_keys=ApiKeyRegistry(store, self.clock),
         )
         self.services.presence = VisitorPresence(self.services)
+        self.services.webhooks = WebhookService(self.services, self._schema, box)
         if workers:
             await self._start_workers()
         if self.setup_hint and not await self.services.store.any_organization():
@@ -129,6 +134,11 @@ class Runtime:
                 init_command_line(self.settings),
             )
         return self.services
+
+    def _schema(self):
+        if self.schema is None:
+            self.schema = build_schema(self.settings)
+        return self.schema
 
     async def _start_workers(self) -> None:
         services = self.services
@@ -159,9 +169,11 @@ class Runtime:
         self.widget_presence = services.presence
         if self.widget_presence is not None:
             self.widget_presence.start()
+        assert services.webhooks is not None  # start() made it just before
+        self.webhooks = services.webhooks.start_follower()
 
     async def stop(self) -> None:
-        for worker in ("widget_presence", "delivery", "retention", "sweeper", "hub"):
+        for worker in ("webhooks", "widget_presence", "delivery", "retention", "sweeper", "hub"):
             if getattr(self, worker, None) is not None:
                 try:  # a worker stuck on a dead database must not hold shutdown forever
                     await asyncio.wait_for(getattr(self, worker).stop(), timeout=STOP_TIMEOUT_S)
@@ -217,9 +229,10 @@ def create_app(
 
     graphiql = graphiql_page() if settings.graphiql_enabled else None
     protocols = [GRAPHQL_TRANSPORT_WS_PROTOCOL] + ([GRAPHQL_WS_PROTOCOL] if settings.legacy_ws else [])
+    runtime.schema = schema = build_schema(settings)
     view = GraphQLView(
         services=None,  # type: ignore[arg-type]  # the lifespan sets it before the first request
-        schema=build_schema(settings),
+        schema=schema,
         multiplex=settings.shared_execution,
         graphql_ide="graphiql" if graphiql else None,
         graphiql_html=graphiql.html if graphiql else None,

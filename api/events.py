@@ -54,6 +54,15 @@ class EventLog:
         self.metrics.published(API_KEY_REVOKED)
         self._wake()
 
+    async def publish_notified(self, org_id: str, at: datetime, notified: dict[str, str]) -> None:
+        """Pushes stored notifications that are about no conversation (a webhook disabled) to
+        the members they name, on every instance."""
+        if not notified:
+            return
+        event_id = await self.store.events.next_id()
+        await self.store.events.append_notified(event_id, org_id, at, notified)
+        self._wake()
+
     def _wake(self) -> None:
         if self.on_publish is not None:
             self.on_publish()

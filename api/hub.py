@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import Any
 
 from api.metrics import Metrics
-from api.store.events import TEAMS_CHANGED, EventStore, event_from_doc, is_conversation_event
+from api.store.events import NOTIFIED, TEAMS_CHANGED, EventStore, event_from_doc, is_conversation_event
 from domain.enums import EventKind
 from domain.events import Event
 
@@ -108,6 +108,8 @@ class Audience:
         org_id = doc.get("org_id", "")  # "" (no such organization or team) where missing
         if doc.get("kind") == TEAMS_CHANGED:  # a visitor's stream doesn't depend on teams
             return {s for s in self.by_org.get(org_id, ()) if s.conversation_id is None}
+        if doc.get("kind") == NOTIFIED:  # notifications about no conversation: the members they name
+            return {s for m in doc.get("notified") or () for s in self.by_member.get(m, ()) if s.org_id == org_id}
         if not is_conversation_event(doc):
             return set()  # news for the instance (see EventHub.observe), not for subscribers
         conversation = doc.get("conversation") or {}

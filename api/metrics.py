@@ -110,6 +110,13 @@ class Metrics:
         self.login_refusals = Counter(
             "imbrace_login_refusals", "Refused logins, by reason.", ("reason",), registry=registry
         )
+        self.webhook_attempts = Counter(
+            "imbrace_webhook_deliveries",
+            "Attempts to deliver an event (or a ping) to an integrator's webhook, by outcome "
+            "(delivered: a 2xx answer; failed: anything else, tried again later).",
+            ("outcome",),
+            registry=registry,
+        )
 
         # Children that are known up front are bound once: hot paths only increment,
         # and the series exist at 0 before the first occurrence, so rates and alerts work.
@@ -120,6 +127,8 @@ class Metrics:
             self.delivery_failures.labels(transport)
         self.depth_by_transport = {t: self.outbox_depth.labels(t) for t in TRANSPORTS}
         self.refusals_by_code = {code: self.login_refusals.labels(code.value.lower()) for code in LOGIN_REFUSALS}
+        self.webhooks_delivered = self.webhook_attempts.labels("delivered")
+        self.webhooks_failed = self.webhook_attempts.labels("failed")
         self._operation_names: set[str] = set()
 
     def operation_label(self, name: str | None) -> str:

@@ -18,6 +18,8 @@ from domain.widget import SESSION_WINDOW_S
 # never replayed, so they go after a minute instead of with the other events.
 TYPING_KEPT_S = 60
 
+WEBHOOK_DELIVERIES_KEPT = timedelta(days=7)  # webhooks' delivery logs
+
 
 class Retention:
     def __init__(
@@ -38,9 +40,13 @@ class Retention:
 
     async def purge(self, now: datetime) -> tuple[int, int]:
         """Returns (events deleted, login records deleted); the web widget's rate counters go too
-        once their longest window (an hour) is over."""
-        events = await self.store.events.forget_before(now - timedelta(seconds=self.event_retention_s))
+        once their longest window (an hour) is over. An organization's events that one of its
+        enabled webhooks has not handled yet are kept until it has (at most
+        ``IMBRACE_WEBHOOK_DISABLE_AFTER_S``, after which a failing webhook is disabled)."""
+        holds = await self.store.webhooks.holds()
+        events = await self.store.events.forget_before(now - timedelta(seconds=self.event_retention_s), holds)
         logins = await self.store.login_attempts.forget_before(now - timedelta(seconds=self.login_window_s))
         await self.store.rate_limits.forget_before(now - timedelta(seconds=SESSION_WINDOW_S))
         await self.store.events.forget_typing_before(now - timedelta(seconds=TYPING_KEPT_S))
+        await self.store.webhooks.forget_deliveries_before(now - WEBHOOK_DELIVERIES_KEPT)
         return events, logins

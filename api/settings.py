@@ -130,6 +130,10 @@ class Settings:
     # A geoip2fast data file with cities (its project publishes them); None: the country
     # database bundled with geoip2fast, IPv4 and IPv6.
     geoip_data_file: str | None = None
+    # integrators' webhooks (api/webhooks/)
+    webhook_disable_after_s: float = 5 * 86400
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = 10
 
     @property
     def production(self) -> bool:
@@ -274,5 +278,8 @@ class Settings:
             widget_messages_per_minute=_int("IMBRACE_WIDGET_MESSAGES_PER_MINUTE", 20),
             widget_messages_per_address_per_minute=_int("IMBRACE_WIDGET_MESSAGES_PER_ADDRESS_PER_MINUTE", 60),
             geoip_data_file=os.environ.get("IMBRACE_GEOIP_DATA_FILE") or None,
+            webhook_disable_after_s=_float("IMBRACE_WEBHOOK_DISABLE_AFTER_S", 5 * 86400),
+            webhook_allow_private=_bool("IMBRACE_WEBHOOK_ALLOW_PRIVATE", False),
+            webhook_timeout_s=_float("IMBRACE_WEBHOOK_TIMEOUT_S", 10),
         )
         return settings.validate()

@@ -265,13 +265,17 @@ class MessageTemplate:
 
 @dataclass(frozen=True, slots=True)
 class Notification:
+    """``conversation_id`` names the conversation it is about; None for a WEBHOOK_DISABLED
+    notification, which names its webhook (``webhook_id``) instead."""
+
     id: str
     org_id: str
     member_id: str
     kind: NotificationKind
-    conversation_id: str
+    conversation_id: str | None
     created_at: datetime
     read: bool = False
+    webhook_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,7 @@ class NotificationKind(str, Enum):
     WAITING_TOO_LONG = "WAITING_TOO_LONG"
     MENTION = "MENTION"
     TRANSFERRED = "TRANSFERRED"
+    WEBHOOK_DISABLED = "WEBHOOK_DISABLED"
 
 
 class DeliveryVia(str, Enum):

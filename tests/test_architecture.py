@@ -20,11 +20,16 @@ import domain.ports as ports
 from api.auth import Passwords
 from api.channels.credentials import ChannelCredentials
 from api.events import EventLog
+from api.store.events import EventStore
 from api.store.files import GridFiles
 from api.store.mongo import MongoStore
 from api.store.notifications import Notifications
 from api.store.rate_limits import RateLimits
+from api.store.webhooks import Webhooks
+from api.webhooks import WebhookService
+from api.webhooks.signing import WebhookSecrets
 from api.widget.secrets import IdentitySecretBox
+from domain.usecases import webhooks
 from domain.usecases.inbound import InboundStore
 from domain.usecases.rooms import TransferStore
 from domain.usecases.widget import IdentitySecrets, RateCounters, WidgetStore
@@ -184,6 +189,12 @@ def test_ports_are_typed():
         (Passwords, ports.PasswordHasher),
         (EventLog, ports.EventSink),
         (ChannelCredentials, ports.CredentialSealer),
+        (Webhooks, webhooks.WebhookStore),
+        (EventStore, webhooks.EventPositions),
+        (MongoStore, webhooks.Teams),
+        (MongoStore, webhooks.AdminDirectory),
+        (WebhookSecrets, webhooks.SecretSealer),
+        (WebhookService, webhooks.Checks),
     ],
     ids=lambda v: v.__name__,
 )

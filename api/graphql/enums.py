@@ -268,6 +268,8 @@ described(
         "MENTION": "An internal note mentions you (`@` and your name) in a conversation you can see.",
         "TRANSFERRED": "An admin transferred a conversation to your COLLABORATION team, or handed one to you "
         "(you own it now); the TRANSFERRED event carries their note.",
+        "WEBHOOK_DISABLED": "A webhook of your organization failed for `IMBRACE_WEBHOOK_DISABLE_AFTER_S` without a "
+        "break, or its query stopped being valid, and was disabled (owners and admins; `webhookId` names it).",
     },
 )
 DeliveryVia = d.DeliveryVia

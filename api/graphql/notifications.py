@@ -36,14 +36,20 @@ class Notification:
         description="The conversation, if you can still see it (a grabbed offer may be gone).", extensions=[PerViewer()]
     )
     async def conversation(self, info: Info) -> Conversation | None:
+        if self.entity.conversation_id is None:
+            return None
         found = await info.context.loaders.conversation.load(self.entity.conversation_id)
         if found is None or not can_see(info.context.viewer, found):
             return None
         return Conversation(entity=found)
 
-    @strawberry.field(description="Conversation id.")
-    def conversation_id(self) -> strawberry.ID:
-        return strawberry.ID(self.entity.conversation_id)
+    @strawberry.field(description="Conversation id (null for WEBHOOK_DISABLED, which is about a webhook).")
+    def conversation_id(self) -> strawberry.ID | None:
+        return strawberry.ID(self.entity.conversation_id) if self.entity.conversation_id is not None else None
+
+    @strawberry.field(description="For WEBHOOK_DISABLED: the webhook that was disabled (see `webhook(id)`).")
+    def webhook_id(self) -> strawberry.ID | None:
+        return strawberry.ID(self.entity.webhook_id) if self.entity.webhook_id is not None else None
 
     @strawberry.field(description="When it was created.")
     def created_at(self) -> datetime:
@@ -62,6 +68,8 @@ class Notification:
         if self.entity.kind is not NotificationKind.GRAB_OFFER:
             return False
         ctx = info.context
+        if self.entity.conversation_id is None:
+            return False
         found = await ctx.loaders.conversation.load(self.entity.conversation_id)
         return may_grab_now(ctx.viewer, found, ctx.now, ctx.services.settings.thresholds)
 

@@ -42,6 +42,20 @@ APP_FIELDS: dict[tuple[str, str], ApiKeyScope | None] = {
     ("Mutation", "sendMessage"): SEND,
     ("Subscription", "conversationEvents"): READ,
     ("Subscription", "messageAdded"): READ,
+    # integrators' webhooks (api/graphql/webhooks.py), within the key's teams
+    **{
+        (root, field): ApiKeyScope.MANAGE_WEBHOOKS
+        for root, field in (
+            ("Query", "webhooks"),
+            ("Query", "webhook"),
+            ("Mutation", "createWebhook"),
+            ("Mutation", "updateWebhook"),
+            ("Mutation", "deleteWebhook"),
+            ("Mutation", "rotateWebhookSecret"),
+            ("Mutation", "redeliverWebhook"),
+            ("Mutation", "pingWebhook"),
+        )
+    },
 }
 
 ROOT_TYPES = {

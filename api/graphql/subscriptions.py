@@ -157,6 +157,17 @@ def _reader_here(root, viewer: Viewer, reader: str | None) -> bool:
     return reader == viewer.member_id
 
 
+class OneEvent:
+    """Root value that runs a subscription for one stored event and ends (an integrator's
+    webhook, :mod:`api.webhooks.execution`): the same resolvers judge and render it, so a
+    webhook's payload is what a live subscriber with its visibility would receive.
+    ``dispatched`` None checks the document and yields nothing."""
+
+    def __init__(self, dispatched: DispatchedEvent | None, now_state: Conversation_ | Gone | None) -> None:
+        self.dispatched = dispatched
+        self.now_state = now_state
+
+
 def _parse_after(after: strawberry.ID | None) -> int | None:
     if after is None:
         return None
@@ -184,8 +195,12 @@ async def follow(
     right after it.
     """
     ctx = info.context
-    hub = ctx.services.hub
     root = info.root_value
+    if isinstance(root, OneEvent):
+        if root.dispatched is not None and is_conversation_event(root.dispatched.doc):
+            yield root.dispatched, ctx.viewer, root.now_state
+        return
+    hub = ctx.services.hub
     grouped = isinstance(root, GroupRoot)
     if isinstance(root, Resume) and after is None:
         after = root.resume_after
@@ -290,8 +305,8 @@ class Subscription:
         root = info.root_value
         async for dispatched, viewer, now_state in follow(info, _parse_after(after)):
             doc = dispatched.doc
-            if doc["kind"] == TEAMS_CHANGED:
-                continue
+            if not is_conversation_event(doc):
+                continue  # not about a conversation: a team change, notifications only (NOTIFIED)
             if doc["kind"] == Kind.READ.value and not _reader_here(root, viewer, doc.get("actor_id")):
                 continue
             kind = judged(dispatched, info.context, flt)

@@ -463,19 +463,23 @@ def notification(doc: dict) -> Notification:
         org_id=doc["org_id"],
         member_id=doc["member_id"],
         kind=NotificationKind(doc["kind"]),
-        conversation_id=doc["conversation_id"],
+        conversation_id=doc.get("conversation_id"),
         created_at=stored_dt(doc["created_at"]),
         read=doc.get("read", False),
+        webhook_id=doc.get("webhook_id"),
     )
 
 
 def notification_doc(n: Notification) -> dict:
-    return {
-        "_id": n.id,
-        "org_id": n.org_id,
-        "member_id": n.member_id,
-        "kind": n.kind.value,
-        "conversation_id": n.conversation_id,
-        "created_at": ms(n.created_at),
-        "read": n.read,
-    }
+    return compact(
+        {
+            "_id": n.id,
+            "org_id": n.org_id,
+            "member_id": n.member_id,
+            "kind": n.kind.value,
+            "conversation_id": n.conversation_id,
+            "webhook_id": n.webhook_id,
+            "created_at": ms(n.created_at),
+            "read": n.read,
+        }
+    )

@@ -54,6 +54,8 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
     "login_attempts": [([("at", ASCENDING)], {})],  # retention; counters are read by _id
     "rate_limits": [([("at", ASCENDING)], {})],  # retention; counters are read by _id
     "api_keys": [([("key_hash", ASCENDING)], {"unique": True}), ([("org_id", ASCENDING)], {})],
+    "webhooks": [([("org_id", ASCENDING)], {}), ([("enabled", ASCENDING)], {})],
+    "webhook_deliveries": [([("webhook_id", ASCENDING)], {}), ([("at", ASCENDING)], {})],  # the page; retention
 }
 
 

@@ -31,6 +31,7 @@ from domain.events import Event
 
 TEAMS_CHANGED = "TEAMS_CHANGED"
 API_KEY_REVOKED = "API_KEY_REVOKED"
+NOTIFIED = "NOTIFIED"  # notifications about no conversation; like TEAMS_CHANGED, not a conversation event
 WATCH_AWAIT_MS = 200
 WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
@@ -54,6 +55,11 @@ class EventStore:
         await self.collection.insert_one(
             {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": TEAMS_CHANGED, "at": ms(at)}
         )
+
+    async def issued_id(self) -> int:
+        """The last id the counter handed out (its event may still be on its way, or deleted since)."""
+        doc = await self.counters.find_one({"_id": "events"})
+        return doc["n"] if doc else 0
 
     async def append_api_key_revoked(self, event_id: int, org_id: str, key_id: str, at: datetime) -> None:
         await self.collection.insert_one(
@@ -80,6 +86,28 @@ class EventStore:
             {"conversation_id": conversation_id, "seq": {"$gt": after, "$lte": up_to}, "org_id": org_id}
         ).sort("seq", 1)
         return await cursor.to_list()
+
+    async def of_org_page(self, org_id: str, after: int, up_to: int, limit: int) -> list[dict]:
+        """At most ``limit`` of :meth:`of_org_between` (a webhook catching up reads in pages)."""
+        query = {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}
+        return await self.collection.find(query).sort("seq", 1).limit(limit).to_list()
+
+    async def any_of_org_between(self, org_id: str, after: int, up_to: int) -> bool:
+        found = await self.collection.find_one(
+            {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}, projection={"_id": 1}
+        )
+        return found is not None
+
+    async def oldest_id_of(self, org_id: str) -> int | None:
+        """The organization's oldest event still kept (a replay can't start before it)."""
+        first = await self.collection.find_one({"org_id": org_id}, sort=[("seq", 1)], projection={"_id": 1})
+        return first["_id"] if first else None
+
+    async def append_notified(self, event_id: int, org_id: str, at: datetime, notified: dict[str, str]) -> None:
+        """Notifications about no conversation (a webhook disabled), pushed to the members they name."""
+        await self.collection.insert_one(
+            {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": NOTIFIED, "at": ms(at), "notified": notified}
+        )
 
     async def after(self, event_id: int, limit: int) -> list[dict]:
         return await self.collection.find({"seq": {"$gt": event_id}}).sort("seq", 1).limit(limit).to_list()
@@ -109,9 +137,20 @@ class EventStore:
         """Typing indicators older than ``moment``: they only travel to the other instances' hubs."""
         return (await self.collection.delete_many({"at": {"$lt": ms(moment)}, "kind": "TYPING"})).deleted_count
 
-    async def forget_before(self, moment: datetime) -> int:
-        """Events older than ``moment``; returns how many were deleted."""
-        return (await self.collection.delete_many({"at": {"$lt": ms(moment)}})).deleted_count
+    async def forget_before(self, moment: datetime, holds: dict[str, int] | None = None) -> int:
+        """Events older than ``moment``; returns how many were deleted.
+
+        ``holds`` (organization id -> event id) keeps an organization's events after that id
+        however old: a webhook's endpoint that was down gets them all when it is back.
+        """
+        cutoff = {"$lt": ms(moment)}
+        if not holds:
+            return (await self.collection.delete_many({"at": cutoff})).deleted_count
+        deleted = (await self.collection.delete_many({"at": cutoff, "org_id": {"$nin": list(holds)}})).deleted_count
+        for org_id, kept_after in holds.items():
+            query = {"at": cutoff, "org_id": org_id, "seq": {"$lte": kept_after}}
+            deleted += (await self.collection.delete_many(query)).deleted_count
+        return deleted
 
 
 def event_doc(event: Event, event_id: int, notified: dict[str, str]) -> dict[str, Any]:
@@ -161,5 +200,5 @@ def event_from_doc(doc: dict) -> Event:
 
 def is_conversation_event(doc: dict) -> bool:
     """An event about a conversation (what :func:`event_from_doc` decodes), not a
-    ``TEAMS_CHANGED`` or ``API_KEY_REVOKED`` notice."""
+    ``TEAMS_CHANGED``, ``API_KEY_REVOKED`` or ``NOTIFIED`` notice."""
     return "conversation" in doc

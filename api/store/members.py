@@ -50,6 +50,11 @@ class Members:
     async def of_org(self, org_id: str) -> list[Member]:
         return [codec.member(d) async for d in self.collection.find({"org_id": org_id}).sort("name", 1)]
 
+    async def admin_ids(self, org_id: str) -> list[str]:
+        """The organization's owners and admins."""
+        roles = [OrgRole.OWNER.value, OrgRole.ADMIN.value]
+        return [d["_id"] async for d in self.collection.find({"org_id": org_id, "role": {"$in": roles}}, {"_id": 1})]
+
     async def by_ids(self, org_id: str, ids: list[str]) -> list[Member]:
         cursor = self.collection.find({"_id": {"$in": ids}, "org_id": org_id}, {"password_hash": 0})
         return [codec.member(d) async for d in cursor]

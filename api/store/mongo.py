@@ -33,6 +33,7 @@ from api.store.rate_limits import RateLimits
 from api.store.sweeps import Sweeps
 from api.store.teams import Teams
 from api.store.templates import Templates
+from api.store.webhooks import Webhooks
 from domain import changes as domain_changes
 from domain.changes import Change
 from domain.entities import (
@@ -84,6 +85,7 @@ class MongoStore:
         self.sweeps = Sweeps(db)
         self.provider_tokens = ProviderTokens(db)
         self.api_keys = ApiKeys(db)
+        self.webhooks = Webhooks(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
         self._customer_ids: OrderedDict[tuple[str, str], str] = OrderedDict()
@@ -122,6 +124,9 @@ class MongoStore:
 
     async def members(self, org_id: str) -> list[Member]:
         return await self._members.of_org(org_id)
+
+    async def org_admin_ids(self, org_id: str) -> list[str]:
+        return await self._members.admin_ids(org_id)
 
     async def members_by_ids(self, org_id: str, ids: list[str]) -> list[Member]:
         return await self._members.by_ids(org_id, ids)
