@@ -1,0 +1,168 @@
+"""Message search: which words a query asks for, which messages may match, and the
+bounded walk that keeps only messages of conversations the caller may see.
+
+A query is a handful of words; a message matches when its text holds every one
+of them as a whole word, case and accents ignored (the store's text index
+decides what a word is). Punctuation and quotes are separators, never syntax,
+so nothing a user types becomes an operator of the text index.
+
+Results come newest first: an agent looking for "the refund message" wants the
+recent one, and a date order pages stably where a relevance score would not
+(the score of the same message differs between MongoDB and nx-27017).
+
+Visibility is not stored on messages (a transfer or a grab changes it), so the
+walk reads candidate messages of the organization in that order, loads their
+conversations, and keeps the messages whose conversation the caller may see:
+:func:`domain.visibility.visible_criteria` evaluated in memory, the same rule
+the conversation list compiles into its query. Each request examines at most
+:data:`MAX_EXAMINED` candidates; a page may then hold fewer results than asked
+while more may follow, and its cursor resumes after the last candidate examined.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from domain.criteria import Criteria, all_of, matches
+from domain.entities import Conversation, Message
+from domain.enums import MessageKind
+from domain.errors import invalid
+from domain.listing import MAX_SEARCH_LENGTH, ConversationFilter, narrowing_criteria, status_selection
+from domain.status import Thresholds
+from domain.visibility import Viewer
+
+MAX_QUERY_LENGTH = MAX_SEARCH_LENGTH
+MAX_TERMS = 8
+# Candidates (messages matching the words, in any conversation of the organization) examined
+# per request, and read per database round trip.
+MAX_EXAMINED = 500
+BATCH = 100
+# The conversation list's `search` also matches conversations among the newest this many
+# messages of the organization holding the words.
+MAX_CONVERSATION_MATCHES = 500
+# SYSTEM lines ("Ana joined") are written by the server and name members: a search for an
+# agent's name would return every line they joined or left. Notes are searchable (agents only).
+UNSEARCHABLE_KINDS = (MessageKind.SYSTEM,)
+
+_WORD = re.compile(r"\w+")
+
+
+def words(text: str) -> tuple[str, ...]:
+    """The distinct words of ``text``, casefolded, in order (any length, for the list's search)."""
+    seen: dict[str, None] = {}
+    for word in _WORD.findall(text.casefold()):
+        seen.setdefault(word, None)
+    return tuple(seen)
+
+
+def query_terms(query: str) -> tuple[str, ...]:
+    """The words a ``searchMessages`` query asks for; refused when empty, too long or too many."""
+    if len(query) > MAX_QUERY_LENGTH:
+        raise invalid(f"`query` is limited to {MAX_QUERY_LENGTH} characters.", "query")
+    terms = words(query)
+    if not terms:
+        raise invalid("`query` must contain at least one word (letters or digits).", "query")
+    if len(terms) > MAX_TERMS:
+        raise invalid(f"`query` is limited to {MAX_TERMS} different words.", "query")
+    return terms
+
+
+def list_terms(search: str | None) -> tuple[str, ...]:
+    """The words of the conversation list's ``search`` that its message-text match looks for
+    (none for a search without a word, such as "+"); the list's own checks bound its length."""
+    if not search or len(search) > MAX_SEARCH_LENGTH:
+        return ()
+    return words(search)[:MAX_TERMS]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a walk stands in newest-first order: the last message examined, and how many
+    messages with its ``created_at`` were examined (ties share a millisecond)."""
+
+    created_at: datetime
+    message_id: str
+    ties: int
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    message: Message
+    conversation: Conversation
+    position: Position
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    hits: list[Hit]
+    has_next: bool
+    end: Position | None  # where the next page resumes (after the last candidate examined)
+    examined: int
+
+
+class MessageMatches(Protocol):
+    """What the walk needs from the store."""
+
+    async def matching_messages(
+        self, org_id: str, terms: tuple[str, ...], after: Position | None, limit: int
+    ) -> list[Message]:
+        """Messages of the organization holding every term, newest first (then by id, descending),
+        strictly after ``after``; never a kind in :data:`UNSEARCHABLE_KINDS`."""
+        ...
+
+    async def conversations_by_ids(self, org_id: str, ids: list[str]) -> list[Conversation]: ...
+
+
+def conversation_criteria(viewer: Viewer, flt: ConversationFilter, now: datetime, t: Thresholds) -> Criteria:
+    """Which conversations' messages a search may return: those the caller sees, narrowed by the
+    filter. Unlike the list, no status means every status (closed conversations included)."""
+    narrowing = narrowing_criteria(viewer, flt)
+    return all_of(narrowing, status_selection(flt, now, t)) if flt.statuses else narrowing
+
+
+async def search_messages(
+    store: MessageMatches,
+    viewer: Viewer,
+    terms: tuple[str, ...],
+    allowed: Criteria,
+    first: int,
+    after: Position | None,
+) -> Found:
+    """Up to ``first`` messages holding ``terms`` in conversations matching ``allowed``."""
+    hits: list[Hit] = []
+    examined = 0
+    position = after
+    exhausted = False
+    conversations: dict[str, Conversation] = {}
+    while len(hits) <= first and examined < MAX_EXAMINED:
+        limit = min(max(BATCH, first + 1), MAX_EXAMINED - examined)
+        # one more than examined: whether any candidate follows, so the last page says it is last
+        batch = await store.matching_messages(viewer.org_id, terms, position, limit + 1)
+        exhausted = len(batch) <= limit
+        batch = batch[:limit]
+        examined += len(batch)
+        if batch:
+            ids = list(dict.fromkeys(m.conversation_id for m in batch))
+            conversations = {c.id: c for c in await store.conversations_by_ids(viewer.org_id, ids)}
+        for message in batch:
+            position = _advance(position, message)
+            conversation = conversations.get(message.conversation_id)
+            if conversation is not None and matches(allowed, conversation):
+                hits.append(Hit(message, conversation, position))
+        if exhausted:
+            break
+    if len(hits) > first:
+        return Found(hits[:first], has_next=True, end=hits[first - 1].position if first else after, examined=examined)
+    end = hits[-1].position if hits else after
+    if not exhausted:
+        end = position  # the candidate limit was reached: resume after the last one examined
+    return Found(hits, has_next=not exhausted, end=end, examined=examined)
+
+
+def _advance(position: Position | None, message: Message) -> Position:
+    if position is not None and position.created_at == message.created_at:
+        return Position(message.created_at, message.id, position.ties + 1)
+    return Position(message.created_at, message.id, 1)
