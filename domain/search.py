@@ -36,10 +36,12 @@ from domain.visibility import Viewer
 
 MAX_QUERY_LENGTH = MAX_SEARCH_LENGTH
 MAX_TERMS = 8
-# Candidates (messages matching the words, in any conversation of the organization) examined
-# per request, and read per database round trip.
+# Candidates (messages holding the words, in any conversation of the organization) examined per
+# request, read in one round trip: each read makes the text index match and sort every message
+# holding the words (about 3 s for a word in a third of 500,000 messages on nx-27017), so one
+# read of 500 candidates beats five of 100 for a caller who sees a tenth of the organization.
 MAX_EXAMINED = 500
-BATCH = 100
+BATCH = 500
 # The conversation list's `search` also matches conversations among the newest this many
 # messages of the organization holding the words.
 MAX_CONVERSATION_MATCHES = 500

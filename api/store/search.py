@@ -48,11 +48,12 @@ class MessageSearcher:
         if after is not None:
             query["created_at"] = {"$lte": ms(after.created_at)}
             skip = after.ties
-        cursor = self.db.messages.find(query).sort(NEWEST_FIRST).skip(skip).limit(limit)
+        # batch_size: one command, not a find of 101 and a getMore for the rest
+        cursor = self.db.messages.find(query).sort(NEWEST_FIRST).skip(skip).limit(limit).batch_size(limit)
         return [codec.message(doc) async for doc in cursor]
 
     async def conversations_by_ids(self, org_id: str, ids: list[str]) -> list[Conversation]:
-        cursor = self.db.conversations.find({"_id": {"$in": ids}, "org_id": org_id})
+        cursor = self.db.conversations.find({"_id": {"$in": ids}, "org_id": org_id}).batch_size(len(ids) or 1)
         return [codec.conversation(d) async for d in cursor]
 
     async def conversations_mentioning(self, org_id: str, terms: tuple[str, ...]) -> tuple[str, ...]:
@@ -62,6 +63,7 @@ class MessageSearcher:
             self.db.messages.find(text_filter(org_id, terms), {"conversation_id": 1})
             .sort(NEWEST_FIRST)
             .limit(MAX_CONVERSATION_MATCHES)
+            .batch_size(MAX_CONVERSATION_MATCHES)
         )
         return tuple(dict.fromkeys([doc["conversation_id"] async for doc in cursor]))
 
