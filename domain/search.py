@@ -2,9 +2,12 @@
 bounded walk that keeps only messages of conversations the caller may see.
 
 A query is a handful of words; a message matches when its text holds every one
-of them as a whole word, case and accents ignored (the store's text index
-decides what a word is). Punctuation and quotes are separators, never syntax,
-so nothing a user types becomes an operator of the text index.
+of them as a whole word, case and accents ignored (:func:`holds_all`). The
+store's text index only narrows the candidates (MongoDB's ``$text`` ORs the
+words, nx-27017's ANDs them); the rule itself is checked here, so both databases
+return the same messages. Letters and digits make words; everything else,
+quotes and minus signs included, separates them, so nothing a user types
+becomes an operator of the text index.
 
 Results come newest first: an agent looking for "the refund message" wants the
 recent one, and a date order pages stably where a relevance score would not
@@ -22,6 +25,7 @@ while more may follow, and its cursor resumes after the last candidate examined.
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -49,15 +53,23 @@ MAX_CONVERSATION_MATCHES = 500
 # agent's name would return every line they joined or left. Notes are searchable (agents only).
 UNSEARCHABLE_KINDS = (MessageKind.SYSTEM,)
 
-_WORD = re.compile(r"\w+")
+_WORD = re.compile(r"[^\W_]+")  # letters and digits, as the text indexes split words
+
+
+def fold(text: str) -> str:
+    """Case and accents ignored: "Parcél" and "PARCEL" fold alike."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c)).casefold()
 
 
 def words(text: str) -> tuple[str, ...]:
-    """The distinct words of ``text``, casefolded, in order (any length, for the list's search)."""
-    seen: dict[str, None] = {}
-    for word in _WORD.findall(text.casefold()):
-        seen.setdefault(word, None)
-    return tuple(seen)
+    """The distinct words of ``text``, folded, in order."""
+    return tuple(dict.fromkeys(_WORD.findall(fold(text))))
+
+
+def holds_all(text: str | None, terms: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds every one of ``terms`` (folded words) as a whole word."""
+    return bool(text) and set(terms) <= set(words(text or ""))
 
 
 def query_terms(query: str) -> tuple[str, ...]:
@@ -152,7 +164,7 @@ async def search_messages(
         for message in batch:
             position = _advance(position, message)
             conversation = conversations.get(message.conversation_id)
-            if conversation is not None and matches(allowed, conversation):
+            if conversation is not None and holds_all(message.text, terms) and matches(allowed, conversation):
                 hits.append(Hit(message, conversation, position))
         if exhausted:
             break

@@ -305,7 +305,7 @@ async def test_search_costs_two_commands_per_batch_on_flat_filters(server, desk)
     # the filters themselves: $text of quoted words, and flat conditions, never $or/$and
     filters = server.commands.message_filters[-2:]
     assert all(set(f) <= {"org_id", "$text", "kind", "created_at"} for f in filters), filters
-    assert filters[-1]["$text"] == {"$search": '"parcel"'} and "$lte" in filters[-1]["created_at"]
+    assert filters[-1]["$text"] == {"$search": "parcel"} and "$lte" in filters[-1]["created_at"]
 
 
 async def test_refusals_are_typed_and_change_nothing(server, desk):
@@ -329,3 +329,11 @@ async def test_refusals_are_typed_and_change_nothing(server, desk):
     assert [code for code, _ in await refusal(org, "parcel", sender)] == ["FORBIDDEN"]
     anonymous = await server.gql(SEARCH, {"q": "parcel"}, None, expect_errors=True)
     assert [e["extensions"]["code"] for e in anonymous["errors"]] == ["UNAUTHENTICATED"]
+
+
+def test_words_are_letters_and_digits_folded_and_a_message_must_hold_them_all():
+    """The rule both databases' results pass through (MongoDB's index ORs the words, nx-27017's ANDs)."""
+    assert search.words('Parcél_ID "x" -Y {"$gt": 1} PARCEL') == ("parcel", "id", "x", "y", "gt", "1")
+    assert search.holds_all("Where is my PARCÉL?", ("parcel", "where"))
+    assert not search.holds_all("Where is my parcel?", ("parcel", "refund"))
+    assert not search.holds_all("parcels", ("parcel",)) and not search.holds_all(None, ("parcel",))

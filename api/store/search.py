@@ -1,8 +1,10 @@
 """Message search on the messages collection's text index (``message_text``).
 
-One query shape on MongoDB and nx-27017: ``$text`` with every word quoted as a
-phrase (MongoDB ORs bare words and ANDs phrases; nx-27017's FTS5 table ANDs
-both), beside flat conditions only. nx-27017 runs ``$text`` plus a flat filter
+One query shape on MongoDB and nx-27017: ``$text`` with the words, beside flat
+conditions only. MongoDB ORs the words, nx-27017's FTS5 table ANDs them; either
+way the index only narrows the candidates, and :func:`domain.search.holds_all`
+decides (phrases would AND on both, but MongoDB matches a phrase against the raw
+text, accents included, where the index ignores them). nx-27017 runs ``$text`` plus a flat filter
 in SQL (its FTS5 match AND-ed with the rest) but any ``$or`` beside ``$text``
 in Python over the whole collection (2.1 s at 20,000 messages against 25 ms),
 so the newest-first cursor is not the usual ``$or`` of "older, or as old with
@@ -23,7 +25,7 @@ from api.store import codec
 from api.store.codec import ms
 from domain.entities import Conversation, Message
 from domain.errors import invalid
-from domain.search import MAX_CONVERSATION_MATCHES, UNSEARCHABLE_KINDS, Position
+from domain.search import MAX_CONVERSATION_MATCHES, UNSEARCHABLE_KINDS, Position, holds_all
 
 NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
 
@@ -31,7 +33,7 @@ NEWEST_FIRST = [("created_at", -1), ("_id", -1)]
 def text_filter(org_id: str, terms: tuple[str, ...]) -> dict[str, Any]:
     return {
         "org_id": org_id,
-        "$text": {"$search": " ".join(f'"{term}"' for term in terms)},
+        "$text": {"$search": " ".join(terms)},
         "kind": {"$nin": [kind.value for kind in UNSEARCHABLE_KINDS]},
     }
 
@@ -57,15 +59,17 @@ class MessageSearcher:
         return [codec.conversation(d) async for d in cursor]
 
     async def conversations_mentioning(self, org_id: str, terms: tuple[str, ...]) -> tuple[str, ...]:
-        """Conversations among the newest :data:`MAX_CONVERSATION_MATCHES` messages holding every
-        term (the list's ``search``); one command, its visibility left to the list's own filter."""
+        """Conversations among the newest :data:`MAX_CONVERSATION_MATCHES` messages holding a
+        term, of those holding every term (the list's ``search``); one command, its visibility
+        left to the list's own filter."""
         cursor = (
-            self.db.messages.find(text_filter(org_id, terms), {"conversation_id": 1})
+            self.db.messages.find(text_filter(org_id, terms), {"conversation_id": 1, "text": 1})
             .sort(NEWEST_FIRST)
             .limit(MAX_CONVERSATION_MATCHES)
             .batch_size(MAX_CONVERSATION_MATCHES)
         )
-        return tuple(dict.fromkeys([doc["conversation_id"] async for doc in cursor]))
+        found = [doc["conversation_id"] async for doc in cursor if holds_all(doc.get("text"), terms)]
+        return tuple(dict.fromkeys(found))
 
 
 def encode_cursor(position: Position) -> str:
