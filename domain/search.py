@@ -42,7 +42,7 @@ MAX_QUERY_LENGTH = MAX_SEARCH_LENGTH
 MAX_TERMS = 8
 # Candidates (messages holding the words, in any conversation of the organization) examined per
 # request, read in one round trip: each read makes the text index match and sort every message
-# holding the words (about 3 s for a word in a third of 500,000 messages on nx-27017), so one
+# holding the words (1-4 s for a word in a third of 500,000 messages on nx-27017), so one
 # read of 500 candidates beats five of 100 for a caller who sees a tenth of the organization.
 MAX_EXAMINED = 500
 BATCH = 500
@@ -123,7 +123,8 @@ class MessageMatches(Protocol):
     async def matching_messages(
         self, org_id: str, terms: tuple[str, ...], after: Position | None, limit: int
     ) -> list[Message]:
-        """Messages of the organization holding every term, newest first (then by id, descending),
+        """Candidates: messages of the organization the text index finds for the terms (all of
+        them, or any: :func:`holds_all` decides), newest first (then by id, descending),
         strictly after ``after``; never a kind in :data:`UNSEARCHABLE_KINDS`."""
         ...
 
