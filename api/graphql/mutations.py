@@ -94,6 +94,8 @@ class Mutation:
                 E.TOO_MANY_ATTEMPTS: "too many failed logins from your address, or for this email and address, "
                 "recently; or this email is in its growing delay. Try again later.",
                 E.INVALID_INPUT: "the email or the password is not well-formed text (a lone surrogate).",
+                E.ACCOUNT_DEACTIVATED: "the email and password are right, but an owner or admin deactivated "
+                "the account.",
             },
             public=True,
         )
@@ -118,7 +120,7 @@ class Mutation:
                 raise
             org = await s.store.organization(member.org_id)
             return {
-                "token": s.tokens.issue(member.id, member.org_id),
+                "token": s.tokens.issue(member.id, member.org_id, version=member.token_version),
                 "member": Member(entity=member),
                 "organization": Organization.of(org),
             }

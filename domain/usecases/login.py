@@ -52,4 +52,6 @@ async def login(
         await attempts.take(keys.email, now, policy.window_s)
         raise Refused(ErrorCode.INVALID_CREDENTIALS, "Wrong email or password.")
     await attempts.give_back([keys.pair, keys.address], now, policy.window_s)
+    if not found[0].active:  # said only to whoever knows the password
+        raise Refused(ErrorCode.ACCOUNT_DEACTIVATED, "This account is deactivated. Ask an owner or admin.")
     return found[0]
