@@ -134,13 +134,13 @@ async def test_a_reset_token_is_shown_once_locks_the_account_and_works_once(make
         assert (answer["token"], answer["errors"]) == (None, [{"code": code, "field": field}])
     done = (await server.gql(COMPLETE, {"i": {"token": token, "newPassword": NEW_PASSWORD}}))["completePasswordReset"]
     assert done["errors"] == [] and done["member"]["id"] == ann.id and await works(server, done["token"])
-    again = (await server.gql(COMPLETE, {"i": {"token": token, "newPassword": "yet another one"}}))
+    again = await server.gql(COMPLETE, {"i": {"token": token, "newPassword": "yet another one"}})
     assert again["completePasswordReset"]["errors"] == [{"code": "INVALID_CREDENTIALS", "field": "token"}]
     assert await works(server, await login(server, ann.email, NEW_PASSWORD))
     # a reset token expires after 24 hours
     late = (await org.gql(RESET, {"i": {"memberId": bob.id}}))["resetMemberPassword"]["resetToken"]
     clock.advance(24 * 3600 + 1)
-    expired = (await server.gql(COMPLETE, {"i": {"token": late, "newPassword": NEW_PASSWORD}}))
+    expired = await server.gql(COMPLETE, {"i": {"token": late, "newPassword": NEW_PASSWORD}})
     assert expired["completePasswordReset"]["errors"] == [{"code": "INVALID_CREDENTIALS", "field": "token"}]
 
 

@@ -473,8 +473,8 @@ class Mutation:
                 "your organization (`toTeamId`), or no such member (`toMemberId`).",
                 E.FORBIDDEN: "you are not an admin of its team nor an owner or admin of the organization.",
                 E.INVALID_INPUT: "`toTeamId` is its own team and no `toMemberId` is given; `toMemberId` is given "
-                "for a COLLABORATION team, is not a representative of the GRAB team (admins never own), or "
-                "already owns it; or the note breaks a text rule (`field` says which).",
+                "for a COLLABORATION team, is not a representative of the GRAB team (admins never own), "
+                "already owns it, or is deactivated; or the note breaks a text rule (`field` says which).",
                 E.CONVERSATION_CLOSED: "the conversation is closed (a customer message reopens it in its team).",
                 E.ALREADY_GRABBED: "someone grabbed it (or was handed it) since you read it; nothing changed.",
                 E.CONVERSATION_CHANGED: "another admin transferred it since you read it, or it kept changing; "

@@ -366,6 +366,8 @@ async def _owner_and_room(
             )
         if conversation.owner_id == member_id:
             raise invalid("It is already theirs.", "toMemberId")
+        if not owner.active:
+            raise invalid("Their account is deactivated.", "toMemberId")
     org_admins = {m for m in undecided if m in members and members[m].role in _ORG_ADMINS}
     room = tuple(m for m in conversation.participants if m == member_id or kept_by_team(m) or m in org_admins)
     if member_id is not None and member_id not in room:
