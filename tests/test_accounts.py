@@ -40,6 +40,8 @@ ME = "{ me { id } }"
 EVENTS = "subscription { conversationEvents { kind conversationId } }"
 HISTORY = """query($id: ID!) { conversation(id: $id) { owner { id }
     messages(last: 10) { edges { node { text system { action } } } } } }"""
+TRANSFER = """mutation($i: TransferConversationInput!) { transferConversation(input: $i) {
+    errors { code field } } }"""
 NEW_PASSWORD = "a brand new passphrase"
 
 
@@ -231,6 +233,8 @@ async def test_deactivation_cuts_tokens_and_sockets_everywhere_and_offers_the_gr
         "system": {"action": "RELEASED"},
     }
     assert (await org.gql(grab, {"id": cid}, as_=bob))["grabConversation"]["errors"] == []
+    hand_over = (await org.gql(TRANSFER, {"i": {"id": cid, "toMemberId": alice.id}}))["transferConversation"]
+    assert hand_over["errors"] == [{"code": "INVALID_INPUT", "field": "toMemberId"}], "never to a deactivated member"
     again = (await org.gql(DEACTIVATE, {"i": {"memberId": alice.id}}))["deactivateMember"]
     assert again["member"]["deactivatedAt"] == deactivated["member"]["deactivatedAt"], "a no-op"
     # an instance started later knows what was revoked before it
@@ -267,3 +271,48 @@ async def test_checking_a_token_costs_no_database_command(mongo_uri, data_dir):
     finally:
         await server.stop()
         await conftest.drop_databases(mongo_uri, {server.settings.database})
+
+
+# --- a race a server can't stage on demand ------------------------------------------------------
+
+
+async def test_two_owners_demoting_each_other_at_once_leave_one_owner():
+    """Both read two owners, both demote; the one that finds none left gives its change back."""
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from domain.entities import Member
+    from domain.enums import OrgRole
+    from domain.errors import Refused
+    from domain.usecases import accounts
+    from domain.visibility import Viewer
+
+    now = datetime.now(UTC)
+    ids = ("a" * 24, "b" * 24)
+    owners = {i: Member(i, "org", f"{i[0]}@x.io", i[0], OrgRole.OWNER, now) for i in ids}
+
+    class Store:
+        async def member(self, org_id, member_id):
+            return owners.get(member_id)
+
+        async def owner_count(self, org_id):
+            return sum(m.role is OrgRole.OWNER for m in owners.values())
+
+        async def set_role(self, org_id, member_id, role, was):
+            if owners[member_id].role is not was:
+                return None
+            owners[member_id] = replace(owners[member_id], role=role)
+            if role is not OrgRole.OWNER:  # the other owner's demotion of this caller lands meanwhile
+                other = next(i for i in ids if i != member_id)
+                owners[other] = replace(owners[other], role=OrgRole.ADMIN)
+            return owners[member_id]
+
+    class Events:
+        async def publish_teams_changed(self, org_id, at):
+            raise AssertionError("nothing changed, nothing to announce")
+
+    viewer = Viewer(member_id=ids[0], org_id="org", org_role=OrgRole.OWNER)
+    with pytest.raises(Refused) as refusal:
+        await accounts.change_member_role(Store(), Events(), viewer, ids[1], OrgRole.ADMIN, now)
+    assert refusal.value.code.value == "LAST_OWNER"
+    assert [m.role for m in owners.values()].count(OrgRole.OWNER) == 1
