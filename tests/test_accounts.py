@@ -97,6 +97,17 @@ async def test_changing_your_password_ends_your_other_sessions_and_keeps_this_on
     assert await works(server, await login(server, ann.email, NEW_PASSWORD))
 
 
+async def test_guessing_your_current_password_is_throttled_like_a_login(server):
+    org, _, (ann,), _ = await support_desk(server, "ann")
+    guess = {"i": {"currentPassword": "a wrong guess", "newPassword": NEW_PASSWORD}}
+    codes = [(await org.gql(CHANGE, guess, as_=ann))["changePassword"]["errors"][0]["code"] for _ in range(6)]
+    assert codes == ["INVALID_CREDENTIALS"] * 5 + ["TOO_MANY_ATTEMPTS"]
+    right = {"i": {"currentPassword": PASSWORD, "newPassword": NEW_PASSWORD}}
+    assert (await org.gql(CHANGE, right, as_=ann))["changePassword"]["errors"][0]["code"] == "TOO_MANY_ATTEMPTS"
+    assert await login_code(server, ann.email, PASSWORD) == "TOO_MANY_ATTEMPTS", "one throttle for both"
+    assert await works(server, ann.token), "nothing changed"
+
+
 async def test_logout_ends_only_this_token(server):
     org, _, (ann,), _ = await support_desk(server, "ann")
     other = await login(server, ann.email)

@@ -119,6 +119,8 @@ class AccountMutation:
             "payload.",
             {
                 E.INVALID_CREDENTIALS: "`currentPassword` is wrong.",
+                E.TOO_MANY_ATTEMPTS: "too many wrong passwords recently (the login throttle counts these "
+                "checks too). Try again later.",
                 E.INVALID_INPUT: "`newPassword` is not 8 to 256 characters of text, or equals the current one.",
                 E.FORBIDDEN: "you are an app (API key).",
                 E.NOT_FOUND: "your account no longer exists.",
@@ -132,8 +134,9 @@ class AccountMutation:
         s = ctx.services
 
         async def action():
+            change = accounts.PasswordChange(input.current_password, input.new_password, ctx.client_address)
             session = await accounts.change_password(
-                s.store, s.passwords, s.events, ctx.viewer, input.current_password, input.new_password, ctx.now
+                s.store, s.passwords, s.store, s.events, ctx.viewer, change, ctx.now, s.settings.login_policy
             )
             return {"token": _fresh_token(info, session), "member": Member(entity=session.member)}
 

@@ -26,8 +26,10 @@ from typing import Protocol
 from domain.entities import Member
 from domain.enums import ErrorCode, OrgRole
 from domain.errors import Refused, forbidden, invalid, not_found
-from domain.ports import ConversationStore, EventSink, MemberAccounts, PasswordHasher
+from domain.ports import ConversationStore, EventSink, LoginAttempts, MemberAccounts, PasswordHasher
 from domain.status import Thresholds
+from domain.throttle import ThrottlePolicy
+from domain.usecases.login import check_own_password
 from domain.usecases.onboarding import check_password, require_org_admin
 from domain.usecases.rooms import leave_rooms
 from domain.validation import is_id, is_well_formed
@@ -78,17 +80,26 @@ def _not_yourself(viewer: Viewer, member: Member, what: str) -> None:
         raise invalid(f"You can't {what} yourself.", "memberId")
 
 
+@dataclass(frozen=True, slots=True)
+class PasswordChange:
+    current_password: str
+    new_password: str
+    client_address: str  # the current password is checked under the login throttle
+
+
 async def change_password(
     store: MemberAccounts,
     hasher: PasswordHasher,
+    attempts: LoginAttempts,
     events: EventSink,
     viewer: Viewer,
-    current_password: str,
-    new_password: str,
+    change: PasswordChange,
     now: datetime,
+    policy: ThrottlePolicy,
 ) -> Session:
     """The caller's new password; every other session of theirs stops working (the caller
     gets a fresh token from the returned version)."""
+    current_password, new_password = change.current_password, change.new_password
     _require_member(viewer)
     if not isinstance(current_password, str) or not is_well_formed(current_password):
         raise Refused(ErrorCode.INVALID_CREDENTIALS, "The current password is wrong.", "currentPassword")
@@ -98,15 +109,20 @@ async def change_password(
         raise Refused(refused.code, refused.message, "newPassword") from refused
     if new_password == current_password:
         raise invalid("The new password must differ from the current one.", "newPassword")
+    member = await store.member(viewer.org_id, viewer.member_id)
+    if member is None:
+        raise not_found("member")
     stored = await store.password_hash(viewer.org_id, viewer.member_id)
-    if not await hasher.verify(stored, current_password):
+    checked = await check_own_password(
+        hasher, attempts, member.email, stored, current_password, change.client_address, now, policy
+    )
+    if not checked:
         raise Refused(ErrorCode.INVALID_CREDENTIALS, "The current password is wrong.", "currentPassword")
     version = await store.set_password(viewer.org_id, viewer.member_id, await hasher.hash(new_password), now)
-    member = await store.member(viewer.org_id, viewer.member_id)
-    if version is None or member is None:
+    if version is None:
         raise not_found("member")
     await events.publish_member_tokens_revoked(viewer.org_id, member.id, version, now)
-    return Session(member, version)
+    return Session(replace(member, token_version=version), version)
 
 
 async def logout(
