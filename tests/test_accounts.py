@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import time
 
+import jwt
 import pytest
 import websockets
 
@@ -121,6 +122,17 @@ async def test_logout_ends_only_this_token(server):
     assert not await works(server, ann.token)
     assert refused(await server.gql(LOGOUT, token=ann.token, expect_errors=True)) == "UNAUTHENTICATED"
     assert await works(server, other)
+    # a token from before tokens had ids (no `ver`, no `jti`) can't be ended alone: all of hers end
+    org_id = jwt.decode(ann.token, options={"verify_signature": False})["org"]
+    legacy = jwt.encode(
+        {"sub": ann.id, "org": org_id, "exp": int(time.time()) + 600},
+        server.settings.jwt_secret,
+        algorithm="HS256",
+    )
+    assert await works(server, legacy)
+    assert (await server.gql(LOGOUT, token=legacy))["logout"]["ok"] is True
+    assert not await works(server, legacy) and not await works(server, other)
+    assert await works(server, await login(server, ann.email))
 
 
 # --- an admin's reset ---------------------------------------------------------------------------

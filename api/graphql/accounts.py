@@ -95,19 +95,18 @@ def _claims(info: Info) -> Claims | None:
     return ctx.services.tokens.claims(token) if token else None
 
 
-def _fresh_token(info: Info, session: accounts.Session) -> str:
-    s = info.context.services
-    if s.sessions is not None:  # this instance refuses the older tokens before the answer
-        s.sessions.cut(session.member.id, session.token_version)
-    return s.tokens.issue(session.member.id, session.member.org_id, version=session.token_version)
-
-
 def _cut_here(info: Info, member: e.Member) -> None:
     """This instance refuses the member's older tokens before it answers, not only when its hub
     reads the event (the other instances do then)."""
     sessions = info.context.services.sessions
     if sessions is not None:
         sessions.cut(member.id, member.token_version)
+
+
+def _fresh_token(info: Info, session: accounts.Session) -> str:
+    """A token of the member's new version: the session that changed the password goes on."""
+    _cut_here(info, session.member)
+    return info.context.services.tokens.issue(session.member.id, session.member.org_id, version=session.token_version)
 
 
 @strawberry.type
