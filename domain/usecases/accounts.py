@@ -82,6 +82,8 @@ def _not_yourself(viewer: Viewer, member: Member, what: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class PasswordChange:
+    """What ``changePassword`` was given, and from where."""
+
     current_password: str
     new_password: str
     client_address: str  # the current password is checked under the login throttle
