@@ -73,6 +73,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         RequireScopes,
         lambda: QueryCostLimit(max_nodes=settings.max_query_nodes),
     ]
+    from api.graphql.accounts import AccountMutation
     from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.search import SearchQuery
@@ -80,7 +81,9 @@ def build_schema(settings: Settings | None = None) -> Schema:
     from api.graphql.webhooks import WebhookMutation, WebhookQuery
 
     query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery, SearchQuery))
-    mutation = merged_root("Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation))
+    mutation = merged_root(
+        "Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AccountMutation)
+    )
     return Schema(
         query=query,
         mutation=mutation,
