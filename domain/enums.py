@@ -92,6 +92,7 @@ class SystemAction(str, Enum):
     TRANSFERRED = "TRANSFERRED"
     CLOSED = "CLOSED"
     REOPENED = "REOPENED"
+    REENGAGED = "REENGAGED"
 
 
 class ErrorCode(str, Enum):
@@ -138,6 +139,7 @@ class EventKind(str, Enum):
     READ = "READ"  # a member marked messages read: only that member's own subscriptions receive it
     TRANSFERRED = "TRANSFERRED"
     RELEASED = "RELEASED"
+    REENGAGED = "REENGAGED"  # a member's WhatsApp template reopened a closed conversation
 
 
 class NotificationKind(str, Enum):

@@ -116,6 +116,8 @@ def line_text(
             return "The conversation closed after a period without customer messages."
         case SystemAction.REOPENED:
             return f"{customer_name or 'The customer'} wrote again: the conversation reopened."
+        case SystemAction.REENGAGED:
+            return f"{actor} reopened the conversation to send {customer_name or 'the customer'} a WhatsApp template."
     raise AssertionError(f"no text for {action}")  # pragma: no cover
 
 

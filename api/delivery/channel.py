@@ -82,7 +82,7 @@ class ChannelTransport:
             conversation = await store.conversation(message.org_id, message.conversation_id)
             if conversation is None:
                 return Failed("The conversation no longer exists.")
-            last_wrote = conversation.last_customer_message_at
+            last_wrote = conversation.customer_last_wrote_at
             if channel.type is ChannelType.FACEBOOK and (tag := messenger_tag(last_wrote, now)) is None:
                 return Failed(
                     "More than 7 days since the customer wrote: Messenger accepts no message.",

@@ -523,11 +523,19 @@ class Mutation:
     @strawberry.mutation(
         description=mutation_description(
             "Send a message to the customer (you must be in the room; an app with SEND_MESSAGES sends in any "
-            "open conversation of its teams without joining). A refused message stores nothing.",
+            "open conversation of its teams without joining). A refused message stores nothing. On a closed "
+            "WhatsApp conversation, a member who can see it may send a WHATSAPP_TEMPLATE: it re-engages the "
+            "customer, reopening the conversation with you in the room (owning it, if you are a representative of "
+            "its GRAB team) and nobody waiting (a REENGAGED event and history line); free text stays refused "
+            "until the customer writes, and it closes again after `IMBRACE_AUTO_CLOSE_AFTER_S` of silence from "
+            "then.",
             {
                 E.NOT_FOUND: "the conversation doesn't exist or you may not see it, or no such template "
                 "(`templateId`).",
-                E.CONVERSATION_CLOSED: "the conversation is closed.",
+                E.CONVERSATION_CLOSED: "the conversation is closed, and this is not a member's WHATSAPP_TEMPLATE on "
+                "WhatsApp.",
+                E.CONVERSATION_CHANGED: "re-engaging: the customer wrote (or someone else re-engaged it) meanwhile; "
+                "nothing was sent.",
                 E.NOT_JOINED: "you are not in the room.",
                 E.INVALID_INPUT: "the text, template, variables or files don't fit the message's `kind` or "
                 "channel (`field` says which).",

@@ -601,7 +601,7 @@ class Conversation:
 
     @strawberry.field(description="When the customer last wrote.")
     def last_customer_message_at(self) -> datetime | None:
-        return self.entity.last_customer_message_at
+        return self.entity.customer_last_wrote_at
 
     @strawberry.field(description="When anyone last wrote.")
     def last_message_at(self) -> datetime | None:

@@ -218,6 +218,7 @@ CONVERSATION_TIMES = (
     "updated_at",
     "next_due_at",
     "reopened_at",
+    "customer_wrote_at",
 )
 
 
