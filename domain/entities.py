@@ -89,6 +89,7 @@ class Channel:
     created_at: datetime | None = None
     credential_hints: dict[str, str] | None = None  # None: no provider credentials
     widget: WidgetSettings | None = None  # WEB_WIDGET channels set up for the widget
+    disabled_at: datetime | None = None  # disabled: nothing comes in or goes out (see disableChannel)
 
 
 @dataclass(frozen=True, slots=True)

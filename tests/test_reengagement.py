@@ -74,7 +74,9 @@ async def test_a_template_reopens_a_closed_whatsapp_conversation_without_anyone_
     closed = await send(org, ann, cid, text="Hello again")
     assert codes(closed) == ["CONVERSATION_CLOSED"] and "WHATSAPP_TEMPLATE" in closed["errors"][0]["message"]
     assert codes(await send(org, ann, cid, "WHATSAPP_TEMPLATE", templateId="0" * 24)) == ["NOT_FOUND"]
-    assert codes(await send(org, outsider, cid, "WHATSAPP_TEMPLATE", templateId=template, variables=NAME)) == ["NOT_FOUND"]
+    assert codes(await send(org, outsider, cid, "WHATSAPP_TEMPLATE", templateId=template, variables=NAME)) == [
+        "NOT_FOUND"
+    ]
     assert await server.db.messages.count_documents({"conversation_id": cid}) == messages_before
     assert (await seen(org, cid, ann))["status"] == "CLOSED"
 
@@ -113,7 +115,9 @@ async def test_a_template_reopens_a_closed_whatsapp_conversation_without_anyone_
     # free text stays refused until the customer writes; ann, out of the room, is not in it
     assert codes(await send(org, ben, cid, text="Did you get it?")) == ["WHATSAPP_WINDOW_CLOSED"]
     assert codes(await send(org, ann, cid, text="me too")) == ["NOT_JOINED"]
-    assert codes(await send(org, ben, cid, "WHATSAPP_TEMPLATE", templateId=template, variables=NAME)) == []  # another template
+    assert (
+        codes(await send(org, ben, cid, "WHATSAPP_TEMPLATE", templateId=template, variables=NAME)) == []
+    )  # another template
 
     # silence counts from the re-engagement: a sweep now leaves it open, one an hour later closes it
     assert await server.sweep() == 0

@@ -67,6 +67,8 @@ class ChannelTransport:
         if loaded is None:
             return Failed("The channel no longer exists.")
         channel, credentials = loaded
+        if channel.disabled_at is not None:  # nothing goes out of a disabled channel; no retry
+            return Failed("The channel was disabled before this reply went out.", ErrorCode.CHANNEL_DISABLED.value)
         provider = self.providers.get(channel.type)
         if provider is None:
             return Failed(f"{channel.type.value} replies are not sent by this server.")

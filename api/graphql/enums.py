@@ -224,6 +224,10 @@ described(
         "UNKNOWN_WIDGET": "Web widget: no widget has this key (or it was rotated away).",
         "ORIGIN_NOT_ALLOWED": "Web widget: the page's origin is not one of the channel's allowed origins.",
         "IDENTITY_MISMATCH": "Web widget: the identifier's hash is not HMAC-SHA256(identitySecret, identifier).",
+        "TEAM_NOT_EMPTY": "The team still has conversations or channels: name a team to move them to "
+        "(`deleteTeam`'s `transferToTeamId`).",
+        "CHANNEL_DISABLED": "The conversation's channel is disabled (`disableChannel`): nothing is sent or "
+        "stored until it is enabled again (`enableChannel`).",
     },
 )
 EventKind = d.EventKind

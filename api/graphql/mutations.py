@@ -546,6 +546,7 @@ class Mutation:
                 E.WECHAT_WINDOW_CLOSED: "on WeChat, more than 48 hours have passed since the customer last "
                 "wrote; nothing is stored.",
                 E.PAYLOAD_TOO_LARGE: "a file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
+                E.CHANNEL_DISABLED: "the conversation's channel is disabled (`disableChannel`); nothing is stored.",
             },
         )
     )

@@ -75,11 +75,14 @@ def build_schema(settings: Settings | None = None) -> Schema:
     ]
     from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
     from api.graphql.notifications import NotificationMutation, NotificationQuery
+    from api.graphql.organization import OrganizationMutation
     from api.graphql.subscriptions import Subscription
     from api.graphql.webhooks import WebhookMutation, WebhookQuery
 
     query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery))
-    mutation = merged_root("Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation))
+    mutation = merged_root(
+        "Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, OrganizationMutation)
+    )
     return Schema(
         query=query,
         mutation=mutation,

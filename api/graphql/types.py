@@ -142,6 +142,13 @@ class Channel:
     def name(self) -> str:
         return self.entity.name
 
+    @strawberry.field(
+        description="When it was disabled (`disableChannel`): nothing comes in or goes out through it until "
+        "`enableChannel`. Null while it works."
+    )
+    def disabled_at(self) -> datetime | None:
+        return self.entity.disabled_at
+
     @strawberry.field(description="The team that receives this channel's conversations.")
     def team_id(self) -> strawberry.ID:
         return strawberry.ID(self.entity.team_id)

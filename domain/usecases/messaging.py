@@ -26,6 +26,7 @@ from domain.status import Thresholds, is_closed, next_transition_at, status_of
 from domain.templates import placeholders, render
 from domain.usecases.delivery import check_messenger_window, check_wechat_window, deliveries_for
 from domain.usecases.lines import write_line
+from domain.usecases.organization import check_channel_enabled
 from domain.usecases.rooms import load_visible
 from domain.validation import clean_line, clean_text, is_id
 from domain.visibility import Viewer, is_grab_representative
@@ -92,6 +93,8 @@ async def send_message(
     text, template_call = await _compose_text(store, viewer, conversation, draft)
     check_uploads(draft, settings)
     channel = await store.channel(conversation.channel_id)
+    if channel is not None:
+        check_channel_enabled(channel)
     if reengaging:  # everything checked: the first write opens it with the sender in the room
         conversation = await reengage(store, events, viewer, conversation, now, t)
 
@@ -188,7 +191,12 @@ def check_may_reengage(viewer: Viewer, conversation: Conversation, kind: Message
 
 
 async def reengage(
-    store: ConversationStore, events: EventSink, viewer: Viewer, conversation: Conversation, now: datetime, t: Thresholds
+    store: ConversationStore,
+    events: EventSink,
+    viewer: Viewer,
+    conversation: Conversation,
+    now: datetime,
+    t: Thresholds,
 ) -> Conversation:
     """Open the closed conversation with the viewer alone in the room and nobody waiting, in one
     conditional update that also numbers its history line (:func:`domain.changes.reengage`);
@@ -242,8 +250,8 @@ def duration(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             count = int(seconds // size)
             return f"{count} {unit}{'' if count == 1 else 's'}"
-    count = int(seconds) if float(seconds).is_integer() else seconds
-    return f"{count} second{'' if count == 1 else 's'}"
+    shown = f"{int(seconds)}" if float(seconds).is_integer() else f"{seconds:g}"
+    return f"{shown} second{'' if shown == '1' else 's'}"
 
 
 def check_uploads(draft: MessageDraft, settings: MessagingSettings) -> None:

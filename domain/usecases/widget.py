@@ -297,6 +297,8 @@ async def _widget_channel(store: WidgetStore, widget_key: str) -> tuple[Channel,
     found = await store.widget_channel(widget_key) if is_widget_key(widget_key) else None
     if found is None or found[0].widget is None or found[0].type is not ChannelType.WEB_WIDGET:
         raise Refused(ErrorCode.UNKNOWN_WIDGET, "No widget has this key.", "widgetKey")
+    if found[0].disabled_at is not None:
+        raise Refused(ErrorCode.UNKNOWN_WIDGET, "This widget is disabled.", "widgetKey")
     return found
 
 
@@ -404,6 +406,8 @@ async def _visitor(store: WidgetStore, session: VisitorSession) -> tuple[Channel
     channel = await store.channel(session.channel_id)
     if channel is None or channel.widget is None or channel.org_id != session.org_id:
         raise Refused(ErrorCode.UNKNOWN_WIDGET, "This widget no longer exists.")
+    if channel.disabled_at is not None:
+        raise Refused(ErrorCode.UNKNOWN_WIDGET, "This widget is disabled.")
     customer = await store.customer(session.org_id, session.customer_id)
     if customer is None or customer.channel_id != channel.id:
         raise not_found("visitor")
