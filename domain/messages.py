@@ -98,6 +98,8 @@ def line_text(
             return f"{actor} joined the conversation."
         case SystemAction.LEFT if removed:
             return f"{target} left the conversation (taken out of the team by {actor})."
+        case SystemAction.LEFT if about_someone:
+            return f"{target} left the conversation ({actor} made the team a GRAB team: it is its owner's)."
         case SystemAction.LEFT:
             return f"{actor} left the conversation."
         case SystemAction.RELEASED if removed:

@@ -144,7 +144,8 @@ class OrganizationMutation:
             "COLLABORATION: every member sees every conversation of the team, a grabbed one keeps its owner and "
             "room and the others may join it, and grab offers can no longer be taken. To GRAB: conversations "
             "nobody owns may be grabbed (who is in their room stays there); representatives see only those and "
-            "their own. Open subscriptions follow at once.",
+            "their own, and leave the rooms of conversations someone else owns (a history line says so). Open "
+            "subscriptions follow at once.",
             {E.FORBIDDEN: NOT_ADMIN, E.NOT_FOUND: "no such team in your organization (`id`)."},
         )
     )
@@ -154,8 +155,9 @@ class OrganizationMutation:
         ctx = info.context
 
         async def action():
+            s = ctx.services
             team = await org.set_team_mode(
-                ctx.services.store, ctx.services.events, ctx.viewer, str(input.id), input.mode, ctx.now
+                s.store, s.events, ctx.viewer, str(input.id), input.mode, ctx.now, s.settings.thresholds
             )
             return {"team": Team(entity=team)}
 

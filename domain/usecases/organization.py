@@ -11,13 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from domain import changes
 from domain.entities import Channel, Conversation, MessageTemplate, Team
-from domain.enums import ChannelType, ErrorCode, TeamMode
+from domain.enums import ChannelType, ErrorCode, EventKind, OrgRole, SystemAction, TeamMode, TeamRole
 from domain.errors import AlreadyStored, Refused, forbidden, invalid, not_found
+from domain.events import Event
 from domain.ports import EventSink
-from domain.status import Thresholds, is_closed
+from domain.status import Thresholds, is_closed, status_of
 from domain.templates import placeholders
 from domain.usecases.customers import UNSET
+from domain.usecases.lines import write_line
 from domain.usecases.onboarding import WHATSAPP_LANGUAGE, WHATSAPP_TEMPLATE_NAME, hash_ingest_key, require_org_admin
 from domain.usecases.rooms import TransferRequest, TransferStore, transfer_conversation
 from domain.validation import clean_line, clean_text, is_id
@@ -64,7 +67,7 @@ async def rename_team(
 
 
 async def set_team_mode(
-    store: TeamStore, events: EventSink, viewer: Viewer, team_id: str, mode: TeamMode, now: datetime
+    store: TeamStore, events: EventSink, viewer: Viewer, team_id: str, mode: TeamMode, now: datetime, t: Thresholds
 ) -> Team:
     """GRAB or COLLABORATION from now on (owners and admins). No conversation is written: what
     each member sees follows from the mode (subscriptions re-read their teams at once).
@@ -73,7 +76,9 @@ async def set_team_mode(
     its owner (in its room) and its room, and the others may join it. Pending grab offers can no
     longer be taken (``canGrab`` false). COLLABORATION → GRAB: a conversation nobody owns is
     offered to grabbing (its room stays as it is: who is in it may go on writing); the
-    representatives see only those unowned and their own.
+    representatives see only those unowned and their own, so those in the room of a conversation
+    someone owns leave it (grab privacy: they would be told of messages they may not see),
+    each with a history line and a LEFT event.
     """
     require_org_admin(viewer)
     team = await _team(store, viewer, team_id)
@@ -83,7 +88,51 @@ async def set_team_mode(
     if updated is None:
         raise not_found("team", "id")
     await events.publish_teams_changed(viewer.org_id, now)
+    if mode is TeamMode.GRAB:
+        await _out_of_owned_rooms(store, events, viewer, updated, now, t)
     return updated
+
+
+async def _out_of_owned_rooms(
+    store: TeamStore, events: EventSink, viewer: Viewer, team: Team, now: datetime, t: Thresholds
+) -> None:
+    """In a team just made GRAB: the representatives in the room of a conversation someone else owns leave it."""
+    for conversation in await store.unclosed_conversations_of_team(viewer.org_id, team.id):
+        owner = conversation.owner_id
+        others = [m for m in conversation.participants if m != owner and team.role_of(m) is not TeamRole.ADMIN]
+        if owner is None or not others:
+            continue
+        members = {m.id: m for m in await store.members_by_ids(viewer.org_id, others)}
+        for member_id in others:
+            member = members.get(member_id)
+            if member is not None and member.role in (OrgRole.OWNER, OrgRole.ADMIN):
+                continue  # organization admins see every conversation
+            left = await store.change_conversation(
+                conversation.id, changes.numbered(changes.leave(member_id, now, release=False))
+            )
+            if left is None:  # left meanwhile
+                continue
+            line = await write_line(
+                store,
+                left,
+                SystemAction.LEFT,
+                now,
+                actor=viewer,
+                target_id=member_id,
+                target_name=member.name if member else None,
+            )
+            await events.publish(
+                Event(
+                    kind=EventKind.LEFT,
+                    conversation=left,
+                    at=now,
+                    actor_id=member_id,
+                    previous_status=status_of(conversation, now, t),
+                    owner_before=owner,
+                    line_id=line.id,
+                )
+            )
+            conversation = left
 
 
 @dataclass(frozen=True, slots=True)
