@@ -261,6 +261,19 @@ async def test_a_disabled_channel_takes_nothing_in_and_sends_nothing_until_enabl
     await org.customer_writes(channel, "c1", "Back")
     assert (await gql(org, SEND, {"i": {"conversationId": cid, "text": "Welcome back"}}, ann))["errors"] == []
 
+    # handed to another team: new conversations go there, the open one stays
+    sales = await org.team("Sales")
+    update = """mutation($i: UpdateChannelInput!) { updateChannel(input: $i) {
+        channel { teamId } errors { code field } } }"""
+    assert (await gql(org, update, {"i": {"id": channel.id, "teamId": "f" * 24}}))["errors"] == [
+        {"code": "NOT_FOUND", "field": "teamId"}
+    ]
+    assert codes(await gql(org, update, {"i": {"id": channel.id, "teamId": sales}}, ann)) == ["FORBIDDEN"]
+    assert (await gql(org, update, {"i": {"id": channel.id, "teamId": sales}}))["channel"] == {"teamId": sales}
+    moved = (await org.customer_writes(channel, "c9", "Hello sales"))["conversationId"]
+    assert (await seen(org, moved))["team"] == {"id": sales}
+    assert (await seen(org, cid))["team"] != {"id": sales}
+
     # a new ingest key, shown once: the old one stops working at once
     rotated = await gql(org, ROTATE, {"id": channel.id})
     new_key = rotated["ingestKey"]

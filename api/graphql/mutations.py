@@ -294,12 +294,13 @@ class Mutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Change a channel (owners and admins): rename it; for a WEB_WIDGET channel, replace its allowed "
+            "Change a channel (owners and admins): rename it, or hand it to another team (`teamId`: new "
+            "conversations go there); for a WEB_WIDGET channel, replace its allowed "
             "origins, draw a new widget key or identity secret (returned once), or turn identity verification "
             "off. Nothing is written unless everything holds.",
             {
                 E.FORBIDDEN: "you are not an owner or admin.",
-                E.NOT_FOUND: "no such channel in your organization (`id`).",
+                E.NOT_FOUND: "no such channel in your organization (`id`), or no such team (`teamId`).",
                 E.INVALID_INPUT: "the name is empty, too long or has control characters; an allowed origin is "
                 "not an origin or there are more than 20 (`allowedOrigins`); widget settings for another type "
                 "than WEB_WIDGET (`id`); or both `rotateIdentitySecret` and `disableIdentityVerification`.",
@@ -324,6 +325,7 @@ class Mutation:
                 rotate_widget_key=input.rotate_widget_key,
                 rotate_identity_secret=input.rotate_identity_secret,
                 disable_identity_verification=input.disable_identity_verification,
+                team_id=str(input.team_id) if input.team_id is not None else None,
             )
             key = channel.widget.key if channel.widget else None
             return {

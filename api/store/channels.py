@@ -119,6 +119,8 @@ class Channels:
         to_set: dict[str, Any] = {"updated_at": ms(now)}
         if changes.name is not None:
             to_set["name"] = changes.name
+        if changes.team_id is not None:
+            to_set["team_id"] = changes.team_id
         if changes.widget is not None:
             to_set |= codec.widget_fields(changes.widget)
         if changes.identity_secret is not None:
