@@ -11,6 +11,7 @@ from __future__ import annotations
 from domain.status import Thresholds
 from domain.usecases.messaging import MessagingSettings
 from tests.clock import FakeClock
+from tests.test_api_keys import create_key
 from tests.test_history import act, history, lines
 from tests.world import Org, Person, grab_desk, support_desk
 from tests.ws import Subscriber
@@ -76,6 +77,11 @@ async def test_a_template_reopens_a_closed_whatsapp_conversation_without_anyone_
     assert codes(await send(org, ann, cid, "WHATSAPP_TEMPLATE", templateId="0" * 24)) == ["NOT_FOUND"]
     assert codes(await send(org, outsider, cid, "WHATSAPP_TEMPLATE", templateId=template, variables=NAME)) == [
         "NOT_FOUND"
+    ]
+    app, _ = await create_key(org, ["SEND_MESSAGES", "READ_CONVERSATIONS"])  # apps never enter rooms
+    by_app = await send(org, app, cid, "WHATSAPP_TEMPLATE", templateId=template, variables=NAME)
+    assert by_app["errors"] == [
+        {"code": "CONVERSATION_CLOSED", "message": "This conversation is closed.", "field": None}
     ]
     assert await server.db.messages.count_documents({"conversation_id": cid}) == messages_before
     assert (await seen(org, cid, ann))["status"] == "CLOSED"
