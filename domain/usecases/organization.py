@@ -69,8 +69,8 @@ async def rename_team(
 async def set_team_mode(
     store: TeamStore, events: EventSink, viewer: Viewer, team_id: str, mode: TeamMode, now: datetime, t: Thresholds
 ) -> Team:
-    """GRAB or COLLABORATION from now on (owners and admins). No conversation is written: what
-    each member sees follows from the mode (subscriptions re-read their teams at once).
+    """GRAB or COLLABORATION from now on (owners and admins). What each member sees follows from
+    the mode (subscriptions re-read their teams at once); conversations move only as said below.
 
     GRAB → COLLABORATION: every member sees every conversation of the team; a grabbed one keeps
     its owner (in its room) and its room, and the others may join it. Pending grab offers can no
