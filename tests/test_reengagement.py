@@ -8,11 +8,18 @@ close counts from the re-engagement, not from the customer's old last message (F
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
+from domain import changes
+from domain.entities import Channel, MessageTemplate
+from domain.enums import ChannelType, ErrorCode, MessageKind, OrgRole
 from domain.status import Thresholds
-from domain.usecases.messaging import MessagingSettings
+from domain.usecases.messaging import MessageDraft, MessagingSettings, send_message
 from tests.clock import FakeClock
 from tests.test_api_keys import create_key
 from tests.test_history import act, history, lines
+from tests.test_transfer import CHIEF, FRONT, NOW, RacingStore, open_conversation, play, viewer
 from tests.world import Org, Person, grab_desk, support_desk
 from tests.ws import Subscriber
 
@@ -165,3 +172,27 @@ async def test_in_a_grab_team_the_representative_who_re_engages_owns_it_and_othe
     sent = await send(org, boss, cid, "WHATSAPP_TEMPLATE", templateId=template, variables=NAME)
     assert sent["errors"] == [] and sent["conversation"]["owner"] is None
     assert sent["conversation"]["representatives"] == [{"id": boss.id}]
+
+
+class ReengageStore(RacingStore):
+    """A closed WhatsApp conversation in memory, with a WhatsApp template and its channel."""
+
+    async def template(self, org_id: str, template_id: str) -> MessageTemplate | None:
+        return MessageTemplate(template_id, "o", "follow_up", "Any news?", ChannelType.WHATSAPP)
+
+    async def channel(self, channel_id: str) -> Channel | None:
+        return Channel(channel_id, "o", FRONT.id, ChannelType.WHATSAPP, "WhatsApp")
+
+
+async def test_a_re_engagement_the_customer_overtakes_sends_nothing():
+    closed = replace(
+        open_conversation(), team_id=FRONT.id, channel_type=ChannelType.WHATSAPP, closed_at=NOW, waiting_since=None
+    )
+    later = NOW + timedelta(seconds=60)
+    # the customer writes between the member's read and the re-engagement's conditional update
+    store = ReengageStore(closed, [changes.reopen(closed, later, None)])
+    draft = MessageDraft(closed.id, MessageKind.WHATSAPP_TEMPLATE, template_id="e" * 24)
+    send = send_message(store, None, store, viewer(CHIEF, OrgRole.ADMIN), draft, later, CALM, MessagingSettings())
+    refused = await play(store, send)  # (no file saver: a template saves no file)
+    assert refused is not None and refused.code is ErrorCode.CONVERSATION_CHANGED
+    assert store.published == [] and store.current.participants == () and store.current.waiting_since == later
