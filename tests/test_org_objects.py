@@ -250,6 +250,8 @@ async def test_a_disabled_channel_takes_nothing_in_and_sends_nothing_until_enabl
     assert response.json() == refusal
     response = await server.inbound(channel.id, channel.key, {"customer": {"externalId": "new"}, "text": "Hi"})
     assert response.status_code == 403
+    presence = await server.presence(channel.id, channel.key, {"customer": {"externalId": "c1"}, "online": True})
+    assert presence.status_code == 403
     refused = await gql(org, SEND, {"i": {"conversationId": cid, "text": "Still here"}}, ann)
     assert codes(refused) == ["CHANNEL_DISABLED"]
     assert await server.db.messages.count_documents({}) == stored
