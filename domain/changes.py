@@ -260,6 +260,7 @@ def wake(now: datetime, due_by: datetime) -> Change:
         when=OPEN,
         set={"last_customer_message_at": now, "last_message_at": now, "updated_at": now, "read_by": ()},
         lower={"waiting_since": now, "next_due_at": due_by},
+        clear=("customer_wrote_at",),  # they wrote: silence and windows count from now again
     )
 
 
@@ -279,9 +280,41 @@ def reopen(before: Conversation, now: datetime, next_due_at: datetime | None) ->
                 "reopened_at": now,
                 "read_by": (),
             },
-            clear=("closed_at", "closed_reason", "owner_id", "announced_status"),
+            clear=("closed_at", "closed_reason", "owner_id", "announced_status", "customer_wrote_at"),
         ),
         assign(next_due_at=next_due_at),
+    )
+
+
+def reengage(
+    before: Conversation, member_id: str, owner_id: str | None, now: datetime, next_due_at: datetime | None
+) -> Change:
+    """A member re-engages the customer of a closed WhatsApp conversation (with a template):
+    it opens again with the member alone in the room, owned by ``owner_id`` (a GRAB team's
+    representative who re-engages owns it) or by nobody, and nobody waiting.
+
+    Customer silence (the inactivity close) counts afresh from now, so the conversation is
+    not closed again at once: ``last_customer_message_at`` moves to now, and when the
+    customer really last wrote is kept in ``customer_wrote_at`` (the WhatsApp window still
+    counts from it: free text stays refused) until they write again (:func:`wake`).
+    Only if it is still as ``before`` was read: a customer message reopening it in between,
+    or another re-engagement, makes it fail.
+    """
+    wrote = before.customer_last_wrote_at
+    assert wrote is not None  # every conversation starts with a customer message
+    return merge(
+        Change(
+            when=as_read(before, "closed_at", "last_customer_message_at"),
+            set={
+                "last_customer_message_at": now,
+                "customer_wrote_at": wrote,
+                "updated_at": now,
+                "participants": (member_id,),
+                "reopened_at": now,
+            },
+            clear=("closed_at", "closed_reason", "announced_status", "waiting_since"),
+        ),
+        assign(owner_id=owner_id, next_due_at=next_due_at),
     )
 
 
@@ -328,6 +361,7 @@ __all__ = [
     "raised",
     "read_to_the_end",
     "release",
+    "reengage",
     "reopen",
     "reschedule",
     "take_number",

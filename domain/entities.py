@@ -95,6 +95,7 @@ class Channel:
     created_at: datetime | None = None
     credential_hints: dict[str, str] | None = None  # None: no provider credentials
     widget: WidgetSettings | None = None  # WEB_WIDGET channels set up for the widget
+    disabled_at: datetime | None = None  # disabled: nothing comes in or goes out (see disableChannel)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +160,10 @@ class Conversation:
     participants: tuple[str, ...] = ()
     owner_id: str | None = None
     waiting_since: datetime | None = None
+    # The moment customer silence counts from (the inactivity close, the status rules): the
+    # customer's last message, or a later re-engagement (a member's WhatsApp template on the
+    # closed conversation); then ``customer_wrote_at`` keeps when the customer really last
+    # wrote, until they write again. Read it through :attr:`customer_last_wrote_at`.
     last_customer_message_at: datetime | None = None
     last_message_at: datetime | None = None
     message_seq: int = 0
@@ -173,6 +178,12 @@ class Conversation:
     customer_messages: int = 0
     read_by: tuple[str, ...] = ()
     reads: tuple[ReadMark, ...] = ()  # ordered by member id
+    customer_wrote_at: datetime | None = None  # set only while a re-engagement is newer (see above)
+
+    @property
+    def customer_last_wrote_at(self) -> datetime | None:
+        """When the customer last wrote: what the providers' windows (WhatsApp's 24 h...) count from."""
+        return self.customer_wrote_at or self.last_customer_message_at
 
     def read_mark(self, member_id: str) -> ReadMark | None:
         return next((mark for mark in self.reads if mark.member_id == member_id), None)

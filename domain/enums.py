@@ -92,6 +92,7 @@ class SystemAction(str, Enum):
     TRANSFERRED = "TRANSFERRED"
     CLOSED = "CLOSED"
     REOPENED = "REOPENED"
+    REENGAGED = "REENGAGED"
 
 
 class ErrorCode(str, Enum):
@@ -121,6 +122,8 @@ class ErrorCode(str, Enum):
     IDENTITY_MISMATCH = "IDENTITY_MISMATCH"
     ACCOUNT_DEACTIVATED = "ACCOUNT_DEACTIVATED"
     LAST_OWNER = "LAST_OWNER"
+    TEAM_NOT_EMPTY = "TEAM_NOT_EMPTY"
+    CHANNEL_DISABLED = "CHANNEL_DISABLED"
 
 
 class EventKind(str, Enum):
@@ -140,6 +143,7 @@ class EventKind(str, Enum):
     READ = "READ"  # a member marked messages read: only that member's own subscriptions receive it
     TRANSFERRED = "TRANSFERRED"
     RELEASED = "RELEASED"
+    REENGAGED = "REENGAGED"  # a member's WhatsApp template reopened a closed conversation
 
 
 class NotificationKind(str, Enum):

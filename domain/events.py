@@ -48,7 +48,7 @@ def visible_before(viewer: Viewer | Visibility, event: Event) -> bool:
 
 
 # The events that can take a conversation out of the sight of someone who saw it.
-HIDING = (EventKind.GRABBED, EventKind.TRANSFERRED)
+HIDING = (EventKind.GRABBED, EventKind.TRANSFERRED, EventKind.REENGAGED)
 
 
 def route_event(viewer: Viewer | Visibility, event: Event, criteria: Criteria) -> EventKind | None:

@@ -103,6 +103,8 @@ def line_text(
             return f"{actor} joined the conversation."
         case SystemAction.LEFT if removed:
             return f"{target} left the conversation ({why})."
+        case SystemAction.LEFT if about_someone:
+            return f"{target} left the conversation ({actor} made the team a GRAB team: it is its owner's)."
         case SystemAction.LEFT:
             return f"{actor} left the conversation."
         case SystemAction.RELEASED if removed:
@@ -121,6 +123,8 @@ def line_text(
             return "The conversation closed after a period without customer messages."
         case SystemAction.REOPENED:
             return f"{customer_name or 'The customer'} wrote again: the conversation reopened."
+        case SystemAction.REENGAGED:
+            return f"{actor} reopened the conversation to send {customer_name or 'the customer'} a WhatsApp template."
     raise AssertionError(f"no text for {action}")  # pragma: no cover
 
 

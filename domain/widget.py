@@ -229,6 +229,7 @@ class ChannelChanges:
     widget: WidgetSettings | None = None
     identity_secret: str | None = None
     clear_identity_secret: bool = False
+    team_id: str | None = None  # the team its new conversations go to
 
 
 @dataclass(frozen=True, slots=True)

@@ -69,6 +69,7 @@ def conversations(draw) -> Conversation:
         updated_at=draw(optional_moments),
         announced_status=draw(statuses),
         next_due_at=draw(optional_moments),
+        customer_wrote_at=draw(optional_moments),
         customer_messages=draw(st.integers(0, 5)),
         read_by=tuple(draw(st.lists(members, unique=True, max_size=3))),
         reads=tuple(
@@ -90,6 +91,7 @@ steps = st.one_of(
     st.tuples(st.just("take_number"), st.none() | members),
     st.tuples(st.just("wake"), moments, moments),
     st.tuples(st.just("reopen"), moments, optional_moments),
+    st.tuples(st.just("reengage"), members, st.none() | members, moments, optional_moments),
     st.tuples(st.just("answer"), moments, optional_moments),
     st.tuples(st.just("announce"), statuses.filter(bool), optional_moments),
     st.tuples(st.just("sweeper_close"), moments, moments),
@@ -126,6 +128,8 @@ def change_of(step: tuple, read: Conversation) -> Change:
             return changes.wake(now, due_by)
         case ("reopen", now, next_due_at):
             return changes.reopen(read, now, next_due_at)
+        case ("reengage", member, owner, now, next_due_at):
+            return changes.reengage(read, member, owner, now, next_due_at)
         case ("answer", now, next_due_at):
             return changes.answer(now, next_due_at)
         case ("announce", status, next_due_at):
@@ -275,6 +279,7 @@ def test_the_updates_are_the_ones_the_store_always_sent():
         {
             "$set": {"last_customer_message_at": n, "last_message_at": n, "updated_at": n, "read_by": []},
             "$min": {"waiting_since": n, "next_due_at": t},
+            "$unset": {"customer_wrote_at": ""},
         },
     )
     closed = a_conversation(
@@ -296,7 +301,35 @@ def test_the_updates_are_the_ones_the_store_always_sent():
                 "read_by": [],
                 "next_due_at": t,
             },
-            "$unset": {"closed_at": "", "closed_reason": "", "owner_id": "", "announced_status": ""},
+            "$unset": {
+                "closed_at": "",
+                "closed_reason": "",
+                "owner_id": "",
+                "announced_status": "",
+                "customer_wrote_at": "",
+            },
+        },
+    )
+    # a member's WhatsApp template on it: the member alone in the room, silence counting from now,
+    # the customer's own last message kept for the window
+    assert compiled(changes.reengage(closed, "m1", None, now, at)) == (
+        {"_id": CID, "closed_at": {"$eq": t}, "last_customer_message_at": {"$eq": t}},
+        {
+            "$set": {
+                "last_customer_message_at": n,
+                "customer_wrote_at": t,
+                "updated_at": n,
+                "participants": ["m1"],
+                "reopened_at": n,
+                "next_due_at": t,
+            },
+            "$unset": {
+                "closed_at": "",
+                "closed_reason": "",
+                "announced_status": "",
+                "waiting_since": "",
+                "owner_id": "",
+            },
         },
     )
     assert compiled(changes.take_number("m1")) == (

@@ -67,6 +67,8 @@ class ChannelTransport:
         if loaded is None:
             return Failed("The channel no longer exists.")
         channel, credentials = loaded
+        if channel.disabled_at is not None:  # nothing goes out of a disabled channel; no retry
+            return Failed("The channel was disabled before this reply went out.", ErrorCode.CHANNEL_DISABLED.value)
         provider = self.providers.get(channel.type)
         if provider is None:
             return Failed(f"{channel.type.value} replies are not sent by this server.")
@@ -82,7 +84,7 @@ class ChannelTransport:
             conversation = await store.conversation(message.org_id, message.conversation_id)
             if conversation is None:
                 return Failed("The conversation no longer exists.")
-            last_wrote = conversation.last_customer_message_at
+            last_wrote = conversation.customer_last_wrote_at
             if channel.type is ChannelType.FACEBOOK and (tag := messenger_tag(last_wrote, now)) is None:
                 return Failed(
                     "More than 7 days since the customer wrote: Messenger accepts no message.",

@@ -185,6 +185,8 @@ described(
         "CLOSED": "The conversation was closed, by a member (`actor`) or after a period without customer "
         "messages (no `actor`).",
         "REOPENED": "The customer wrote again after it closed (no `actor`); the line follows their message.",
+        "REENGAGED": "A member (`actor`) reopened the closed WhatsApp conversation by sending a WHATSAPP_TEMPLATE; "
+        "the line comes before the template.",
     },
 )
 ErrorCode = d.ErrorCode
@@ -225,6 +227,10 @@ described(
         "ACCOUNT_DEACTIVATED": "The member's account is deactivated: it cannot log in until an owner or admin "
         "reactivates it.",
         "LAST_OWNER": "The change would leave the organization without an owner.",
+        "TEAM_NOT_EMPTY": "The team still has conversations or channels: name a team to move them to "
+        "(`deleteTeam`'s `transferToTeamId`).",
+        "CHANNEL_DISABLED": "The conversation's channel is disabled (`disableChannel`): nothing is sent or "
+        "stored until it is enabled again (`enableChannel`).",
     },
 )
 EventKind = d.EventKind
@@ -253,6 +259,9 @@ described(
         "(`transferConversation`); `note` says why.",
         "RELEASED": "Its owner or an admin gave a grabbed conversation back to its GRAB team's queue "
         "(`releaseConversation`).",
+        "REENGAGED": "A member (`actor`) reopened it by sending a WHATSAPP_TEMPLATE after it closed: they are in "
+        "the room (a GRAB team's representative owns it), nobody waits; the template follows as a MESSAGE. "
+        "In a GRAB team, the other representatives get HIDDEN when a representative re-engaged it.",
         "READ": "You marked it read (`markConversationRead`), perhaps in another tab; only your own "
         "subscriptions receive it, with `message` the message read up to.",
     },

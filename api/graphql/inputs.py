@@ -172,6 +172,11 @@ class ConnectChannelInput:
 class UpdateChannelInput:
     id: strawberry.ID = strawberry.field(description="The channel.")
     name: str | None = strawberry.field(default=None, description="A new display name.")
+    team_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="Another team of the organization, which receives the channel's new conversations from now on "
+        "(those already there stay in their team: `transferConversation` moves them).",
+    )
     allowed_origins: list[str] | None = strawberry.field(
         default=None,
         description="WEB_WIDGET only: the origins that may embed the widget from now on, replacing the list "

@@ -296,12 +296,13 @@ class Mutation:
 
     @strawberry.mutation(
         description=mutation_description(
-            "Change a channel (owners and admins): rename it; for a WEB_WIDGET channel, replace its allowed "
+            "Change a channel (owners and admins): rename it, or hand it to another team (`teamId`: new "
+            "conversations go there); for a WEB_WIDGET channel, replace its allowed "
             "origins, draw a new widget key or identity secret (returned once), or turn identity verification "
             "off. Nothing is written unless everything holds.",
             {
                 E.FORBIDDEN: "you are not an owner or admin.",
-                E.NOT_FOUND: "no such channel in your organization (`id`).",
+                E.NOT_FOUND: "no such channel in your organization (`id`), or no such team (`teamId`).",
                 E.INVALID_INPUT: "the name is empty, too long or has control characters; an allowed origin is "
                 "not an origin or there are more than 20 (`allowedOrigins`); widget settings for another type "
                 "than WEB_WIDGET (`id`); or both `rotateIdentitySecret` and `disableIdentityVerification`.",
@@ -326,6 +327,7 @@ class Mutation:
                 rotate_widget_key=input.rotate_widget_key,
                 rotate_identity_secret=input.rotate_identity_secret,
                 disable_identity_verification=input.disable_identity_verification,
+                team_id=str(input.team_id) if input.team_id is not None else None,
             )
             key = channel.widget.key if channel.widget else None
             return {
@@ -525,11 +527,19 @@ class Mutation:
     @strawberry.mutation(
         description=mutation_description(
             "Send a message to the customer (you must be in the room; an app with SEND_MESSAGES sends in any "
-            "open conversation of its teams without joining). A refused message stores nothing.",
+            "open conversation of its teams without joining). A refused message stores nothing. On a closed "
+            "WhatsApp conversation, a member who can see it may send a WHATSAPP_TEMPLATE: it re-engages the "
+            "customer, reopening the conversation with you in the room (owning it, if you are a representative of "
+            "its GRAB team) and nobody waiting (a REENGAGED event and history line); free text stays refused "
+            "until the customer writes, and it closes again after `IMBRACE_AUTO_CLOSE_AFTER_S` of silence from "
+            "then.",
             {
                 E.NOT_FOUND: "the conversation doesn't exist or you may not see it, or no such template "
                 "(`templateId`).",
-                E.CONVERSATION_CLOSED: "the conversation is closed.",
+                E.CONVERSATION_CLOSED: "the conversation is closed, and this is not a member's WHATSAPP_TEMPLATE on "
+                "WhatsApp.",
+                E.CONVERSATION_CHANGED: "re-engaging: the customer wrote (or someone else re-engaged it) meanwhile; "
+                "nothing was sent.",
                 E.NOT_JOINED: "you are not in the room.",
                 E.INVALID_INPUT: "the text, template, variables or files don't fit the message's `kind` or "
                 "channel (`field` says which).",
@@ -540,6 +550,7 @@ class Mutation:
                 E.WECHAT_WINDOW_CLOSED: "on WeChat, more than 48 hours have passed since the customer last "
                 "wrote; nothing is stored.",
                 E.PAYLOAD_TOO_LARGE: "a file is larger than `IMBRACE_MAX_UPLOAD_BYTES`.",
+                E.CHANNEL_DISABLED: "the conversation's channel is disabled (`disableChannel`); nothing is stored.",
             },
         )
     )

@@ -76,13 +76,15 @@ def build_schema(settings: Settings | None = None) -> Schema:
     from api.graphql.accounts import AccountMutation
     from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
     from api.graphql.notifications import NotificationMutation, NotificationQuery
+    from api.graphql.organization import OrganizationMutation
     from api.graphql.search import SearchQuery
     from api.graphql.subscriptions import Subscription
     from api.graphql.webhooks import WebhookMutation, WebhookQuery
 
     query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery, SearchQuery))
     mutation = merged_root(
-        "Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AccountMutation)
+        "Mutation",
+        (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AccountMutation, OrganizationMutation),
     )
     return Schema(
         query=query,

@@ -148,6 +148,13 @@ class Channel:
     def name(self) -> str:
         return self.entity.name
 
+    @strawberry.field(
+        description="When it was disabled (`disableChannel`): nothing comes in or goes out through it until "
+        "`enableChannel`. Null while it works."
+    )
+    def disabled_at(self) -> datetime | None:
+        return self.entity.disabled_at
+
     @strawberry.field(description="The team that receives this channel's conversations.")
     def team_id(self) -> strawberry.ID:
         return strawberry.ID(self.entity.team_id)
@@ -607,7 +614,7 @@ class Conversation:
 
     @strawberry.field(description="When the customer last wrote.")
     def last_customer_message_at(self) -> datetime | None:
-        return self.entity.last_customer_message_at
+        return self.entity.customer_last_wrote_at
 
     @strawberry.field(description="When anyone last wrote.")
     def last_message_at(self) -> datetime | None:

@@ -11,6 +11,7 @@ from starlette.responses import JSONResponse
 
 from api.routes.body import BodyError, read_json
 from domain.entities import Attachment, Location
+from domain.enums import ErrorCode
 from domain.errors import Refused
 from domain.usecases.inbound import (
     CustomerDetails,
@@ -36,7 +37,7 @@ async def inbound_message(request: Request) -> JSONResponse:
             services.store, services.events, channel, inbound, now, services.settings.thresholds
         )
     except Refused as refused:  # the use case's own checks, made before its first write
-        return _problem(422, [{"field": refused.field or "body", "message": refused.message}])
+        return _refusal(refused)
     return JSONResponse(
         {"conversationId": receipt.conversation_id, "messageId": receipt.message_id, "duplicate": receipt.duplicate},
         status_code=202,
@@ -53,7 +54,7 @@ async def presence(request: Request) -> JSONResponse:
             services.store, services.events, channel, update, services.clock(), services.settings.thresholds
         )
     except Refused as refused:
-        return _problem(422, [{"field": refused.field or "body", "message": refused.message}])
+        return _refusal(refused)
     return JSONResponse({"customerId": customer.id, "online": update.online}, status_code=200)
 
 
@@ -79,6 +80,13 @@ async def _authenticated_channel(request: Request):
     if not ingest_key_matches(request.headers.get("x-channel-key"), key_hash):
         return None, _problem(401, "Wrong or missing X-Channel-Key.")
     return channel, None
+
+
+def _refusal(refused: Refused) -> JSONResponse:
+    """403 for a disabled channel (an adapter should stop sending, not fix the body), else 422."""
+    if refused.code is ErrorCode.CHANNEL_DISABLED:
+        return JSONResponse({"error": refused.message, "code": refused.code.value}, status_code=403)
+    return _problem(422, [{"field": refused.field or "body", "message": refused.message}])
 
 
 def _problem(status: int, detail: Any) -> JSONResponse:

@@ -119,6 +119,8 @@ class Channels:
         to_set: dict[str, Any] = {"updated_at": ms(now)}
         if changes.name is not None:
             to_set["name"] = changes.name
+        if changes.team_id is not None:
+            to_set["team_id"] = changes.team_id
         if changes.widget is not None:
             to_set |= codec.widget_fields(changes.widget)
         if changes.identity_secret is not None:
@@ -132,6 +134,43 @@ class Channels:
         self._cache.pop(channel_id, None)
         self._known_origins.clear()
         return codec.channel(doc) if doc else None
+
+    async def set_disabled(self, org_id: str, channel_id: str, disabled_at: datetime | None) -> Channel | None:
+        """Disables the channel from ``disabled_at``, or enables it (None); None when the organization
+        has no such channel. This process forgets its copy at once; others within ``CHANNEL_CACHE_S``."""
+        update: dict[str, Any] = (
+            {"$set": {"disabled_at": ms(disabled_at)}} if disabled_at is not None else {"$unset": {"disabled_at": ""}}
+        )
+        doc = await self.collection.find_one_and_update(
+            {"_id": channel_id, "org_id": org_id}, update, projection=_SECRETS, return_document=ReturnDocument.AFTER
+        )
+        self._cache.pop(channel_id, None)
+        return codec.channel(doc) if doc else None
+
+    async def set_ingest_key_hash(self, org_id: str, channel_id: str, key_hash: str, now: datetime) -> Channel | None:
+        """Replaces the ingest key's hash: the old key stops working here at once, elsewhere within
+        ``CHANNEL_CACHE_S``."""
+        doc = await self.collection.find_one_and_update(
+            {"_id": channel_id, "org_id": org_id},
+            {"$set": {"ingest_key_hash": key_hash, "ingest_key_rotated_at": ms(now)}},
+            projection=_SECRETS,
+            return_document=ReturnDocument.AFTER,
+        )
+        self._cache.pop(channel_id, None)
+        return codec.channel(doc) if doc else None
+
+    async def move_team(self, org_id: str, from_team: str, to_team: str) -> int:
+        """Every channel of ``from_team`` now brings its customers to ``to_team``; how many moved."""
+        ids = [d["_id"] async for d in self.collection.find({"org_id": org_id, "team_id": from_team}, {"_id": 1})]
+        if not ids:
+            return 0
+        await self.collection.update_many({"_id": {"$in": ids}, "org_id": org_id}, {"$set": {"team_id": to_team}})
+        for channel_id in ids:
+            self._cache.pop(channel_id, None)
+        return len(ids)
+
+    async def any_of_team(self, org_id: str, team_id: str) -> bool:
+        return await self.collection.find_one({"org_id": org_id, "team_id": team_id}, {"_id": 1}) is not None
 
     async def by_widget_key(self, key: str) -> Cached | None:
         """The channel whose widget has this key (every widget session asks; served like :meth:`read`).

@@ -133,6 +133,7 @@ def channel(doc: dict) -> Channel:
         created_at=dt(doc.get("created_at")),
         credential_hints=doc.get("credential_hints"),
         widget=widget(doc),
+        disabled_at=dt(doc.get("disabled_at")),
     )
 
 
@@ -220,6 +221,7 @@ CONVERSATION_TIMES = (
     "updated_at",
     "next_due_at",
     "reopened_at",
+    "customer_wrote_at",
 )
 
 

@@ -192,6 +192,38 @@ class MongoStore:
     async def teams(self, org_id: str) -> tuple[Team, ...]:
         return await self._teams.of_org(org_id)
 
+    async def rename_team(self, org_id: str, team_id: str, name: str) -> Team | None:
+        return await self._teams.rename(org_id, team_id, name)
+
+    async def set_team_mode(self, org_id: str, team_id: str, mode: TeamMode) -> Team | None:
+        return await self._teams.set_mode(org_id, team_id, mode)
+
+    async def delete_team(self, org_id: str, team_id: str) -> bool:
+        return await self._teams.delete(org_id, team_id)
+
+    async def team_in_use(self, org_id: str, team_id: str) -> bool:
+        """Whether a conversation (open or closed) or a channel still belongs to the team."""
+        if await self._channels.any_of_team(org_id, team_id):
+            return True
+        return await self.db.conversations.find_one({"org_id": org_id, "team_id": team_id}, {"_id": 1}) is not None
+
+    async def move_team_channels(self, org_id: str, from_team: str, to_team: str) -> int:
+        return await self._channels.move_team(org_id, from_team, to_team)
+
+    async def unclosed_conversations_of_team(self, org_id: str, team_id: str) -> list[Conversation]:
+        """The team's conversations not closed by hand or by the sweeper (some may be closed by
+        inactivity all the same: the caller judges with the status rules)."""
+        cursor = self.db.conversations.find({"org_id": org_id, "team_id": team_id, "closed_at": None})
+        return [codec.conversation(d) async for d in cursor]
+
+    async def move_team_conversations(self, org_id: str, from_team: str, to_team: str) -> int:
+        """Every conversation still of ``from_team`` (the closed ones, once the open ones were
+        transferred) now of ``to_team``, rooms and owners untouched; how many moved."""
+        result = await self.db.conversations.update_many(
+            {"org_id": org_id, "team_id": from_team}, {"$set": {"team_id": to_team}}
+        )
+        return result.modified_count
+
     async def create_api_key(self, key: ApiKey, key_hash: str) -> ApiKey:
         return await self.api_keys.create(key, key_hash)
 
@@ -271,6 +303,12 @@ class MongoStore:
     ) -> Channel | None:
         return await self._channels.set_credentials(org_id, channel_id, credentials, credential_hints, now)
 
+    async def set_channel_disabled(self, org_id: str, channel_id: str, disabled_at: datetime | None) -> Channel | None:
+        return await self._channels.set_disabled(org_id, channel_id, disabled_at)
+
+    async def set_ingest_key_hash(self, org_id: str, channel_id: str, key_hash: str, now: datetime) -> Channel | None:
+        return await self._channels.set_ingest_key_hash(org_id, channel_id, key_hash, now)
+
     async def channel_credentials_token(self, channel_id: str) -> tuple[Channel, str | None] | None:
         """The channel and its sealed provider credentials, for webhooks and deliveries (cached briefly)."""
         return await self._channels.credentials_token(channel_id)
@@ -295,6 +333,14 @@ class MongoStore:
 
     async def templates(self, org_id: str, channel: ChannelType | None) -> list[MessageTemplate]:
         return await self._templates.of_org(org_id, channel)
+
+    async def update_template(
+        self, org_id: str, template_id: str, values: dict[str, Any], cleared: tuple[str, ...], now: datetime
+    ) -> MessageTemplate | None:
+        return await self._templates.update(org_id, template_id, values, cleared, now)
+
+    async def delete_template(self, org_id: str, template_id: str) -> MessageTemplate | None:
+        return await self._templates.delete(org_id, template_id)
 
     async def take(self, key: str, now: datetime, window_s: float) -> int:
         return await self.login_attempts.take(key, now, window_s)

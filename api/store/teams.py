@@ -68,3 +68,24 @@ class Teams:
             return_document=ReturnDocument.AFTER,
         )
         return codec.team(doc) if doc else None
+
+    async def rename(self, org_id: str, team_id: str, name: str) -> Team | None:
+        """Raises :class:`AlreadyStored` when another team of the organization has the name.
+
+        An update, then a read: nx-27017's ``findAndModify`` answers a unique-index violation
+        with no document instead of error 11000 (see docs/embedded-server.md), which would
+        read as "no such team"."""
+        try:
+            result = await self.collection.update_one({"_id": team_id, "org_id": org_id}, {"$set": {"name": name}})
+        except DuplicateKeyError as error:
+            raise AlreadyStored() from error
+        return await self.get(org_id, team_id) if result.matched_count else None
+
+    async def set_mode(self, org_id: str, team_id: str, mode: TeamMode) -> Team | None:
+        doc = await self.collection.find_one_and_update(
+            {"_id": team_id, "org_id": org_id}, {"$set": {"mode": mode.value}}, return_document=ReturnDocument.AFTER
+        )
+        return codec.team(doc) if doc else None
+
+    async def delete(self, org_id: str, team_id: str) -> bool:
+        return (await self.collection.delete_one({"_id": team_id, "org_id": org_id})).deleted_count > 0

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
+from pymongo import ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
 
 from api.store import codec
@@ -53,3 +54,21 @@ class Templates:
         if channel is not None:
             query["$or"] = [{"channel": channel.value}, {"channel": None}]
         return [codec.template(d) async for d in self.collection.find(query).sort("name", 1)]
+
+    async def update(
+        self, org_id: str, template_id: str, values: dict[str, Any], cleared: tuple[str, ...], now: datetime
+    ) -> MessageTemplate | None:
+        """Sets ``values`` (the entity's field names; a channel as its enum) and unsets ``cleared``;
+        None when the organization has no such template."""
+        stored = {k: v.value if isinstance(v, ChannelType) else v for k, v in values.items()}
+        update: dict[str, Any] = {"$set": {**stored, "updated_at": ms(now)}}
+        if cleared:
+            update["$unset"] = {name: "" for name in cleared}
+        doc = await self.collection.find_one_and_update(
+            {"_id": template_id, "org_id": org_id}, update, return_document=ReturnDocument.AFTER
+        )
+        return codec.template(doc) if doc else None
+
+    async def delete(self, org_id: str, template_id: str) -> MessageTemplate | None:
+        doc = await self.collection.find_one_and_delete({"_id": template_id, "org_id": org_id})
+        return codec.template(doc) if doc else None

@@ -49,7 +49,7 @@ def deliveries_for(conversation: Conversation, channel: Channel | None, now: dat
 def check_messenger_window(conversation: Conversation, now: datetime) -> None:
     """Messenger refuses a page's message more than 7 days after the person last wrote:
     say so before storing a reply that could never be delivered."""
-    last_wrote = conversation.last_customer_message_at
+    last_wrote = conversation.customer_last_wrote_at
     if conversation.channel_type is ChannelType.FACEBOOK and messenger_tag(last_wrote, now) is None:
         raise Refused(
             ErrorCode.MESSENGER_WINDOW_CLOSED,
@@ -61,7 +61,7 @@ def check_messenger_window(conversation: Conversation, now: datetime) -> None:
 def check_wechat_window(conversation: Conversation, now: datetime) -> None:
     """WeChat takes an official account's customer service message only within 48 h of the
     customer's last message: say so before storing a reply that could never be delivered."""
-    last_wrote = conversation.last_customer_message_at
+    last_wrote = conversation.customer_last_wrote_at
     if conversation.channel_type is ChannelType.WECHAT and not wechat_window_open(last_wrote, now):
         raise Refused(
             ErrorCode.WECHAT_WINDOW_CLOSED,

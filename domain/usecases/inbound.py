@@ -21,6 +21,7 @@ from domain.status import (
     status_of,
 )
 from domain.usecases.lines import write_line
+from domain.usecases.organization import check_channel_enabled
 from domain.validation import check_string, check_time
 
 
@@ -122,6 +123,7 @@ async def receive_customer_message(
     customer sent are compared with the conversation's copies of them, and the
     customer is written only when they changed.
     """
+    check_channel_enabled(channel)
     check_inbound(inbound, now)
     if inbound.provider_message_id:
         original = await store.message_by_provider_id(channel.id, inbound.provider_message_id)
@@ -337,6 +339,7 @@ async def record_presence(
     store: InboundStore, events: EventSink, channel: Channel, update: PresenceUpdate, now: datetime, t: Thresholds
 ) -> Customer:
     """Web-widget heartbeat: online until the presence timeout passes without another one."""
+    check_channel_enabled(channel)
     if channel.type is not ChannelType.WEB_WIDGET:
         raise invalid("Presence is recorded for web-widget channels only.", "channel")
     customer = await store.customer_by_external_id(channel.id, update.external_id)

@@ -17,6 +17,7 @@ from domain.enums import (
     EventKind,
     MessageKind,
     SenderKind,
+    SystemAction,
 )
 from domain.errors import Refused, invalid
 from domain.events import Event
@@ -24,9 +25,11 @@ from domain.ports import ConversationStore, EventSink, FileSaver
 from domain.status import Thresholds, is_closed, next_transition_at, status_of
 from domain.templates import placeholders, render
 from domain.usecases.delivery import check_messenger_window, check_wechat_window, deliveries_for
+from domain.usecases.lines import write_line
+from domain.usecases.organization import check_channel_enabled
 from domain.usecases.rooms import load_visible
 from domain.validation import clean_line, clean_text, is_id
-from domain.visibility import Viewer
+from domain.visibility import Viewer, is_grab_representative
 
 FILE_KINDS = (MessageKind.ATTACHMENT, MessageKind.IMAGE)
 TEMPLATE_KINDS = (MessageKind.TEMPLATE, MessageKind.WHATSAPP_TEMPLATE)
@@ -78,9 +81,10 @@ async def send_message(
     """
     app = viewer.app is not None
     conversation = await load_visible(store, viewer, draft.conversation_id)
-    if is_closed(conversation, now, t):
-        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed.")
-    if not app and viewer.member_id not in conversation.participants:
+    reengaging = is_closed(conversation, now, t)
+    if reengaging:
+        check_may_reengage(viewer, conversation, draft.kind)
+    elif not app and viewer.member_id not in conversation.participants:
         raise Refused(ErrorCode.NOT_JOINED, "Join the conversation before sending messages.")
     check_kind_fits_channel(draft.kind, conversation.channel_type)
     check_whatsapp_window(conversation, draft.kind, now, settings)
@@ -89,6 +93,10 @@ async def send_message(
     text, template_call = await _compose_text(store, viewer, conversation, draft)
     check_uploads(draft, settings)
     channel = await store.channel(conversation.channel_id)
+    if channel is not None:
+        check_channel_enabled(channel)
+    if reengaging:  # everything checked: the first write opens it with the sender in the room
+        conversation = await reengage(store, events, viewer, conversation, now, t)
 
     attachments = tuple(
         [
@@ -166,19 +174,84 @@ def check_kind_fits_channel(kind: MessageKind, channel: ChannelType) -> None:
         raise invalid("WhatsApp templates can only be sent on WhatsApp.", "kind")
 
 
+def check_may_reengage(viewer: Viewer, conversation: Conversation, kind: MessageKind) -> None:
+    """A closed conversation takes one message: a member's WhatsApp template on WhatsApp, which
+    re-engages the customer (apps never enter rooms, so they never re-engage)."""
+    if (
+        viewer.app is not None
+        or conversation.channel_type is not ChannelType.WHATSAPP
+        or kind is not MessageKind.WHATSAPP_TEMPLATE
+    ):
+        hint = (
+            " Send a WHATSAPP_TEMPLATE to re-engage the customer."
+            if conversation.channel_type is ChannelType.WHATSAPP and viewer.app is None
+            else ""
+        )
+        raise Refused(ErrorCode.CONVERSATION_CLOSED, "This conversation is closed." + hint)
+
+
+async def reengage(
+    store: ConversationStore,
+    events: EventSink,
+    viewer: Viewer,
+    conversation: Conversation,
+    now: datetime,
+    t: Thresholds,
+) -> Conversation:
+    """Open the closed conversation with the viewer alone in the room and nobody waiting, in one
+    conditional update that also numbers its history line (:func:`domain.changes.reengage`);
+    a GRAB team's representative owns it, as if grabbed (its other representatives lose sight
+    of it: the REENGAGED event hides it from them). A customer message or another
+    re-engagement landing first makes it fail: CONVERSATION_CHANGED, nothing sent."""
+    owner = viewer.member_id if is_grab_representative(viewer, conversation) else None
+    opened = changes.effect(changes.reengage(conversation, viewer.member_id, owner, now, None), conversation)
+    change = changes.reengage(conversation, viewer.member_id, owner, now, next_transition_at(opened, t))
+    updated = await store.change_conversation(conversation.id, changes.numbered(change))
+    if updated is None:
+        raise Refused(
+            ErrorCode.CONVERSATION_CHANGED,
+            "It changed while you re-engaged it (the customer may have written): look at it again; nothing was sent.",
+        )
+    line = await write_line(store, updated, SystemAction.REENGAGED, now, actor=viewer)
+    await events.publish(
+        Event(
+            kind=EventKind.REENGAGED,
+            conversation=updated,
+            at=now,
+            actor_id=viewer.member_id,
+            previous_status=status_of(conversation, now, t),
+            owner_before=conversation.owner_id,
+            line_id=line.id,
+        )
+    )
+    return updated
+
+
 def check_whatsapp_window(
     conversation: Conversation, kind: MessageKind, now: datetime, settings: MessagingSettings
 ) -> None:
-    """WhatsApp allows free-form messages only within 24 h of the customer's last message."""
+    """WhatsApp allows free-form messages only within its window (``whatsapp_window_s``, 24 h by
+    default) of the customer's last message; a re-engagement doesn't move it."""
     if conversation.channel_type is not ChannelType.WHATSAPP or kind is MessageKind.WHATSAPP_TEMPLATE:
         return
-    last = conversation.last_customer_message_at
+    last = conversation.customer_last_wrote_at
     if last is None or now - last > timedelta(seconds=settings.whatsapp_window_s):
         raise Refused(
             ErrorCode.WHATSAPP_WINDOW_CLOSED,
-            "More than 24 hours since the customer wrote: only a WhatsApp template may be sent.",
+            f"More than {duration(settings.whatsapp_window_s)} since the customer wrote: only a WhatsApp "
+            "template may be sent until they write again.",
             "kind",
         )
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` in the largest whole unit: "24 hours", "90 minutes", "1 second"."""
+    for unit, size in (("hour", 3600), ("minute", 60)):  # WhatsApp speaks of "24 hours", not "1 day"
+        if seconds >= size and seconds % size == 0:
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    shown = f"{int(seconds)}" if float(seconds).is_integer() else f"{seconds:g}"
+    return f"{shown} second{'' if shown == '1' else 's'}"
 
 
 def check_uploads(draft: MessageDraft, settings: MessagingSettings) -> None:

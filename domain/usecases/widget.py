@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from domain.delivery import statuses_that_may_become
-from domain.entities import Channel, Conversation, Customer, Location, Message, WidgetSettings
+from domain.entities import Channel, Conversation, Customer, Location, Message, Team, WidgetSettings
 from domain.enums import ChannelType, DeliveryStatus, DeliveryVia, ErrorCode, EventKind, MessageKind, SenderKind
 from domain.errors import AlreadyStored, Refused, invalid, not_found
 from domain.events import Event
@@ -81,6 +81,7 @@ class WidgetStore(InboundStore, Protocol):
 
     async def channel(self, channel_id: str) -> Channel | None: ...
     async def org_channel(self, org_id: str, channel_id: str) -> Channel | None: ...
+    async def team(self, org_id: str, team_id: str) -> Team | None: ...
     async def update_channel(
         self, org_id: str, channel_id: str, changes: ChannelChanges, now: datetime
     ) -> Channel | None: ...
@@ -147,10 +148,13 @@ async def update_channel(
     rotate_widget_key: bool = False,
     rotate_identity_secret: bool = False,
     disable_identity_verification: bool = False,
+    team_id: str | None = None,
 ) -> tuple[Channel, str | None]:
-    """Rename a channel; for a WEB_WIDGET channel, replace its allowed origins, draw a new
-    widget key (the old one stops working), draw a new identity secret (returned in clear,
-    only this once; it also turns identity verification on) or turn verification off.
+    """Rename a channel, or hand it to another team (``team_id``: its new conversations go there;
+    those already open stay where they are, a transfer moves them); for a WEB_WIDGET channel,
+    replace its allowed origins, draw a new widget key (the old one stops working), draw a new
+    identity secret (returned in clear, only this once; it also turns identity verification on)
+    or turn verification off.
     A WEB_WIDGET channel connected before the widget existed gets its widget settings here.
     Everything is checked before anything is written."""
     require_org_admin(viewer)
@@ -158,6 +162,9 @@ async def update_channel(
     if channel is None:
         raise not_found("channel", "id")
     new_name = clean_line(name, "name", required=True) if name is not None else None
+    team = await store.team(viewer.org_id, team_id) if team_id is not None and is_id(team_id) else None
+    if team_id is not None and team is None:
+        raise not_found("team", "teamId")
     widget_asked = allowed_origins is not None or rotate_widget_key or rotate_identity_secret
     if (widget_asked or disable_identity_verification) and channel.type is not ChannelType.WEB_WIDGET:
         raise invalid("Only WEB_WIDGET channels have widget settings.", "id")
@@ -182,6 +189,7 @@ async def update_channel(
         widget=widget if widget != channel.widget else None,
         identity_secret=secrets.seal(channel.id, secret) if secret is not None else None,
         clear_identity_secret=disable_identity_verification,
+        team_id=team.id if team is not None and team.id != channel.team_id else None,
     )
     updated = await store.update_channel(viewer.org_id, channel.id, changes, now)
     if updated is None:
@@ -297,6 +305,8 @@ async def _widget_channel(store: WidgetStore, widget_key: str) -> tuple[Channel,
     found = await store.widget_channel(widget_key) if is_widget_key(widget_key) else None
     if found is None or found[0].widget is None or found[0].type is not ChannelType.WEB_WIDGET:
         raise Refused(ErrorCode.UNKNOWN_WIDGET, "No widget has this key.", "widgetKey")
+    if found[0].disabled_at is not None:
+        raise Refused(ErrorCode.UNKNOWN_WIDGET, "This widget is disabled.", "widgetKey")
     return found
 
 
@@ -404,6 +414,8 @@ async def _visitor(store: WidgetStore, session: VisitorSession) -> tuple[Channel
     channel = await store.channel(session.channel_id)
     if channel is None or channel.widget is None or channel.org_id != session.org_id:
         raise Refused(ErrorCode.UNKNOWN_WIDGET, "This widget no longer exists.")
+    if channel.disabled_at is not None:
+        raise Refused(ErrorCode.UNKNOWN_WIDGET, "This widget is disabled.")
     customer = await store.customer(session.org_id, session.customer_id)
     if customer is None or customer.channel_id != channel.id:
         raise not_found("visitor")
