@@ -74,16 +74,20 @@ def build_schema(settings: Settings | None = None) -> Schema:
         lambda: QueryCostLimit(max_nodes=settings.max_query_nodes),
     ]
     from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
+    from api.graphql.availability import AvailabilityMutation, AvailabilitySubscription
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.subscriptions import Subscription
     from api.graphql.webhooks import WebhookMutation, WebhookQuery
 
     query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery))
-    mutation = merged_root("Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation))
+    mutation = merged_root(
+        "Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AvailabilityMutation)
+    )
+    subscription = merged_root("Subscription", (Subscription, AvailabilitySubscription))
     return Schema(
         query=query,
         mutation=mutation,
-        subscription=Subscription,
+        subscription=subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=hide_suggestions),
         # Off only to measure what sharing saves (bench/fanout.py).
