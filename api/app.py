@@ -42,6 +42,7 @@ from api.store.database import connect, create_indexes
 from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
+from api.store.search import MessageSearcher
 from api.sweeper import Sweeper
 from api.webhooks import WebhookService
 from api.widget import assets as widget_assets
@@ -111,6 +112,7 @@ class Runtime:
             client=client,
             store=store,
             lister=ConversationLister(db),
+            searcher=MessageSearcher(db),
             files=GridFiles(db),
             tokens=Tokens(secret, self.settings.jwt_ttl_s),
             passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),

@@ -17,6 +17,7 @@ from api.signing import FileLinks
 from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
+from api.store.search import MessageSearcher
 
 if TYPE_CHECKING:  # both import the store and settings this module is imported with
     from api.api_keys import ApiKeyRegistry
@@ -42,6 +43,7 @@ class Services:
     client: AsyncMongoClient
     store: MongoStore
     lister: ConversationLister
+    searcher: MessageSearcher
     files: GridFiles
     tokens: Tokens
     passwords: Passwords

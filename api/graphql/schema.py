@@ -76,10 +76,11 @@ def build_schema(settings: Settings | None = None) -> Schema:
     from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
     from api.graphql.availability import AvailabilityMutation, AvailabilitySubscription
     from api.graphql.notifications import NotificationMutation, NotificationQuery
+    from api.graphql.search import SearchQuery
     from api.graphql.subscriptions import Subscription
     from api.graphql.webhooks import WebhookMutation, WebhookQuery
 
-    query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery))
+    query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery, SearchQuery))
     mutation = merged_root(
         "Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AvailabilityMutation)
     )
