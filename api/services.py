@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # both import the store and settings this module is imported 
     from api.events import EventLog
     from api.hub import EventHub
     from api.presence import MemberPresence
+    from api.sessions import MemberSessions
     from api.webhooks import WebhookService
     from api.widget.ephemeral import TypingGate
     from api.widget.geo import Geo
@@ -53,6 +54,7 @@ class Services:
     hub: EventHub | None = None
     delivery: DeliveryWorker | None = None
     api_keys: ApiKeyRegistry | None = None
+    sessions: MemberSessions | None = None  # members' revoked tokens (api/sessions.py)
     webhooks: WebhookService | None = None  # integrators' webhooks (api/webhooks/)
     member_presence: MemberPresence | None = None  # members' connections (api/presence.py)
     clock: Callable[[], datetime] = field(default=utc_now)

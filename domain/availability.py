@@ -30,8 +30,8 @@ def is_online(member: Member, now: datetime) -> bool:
 
 
 def is_ready(member: Member, now: datetime) -> bool:
-    """Online and AVAILABLE: the members new work goes to first."""
-    return member.availability is Availability.AVAILABLE and is_online(member, now)
+    """Online and AVAILABLE (and not deactivated): the members new work goes to first."""
+    return member.active and member.availability is Availability.AVAILABLE and is_online(member, now)
 
 
 def ready_ids(members: Iterable[Member], now: datetime) -> frozenset[str]:

@@ -46,6 +46,12 @@ class Member:
     # connections keep them online (the latest heartbeat of any instance; None: never).
     availability: Availability = Availability.AWAY
     online_until: datetime | None = None
+    deactivated_at: datetime | None = None  # set: cannot log in, every token refused
+    token_version: int = 0  # raised when all the member's sessions are cut; tokens carry it
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
 
 
 @dataclass(frozen=True, slots=True)

@@ -73,6 +73,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         RequireScopes,
         lambda: QueryCostLimit(max_nodes=settings.max_query_nodes),
     ]
+    from api.graphql.accounts import AccountMutation
     from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
     from api.graphql.availability import AvailabilityMutation, AvailabilitySubscription
     from api.graphql.notifications import NotificationMutation, NotificationQuery
@@ -82,7 +83,8 @@ def build_schema(settings: Settings | None = None) -> Schema:
 
     query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery, SearchQuery))
     mutation = merged_root(
-        "Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AvailabilityMutation)
+        "Mutation",
+        (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AccountMutation, AvailabilityMutation),
     )
     subscription = merged_root("Subscription", (Subscription, AvailabilitySubscription))
     return Schema(

@@ -103,6 +103,12 @@ class Member:
     def online(self, info: Info) -> bool:
         return is_online(self.entity, info.context.now)
 
+    @strawberry.field(
+        description="When an owner or admin deactivated the account (`deactivateMember`); null while it is active."
+    )
+    def deactivated_at(self) -> datetime | None:
+        return self.entity.deactivated_at
+
 
 @strawberry.type(description="A member's place in a team.")
 class TeamMember:

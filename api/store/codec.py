@@ -110,6 +110,8 @@ def member(doc: dict) -> Member:
         created_at=stored_dt(doc["created_at"]),
         availability=Availability.AVAILABLE if doc.get("availability") == "AVAILABLE" else Availability.AWAY,
         online_until=online_until(doc),
+        deactivated_at=stored_dt(doc["deactivated_at"]) if doc.get("deactivated_at") else None,
+        token_version=doc.get("token_version", 0),
     )
 
 

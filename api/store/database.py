@@ -7,7 +7,13 @@ from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
 
 INDEXES: dict[str, list[tuple[list[tuple[str, int | str]], dict]]] = {
-    "members": [([("email", ASCENDING)], {"unique": True}), ([("org_id", ASCENDING)], {})],
+    "members": [
+        ([("email", ASCENDING)], {"unique": True}),
+        ([("org_id", ASCENDING)], {}),
+        # a pending password reset, found by its link token's hash
+        ([("reset_hash", ASCENDING)], {"unique": True, "partialFilterExpression": {"reset_hash": {"$type": "string"}}}),
+    ],
+    "revoked_tokens": [([("expires_at", ASCENDING)], {})],  # instances load the live ones; retention
     "teams": [([("org_id", ASCENDING), ("name", ASCENDING)], {"unique": True})],
     "channels": [
         ([("org_id", ASCENDING)], {}),

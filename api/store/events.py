@@ -9,8 +9,10 @@ stored: the hub routes them by their fields and subscribers decode them with
 
 Some kinds carry no conversation, only news every instance must act on:
 ``TEAMS_CHANGED`` (subscribers re-read their teams), ``API_KEY_REVOKED``
-(instances forget the key and close its WebSockets), ``NOTIFIED`` and
-``AVAILABILITY`` (a member's availability or online state); see
+(instances forget the key and close its WebSockets), ``MEMBER_TOKENS_REVOKED``
+and ``TOKEN_REVOKED`` (instances refuse a member's older tokens, or one token,
+and close the WebSockets opened with them: :mod:`api.sessions`), ``NOTIFIED``
+and ``AVAILABILITY`` (a member's availability or online state); see
 :func:`is_conversation_event`.
 """
 
@@ -32,6 +34,8 @@ from domain.events import Event
 
 TEAMS_CHANGED = "TEAMS_CHANGED"
 API_KEY_REVOKED = "API_KEY_REVOKED"
+MEMBER_TOKENS_REVOKED = "MEMBER_TOKENS_REVOKED"
+TOKEN_REVOKED = "TOKEN_REVOKED"
 NOTIFIED = "NOTIFIED"  # notifications about no conversation; like TEAMS_CHANGED, not a conversation event
 AVAILABILITY = "AVAILABILITY"  # a member's availability or online state changed; not a conversation event
 WATCH_AWAIT_MS = 200
@@ -73,6 +77,12 @@ class EventStore:
                 "key_id": key_id,
                 "at": ms(at),
             }
+        )
+
+    async def append_notice(self, event_id: int, org_id: str, kind: str, at: datetime, **fields: Any) -> None:
+        """News about no conversation for every instance (``MEMBER_TOKENS_REVOKED``, ``TOKEN_REVOKED``)."""
+        await self.collection.insert_one(
+            {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": kind, "at": ms(at), **fields}
         )
 
     async def newest_id(self) -> int:
