@@ -28,6 +28,7 @@ from api.graphql.view import GraphQLView, authenticate_uploads, refuse_form_post
 from api.hub import EventHub
 from api.metrics import Metrics, TimeHttp, metrics_endpoint
 from api.middleware import BodyLimit, RequestId
+from api.presence import MemberPresence
 from api.retention import Retention
 from api.routes import line_webhooks, webhooks, wechat_webhooks
 from api.routes.files import download
@@ -130,6 +131,7 @@ class Runtime:
             sessions=sessions,
         )
         self.services.presence = VisitorPresence(self.services)
+        self.services.member_presence = MemberPresence(self.services)
         self.services.webhooks = WebhookService(self.services, self._schema, box)
         if workers:
             await self._start_workers()
@@ -179,11 +181,14 @@ class Runtime:
         self.widget_presence = services.presence
         if self.widget_presence is not None:
             self.widget_presence.start()
+        self.member_presence = services.member_presence
+        if self.member_presence is not None:
+            self.member_presence.start()
         assert services.webhooks is not None  # start() made it just before
         self.webhooks = services.webhooks.start_follower()
 
     async def stop(self) -> None:
-        for worker in ("webhooks", "widget_presence", "delivery", "retention", "sweeper", "hub"):
+        for worker in ("webhooks", "member_presence", "widget_presence", "delivery", "retention", "sweeper", "hub"):
             if getattr(self, worker, None) is not None:
                 try:  # a worker stuck on a dead database must not hold shutdown forever
                     await asyncio.wait_for(getattr(self, worker).stop(), timeout=STOP_TIMEOUT_S)

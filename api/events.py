@@ -16,8 +16,9 @@ from datetime import datetime
 
 from api.metrics import Metrics
 from api.store.codec import ms
-from api.store.events import API_KEY_REVOKED, MEMBER_TOKENS_REVOKED, TEAMS_CHANGED, TOKEN_REVOKED
+from api.store.events import API_KEY_REVOKED, AVAILABILITY, MEMBER_TOKENS_REVOKED, TEAMS_CHANGED, TOKEN_REVOKED
 from api.store.mongo import MongoStore
+from domain.entities import Member
 from domain.events import Event
 from domain.status import Thresholds, status_of
 from domain.usecases.notifications import notify
@@ -33,8 +34,11 @@ class EventLog:
     async def publish(self, event: Event) -> int:
         if event.new_status is None:
             event = replace(event, new_status=status_of(event.conversation, event.at, self.thresholds))
-        notified = await notify(self.store.notifications, self.store, event)
+        # The id is taken first, right after the change was written: the log's order is the
+        # changes' order even when deciding the notifications takes a few reads (the team, who
+        # of it is available); the hub waits for an id taken but not yet inserted.
         event_id = await self.store.events.next_id()
+        notified = await notify(self.store.notifications, self.store, event, self.store)
         await self.store.events.append(event, event_id, notified)
         self.metrics.published(event.kind.value)
         self._wake()
@@ -79,6 +83,16 @@ class EventLog:
             return
         event_id = await self.store.events.next_id()
         await self.store.events.append_notified(event_id, org_id, at, notified)
+        self._wake()
+
+    async def publish_availability(self, member: Member, online: bool, at: datetime) -> None:
+        """A member's availability or online state changed: their organization's
+        ``availabilityChanged`` subscribers hear it, on every instance."""
+        event_id = await self.store.events.next_id()
+        await self.store.events.append_availability(
+            event_id, member.org_id, at, member.id, member.availability.value, online
+        )
+        self.metrics.published(AVAILABILITY)
         self._wake()
 
     def _wake(self) -> None:

@@ -19,7 +19,14 @@ from collections.abc import Callable
 from typing import Any
 
 from api.metrics import Metrics
-from api.store.events import NOTIFIED, TEAMS_CHANGED, EventStore, event_from_doc, is_conversation_event
+from api.store.events import (
+    AVAILABILITY,
+    NOTIFIED,
+    TEAMS_CHANGED,
+    EventStore,
+    event_from_doc,
+    is_conversation_event,
+)
 from domain.enums import EventKind
 from domain.events import Event
 
@@ -65,15 +72,22 @@ class Subscription:
     ``team_ids`` are the teams whose conversations it may see (None: the whole
     organization); ``member_id``, when set, asks only for events that notify
     that member; ``conversation_id``, only for one conversation's events (a web
-    widget visitor's own). The hub hands each event only to the subscriptions
+    widget visitor's own); ``topic``, only for one kind of news about no conversation
+    (AVAILABILITY). The hub hands each event only to the subscriptions
     that may care about it, so the cost of an event grows with its audience, not
     with every connected client.
     """
 
     def __init__(
-        self, org_id: str, team_ids: frozenset[str] | None, member_id: str | None, conversation_id: str | None = None
+        self,
+        org_id: str,
+        team_ids: frozenset[str] | None,
+        member_id: str | None,
+        conversation_id: str | None = None,
+        topic: str | None = None,
     ) -> None:
         self.org_id = org_id
+        self.topic = topic
         self.team_ids = team_ids
         self.member_id = member_id
         self.conversation_id = conversation_id
@@ -82,7 +96,7 @@ class Subscription:
 
 
 class Audience:
-    """Subscriptions indexed by organization, team, notified member and conversation."""
+    """Subscriptions indexed by organization, team, notified member, conversation and topic."""
 
     def __init__(self) -> None:
         self.by_org: dict[str, set[Subscription]] = {}
@@ -90,6 +104,7 @@ class Audience:
         self.by_team: dict[tuple[str, str], set[Subscription]] = {}
         self.by_member: dict[str, set[Subscription]] = {}
         self.by_conversation: dict[str, set[Subscription]] = {}
+        self.by_topic: dict[tuple[str, str], set[Subscription]] = {}
 
     def add(self, subscription: Subscription) -> None:
         self.by_org.setdefault(subscription.org_id, set()).add(subscription)
@@ -107,7 +122,9 @@ class Audience:
         team change."""
         org_id = doc.get("org_id", "")  # "" (no such organization or team) where missing
         if doc.get("kind") == TEAMS_CHANGED:  # a visitor's stream doesn't depend on teams
-            return {s for s in self.by_org.get(org_id, ()) if s.conversation_id is None}
+            return {s for s in self.by_org.get(org_id, ()) if s.conversation_id is None and s.topic is None}
+        if doc.get("kind") == AVAILABILITY:  # the organization's availability subscribers
+            return set(self.by_topic.get((org_id, AVAILABILITY), ()))
         if doc.get("kind") == NOTIFIED:  # notifications about no conversation: the members they name
             return {s for m in doc.get("notified") or () for s in self.by_member.get(m, ()) if s.org_id == org_id}
         if not is_conversation_event(doc):
@@ -128,7 +145,9 @@ class Audience:
             yield index.setdefault(key, set())
 
     def _keys(self, subscription: Subscription):
-        if subscription.conversation_id is not None:
+        if subscription.topic is not None:
+            yield self.by_topic, (subscription.org_id, subscription.topic)
+        elif subscription.conversation_id is not None:
             yield self.by_conversation, subscription.conversation_id
         elif subscription.member_id is not None:
             yield self.by_member, subscription.member_id
@@ -200,8 +219,9 @@ class EventHub:
         team_ids: frozenset[str] | None = None,
         member_id: str | None = None,
         conversation_id: str | None = None,
+        topic: str | None = None,
     ) -> Subscription:
-        subscription = Subscription(org_id, team_ids, member_id, conversation_id)
+        subscription = Subscription(org_id, team_ids, member_id, conversation_id, topic)
         self.audience.add(subscription)
         return subscription
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # both import the store and settings this module is imported 
     from api.delivery.worker import DeliveryWorker
     from api.events import EventLog
     from api.hub import EventHub
+    from api.presence import MemberPresence
     from api.sessions import MemberSessions
     from api.webhooks import WebhookService
     from api.widget.ephemeral import TypingGate
@@ -55,6 +56,7 @@ class Services:
     api_keys: ApiKeyRegistry | None = None
     sessions: MemberSessions | None = None  # members' revoked tokens (api/sessions.py)
     webhooks: WebhookService | None = None  # integrators' webhooks (api/webhooks/)
+    member_presence: MemberPresence | None = None  # members' connections (api/presence.py)
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)
     # the web widget's visitor side (api/widget)

@@ -12,6 +12,7 @@ from typing import Any
 from domain.delivery import TemplateCall
 from domain.enums import (
     ApiKeyScope,
+    Availability,
     ChannelType,
     ClosedReason,
     DeliveryStatus,
@@ -41,6 +42,10 @@ class Member:
     name: str
     role: OrgRole
     created_at: datetime
+    # What the member set (AWAY until they say AVAILABLE), and until when their open
+    # connections keep them online (the latest heartbeat of any instance; None: never).
+    availability: Availability = Availability.AWAY
+    online_until: datetime | None = None
     deactivated_at: datetime | None = None  # set: cannot log in, every token refused
     token_version: int = 0  # raised when all the member's sessions are cut; tokens carry it
 

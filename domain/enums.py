@@ -14,6 +14,13 @@ class TeamRole(str, Enum):
     REPRESENTATIVE = "REPRESENTATIVE"
 
 
+class Availability(str, Enum):
+    """What a member says of themselves; whether they are online is derived from their connections."""
+
+    AVAILABLE = "AVAILABLE"
+    AWAY = "AWAY"
+
+
 class TeamMode(str, Enum):
     COLLABORATION = "COLLABORATION"
     GRAB = "GRAB"

@@ -28,7 +28,7 @@ from domain.entities import (
     Team,
     WidgetSettings,
 )
-from domain.enums import ChannelType, OrgRole, TeamMode, TeamRole
+from domain.enums import Availability, ChannelType, OrgRole, TeamMode, TeamRole
 from domain.events import Event
 
 
@@ -203,6 +203,23 @@ class LoginAttempts(Protocol):
     async def recent(self, key: str, now: datetime, window_s: float) -> tuple[int, datetime | None]:
         """(attempts counted in the key's current window, when the last was counted)."""
         ...
+
+
+class MemberDirectory(Protocol):
+    async def members_by_ids(self, org_id: str, ids: list[str]) -> list[Member]: ...
+
+
+class AvailabilityStore(Protocol):
+    async def set_availability(
+        self, org_id: str, member_id: str, availability: Availability
+    ) -> tuple[Member, Availability] | None:
+        """Sets the organization's member's availability; returns them after, and what it was
+        before. None when the organization has no such member."""
+        ...
+
+
+class AvailabilitySink(Protocol):
+    async def publish_availability(self, member: Member, online: bool, at: datetime) -> None: ...
 
 
 class TeamDirectory(Protocol):

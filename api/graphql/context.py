@@ -27,6 +27,7 @@ class Context:
     token_expires_at: float | None = None  # unix time; a WebSocket is closed then
     token_claims: Any = None  # a member's WebSocket: its token's api.auth.Claims, closed when they are cut
     deadline: Any = None  # the HTTP request's asyncio.Timeout (api.graphql.view.GraphQLView.execute_single)
+    member_online: bool = False  # this WebSocket keeps its member online until it closes
     loaders: Loaders = field(init=False)
     _visibility: tuple[Viewer, Visibility] | None = field(default=None, init=False, repr=False)
 

@@ -319,3 +319,15 @@ described(
         "MANAGE_WEBHOOKS": "Manage the organization's integrator webhooks.",
     },
 )
+Availability = d.Availability
+described(
+    Availability,
+    "Whether a member takes new work; set by the member (`setAvailability`). Whether they are online comes from "
+    "their connections (`Member.online`).",
+    {
+        "AVAILABLE": "Takes new work: while online, new conversations and grab offers of their teams go to the "
+        "available members first.",
+        "AWAY": "Not taking new work: told of new conversations only when nobody who can take them is online and "
+        "AVAILABLE. Every member is AWAY until they first set AVAILABLE.",
+    },
+)

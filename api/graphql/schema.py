@@ -75,6 +75,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
     ]
     from api.graphql.accounts import AccountMutation
     from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
+    from api.graphql.availability import AvailabilityMutation, AvailabilitySubscription
     from api.graphql.notifications import NotificationMutation, NotificationQuery
     from api.graphql.organization import OrganizationMutation
     from api.graphql.search import SearchQuery
@@ -84,12 +85,21 @@ def build_schema(settings: Settings | None = None) -> Schema:
     query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery, SearchQuery))
     mutation = merged_root(
         "Mutation",
-        (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AccountMutation, OrganizationMutation),
+        (
+            Mutation,
+            NotificationMutation,
+            ApiKeyMutation,
+            WebhookMutation,
+            AccountMutation,
+            OrganizationMutation,
+            AvailabilityMutation,
+        ),
     )
+    subscription = merged_root("Subscription", (Subscription, AvailabilitySubscription))
     return Schema(
         query=query,
         mutation=mutation,
-        subscription=Subscription,
+        subscription=subscription,
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=hide_suggestions),
         # Off only to measure what sharing saves (bench/fanout.py).

@@ -15,6 +15,7 @@ from strawberry.types import Info
 
 from api.channels.urls import webhook_url
 from api.graphql.enums import (
+    Availability,
     ChannelType,
     ClosedReason,
     ConversationStatus,
@@ -32,6 +33,7 @@ from api.graphql.enums import (
 from api.graphql.viewer_fields import PerViewer
 from api.widget.snippet import widget_snippet
 from domain import entities as e
+from domain.availability import is_online
 from domain.errors import invalid
 from domain.reading import unread_count
 from domain.status import closed_at, closed_reason, customer_online, email_fallback_active, status_of
@@ -89,6 +91,17 @@ class Member:
     @strawberry.field(description="Role in the organization.")
     def role(self) -> OrgRole:
         return self.entity.role
+
+    @strawberry.field(description="What the member set: AVAILABLE (takes new work) or AWAY.")
+    def availability(self) -> Availability:
+        return self.entity.availability
+
+    @strawberry.field(
+        description="Whether the member has a connection open now (a WebSocket to `/graphql` on any server "
+        "instance; a crashed instance's connections stop counting within `IMBRACE_PRESENCE_TIMEOUT_S`)."
+    )
+    def online(self, info: Info) -> bool:
+        return is_online(self.entity, info.context.now)
 
     @strawberry.field(
         description="When an owner or admin deactivated the account (`deactivateMember`); null while it is active."

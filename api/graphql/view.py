@@ -41,9 +41,38 @@ class RequestRefused(HTTPException):
         self.headers = headers or {}
 
 
+async def member_socket_closed(context: Context) -> None:
+    """A member's accepted socket closed: it no longer keeps them online (:mod:`api.presence`)."""
+    if not getattr(context, "member_online", False) or context.viewer is None:  # a widget visitor's has neither
+        return
+    context.member_online = False
+    presence = context.services.member_presence
+    try:
+        if presence is not None:
+            await presence.disconnect(context.viewer)
+    except Exception:  # noqa: BLE001 - the socket is gone either way; its heartbeat expires by itself
+        log.warning("presence: could not record a closed member socket", exc_info=True)
+
+
+class MemberTransportHandler(TransportHandler):
+    """graphql-transport-ws for members: an accepted socket keeps its member online until it closes."""
+
+    async def shutdown(self) -> None:
+        await super().shutdown()
+        await member_socket_closed(self.context)
+
+
+class MemberLegacyHandler(LegacyHandler):
+    """graphql-ws for members: an accepted socket keeps its member online until it closes."""
+
+    async def cleanup(self) -> None:
+        await super().cleanup()
+        await member_socket_closed(self.context)
+
+
 class GraphQLView(GraphQL[Context, None]):
-    graphql_transport_ws_handler_class = TransportHandler
-    graphql_ws_handler_class = LegacyHandler
+    graphql_transport_ws_handler_class: type[TransportHandler] = MemberTransportHandler
+    graphql_ws_handler_class = MemberLegacyHandler
 
     def __init__(
         self,
@@ -203,6 +232,13 @@ class GraphQLView(GraphQL[Context, None]):
         context.viewer = viewer
         context.token_claims = self.services.tokens.claims(bearer_token(header) or "")
         context.token_expires_at = context.token_claims.expires_at if context.token_claims else None
+        presence = self.services.member_presence
+        if presence is not None and viewer.app is None:  # an app's socket is nobody's presence
+            try:
+                await presence.connect(viewer)
+            except Exception:  # noqa: BLE001 - the member's streams matter more than their presence badge
+                log.warning("presence: could not record an open member socket", exc_info=True)
+            context.member_online = True
         return None
 
 

@@ -33,6 +33,7 @@ from domain.entities import (
     WidgetSettings,
 )
 from domain.enums import (
+    Availability,
     ChannelType,
     ClosedReason,
     DeliveryStatus,
@@ -107,9 +108,19 @@ def member(doc: dict) -> Member:
         name=doc["name"],
         role=OrgRole(doc["role"]),
         created_at=stored_dt(doc["created_at"]),
+        availability=Availability.AVAILABLE if doc.get("availability") == "AVAILABLE" else Availability.AWAY,
+        online_until=online_until(doc),
         deactivated_at=stored_dt(doc["deactivated_at"]) if doc.get("deactivated_at") else None,
         token_version=doc.get("token_version", 0),
     )
+
+
+def online_until(doc: dict) -> datetime | None:
+    """The latest heartbeat any instance wrote for the member's open connections
+    (``online``: instance id -> until when, in ms)."""
+    online = doc.get("online")
+    found = [v for v in online.values() if isinstance(v, int)] if isinstance(online, dict) else []
+    return dt(max(found)) if found else None
 
 
 def team(doc: dict) -> Team:

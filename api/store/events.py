@@ -11,7 +11,8 @@ Some kinds carry no conversation, only news every instance must act on:
 ``TEAMS_CHANGED`` (subscribers re-read their teams), ``API_KEY_REVOKED``
 (instances forget the key and close its WebSockets), ``MEMBER_TOKENS_REVOKED``
 and ``TOKEN_REVOKED`` (instances refuse a member's older tokens, or one token,
-and close the WebSockets opened with them: :mod:`api.sessions`); see
+and close the WebSockets opened with them: :mod:`api.sessions`), ``NOTIFIED``
+and ``AVAILABILITY`` (a member's availability or online state); see
 :func:`is_conversation_event`.
 """
 
@@ -36,6 +37,7 @@ API_KEY_REVOKED = "API_KEY_REVOKED"
 MEMBER_TOKENS_REVOKED = "MEMBER_TOKENS_REVOKED"
 TOKEN_REVOKED = "TOKEN_REVOKED"
 NOTIFIED = "NOTIFIED"  # notifications about no conversation; like TEAMS_CHANGED, not a conversation event
+AVAILABILITY = "AVAILABILITY"  # a member's availability or online state changed; not a conversation event
 WATCH_AWAIT_MS = 200
 WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
 
@@ -117,6 +119,23 @@ class EventStore:
         """Notifications about no conversation (a webhook disabled), pushed to the members they name."""
         await self.collection.insert_one(
             {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": NOTIFIED, "at": ms(at), "notified": notified}
+        )
+
+    async def append_availability(
+        self, event_id: int, org_id: str, at: datetime, member_id: str, availability: str, online: bool
+    ) -> None:
+        """A member's availability or online state changed: their id and states, nothing private."""
+        await self.collection.insert_one(
+            {
+                "_id": event_id,
+                "seq": event_id,
+                "org_id": org_id,
+                "kind": AVAILABILITY,
+                "at": ms(at),
+                "member_id": member_id,
+                "availability": availability,
+                "online": online,
+            }
         )
 
     async def after(self, event_id: int, limit: int) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -14,9 +15,11 @@ from pymongo.errors import DuplicateKeyError
 from api.store import codec
 from api.store.codec import ms
 from domain.entities import Member, Team
-from domain.enums import OrgRole
+from domain.enums import Availability, OrgRole
 from domain.errors import AlreadyStored
 from domain.visibility import Viewer
+
+PUBLIC = {"password_hash": 0}  # what a read hands out: never the password's hash
 
 
 class Members:
@@ -58,8 +61,58 @@ class Members:
         return [d["_id"] async for d in self.collection.find({"org_id": org_id, "role": {"$in": roles}}, {"_id": 1})]
 
     async def by_ids(self, org_id: str, ids: list[str]) -> list[Member]:
-        cursor = self.collection.find({"_id": {"$in": ids}, "org_id": org_id}, {"password_hash": 0})
+        cursor = self.collection.find({"_id": {"$in": ids}, "org_id": org_id}, PUBLIC)
         return [codec.member(d) async for d in cursor]
+
+    async def set_availability(
+        self, org_id: str, member_id: str, availability: Availability
+    ) -> tuple[Member, Availability] | None:
+        before = await self.collection.find_one_and_update(
+            {"_id": member_id, "org_id": org_id},
+            {"$set": {"availability": availability.value}},
+            projection=PUBLIC,
+            return_document=ReturnDocument.BEFORE,
+        )
+        if before is None:
+            return None
+        was = codec.member(before)
+        return replace(was, availability=availability), was.availability
+
+    # Presence: ``online`` maps each instance holding a member's connections to until when
+    # its last heartbeat keeps them online (ms). An instance writes only its own entry, so
+    # one closing its last connection never hides another's; a crashed one's entry expires.
+
+    async def connected(
+        self, org_id: str, member_id: str, instance: str, until: datetime
+    ) -> tuple[Member, dict[str, datetime]] | None:
+        """The instance's first connection of the member; returns the member before, with
+        until when each instance's entry kept them online."""
+        before = await self.collection.find_one_and_update(
+            {"_id": member_id, "org_id": org_id},
+            {"$max": {f"online.{instance}": ms(until)}},
+            projection=PUBLIC,
+            return_document=ReturnDocument.BEFORE,
+        )
+        if before is None:
+            return None
+        online = before.get("online")
+        entries = {k: codec.dt(v) for k, v in online.items()} if isinstance(online, dict) else {}
+        return codec.member(before), {k: v for k, v in entries.items() if v is not None}
+
+    async def disconnected(self, org_id: str, member_id: str, instances: list[str]) -> Member | None:
+        """The instance's last connection of the member closed: its entry (and ``instances``'
+        expired ones, seen at connect) go; returns the member after."""
+        after = await self.collection.find_one_and_update(
+            {"_id": member_id, "org_id": org_id},
+            {"$unset": {f"online.{instance}": "" for instance in instances}},
+            projection=PUBLIC,
+            return_document=ReturnDocument.AFTER,
+        )
+        return codec.member(after) if after else None
+
+    async def heartbeat(self, member_ids: list[str], instance: str, until: datetime) -> None:
+        """One write for every member whose connections on this instance are due a refresh."""
+        await self.collection.update_many({"_id": {"$in": member_ids}}, {"$max": {f"online.{instance}": ms(until)}})
 
     async def password_hash(self, org_id: str, member_id: str) -> str | None:
         doc = await self.collection.find_one({"_id": member_id, "org_id": org_id}, {"password_hash": 1})

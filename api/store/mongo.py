@@ -50,7 +50,7 @@ from domain.entities import (
     Team,
     WidgetSettings,
 )
-from domain.enums import ChannelType, DeliveryStatus, OrgRole, TeamMode, TeamRole
+from domain.enums import Availability, ChannelType, DeliveryStatus, OrgRole, TeamMode, TeamRole
 from domain.errors import AlreadyStored
 from domain.messages import HIDDEN_FROM_CUSTOMERS
 from domain.visibility import Viewer
@@ -135,6 +135,16 @@ class MongoStore:
 
     async def viewer(self, member_id: str, org_id: str) -> Viewer | None:
         return await self._members.viewer(member_id, org_id)
+
+    async def set_availability(
+        self, org_id: str, member_id: str, availability: Availability
+    ) -> tuple[Member, Availability] | None:
+        return await self._members.set_availability(org_id, member_id, availability)
+
+    @property
+    def presence(self) -> Members:
+        """Members' connections per instance (:class:`api.presence.MemberPresence`)."""
+        return self._members
 
     # --- accounts (domain.usecases.accounts) ---
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.availability import announced_to, ready_ids
 from domain.entities import Notification, Team
 from domain.enums import ConversationStatus, EventKind, NotificationKind, SenderKind, TeamMode
 from domain.errors import invalid
 from domain.events import Event
-from domain.ports import NotificationStore, TeamDirectory
+from domain.ports import MemberDirectory, NotificationStore, TeamDirectory
 from domain.validation import is_id
 from domain.visibility import Viewer
 
@@ -29,11 +30,15 @@ class Recipient:
     kind: NotificationKind
 
 
-def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None = None) -> list[Recipient]:
+def recipients(
+    event: Event, team: Team | None, sender_kind: SenderKind | None = None, ready: frozenset[str] = frozenset()
+) -> list[Recipient]:
     """Members to notify of ``event``.
 
     A conversation that opens (or reopens, or is released in a GRAB team) is
-    announced to the whole team: NEW_CONVERSATION in COLLABORATION teams,
+    announced to the team (only to those of ``ready``, the members online and
+    AVAILABLE, who can take it, when there are some; see
+    :func:`domain.availability.announced_to`): NEW_CONVERSATION in COLLABORATION teams,
     GRAB_OFFER in GRAB teams (admins see the offer but can't grab: whether an
     offer can be taken is judged when it is read, by
     :func:`domain.usecases.rooms.may_grab_now`). A conversation transferred to a
@@ -53,17 +58,27 @@ def recipients(event: Event, team: Team | None, sender_kind: SenderKind | None =
         return [Recipient(conversation.owner_id, NotificationKind.TRANSFERRED)]
     if team is None:
         return []
-    if event.kind is EventKind.TRANSFERRED and team.mode is TeamMode.COLLABORATION:
-        return [Recipient(m.member_id, NotificationKind.TRANSFERRED) for m in team.memberships]
-    if event.kind is EventKind.TRANSFERRED:
-        return [Recipient(m.member_id, NotificationKind.GRAB_OFFER) for m in team.memberships]
-    if event.kind in (EventKind.CREATED, EventKind.REOPENED) or _released(event):
+    if announces(event):
+        audience = announced_to(team, ready)
         if team.mode is TeamMode.GRAB:
-            return [Recipient(m.member_id, NotificationKind.GRAB_OFFER) for m in team.memberships]
-        return [Recipient(m.member_id, NotificationKind.NEW_CONVERSATION) for m in team.memberships]
+            kind = NotificationKind.GRAB_OFFER
+        elif event.kind is EventKind.TRANSFERRED:
+            kind = NotificationKind.TRANSFERRED
+        else:
+            kind = NotificationKind.NEW_CONVERSATION
+        return [Recipient(member_id, kind) for member_id in audience]
     if event.kind is EventKind.STATUS_CHANGED and event.previous_status is not None:
         return _waiting_too_long(event, team)
     return []
+
+
+def announces(event: Event) -> bool:
+    """New work for a team: a conversation that opens, reopens, is released, or is transferred to the team."""
+    return (
+        event.kind in (EventKind.CREATED, EventKind.REOPENED)
+        or _released(event)
+        or (event.kind is EventKind.TRANSFERRED and event.conversation.owner_id is None)
+    )
 
 
 def needs_team(event: Event) -> bool:
@@ -92,16 +107,23 @@ def _waiting_too_long(event: Event, team: Team) -> list[Recipient]:
     return [Recipient(member_id, NotificationKind.WAITING_TOO_LONG) for member_id in room]
 
 
-async def notify(notifications: NotificationStore, teams: TeamDirectory, event: Event) -> dict[str, str]:
+async def notify(
+    notifications: NotificationStore, teams: TeamDirectory, event: Event, presence: MemberDirectory | None = None
+) -> dict[str, str]:
     """Store the notifications ``event`` causes; returns their ids by member.
 
-    The team is read only when the recipients depend on it; whoever caused the
-    event is not told of it.
+    The team is read only when the recipients depend on it, and its members'
+    availability (one read for the whole team) only when the event announces
+    new work; whoever caused the event is not told of it.
     """
     conversation = event.conversation
     team = await teams.team_by_id(conversation.team_id) if needs_team(event) else None
+    ready: frozenset[str] = frozenset()
+    if team is not None and presence is not None and announces(event) and team.memberships:
+        members = await presence.members_by_ids(conversation.org_id, [m.member_id for m in team.memberships])
+        ready = ready_ids(members, event.at)
     sender = SenderKind.CUSTOMER if event.actor_id is None else SenderKind.MEMBER
-    found = [r for r in recipients(event, team, sender) if r.member_id != event.actor_id]
+    found = [r for r in recipients(event, team, sender, ready) if r.member_id != event.actor_id]
     if not found:
         return {}
     created = [
