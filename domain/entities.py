@@ -89,6 +89,7 @@ class Channel:
     created_at: datetime | None = None
     credential_hints: dict[str, str] | None = None  # None: no provider credentials
     widget: WidgetSettings | None = None  # WEB_WIDGET channels set up for the widget
+    outbound_url: str | None = None  # an outside adapter's endpoint for agents' replies (domain/adapters.py)
 
 
 @dataclass(frozen=True, slots=True)

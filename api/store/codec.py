@@ -131,6 +131,7 @@ def channel(doc: dict) -> Channel:
         created_at=dt(doc.get("created_at")),
         credential_hints=doc.get("credential_hints"),
         widget=widget(doc),
+        outbound_url=doc.get("outbound_url"),
     )
 
 
