@@ -17,6 +17,9 @@ import httpx
 import pytest
 
 import api.webhooks.address as address
+from api.channels.custom import outcome_of
+from api.webhooks.sender import Answer
+from domain.delivery import Failed, Retry, Sent
 from domain.status import Thresholds
 from tests.channel_desk import DeliveryWaits
 from tests.clock import FakeClock
@@ -34,6 +37,9 @@ CHANNELS = "{ channels { id outboundUrl } }"
 JOIN = "mutation($id: ID!) { joinConversation(id: $id) { errors { code } } }"
 SEND = """mutation($i: SendMessageInput!) { sendMessage(input: $i) {
     message { id deliveries { via status } } errors { code message } } }"""
+REDIRECT = "The adapter answered 302: redirects are not followed."
+NOWHERE = "adapter.example does not resolve."
+LOOPBACK = "adapter.example resolves to a loopback address, which replies may not be sent to."
 MESSAGES = """query($id: ID!) { conversation(id: $id) { messages(last: 20) { edges { node {
     id text deliveries { via status attempts lastError errorCode } } } } } }"""
 
@@ -292,3 +298,20 @@ async def test_private_addresses_are_refused_unless_allowed(make_server, adapter
     failed = await desk.wait_delivery(cid, reply["id"], "FAILED")
     assert failed["errorCode"] == "ADDRESS_REFUSED" and "loopback" in failed["lastError"]
     assert adapter.requests == []
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        (Answer(True, 5, 200, '{"messageId": "ext-1"}'), Sent("ext-1", reports_by_id=False)),
+        (Answer(True, 5, 204, '{"messageId": "' + "x" * 201 + '"}'), Sent(None, reports_by_id=False)),
+        (Answer(False, 5, 429, "", retry_after="7"), Retry("The adapter answered 429.", "HTTP_429", 7.0)),
+        (Answer(False, 5, 302, "", retry_after="7"), Failed(REDIRECT, "HTTP_302")),
+        (Answer(False, 5, 410, '{"reason": 3}'), Failed("The adapter answered 410.", "HTTP_410")),
+        (Answer(False, 5, error="No answer within 10 s."), Retry("No answer within 10 s.", unknown=True)),
+        (Answer(False, 5, error=f"Not sent: {NOWHERE}"), Retry(f"Not sent: {NOWHERE}", unknown=True)),
+        (Answer(False, 5, error=f"Not sent: {LOOPBACK}"), Failed(f"Not sent: {LOOPBACK}", "ADDRESS_REFUSED")),
+    ],
+)
+def test_what_each_answer_of_the_adapter_makes_of_a_reply(answer, expected):
+    assert outcome_of(answer) == expected
