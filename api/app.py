@@ -33,7 +33,7 @@ from api.retention import Retention
 from api.routes import line_webhooks, webhooks, wechat_webhooks
 from api.routes.files import download
 from api.routes.health import healthz
-from api.routes.inbound import inbound_message, presence
+from api.routes.inbound import delivery_status, inbound_message, presence
 from api.secrets import SecretBox, load_secret_key
 from api.services import Services, utc_now
 from api.sessions import MemberSessions
@@ -270,6 +270,7 @@ def create_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/channels/{channel_id}/inbound", inbound_message, methods=["POST"]),
         Route("/channels/{channel_id}/presence", presence, methods=["POST"]),
+        Route("/channels/{channel_id}/delivery-status", delivery_status, methods=["POST"]),
         Route("/webhooks/whatsapp/{channel_id}", webhooks.handshake(webhooks.WHATSAPP), methods=["GET"]),
         Route("/webhooks/whatsapp/{channel_id}", webhooks.events(webhooks.WHATSAPP), methods=["POST"]),
         Route("/webhooks/messenger/{channel_id}", webhooks.handshake(webhooks.MESSENGER), methods=["GET"]),

@@ -23,9 +23,12 @@ from domain.enums import DeliveryStatus, MessageKind
 
 @dataclass(frozen=True, slots=True)
 class Sent:
-    """The provider took the message; its id lets later status reports find it."""
+    """The provider took the message; its id lets later status reports find it (unless
+    ``reports_by_id`` is False: a custom adapter reports by our message id, and its own id,
+    which nothing makes unique, is only kept for people to read)."""
 
     provider_message_id: str | None = None
+    reports_by_id: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,8 @@ class Outgoing:
     files: tuple[OutgoingFile, ...] = ()
     template: TemplateCall | None = None
     messenger_tag: MessengerTag | None = None
+    conversation_id: str | None = None  # what a custom adapter is told beside the message
+    created_at: datetime | None = None
 
 
 # What a provider reports back later (webhooks)

@@ -101,6 +101,7 @@ class Channel:
     credential_hints: dict[str, str] | None = None  # None: no provider credentials
     widget: WidgetSettings | None = None  # WEB_WIDGET channels set up for the widget
     disabled_at: datetime | None = None  # disabled: nothing comes in or goes out (see disableChannel)
+    outbound_url: str | None = None  # an outside adapter's endpoint for agents' replies (domain/adapters.py)
 
 
 @dataclass(frozen=True, slots=True)

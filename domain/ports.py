@@ -76,9 +76,12 @@ class AccountStore(Protocol):
         credential_hints: dict[str, str] | None = None,
         widget: WidgetSettings | None = None,
         widget_secret: str | None = None,
+        outbound_url: str | None = None,
+        outbound_secret: str | None = None,
     ) -> Channel:
         """``credentials``: the sealed token (:class:`CredentialSealer`), never the clear values;
-        ``widget_secret``: a web widget's identity secret, sealed too."""
+        ``widget_secret``: a web widget's identity secret, sealed too; ``outbound_secret``: a
+        custom adapter's signing secret, sealed too."""
         ...
 
     async def org_channel(self, org_id: str, channel_id: str) -> Channel | None: ...

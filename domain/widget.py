@@ -223,13 +223,18 @@ def retry_after_s(window_started: datetime, window_s: float, now: datetime) -> i
 @dataclass(frozen=True, slots=True)
 class ChannelChanges:
     """What ``updateChannel`` writes: fields left None are kept. ``identity_secret`` is the new
-    secret already sealed; ``clear_identity_secret`` turns identity verification off."""
+    secret already sealed; ``clear_identity_secret`` turns identity verification off.
+    ``outbound_url`` / ``outbound_secret`` (sealed) set a custom adapter's endpoint and signing
+    secret; ``clear_outbound`` removes both (:mod:`domain.adapters`)."""
 
     name: str | None = None
     widget: WidgetSettings | None = None
     identity_secret: str | None = None
     clear_identity_secret: bool = False
     team_id: str | None = None  # the team its new conversations go to
+    outbound_url: str | None = None
+    outbound_secret: str | None = None
+    clear_outbound: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,10 +16,12 @@ from domain.entities import Channel
 
 # Binds a token to what it seals (a purpose and the channel), so it opens nowhere else.
 _ASSOCIATED = b"imbrace:channel-credentials:"
+_OUTBOUND = b"imbrace:channel-outbound-secret:"
 
 
 class CredentialsReader(Protocol):
     async def channel_credentials_token(self, channel_id: str) -> tuple[Channel, str | None] | None: ...
+    async def channel_outbound_token(self, channel_id: str) -> tuple[Channel, str | None] | None: ...
 
 
 class ChannelCredentials:
@@ -53,6 +55,25 @@ class ChannelCredentials:
             return None
         channel, token = found
         return channel, (self.open(channel, token) if token is not None else None)
+
+    def seal_outbound_secret(self, channel_id: str, secret: str) -> str:
+        """Seals a custom adapter's signing secret (``whsec_…``) for the channel (the domain's
+        ``OutboundSealer``)."""
+        return self.box.encrypt(secret.encode("ascii"), _OUTBOUND + channel_id.encode())
+
+    async def outbound_secret(self, channel_id: str) -> tuple[Channel, str | None] | None:
+        """The channel (None: no such channel) and its outbound secret in clear (None: it has no
+        adapter URL); :class:`SecretError` naming the channel when it doesn't open here."""
+        found = await self.store.channel_outbound_token(channel_id)
+        if found is None:
+            return None
+        channel, token = found
+        if token is None:
+            return channel, None
+        try:
+            return channel, self.box.decrypt(token, _OUTBOUND + channel.id.encode()).decode("ascii")
+        except (SecretError, UnicodeDecodeError) as error:
+            raise SecretError(f"channel {channel.id}'s outbound secret: {error}") from None
 
 
 def associated(channel_id: str) -> bytes:

@@ -4,6 +4,7 @@ It gathers what a provider module needs (the channel's decrypted credentials, th
 customer's provider id, signed public links to stored files, the Messenger window
 that applies now, whether WeChat's 48 h window is still open) into a
 :class:`domain.delivery.Outgoing`, and hands it to the module for the channel's type.
+A channel with an ``outbound_url`` sends through its custom adapter instead (:mod:`api.channels.custom`).
 Neither Meta nor WeChat offers an idempotency key, so a send whose outcome is unknown (a
 worker killed mid-request, a dropped connection) is sent again: at-least-once
 (``resend_when_unknown``).
@@ -14,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
+from api.channels.custom import AdapterTarget
 from domain.delivery import (
     Failed,
     Outcome,
@@ -47,10 +49,17 @@ class ChannelTransport:
     resend_when_unknown = True
     unknown_reason = ""
 
-    def __init__(self, services: Any, providers: Mapping[ChannelType, Provider], policy: RetryPolicy) -> None:
+    def __init__(
+        self,
+        services: Any,
+        providers: Mapping[ChannelType, Provider],
+        policy: RetryPolicy,
+        adapter: Provider | None = None,
+    ) -> None:
         self.services = services
         self.providers = providers
         self.policy = policy
+        self.adapter = adapter  # custom adapters' outbound URLs (api/channels/custom.py)
 
     @property
     def attempt_timeout_s(self) -> float:
@@ -69,6 +78,8 @@ class ChannelTransport:
         channel, credentials = loaded
         if channel.disabled_at is not None:  # nothing goes out of a disabled channel; no retry
             return Failed("The channel was disabled before this reply went out.", ErrorCode.CHANNEL_DISABLED.value)
+        if channel.outbound_url is not None:
+            return await self._to_adapter(message, channel.id)
         provider = self.providers.get(channel.type)
         if provider is None:
             return Failed(f"{channel.type.value} replies are not sent by this server.")
@@ -107,9 +118,33 @@ class ChannelTransport:
         # No "sending" mark: whatever the outcome, an interrupted send is sent again.
         return await provider.send(credentials, outgoing)
 
+    async def _to_adapter(self, message: Message, channel_id: str) -> Outcome:
+        """A channel served by a custom adapter: the reply goes to its outbound URL, whatever the
+        channel's type (the adapter keeps the platform's rules)."""
+        if self.adapter is None:
+            return Failed("Custom adapters' replies are not sent by this server.")
+        found = await self.services.credentials.outbound_secret(channel_id)
+        if found is None or found[0].outbound_url is None or found[1] is None:
+            return Failed("The channel no longer has an outbound URL.")
+        channel, secret = found
+        recipient = await self.services.store.external_id_of(message.org_id, message.conversation_id)
+        if recipient is None:
+            return Failed("The customer no longer exists.")
+        outgoing = Outgoing(
+            message_id=message.id,
+            kind=message.kind,
+            recipient=recipient,
+            text=message.text,
+            files=self._files(message, self.services.clock()),
+            template=message.template_call,
+            conversation_id=message.conversation_id,
+            created_at=message.created_at,
+        )
+        return await self.adapter.send(AdapterTarget(channel.outbound_url, secret), outgoing)
+
     def sent_fields(self, message: Message, sent: Sent) -> dict[str, Any]:
         """The provider's id, by which its later status reports find the message."""
-        if not message.channel_id:
+        if not message.channel_id or not sent.reports_by_id:
             return {}
         return self.services.store.deliveries.sent_fields(
             message.channel_id, message.conversation_id, sent.provider_message_id

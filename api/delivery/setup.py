@@ -6,6 +6,7 @@ from typing import Any
 
 import httpx
 
+from api.channels.custom import CustomTransport
 from api.channels.email import EmailTransport
 from api.channels.http import quiet_http_logs
 from api.channels.line import LineTransport
@@ -56,6 +57,11 @@ def build_worker(services: Any, http: httpx.AsyncClient, **options: Any) -> Deli
     policy = RetryPolicy(max_attempts=settings.delivery_max_attempts, base_s=settings.delivery_backoff_s)
     transports: dict[DeliveryVia, Any] = {
         DeliveryVia.EMAIL: EmailTransport(services),
-        DeliveryVia.CHANNEL: ChannelTransport(services, providers, policy),
+        DeliveryVia.CHANNEL: ChannelTransport(
+            services,
+            providers,
+            policy,
+            CustomTransport(settings.webhook_allow_private, settings.webhook_timeout_s),
+        ),
     }
     return DeliveryWorker(services, transports, file_sources=providers, **options)

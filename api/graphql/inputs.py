@@ -166,6 +166,12 @@ class ConnectChannelInput:
         description="WEB_WIDGET only: draw an identity secret (returned once, in `identitySecret`) so that sites "
         "can bind sessions to their own users.",
     )
+    outbound_url: str | None = strawberry.field(
+        default=None,
+        description="For a channel served by a custom adapter (any type but WEB_WIDGET, without `credentials`): "
+        "the adapter's URL, to which agents' replies are POSTed, signed with the outbound secret returned once in "
+        "`outboundSecret`. https in production; no private or loopback address unless the server allows it.",
+    )
 
 
 @strawberry.input(description="Changes to a channel; omitted fields are kept.")
@@ -195,6 +201,23 @@ class UpdateChannelInput:
     disable_identity_verification: bool = strawberry.field(
         default=False,
         description="WEB_WIDGET only: forget the identity secret; sessions can then be anonymous only.",
+    )
+    outbound_url: str | None = strawberry.field(
+        default=None,
+        description="A custom adapter's URL for the channel's agent replies, set or replaced (the channel may not "
+        "have provider credentials, nor be a WEB_WIDGET). A channel's first outbound URL comes with an outbound "
+        "secret, returned once in `outboundSecret`; a new URL keeps the secret. Replies still queued go to the "
+        "new URL.",
+    )
+    remove_outbound_url: bool = strawberry.field(
+        default=False,
+        description="Forget the outbound URL and its secret: later replies are stored without a channel delivery "
+        "(replies already queued fail).",
+    )
+    rotate_outbound_secret: bool = strawberry.field(
+        default=False,
+        description="Draw a new outbound secret (returned once, in `outboundSecret`); replies are signed with it "
+        "alone from then on, so update the adapter at the same time.",
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 import strawberry
 from strawberry.types import Info
 
+from api.channels.custom import AdapterChecks
 from api.channels.urls import webhook_url
 from api.graphql.descriptions import mutation_description
 from api.graphql.inputs import (
@@ -48,7 +49,7 @@ from api.widget.snippet import widget_snippet
 from domain.enums import ChannelType
 from domain.enums import ErrorCode as E
 from domain.errors import Refused, invalid
-from domain.usecases import customers, login, messaging, notes, onboarding, reading, rooms, widget
+from domain.usecases import adapters, customers, login, messaging, notes, onboarding, reading, rooms, widget
 from domain.visibility import can_see
 
 
@@ -233,7 +234,8 @@ class Mutation:
             "Connect a channel to a team (owners and admins); returns its ingest key, only this once, and, "
             "for WHATSAPP, FACEBOOK and LINE, the webhook URL to paste into the provider's dashboard. Provider "
             "credentials are stored encrypted and never returned. A WEB_WIDGET channel also gets its public "
-            "widget key, the script tag to paste, and, with `identityVerification`, its identity secret (once).",
+            "widget key, the script tag to paste, and, with `identityVerification`, its identity secret (once). "
+            "A channel served by a custom adapter gets, with `outboundUrl`, its outbound secret (once).",
             {
                 E.FORBIDDEN: "you are not an owner or admin.",
                 E.INVALID_INPUT: "the name is empty, too long or has control characters; or the credentials "
@@ -241,7 +243,9 @@ class Mutation:
                 "or a value empty, too long, with control characters, or an id not made of digits "
                 "(a WeChat AppID: of letters and digits) (`credentials.accessToken` and so on); or an allowed "
                 "origin is not an origin, there are more than 20, or they are given for another type than "
-                "WEB_WIDGET (`allowedOrigins`).",
+                "WEB_WIDGET (`allowedOrigins`); or the outbound URL is not an http(s) URL (https in production), has "
+                "a user name, a fragment or spaces, points at a private or loopback address, or is given for a "
+                "WEB_WIDGET channel or with `credentials` (`outboundUrl`).",
                 E.NOT_FOUND: "no such team (`teamId`).",
             },
         )
@@ -253,7 +257,7 @@ class Mutation:
         s = ctx.services
 
         async def action():
-            if input.type is ChannelType.WEB_WIDGET and input.credentials is None:
+            if input.type is ChannelType.WEB_WIDGET and input.credentials is None and input.outbound_url is None:
                 channel, key, secret = await widget.connect_widget_channel(
                     s.store,
                     s.identity_secrets,
@@ -276,6 +280,20 @@ class Mutation:
             if input.allowed_origins is not None or input.identity_verification:
                 raise invalid("Only WEB_WIDGET channels take widget settings.", "allowedOrigins")
             credentials = credentials_of(input.credentials) if input.credentials is not None else None
+            if input.outbound_url is not None:
+                channel, key, secret = await adapters.connect_adapter_channel(
+                    s.store,
+                    AdapterChecks(s.settings),
+                    s.credentials,
+                    ctx.viewer,
+                    input.type,
+                    input.name,
+                    str(input.team_id),
+                    ctx.now,
+                    input.outbound_url,
+                    credentials=credentials,
+                )
+                return {"channel": Channel(entity=channel), "ingest_key": key, "outbound_secret": secret}
             channel, key = await onboarding.connect_channel(
                 s.store,
                 ctx.viewer,
@@ -299,13 +317,18 @@ class Mutation:
             "Change a channel (owners and admins): rename it, or hand it to another team (`teamId`: new "
             "conversations go there); for a WEB_WIDGET channel, replace its allowed "
             "origins, draw a new widget key or identity secret (returned once), or turn identity verification "
-            "off. Nothing is written unless everything holds.",
+            "off; for a channel served by a custom adapter, set, change or remove its outbound URL, or draw a new "
+            "outbound secret (returned once). Nothing is written unless everything holds.",
             {
                 E.FORBIDDEN: "you are not an owner or admin.",
                 E.NOT_FOUND: "no such channel in your organization (`id`), or no such team (`teamId`).",
                 E.INVALID_INPUT: "the name is empty, too long or has control characters; an allowed origin is "
                 "not an origin or there are more than 20 (`allowedOrigins`); widget settings for another type "
-                "than WEB_WIDGET (`id`); or both `rotateIdentitySecret` and `disableIdentityVerification`.",
+                "than WEB_WIDGET (`id`); or both `rotateIdentitySecret` and `disableIdentityVerification`; or "
+                "an outbound URL that is not an http(s) URL (https in production), points at a private or loopback "
+                "address, or is given for a WEB_WIDGET channel or one with provider credentials (`outboundUrl`); "
+                "`removeOutboundUrl` with a new URL or secret (`removeOutboundUrl`); or `rotateOutboundSecret` "
+                "for a channel without an outbound URL (`rotateOutboundSecret`).",
             },
         )
     )
@@ -316,7 +339,7 @@ class Mutation:
         s = ctx.services
 
         async def action():
-            channel, secret = await widget.update_channel(
+            channel, secret, outbound_secret = await widget.update_channel(
                 s.store,
                 s.identity_secrets,
                 ctx.viewer,
@@ -328,6 +351,12 @@ class Mutation:
                 rotate_identity_secret=input.rotate_identity_secret,
                 disable_identity_verification=input.disable_identity_verification,
                 team_id=str(input.team_id) if input.team_id is not None else None,
+                outbound=adapters.OutboundRequest(
+                    url=input.outbound_url,
+                    remove=input.remove_outbound_url,
+                    rotate_secret=input.rotate_outbound_secret,
+                ),
+                outbound_rules=(AdapterChecks(s.settings), s.credentials),
             )
             key = channel.widget.key if channel.widget else None
             return {
@@ -335,6 +364,7 @@ class Mutation:
                 "widget_key": key,
                 "widget_snippet": widget_snippet(s.settings.public_url, key) if key else None,
                 "identity_secret": secret,
+                "outbound_secret": outbound_secret,
             }
 
         return await run(UpdateChannelPayload, action)
@@ -377,7 +407,8 @@ class Mutation:
                 E.INVALID_INPUT: "the credentials don't fit: not exactly one member set, or not the channel "
                 "type's provider (`credentials`), or a value empty, too long, with control characters, or an "
                 "id not made of digits (a WeChat AppID: of letters and digits) (`credentials.accessToken` and "
-                "so on).",
+                "so on); or the channel's replies go to a custom adapter (`outboundUrl`: remove it first) "
+                "(`credentials`).",
             },
         )
     )

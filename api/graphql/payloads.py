@@ -29,6 +29,10 @@ WEBHOOK_URL = (
 
 
 WIDGET_SNIPPET = "WEB_WIDGET: the script tag to paste into the site's pages."
+OUTBOUND_SECRET = (
+    "A custom adapter's new outbound secret (`whsec_…`, Standard Webhooks): replies POSTed to `outboundUrl` are "
+    "signed with it. Shown only this once; null when none was drawn."
+)
 IDENTITY_SECRET = (
     "WEB_WIDGET: the identity secret just drawn, shown only this once (it is stored encrypted and never "
     "returned again): the site's server signs its users' ids with it. Null when none was drawn."
@@ -79,6 +83,7 @@ class ConnectChannelPayload:
     )
     widget_snippet: str | None = strawberry.field(default=None, description=WIDGET_SNIPPET)
     identity_secret: str | None = strawberry.field(default=None, description=IDENTITY_SECRET)
+    outbound_secret: str | None = strawberry.field(default=None, description=OUTBOUND_SECRET)
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 
@@ -90,6 +95,7 @@ class UpdateChannelPayload:
     )
     widget_snippet: str | None = strawberry.field(default=None, description=WIDGET_SNIPPET)
     identity_secret: str | None = strawberry.field(default=None, description=IDENTITY_SECRET)
+    outbound_secret: str | None = strawberry.field(default=None, description=OUTBOUND_SECRET)
     errors: list[UserError] = strawberry.field(description="Why it failed, if it did.")
 
 

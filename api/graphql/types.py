@@ -193,6 +193,18 @@ class Channel:
         return ChannelCredentialHints.of(self.entity.credential_hints)
 
     @strawberry.field(
+        description="Where a custom channel adapter takes this channel's agent replies (POSTed, signed with the "
+        "channel's outbound secret; see the README's Integrations section). Null when the channel has none, and "
+        "for members who are not organization owners or admins.",
+        extensions=[PerViewer()],  # by the caller's role
+    )
+    def outbound_url(self, info: Info) -> str | None:
+        viewer = info.context.viewer
+        if viewer is None or not viewer.is_org_admin:
+            return None
+        return self.entity.outbound_url
+
+    @strawberry.field(
         description="A WEB_WIDGET channel's embedding settings: its widget key, allowed origins, whether identity "
         "verification is on, and the script tag to paste. Null for other channel types, for a web widget "
         "connected before these settings existed (set them with `updateChannel`), and for members who are not "

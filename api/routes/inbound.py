@@ -1,4 +1,5 @@
-"""Webhooks a channel adapter calls: customer messages and web-widget presence."""
+"""Webhooks a channel adapter calls: customer messages, web-widget presence, and what became of
+the replies it was sent (custom adapters with an outbound URL)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from starlette.responses import JSONResponse
 
 from api.routes.body import BodyError, read_json
 from domain.entities import Attachment, Location
-from domain.enums import ErrorCode
+from domain.enums import DeliveryStatus, ErrorCode
 from domain.errors import Refused
+from domain.usecases.adapters import MAX_REASON_LENGTH, REPORTABLE, AdapterReport, record_adapter_status
 from domain.usecases.inbound import (
     CustomerDetails,
     InboundMessage,
@@ -56,6 +58,31 @@ async def presence(request: Request) -> JSONResponse:
     except Refused as refused:
         return _refusal(refused)
     return JSONResponse({"customerId": customer.id, "online": update.online}, status_code=200)
+
+
+async def delivery_status(request: Request) -> JSONResponse:
+    """A custom adapter's report on one reply it was sent: 200 with where the delivery stands
+    (``changed``: whether this report moved it), 404 for no reply of this channel with that id,
+    409 for a status behind the one known (statuses only move forward)."""
+    services = request.app.state.services
+    channel, report, error = await _channel_and_body(request, parse_status_report)
+    if error:
+        return error
+    store = services.store
+    result = await record_adapter_status(store.deliveries, store, services.events, channel, report, services.clock())
+    if result.current is None:
+        return _problem(404, "No reply of this channel has this messageId.")
+    if not result.moved and result.current is not report.status:
+        return JSONResponse(
+            {
+                "error": f"The delivery is already {result.current.value}: statuses only move forward.",
+                "status": result.current.value,
+            },
+            status_code=409,
+        )
+    return JSONResponse(
+        {"messageId": report.message_id, "status": result.current.value, "changed": result.moved}, status_code=200
+    )
 
 
 async def _channel_and_body(request: Request, parse):
@@ -173,6 +200,32 @@ def parse_presence(payload: Any) -> PresenceUpdate:
     f.raise_if_any()
     assert isinstance(online, bool)  # else f.fail() above, and raise_if_any() refused the body
     return PresenceUpdate(external_id=customer.external_id, online=online, location=location)
+
+
+_REPORT_FIELDS = frozenset({"messageId", "status", "reason"})
+
+
+def parse_status_report(payload: Any) -> AdapterReport:
+    """``{messageId, status: SENT|DELIVERED|READ|FAILED, reason?}``, nothing else; ``reason`` with FAILED only."""
+    f = _Fields()
+    if not isinstance(payload, dict):
+        raise BodyError(422, [{"field": "body", "message": "must be a JSON object"}])
+    for name in sorted(set(payload) - _REPORT_FIELDS, key=str):
+        f.fail(str(name)[:100], "is not a field of a status report (messageId, status, reason)")
+    message_id = payload.get("messageId")
+    if not isinstance(message_id, str) or not is_id(message_id):
+        f.fail("messageId", "must be the messageId of a reply this server sent to the adapter")
+    raw = payload.get("status")
+    names = [s.value for s in REPORTABLE]
+    status = DeliveryStatus(raw) if isinstance(raw, str) and raw in names else None
+    if status is None:
+        f.fail("status", "must be one of " + ", ".join(names))
+    reason = f.text(payload, "reason", "reason", max_length=MAX_REASON_LENGTH)
+    if reason is not None and status is not None and status is not DeliveryStatus.FAILED:
+        f.fail("reason", "is only given with FAILED")
+    f.raise_if_any()
+    assert isinstance(message_id, str) and status is not None  # else f.fail() above
+    return AdapterReport(message_id=message_id, status=status, reason=reason or None)
 
 
 def _parse_customer(raw: Any, f: _Fields, *, with_details: bool) -> CustomerDetails:

@@ -5,9 +5,10 @@ one opaque token (``api/channels/credentials.py``; never a clear field), and
 ``credential_hints``, what may be shown of them. A web widget's channel also holds
 ``widget_key`` (public, unique), ``widget_origins``, ``widget_verified`` and, when
 identity verification is on, ``widget_secret``, its identity secret sealed the same way
-(``api/widget/secrets.py``). Only :meth:`Channels.read` (behind the webhook- and
-widget-facing readers) loads the tokens and the ingest key's hash; every other read
-leaves them out.
+(``api/widget/secrets.py``). A channel served by a custom adapter may hold ``outbound_url``
+and ``outbound_secret``, the secret its replies are signed with, sealed the same way.
+Only :meth:`Channels.read` (behind the webhook- and widget-facing readers) loads the
+tokens and the ingest key's hash; every other read leaves them out.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ CHANNEL_CACHE_S = 10.0
 CACHED_CHANNELS = 10_000
 
 # Left out of every read that doesn't need them.
-_SECRETS: dict[str, Any] = {"ingest_key_hash": 0, "credentials": 0, "widget_secret": 0}
+_SECRETS: dict[str, Any] = {"ingest_key_hash": 0, "credentials": 0, "widget_secret": 0, "outbound_secret": 0}
 # Origins some widget allows, as the CORS preflight asks (kept like channels; bounded).
 KNOWN_ORIGINS_CACHED = 10_000
 
@@ -48,6 +49,7 @@ class Cached:
     key_hash: str
     credentials: str | None
     widget_secret: str | None = None
+    outbound_secret: str | None = None
 
 
 class Channels:
@@ -71,6 +73,8 @@ class Channels:
         credential_hints: dict[str, str] | None = None,
         widget: WidgetSettings | None = None,
         widget_secret: str | None = None,
+        outbound_url: str | None = None,
+        outbound_secret: str | None = None,
     ) -> Channel:
         doc: dict[str, Any] = {
             "_id": channel_id or str(ObjectId()),
@@ -91,6 +95,8 @@ class Channels:
             doc |= codec.widget_fields(widget)
             if widget_secret is not None:
                 doc["widget_secret"] = widget_secret
+        if outbound_url is not None and outbound_secret is not None:
+            doc |= {"outbound_url": outbound_url, "outbound_secret": outbound_secret}
         await self.collection.insert_one(doc)
         self._cache.pop(doc["_id"], None)
         self._known_origins.clear()
@@ -114,8 +120,8 @@ class Channels:
         return codec.channel(doc) if doc else None
 
     async def update(self, org_id: str, channel_id: str, changes: ChannelChanges, now: datetime) -> Channel | None:
-        """A new name, new widget settings, a new sealed identity secret, or none; None when the
-        organization has no such channel."""
+        """A new name, new widget settings, a new sealed identity secret, a new outbound URL or
+        secret, or none; None when the organization has no such channel."""
         to_set: dict[str, Any] = {"updated_at": ms(now)}
         if changes.name is not None:
             to_set["name"] = changes.name
@@ -125,9 +131,18 @@ class Channels:
             to_set |= codec.widget_fields(changes.widget)
         if changes.identity_secret is not None:
             to_set["widget_secret"] = changes.identity_secret
+        if changes.outbound_url is not None:
+            to_set["outbound_url"] = changes.outbound_url
+        if changes.outbound_secret is not None:
+            to_set["outbound_secret"] = changes.outbound_secret
         update: dict[str, Any] = {"$set": to_set}
+        to_unset: dict[str, Any] = {}
         if changes.clear_identity_secret:
-            update["$unset"] = {"widget_secret": ""}
+            to_unset["widget_secret"] = ""
+        if changes.clear_outbound:
+            to_unset |= {"outbound_url": "", "outbound_secret": ""}
+        if to_unset:
+            update["$unset"] = to_unset
         doc = await self.collection.find_one_and_update(
             {"_id": channel_id, "org_id": org_id}, update, projection=_SECRETS, return_document=ReturnDocument.AFTER
         )
@@ -213,7 +228,13 @@ class Channels:
         if doc is None:
             self._cache.pop(channel_id, None)
             return None
-        found = Cached(codec.channel(doc), doc["ingest_key_hash"], doc.get("credentials"), doc.get("widget_secret"))
+        found = Cached(
+            codec.channel(doc),
+            doc["ingest_key_hash"],
+            doc.get("credentials"),
+            doc.get("widget_secret"),
+            doc.get("outbound_secret"),
+        )
         if len(self._cache) >= CACHED_CHANNELS:
             self._cache.clear()
         self._cache[channel_id] = (time.monotonic() + CHANNEL_CACHE_S, found)
@@ -227,6 +248,11 @@ class Channels:
         """The channel and its sealed credentials (None: it has none)."""
         found = await self.read(channel_id)
         return (found.channel, found.credentials) if found else None
+
+    async def outbound_token(self, channel_id: str) -> tuple[Channel, str | None] | None:
+        """The channel and its sealed outbound secret (None: it has no adapter URL)."""
+        found = await self.read(channel_id)
+        return (found.channel, found.outbound_secret) if found else None
 
     async def of_org(self, org_id: str) -> list[Channel]:
         found = self.collection.find({"org_id": org_id}, _SECRETS).sort("name", 1)

@@ -145,6 +145,7 @@ def channel(doc: dict) -> Channel:
         credential_hints=doc.get("credential_hints"),
         widget=widget(doc),
         disabled_at=dt(doc.get("disabled_at")),
+        outbound_url=doc.get("outbound_url"),
     )
 
 

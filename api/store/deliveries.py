@@ -253,6 +253,25 @@ class Deliveries:
     ) -> Message | None:
         return await self.report({"_id": message_id}, status, allowed_from, at, None, None)
 
+    async def report_in_channel(
+        self,
+        channel_id: str,
+        message_id: str,
+        status: DeliveryStatus,
+        allowed_from: tuple[DeliveryStatus, ...],
+        at: datetime,
+        error_message: str | None = None,
+    ) -> Message | None:
+        """A custom adapter's report on a reply of its channel, by our message id."""
+        query = {"_id": message_id, "channel_id": channel_id}
+        return await self.report(query, status, allowed_from, at, None, error_message)
+
+    async def channel_status(self, channel_id: str, message_id: str) -> DeliveryStatus | None:
+        """Where the CHANNEL delivery of the channel's reply ``message_id`` stands; None: no such reply."""
+        doc = await self.messages.find_one({"_id": message_id, "channel_id": channel_id}, {"deliveries": 1})
+        status = (((doc or {}).get("deliveries") or {}).get(DeliveryVia.CHANNEL.value) or {}).get("status")
+        return DeliveryStatus(status) if isinstance(status, str) else None
+
     async def up_to(
         self, conversation_id: str, up_to: datetime, allowed_from: tuple[DeliveryStatus, ...], limit: int = 200
     ) -> list[str]:

@@ -266,6 +266,8 @@ class MongoStore:
         credential_hints: dict[str, str] | None = None,
         widget: WidgetSettings | None = None,
         widget_secret: str | None = None,
+        outbound_url: str | None = None,
+        outbound_secret: str | None = None,
     ) -> Channel:
         return await self._channels.create(
             org_id,
@@ -279,6 +281,8 @@ class MongoStore:
             credential_hints=credential_hints,
             widget=widget,
             widget_secret=widget_secret,
+            outbound_url=outbound_url,
+            outbound_secret=outbound_secret,
         )
 
     async def update_channel(
@@ -322,6 +326,10 @@ class MongoStore:
     async def channel_credentials_token(self, channel_id: str) -> tuple[Channel, str | None] | None:
         """The channel and its sealed provider credentials, for webhooks and deliveries (cached briefly)."""
         return await self._channels.credentials_token(channel_id)
+
+    async def channel_outbound_token(self, channel_id: str) -> tuple[Channel, str | None] | None:
+        """The channel and its custom adapter's sealed signing secret, for deliveries (cached briefly)."""
+        return await self._channels.outbound_token(channel_id)
 
     async def create_template(
         self,

@@ -32,6 +32,7 @@ class Answer:
     status_code: int | None = None
     response: str | None = None
     error: str | None = None
+    retry_after: str | None = None  # the header, for a caller that honours it (custom adapters)
 
 
 class Sender:
@@ -91,7 +92,13 @@ class Sender:
         except httpx.HTTPError as error:
             return Answer(False, elapsed(), error=f"Could not deliver ({type(error).__name__}).")
         status = response.status_code
-        return Answer(200 <= status < 300, elapsed(), status_code=status, response=kept)
+        return Answer(
+            200 <= status < 300,
+            elapsed(),
+            status_code=status,
+            response=kept,
+            retry_after=response.headers.get("retry-after"),
+        )
 
 
 async def _read_some(response: httpx.Response) -> str:

@@ -29,6 +29,10 @@ NATIVE_CHANNELS = frozenset(
 
 
 def sends_natively(channel: Channel | None) -> bool:
+    """Whether this server sends the channel's replies: to its provider, its widget visitors, or
+    its custom adapter's outbound URL (:mod:`domain.usecases.adapters`)."""
+    if channel is not None and channel.outbound_url is not None:
+        return True
     if channel is None or channel.type not in NATIVE_CHANNELS:
         return False
     if channel.type is ChannelType.WEB_WIDGET:

@@ -157,6 +157,7 @@ async def connect_channel(
     channel_id: str | None = None,
     widget: WidgetSettings | None = None,
     widget_secret: str | None = None,
+    outbound: tuple[str, str] | None = None,
 ) -> tuple[Channel, str]:
     """A new channel and its ingest key, shown once; only a hash of the key is kept.
 
@@ -164,7 +165,8 @@ async def connect_channel(
     everything else before anything is written, then sealed by ``sealer`` under the
     channel's id, chosen first so the token is bound to that channel. ``widget`` and
     ``widget_secret`` (already sealed under ``channel_id``) are a web widget's settings
-    (:func:`domain.usecases.widget.connect_widget_channel`).
+    (:func:`domain.usecases.widget.connect_widget_channel`); ``outbound`` a custom adapter's
+    checked URL and sealed secret (:func:`domain.usecases.adapters.connect_adapter_channel`).
     """
     require_org_admin(viewer)
     name = clean_line(name, "name", required=True)
@@ -186,6 +188,8 @@ async def connect_channel(
         credential_hints=hints(checked) if checked is not None else None,
         widget=widget,
         widget_secret=widget_secret,
+        outbound_url=outbound[0] if outbound else None,
+        outbound_secret=outbound[1] if outbound else None,
     )
     return channel, key
 
@@ -209,6 +213,11 @@ async def update_channel_credentials(
     if channel is None:
         raise not_found("channel", "channelId")
     checked = check_credentials(channel.type, credentials)
+    if channel.outbound_url is not None:
+        raise invalid(
+            "This channel's replies go to its adapter (outboundUrl): remove it with updateChannel first.",
+            "credentials",
+        )
     updated = await store.set_channel_credentials(
         viewer.org_id, channel.id, sealer.seal(channel.id, checked), hints(checked), now
     )

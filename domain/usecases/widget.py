@@ -22,6 +22,7 @@ from domain.events import Event
 from domain.messages import customer_can_see
 from domain.ports import AccountStore, ConversationStore, EventSink, FileSaver
 from domain.status import Thresholds, customer_online, status_of
+from domain.usecases.adapters import OutboundChecks, OutboundRequest, OutboundSealer, plan_outbound
 from domain.usecases.delivery import ConversationReader, DeliveryStore, announce
 from domain.usecases.inbound import CustomerDetails, InboundMessage, InboundStore, receive_customer_message
 from domain.usecases.messaging import MessageDraft, MessagingSettings, Upload, check_uploads
@@ -149,14 +150,19 @@ async def update_channel(
     rotate_identity_secret: bool = False,
     disable_identity_verification: bool = False,
     team_id: str | None = None,
-) -> tuple[Channel, str | None]:
+    outbound: OutboundRequest | None = None,
+    outbound_rules: tuple[OutboundChecks, OutboundSealer] | None = None,
+) -> tuple[Channel, str | None, str | None]:
     """Rename a channel, or hand it to another team (``team_id``: its new conversations go there;
     those already open stay where they are, a transfer moves them); for a WEB_WIDGET channel,
     replace its allowed origins, draw a new widget key (the old one stops working), draw a new
     identity secret (returned in clear, only this once; it also turns identity verification on)
     or turn verification off.
     A WEB_WIDGET channel connected before the widget existed gets its widget settings here.
-    Everything is checked before anything is written."""
+    For a channel served by an adapter, set, change or remove its outbound URL, or draw a new
+    outbound secret (:func:`domain.usecases.adapters.plan_outbound`).
+    Everything is checked before anything is written. Returns the channel, and the new identity
+    secret and outbound secret when one was drawn."""
     require_org_admin(viewer)
     channel = await store.org_channel(viewer.org_id, channel_id) if is_id(channel_id) else None
     if channel is None:
@@ -171,6 +177,11 @@ async def update_channel(
     if rotate_identity_secret and disable_identity_verification:
         raise invalid("Either rotate the identity secret or turn verification off, not both.", "rotateIdentitySecret")
     origins = clean_origins(allowed_origins) if allowed_origins is not None else None
+    plan = None
+    if outbound is not None and outbound.asked:
+        if outbound_rules is None:
+            raise TypeError("update_channel needs outbound_rules to change an outbound URL")
+        plan = await plan_outbound(*outbound_rules, channel, outbound)
     widget = channel.widget
     secret = None
     if widget_asked or disable_identity_verification:
@@ -190,11 +201,14 @@ async def update_channel(
         identity_secret=secrets.seal(channel.id, secret) if secret is not None else None,
         clear_identity_secret=disable_identity_verification,
         team_id=team.id if team is not None and team.id != channel.team_id else None,
+        outbound_url=plan.url if plan else None,
+        outbound_secret=plan.sealed_secret if plan else None,
+        clear_outbound=plan.clear if plan else False,
     )
     updated = await store.update_channel(viewer.org_id, channel.id, changes, now)
     if updated is None:
         raise not_found("channel", "id")
-    return updated, secret
+    return updated, secret, plan.secret if plan else None
 
 
 # Sessions
