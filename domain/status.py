@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from domain.criteria import (
     Absent,
@@ -109,9 +110,16 @@ _ORDER = (
 )
 
 
+@lru_cache(maxsize=64)
+def _status_rules(now: datetime, t: Thresholds) -> tuple[tuple[ConversationStatus, Criteria], ...]:
+    """Each status's criteria at ``now``, in precedence order. A request judges every
+    conversation of its page at one moment: the trees are built once for all of them."""
+    return tuple((status, status_criteria(status, now, t)) for status in _ORDER)
+
+
 def status_of(conversation: Conversation, now: datetime, t: Thresholds) -> ConversationStatus:
-    for status in _ORDER:
-        if matches(status_criteria(status, now, t), conversation):
+    for status, criteria in _status_rules(now, t):
+        if matches(criteria, conversation):
             return status
     raise AssertionError("status rules are exhaustive")  # pragma: no cover
 
