@@ -20,7 +20,7 @@ from api.graphql.mutations import Mutation
 from api.graphql.queries import Query
 from api.graphql.scopes import RequireScopes
 from api.graphql.sharing import SharedEventExecutor
-from api.graphql.strawberry_adapter import SchemaBase
+from api.graphql.strawberry_adapter import SchemaBase, resolve_directly
 from api.settings import Settings
 
 
@@ -80,7 +80,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
 
     query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery))
     mutation = merged_root("Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation))
-    return Schema(
+    schema = Schema(
         query=query,
         mutation=mutation,
         subscription=Subscription,
@@ -90,3 +90,5 @@ def build_schema(settings: Settings | None = None) -> Schema:
         execution_context_class=SharedEventExecutor if settings.shared_execution else None,
         hide_suggestions=hide_suggestions,
     )
+    resolve_directly(schema)
+    return schema
