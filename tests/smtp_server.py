@@ -79,7 +79,7 @@ class SmtpServer:
             await self._server.wait_closed()
             self._server = None
 
-    async def wait_for(self, count: int, timeout_s: float = 5.0) -> list[Received]:
+    async def wait_for(self, count: int, timeout_s: float = 20.0) -> list[Received]:
         """Until ``count`` messages arrived (or fail); returns them all."""
         deadline = asyncio.get_running_loop().time() + timeout_s
         while len(self.messages) < count:

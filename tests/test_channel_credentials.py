@@ -422,6 +422,7 @@ def test_the_key_is_32_bytes_in_base64_or_base64url():
         os.urandom(32).hex(),  # hex is not base64 of 32 bytes
         "not base64 at all, with spaces!",
     ],
+    ids=["too-short", "16-bytes", "48-bytes", "hex", "not-base64"],  # stable ids: the keys are random
 )
 def test_a_malformed_key_is_refused_naming_the_setting(monkeypatch, raw):
     with pytest.raises(SettingsError, match="IMBRACE_SECRET_KEY") as refused:

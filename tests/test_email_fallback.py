@@ -280,14 +280,14 @@ async def test_a_worker_that_died_during_the_smtp_transfer_is_not_repeated(make_
     await server.app.state.runtime.delivery.stop()
     chat = await open_chat(await new_org(server))
     message = await chat.reply("Maybe delivered")
-    dead = Outbox(server.services, lease_s=0.3)
+    dead = Outbox(server.services, lease_s=30)
     job = await dead.claim(server.services.clock())
     assert await dead.jobs.mark_sending(job, "DATA")
     # ...and died before SMTP answered: SMTP can't be asked, so it is not sent again.
 
     survivor = Outbox(server.services)
     assert await survivor.run_once(server.services.clock()) == 0  # leased: not yet due
-    assert await survivor.run_once(server.services.clock() + timedelta(seconds=1)) == 1
+    assert await survivor.run_once(server.services.clock() + timedelta(seconds=31)) == 1
     delivery = await chat.delivery(message["id"])
     assert delivery["status"] == "FAILED" and "may have been delivered" in delivery["lastError"]
     assert smtp.messages == [] and smtp.handler.data_attempts == 0
