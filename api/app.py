@@ -35,12 +35,14 @@ from api.routes.health import healthz
 from api.routes.inbound import inbound_message, presence
 from api.secrets import SecretBox, load_secret_key
 from api.services import Services, utc_now
+from api.sessions import MemberSessions
 from api.settings import Settings
 from api.signing import FileLinks
 from api.store.database import connect, create_indexes
 from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
+from api.store.search import MessageSearcher
 from api.sweeper import Sweeper
 from api.webhooks import WebhookService
 from api.widget import assets as widget_assets
@@ -105,13 +107,15 @@ class Runtime:
         await create_indexes(db)
         store = MongoStore(db)
         secret = load_jwt_secret(self.settings.jwt_secret, self.settings.data_dir)
+        sessions = MemberSessions()
         self.services = Services(
             settings=self.settings,
             client=client,
             store=store,
             lister=ConversationLister(db),
+            searcher=MessageSearcher(db),
             files=GridFiles(db),
-            tokens=Tokens(secret, self.settings.jwt_ttl_s),
+            tokens=Tokens(secret, self.settings.jwt_ttl_s, sessions),
             passwords=Passwords(self.settings.argon2_time_cost, self.settings.argon2_memory_kib),
             credentials=ChannelCredentials(store, box),
             events=EventLog(store, self.settings.thresholds, self.metrics),
@@ -123,11 +127,14 @@ class Runtime:
             geo=Geo(self.settings.geoip_data_file),
             typing=TypingGate(),
             api_keys=ApiKeyRegistry(store, self.clock),
+            sessions=sessions,
         )
         self.services.presence = VisitorPresence(self.services)
         self.services.webhooks = WebhookService(self.services, self._schema, box)
         if workers:
             await self._start_workers()
+        else:
+            await sessions.load(store)
         if self.setup_hint and not await self.services.store.any_organization():
             log.warning(
                 "The database has no organization yet. Create the first one with:\n  %s",
@@ -144,7 +151,10 @@ class Runtime:
         services = self.services
         assert services is not None and services.events is not None  # start() made them just before
         self.hub = EventHub(services.store.events, self.metrics)
+        assert services.sessions is not None  # start() made it
+        services.sessions.follow(self.hub)  # before the frontier is taken, loaded after: nothing missed
         await self.hub.start()
+        await services.sessions.load(services.store)
         services.hub = self.hub
         assert services.api_keys is not None  # start() made it
         services.api_keys.follow(self.hub)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -59,34 +60,71 @@ def load_jwt_secret(configured: str | None, data_dir: Path) -> str:
     return secret
 
 
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a member's token says: who, which organization, which of their token
+    versions (``ver``: raised when all their sessions are cut), its own id (``jti``:
+    one token revoked by ``logout``) and when it expires (unix time)."""
+
+    member_id: str
+    org_id: str
+    version: int
+    token_id: str
+    expires_at: float
+
+
+class Revocations(Protocol):
+    """Which tokens were cut (:class:`api.sessions.MemberSessions`): answered from memory."""
+
+    def accepts(self, claims: Claims) -> bool: ...
+
+
 class Tokens:
-    def __init__(self, secret: str, ttl_s: int) -> None:
+    def __init__(self, secret: str, ttl_s: int, revocations: Revocations | None = None) -> None:
         self.secret = secret
         self.ttl_s = ttl_s
+        self.revocations = revocations
 
-    def issue(self, member_id: str, org_id: str, now: datetime | None = None) -> str:
+    def issue(self, member_id: str, org_id: str, now: datetime | None = None, version: int = 0) -> str:
+        """A token of the member's current token ``version`` (older ones are refused once it is raised)."""
         now = now or datetime.now(UTC)
-        payload = {"sub": member_id, "org": org_id, "iat": now, "exp": now + timedelta(seconds=self.ttl_s)}
+        payload = {
+            "sub": member_id,
+            "org": org_id,
+            "ver": version,
+            "jti": secrets.token_urlsafe(12),
+            "iat": now,
+            "exp": now + timedelta(seconds=self.ttl_s),
+        }
         return jwt.encode(payload, self.secret, algorithm=ALGORITHM)
 
-    def read(self, token: str) -> tuple[str, str] | None:
-        """(member id, org id) of a valid token; None for expired, forged or ``alg: none`` ones."""
+    def claims(self, token: str) -> Claims | None:
+        """A valid token's claims; None for expired, forged, ``alg: none`` or revoked ones.
+
+        Revocation is a lookup in memory (:class:`api.sessions.MemberSessions`): no database read.
+        """
         try:
             payload = jwt.decode(token, self.secret, algorithms=[ALGORITHM], options={"require": ["sub", "org", "exp"]})
         except jwt.PyJWTError:
             return None
-        sub, org = payload.get("sub"), payload.get("org")
-        if not isinstance(sub, str) or not isinstance(org, str):
+        sub, org, ver, jti, exp = (payload.get(k) for k in ("sub", "org", "ver", "jti", "exp"))
+        if not isinstance(sub, str) or not isinstance(org, str) or not isinstance(exp, (int, float)):
             return None
-        return sub, org
+        # tokens issued before versions existed carry neither: version 0, no id of their own
+        claims = Claims(sub, org, ver if isinstance(ver, int) else 0, jti if isinstance(jti, str) else "", float(exp))
+        if self.revocations is not None and not self.revocations.accepts(claims):
+            return None
+        return claims
+
+    def read(self, token: str) -> tuple[str, str] | None:
+        """(member id, org id) of a valid token; None for expired, forged, ``alg: none`` or revoked ones."""
+        claims = self.claims(token)
+        return (claims.member_id, claims.org_id) if claims else None
 
     def expires_at(self, token: str) -> float | None:
         """Unix time a valid token expires at; None when it is not valid."""
-        try:
-            payload = jwt.decode(token, self.secret, algorithms=[ALGORITHM], options={"require": ["sub", "org", "exp"]})
-        except jwt.PyJWTError:
-            return None
-        return float(payload["exp"]) if isinstance(payload.get("exp"), (int, float)) else None
+        claims = self.claims(token)
+        return claims.expires_at if claims else None
 
 
 def bearer_token(header: str | None) -> str | None:

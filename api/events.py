@@ -15,7 +15,8 @@ from dataclasses import replace
 from datetime import datetime
 
 from api.metrics import Metrics
-from api.store.events import API_KEY_REVOKED, TEAMS_CHANGED
+from api.store.codec import ms
+from api.store.events import API_KEY_REVOKED, MEMBER_TOKENS_REVOKED, TEAMS_CHANGED, TOKEN_REVOKED
 from api.store.mongo import MongoStore
 from domain.events import Event
 from domain.status import Thresholds, status_of
@@ -52,6 +53,23 @@ class EventLog:
         event_id = await self.store.events.next_id()
         await self.store.events.append_api_key_revoked(event_id, org_id, key_id, at)
         self.metrics.published(API_KEY_REVOKED)
+        self._wake()
+
+    async def publish_member_tokens_revoked(self, org_id: str, member_id: str, version: int, at: datetime) -> None:
+        """Every instance refuses the member's tokens older than ``version`` and closes the
+        WebSockets opened with them (:class:`api.sessions.MemberSessions`, told by its hub)."""
+        await self._notice(org_id, MEMBER_TOKENS_REVOKED, at, member_id=member_id, version=version)
+
+    async def publish_token_revoked(
+        self, org_id: str, member_id: str, token_id: str, expires_at: datetime, at: datetime
+    ) -> None:
+        """Every instance refuses this one token (``logout``) until it expires."""
+        await self._notice(org_id, TOKEN_REVOKED, at, member_id=member_id, jti=token_id, exp=ms(expires_at))
+
+    async def _notice(self, org_id: str, kind: str, at: datetime, **fields) -> None:
+        event_id = await self.store.events.next_id()
+        await self.store.events.append_notice(event_id, org_id, kind, at, **fields)
+        self.metrics.published(kind)
         self._wake()
 
     async def publish_notified(self, org_id: str, at: datetime, notified: dict[str, str]) -> None:

@@ -122,7 +122,8 @@ class Metrics:
         # and the series exist at 0 before the first occurrence, so rates and alerts work.
         self.published_by_kind = {kind.value: self.events_published.labels(kind.value) for kind in EventKind}
         self.published_teams_changed = self.events_published.labels("TEAMS_CHANGED")
-        self.published_by_kind["API_KEY_REVOKED"] = self.events_published.labels("API_KEY_REVOKED")
+        for notice in ("API_KEY_REVOKED", "MEMBER_TOKENS_REVOKED", "TOKEN_REVOKED"):
+            self.published_by_kind[notice] = self.events_published.labels(notice)
         for transport in TRANSPORTS:  # both series exist at 0 from the start
             self.delivery_failures.labels(transport)
         self.depth_by_transport = {t: self.outbox_depth.labels(t) for t in TRANSPORTS}

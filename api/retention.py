@@ -49,4 +49,5 @@ class Retention:
         await self.store.rate_limits.forget_before(now - timedelta(seconds=SESSION_WINDOW_S))
         await self.store.events.forget_typing_before(now - timedelta(seconds=TYPING_KEPT_S))
         await self.store.webhooks.forget_deliveries_before(now - WEBHOOK_DELIVERIES_KEPT)
+        await self.store.revoked_tokens.forget_before(now)
         return events, logins

@@ -17,12 +17,14 @@ from api.signing import FileLinks
 from api.store.files import GridFiles
 from api.store.listing import ConversationLister
 from api.store.mongo import MongoStore
+from api.store.search import MessageSearcher
 
 if TYPE_CHECKING:  # both import the store and settings this module is imported with
     from api.api_keys import ApiKeyRegistry
     from api.delivery.worker import DeliveryWorker
     from api.events import EventLog
     from api.hub import EventHub
+    from api.sessions import MemberSessions
     from api.webhooks import WebhookService
     from api.widget.ephemeral import TypingGate
     from api.widget.geo import Geo
@@ -41,6 +43,7 @@ class Services:
     client: AsyncMongoClient
     store: MongoStore
     lister: ConversationLister
+    searcher: MessageSearcher
     files: GridFiles
     tokens: Tokens
     passwords: Passwords
@@ -50,6 +53,7 @@ class Services:
     hub: EventHub | None = None
     delivery: DeliveryWorker | None = None
     api_keys: ApiKeyRegistry | None = None
+    sessions: MemberSessions | None = None  # members' revoked tokens (api/sessions.py)
     webhooks: WebhookService | None = None  # integrators' webhooks (api/webhooks/)
     clock: Callable[[], datetime] = field(default=utc_now)
     metrics: Metrics = field(default_factory=Metrics)

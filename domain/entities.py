@@ -41,6 +41,12 @@ class Member:
     name: str
     role: OrgRole
     created_at: datetime
+    deactivated_at: datetime | None = None  # set: cannot log in, every token refused
+    token_version: int = 0  # raised when all the member's sessions are cut; tokens carry it
+
+    @property
+    def active(self) -> bool:
+        return self.deactivated_at is None
 
 
 @dataclass(frozen=True, slots=True)

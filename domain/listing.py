@@ -39,8 +39,13 @@ def check_page_size(first: int) -> None:
         raise invalid(f"`first` must be between 0 and {MAX_PAGE_SIZE}.", "first")
 
 
-def narrowing_criteria(viewer: Viewer, flt: ConversationFilter) -> Criteria:
-    """Everything but the status: visibility, view, teams, channel types and channels, search."""
+def narrowing_criteria(viewer: Viewer, flt: ConversationFilter, mentioned_in: tuple[str, ...] = ()) -> Criteria:
+    """Everything but the status: visibility, view, teams, channel types and channels, search.
+
+    ``search`` matches the customer's name, email or phone (a substring), or, given
+    ``mentioned_in``, the conversations whose messages hold its words (found by the store
+    beforehand: :meth:`api.store.search.MessageSearcher.conversations_mentioning`).
+    """
     if flt.search is not None and len(flt.search) > MAX_SEARCH_LENGTH:
         raise invalid(f"`search` is limited to {MAX_SEARCH_LENGTH} characters.", "search")
     parts: list[Criteria] = [visible_criteria(viewer)]
@@ -53,7 +58,8 @@ def narrowing_criteria(viewer: Viewer, flt: ConversationFilter) -> Criteria:
     if flt.channel_ids is not None:
         parts.append(In("channel_id", tuple(flt.channel_ids)) if flt.channel_ids else Nothing())
     if flt.search and flt.search.strip():
-        parts.append(TextContains(SEARCH_FIELDS, flt.search.strip()))
+        by_customer = TextContains(SEARCH_FIELDS, flt.search.strip())
+        parts.append(any_of(by_customer, In("_id", mentioned_in)) if mentioned_in else by_customer)
     return all_of(*parts)
 
 
@@ -74,8 +80,10 @@ def status_selection(flt: ConversationFilter, now: datetime, t: Thresholds) -> C
     return any_of(*parts)
 
 
-def list_criteria(viewer: Viewer, flt: ConversationFilter, now: datetime, t: Thresholds) -> Criteria:
-    return all_of(narrowing_criteria(viewer, flt), status_selection(flt, now, t))
+def list_criteria(
+    viewer: Viewer, flt: ConversationFilter, now: datetime, t: Thresholds, mentioned_in: tuple[str, ...] = ()
+) -> Criteria:
+    return all_of(narrowing_criteria(viewer, flt, mentioned_in), status_selection(flt, now, t))
 
 
 def count_criteria(status: StatusFilter, now: datetime, t: Thresholds) -> Criteria:

@@ -45,6 +45,7 @@ def system_line(
     target_name: str | None = None,
     note: str | None = None,
     removed: bool = False,
+    deactivated: bool = False,
 ) -> Message:
     """The SYSTEM line recording ``action`` in the history of ``conversation``, as the change
     that reserved the line's number left it (its ``message_seq`` is the line's number:
@@ -53,8 +54,8 @@ def system_line(
     ``actor``: who did it (None: the customer, or the server's timer); ``target``: whom it
     concerns when that is someone else (a transfer's new owner, or its team when
     ``target_id`` is None; the owner an admin released it from; a member taken out of the
-    team, ``removed``); ``note``: a transfer's reason. The text is written once, with the
-    names of the moment.
+    team, ``removed``, or whose account was deactivated, ``deactivated`` too); ``note``: a
+    transfer's reason. The text is written once, with the names of the moment.
     """
     return Message(
         id=message_id,
@@ -70,6 +71,7 @@ def system_line(
             conversation.customer_name,
             note=note,
             removed=removed,
+            deactivated=deactivated,
             about_someone=target_id is not None and target_id != actor_id,
         ),
         created_at=at,
@@ -86,22 +88,25 @@ def line_text(
     *,
     note: str | None = None,
     removed: bool = False,
+    deactivated: bool = False,
     about_someone: bool = False,
 ) -> str:
-    """The line's words. ``removed``: the target was taken out of the team by the actor;
+    """The line's words. ``removed``: the target was taken out of the team by the actor
+    (``deactivated``: their account was deactivated by the actor);
     ``about_someone``: the action concerned someone other than the actor (an admin
     releasing a conversation from its owner)."""
     actor = actor_name or "Someone"
     target = target_name or "someone"
+    why = f"account deactivated by {actor}" if deactivated else f"taken out of the team by {actor}"
     match action:
         case SystemAction.JOINED:
             return f"{actor} joined the conversation."
         case SystemAction.LEFT if removed:
-            return f"{target} left the conversation (taken out of the team by {actor})."
+            return f"{target} left the conversation ({why})."
         case SystemAction.LEFT:
             return f"{actor} left the conversation."
         case SystemAction.RELEASED if removed:
-            return f"{target} left and released the conversation (taken out of the team by {actor})."
+            return f"{target} left and released the conversation ({why})."
         case SystemAction.RELEASED if about_someone:
             return f"{actor} released the conversation back to the team."
         case SystemAction.RELEASED:

@@ -41,6 +41,13 @@ class EventSink(Protocol):
     async def publish(self, event: Event) -> None: ...
     async def publish_teams_changed(self, org_id: str, at: datetime) -> None: ...
     async def publish_api_key_revoked(self, org_id: str, key_id: str, at: datetime) -> None: ...
+    async def publish_member_tokens_revoked(self, org_id: str, member_id: str, version: int, at: datetime) -> None:
+        """Every token of the member older than ``version`` is refused on every instance."""
+
+    async def publish_token_revoked(
+        self, org_id: str, member_id: str, token_id: str, expires_at: datetime, at: datetime
+    ) -> None:
+        """One token (its ``jti``) is refused on every instance until it expires."""
 
 
 class AccountStore(Protocol):
@@ -92,6 +99,52 @@ class AccountStore(Protocol):
         whatsapp_name: str | None = None,
         whatsapp_language: str | None = None,
     ) -> MessageTemplate: ...
+
+
+class MemberAccounts(Protocol):
+    """A member's account: password, sessions (a token version), active or not, role.
+
+    Each write that cuts sessions raises the member's token version and returns
+    the new one, which the caller announces (:meth:`EventSink.publish_member_tokens_revoked`).
+    """
+
+    async def member(self, org_id: str, member_id: str) -> Member | None: ...
+    async def password_hash(self, org_id: str, member_id: str) -> str | None: ...
+    async def set_password(self, org_id: str, member_id: str, password_hash: str, now: datetime) -> int | None:
+        """The new password, any pending reset cleared; returns the new token version."""
+
+    async def start_password_reset(
+        self, org_id: str, member_id: str, reset_hash: str, expires_at: datetime, now: datetime
+    ) -> int | None:
+        """The password cleared (no password logs in) and a reset pending; returns the new token version."""
+
+    async def member_by_reset(self, reset_hash: str, now: datetime) -> Member | None:
+        """The member whose pending, unexpired reset has this hash."""
+
+    async def complete_password_reset(
+        self, reset_hash: str, password_hash: str, now: datetime
+    ) -> tuple[Member, int] | None:
+        """The new password, only while that reset is still pending and unexpired (it is used
+        up); the member and their new token version."""
+
+    async def deactivate(self, org_id: str, member_id: str, now: datetime) -> tuple[Member, int] | None:
+        """Marks the member inactive (if active) and raises the version; None if already inactive or absent."""
+
+    async def reactivate(self, org_id: str, member_id: str) -> Member | None: ...
+    async def cut_sessions(self, org_id: str, member_id: str) -> int | None:
+        """Only a new token version (all sessions end); returns it."""
+
+    async def set_role(self, org_id: str, member_id: str, role: OrgRole, was: OrgRole) -> Member | None:
+        """Only while the member still has role ``was``; None otherwise."""
+
+    async def owner_count(self, org_id: str) -> int:
+        """Active owners of the organization."""
+
+    async def revoke_token(
+        self, org_id: str, member_id: str, token_id: str, expires_at: datetime, now: datetime
+    ) -> None: ...
+    async def open_rooms_of_member(self, org_id: str, member_id: str) -> list[Conversation]:
+        """Open conversations, in any team, whose room holds the member or that the member owns."""
 
 
 class ApiKeyStore(Protocol):

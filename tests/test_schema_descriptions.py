@@ -47,7 +47,7 @@ NAMED_RULES = {
     "enum-values-have-descriptions",
     "input-object-values-have-descriptions",
 }
-PUBLIC_MUTATIONS = {"login"}
+PUBLIC_MUTATIONS = {"login", "completePasswordReset"}
 # Never in a payload's `errors`: they come as top-level errors (extensions.code).
 TOP_LEVEL_CODES = {ErrorCode.UNAUTHENTICATED, ErrorCode.SERVICE_UNAVAILABLE}
 

@@ -55,6 +55,7 @@ class Context:
     database_unavailable: bool = False
     client_address: str = "-"
     token_expires_at: float | None = None  # unix time; a WebSocket is closed then
+    token_claims: Any = None  # a member's WebSocket: its token's api.auth.Claims, closed when they are cut
     deadline: Any = None  # the HTTP request's asyncio.Timeout (api.graphql.view.GraphQLView.execute_single)
     loaders: Loaders = field(init=False)
     _visibility: tuple[Viewer, Visibility] | None = field(default=None, init=False, repr=False)

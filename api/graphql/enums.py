@@ -222,6 +222,9 @@ described(
         "UNKNOWN_WIDGET": "Web widget: no widget has this key (or it was rotated away).",
         "ORIGIN_NOT_ALLOWED": "Web widget: the page's origin is not one of the channel's allowed origins.",
         "IDENTITY_MISMATCH": "Web widget: the identifier's hash is not HMAC-SHA256(identitySecret, identifier).",
+        "ACCOUNT_DEACTIVATED": "The member's account is deactivated: it cannot log in until an owner or admin "
+        "reactivates it.",
+        "LAST_OWNER": "The change would leave the organization without an owner.",
     },
 )
 EventKind = d.EventKind

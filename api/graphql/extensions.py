@@ -39,7 +39,7 @@ from domain.listing import MAX_PAGE_SIZE
 
 log = logging.getLogger("imbrace.graphql")
 
-PUBLIC_FIELDS = {"login", "__typename"}
+PUBLIC_FIELDS = {"login", "completePasswordReset", "__typename"}
 INTROSPECTION_FIELDS = {"__schema", "__type", "__typename"}
 
 

@@ -293,5 +293,9 @@ class ConversationFilter:
         "both apply. An empty list matches nothing.",
     )
     search: str | None = strawberry.field(
-        default=None, description="Customer name, email or phone contains this text (case-insensitive, literal)."
+        default=None,
+        description="Customer name, email or phone contains this text (case-insensitive, literal), or one of the "
+        "conversation's messages holds all its words (whole words, case and accents ignored; among the newest "
+        "500 such messages of the organization; system lines excluded). Up to 200 characters (`INVALID_INPUT` "
+        "otherwise).",
     )

@@ -265,7 +265,9 @@ class ClosesWhenTokenExpires:
     """A WebSocket lives no longer than the token it was opened with: at the token's
     ``exp`` it is closed with 4401, and the client must reconnect with a fresh token.
     One opened with an API key is closed with 4401 as soon as this instance learns
-    the key is revoked (:meth:`api.api_keys.ApiKeyRegistry.on_revoked`).
+    the key is revoked (:meth:`api.api_keys.ApiKeyRegistry.on_revoked`); one opened
+    with a member's token, as soon as it learns the token was cut (logout, password
+    changed or reset, account deactivated: :meth:`api.sessions.MemberSessions.on_revoked`).
 
     One timer (or revocation watch) per connection, armed once ``connection_init``
     is accepted and cancelled when the connection ends.
@@ -283,6 +285,10 @@ class ClosesWhenTokenExpires:
         keys = getattr(getattr(self.context, "services", None), "api_keys", None)
         if app is not None and keys is not None and self._unwatch is None:
             self._unwatch = keys.on_revoked(app.key_id, self._revoked)
+        claims = getattr(self.context, "token_claims", None)
+        sessions = getattr(getattr(self.context, "services", None), "sessions", None)
+        if claims is not None and sessions is not None and self._unwatch is None:
+            self._unwatch = sessions.on_revoked(claims, self._session_ended)
         expires = getattr(self.context, "token_expires_at", None)
         if expires is None or self._expiry is not None:
             return
@@ -294,6 +300,9 @@ class ClosesWhenTokenExpires:
 
     def _revoked(self) -> None:
         self._closing = asyncio.create_task(self._close(4401, "API key revoked"))
+
+    def _session_ended(self) -> None:
+        self._closing = asyncio.create_task(self._close(4401, "Token revoked"))
 
     async def _close(self, code: int, reason: str) -> None:
         with suppress(Exception):  # already closing: nothing left to do

@@ -94,6 +94,8 @@ class Mutation:
                 E.TOO_MANY_ATTEMPTS: "too many failed logins from your address, or for this email and address, "
                 "recently; or this email is in its growing delay. Try again later.",
                 E.INVALID_INPUT: "the email or the password is not well-formed text (a lone surrogate).",
+                E.ACCOUNT_DEACTIVATED: "the email and password are right, but an owner or admin deactivated "
+                "the account.",
             },
             public=True,
         )
@@ -118,7 +120,7 @@ class Mutation:
                 raise
             org = await s.store.organization(member.org_id)
             return {
-                "token": s.tokens.issue(member.id, member.org_id),
+                "token": s.tokens.issue(member.id, member.org_id, version=member.token_version),
                 "member": Member(entity=member),
                 "organization": Organization.of(org),
             }
@@ -471,8 +473,8 @@ class Mutation:
                 "your organization (`toTeamId`), or no such member (`toMemberId`).",
                 E.FORBIDDEN: "you are not an admin of its team nor an owner or admin of the organization.",
                 E.INVALID_INPUT: "`toTeamId` is its own team and no `toMemberId` is given; `toMemberId` is given "
-                "for a COLLABORATION team, is not a representative of the GRAB team (admins never own), or "
-                "already owns it; or the note breaks a text rule (`field` says which).",
+                "for a COLLABORATION team, is not a representative of the GRAB team (admins never own), "
+                "already owns it, or is deactivated; or the note breaks a text rule (`field` says which).",
                 E.CONVERSATION_CLOSED: "the conversation is closed (a customer message reopens it in its team).",
                 E.ALREADY_GRABBED: "someone grabbed it (or was handed it) since you read it; nothing changed.",
                 E.CONVERSATION_CHANGED: "another admin transferred it since you read it, or it kept changing; "

@@ -28,6 +28,7 @@ from domain.enums import StatusFilter
 from domain.errors import Refused
 from domain.listing import MAX_PAGE_SIZE
 from domain.reading import unread_criteria
+from domain.search import list_terms
 from domain.usecases.rooms import load_visible
 from domain.visibility import teams_visible_to
 
@@ -43,6 +44,12 @@ def to_domain_filter(flt: ConversationFilter | None) -> listing.ConversationFilt
         search=flt.search,
         channel_ids=tuple(str(c) for c in flt.channel_ids) if flt.channel_ids is not None else None,
     )
+
+
+async def mentioned_in(ctx, flt: listing.ConversationFilter) -> tuple[str, ...]:
+    """Conversations whose messages hold the words of the filter's ``search`` (one command)."""
+    terms = list_terms(flt.search)
+    return await ctx.services.searcher.conversations_mentioning(ctx.viewer.org_id, terms) if terms else ()
 
 
 FILTER = strawberry.argument(
@@ -113,8 +120,9 @@ class Query:
     ) -> ConversationConnection:
         ctx = info.context
         listing.check_page_size(first)
+        flt = to_domain_filter(filter)
         criteria = listing.list_criteria(
-            ctx.viewer, to_domain_filter(filter), ctx.now, ctx.services.settings.thresholds
+            ctx.viewer, flt, ctx.now, ctx.services.settings.thresholds, await mentioned_in(ctx, flt)
         )
         page = await ctx.services.lister.page(criteria, order_by, first, after, ctx.now)
         await prefetch_page(info, [c for c, _ in page.items])
@@ -142,7 +150,8 @@ class Query:
     ) -> list[StatusCount]:
         ctx = info.context
         t = ctx.services.settings.thresholds
-        narrowing = listing.narrowing_criteria(ctx.viewer, to_domain_filter(filter))
+        flt = to_domain_filter(filter)
+        narrowing = listing.narrowing_criteria(ctx.viewer, flt, await mentioned_in(ctx, flt))
         per_status = {s: listing.count_criteria(s, ctx.now, t) for s in StatusFilter}
         counts = await ctx.services.lister.counts(narrowing, per_status)
         unread = unread_criteria(ctx.viewer.member_id)

@@ -73,13 +73,17 @@ def build_schema(settings: Settings | None = None) -> Schema:
         RequireScopes,
         lambda: QueryCostLimit(max_nodes=settings.max_query_nodes),
     ]
+    from api.graphql.accounts import AccountMutation
     from api.graphql.api_keys import ApiKeyMutation, ApiKeyQuery
     from api.graphql.notifications import NotificationMutation, NotificationQuery
+    from api.graphql.search import SearchQuery
     from api.graphql.subscriptions import Subscription
     from api.graphql.webhooks import WebhookMutation, WebhookQuery
 
-    query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery))
-    mutation = merged_root("Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation))
+    query = merged_root("Query", (Query, NotificationQuery, ApiKeyQuery, WebhookQuery, SearchQuery))
+    mutation = merged_root(
+        "Mutation", (Mutation, NotificationMutation, ApiKeyMutation, WebhookMutation, AccountMutation)
+    )
     schema = Schema(
         query=query,
         mutation=mutation,

@@ -38,6 +38,7 @@ APP_FIELDS: dict[tuple[str, str], ApiKeyScope | None] = {
     ("Query", "conversation"): READ,
     ("Query", "conversations"): READ,
     ("Query", "conversationCounts"): READ,
+    ("Query", "searchMessages"): READ,  # within the key's teams
     ("Query", "messageTemplates"): SEND,  # to send TEMPLATE and WHATSAPP_TEMPLATE messages
     ("Mutation", "sendMessage"): SEND,
     ("Subscription", "conversationEvents"): READ,

@@ -91,6 +91,12 @@ class Member:
     def role(self) -> OrgRole:
         return self.entity.role
 
+    @strawberry.field(
+        description="When an owner or admin deactivated the account (`deactivateMember`); null while it is active."
+    )
+    def deactivated_at(self) -> datetime | None:
+        return self.entity.deactivated_at
+
 
 @strawberry.type(description="A member's place in a team.")
 class TeamMember:

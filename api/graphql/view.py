@@ -201,7 +201,8 @@ class GraphQLView(GraphQL[Context, None]):
         if viewer is None:
             raise ConnectionRejectionError({"message": "Authentication required."})
         context.viewer = viewer
-        context.token_expires_at = self.services.tokens.expires_at(bearer_token(header) or "")
+        context.token_claims = self.services.tokens.claims(bearer_token(header) or "")
+        context.token_expires_at = context.token_claims.expires_at if context.token_claims else None
         return None
 
 

@@ -107,6 +107,8 @@ def member(doc: dict) -> Member:
         name=doc["name"],
         role=OrgRole(doc["role"]),
         created_at=stored_dt(doc["created_at"]),
+        deactivated_at=stored_dt(doc["deactivated_at"]) if doc.get("deactivated_at") else None,
+        token_version=doc.get("token_version", 0),
     )
 
 

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient
+from pymongo import ASCENDING, DESCENDING, TEXT, AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.monitoring import CommandListener
 
-INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
-    "members": [([("email", ASCENDING)], {"unique": True}), ([("org_id", ASCENDING)], {})],
+INDEXES: dict[str, list[tuple[list[tuple[str, int | str]], dict]]] = {
+    "members": [
+        ([("email", ASCENDING)], {"unique": True}),
+        ([("org_id", ASCENDING)], {}),
+        # a pending password reset, found by its link token's hash
+        ([("reset_hash", ASCENDING)], {"unique": True, "partialFilterExpression": {"reset_hash": {"$type": "string"}}}),
+    ],
+    "revoked_tokens": [([("expires_at", ASCENDING)], {})],  # instances load the live ones; retention
     "teams": [([("org_id", ASCENDING), ("name", ASCENDING)], {"unique": True})],
     "channels": [
         ([("org_id", ASCENDING)], {}),
@@ -40,6 +46,11 @@ INDEXES: dict[str, list[tuple[list[tuple[str, int]], dict]]] = {
         # nx-27017 uses no compound index for these (see api/store/deliveries.py).
         ([("outbox_order", ASCENDING)], {"partialFilterExpression": {"outbox_order": {"$type": "string"}}}),
         ([("receipt_pending", ASCENDING)], {"partialFilterExpression": {"receipt_pending": {"$type": "string"}}}),
+        # Message search (api/store/search.py): words, no stemming or stop words, so MongoDB
+        # matches what nx-27017's FTS5 table matches. Not `{org_id: 1, text: "text"}`, which would
+        # scope the index walk to one organization on MongoDB: nx-27017 builds its FTS5 table for
+        # a compound key but then fails phrase queries on it.
+        ([("text", TEXT)], {"name": "message_text", "default_language": "none"}),
     ],
     "templates": [([("org_id", ASCENDING), ("name", ASCENDING)], {})],
     "notifications": [

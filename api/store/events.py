@@ -7,9 +7,11 @@ runs a range on an indexed field in SQL). Readers get the documents as
 stored: the hub routes them by their fields and subscribers decode them with
 :func:`event_from_doc`.
 
-Two kinds carry no conversation, only news every instance must act on:
-``TEAMS_CHANGED`` (subscribers re-read their teams) and ``API_KEY_REVOKED``
-(instances forget the key and close its WebSockets); see
+Some kinds carry no conversation, only news every instance must act on:
+``TEAMS_CHANGED`` (subscribers re-read their teams), ``API_KEY_REVOKED``
+(instances forget the key and close its WebSockets), ``MEMBER_TOKENS_REVOKED``
+and ``TOKEN_REVOKED`` (instances refuse a member's older tokens, or one token,
+and close the WebSockets opened with them: :mod:`api.sessions`); see
 :func:`is_conversation_event`.
 """
 
@@ -31,6 +33,8 @@ from domain.events import Event
 
 TEAMS_CHANGED = "TEAMS_CHANGED"
 API_KEY_REVOKED = "API_KEY_REVOKED"
+MEMBER_TOKENS_REVOKED = "MEMBER_TOKENS_REVOKED"
+TOKEN_REVOKED = "TOKEN_REVOKED"
 NOTIFIED = "NOTIFIED"  # notifications about no conversation; like TEAMS_CHANGED, not a conversation event
 WATCH_AWAIT_MS = 200
 WATCH_IDLE_S = 0.02  # least time between two empty change-stream reads
@@ -71,6 +75,12 @@ class EventStore:
                 "key_id": key_id,
                 "at": ms(at),
             }
+        )
+
+    async def append_notice(self, event_id: int, org_id: str, kind: str, at: datetime, **fields: Any) -> None:
+        """News about no conversation for every instance (``MEMBER_TOKENS_REVOKED``, ``TOKEN_REVOKED``)."""
+        await self.collection.insert_one(
+            {"_id": event_id, "seq": event_id, "org_id": org_id, "kind": kind, "at": ms(at), **fields}
         )
 
     async def newest_id(self) -> int:

@@ -30,6 +30,7 @@ from api.store.notifications import Notifications
 from api.store.organizations import Organizations
 from api.store.provider_tokens import ProviderTokens
 from api.store.rate_limits import RateLimits
+from api.store.sessions import RevokedTokens
 from api.store.sweeps import Sweeps
 from api.store.teams import Teams
 from api.store.templates import Templates
@@ -85,6 +86,7 @@ class MongoStore:
         self.sweeps = Sweeps(db)
         self.provider_tokens = ProviderTokens(db)
         self.api_keys = ApiKeys(db)
+        self.revoked_tokens = RevokedTokens(db)
         self.webhooks = Webhooks(db)
         # (channel id, external id) -> customer id never changes once stored (customers
         # are not deleted), so it is kept without expiry, the least recently used dropped.
@@ -133,6 +135,50 @@ class MongoStore:
 
     async def viewer(self, member_id: str, org_id: str) -> Viewer | None:
         return await self._members.viewer(member_id, org_id)
+
+    # --- accounts (domain.usecases.accounts) ---
+
+    async def password_hash(self, org_id: str, member_id: str) -> str | None:
+        return await self._members.password_hash(org_id, member_id)
+
+    async def set_password(self, org_id: str, member_id: str, password_hash: str, now: datetime) -> int | None:
+        return await self._members.set_password(org_id, member_id, password_hash, now)
+
+    async def start_password_reset(
+        self, org_id: str, member_id: str, reset_hash: str, expires_at: datetime, now: datetime
+    ) -> int | None:
+        return await self._members.start_password_reset(org_id, member_id, reset_hash, expires_at, now)
+
+    async def member_by_reset(self, reset_hash: str, now: datetime) -> Member | None:
+        return await self._members.member_by_reset(reset_hash, now)
+
+    async def complete_password_reset(
+        self, reset_hash: str, password_hash: str, now: datetime
+    ) -> tuple[Member, int] | None:
+        return await self._members.complete_password_reset(reset_hash, password_hash, now)
+
+    async def deactivate(self, org_id: str, member_id: str, now: datetime) -> tuple[Member, int] | None:
+        return await self._members.deactivate(org_id, member_id, now)
+
+    async def cut_sessions(self, org_id: str, member_id: str) -> int | None:
+        return await self._members.cut_sessions(org_id, member_id)
+
+    async def reactivate(self, org_id: str, member_id: str) -> Member | None:
+        return await self._members.reactivate(org_id, member_id)
+
+    async def set_role(self, org_id: str, member_id: str, role: OrgRole, was: OrgRole) -> Member | None:
+        return await self._members.set_role(org_id, member_id, role, was)
+
+    async def owner_count(self, org_id: str) -> int:
+        return await self._members.owner_count(org_id)
+
+    async def token_versions(self) -> dict[str, int]:
+        return await self._members.token_versions()
+
+    async def revoke_token(
+        self, org_id: str, member_id: str, token_id: str, expires_at: datetime, now: datetime
+    ) -> None:
+        await self.revoked_tokens.revoke(org_id, member_id, token_id, expires_at, now)
 
     async def create_team(self, org_id: str, name: str, mode: TeamMode, now: datetime) -> Team:
         return await self._teams.create(org_id, name, mode, now)
@@ -472,6 +518,18 @@ class MongoStore:
         for query in (
             {"org_id": org_id, "team_id": team_id, "participants": member_id, "closed_at": None},
             {"org_id": org_id, "team_id": team_id, "owner_id": member_id, "closed_at": None},
+        ):
+            async for doc in self.db.conversations.find(query):
+                found.setdefault(doc["_id"], codec.conversation(doc))
+        return list(found.values())
+
+    async def open_rooms_of_member(self, org_id: str, member_id: str) -> list[Conversation]:
+        """Open conversations of any team whose room holds the member, or that the member owns
+        (a deactivated member leaves them all); two finds, as :meth:`open_rooms_of`."""
+        found: dict[str, Conversation] = {}
+        for query in (
+            {"participants": member_id, "org_id": org_id, "closed_at": None},
+            {"org_id": org_id, "owner_id": member_id, "closed_at": None},
         ):
             async for doc in self.db.conversations.find(query):
                 found.setdefault(doc["_id"], codec.conversation(doc))

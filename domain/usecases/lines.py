@@ -38,6 +38,7 @@ async def write_line(
     target_name: str | None = None,
     note: str | None = None,
     removed: bool = False,
+    deactivated: bool = False,
 ) -> Message:
     """Store the line recording ``action`` by ``actor`` (None: the customer or the server) on
     ``conversation`` as its numbered change returned it; never the conversation's last message."""
@@ -52,6 +53,7 @@ async def write_line(
         target_name=target_name,
         note=note,
         removed=removed,
+        deactivated=deactivated,
     )
     return await store.insert_message(line, offer=False)
 

@@ -179,8 +179,27 @@ async def leave_team_rooms(
     their owner: their history stays private to the owner and admins. Each
     room's history says who took whom out. Returns how many rooms were left.
     """
+    rooms = await store.open_rooms_of(team.org_id, team.id, member_id)
+    return await leave_rooms(store, events, rooms, member_id, now, t, by=by, member_name=member_name)
+
+
+async def leave_rooms(
+    store: ConversationStore,
+    events: EventSink,
+    rooms: list[Conversation],
+    member_id: str,
+    now: datetime,
+    t: Thresholds,
+    *,
+    by: Viewer | None = None,
+    member_name: str | None = None,
+    deactivated: bool = False,
+) -> int:
+    """The member is taken out of ``rooms`` (``by`` an admin), as :func:`leave_team_rooms` says:
+    owned ones released for a new grab, a system line in each history (saying their account was
+    ``deactivated``, or else that they were taken out of the team), a LEFT event each."""
     left = 0
-    for conversation in await store.open_rooms_of(team.org_id, team.id, member_id):
+    for conversation in rooms:
         release = conversation.owner_id == member_id
         leave = changes.numbered(changes.leave(member_id, now, release=release))
         updated = await store.change_conversation(conversation.id, leave)
@@ -189,7 +208,15 @@ async def leave_team_rooms(
         left += 1
         action = SystemAction.RELEASED if release else SystemAction.LEFT
         line = await write_line(
-            store, updated, action, now, actor=by, target_id=member_id, target_name=member_name, removed=True
+            store,
+            updated,
+            action,
+            now,
+            actor=by,
+            target_id=member_id,
+            target_name=member_name,
+            removed=True,
+            deactivated=deactivated,
         )
         await events.publish(
             Event(
@@ -339,6 +366,8 @@ async def _owner_and_room(
             )
         if conversation.owner_id == member_id:
             raise invalid("It is already theirs.", "toMemberId")
+        if not owner.active:
+            raise invalid("Their account is deactivated.", "toMemberId")
     org_admins = {m for m in undecided if m in members and members[m].role in _ORG_ADMINS}
     room = tuple(m for m in conversation.participants if m == member_id or kept_by_team(m) or m in org_admins)
     if member_id is not None and member_id not in room:
