@@ -309,9 +309,24 @@ class CpuMeter:
             c1 = cpu_seconds(p)
             if c1 is not None and self.c0.get(k) is not None and dt > 0:
                 out[f"{k}_cpu_pct"] = round((c1 - self.c0[k]) / dt * 100, 1)
+                out[f"{k}_cpu_s"] = round(c1 - self.c0[k], 3)
             out[f"{k}_rss_mb"] = rss_mb(p)
         out["loadavg_1m"] = round(os.getloadavg()[0], 2)
         return out
+
+
+def cpu_per_op(usage: dict, ops: int, unit: float = 1000, key: str = "server") -> float | None:
+    """CPU time (user + sys) of one process per operation over a measured window: milliseconds
+    (``unit`` 1000) or microseconds (1e6). Much less sensitive to other load on the machine than
+    throughput: a process waiting for a core spends no CPU time."""
+    cpu = usage.get(f"{key}_cpu_s")
+    return round(cpu * unit / ops, 3) if cpu is not None and ops else None
+
+
+def median_ratio(a: list[dict], b: list[dict], key: str) -> dict:
+    """Per-run ratios ``a[key] / b[key]`` of paired runs, and their median."""
+    ratios = [round(x[key] / y[key], 3) for x, y in zip(a, b, strict=False) if x.get(key) and y.get(key)]
+    return {"median": sorted(ratios)[len(ratios) // 2] if ratios else None, "runs": ratios}
 
 
 # --- tokens -------------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from bench.common import (
     THRESHOLD_ENV,
     CpuMeter,
     _preexec_nofile,
+    cpu_per_op,
     log,
     maybe_profile,
     mint_token,
@@ -278,12 +279,15 @@ async def session(
                     **usage,
                 }
             )
+            # all of the server's CPU in the round (taking the posts included) over the deliveries made
+            result["server_cpu_us_per_delivery"] = cpu_per_op(result, result["delivered"], unit=1e6)
             per_round.append(result)
             lat = result["latency"]
             log(
                 f"{name}: round {r + 1}/{rounds}: {result['events_per_s']} ev/s, {result['delivered']} deliveries, "
                 f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, lost {result['lost']}, "
-                f"unexpected {result['unexpected']}, server cpu {usage.get('server_cpu_pct')}%, "
+                f"unexpected {result['unexpected']}, server cpu {usage.get('server_cpu_pct')}% "
+                f"({result['server_cpu_us_per_delivery']} us/delivery), "
                 f"rss {usage.get('server_rss_mb')} MB, load {usage['loadavg_1m']}"
             )
         out["rounds"] = per_round
@@ -313,6 +317,9 @@ def _summarize(per_round: list[dict]) -> dict:
             sum(r["recipients_per_event"] * r["events_committed"] for r in per_round)
             / max(1, sum(r["events_committed"] for r in per_round)),
             1,
+        ),
+        "server_cpu_us_per_delivery": percentile(
+            [r["server_cpu_us_per_delivery"] for r in per_round if r.get("server_cpu_us_per_delivery")], 50
         ),
         "server_cpu_pct_max": max((r.get("server_cpu_pct") or 0) for r in per_round) if per_round else None,
         "server_rss_mb_max": max((r.get("server_rss_mb") or 0) for r in per_round) if per_round else None,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.common import CpuMeter, latency_summary, log, maybe_profile, mint_token, percentile, start_serve
+from bench.common import CpuMeter, cpu_per_op, latency_summary, log, maybe_profile, mint_token, percentile, start_serve
 
 GRAB = """mutation Grab($id: ID!) { grabConversation(id: $id) {
   conversation { id owner { id } } errors { code } } }"""
@@ -119,6 +119,8 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, rounds: int) -> di
             "per_round_p99_ms": {"median": round(percentile(per_round_p99, 50), 2), "max": max(per_round_p99)},
             "round_wall_s": {"median": round(percentile([x["round_s"] for x in results], 50), 3)},
             "usage": usage,
+            # every contender's request (the winner's and the refused ones)
+            "server_cpu_ms_per_grab": cpu_per_op(usage, len(all_latencies)),
             "per_round": results,
         }
     finally:

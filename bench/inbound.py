@@ -26,7 +26,17 @@ from pathlib import Path
 import httpx
 
 from bench.commands import InProcess
-from bench.common import CpuMeter, across_runs, latency_summary, log, maybe_profile, start_floor, start_serve
+from bench.common import (
+    CpuMeter,
+    across_runs,
+    cpu_per_op,
+    latency_summary,
+    log,
+    maybe_profile,
+    median_ratio,
+    start_floor,
+    start_serve,
+)
 
 POSTERS = 32
 CUSTOMERS = 2000
@@ -153,6 +163,7 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                 maybe_profile("inbound", {"server": serve.pid, "db": serve.db_pid})
             result = await _burst(serve.url, manifest, customers, duration, r)
             result.update(meter.read())
+            result["server_cpu_ms_per_msg"] = cpu_per_op(result, result["accepted"])
             per_run.append(result)
             log(
                 f"inbound: run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
@@ -161,6 +172,7 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
             meter = CpuMeter({"server": floor.pid, "db": serve.db_pid})
             result = await _burst(floor.url, manifest, customers, duration, f"floor-{r}")
             result.update(meter.read())
+            result["server_cpu_ms_per_msg"] = cpu_per_op(result, result["accepted"])
             floor_runs.append(result)
             log(
                 f"inbound: floor run {r + 1}/{runs}: {result['msgs_per_s']} msg/s, p50 {result['p50_ms']} ms, "
@@ -180,6 +192,8 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
             "p50_ms": across_runs(per_run, "p50_ms"),
             "p99_ms": across_runs(per_run, "p99_ms"),
             "non_202": sum(r["posted"] - r["accepted"] for r in per_run),
+            "server_cpu_ms_per_msg": across_runs(per_run, "server_cpu_ms_per_msg"),
+            "cpu_ratio_to_floor": median_ratio(per_run, floor_runs, "server_cpu_ms_per_msg"),
             "mongodb_commands_per_message": commands,
             "per_run": per_run,
             "floor": {
@@ -187,6 +201,7 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                 "msgs_per_s": across_runs(floor_runs, "msgs_per_s"),
                 "p50_ms": across_runs(floor_runs, "p50_ms"),
                 "p99_ms": across_runs(floor_runs, "p99_ms"),
+                "server_cpu_ms_per_msg": across_runs(floor_runs, "server_cpu_ms_per_msg"),
                 "per_run": floor_runs,
             },
             "ratio_to_floor": {"median": sorted(ratios)[len(ratios) // 2] if ratios else None, "runs": ratios},

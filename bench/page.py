@@ -23,9 +23,11 @@ from bench.commands import InProcess
 from bench.common import (
     CpuMeter,
     across_runs,
+    cpu_per_op,
     latency_summary,
     log,
     maybe_profile,
+    median_ratio,
     mint_token,
     start_floor,
     start_serve,
@@ -169,6 +171,7 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                     maybe_profile(f"page-{name}", {"server": target.pid, "db": embedded.process.pid})
                     result = await _drive(client, request_for, CLIENTS, duration)
                     result.update(meter.read())
+                    result["server_cpu_ms_per_page"] = cpu_per_op(result, result["ok"])
                     # still answering? (a server can wedge after the database stalled: see NOTES)
                     if name == "graphql":
                         alive = await _answers(
@@ -184,7 +187,8 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                     out.append(result)
                     log(
                         f"page: run {r + 1}/{runs} {name}: {result['rps']} req/s, p50 {result['p50_ms']} ms, "
-                        f"p99 {result['p99_ms']} ms, errors {result['error_kinds']}, load {result['loadavg_1m']}"
+                        f"p99 {result['p99_ms']} ms, server CPU {result['server_cpu_ms_per_page']} ms/page, "
+                        f"errors {result['error_kinds']}, load {result['loadavg_1m']}"
                         + ("" if alive else " -- not answering any more: restarting it")
                     )
                     if not alive:
@@ -209,6 +213,7 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                 "p50_ms": across_runs(graphql_runs, "p50_ms"),
                 "p99_ms": across_runs(graphql_runs, "p99_ms"),
                 "errors": sum(x["errors"] for x in graphql_runs),
+                "server_cpu_ms_per_page": across_runs(graphql_runs, "server_cpu_ms_per_page"),
                 "per_run": graphql_runs,
             },
             "floor": {
@@ -216,12 +221,15 @@ async def _run(manifest: dict, workdir: Path, data_dir: Path, runs: int, duratio
                 "p50_ms": across_runs(floor_runs, "p50_ms"),
                 "p99_ms": across_runs(floor_runs, "p99_ms"),
                 "errors": sum(x["errors"] for x in floor_runs),
+                "server_cpu_ms_per_page": across_runs(floor_runs, "server_cpu_ms_per_page"),
                 "per_run": floor_runs,
             },
             "ratio_graphql_to_floor": {
                 "median": round(sorted(ratios)[len(ratios) // 2], 3) if ratios else None,
                 "runs": [round(x, 3) for x in ratios],
             },
+            # the headline beside the throughput ratio: server CPU per page, GraphQL over floor, per run
+            "cpu_ratio_graphql_to_floor": median_ratio(graphql_runs, floor_runs, "server_cpu_ms_per_page"),
             "mongodb_commands_per_request": {
                 "graphql": len(gql_commands),
                 "graphql_commands": gql_commands,

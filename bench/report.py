@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 TARGETS = {
-    "page_ratio": 0.5,
+    "page_ratio": 0.9,
+    "page_cpu_ratio": 1.5,
+    "fanout_cpu_us_per_delivery": 20,
     "fanout_p99_ms": 500,
     "inbound_msgs_per_s": 300,
     "grab_p99_ms": 200,
@@ -76,6 +78,19 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                 ),
             )
         )
+        cpu = page.get("cpu_ratio_graphql_to_floor")
+        if cpu:
+            g_cpu, f_cpu = g["server_cpu_ms_per_page"]["median"], f["server_cpu_ms_per_page"]["median"]
+            out.append(
+                (
+                    "1. **Server CPU per page** (user+sys of the server process / pages answered), GraphQL vs floor",
+                    f"{_fmt(g_cpu, ' ms', 2)} vs {_fmt(f_cpu, ' ms', 2)}: **{_fmt(cpu['median'], 'x', 2)}**",
+                    f"<= {TARGETS['page_cpu_ratio']}x",
+                    _met(cpu["median"] <= TARGETS["page_cpu_ratio"] if cpu["median"] is not None else None),
+                    f"per run {cpu['runs']}; GraphQL per run {g['server_cpu_ms_per_page']['runs']} ms, "
+                    f"floor {f['server_cpu_ms_per_page']['runs']} ms; on real MongoDB the server's CPU is the limit",
+                )
+            )
         c = page["mongodb_commands_per_request"]
         out.append(
             (
@@ -98,7 +113,12 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                 f"p99 {_fmt(inbound['p99_ms']['median'], ' ms')}",
                 f">= {TARGETS['inbound_msgs_per_s']} msg/s",
                 _met(rate >= TARGETS["inbound_msgs_per_s"] if rate is not None else None),
-                f"{inbound['runs']} runs x {inbound['duration_s']} s; non-202: {inbound['non_202']}",
+                f"{inbound['runs']} runs x {inbound['duration_s']} s; non-202: {inbound['non_202']}"
+                + (
+                    f"; server CPU {_fmt(inbound['server_cpu_ms_per_msg']['median'], ' ms', 2)} per message"
+                    if inbound.get("server_cpu_ms_per_msg")
+                    else ""
+                ),
             )
         )
         floor = inbound.get("floor")
@@ -112,7 +132,13 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                     "",
                     "",
                     f"ratio server / floor {inbound['ratio_to_floor']['median']} "
-                    f"(per run {inbound['ratio_to_floor']['runs']})",
+                    f"(per run {inbound['ratio_to_floor']['runs']})"
+                    + (
+                        f"; floor CPU {_fmt(floor['server_cpu_ms_per_msg']['median'], ' ms', 2)} per message, "
+                        f"server / floor CPU {inbound['cpu_ratio_to_floor']['median']}x"
+                        if floor.get("server_cpu_ms_per_msg")
+                        else ""
+                    ),
                 )
             )
         c = inbound["mongodb_commands_per_message"]
@@ -145,7 +171,12 @@ def rows(results: dict) -> list[tuple[str, str, str, str, str]]:
                 f"p99 {_fmt(lat['p99_ms'], ' ms')}",
                 f"1 winner, p99 < {TARGETS['grab_p99_ms']} ms",
                 _met(w["all_exactly_one"] and lat["p99_ms"] is not None and lat["p99_ms"] < TARGETS["grab_p99_ms"]),
-                f"round wall time median {grab['round_wall_s']['median']} s",
+                f"round wall time median {grab['round_wall_s']['median']} s"
+                + (
+                    f"; server CPU {_fmt(grab['server_cpu_ms_per_grab'], ' ms', 2)} per grab request (no floor)"
+                    if grab.get("server_cpu_ms_per_grab") is not None
+                    else ""
+                ),
             )
         )
     elif grab:
@@ -241,7 +272,13 @@ def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, s
         f"(achieved {_fmt(s['events_per_s_median'])})",
         f"p50 {_fmt(s['p50_ms_median'], ' ms')}, p99 {_fmt(p99, ' ms')}, lost {s['lost']}, "
         f"unexpected {s['unexpected']}; server {_fmt(s['server_rss_mb_max'], ' MB')} RSS, "
-        f"{_fmt(s['server_cpu_pct_max'], '%')} CPU",
+        f"{_fmt(s['server_cpu_pct_max'], '%')} CPU"
+        + (
+            f"; **{_fmt(s['server_cpu_us_per_delivery'], ' µs')} server CPU per delivery** "
+            f"(target <= {TARGETS['fanout_cpu_us_per_delivery']} µs; no floor)"
+            if s.get("server_cpu_us_per_delivery") is not None
+            else ""
+        ),
         target if not label else "",
         _met(ok) if not label else "",
         f"{s['rounds']} round(s); {s.get('events_committed')} of {s.get('events_scheduled')} scheduled "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from domain.criteria import (
     Absent,
@@ -20,10 +21,11 @@ from domain.criteria import (
     Gte,
     Lt,
     NonEmpty,
+    Predicate,
     Present,
     all_of,
     any_of,
-    matches,
+    predicate,
 )
 from domain.entities import Conversation
 from domain.enums import ChannelType, ClosedReason, ConversationStatus, StatusFilter
@@ -109,15 +111,28 @@ _ORDER = (
 )
 
 
+@lru_cache(maxsize=64)
+def _status_rules(now: datetime, t: Thresholds) -> tuple[tuple[ConversationStatus, Predicate], ...]:
+    """Each status's criteria at ``now`` as a predicate, in precedence order. A request
+    judges every conversation of its page at one moment: the rules are built once for
+    all of them."""
+    return tuple((status, predicate(status_criteria(status, now, t))) for status in _ORDER)
+
+
 def status_of(conversation: Conversation, now: datetime, t: Thresholds) -> ConversationStatus:
-    for status in _ORDER:
-        if matches(status_criteria(status, now, t), conversation):
+    for status, holds in _status_rules(now, t):
+        if holds(conversation):
             return status
     raise AssertionError("status rules are exhaustive")  # pragma: no cover
 
 
+@lru_cache(maxsize=64)
+def _closed_rule(now: datetime, t: Thresholds) -> Predicate:
+    return predicate(closed_criteria(now, t))
+
+
 def is_closed(conversation: Conversation, now: datetime, t: Thresholds) -> bool:
-    return matches(closed_criteria(now, t), conversation)
+    return _closed_rule(now, t)(conversation)
 
 
 def closed_reason(conversation: Conversation, now: datetime, t: Thresholds) -> ClosedReason | None:

@@ -142,3 +142,48 @@ def test_a_customer_message_never_makes_anything_due_before_the_earliest_thresho
     assert next_transition_at(started, T) == earliest
     reopened_quiet = conversation(last_customer_message_at=NOW)  # answered at once: only the close is left
     assert next_transition_at(reopened_quiet, T) >= earliest
+
+
+def test_the_compiled_predicates_agree_with_the_interpreter():
+    """``predicate`` (built once per rule, used for each row of a page) answers as ``matches``."""
+    from domain.criteria import (
+        Absent,
+        Contains,
+        Empty,
+        Eq,
+        Gt,
+        In,
+        Lacks,
+        Lte,
+        NonEmpty,
+        Nothing,
+        NotIn,
+        Present,
+        TextContains,
+        all_of,
+        any_of,
+        predicate,
+    )
+    from domain.status import open_criteria, status_criteria
+
+    rules = [status_criteria(s, NOW, T) for s in S] + [filter_criteria(f, NOW, T) for f in F]
+    rules += [
+        open_criteria(NOW, T),
+        Nothing(),
+        any_of(Eq("channel_type", "LINE"), In("team_id", ("x",))),
+        all_of(NotIn("team_id", ("t",)), Present("owner_id")),
+        any_of(Contains("participants", "m"), Lacks("participants", "m")),
+        all_of(Empty("participants"), Absent("closed_at"), Lte("waiting_since", NOW)),
+        any_of(NonEmpty("participants"), Gt("last_message.seq", 3)),
+        TextContains(("customer_name", "customer_email"), "ADA"),
+    ]
+    rows = [
+        conversation(),
+        conversation(waiting_since=NOW - timedelta(seconds=200), participants=("m",), owner_id="m"),
+        conversation(waiting_since=NOW - timedelta(seconds=400), customer_name="Ada Lovelace"),
+        conversation(last_customer_message_at=NOW - timedelta(days=2), team_id="x", customer_email="ada@x.org"),
+        conversation(closed_at=NOW, channel_type=ChannelType.WEB_WIDGET, customer_online_until=NOW + timedelta(1)),
+    ]
+    for rule in rules:
+        compiled = predicate(rule)
+        assert [compiled(row) for row in rows] == [matches(rule, row) for row in rows], rule

@@ -127,3 +127,15 @@ def test_public_but_unwritten_hooks_the_project_overrides():
     } <= fields
     assert isinstance(inspect.getattr_static(StrawberryExecutionContext, "operation_name"), property)
     assert isinstance(inspect.getattr_static(StrawberryExecutionContext, "operation_type"), property)
+
+
+def test_plain_resolvers_are_called_directly_and_the_others_keep_strawberrys_path():
+    schema = build_schema(Settings())
+    direct = set(adapter.resolve_directly(schema))
+    # self only, self and info, a PerViewer mark (it takes no part in resolving), awaiting a loader
+    assert {"Member.name", "Conversation.status", "Conversation.joinedByMe", "Conversation.customer"} <= direct
+    # arguments to convert, and root fields, keep strawberry's resolver
+    assert "Conversation.messages" not in direct
+    assert not {f for f in direct if f.split(".")[0] in ("Query", "Mutation", "Subscription")}
+    core = adapter.graphql_schema_of(schema)
+    assert core.get_type("Conversation").fields["messages"].resolve is not None

@@ -9,6 +9,7 @@ from strawberry.types import Info
 
 from api.graphql.enums import ChannelType, ConversationOrder
 from api.graphql.inputs import ConversationFilter
+from api.graphql.prefetch import prefetch_page
 from api.graphql.types import (
     Channel,
     Conversation,
@@ -124,6 +125,7 @@ class Query:
             ctx.viewer, flt, ctx.now, ctx.services.settings.thresholds, await mentioned_in(ctx, flt)
         )
         page = await ctx.services.lister.page(criteria, order_by, first, after, ctx.now)
+        await prefetch_page(info, [c for c, _ in page.items])
         edges = [Edge(cursor=cursor, node=Conversation(entity=c)) for c, cursor in page.items]
         return ConversationConnection(
             edges=edges,

@@ -20,7 +20,7 @@ from api.graphql.mutations import Mutation
 from api.graphql.queries import Query
 from api.graphql.scopes import RequireScopes
 from api.graphql.sharing import SharedEventExecutor
-from api.graphql.strawberry_adapter import SchemaBase
+from api.graphql.strawberry_adapter import SchemaBase, resolve_directly
 from api.settings import Settings
 
 
@@ -96,7 +96,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         ),
     )
     subscription = merged_root("Subscription", (Subscription, AvailabilitySubscription))
-    return Schema(
+    schema = Schema(
         query=query,
         mutation=mutation,
         subscription=subscription,
@@ -106,3 +106,5 @@ def build_schema(settings: Settings | None = None) -> Schema:
         execution_context_class=SharedEventExecutor if settings.shared_execution else None,
         hide_suggestions=hide_suggestions,
     )
+    resolve_directly(schema)
+    return schema

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from graphql import GraphQLError, GraphQLField, GraphQLSchema
+from graphql import GraphQLError, GraphQLField, GraphQLObjectType, GraphQLSchema
 from strawberry.schema.exceptions import CannotGetOperationTypeError, InvalidOperationTypeError
 from strawberry.schema.schema import Schema, StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -57,6 +57,70 @@ def graphql_schema_of(schema: Schema) -> GraphQLSchema:
 def strawberry_field_of(field: GraphQLField) -> Any:
     """The strawberry field a graphql-core field was converted from (None for introspection's)."""
     return (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
+
+
+def graphql_info_of(info: Any) -> Any:
+    """The graphql-core ``GraphQLResolveInfo`` behind a strawberry ``Info`` (field nodes, fragments)."""
+    return info._raw_info
+
+
+def resolve_directly(schema: Schema) -> list[str]:
+    """Calls the plain resolvers of the schema's object types straight from graphql-core.
+
+    strawberry wraps every resolver: per field and per object it builds an ``Info``,
+    converts the (absent) arguments, folds the field extensions into a chain and
+    calls through three more frames, about half of the CPU a conversations page
+    spends on fields such as ``Member.name`` (``return self.entity.name``). A
+    resolver taking nothing but ``self`` (and perhaps ``info``) needs none of it:
+    no arguments to convert, no extension that resolves (a mark such as
+    :class:`api.graphql.viewer_fields.PerViewer` takes no part), no permission
+    class, no exception handler. Those are given to graphql-core as
+    ``resolver(source)`` (or ``resolver(source, info=Info(...))``), which is what
+    strawberry's chain ends up calling; an awaitable result is awaited by
+    graphql-core as strawberry's would be. Root types keep strawberry's path.
+
+    Returns "Type.field" of each field so resolved (checked in tests).
+    """
+    core = graphql_schema_of(schema)
+    converter = schema.schema_converter
+    info_class = schema.config.info_class
+    roots = {core.query_type, core.mutation_type, core.subscription_type}
+    direct = []
+    for type_ in core.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__") or type_ in roots:
+            continue
+        for name, field in type_.fields.items():
+            definition = strawberry_field_of(field)
+            resolver = getattr(definition, "base_resolver", None)
+            if (
+                resolver is None
+                or resolver.self_parameter is None
+                or resolver.arguments
+                or resolver.parent_parameter is not None
+                or resolver.root_parameter is not None
+                or definition.permission_classes
+                or any(extension.has_resolver for extension in definition.extensions)
+                or converter._get_field_exception_handlers(definition)
+            ):
+                continue
+            field.resolve = _direct(resolver.wrapped_func, resolver.info_parameter, definition, info_class)
+            direct.append(f"{type_.name}.{name}")
+    return direct
+
+
+def _direct(function: Any, info_parameter: Any, definition: Any, info_class: Any) -> Any:
+    if info_parameter is None:
+
+        def resolve(source: Any, info: Any) -> Any:
+            return function(source)
+
+    else:
+        keyword = info_parameter.name
+
+        def resolve(source: Any, info: Any) -> Any:
+            return function(source, **{keyword: info_class(_raw_info=info, _field=definition)})
+
+    return resolve
 
 
 class SchemaBase(Schema):
@@ -106,6 +170,8 @@ __all__ = [
     "PreExecutionError",
     "SchemaBase",
     "TransportHandlerBase",
+    "graphql_info_of",
     "graphql_schema_of",
+    "resolve_directly",
     "strawberry_field_of",
 ]

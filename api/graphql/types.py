@@ -14,6 +14,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from api.channels.urls import webhook_url
+from api.graphql.context import many_now_or_later, now_or_later
 from api.graphql.enums import (
     Availability,
     ChannelType,
@@ -446,6 +447,18 @@ async def _member(info: Info, member_id: str | None) -> Member | None:
     return Member(entity=found) if found else None
 
 
+def _customer(found: e.Customer | None) -> Customer | None:
+    return Customer(entity=found) if found else None
+
+
+def _member_of(found: e.Member | None) -> Member | None:
+    return Member(entity=found) if found else None
+
+
+def _members(found: list[e.Member | None]) -> list[Member]:
+    return [Member(entity=m) for m in found if m]
+
+
 @strawberry.type(description="One message of a conversation.")
 class Message:
     entity: strawberry.Private[e.Message]
@@ -582,26 +595,25 @@ class Conversation:
         c = self.entity
         return ChannelRef(id=strawberry.ID(c.channel_id), type=c.channel_type, name=c.channel_name)
 
+    # The next three answer at once when the page prefetched them (api/graphql/prefetch.py),
+    # else they await their loader's batch (an awaitable result, which graphql-core awaits).
     @strawberry.field(description="The customer.")
-    async def customer(self, info: Info) -> Customer | None:
-        found = await info.context.loaders.customer.load(self.entity.customer_id)
-        return Customer(entity=found) if found else None
+    def customer(self, info: Info) -> Customer | None:
+        return now_or_later(info.context.loaders.customer, self.entity.customer_id, _customer)  # type: ignore[return-value]
 
     @strawberry.field(description="Members in the room.")
-    async def representatives(self, info: Info) -> list[Member]:
-        found = await info.context.loaders.member.load_many(list(self.entity.participants))
-        return [Member(entity=m) for m in found if m]
+    def representatives(self, info: Info) -> list[Member]:
+        return many_now_or_later(info.context.loaders.member, list(self.entity.participants), _members)  # type: ignore[return-value]
 
     @strawberry.field(description="How many members are in the room.")
     def representative_count(self) -> int:
         return len(self.entity.participants)
 
     @strawberry.field(description="Who grabbed it (GRAB teams).")
-    async def owner(self, info: Info) -> Member | None:
+    def owner(self, info: Info) -> Member | None:
         if not self.entity.owner_id:
             return None
-        found = await info.context.loaders.member.load(self.entity.owner_id)
-        return Member(entity=found) if found else None
+        return now_or_later(info.context.loaders.member, self.entity.owner_id, _member_of)  # type: ignore[return-value]
 
     @strawberry.field(description="Whether you are in the room.", extensions=[PerViewer()])
     def joined_by_me(self, info: Info) -> bool:
