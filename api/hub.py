@@ -26,6 +26,7 @@ from api.store.events import (
     EventStore,
     event_from_doc,
     is_conversation_event,
+    teams_concerned,
 )
 from domain.enums import EventKind
 from domain.events import Event
@@ -130,11 +131,9 @@ class Audience:
         if not is_conversation_event(doc):
             return set()  # news for the instance (see EventHub.observe), not for subscribers
         conversation = doc.get("conversation") or {}
-        team_id = conversation.get("team_id", "")
         found = set(self.whole_org.get(org_id, ()))
-        found.update(self.by_team.get((org_id, team_id), ()))
-        if doc.get("team_before"):  # a transfer: the old team's subscribers learn it is gone
-            found.update(self.by_team.get((org_id, doc["team_before"]), ()))
+        for team_id in teams_concerned(doc):  # a transfer's old team too: its subscribers learn it is gone
+            found.update(self.by_team.get((org_id, team_id), ()))
         for member_id in doc.get("notified") or ():
             found.update(s for s in self.by_member.get(member_id, ()) if s.org_id == org_id)
         found.update(s for s in self.by_conversation.get(conversation.get("_id", ""), ()) if s.org_id == org_id)

@@ -424,6 +424,15 @@ async def test_a_webhook_never_sees_beyond_its_teams(server, receiver):
     assert [e["kind"] for e in got] == ["CREATED", "GRABBED", "MESSAGE"]
     assert len(receiver.requests) == 3
     assert {e["conversationId"] for e in got} == {cid} and {e["conversation"]["team"]["id"] for e in got} == {grab}
+    # Handed to the other team: the webhook learns it is gone, as its team's live subscribers do, then nothing more.
+    transfer = "mutation($i: TransferConversationInput!) { transferConversation(input: $i) { errors { code } } }"
+    assert (await org.gql(transfer, {"i": {"id": cid, "toTeamId": other}}))["transferConversation"]["errors"] == []
+    await org.customer_writes(grab_channel, "g1", "now the other team's")
+    gone = (await receiver.wait_for(4))[3].json["data"]["conversationEvents"]
+    assert gone["kind"] == "HIDDEN" and gone["conversationId"] == cid
+    newest = await server.services.store.events.issued_id()
+    await until(passed_it)
+    assert len(receiver.requests) == 4
 
 
 async def test_failing_for_too_long_disables_and_tells_the_admins(make_server, receiver):

@@ -104,10 +104,16 @@ class EventStore:
         query = {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}
         return await self.collection.find(query).sort("seq", 1).limit(limit).to_list()
 
-    async def any_of_org_between(self, org_id: str, after: int, up_to: int) -> bool:
-        found = await self.collection.find_one(
-            {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}, projection={"_id": 1}
-        )
+    async def any_of_org_between(
+        self, org_id: str, after: int, up_to: int, team_ids: tuple[str, ...] | None = None
+    ) -> bool:
+        """Whether the organization logged an event in (``after``, ``up_to``]; with ``team_ids``,
+        one that concerns those teams (:func:`teams_concerned`)."""
+        query: dict = {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}
+        if team_ids is not None:
+            teams = list(team_ids)
+            query["$or"] = [{"conversation.team_id": {"$in": teams}}, {"team_before": {"$in": teams}}]
+        found = await self.collection.find_one(query, projection={"_id": 1})
         return found is not None
 
     async def oldest_id_of(self, org_id: str) -> int | None:
@@ -225,6 +231,16 @@ def event_from_doc(doc: dict) -> Event:
         typing=doc.get("typing"),
         by_app=bool(doc.get("actor_app")),
     )
+
+
+def teams_concerned(doc: dict) -> tuple[str, ...]:
+    """The teams whose members may be told of a conversation event: the conversation's team,
+    and its team before a transfer (whose members learn it is gone). The hub routes live
+    events by them; a webhook limited to teams skips the others' events without running
+    its subscription."""
+    team_id = (doc.get("conversation") or {}).get("team_id")
+    before = doc.get("team_before")
+    return tuple(t for t in (team_id, before) if t)
 
 
 def is_conversation_event(doc: dict) -> bool:

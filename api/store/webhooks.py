@@ -148,16 +148,17 @@ class Webhooks:
 
     # the follower (api.webhooks.follower)
 
-    async def claimable(self, now: datetime, frontier: int, limit: int) -> list[tuple[str, str, int]]:
-        """(id, organization, cursor) of enabled webhooks behind ``frontier``, free, and not
-        waiting for a retry."""
-        projection = {"org_id": 1, "cursor": 1}
-        docs = await self.collection.find(_claimable(now, frontier), projection).limit(limit).to_list()
-        return [(d["_id"], d["org_id"], d["cursor"]) for d in docs]
+    async def claimable(self, now: datetime, frontier: int, limit: int) -> list[tuple[str, str, int, tuple[str, ...]]]:
+        """(id, organization, cursor, teams) of enabled webhooks behind ``frontier``, free, and
+        not waiting for a retry, the furthest behind first: in a busy organization every webhook
+        is behind again at each look, and the same few must not be the only ones looked at."""
+        projection = {"org_id": 1, "cursor": 1, "team_ids": 1}
+        found = self.collection.find(_claimable(now, frontier), projection).sort("cursor", 1).limit(limit)
+        return [(d["_id"], d["org_id"], d["cursor"], tuple(d.get("team_ids") or ())) for d in await found.to_list()]
 
     async def skip_to(self, webhook_id: str, cursor: int, frontier: int, now: datetime) -> None:
-        """Moves an idle webhook past events of other organizations, without a lease: only if
-        nobody moved it (or took it) since its cursor was read."""
+        """Moves an idle webhook past events it would not send (other organizations', other
+        teams'), without a lease: only if nobody moved it (or took it) since its cursor was read."""
         await self.collection.update_one(
             {"_id": webhook_id, "cursor": cursor, "lease_until": {"$lte": ms(now)}}, {"$set": {"cursor": frontier}}
         )

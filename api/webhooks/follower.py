@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from api.store.events import is_conversation_event
+from api.store.events import is_conversation_event, teams_concerned
 from api.store.webhooks import Claim, SealedSecret
 from api.webhooks.execution import Execution, QueryInvalid
 from api.webhooks.sender import Answer, Sender
@@ -48,6 +48,7 @@ from domain.webhooks import Webhook, WebhookDelivery, message_id, retry_delay, s
 log = logging.getLogger("imbrace.webhooks")
 
 PAGE = 100
+IDLE_LOOKS = 64  # webhooks looked at beyond the free slots in one look
 STOP_WAIT_S = 3.0  # within the application's shutdown budget for each worker
 # Kinds in the log that only mean something live (typing indicators) or to one member
 # (their read marks, which only their own tabs receive): never sent.
@@ -142,11 +143,14 @@ class WebhookFollower:
         frontier = self.services.hub.dispatched_id
         taken = 0
         events = self.services.store.events
-        for webhook_id, org_id, cursor in await self.store.claimable(now, frontier, free + len(self._running)):
+        # Idle ones (nothing of theirs since their cursor) are moved on without taking a slot,
+        # so a look goes past the slots' worth.
+        looked_at = free + len(self._running) + IDLE_LOOKS
+        for webhook_id, org_id, cursor, team_ids in await self.store.claimable(now, frontier, looked_at):
             if webhook_id in self._running or taken >= free:
                 continue
-            if not await events.any_of_org_between(org_id, cursor, frontier):
-                await self.store.skip_to(webhook_id, cursor, frontier, now)  # only other organizations' events
+            if not await events.any_of_org_between(org_id, cursor, frontier, team_ids or None):
+                await self.store.skip_to(webhook_id, cursor, frontier, now)  # other organizations' or teams' events
                 continue
             claim = await self.store.claim(webhook_id, now, frontier, self.lease_s, secrets.token_hex(12))
             if claim is None:
@@ -183,7 +187,7 @@ class WebhookFollower:
             while True:
                 frontier = self.services.hub.dispatched_id
                 docs = await self.services.store.events.of_org_page(webhook.org_id, cursor, frontier, PAGE)
-                states = await self.execution.states(webhook.org_id, docs)
+                states = await self.execution.states(webhook.org_id, [d for d in docs if _may_concern(webhook, d)])
                 for doc in docs:
                     if self._stopping.is_set():
                         await self.store.release(claim, cursor)
@@ -218,7 +222,7 @@ class WebhookFollower:
     async def _body(self, claim: Claim, viewer, doc: dict, states, pending) -> bytes | None:
         """The payload for ``doc`` (the one sent before, when it is being retried); None: nothing
         to send. :class:`QueryInvalid` when the webhook's document no longer runs."""
-        if not is_conversation_event(doc) or doc.get("kind") in EPHEMERAL_KINDS:
+        if not _may_concern(claim.webhook, doc):
             return None
         if pending is not None and pending[0] == doc["_id"]:
             return pending[1].encode()
@@ -314,6 +318,16 @@ class WebhookFollower:
             await self.store.retry_now(webhook.org_id, webhook.id, now)
             self.wake()
         return attempt
+
+
+def _may_concern(webhook: Webhook, doc: dict) -> bool:
+    """Whether the webhook's subscription could deliver anything for ``doc``: a conversation's
+    event, not a live-only one, and (for a webhook limited to teams) of one of its teams, as the
+    hub routes it to live subscribers. The others are skipped without running the subscription,
+    which costs CPU for every event of the organization and every webhook."""
+    if not is_conversation_event(doc) or doc.get("kind") in EPHEMERAL_KINDS:
+        return False
+    return not webhook.team_ids or any(t in webhook.team_ids for t in teams_concerned(doc))
 
 
 def _ping_id(webhook_id: str) -> str:
