@@ -382,13 +382,16 @@ async def session(
             )
             # all of the server's CPU in the round (taking the posts included) over the deliveries made
             result["server_cpu_us_per_delivery"] = cpu_per_op(result, result["delivered"], unit=1e6)
+            # and the load generator's (all its processes), receiving and decoding them
+            result["clients_cpu_us_per_delivery"] = cpu_per_op(result, result["delivered"], unit=1e6, key="clients")
             per_round.append(result)
             lat = result["latency"]
             log(
                 f"{name}: round {r + 1}/{rounds}: {result['events_per_s']} ev/s, {result['delivered']} deliveries, "
                 f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, lost {result['lost']}, "
                 f"unexpected {result['unexpected']}, server cpu {usage.get('server_cpu_pct')}% "
-                f"({result['server_cpu_us_per_delivery']} us/delivery), "
+                f"({result['server_cpu_us_per_delivery']} us/delivery; subscribers "
+                f"{result['clients_cpu_us_per_delivery']} us/delivery), "
                 f"rss {usage.get('server_rss_mb')} MB, load {usage['loadavg_1m']}"
             )
         out["rounds"] = per_round
@@ -421,6 +424,9 @@ def _summarize(per_round: list[dict]) -> dict:
         ),
         "server_cpu_us_per_delivery": percentile(
             [r["server_cpu_us_per_delivery"] for r in per_round if r.get("server_cpu_us_per_delivery")], 50
+        ),
+        "clients_cpu_us_per_delivery": percentile(
+            [r["clients_cpu_us_per_delivery"] for r in per_round if r.get("clients_cpu_us_per_delivery")], 50
         ),
         "server_cpu_pct_max": max((r.get("server_cpu_pct") or 0) for r in per_round) if per_round else None,
         "server_rss_mb_max": max((r.get("server_rss_mb") or 0) for r in per_round) if per_round else None,
