@@ -104,17 +104,18 @@ class EventStore:
         query = {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}
         return await self.collection.find(query).sort("seq", 1).limit(limit).to_list()
 
-    async def any_of_org_between(
-        self, org_id: str, after: int, up_to: int, team_ids: tuple[str, ...] | None = None
-    ) -> bool:
-        """Whether the organization logged an event in (``after``, ``up_to``]; with ``team_ids``,
-        one that concerns those teams (:func:`teams_concerned`)."""
-        query: dict = {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}
-        if team_ids is not None:
-            teams = list(team_ids)
-            query["$or"] = [{"conversation.team_id": {"$in": teams}}, {"team_before": {"$in": teams}}]
-        found = await self.collection.find_one(query, projection={"_id": 1})
-        return found is not None
+    async def concerning(self, org_id: str, after: int, up_to: int, limit: int) -> list[dict]:
+        """The organization's events in (``after``, ``up_to``], oldest first, at most ``limit``,
+        with only what says whom they concern (kind, the conversation's team, the team before)."""
+        query = {"org_id": org_id, "seq": {"$gt": after, "$lte": up_to}}
+        projection = {"_id": 1, "kind": 1, "conversation.team_id": 1, "team_before": 1}
+        docs = await self.collection.find(query, projection).sort("seq", 1).limit(limit).to_list()
+        for doc in docs:
+            # nx-27017 difference: a dotted projection comes back as a flat key
+            # ("conversation.team_id": …) where MongoDB nests it ({"conversation": {"team_id": …}}).
+            if "conversation.team_id" in doc:
+                doc["conversation"] = {"team_id": doc.pop("conversation.team_id")}
+        return docs
 
     async def oldest_id_of(self, org_id: str) -> int | None:
         """The organization's oldest event still kept (a replay can't start before it)."""

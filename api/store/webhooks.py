@@ -156,11 +156,16 @@ class Webhooks:
         found = self.collection.find(_claimable(now, frontier), projection).sort("cursor", 1).limit(limit)
         return [(d["_id"], d["org_id"], d["cursor"], tuple(d.get("team_ids") or ())) for d in await found.to_list()]
 
-    async def skip_to(self, webhook_id: str, cursor: int, frontier: int, now: datetime) -> None:
-        """Moves an idle webhook past events it would not send (other organizations', other
-        teams'), without a lease: only if nobody moved it (or took it) since its cursor was read."""
-        await self.collection.update_one(
-            {"_id": webhook_id, "cursor": cursor, "lease_until": {"$lte": ms(now)}}, {"$set": {"cursor": frontier}}
+    async def skip_idle(self, idle: list[tuple[str, int]], frontier: int, now: datetime) -> None:
+        """Moves idle webhooks (id, cursor as read) past events they would not send (other
+        organizations', other teams'), in one update and without a lease: each only if nobody
+        moved it (a redelivery may have moved it back) or took it since its cursor was read."""
+        await self.collection.update_many(
+            {
+                "$or": [{"_id": webhook_id, "cursor": cursor} for webhook_id, cursor in idle],
+                "lease_until": {"$lte": ms(now)},
+            },
+            {"$set": {"cursor": frontier}},
         )
 
     async def claim(self, webhook_id: str, now: datetime, frontier: int, lease_s: float, token: str) -> Claim | None:
