@@ -7,6 +7,8 @@ import uuid
 
 from starlette.responses import JSONResponse
 
+from api.ws_frames import remember_protocol
+
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -24,6 +26,7 @@ class RequestId:
         request_id = given if _SAFE_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         if scope["type"] == "websocket":  # no response headers to tag; don't add a hop to every message sent
+            remember_protocol(scope, send)  # the server's own send: a fan-out writes its frames there
             return await self.app(scope, receive, send)
 
         async def send_with_id(message):

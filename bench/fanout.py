@@ -40,6 +40,7 @@ from bench.common import (
     CpuMeter,
     _preexec_nofile,
     cpu_per_op,
+    latency_summary,
     log,
     maybe_profile,
     mint_token,
@@ -66,12 +67,24 @@ def _thresholds() -> Thresholds:
 
 
 class SubscriberProcess:
-    def __init__(self, workdir: Path, name: str, ws_url: str, tokens_file: Path, n: int) -> None:
+    def __init__(self, workdir: Path, name: str, ws_url: str, tokens_file: Path, n: int, offset: int = 0) -> None:
         self.workdir = workdir
         self.name = name
         self.stderr = open(workdir / f"{name}.stderr", "wb")
         self.process = subprocess.Popen(
-            [python(), "-m", "bench.subscribers", "--ws-url", ws_url, "--tokens", str(tokens_file), "--n", str(n)],
+            [
+                python(),
+                "-m",
+                "bench.subscribers",
+                "--ws-url",
+                ws_url,
+                "--tokens",
+                str(tokens_file),
+                "--n",
+                str(n),
+                "--offset",
+                str(offset),
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,
@@ -102,6 +115,89 @@ class SubscriberProcess:
             except Exception:  # noqa: BLE001
                 self.process.kill()
                 self.process.wait(timeout=10)
+
+
+class SubscriberProcesses:
+    """``count`` subscriber processes holding ``n`` sockets between them, driven as one.
+
+    Each takes its share of the roster in order (subscriber i is member i mod 200,
+    as with one process); every command goes to all of them, and their answers are
+    merged (counts summed, latency percentiles over all their receipts)."""
+
+    def __init__(self, workdir: Path, name: str, ws_url: str, tokens_file: Path, n: int, count: int = 1) -> None:
+        count = max(1, min(count, n))
+        shares = [n // count + (1 if i < n % count else 0) for i in range(count)]
+        starts = [sum(shares[:i]) for i in range(count)]
+        self.processes = [
+            SubscriberProcess(workdir, name if i == 0 else f"{name}-{i + 1}", ws_url, tokens_file, share, start)
+            for i, (share, start) in enumerate(zip(shares, starts, strict=True))
+        ]
+        self._evaluating: str | None = None
+
+    @property
+    def pids(self) -> dict[str, int]:
+        """For the CPU meter: ``clients`` (one process) or ``clients_1``, ``clients_2``, … (summed as ``clients``)."""
+        if len(self.processes) == 1:
+            return {"clients": self.processes[0].pid}
+        return {f"clients_{i + 1}": p.pid for i, p in enumerate(self.processes)}
+
+    def send(self, command: dict) -> None:
+        if command["cmd"] == "evaluate":
+            self._evaluating = command["out"]
+            for i, p in enumerate(self.processes):
+                p.send({**command, "out": f"{command['out']}.{i}"})
+            return
+        for p in self.processes:
+            p.send(command)
+
+    async def read(self, timeout: float) -> dict:
+        answers = await asyncio.gather(*(p.read(timeout) for p in self.processes))
+        first = answers[0]
+        kind = first["event"]
+        if kind == "connected":
+            return {
+                **first,
+                "connected": sum(a["connected"] for a in answers),
+                "failed": sum(a["failed"] for a in answers),
+                "failures": [f for a in answers for f in a["failures"]][:3],
+                "seconds": max(a["seconds"] for a in answers),
+                "processes": len(answers),
+            }
+        if kind == "awaited":
+            return {
+                **first,
+                "complete": sum(a["complete"] for a in answers),
+                "of": sum(a["of"] for a in answers),
+                "seconds": max(a["seconds"] for a in answers),
+            }
+        if kind == "evaluated" and self._evaluating is not None:
+            out, self._evaluating = self._evaluating, None
+            parts = [json.loads(Path(f"{out}.{i}").read_text()) for i in range(len(self.processes))]
+            Path(out).write_text(json.dumps(_merge_evaluations(parts)))
+            return {**first, "out": out}
+        return first
+
+    def close(self) -> None:
+        for p in self.processes:
+            p.close()
+
+
+def _merge_evaluations(parts: list[dict]) -> dict:
+    summed = (
+        "deliveries_expected",
+        "delivered",
+        "lost",
+        "unexpected",
+        "received_before_commit",
+        "subscribers_closed",
+        "stale_events_received",
+        "errors",
+    )
+    merged: dict = {k: sum(p[k] for p in parts) for k in summed}
+    merged["lost_examples"] = [x for p in parts for x in p["lost_examples"]][:5]
+    merged["error_examples"] = [x for p in parts for x in p["error_examples"]][:3]
+    merged["latency"] = latency_summary([x for p in parts for x in p.get("latencies_s", [])])
+    return merged
 
 
 class Poster:
@@ -189,6 +285,7 @@ async def session(
     pids: dict,
     drain_timeout: float = 120,
     connect_timeout: float = 900,
+    subscriber_processes: int = 1,
 ) -> dict:
     """One subscriber population, ``rounds`` driver rounds. ``pool``: conversations to post to."""
     members = [m["id"] for m in manifest["members"]]
@@ -197,9 +294,9 @@ async def session(
     client = connect(db_uri)
     db = client["imbrace"]
     viewers = await _viewers(db, manifest, members)
-    subscribers = SubscriberProcess(workdir, name, ws_url, tokens_file, n)
+    subscribers = SubscriberProcesses(workdir, name, ws_url, tokens_file, n, subscriber_processes)
     poster = Poster(post_url, manifest)
-    out: dict = {"subscribers_requested": n}
+    out: dict = {"subscribers_requested": n, "subscriber_processes": len(subscribers.processes)}
     try:
         t0 = time.monotonic()
         connected = await subscribers.read(connect_timeout)
@@ -228,8 +325,8 @@ async def session(
             since = await _last_event_id(db)
             subscribers.send({"cmd": "arm", "since": since})
             await subscribers.read(60)
-            meter = CpuMeter({**pids, "clients": subscribers.pid})
-            maybe_profile(name, {**pids, "clients": subscribers.pid})
+            meter = CpuMeter({**pids, **subscribers.pids})
+            maybe_profile(name, {**pids, **subscribers.pids})
             posts: dict[str, float] = {}
             codes: dict[int, int] = {}
             dropped = 0
@@ -255,6 +352,10 @@ async def session(
             subscribers.send({"cmd": "await", "conversation": marker["id"], "timeout": drain_timeout})
             drained = await subscribers.read(drain_timeout + 60)
             usage = meter.read()
+            if len(subscribers.processes) > 1:  # the load generator's CPU, all its processes together
+                for measure in ("cpu_pct", "cpu_s", "rss_mb"):
+                    values = [usage.get(f"{k}_{measure}") for k in subscribers.pids]
+                    usage[f"clients_{measure}"] = round(sum(v for v in values if v is not None), 3)
             expected = await _expected(db, since, set(posts), viewers)
             spec_file, result_file = workdir / f"{name}-r{r}.json", workdir / f"{name}-r{r}-result.json"
             spec_file.write_text(json.dumps({"posts": posts, "expected": expected}))
@@ -281,13 +382,16 @@ async def session(
             )
             # all of the server's CPU in the round (taking the posts included) over the deliveries made
             result["server_cpu_us_per_delivery"] = cpu_per_op(result, result["delivered"], unit=1e6)
+            # and the load generator's (all its processes), receiving and decoding them
+            result["clients_cpu_us_per_delivery"] = cpu_per_op(result, result["delivered"], unit=1e6, key="clients")
             per_round.append(result)
             lat = result["latency"]
             log(
                 f"{name}: round {r + 1}/{rounds}: {result['events_per_s']} ev/s, {result['delivered']} deliveries, "
                 f"p50 {lat['p50_ms']} ms, p99 {lat['p99_ms']} ms, lost {result['lost']}, "
                 f"unexpected {result['unexpected']}, server cpu {usage.get('server_cpu_pct')}% "
-                f"({result['server_cpu_us_per_delivery']} us/delivery), "
+                f"({result['server_cpu_us_per_delivery']} us/delivery; subscribers "
+                f"{result['clients_cpu_us_per_delivery']} us/delivery), "
                 f"rss {usage.get('server_rss_mb')} MB, load {usage['loadavg_1m']}"
             )
         out["rounds"] = per_round
@@ -320,6 +424,9 @@ def _summarize(per_round: list[dict]) -> dict:
         ),
         "server_cpu_us_per_delivery": percentile(
             [r["server_cpu_us_per_delivery"] for r in per_round if r.get("server_cpu_us_per_delivery")], 50
+        ),
+        "clients_cpu_us_per_delivery": percentile(
+            [r["clients_cpu_us_per_delivery"] for r in per_round if r.get("clients_cpu_us_per_delivery")], 50
         ),
         "server_cpu_pct_max": max((r.get("server_cpu_pct") or 0) for r in per_round) if per_round else None,
         "server_rss_mb_max": max((r.get("server_rss_mb") or 0) for r in per_round) if per_round else None,
@@ -359,6 +466,7 @@ async def _fanout(
     rate: float,
     drive_s: float,
     unshared_sizes: list[int] = (),
+    subscriber_processes: int = 1,
 ) -> dict:
     """The sizes with shared execution (the default), then ``unshared_sizes`` on a server
     started with IMBRACE_SHARED_EXECUTION=false: the difference is what sharing saves."""
@@ -373,7 +481,9 @@ async def _fanout(
         serve = start_serve(name, workdir, data_dir, extra_env=env)
         try:
             for n in plan_sizes:
-                results[key][str(n)] = await _fanout_size(manifest, workdir, serve, n, k, rounds, rate, drive_s)
+                results[key][str(n)] = await _fanout_size(
+                    manifest, workdir, serve, n, k, rounds, rate, drive_s, subscriber_processes
+                )
                 k += 1
                 if serve.process.poll() is not None:
                     results["server_exited"] = serve.process.returncode
@@ -385,7 +495,15 @@ async def _fanout(
 
 
 async def _fanout_size(
-    manifest: dict, workdir: Path, serve, n: int, k: int, rounds: int, rate: float, drive_s: float
+    manifest: dict,
+    workdir: Path,
+    serve,
+    n: int,
+    k: int,
+    rounds: int,
+    rate: float,
+    drive_s: float,
+    subscriber_processes: int = 1,
 ) -> dict:
     pool = driver_pool(manifest)
     slots = hotline_slots(manifest, 0, 12)  # 12-15 are the cross benchmark's
@@ -395,7 +513,10 @@ async def _fanout_size(
     sample = pool[offset:] + pool[:offset]
     first = (k * 4) % 12
     warmup, markers = slots[first], slots[first + 1 : first + 4]
-    log(f"fanout: N={n}, {n_rounds} round(s) of {per_round} events at {rate}/s ({serve.name})")
+    log(
+        f"fanout: N={n}, {n_rounds} round(s) of {per_round} events at {rate}/s ({serve.name}, "
+        f"{subscriber_processes} subscriber process(es))"
+    )
     try:
         return await session(
             manifest=manifest,
@@ -413,6 +534,7 @@ async def _fanout_size(
             warmup=warmup,
             pids={"server": serve.pid, "db": serve.db_pid},
             drain_timeout=180 if n > 1000 else 120,
+            subscriber_processes=subscriber_processes,
         )
     except Exception as e:  # noqa: BLE001 - record what happened, keep the other sizes
         log(f"fanout: N={n} failed: {type(e).__name__}: {e}")
@@ -465,8 +587,11 @@ def run_fanout(
     rate: float,
     drive_s: float,
     unshared_sizes: list[int] = (),
+    subscriber_processes: int = 1,
 ) -> dict:
-    return asyncio.run(_fanout(manifest, workdir, data_dir, sizes, rounds, rate, drive_s, unshared_sizes))
+    return asyncio.run(
+        _fanout(manifest, workdir, data_dir, sizes, rounds, rate, drive_s, unshared_sizes, subscriber_processes)
+    )
 
 
 def run_cross(

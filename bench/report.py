@@ -276,6 +276,11 @@ def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, s
         + (
             f"; **{_fmt(s['server_cpu_us_per_delivery'], ' µs')} server CPU per delivery** "
             f"(target <= {TARGETS['fanout_cpu_us_per_delivery']} µs; no floor)"
+            + (
+                f", {_fmt(s['clients_cpu_us_per_delivery'], ' µs')} for the subscriber side"
+                if s.get("clients_cpu_us_per_delivery") is not None
+                else ""
+            )
             if s.get("server_cpu_us_per_delivery") is not None
             else ""
         ),
@@ -284,8 +289,12 @@ def _fanout_row(results: dict, n: str, r: dict, label: str) -> tuple[str, str, s
         f"{s['rounds']} round(s); {s.get('events_committed')} of {s.get('events_scheduled')} scheduled "
         f"events posted (the rest fell behind schedule); {s['deliveries']:,} deliveries, "
         f"~{per_event} of the 200 members receive each event; "
-        f"subscriber process {_fmt(s['clients_cpu_pct_max'], '%')} CPU, "
-        f"db {_fmt(s['db_cpu_pct_max'], '%')} CPU; connecting took {_fmt(r['connect'].get('seconds'), ' s')}",
+        + (
+            f"{r['subscriber_processes']} subscriber processes {_fmt(s['clients_cpu_pct_max'], '%')} CPU together, "
+            if r.get("subscriber_processes", 1) > 1
+            else f"subscriber process {_fmt(s['clients_cpu_pct_max'], '%')} CPU, "
+        )
+        + f"db {_fmt(s['db_cpu_pct_max'], '%')} CPU; connecting took {_fmt(r['connect'].get('seconds'), ' s')}",
     )
 
 

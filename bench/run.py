@@ -62,6 +62,13 @@ def main(argv: list[str] | None = None) -> int:
         default="1000",
         help="subscriber counts run again with shared execution off, to show its effect (empty: skip)",
     )
+    parser.add_argument(
+        "--subscriber-processes",
+        type=int,
+        default=1,
+        help="fan-out subscriber processes sharing the sockets (default 1; 2 keeps the load generator "
+        "from competing with itself for one core)",
+    )
     parser.add_argument("--fanout-rate", type=float, default=50, help="driver events/s (default 50)")
     parser.add_argument("--fanout-drive", type=float, default=15, help="driver seconds per round (default 15)")
     from bench import delivery
@@ -184,7 +191,15 @@ def _run_one(name: str, manifest: dict, workdir: Path, data_dir: Path, args, inb
         sizes = [int(x) for x in args.fanout_sizes.split(",") if x.strip()]
         unshared = [int(x) for x in args.fanout_unshared_sizes.split(",") if x.strip()]
         return fanout.run_fanout(
-            manifest, workdir, data_dir, sizes, args.runs, args.fanout_rate, args.fanout_drive, unshared
+            manifest,
+            workdir,
+            data_dir,
+            sizes,
+            args.runs,
+            args.fanout_rate,
+            args.fanout_drive,
+            unshared,
+            args.subscriber_processes,
         )
     if name == "cross":
         from bench import fanout

@@ -87,6 +87,7 @@ class Server:
             port=self.port,
             log_level="warning",
             ws="websockets-sansio",
+            ws_per_message_deflate=settings.ws_compression,
             lifespan="on",
             timeout_graceful_shutdown=5,
             proxy_headers=False,

@@ -54,6 +54,7 @@ from api.graphql.strawberry_adapter import (
 )
 from api.graphql.viewer_fields import selects_per_viewer_field
 from api.services import utc_now
+from api.ws_frames import text_frame
 from domain.events import view_names_the_member
 
 if TYPE_CHECKING:
@@ -249,14 +250,21 @@ class Group:
             payload["extensions"] = result.extensions
         body = json.dumps(payload)
         only_for, self.root.only_for = self.root.only_for, None
+        # one message, and one WebSocket frame, per operation id (clients mostly use the same few)
+        frames: dict[str, tuple[str, bytes]] = {}
         for operation, (handler, done) in list(self.members.items()):
             if operation.completed or done.done():
                 continue
             viewer = handler.context.viewer
             if only_for is not None and (viewer is None or viewer.member_id != only_for):
                 continue
+            framed = frames.get(operation.id)
+            if framed is None:
+                text = f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{body}}}'
+                framed = frames[operation.id] = (text, text_frame(text.encode()))
             try:
-                await handler.send_text(f'{{"id":{json.dumps(operation.id)},"type":"next","payload":{body}}}')
+                if not handler.write_frame(framed[1]):
+                    await handler.send_text(framed[0])
             except Exception:  # noqa: BLE001 - a closed socket; its own task is being cancelled
                 done.set_result("cancelled")
 

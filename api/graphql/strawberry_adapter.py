@@ -31,6 +31,8 @@ from strawberry.subscriptions.protocols.graphql_ws.handlers import BaseGraphQLWS
 from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 
+from api.ws_frames import write_frame
+
 if TYPE_CHECKING:
     from api.graphql.context import Context
 
@@ -156,6 +158,11 @@ class TransportHandlerBase(BaseGraphQLTransportWSHandler["Context", None]):
     async def send_text(self, text: str) -> None:
         """A message already encoded (once, for many sockets)."""
         await self.websocket.ws.send_text(text)  # type: ignore[attr-defined]  # Starlette's adapter keeps it as .ws
+
+    def write_frame(self, frame: bytes) -> bool:
+        """A frame already built (once, for many sockets) written straight to this socket;
+        False when it must go through :meth:`send_text` (:func:`api.ws_frames.write_frame`)."""
+        return write_frame(self.websocket.ws.scope, frame)  # type: ignore[attr-defined]
 
 
 __all__ = [
