@@ -113,11 +113,12 @@ async def test_payload_is_the_subscriptions_result_and_verifies(server, receiver
 
     async def caught_up():
         found = await state(org, created["webhook"]["id"])
-        return found if found["lastEventId"] == last else None
+        return found if int(found["lastEventId"]) >= int(last) else None
 
     log = await until(caught_up)
-    assert [e["node"]["succeeded"] for e in log["deliveries"]["edges"]] == [True] * 4
-    assert [e["node"]["response"] for e in log["deliveries"]["edges"]] == ["ok"] * 4
+    attempts = [e["node"] for e in log["deliveries"]["edges"]]  # the reply's DELIVERY may be one more
+    assert len(attempts) in (len(live), len(live) + 1)
+    assert all(a["succeeded"] and a["response"] == "ok" for a in attempts)
 
 
 async def test_the_default_selection_and_message_added(server, receiver):
