@@ -24,10 +24,10 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from api.periodic import Periodic
+from api.heartbeat import Heartbeat
 from domain.availability import is_online
 from domain.visibility import Viewer
 
@@ -42,29 +42,12 @@ class _Connected:
     expired: list[str] = field(default_factory=list)  # other instances' entries expired at connect
 
 
-class MemberPresence:
+class MemberPresence(Heartbeat):
     def __init__(self, services: Any, instance: str | None = None) -> None:
-        self.services = services
+        super().__init__(services, "member-presence")
         # An instance id names a field of the member's document: letters and digits only.
         self.instance = instance or "i" + uuid.uuid4().hex[:16]
         self._open: dict[str, _Connected] = {}
-        self._periodic: Periodic | None = None
-
-    @property
-    def timeout(self) -> timedelta:
-        return timedelta(seconds=self.services.settings.thresholds.presence_timeout_s)
-
-    @property
-    def interval_s(self) -> float:
-        return max(0.2, min(5.0, self.timeout.total_seconds() / 6))
-
-    def start(self) -> None:
-        self._periodic = Periodic("member-presence", lambda: self.tick(self.services.clock()), self.interval_s)
-        self._periodic.start()
-
-    async def stop(self) -> None:
-        if self._periodic is not None:
-            await self._periodic.stop()
 
     async def connect(self, viewer: Viewer) -> None:
         """A member's socket was accepted (its ``connection_init``)."""

@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from api.periodic import Periodic
+from api.heartbeat import Heartbeat
 from domain.usecases import widget
 from domain.widget import VisitorDetails, VisitorSession
 
@@ -37,28 +37,11 @@ class _Visit:
     until: datetime  # the online_until this process last wrote
 
 
-class VisitorPresence:
+class VisitorPresence(Heartbeat):
     def __init__(self, services: Any) -> None:
-        self.services = services
+        super().__init__(services, "widget-presence")
         self._open: dict[str, _Visit] = {}
         self._leaving: dict[str, tuple[datetime, str]] = {}  # customer id -> (when to look, org id)
-        self._periodic: Periodic | None = None
-
-    @property
-    def timeout(self) -> timedelta:
-        return timedelta(seconds=self.services.settings.thresholds.presence_timeout_s)
-
-    @property
-    def interval_s(self) -> float:
-        return max(0.2, min(5.0, self.timeout.total_seconds() / 6))
-
-    def start(self) -> None:
-        self._periodic = Periodic("widget-presence", lambda: self.tick(self.services.clock()), self.interval_s)
-        self._periodic.start()
-
-    async def stop(self) -> None:
-        if self._periodic is not None:
-            await self._periodic.stop()
 
     def online_here(self, customer_id: str) -> bool:
         return customer_id in self._open
