@@ -9,9 +9,11 @@ import os
 import platform
 import re
 import resource
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -454,3 +456,68 @@ def maybe_profile(tag: str, pids: dict[str, int | None]) -> None:
             stderr=subprocess.DEVNULL,
         )
         log(f"profiling {name} (pid {pid}) for {PROFILE['seconds']} s -> {out}")
+
+
+# --- helper processes and standalone benchmarks ------------------------------------------------
+
+
+class LineChild:
+    """A helper process of a benchmark (a fake provider, a webhook receiver) driven over its
+    stdin/stdout one line at a time: ``count`` answers how many requests it got, ``dump PATH``
+    writes them as JSON, ``quit`` stops it. Subclasses start ``self.proc``."""
+
+    proc: asyncio.subprocess.Process
+    workdir: Path
+    dump_prefix = "child"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    async def _ask(self, command: str, timeout_s: float = 120) -> str:
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self.proc.stdin.write((command + "\n").encode())
+        await self.proc.stdin.drain()
+        return (await asyncio.wait_for(self.proc.stdout.readline(), timeout_s)).decode().strip()
+
+    async def count(self) -> int:
+        return int(await self._ask("count"))
+
+    async def dump(self) -> dict:
+        path = self.workdir / f"{self.dump_prefix}-{time.time_ns()}.json"
+        await self._ask(f"dump {path}")
+        return json.loads(path.read_text())
+
+    async def stop(self) -> None:
+        if self.proc.returncode is None:
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(b"quit\n")
+                await self.proc.stdin.drain()
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except (TimeoutError, ConnectionError):
+                self.proc.kill()
+                await self.proc.wait()
+
+
+def run_standalone(name: str, argv: list[str] | None, args, headline: str, run, markdown) -> int:
+    """The ``main`` of a benchmark run on its own (``python -m bench.NAME``): a work directory,
+    ``run(workdir, args)`` under ``results[name]``, the machine and its load at the start and the
+    end, then ``bench/results/<args.output>.json`` and ``.md`` (``markdown(results)``, also printed)."""
+    raise_nofile()
+    command = f"python -m bench.{name} " + " ".join(argv if argv is not None else sys.argv[1:])
+    results: dict = {"command": command.strip(), "machine": machine()}
+    workdir = Path(tempfile.mkdtemp(prefix=f"imbrace-bench-{name}-"))
+    started = time.monotonic()
+    log(f"bench: {name}, {headline}, work dir {workdir}")
+    try:
+        results[name] = run(workdir, args)
+    finally:
+        results["wall_s"] = round(time.monotonic() - started, 1)
+    results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    write_json(RESULTS / f"{args.output}.json", results)
+    (RESULTS / f"{args.output}.md").write_text(markdown(results))
+    print(markdown(results))
+    shutil.rmtree(workdir, ignore_errors=True)
+    return 0

@@ -197,11 +197,12 @@ def fake_server(channel: str, latency_s: float) -> None:
     asyncio.run(main())
 
 
-class FakeProcess:
+class FakeProcess(common.LineChild):
     def __init__(self, workdir: Path, channel: str, latency_s: float) -> None:
         self.workdir = workdir
         self.channel = channel
         self.latency_s = latency_s
+        self.dump_prefix = f"fake-{channel}"
 
     async def start(self) -> FakeProcess:
         log_path = self.workdir / f"fake-{self.channel}.log"
@@ -231,33 +232,6 @@ class FakeProcess:
         if self.channel == "line":
             return {"IMBRACE_LINE_API_URL": self.urls[0], "IMBRACE_LINE_DATA_API_URL": self.urls[1]}
         return {"IMBRACE_WECHAT_API_URL": self.urls[0]}
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    async def _ask(self, command: str) -> str:
-        self.proc.stdin.write((command + "\n").encode())
-        await self.proc.stdin.drain()
-        return (await asyncio.wait_for(self.proc.stdout.readline(), 60)).decode().strip()
-
-    async def count(self) -> int:
-        return int(await self._ask("count"))
-
-    async def dump(self) -> dict:
-        path = self.workdir / f"fake-{self.channel}-{time.time_ns()}.json"
-        await self._ask(f"dump {path}")
-        return json.loads(path.read_text())
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            try:
-                self.proc.stdin.write(b"quit\n")
-                await self.proc.stdin.drain()
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except (TimeoutError, ConnectionError):
-                self.proc.kill()
-                await self.proc.wait()
 
 
 # --- set-up through the public API ---------------------------------------------------------------

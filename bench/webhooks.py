@@ -44,10 +44,8 @@ import hmac
 import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -58,14 +56,11 @@ from api.embedded import free_port
 from bench import common
 from bench.common import (
     PASSWORD,
-    RESULTS,
     CpuMeter,
     cpu_seconds,
     latency_summary,
     log,
-    machine,
     start_serve,
-    write_json,
 )
 from bench.delivery import CHECKOUT, CONNECT, LOGIN, TEAM, gql
 
@@ -165,7 +160,9 @@ def receiver(port: int, verify_every: int) -> None:
     uvloop.run(main())
 
 
-class ReceiverProcess:
+class ReceiverProcess(common.LineChild):
+    dump_prefix = "received"
+
     def __init__(self, workdir: Path, verify_every: int) -> None:
         self.workdir = workdir
         self.verify_every = verify_every
@@ -194,33 +191,6 @@ class ReceiverProcess:
 
     def url(self, n: int) -> str:
         return f"http://127.0.0.1:{self.port}/hook/{n}"
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    async def _ask(self, command: str) -> str:
-        self.proc.stdin.write((command + "\n").encode())
-        await self.proc.stdin.drain()
-        return (await asyncio.wait_for(self.proc.stdout.readline(), 120)).decode().strip()
-
-    async def count(self) -> int:
-        return int(await self._ask("count"))
-
-    async def dump(self) -> dict:
-        path = self.workdir / f"received-{time.time_ns()}.json"
-        await self._ask(f"dump {path}")
-        return json.loads(path.read_text())
-
-    async def stop(self) -> None:
-        if self.proc.returncode is None:
-            try:
-                self.proc.stdin.write(b"quit\n")
-                await self.proc.stdin.drain()
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except (TimeoutError, ConnectionError):
-                self.proc.kill()
-                await self.proc.wait()
 
 
 # --- set-up through the public API ---------------------------------------------------------------
@@ -552,23 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.receiver:
         receiver(args.receiver, args.verify_every)
         return 0
-    common.raise_nofile()
-    command = "python -m bench.webhooks " + " ".join(argv if argv is not None else sys.argv[1:])
-    results: dict = {"command": command.strip(), "machine": machine()}
-    workdir = Path(tempfile.mkdtemp(prefix="imbrace-bench-webhooks-"))
-    started = time.monotonic()
-    log(f"bench: webhooks, {args.webhooks} webhooks, work dir {workdir}")
-    try:
-        results["webhooks"] = run(workdir, args)
-    finally:
-        results["wall_s"] = round(time.monotonic() - started, 1)
-    results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json(RESULTS / f"{args.output}.json", results)
-    (RESULTS / f"{args.output}.md").write_text(markdown(results))
-    print(markdown(results))
-    shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return common.run_standalone("webhooks", argv, args, f"{args.webhooks} webhooks", run, markdown)
 
 
 if __name__ == "__main__":

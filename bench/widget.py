@@ -39,9 +39,7 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -51,15 +49,12 @@ import websockets
 from bench import common
 from bench.common import (
     PASSWORD,
-    RESULTS,
     CpuMeter,
     latency_summary,
     log,
-    machine,
     percentile,
     rss_mb,
     start_serve,
-    write_json,
 )
 from bench.delivery import ADD, AGENT_EMAIL, INVITE, JOIN, LOGIN, OWNER_EMAIL, TEAM, TEXT, Driver, gql, init_org
 
@@ -464,23 +459,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     parser.add_argument("--output", default="widget", help="result files under bench/results (default widget)")
     args = parser.parse_args(argv)
-    common.raise_nofile()
-    command = "python -m bench.widget " + " ".join(argv if argv is not None else sys.argv[1:])
-    results: dict = {"command": command.strip(), "machine": machine()}
-    workdir = Path(tempfile.mkdtemp(prefix="imbrace-bench-widget-"))
-    started = time.monotonic()
-    log(f"bench: widget, {args.visitors} visitors, work dir {workdir}")
-    try:
-        results["widget"] = run(workdir, args)
-    finally:
-        results["wall_s"] = round(time.monotonic() - started, 1)
-    results["loadavg_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    write_json(RESULTS / f"{args.output}.json", results)
-    (RESULTS / f"{args.output}.md").write_text(markdown(results))
-    print(markdown(results))
-    shutil.rmtree(workdir, ignore_errors=True)
-    return 0
+    return common.run_standalone("widget", argv, args, f"{args.visitors} visitors", run, markdown)
 
 
 if __name__ == "__main__":
