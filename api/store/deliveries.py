@@ -31,6 +31,7 @@ from domain.enums import DeliveryStatus, DeliveryVia
 
 OUTBOX_FIELDS = ("outbox_due", "outbox_claim", "outbox_claimed_at", "outbox_sending", "outbox_order")
 _CLAIM_FIELDS = ("outbox_claim", "outbox_claimed_at", "outbox_sending")
+_NO_MORE_RECEIPTS = (DeliveryStatus.READ.value, DeliveryStatus.FAILED.value)  # no watermark moves these
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +187,10 @@ class Deliveries:
             doc = await self.messages.find_one(claimed)
             return (codec.message(doc) if doc else None), False
         doc = await self.messages.find_one_and_update(claimed, job_update, return_document=ReturnDocument.AFTER)
+        status = ((doc or {}).get("deliveries") or {}).get(delivery.via.value, {}).get("status")
+        if doc is not None and "receipt_pending" in doc and status in _NO_MORE_RECEIPTS:
+            # the widget said READ before this worker recorded SENT: nothing will move it any more
+            await self.messages.update_one({"_id": job.id}, {"$unset": {"receipt_pending": ""}})
         return (codec.message(doc) if doc else None), False
 
     async def keep_files(self, job: Job, attachments: tuple[Attachment, ...], retry_at: datetime | None) -> bool:
@@ -226,13 +231,18 @@ class Deliveries:
         if error_message is not None:
             changes[f"{path}.last_error"] = error_message
         update: dict[str, Any] = {"$set": changes}
-        if status in (DeliveryStatus.READ, DeliveryStatus.FAILED):  # no watermark moves it any more
+        if status.value in _NO_MORE_RECEIPTS:  # no watermark moves it any more
             update["$unset"] = {"receipt_pending": ""}
         doc = await self.messages.find_one_and_update(
             {**query, f"{path}.status": {"$in": [s.value for s in allowed_from]}},
             update,
             return_document=ReturnDocument.AFTER,
         )
+        if doc is not None and "receipt_pending" not in doc and "$unset" not in update:
+            # the web widget's stream can report DELIVERED before the worker has recorded SENT
+            # (and with it ``receipt_pending``): keep the reply where a later READ looks for it
+            doc["receipt_pending"] = doc["conversation_id"]
+            await self.messages.update_one({"_id": doc["_id"]}, {"$set": {"receipt_pending": doc["conversation_id"]}})
         return codec.message(doc) if doc else None
 
     async def report_by_provider_id(
