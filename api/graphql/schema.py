@@ -16,11 +16,12 @@ from api.graphql.extensions import (
     RequireAuthentication,
     SafeParserCache,
 )
+from api.graphql.leaf_fields import LeafFieldsExecutor
 from api.graphql.mutations import Mutation
 from api.graphql.queries import Query
 from api.graphql.scopes import RequireScopes
 from api.graphql.sharing import SharedEventExecutor
-from api.graphql.strawberry_adapter import SchemaBase, resolve_directly
+from api.graphql.strawberry_adapter import SchemaBase, mark_source_only_resolvers, resolve_directly
 from api.settings import Settings
 
 
@@ -103,8 +104,9 @@ def build_schema(settings: Settings | None = None) -> Schema:
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=hide_suggestions),
         # Off only to measure what sharing saves (bench/fanout.py).
-        execution_context_class=SharedEventExecutor if settings.shared_execution else None,
+        execution_context_class=SharedEventExecutor if settings.shared_execution else LeafFieldsExecutor,
         hide_suggestions=hide_suggestions,
     )
     resolve_directly(schema)
+    mark_source_only_resolvers(schema)
     return schema

@@ -21,12 +21,12 @@ from typing import Any
 
 from graphql import OperationType
 
-from api.graphql.strawberry_adapter import ExecutorBase
+from api.graphql.leaf_fields import LeafFieldsExecutor
 from api.graphql.viewer_fields import selects_per_viewer_field
 
 
-class SharedEventExecutor(ExecutorBase):
-    """graphql-core's executor, with subscription events executed once per sharing key."""
+class SharedEventExecutor(LeafFieldsExecutor):
+    """graphql-core's executor (plain leaves read directly), with subscription events executed once per sharing key."""
 
     _operation_key: tuple | None = None
 

@@ -14,6 +14,8 @@ Public strawberry API (``strawberry.*``, ``strawberry.types``,
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
 from graphql import GraphQLError, GraphQLField, GraphQLObjectType, GraphQLSchema
@@ -106,8 +108,60 @@ def resolve_directly(schema: Schema) -> list[str]:
             ):
                 continue
             field.resolve = _direct(resolver.wrapped_func, resolver.info_parameter, definition, info_class)
+            if resolver.info_parameter is None and not resolver.is_async:
+                field.extensions[SOURCE_ONLY] = resolver.wrapped_func
             direct.append(f"{type_.name}.{name}")
     return direct
+
+
+# Where a graphql-core field of an object type keeps its resolver as a function of the
+# source alone, when it has one (:func:`source_only_resolver`).
+SOURCE_ONLY = "imbrace_source_only"
+
+
+def mark_source_only_resolvers(schema: Schema) -> list[str]:
+    """Notes, on each field of the schema's object types whose value is a function of its
+    source object alone, that function (:func:`source_only_resolver` reads it).
+
+    Two kinds qualify: strawberry's basic fields (an attribute, no resolver, no
+    extension: strawberry itself calls them without an ``Info``), read with the
+    schema's default resolver; and the plain methods :func:`resolve_directly`
+    hands to graphql-core, when they take no ``info`` and are not ``async``. Root
+    types are left out. Call after :func:`resolve_directly`. Returns "Type.field"
+    of each (checked in tests)."""
+    core = graphql_schema_of(schema)
+    roots = {core.query_type, core.mutation_type, core.subscription_type}
+    marked = []
+    for type_ in core.type_map.values():
+        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__") or type_ in roots:
+            continue
+        for name, field in type_.fields.items():
+            definition = strawberry_field_of(field)
+            if definition is None:
+                continue
+            if SOURCE_ONLY not in field.extensions and definition.is_basic_field:
+                if getattr(field.resolve, "_is_default", False) is not True:
+                    continue
+                if definition.default_resolver is getattr:
+                    field.extensions[SOURCE_ONLY] = attrgetter(definition.python_name)
+                else:
+                    field.extensions[SOURCE_ONLY] = _read_with(definition.default_resolver, definition.python_name)
+            if SOURCE_ONLY in field.extensions:
+                marked.append(f"{type_.name}.{name}")
+    return marked
+
+
+def source_only_resolver(field: GraphQLField) -> Callable[[Any], Any] | None:
+    """The field's value as a function of its source alone (:func:`mark_source_only_resolvers`)."""
+    extensions = field.extensions
+    return extensions.get(SOURCE_ONLY) if extensions else None
+
+
+def _read_with(default_resolver: Callable[[Any, str], Any], name: str) -> Callable[[Any], Any]:
+    def read(source: Any) -> Any:
+        return default_resolver(source, name)
+
+    return read
 
 
 def _direct(function: Any, info_parameter: Any, definition: Any, info_class: Any) -> Any:
@@ -179,6 +233,8 @@ __all__ = [
     "TransportHandlerBase",
     "graphql_info_of",
     "graphql_schema_of",
+    "mark_source_only_resolvers",
     "resolve_directly",
+    "source_only_resolver",
     "strawberry_field_of",
 ]
