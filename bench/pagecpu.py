@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
+from api import json_body
 from api.graphql.context import Context
 from api.graphql.schema import build_schema
 from api.settings import Settings
@@ -139,8 +140,8 @@ async def run_pages(schema, services, viewer, pages: int) -> str:
         context = Context(services=services, viewer=viewer, now=NOW)
         result = await schema.execute(PAGE_QUERY, variable_values={"first": FIRST}, context_value=context)
         assert not result.errors, result.errors
-        # as strawberry's HTTP view encodes it
-        answer = json.dumps({"data": result.data}, separators=(",", ":"))
+        # as the HTTP view encodes it
+        answer = json_body.encode({"data": result.data}).decode()
     return answer
 
 

@@ -18,6 +18,7 @@ from strawberry.exceptions import ConnectionRejectionError, MissingQueryError
 from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
+from api import json_body
 from api.auth import API_KEY_PREFIX, bearer_token, viewer_from_header
 from api.client_address import client_address
 from api.graphql import media
@@ -94,6 +95,11 @@ class GraphQLView(GraphQL[Context, None]):
     @property
     def graphql_ide_html(self) -> str:
         return self.graphiql_html if self.graphiql_html is not None else super().graphql_ide_html
+
+    def encode_json(self, data: object) -> str:
+        # text, not bytes: strawberry sends bytes over WebSockets as binary frames, which
+        # graphql-transport-ws clients do not read
+        return json_body.encode(data).decode()
 
     async def __call__(self, scope, receive, send) -> None:
         """Every answer is JSON (strawberry answers a refused request in plain text), in the
