@@ -73,6 +73,8 @@ def dt(value: Any) -> datetime | None:
     Never raises: out-of-range numbers are clamped to [1970, 9000), anything that
     is not a moment (a string, a boolean, NaN) reads as absent.
     """
+    if type(value) is int and EARLIEST_MS <= value <= LATEST_MS:  # what every writer stores: checked first
+        return datetime.fromtimestamp(value / 1000, tz=UTC)
     if value is None or isinstance(value, bool):
         return None
     if isinstance(value, datetime):
