@@ -1,4 +1,4 @@
-"""Fields read straight from their source, without graphql-core's per-field machinery.
+"""Fields resolved without graphql-core's per-field machinery.
 
 graphql-core executes every field the same way: it looks the field up, builds a
 ``Path`` and a ``GraphQLResolveInfo`` (strawberry's carries fourteen values),
@@ -18,6 +18,12 @@ the executor here calls that function and then
   graphql-core's ``collect_and_execute_subfields``, and reports an error raised
   from inside it with graphql-core's ``handle_field_error``, as ``execute_field``
   would.
+
+A plain resolver that also takes ``info`` (:func:`api.graphql.strawberry_adapter.source_and_info_resolver`:
+``status`` reads the clock, ``customer`` a loader, ``team`` the viewer) is called with a
+:class:`LazyResolveInfo`: ``context`` and ``root_value`` at hand, graphql-core's full
+resolve info built only if the resolver (or an error message) asks for more. Its value
+is then completed exactly as ``execute_field`` completes it, errors included.
 
 Everything else takes graphql-core's own path, and so does a field whose shortcut
 does not give a plain answer: an exception from the resolver, a null where the
@@ -39,13 +45,14 @@ from graphql import GraphQLEnumType, GraphQLNonNull, GraphQLObjectType, GraphQLS
 from graphql.pyutils import Path, Undefined
 from graphql.pyutils.gather_with_cancel import gather_with_cancel
 
-from api.graphql.strawberry_adapter import ExecutorBase, source_only_resolver
+from api.graphql.strawberry_adapter import ExecutorBase, source_and_info_resolver, source_only_resolver
 
-# What a field read directly is: a leaf (coerced) or an object (its selection executed).
-LEAF, OBJECT = "leaf", "object"
-# (response name, LEAF or OBJECT, resolver of the source, output coercion or object type,
+# What a field read directly is: a leaf (coerced), an object (its selection executed), or a
+# field whose resolver also takes ``info`` (completed by graphql-core's ``complete_value``).
+LEAF, OBJECT, WITH_INFO = "leaf", "object", "with info"
+# (response name, kind, resolver, output coercion or object type or the graphql-core field,
 #  nullable, the field's type, its field group)
-Direct = tuple[str, str, Callable[[Any], Any], Any, bool, Any, Any]
+Direct = tuple[str, str, Callable[..., Any], Any, bool, Any, Any]
 # A selection set's plan: the fields read directly, the rest as a grouped field set, the order
 Plan = tuple[list[Direct], dict[str, Any], list[str]]
 
@@ -64,6 +71,16 @@ class LeafFieldsExecutor(ExecutorBase):
         pending: list[str] = []
         try:
             for name, kind, read, how, nullable, field_type, field_details_list in direct:
+                if kind is WITH_INFO:
+                    field_path = Path(path, name, parent_type.name)
+                    info = LazyResolveInfo(self, how, field_details_list, parent_type, field_path)
+                    value = self._resolve_with_info(
+                        read, source_value, info, field_type, field_details_list, field_path, position_context
+                    )
+                    if self.is_awaitable(value):
+                        pending.append(name)
+                    values[name] = value
+                    continue
                 try:
                     value = read(source_value)
                     if value is None:
@@ -109,6 +126,22 @@ class LeafFieldsExecutor(ExecutorBase):
             return self._guarded(completed, field_type, field_details_list, field_path)
         return completed
 
+    def _resolve_with_info(self, resolve, source, info, field_type, field_details_list, field_path, position_context):
+        """``execute_field`` for a plain resolver taking ``info``, given a lazy one."""
+        try:
+            result = resolve(source, info)
+            if self.is_awaitable(result):
+                return self.complete_awaitable_value(
+                    field_type, field_details_list, info.built(), field_path, result, position_context
+                )
+            completed = self.complete_value(field_type, field_details_list, info, field_path, result, position_context)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, field_type, field_details_list, field_path)
+            return None
+        if self.is_awaitable(completed):
+            return self._guarded(completed, field_type, field_details_list, field_path)
+        return completed
+
     async def _guarded(self, completed: Awaitable[Any], field_type, field_details_list, field_path) -> Any:
         try:
             return await completed
@@ -136,8 +169,15 @@ def _plan_of(executor: Any, parent_type: GraphQLObjectType, grouped_field_set: A
     rest: dict[str, Any] = {}
     for name, field_details_list in grouped_field_set.items():
         field = executor.schema.get_field(parent_type, field_details_list[0].node.name.value)
-        read = source_only_resolver(field) if field is not None and not field.args else None
-        if read is None or any(d.node.arguments or d.node.directives for d in field_details_list):
+        plain = field is not None and not field.args
+        if plain and any(d.node.arguments or d.node.directives for d in field_details_list):
+            plain = False
+        resolve = source_and_info_resolver(field) if plain else None
+        if resolve is not None:
+            direct.append((name, WITH_INFO, resolve, field, True, field.type, field_details_list))
+            continue
+        read = source_only_resolver(field) if plain else None
+        if read is None:
             rest[name] = field_details_list
             continue
         nullable = not isinstance(field.type, GraphQLNonNull)
@@ -174,3 +214,39 @@ async def _awaited_in_order(
     if is_awaitable(others):
         others = results[-1]
     return _ordered(order, direct, others)
+
+
+class LazyResolveInfo:
+    """What graphql-core passes a resolver as ``info``, built only if something asks for more
+    than ``context`` or ``root_value`` (which is all this project's resolvers read); anything
+    else, and graphql-core itself on an error, gets the real one, built once."""
+
+    __slots__ = (
+        "_built",
+        "_executor",
+        "_field",
+        "_field_details_list",
+        "_parent_type",
+        "_path",
+        "context",
+        "root_value",
+    )
+
+    def __init__(self, executor: Any, field: Any, field_details_list: Any, parent_type: Any, path: Path) -> None:
+        self.context = executor.context_value
+        self.root_value = executor.root_value
+        self._executor = executor
+        self._field = field
+        self._field_details_list = field_details_list
+        self._parent_type = parent_type
+        self._path = path
+        self._built: Any = None
+
+    def built(self) -> Any:
+        if self._built is None:
+            nodes = [details.node for details in self._field_details_list]
+            self._built = self._executor.build_resolve_info(self._field, nodes, self._parent_type, self._path)
+        return self._built
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.built(), name)

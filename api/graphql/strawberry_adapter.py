@@ -110,13 +110,19 @@ def resolve_directly(schema: Schema) -> list[str]:
             field.resolve = _direct(resolver.wrapped_func, resolver.info_parameter, definition, info_class)
             if resolver.info_parameter is None and not resolver.is_async:
                 field.extensions[SOURCE_ONLY] = resolver.wrapped_func
+            elif not resolver.is_async:
+                field.extensions[SOURCE_AND_INFO] = _with_info(
+                    resolver.wrapped_func, resolver.info_parameter.name, definition, info_class
+                )
             direct.append(f"{type_.name}.{name}")
     return direct
 
 
 # Where a graphql-core field of an object type keeps its resolver as a function of the
-# source alone, when it has one (:func:`source_only_resolver`).
+# source alone, when it has one (:func:`source_only_resolver`), or of the source and the
+# resolve info (:func:`source_and_info_resolver`).
 SOURCE_ONLY = "imbrace_source_only"
+SOURCE_AND_INFO = "imbrace_source_and_info"
 
 
 def mark_source_only_resolvers(schema: Schema) -> list[str]:
@@ -155,6 +161,22 @@ def source_only_resolver(field: GraphQLField) -> Callable[[Any], Any] | None:
     """The field's value as a function of its source alone (:func:`mark_source_only_resolvers`)."""
     extensions = field.extensions
     return extensions.get(SOURCE_ONLY) if extensions else None
+
+
+def source_and_info_resolver(field: GraphQLField) -> Callable[[Any, Any], Any] | None:
+    """The field's plain resolver that also takes ``info``, as ``resolver(source, raw_info)``
+    (``raw_info`` is what graphql-core would pass, or anything answering the same attributes;
+    a strawberry ``Info`` is made around it); None when the field has none (it is ``async``,
+    takes arguments, or is not a method :func:`resolve_directly` hands to graphql-core)."""
+    extensions = field.extensions
+    return extensions.get(SOURCE_AND_INFO) if extensions else None
+
+
+def _with_info(function: Any, keyword: str, definition: Any, info_class: Any) -> Callable[[Any, Any], Any]:
+    def resolve(source: Any, raw_info: Any) -> Any:
+        return function(source, **{keyword: info_class(_raw_info=raw_info, _field=definition)})
+
+    return resolve
 
 
 def _read_with(default_resolver: Callable[[Any, str], Any], name: str) -> Callable[[Any], Any]:
@@ -235,6 +257,7 @@ __all__ = [
     "graphql_schema_of",
     "mark_source_only_resolvers",
     "resolve_directly",
+    "source_and_info_resolver",
     "source_only_resolver",
     "strawberry_field_of",
 ]
