@@ -96,6 +96,9 @@ class LeafFieldsExecutor(ExecutorBase):
                         parent_type, source_value, field_details_list, field_path, position_context
                     )
                 else:
+                    if kind is LEAF:  # a coerced value: never awaitable
+                        values[name] = value
+                        continue
                     if kind is OBJECT and value is not None:
                         field_path = Path(path, name, parent_type.name)
                         value = self._complete_object(
@@ -104,6 +107,8 @@ class LeafFieldsExecutor(ExecutorBase):
                 if self.is_awaitable(value):
                     pending.append(name)
                 values[name] = value
+            if not rest and not pending:
+                return values  # every field read directly, in the selection's order
             others = super().execute_fields(parent_type, source_value, path, rest, position_context) if rest else {}
         except Exception:
             if pending:  # as graphql-core does: what already started must still settle
