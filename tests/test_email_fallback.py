@@ -456,13 +456,19 @@ async def test_last_message_follows_messages_replies_and_delivery_states(make_se
     chat = Chat(org, agent, cid)
 
     async def last() -> dict:
-        """The list's and the chat's lastMessage, checked against the newest entry of `messages`."""
-        data = await org.gql(LAST, {"id": cid})
-        # the newest message, not a system line of the history (those are never the last message)
-        newest = [
-            e["node"] for e in data["conversation"]["messages"]["edges"] if e["node"]["sender"]["kind"] != "SYSTEM"
-        ][-1]
-        [listed] = [e["node"]["lastMessage"] for e in data["conversations"]["edges"] if e["node"]["id"] == cid]
+        """The list's and the chat's lastMessage, checked against the newest entry of `messages`.
+        While the worker is sending, the message is written before its copy on the conversation,
+        so a read in between may see them a step apart: the copy must catch up within seconds."""
+        for _ in range(100):
+            data = await org.gql(LAST, {"id": cid})
+            # the newest message, not a system line of the history (those are never the last message)
+            newest = [
+                e["node"] for e in data["conversation"]["messages"]["edges"] if e["node"]["sender"]["kind"] != "SYSTEM"
+            ][-1]
+            [listed] = [e["node"]["lastMessage"] for e in data["conversations"]["edges"] if e["node"]["id"] == cid]
+            if listed == data["conversation"]["lastMessage"] == newest:
+                return newest
+            await asyncio.sleep(0.05)
         assert listed == data["conversation"]["lastMessage"] == newest
         return newest
 
