@@ -120,26 +120,35 @@ class LeafFieldsExecutor(ExecutorBase):
 
     def _complete_object(self, object_type, field_type, field_details_list, field_path, value, position_context):
         """The selection of an object read directly, with the error handling of ``execute_field``."""
-        try:
-            completed = self.collect_and_execute_subfields(
-                object_type, field_details_list, field_path, value, position_context
-            )
-        except Exception as raw_error:
-            self.handle_field_error(raw_error, field_type, field_details_list, field_path)
-            return None
-        if self.is_awaitable(completed):
-            return self._guarded(completed, field_type, field_details_list, field_path)
-        return completed
+        arguments = (object_type, field_details_list, field_path, value, position_context)
+        return self._with_field_errors(
+            self.collect_and_execute_subfields, arguments, field_type, field_details_list, field_path
+        )
 
     def _resolve_with_info(self, resolve, source, info, field_type, field_details_list, field_path, position_context):
         """``execute_field`` for a plain resolver taking ``info``, given a lazy one."""
+        arguments = (resolve, source, info, field_type, field_details_list, field_path, position_context)
+        return self._with_field_errors(
+            self._resolve_and_complete, arguments, field_type, field_details_list, field_path
+        )
+
+    def _resolve_and_complete(
+        self, resolve, source, info, field_type, field_details_list, field_path, position_context
+    ):
+        result = resolve(source, info)
+        if self.is_awaitable(result):
+            built = info.built()
+            return self.complete_awaitable_value(
+                field_type, field_details_list, built, field_path, result, position_context
+            )
+        return self.complete_value(field_type, field_details_list, info, field_path, result, position_context)
+
+    def _with_field_errors(self, complete, arguments, field_type, field_details_list, field_path) -> Any:
+        """``complete(*arguments)`` handled as ``execute_field`` handles a field's completion: an
+        error nulls the field (or goes up to its parent when the field may not be null), at once
+        or once awaited."""
         try:
-            result = resolve(source, info)
-            if self.is_awaitable(result):
-                return self.complete_awaitable_value(
-                    field_type, field_details_list, info.built(), field_path, result, position_context
-                )
-            completed = self.complete_value(field_type, field_details_list, info, field_path, result, position_context)
+            completed = complete(*arguments)
         except Exception as raw_error:
             self.handle_field_error(raw_error, field_type, field_details_list, field_path)
             return None

@@ -14,7 +14,7 @@ Public strawberry API (``strawberry.*``, ``strawberry.types``,
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
@@ -85,36 +85,31 @@ def resolve_directly(schema: Schema) -> list[str]:
 
     Returns "Type.field" of each field so resolved (checked in tests).
     """
-    core = graphql_schema_of(schema)
     converter = schema.schema_converter
     info_class = schema.config.info_class
-    roots = {core.query_type, core.mutation_type, core.subscription_type}
     direct = []
-    for type_ in core.type_map.values():
-        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__") or type_ in roots:
+    for type_, name, field in _object_fields(schema):
+        definition = strawberry_field_of(field)
+        resolver = getattr(definition, "base_resolver", None)
+        if (
+            resolver is None
+            or resolver.self_parameter is None
+            or resolver.arguments
+            or resolver.parent_parameter is not None
+            or resolver.root_parameter is not None
+            or definition.permission_classes
+            or any(extension.has_resolver for extension in definition.extensions)
+            or converter._get_field_exception_handlers(definition)
+        ):
             continue
-        for name, field in type_.fields.items():
-            definition = strawberry_field_of(field)
-            resolver = getattr(definition, "base_resolver", None)
-            if (
-                resolver is None
-                or resolver.self_parameter is None
-                or resolver.arguments
-                or resolver.parent_parameter is not None
-                or resolver.root_parameter is not None
-                or definition.permission_classes
-                or any(extension.has_resolver for extension in definition.extensions)
-                or converter._get_field_exception_handlers(definition)
-            ):
-                continue
-            field.resolve = _direct(resolver.wrapped_func, resolver.info_parameter, definition, info_class)
-            if resolver.info_parameter is None and not resolver.is_async:
-                field.extensions[SOURCE_ONLY] = resolver.wrapped_func
-            elif not resolver.is_async:
-                field.extensions[SOURCE_AND_INFO] = _with_info(
-                    resolver.wrapped_func, resolver.info_parameter.name, definition, info_class
-                )
-            direct.append(f"{type_.name}.{name}")
+        field.resolve = _direct(resolver.wrapped_func, resolver.info_parameter, definition, info_class)
+        if resolver.info_parameter is None and not resolver.is_async:
+            field.extensions[SOURCE_ONLY] = resolver.wrapped_func
+        elif not resolver.is_async:
+            field.extensions[SOURCE_AND_INFO] = _with_info(
+                resolver.wrapped_func, resolver.info_parameter.name, definition, info_class
+            )
+        direct.append(f"{type_.name}.{name}")
     return direct
 
 
@@ -135,26 +130,31 @@ def mark_source_only_resolvers(schema: Schema) -> list[str]:
     hands to graphql-core, when they take no ``info`` and are not ``async``. Root
     types are left out. Call after :func:`resolve_directly`. Returns "Type.field"
     of each (checked in tests)."""
+    marked = []
+    for type_, name, field in _object_fields(schema):
+        definition = strawberry_field_of(field)
+        if definition is None:
+            continue
+        if SOURCE_ONLY not in field.extensions and definition.is_basic_field:
+            if getattr(field.resolve, "_is_default", False) is not True:
+                continue
+            if definition.default_resolver is getattr:
+                field.extensions[SOURCE_ONLY] = attrgetter(definition.python_name)
+            else:
+                field.extensions[SOURCE_ONLY] = _read_with(definition.default_resolver, definition.python_name)
+        if SOURCE_ONLY in field.extensions:
+            marked.append(f"{type_.name}.{name}")
+    return marked
+
+
+def _object_fields(schema: Schema) -> Iterator[tuple[GraphQLObjectType, str, GraphQLField]]:
+    """The fields of the schema's object types, root and introspection types left out."""
     core = graphql_schema_of(schema)
     roots = {core.query_type, core.mutation_type, core.subscription_type}
-    marked = []
     for type_ in core.type_map.values():
-        if not isinstance(type_, GraphQLObjectType) or type_.name.startswith("__") or type_ in roots:
-            continue
-        for name, field in type_.fields.items():
-            definition = strawberry_field_of(field)
-            if definition is None:
-                continue
-            if SOURCE_ONLY not in field.extensions and definition.is_basic_field:
-                if getattr(field.resolve, "_is_default", False) is not True:
-                    continue
-                if definition.default_resolver is getattr:
-                    field.extensions[SOURCE_ONLY] = attrgetter(definition.python_name)
-                else:
-                    field.extensions[SOURCE_ONLY] = _read_with(definition.default_resolver, definition.python_name)
-            if SOURCE_ONLY in field.extensions:
-                marked.append(f"{type_.name}.{name}")
-    return marked
+        if isinstance(type_, GraphQLObjectType) and not type_.name.startswith("__") and type_ not in roots:
+            for name, field in type_.fields.items():
+                yield type_, name, field
 
 
 def source_only_resolver(field: GraphQLField) -> Callable[[Any], Any] | None:
