@@ -7,6 +7,7 @@ from strawberry.extensions import AddValidationRules, MaxAliasesLimiter, MaxToke
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 
+from api.graphql.direct_fields import DirectFieldsExecutor
 from api.graphql.extensions import (
     CountOperations,
     DocumentValidationCache,
@@ -16,7 +17,6 @@ from api.graphql.extensions import (
     RequireAuthentication,
     SafeParserCache,
 )
-from api.graphql.leaf_fields import LeafFieldsExecutor
 from api.graphql.mutations import Mutation
 from api.graphql.queries import Query
 from api.graphql.scopes import RequireScopes
@@ -104,7 +104,7 @@ def build_schema(settings: Settings | None = None) -> Schema:
         extensions=extensions,
         config=StrawberryConfig(disable_field_suggestions=hide_suggestions),
         # Off only to measure what sharing saves (bench/fanout.py).
-        execution_context_class=SharedEventExecutor if settings.shared_execution else LeafFieldsExecutor,
+        execution_context_class=SharedEventExecutor if settings.shared_execution else DirectFieldsExecutor,
         hide_suggestions=hide_suggestions,
     )
     resolve_directly(schema)

@@ -21,11 +21,11 @@ from typing import Any
 
 from graphql import OperationType
 
-from api.graphql.leaf_fields import LeafFieldsExecutor
+from api.graphql.direct_fields import DirectFieldsExecutor
 from api.graphql.viewer_fields import selects_per_viewer_field
 
 
-class SharedEventExecutor(LeafFieldsExecutor):
+class SharedEventExecutor(DirectFieldsExecutor):
     """graphql-core's executor (plain leaves read directly), with subscription events executed once per sharing key."""
 
     _operation_key: tuple | None = None

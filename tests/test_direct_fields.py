@@ -1,4 +1,4 @@
-"""Fields read directly (api/graphql/leaf_fields.py) answer exactly as graphql-core does.
+"""Fields read directly (api/graphql/direct_fields.py) answer exactly as graphql-core does.
 
 The same small schema is executed twice per query: once with strawberry's own executor,
 once with ours. Data and errors (messages, paths, locations) must be identical. That
@@ -22,7 +22,7 @@ import strawberry
 from graphql.execution.executor import Executor
 
 from api.graphql import strawberry_adapter as adapter
-from api.graphql.leaf_fields import LeafFieldsExecutor
+from api.graphql.direct_fields import DirectFieldsExecutor
 from api.graphql.schema import build_schema
 from api.graphql.strawberry_adapter import mark_source_only_resolvers, resolve_directly
 from bench import pagecpu
@@ -141,7 +141,7 @@ class Query:
 
 def schemas() -> tuple[strawberry.Schema, strawberry.Schema]:
     plain = strawberry.Schema(query=Query)
-    ours = strawberry.Schema(query=Query, execution_context_class=LeafFieldsExecutor)
+    ours = strawberry.Schema(query=Query, execution_context_class=DirectFieldsExecutor)
     resolve_directly(ours)
     marked = mark_source_only_resolvers(ours)
     assert {"Pet.name", "Pet.mood", "Pet.born", "Pet.shout", "Pet.broken", "Owner.name", "Owner.home"} <= set(marked)
@@ -213,7 +213,7 @@ def test_the_pages_plain_fields_skip_graphql_cores_per_field_work(monkeypatch):
     services = pagecpu.services_for(members, customers, conversations)
     schema = build_schema(services.settings)
     assert schema.execution_context_class is not None
-    assert issubclass(schema.execution_context_class, LeafFieldsExecutor)
+    assert issubclass(schema.execution_context_class, DirectFieldsExecutor)
     built = []
     original = Executor.build_resolve_info
 

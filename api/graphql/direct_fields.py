@@ -57,7 +57,7 @@ Direct = tuple[str, str, Callable[..., Any], Any, bool, Any, Any]
 Plan = tuple[list[Direct], dict[str, Any], list[str]]
 
 
-class LeafFieldsExecutor(ExecutorBase):
+class DirectFieldsExecutor(ExecutorBase):
     """graphql-core's executor (as strawberry configures it), with plain fields read directly."""
 
     _direct_plans: dict[int, tuple[Any, Plan | None]] | None = None
