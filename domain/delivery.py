@@ -143,6 +143,11 @@ def may_become(current: DeliveryStatus, reported: DeliveryStatus) -> bool:
     return _RANK[reported] > _RANK[current]
 
 
+def is_final(status: DeliveryStatus) -> bool:
+    """Nothing a provider or a watermark reports can move a delivery on from here (READ, FAILED)."""
+    return not any(may_become(status, reported) for reported in DeliveryStatus)
+
+
 def statuses_that_may_become(reported: DeliveryStatus) -> tuple[DeliveryStatus, ...]:
     """The condition a store update is made under, so two reports can't race backwards."""
     return tuple(s for s in DeliveryStatus if may_become(s, reported))

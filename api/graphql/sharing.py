@@ -26,7 +26,8 @@ from api.graphql.viewer_fields import selects_per_viewer_field
 
 
 class SharedEventExecutor(DirectFieldsExecutor):
-    """graphql-core's executor (plain leaves read directly), with subscription events executed once per sharing key."""
+    """graphql-core's executor (plain fields resolved directly), with subscription events executed once per
+    sharing key."""
 
     _operation_key: tuple | None = None
 

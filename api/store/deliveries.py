@@ -26,12 +26,14 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from api.store import codec
 from api.store.codec import ms
+from domain.delivery import is_final
 from domain.entities import Attachment, Delivery, Message
 from domain.enums import DeliveryStatus, DeliveryVia
 
 OUTBOX_FIELDS = ("outbox_due", "outbox_claim", "outbox_claimed_at", "outbox_sending", "outbox_order")
 _CLAIM_FIELDS = ("outbox_claim", "outbox_claimed_at", "outbox_sending")
-_NO_MORE_RECEIPTS = (DeliveryStatus.READ.value, DeliveryStatus.FAILED.value)  # no watermark moves these
+# the statuses no receipt moves on from (READ, FAILED): such a reply leaves the receipts index
+_NO_MORE_RECEIPTS = tuple(s.value for s in DeliveryStatus if is_final(s))
 
 
 @dataclass(frozen=True, slots=True)
